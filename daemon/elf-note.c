@@ -1,0 +1,495 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * GNU build ID lookup in ELF images.
+ *
+ * The image is untrusted: it may be a file an unprivileged user planted or
+ * the memory of a process we inspect. So the parser reads every header on
+ * its own through the callback into a small stack buffer, decodes fields
+ * byte by byte in the image's byte order (never casting a struct over the
+ * bytes, which would break on the other byte order and on misaligned data),
+ * checks each offset and size against the image size before it reads, and
+ * bounds the number of headers and notes it walks. It allocates nothing.
+ *
+ * <elf.h> is used for constants and for the field offsets of its structs
+ * (offsetof/sizeof), which are the on-disk layout by definition.
+ */
+
+#include <assert.h>
+#include <elf.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "elf-note.h"
+#include "macro.h"
+
+/*
+ * Bounds on the work one image can cause. Real binaries have a dozen
+ * program headers and a handful of notes; the limits only stop a hostile
+ * image (for example thousands of PT_NOTE headers all pointing at one big
+ * segment of empty notes) from making us spin. 65536 program headers is
+ * well above anything a linker emits but still only 65536 small reads.
+ */
+#define ELF_PHDRS_MAX 65536U
+#define ELF_NOTES_PER_SEGMENT_MAX 4096U
+#define ELF_NOTES_MAX (4U * ELF_NOTES_PER_SEGMENT_MAX)
+
+/* n_namesz, n_descsz, n_type: three 32-bit words in both classes. */
+#define ELF_NHDR_SIZE 12U
+
+/* The note name GNU tools use, with its terminating NUL (n_namesz 4). */
+#define ELF_NOTE_NAME_GNU "GNU"
+#define ELF_NOTE_NAME_GNU_SIZE sizeof(ELF_NOTE_NAME_GNU)
+
+/*
+ * Where the fields we need live in each class. Addresses, offsets and
+ * sizes ("words") are 4 bytes in ELF32 and 8 in ELF64; the rest is the
+ * same width in both. Note that Elf32_Phdr orders p_flags differently.
+ */
+typedef struct ElfLayout {
+        size_t word;
+        size_t ehdr_size;
+        size_t e_phoff;
+        size_t e_shoff;
+        size_t e_phentsize;
+        size_t e_phnum;
+        size_t e_shentsize;
+        size_t phdr_size;
+        size_t p_type;
+        size_t p_offset;
+        size_t p_filesz;
+        size_t p_align;
+        size_t shdr_size;
+        size_t sh_info;
+} ElfLayout;
+
+static const ElfLayout elf_layout_32 = {
+        .word = 4,
+        .ehdr_size = sizeof(Elf32_Ehdr),
+        .e_phoff = offsetof(Elf32_Ehdr, e_phoff),
+        .e_shoff = offsetof(Elf32_Ehdr, e_shoff),
+        .e_phentsize = offsetof(Elf32_Ehdr, e_phentsize),
+        .e_phnum = offsetof(Elf32_Ehdr, e_phnum),
+        .e_shentsize = offsetof(Elf32_Ehdr, e_shentsize),
+        .phdr_size = sizeof(Elf32_Phdr),
+        .p_type = offsetof(Elf32_Phdr, p_type),
+        .p_offset = offsetof(Elf32_Phdr, p_offset),
+        .p_filesz = offsetof(Elf32_Phdr, p_filesz),
+        .p_align = offsetof(Elf32_Phdr, p_align),
+        .shdr_size = sizeof(Elf32_Shdr),
+        .sh_info = offsetof(Elf32_Shdr, sh_info),
+};
+
+static const ElfLayout elf_layout_64 = {
+        .word = 8,
+        .ehdr_size = sizeof(Elf64_Ehdr),
+        .e_phoff = offsetof(Elf64_Ehdr, e_phoff),
+        .e_shoff = offsetof(Elf64_Ehdr, e_shoff),
+        .e_phentsize = offsetof(Elf64_Ehdr, e_phentsize),
+        .e_phnum = offsetof(Elf64_Ehdr, e_phnum),
+        .e_shentsize = offsetof(Elf64_Ehdr, e_shentsize),
+        .phdr_size = sizeof(Elf64_Phdr),
+        .p_type = offsetof(Elf64_Phdr, p_type),
+        .p_offset = offsetof(Elf64_Phdr, p_offset),
+        .p_filesz = offsetof(Elf64_Phdr, p_filesz),
+        .p_align = offsetof(Elf64_Phdr, p_align),
+        .shdr_size = sizeof(Elf64_Shdr),
+        .sh_info = offsetof(Elf64_Shdr, sh_info),
+};
+
+/* One parse: the reader, what e_ident told us, and the remaining note budget. */
+typedef struct ElfImage {
+        ElfReadFn read;
+        void *userdata;
+        uint64_t size;
+        const ElfLayout *layout;
+        bool msb;
+        unsigned notes_left;
+} ElfImage;
+
+/* Decode an unsigned integer of @n bytes (at most 8) in the image's byte order. */
+static uint64_t elf_image_decode(const ElfImage *img, const uint8_t *p, size_t n) {
+        uint64_t v = 0;
+
+        assert(n > 0 && n <= sizeof(uint64_t));
+
+        for (size_t i = 0; i < n; i++) {
+                size_t byte = img->msb ? i : n - 1 - i;
+
+                v = (v << 8) | p[byte];
+        }
+        return v;
+}
+
+static uint32_t elf_image_get32(const ElfImage *img, const uint8_t *p) {
+        return (uint32_t) elf_image_decode(img, p, 4);
+}
+
+static uint16_t elf_image_get16(const ElfImage *img, const uint8_t *p) {
+        return (uint16_t) elf_image_decode(img, p, 2);
+}
+
+/* An address, offset or size: 4 bytes in ELF32, 8 in ELF64. */
+static uint64_t elf_image_get_word(const ElfImage *img, const uint8_t *p) {
+        return elf_image_decode(img, p, img->layout->word);
+}
+
+/* Whether [off, off + n) lies inside the image, written so that nothing can wrap. */
+static bool elf_image_contains(const ElfImage *img, uint64_t off, uint64_t n) {
+        return off <= img->size && n <= img->size - off;
+}
+
+/* The only way the parser touches the image: bounds first, then the callback. */
+static int elf_image_read(const ElfImage *img, uint64_t off, void *buf, size_t n) {
+        if (!elf_image_contains(img, off, n))
+                return -EBADMSG;
+
+        return img->read(img->userdata, off, buf, n);
+}
+
+/* Round @x up to @align (a power of two); false if that does not fit in 64 bits. */
+static bool elf_align_up(uint64_t x, uint64_t align, uint64_t *ret) {
+        if (x > UINT64_MAX - (align - 1))
+                return false;
+
+        *ret = ALIGN_POW2(x, align);
+        return true;
+}
+
+/*
+ * Check e_ident and pick the class layout and byte order. An input that
+ * does not start with the ELF magic is "not ELF" (-ENOEXEC), including one
+ * too short to hold the magic. An input with the magic but cut off before
+ * the end of e_ident is an ELF file that is truncated (-EBADMSG). We do not
+ * look at EI_VERSION or EI_OSABI: nothing we read depends on them.
+ */
+static int elf_image_identify(ElfImage *img) {
+        uint8_t ident[EI_NIDENT];
+        int r;
+
+        if (img->size < SELFMAG)
+                return -ENOEXEC;
+
+        r = elf_image_read(img, 0, ident, MIN(img->size, (uint64_t) EI_NIDENT));
+        if (r < 0)
+                return r;
+
+        if (memcmp(ident, ELFMAG, SELFMAG) != 0)
+                return -ENOEXEC;
+        if (img->size < EI_NIDENT)
+                return -EBADMSG;
+
+        switch (ident[EI_CLASS]) {
+        case ELFCLASS32:
+                img->layout = &elf_layout_32;
+                break;
+        case ELFCLASS64:
+                img->layout = &elf_layout_64;
+                break;
+        default:
+                return -ENOEXEC;
+        }
+
+        switch (ident[EI_DATA]) {
+        case ELFDATA2LSB:
+                img->msb = false;
+                break;
+        case ELFDATA2MSB:
+                img->msb = true;
+                break;
+        default:
+                return -ENOEXEC;
+        }
+
+        return 0;
+}
+
+/*
+ * The number of program headers. When it does not fit in e_phnum, e_phnum
+ * is PN_XNUM and the real count sits in sh_info of section header 0 (gABI
+ * "extended program header numbering", used by large core files). That
+ * section header must then exist and be whole.
+ */
+static int elf_image_count_phdrs(const ElfImage *img, const uint8_t *ehdr, uint64_t *ret) {
+        const ElfLayout *l = img->layout;
+        uint8_t info[4];
+        uint64_t shoff;
+        uint16_t phnum;
+        int r;
+
+        phnum = elf_image_get16(img, ehdr + l->e_phnum);
+        if (phnum != PN_XNUM) {
+                *ret = phnum;
+                return 0;
+        }
+
+        shoff = elf_image_get_word(img, ehdr + l->e_shoff);
+        if (shoff == 0)
+                return -EBADMSG;
+        if (elf_image_get16(img, ehdr + l->e_shentsize) < l->shdr_size)
+                return -EBADMSG;
+        if (!elf_image_contains(img, shoff, l->shdr_size))
+                return -EBADMSG;
+
+        r = elf_image_read(img, shoff + l->sh_info, info, sizeof(info));
+        if (r < 0)
+                return r;
+
+        *ret = elf_image_get32(img, info);
+        return 0;
+}
+
+/*
+ * Walk the notes of the segment [seg_off, seg_off + seg_size), already
+ * known to lie inside the image. Each note is a 12-byte header, the name
+ * and the descriptor. The name starts right after the header; the
+ * descriptor and the next note start at the next multiple of @align from
+ * the segment start (4, or 8 for segments with p_align 8 such as
+ * .note.gnu.property on x86-64).
+ *
+ * Like the kernel, we stop when less than a whole header is left: those
+ * bytes are taken as padding, and the last note's descriptor need not be
+ * padded either. A name or descriptor running past the segment end is
+ * -EBADMSG. A GNU build-ID note whose descriptor is empty or longer than
+ * BUILD_ID_MAX is -EBADMSG too, rather than skipped: no linker writes one,
+ * and returning 0 for it would claim "no build ID" for an image that does
+ * carry one we cannot hold.
+ *
+ * Returns the build ID length with the ID in @id, 0 if the segment has
+ * none, or a negative errno.
+ */
+static int elf_image_scan_notes(
+                ElfImage *img,
+                uint64_t seg_off,
+                uint64_t seg_size,
+                uint64_t align,
+                uint8_t id[static BUILD_ID_MAX]) {
+
+        uint64_t pos = 0;
+        int r;
+
+        for (unsigned n = 0;; n++) {
+                uint8_t nhdr[ELF_NHDR_SIZE], name[ELF_NOTE_NAME_GNU_SIZE];
+                uint64_t name_off, desc_off, next;
+                uint32_t namesz, descsz, type;
+
+                if (seg_size - pos < ELF_NHDR_SIZE)
+                        return 0;
+
+                if (n >= ELF_NOTES_PER_SEGMENT_MAX || img->notes_left == 0)
+                        return -EBADMSG;
+                img->notes_left--;
+
+                r = elf_image_read(img, seg_off + pos, nhdr, sizeof(nhdr));
+                if (r < 0)
+                        return r;
+
+                namesz = elf_image_get32(img, nhdr);
+                descsz = elf_image_get32(img, nhdr + 4);
+                type = elf_image_get32(img, nhdr + 8);
+
+                /* All positions are relative to the segment and stay <= seg_size. */
+                name_off = pos + ELF_NHDR_SIZE;
+                if (namesz > seg_size - name_off)
+                        return -EBADMSG;
+
+                if (!elf_align_up(name_off + namesz, align, &desc_off) ||
+                    desc_off > seg_size ||
+                    descsz > seg_size - desc_off)
+                        return -EBADMSG;
+
+                if (type == NT_GNU_BUILD_ID && namesz == ELF_NOTE_NAME_GNU_SIZE) {
+                        r = elf_image_read(img, seg_off + name_off, name, sizeof(name));
+                        if (r < 0)
+                                return r;
+
+                        if (memcmp(name, ELF_NOTE_NAME_GNU, ELF_NOTE_NAME_GNU_SIZE) == 0) {
+                                if (descsz == 0 || descsz > BUILD_ID_MAX)
+                                        return -EBADMSG;
+
+                                r = elf_image_read(img, seg_off + desc_off, id, descsz);
+                                if (r < 0)
+                                        return r;
+
+                                return (int) descsz;
+                        }
+                }
+
+                if (!elf_align_up(desc_off + descsz, align, &next) || next >= seg_size)
+                        return 0;
+                pos = next;
+        }
+}
+
+int elf_read_build_id(ElfReadFn read, void *userdata, uint64_t size, uint8_t ret[static BUILD_ID_MAX]) {
+        ElfImage img = {
+                .read = read,
+                .userdata = userdata,
+                .size = size,
+                .notes_left = ELF_NOTES_MAX,
+        };
+        uint8_t ehdr[sizeof(Elf64_Ehdr)];
+        uint64_t phoff, phnum;
+        uint16_t phentsize;
+        const ElfLayout *l;
+        int r;
+
+        assert(read);
+        assert(ret);
+
+        r = elf_image_identify(&img);
+        if (r < 0)
+                return r;
+        l = img.layout;
+
+        if (size < l->ehdr_size)
+                return -EBADMSG;
+        r = elf_image_read(&img, 0, ehdr, l->ehdr_size);
+        if (r < 0)
+                return r;
+
+        r = elf_image_count_phdrs(&img, ehdr, &phnum);
+        if (r < 0)
+                return r;
+
+        /* Relocatable objects have no program headers (and e_phentsize 0): no build ID to find. */
+        if (phnum == 0)
+                return 0;
+        if (phnum > ELF_PHDRS_MAX)
+                return -EBADMSG;
+
+        /*
+         * A larger e_phentsize is allowed (the gABI gives the entry size for
+         * that reason); we read the part we know. The table must fit whole:
+         * phnum <= 2^16 and phentsize < 2^16, so the product cannot wrap,
+         * and elf_image_contains() cannot either.
+         */
+        phoff = elf_image_get_word(&img, ehdr + l->e_phoff);
+        phentsize = elf_image_get16(&img, ehdr + l->e_phentsize);
+        if (phentsize < l->phdr_size)
+                return -EBADMSG;
+        if (!elf_image_contains(&img, phoff, phnum * phentsize))
+                return -EBADMSG;
+
+        for (uint64_t i = 0; i < phnum; i++) {
+                uint8_t phdr[sizeof(Elf64_Phdr)], id[BUILD_ID_MAX];
+                uint64_t seg_off, seg_size, align;
+
+                r = elf_image_read(&img, phoff + i * phentsize, phdr, l->phdr_size);
+                if (r < 0)
+                        return r;
+
+                if (elf_image_get32(&img, phdr + l->p_type) != PT_NOTE)
+                        continue;
+
+                seg_off = elf_image_get_word(&img, phdr + l->p_offset);
+                seg_size = elf_image_get_word(&img, phdr + l->p_filesz);
+                align = elf_image_get_word(&img, phdr + l->p_align);
+
+                if (!elf_image_contains(&img, seg_off, seg_size))
+                        return -EBADMSG;
+
+                /* The gABI says 4; 8-byte notes are marked by p_align 8. Anything else means 4. */
+                r = elf_image_scan_notes(&img, seg_off, seg_size, align == 8 ? 8 : 4, id);
+                if (r < 0)
+                        return r;
+                if (r > 0) {
+                        /* The first build ID wins; later headers are not looked at. */
+                        memcpy(ret, id, r);
+                        return r;
+                }
+        }
+
+        return 0;
+}
+
+typedef struct ElfBuffer {
+        const uint8_t *data;
+        size_t size;
+} ElfBuffer;
+
+static int elf_buffer_read(void *userdata, uint64_t off, void *buf, size_t n) {
+        const ElfBuffer *b = userdata;
+
+        /* The parser never asks past the end; refuse anyway rather than trust that. */
+        if (off > b->size || n > b->size - off)
+                return -EIO;
+
+        memcpy(buf, b->data + off, n);
+        return 0;
+}
+
+int elf_build_id_from_buffer(const void *buf, size_t size, uint8_t ret[static BUILD_ID_MAX]) {
+        ElfBuffer b = {
+                .data = buf,
+                .size = size,
+        };
+
+        assert(buf || size == 0);
+
+        return elf_read_build_id(elf_buffer_read, &b, size, ret);
+}
+
+/*
+ * /proc/PID/mem takes offsets above INT64_MAX (the kernel marks it
+ * FMODE_UNSIGNED_OFFSET), so we pass the full 64-bit position converted to
+ * off_t. That needs a 64-bit off_t: 32-bit builds must use
+ * _FILE_OFFSET_BITS=64.
+ */
+_Static_assert(sizeof(off_t) == sizeof(uint64_t), "elf-note needs a 64-bit off_t");
+
+typedef struct ElfFile {
+        int fd;
+        uint64_t base;
+} ElfFile;
+
+static int elf_file_read(void *userdata, uint64_t off, void *buf, size_t n) {
+        const ElfFile *f = userdata;
+        uint8_t *p = buf;
+        uint64_t pos;
+
+        /* elf_build_id_from_fd() checked that base + size does not wrap. */
+        pos = f->base + off;
+
+        /*
+         * pread() may return less than asked (a /proc/PID/mem read stops at an
+         * unmapped page); ask again for the rest, so that only a read that
+         * makes no progress at all, i.e. end of file, turns into -EIO.
+         */
+        while (n > 0) {
+                ssize_t k;
+
+                k = pread(f->fd, p, n, (off_t) pos);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (k == 0)
+                        return -EIO;
+
+                p += k;
+                n -= (size_t) k;
+                pos += (uint64_t) k;
+        }
+
+        return 0;
+}
+
+int elf_build_id_from_fd(int fd, uint64_t base, uint64_t size, uint8_t ret[static BUILD_ID_MAX]) {
+        ElfFile f = {
+                .fd = fd,
+                .base = base,
+        };
+
+        if (fd < 0)
+                return -EBADF;
+        if (size > UINT64_MAX - base)
+                return -EINVAL;
+
+        return elf_read_build_id(elf_file_read, &f, size, ret);
+}

@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * Reading the GNU build ID of an ELF image.
+ *
+ * The image is reached through a read callback so the same bounds-checked
+ * parser serves files (pread), another process's memory (/proc/PID/mem,
+ * for the vDSO) and in-memory buffers (tests, fuzzing). Both ELF classes
+ * and both byte orders are understood. The parser trusts no field of the
+ * image: every offset and size is checked against @size before use, and
+ * the number of headers and notes it walks is bounded.
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Longest build ID we keep. GNU ld writes 16 (md5/uuid) or 20 (sha1). */
+#define BUILD_ID_MAX 64
+
+/*
+ * Read exactly @n bytes at offset @off of the image into @buf. Returns 0
+ * or a negative errno (a short read is -EIO). The parser never asks for
+ * bytes past the @size it was given.
+ */
+typedef int (*ElfReadFn)(void *userdata, uint64_t off, void *buf, size_t n);
+
+/*
+ * Find the NT_GNU_BUILD_ID note in the PT_NOTE segments of the image of
+ * @size bytes read through @read. On success copies the build ID to @ret
+ * and returns its length (1..BUILD_ID_MAX); returns 0 when the image is a
+ * valid ELF file without a build ID.
+ *
+ * The first GNU build-ID note (name "GNU", type NT_GNU_BUILD_ID) found
+ * walking the program headers in order wins; headers after it are not
+ * looked at. @ret is written only when a build ID is returned.
+ *
+ * Errors:
+ *   -ENOEXEC  not an ELF image: shorter than the 4 magic bytes, bad
+ *             magic, or unknown EI_CLASS or EI_DATA
+ *   -EBADMSG  malformed: e_ident or the ELF header truncated; the program
+ *             header table, a PT_NOTE segment, or section header 0 (for
+ *             PN_XNUM) out of bounds; e_phentsize smaller than a program
+ *             header; a note name or descriptor running past its segment;
+ *             a GNU build-ID note with an empty descriptor or one longer
+ *             than BUILD_ID_MAX; more than 65536 program headers, 4096
+ *             notes in one segment or 16384 notes in all
+ *   other     passed up from @read
+ */
+int elf_read_build_id(ElfReadFn read, void *userdata, uint64_t size, uint8_t ret[static BUILD_ID_MAX]);
+
+/* elf_read_build_id() on an in-memory image. */
+int elf_build_id_from_buffer(const void *buf, size_t size, uint8_t ret[static BUILD_ID_MAX]);
+
+/*
+ * elf_read_build_id() on the image of @size bytes at offset @base of @fd,
+ * read with pread(). Works for regular files (@base 0, @size from fstat)
+ * and for /proc/PID/mem (@base the mapping's start address). @fd is
+ * borrowed, not closed; its file position is not changed.
+ *
+ * Errors, besides those of elf_read_build_id():
+ *   -EBADF    @fd is negative (or not open: from pread())
+ *   -EINVAL   @base + @size does not fit in 64 bits
+ *   -EIO      the file ended before @size bytes (also: a page of
+ *             /proc/PID/mem could not be read)
+ *   other     -errno from pread(), e.g. -EACCES
+ */
+int elf_build_id_from_fd(int fd, uint64_t base, uint64_t size, uint8_t ret[static BUILD_ID_MAX]);

@@ -1,0 +1,630 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/openat2.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "elf-note.h"
+#include "macro.h"
+#include "parse-util.h"
+#include "proc.h"
+
+/* From the kernel's include/linux/sched.h: the task is a kernel thread. */
+#define PF_KTHREAD 0x00200000U
+
+struct Proc {
+        pid_t pid;
+        VmaBackend backend;
+        int dir_fd;                     /* /proc/PID of the process attached to */
+        uint64_t start_time;
+        VmaSource *source;              /* NULL: address space gone, reattach first */
+};
+
+static const char *const norm_kind_names[_NORM_KIND_MAX] = {
+        [NORM_MODULE]    = "module",
+        [NORM_UNMAPPED]  = "unmapped",
+        [NORM_ANONYMOUS] = "anonymous",
+        [NORM_SPECIAL]   = "special",
+};
+
+const char *norm_kind_to_string(NormKind k) {
+        if (k < 0 || k >= _NORM_KIND_MAX)
+                return NULL;
+        return norm_kind_names[k];
+}
+
+NormKind norm_kind_from_string(const char *s) {
+        for (NormKind k = 0; k < _NORM_KIND_MAX; k++)
+                if (strcmp(s, norm_kind_names[k]) == 0)
+                        return k;
+        return _NORM_KIND_INVALID;
+}
+
+/* A file of a dead process's /proc directory is gone, not missing. */
+static int openat_proc(int dir_fd, const char *name, int flags) {
+        int fd;
+
+        fd = openat(dir_fd, name, flags|O_CLOEXEC|O_NOCTTY);
+        if (fd < 0)
+                return errno == ENOENT ? -ESRCH : -errno;
+        return fd;
+}
+
+int proc_read_start_time(int dir_fd, uint64_t *ret) {
+        _cleanup_close_ int fd = -EBADF;
+        char buf[4096], *p, *e;
+        uint64_t flags = 0, start_time = 0;
+        char state = 0;
+        ssize_t n;
+
+        fd = openat_proc(dir_fd, "stat", O_RDONLY);
+        if (fd < 0)
+                return fd;
+
+        do
+                n = read(fd, buf, sizeof(buf) - 1);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return errno == ENOENT ? -ESRCH : -errno;
+        if (n == 0)
+                return -ESRCH;
+        buf[n] = '\0';
+
+        /*
+         * "PID (COMM) STATE PPID ...": COMM may hold spaces and parentheses,
+         * so the fields start after the last ')'.
+         */
+        p = strrchr(buf, ')');
+        if (!p || p[1] != ' ')
+                return -EBADMSG;
+        p += 2;
+
+        for (unsigned field = 3; field <= 22; field++) {
+                size_t len;
+
+                e = strchr(p, ' ');
+                len = e ? (size_t) (e - p) : strlen(p);
+                if (len == 0)
+                        return -EBADMSG;
+
+                if (field == 3) {
+                        if (len != 1)
+                                return -EBADMSG;
+                        state = p[0];
+                } else if (field == 9) {
+                        if (parse_u64_n(p, len, 10, &flags) < 0)
+                                return -EBADMSG;
+                } else if (field == 22) {
+                        if (parse_u64_n(p, len, 10, &start_time) < 0)
+                                return -EBADMSG;
+                        break;
+                }
+
+                if (!e)
+                        return -EBADMSG;
+                p = e + 1;
+        }
+
+        /* Zombies, dead tasks and kernel threads have no address space. */
+        if (state == 'Z' || state == 'X' || state == 'x' || (flags & PF_KTHREAD))
+                return -ENXIO;
+
+        *ret = start_time;
+        return 0;
+}
+
+/* Attach to the process behind @dir_fd: its start time and a source on its current map. */
+static int proc_attach(Proc *p, int dir_fd) {
+        _cleanup_close_ int maps_fd = -EBADF;
+        VmaSource *source = NULL;
+        uint64_t start_time;
+        int r;
+
+        r = proc_read_start_time(dir_fd, &start_time);
+        if (r < 0)
+                return r;
+
+        maps_fd = openat_proc(dir_fd, "maps", O_RDONLY);
+        if (maps_fd < 0)
+                return maps_fd;
+
+        r = vma_source_new(&source, TAKE_FD(maps_fd), p->backend);
+        if (r < 0)
+                return r;
+
+        vma_source_free(p->source);
+        p->source = source;
+        p->start_time = start_time;
+        return 0;
+}
+
+static int proc_open_dir(pid_t pid) {
+        char path[sizeof("/proc/") + 3 * sizeof(pid_t)];
+        int fd;
+
+        snprintf(path, sizeof(path), "/proc/%d", (int) pid);
+        fd = open(path, O_PATH|O_DIRECTORY|O_CLOEXEC);
+        if (fd < 0)
+                return errno == ENOENT ? -ESRCH : -errno;
+        return fd;
+}
+
+int proc_open(Proc **ret, pid_t pid, VmaBackend backend) {
+        _cleanup_(proc_freep) Proc *p = NULL;
+        int r;
+
+        if (pid <= 0 || (backend != VMA_BACKEND_IOCTL && backend != VMA_BACKEND_TEXT))
+                return -EINVAL;
+
+        p = calloc(1, sizeof(*p));
+        if (!p)
+                return -ENOMEM;
+        p->pid = pid;
+        p->backend = backend;
+        p->dir_fd = proc_open_dir(pid);
+        if (p->dir_fd < 0)
+                return p->dir_fd;
+
+        r = proc_attach(p, p->dir_fd);
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(p);
+        return 0;
+}
+
+Proc *proc_free(Proc *p) {
+        if (!p)
+                return NULL;
+        vma_source_free(p->source);
+        safe_close(p->dir_fd);
+        free(p);
+        return NULL;
+}
+
+pid_t proc_pid(const Proc *p) {
+        return p->pid;
+}
+
+uint64_t proc_start_time(const Proc *p) {
+        return p->start_time;
+}
+
+/*
+ * The address space we were attached to is gone. If the process itself
+ * lives on (it exec'd), attach to its new map through the pinned directory.
+ * Otherwise the pid may have been reused: look it up afresh.
+ */
+static int proc_reattach(Proc *p) {
+        int r, dir_fd;
+
+        p->source = vma_source_free(p->source);
+
+        r = proc_attach(p, p->dir_fd);
+        if (r != -ESRCH)
+                return r;
+
+        dir_fd = proc_open_dir(p->pid);
+        if (dir_fd < 0)
+                return dir_fd;
+        safe_close(p->dir_fd);
+        p->dir_fd = dir_fd;
+
+        return proc_attach(p, p->dir_fd);
+}
+
+static int proc_prepare(Proc *p, const NormalizeOptions *opts, bool *reattached) {
+        int r;
+
+        if (!p->source) {
+                r = proc_reattach(p);
+                if (r < 0)
+                        return r;
+                *reattached = true;
+        }
+
+        if (opts && (opts->flags & NORMALIZE_PIN) && opts->start_time != p->start_time)
+                return -ESTALE;
+        return 0;
+}
+
+/*
+ * Open the file a VMA maps, to read its build ID. The target controls its
+ * files, so we open only regular files, never block on open (O_NONBLOCK: a
+ * FIFO swapped in), and never follow its symlinks out of its root.
+ */
+static int proc_open_vma_file(Proc *p, const Vma *v) {
+        _cleanup_close_ int root_fd = -EBADF, fd = -EBADF;
+        char map_files[sizeof("map_files/-") + 32];
+        struct open_how how = {
+                .flags = O_RDONLY|O_CLOEXEC|O_NOCTTY|O_NONBLOCK,
+                .resolve = RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS,
+        };
+        struct stat st;
+
+        /*
+         * map_files/START-END is the mapped file itself, even when deleted
+         * or in another mount namespace, but needs CAP_SYS_ADMIN (or
+         * CAP_CHECKPOINT_RESTORE). Devices can be mapped too: look before
+         * opening.
+         */
+        snprintf(map_files, sizeof(map_files), "map_files/%" PRIx64 "-%" PRIx64, v->start, v->end);
+        if (fstatat(p->dir_fd, map_files, &st, 0) >= 0) {
+                if (!S_ISREG(st.st_mode))
+                        return -EBADFD;
+                fd = openat_proc(p->dir_fd, map_files, O_RDONLY|O_NONBLOCK);
+                if (fd >= 0)
+                        return TAKE_FD(fd);
+        }
+
+        /*
+         * Else the path as the process sees it, resolved inside its root.
+         * A deleted file cannot be found by name, and whatever is found
+         * there must be the very file that is mapped, or we would report
+         * another file's build ID.
+         */
+        if (v->deleted || v->name[0] != '/')
+                return -ENOENT;
+        root_fd = openat_proc(p->dir_fd, "root", O_PATH|O_DIRECTORY);
+        if (root_fd < 0)
+                return root_fd;
+        fd = (int) syscall(SYS_openat2, root_fd, v->name + 1, &how, sizeof(how));
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode) || st.st_ino != v->inode ||
+            major(st.st_dev) != v->dev_major || minor(st.st_dev) != v->dev_minor)
+                return -ENOENT;
+
+        return TAKE_FD(fd);
+}
+
+/*
+ * Find the build ID of the file (or vDSO) behind @v when the kernel did
+ * not give one. Returns its length, or 0 when there is none or it cannot
+ * be read: build IDs are best effort and never fail a request.
+ */
+static size_t proc_read_build_id(Proc *p, const Vma *v, uint8_t ret[static BUILD_ID_MAX]) {
+        _cleanup_close_ int fd = -EBADF;
+        struct stat st;
+        int r;
+
+        if (v->kind == VMA_KIND_VDSO) {
+                /* The vDSO has no file: read its image from the process's memory. */
+                fd = openat_proc(p->dir_fd, "mem", O_RDONLY);
+                if (fd < 0)
+                        return 0;
+                r = elf_build_id_from_fd(fd, v->start, v->end - v->start, ret);
+                return r > 0 ? (size_t) r : 0;
+        }
+
+        if (v->kind != VMA_KIND_FILE)
+                return 0;
+
+        fd = proc_open_vma_file(p, v);
+        if (fd < 0)
+                return 0;
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+                return 0;
+        r = elf_build_id_from_fd(fd, 0, (uint64_t) st.st_size, ret);
+        return r > 0 ? (size_t) r : 0;
+}
+
+/*
+ * The build ID of the file behind @v: from the kernel when the ioctl
+ * backend can ask (unless @asked, it did already), else from the file.
+ * May reuse the source, so @v->name is not valid afterwards.
+ */
+static size_t proc_vma_build_id(Proc *p, const Vma *v, bool asked, uint8_t ret[static BUILD_ID_MAX]) {
+        if (v->kind == VMA_KIND_FILE && vma_source_backend(p->source) == VMA_BACKEND_IOCTL) {
+                Vma k;
+
+                if (asked)
+                        k = *v;
+                else if (vma_source_find(p->source, v->start, VMA_FIND_BUILD_ID, &k) <= 0 ||
+                         k.start != v->start)
+                        k.build_id_len = 0;
+
+                /* Zero means none, or the kernel could not read it: try ourselves. */
+                if (k.build_id_len > 0) {
+                        memcpy(ret, k.build_id, k.build_id_len);
+                        return k.build_id_len;
+                }
+        }
+
+        return proc_read_build_id(p, v, ret);
+}
+
+Normalization *normalization_free(Normalization *n) {
+        if (!n)
+                return NULL;
+        for (size_t i = 0; i < n->n_modules; i++) {
+                free(n->modules[i].path);
+                free(n->modules[i].map_files);
+        }
+        free(n->modules);
+        free(n->results);
+        free(n);
+        return NULL;
+}
+
+static bool module_matches(const NormModule *m, const Vma *v) {
+        if (v->kind == VMA_KIND_VDSO)
+                return m->vdso;
+        if (m->vdso || m->inode != v->inode || m->dev_major != v->dev_major || m->dev_minor != v->dev_minor)
+                return false;
+        /* Without an inode number the path is all we have to tell files apart. */
+        return v->inode != 0 || strcmp(m->path, v->name) == 0;
+}
+
+typedef struct NormalizeState {
+        Proc *proc;
+        const NormalizeOptions *opts;
+        Normalization *out;
+        size_t n_modules_allocated;
+        uint32_t last_module;
+} NormalizeState;
+
+/* The index of @v's module in this batch, added on first sight. */
+static int normalize_module(NormalizeState *s, const Vma *v, uint32_t *ret) {
+        Normalization *out = s->out;
+        NormModule *m;
+
+        /* VMAs of one file usually follow each other: try the last one first. */
+        if (s->last_module < out->n_modules && module_matches(&out->modules[s->last_module], v)) {
+                *ret = s->last_module;
+                return 0;
+        }
+        for (size_t i = 0; i < out->n_modules; i++)
+                if (module_matches(&out->modules[i], v)) {
+                        *ret = s->last_module = (uint32_t) i;
+                        return 0;
+                }
+
+        if (out->n_modules == s->n_modules_allocated) {
+                size_t n = MAX(s->n_modules_allocated * 2, (size_t) 8);
+                NormModule *a;
+
+                a = reallocarray(out->modules, n, sizeof(NormModule));
+                if (!a)
+                        return -ENOMEM;
+                out->modules = a;
+                s->n_modules_allocated = n;
+        }
+
+        m = &out->modules[out->n_modules];
+        *m = (NormModule) {
+                .inode = v->inode,
+                .dev_major = v->dev_major,
+                .dev_minor = v->dev_minor,
+                .deleted = v->deleted,
+                .vdso = v->kind == VMA_KIND_VDSO,
+        };
+        m->path = strdup(v->name);
+        if (!m->path)
+                return -ENOMEM;
+        out->n_modules++;
+
+        if ((s->opts->flags & NORMALIZE_MAP_FILES) && !m->vdso &&
+            asprintf(&m->map_files, "/proc/%d/map_files/%" PRIx64 "-%" PRIx64,
+                     (int) s->proc->pid, v->start, v->end) < 0) {
+                m->map_files = NULL;
+                return -ENOMEM;
+        }
+
+        if (s->opts->flags & NORMALIZE_BUILD_IDS) {
+                /* The lookup may reuse the source's name buffer: keep our copy. */
+                Vma copy = *v;
+
+                copy.name = m->path;
+                m->build_id_len = proc_vma_build_id(s->proc, &copy, false, m->build_id);
+        }
+
+        *ret = s->last_module = (uint32_t) (out->n_modules - 1);
+        return 0;
+}
+
+typedef struct AddrIndex {
+        uint64_t addr;
+        uint32_t index;
+} AddrIndex;
+
+static int addr_index_compare(const void *a, const void *b) {
+        const AddrIndex *x = a, *y = b;
+
+        if (x->addr != y->addr)
+                return x->addr < y->addr ? -1 : 1;
+        return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/*
+ * One pass over the addresses in ascending order. The answer for an address
+ * holds for the whole window [lo, hi] around it (a VMA, or a gap between
+ * VMAs), so each window costs one lookup, however many addresses it holds.
+ */
+static int normalize_once(NormalizeState *s, const AddrIndex *sorted, size_t n) {
+        Normalization *out = s->out;
+        NormResult window = {};
+        uint64_t lo = 1, hi = 0;        /* empty */
+        uint64_t vma_start = 0, vma_offset = 0;
+        int r;
+
+        r = vma_source_begin(s->proc->source);
+        if (r < 0)
+                return r;
+
+        for (size_t i = 0; i < n; i++) {
+                uint64_t a = sorted[i].addr;
+                NormResult *res = &out->results[sorted[i].index];
+
+                if (a < lo || a > hi) {
+                        Vma v;
+
+                        r = vma_source_find(s->proc->source, a, 0, &v);
+                        if (r < 0)
+                                return r;
+                        out->n_lookups++;
+
+                        if (r == 0 || v.start > a) {
+                                window = (NormResult) { .kind = NORM_UNMAPPED };
+                                lo = a;
+                                hi = r == 0 ? UINT64_MAX : v.start - 1;
+                        } else {
+                                lo = v.start;
+                                hi = v.end - 1;
+                                vma_start = v.start;
+                                vma_offset = v.offset;
+
+                                switch (v.kind) {
+                                case VMA_KIND_FILE:
+                                case VMA_KIND_VDSO:
+                                        window = (NormResult) { .kind = NORM_MODULE };
+                                        r = normalize_module(s, &v, &window.module);
+                                        if (r < 0)
+                                                return r;
+                                        break;
+                                case VMA_KIND_ANONYMOUS:
+                                        window = (NormResult) { .kind = NORM_ANONYMOUS };
+                                        break;
+                                default:
+                                        window = (NormResult) { .kind = NORM_SPECIAL };
+                                }
+                        }
+                }
+
+                *res = window;
+                if (window.kind == NORM_MODULE)
+                        res->offset = a - vma_start + vma_offset;
+        }
+
+        return 0;
+}
+
+static void normalization_reset(Normalization *n) {
+        for (size_t i = 0; i < n->n_modules; i++) {
+                free(n->modules[i].path);
+                free(n->modules[i].map_files);
+        }
+        n->n_modules = 0;
+        n->n_lookups = 0;
+}
+
+int proc_normalize(Proc *p, const uint64_t *addrs, size_t n_addrs, const NormalizeOptions *opts,
+                   Normalization **ret) {
+        _cleanup_(normalization_freep) Normalization *out = NULL;
+        _cleanup_free_ AddrIndex *sorted = NULL;
+        NormalizeOptions no_opts = {};
+        bool reattached = false, in_order = true;
+        int r;
+
+        if (n_addrs > 0 && !addrs)
+                return -EINVAL;
+        if (n_addrs > UINT32_MAX)
+                return -EINVAL;
+        if (!opts)
+                opts = &no_opts;
+
+        out = calloc(1, sizeof(*out));
+        if (!out)
+                return -ENOMEM;
+        out->pid = p->pid;
+        out->n_results = n_addrs;
+        out->results = calloc(MAX(n_addrs, (size_t) 1), sizeof(NormResult));
+        sorted = malloc(MAX(n_addrs, (size_t) 1) * sizeof(AddrIndex));
+        if (!out->results || !sorted)
+                return -ENOMEM;
+
+        for (size_t i = 0; i < n_addrs; i++) {
+                sorted[i] = (AddrIndex) { .addr = addrs[i], .index = (uint32_t) i };
+                if (i > 0 && addrs[i] < addrs[i - 1])
+                        in_order = false;
+        }
+        if (!in_order)
+                qsort(sorted, n_addrs, sizeof(AddrIndex), addr_index_compare);
+
+        /*
+         * A failure with -ESRCH means the address space went away under us
+         * (exec or exit): reattach and start over, a few times at most.
+         */
+        for (unsigned attempt = 0;; attempt++) {
+                NormalizeState s = {
+                        .proc = p,
+                        .opts = opts,
+                        .out = out,
+                };
+
+                r = proc_prepare(p, opts, &reattached);
+                if (r < 0)
+                        return r;
+
+                normalization_reset(out);
+                s.n_modules_allocated = 0;
+                free(out->modules);
+                out->modules = NULL;
+
+                r = normalize_once(&s, sorted, n_addrs);
+                if (r != -ESRCH)
+                        break;
+                p->source = vma_source_free(p->source);
+                if (attempt == 2)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+
+        out->start_time = p->start_time;
+        out->reattached = reattached;
+        *ret = TAKE_PTR(out);
+        return 0;
+}
+
+int proc_foreach_vma(Proc *p, unsigned flags, const NormalizeOptions *opts, ProcVmaFn fn, void *userdata) {
+        unsigned find_flags = (flags & PROC_LIST_BUILD_IDS) ? VMA_FIND_BUILD_ID : 0;
+        bool reattached = false;
+        int r;
+
+        for (unsigned attempt = 0;; attempt++) {
+                uint64_t addr = 0;
+                bool emitted = false;
+
+                r = proc_prepare(p, opts, &reattached);
+                if (r < 0)
+                        return r;
+
+                r = vma_source_begin(p->source);
+                while (r >= 0) {
+                        Vma v;
+
+                        r = vma_source_find(p->source, addr, find_flags, &v);
+                        if (r <= 0)
+                                break;
+
+                        if (!(flags & PROC_LIST_EXEC_ONLY) || (v.perms & VMA_PERM_EXEC)) {
+                                if ((flags & PROC_LIST_BUILD_IDS) && v.build_id_len == 0)
+                                        v.build_id_len = proc_vma_build_id(p, &v, true, v.build_id);
+                                r = fn(&v, userdata);
+                                emitted = true;
+                        }
+                        addr = v.end;
+                }
+
+                /* Once the caller has seen part of a map, it cannot be started over. */
+                if (r != -ESRCH || emitted || attempt == 2)
+                        break;
+                p->source = vma_source_free(p->source);
+        }
+        if (r == -ESRCH)
+                p->source = vma_source_free(p->source);
+
+        return r < 0 ? r : 0;
+}

@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * One target process and the normalization of its addresses.
+ *
+ * A Proc pins the process it was opened on: it holds a /proc/PID directory
+ * fd (which never follows a reused pid) and a VMA source on its maps file
+ * (which is bound to the address space it was opened on). When that address
+ * space goes away, because the process exec'd, the next call re-attaches
+ * through the pinned directory; if the process itself is gone, it looks the
+ * pid up afresh and reports the new process's start time, or -ESTALE when
+ * the caller pinned the old one. So an answer always comes with the start
+ * time of the process it describes.
+ *
+ * Errors shared by the calls below:
+ *   -ESRCH       no such process
+ *   -ENXIO       the process has no address space (kernel thread, zombie)
+ *   -EACCES      not allowed to read the process's memory map
+ *   -ESTALE      the pid now names another process than the pinned one
+ *   -EINVAL      invalid argument
+ *   -EOPNOTSUPP  the backend is IOCTL and the kernel lacks PROCMAP_QUERY
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "macro.h"
+#include "vma.h"
+
+typedef struct Proc Proc;
+
+/* Open process @pid with the concrete @backend (see vma_backend_resolve()). */
+int proc_open(Proc **ret, pid_t pid, VmaBackend backend);
+Proc *proc_free(Proc *p);
+DEFINE_CLEANUP(Proc *, proc_free);
+
+pid_t proc_pid(const Proc *p);
+/* Start time (clock ticks after boot, field 22 of /proc/PID/stat) of the process attached to. */
+uint64_t proc_start_time(const Proc *p);
+
+/*
+ * Read the start time, state and flags of the process behind the open
+ * /proc/PID directory @dir_fd. Returns 0; -ESRCH if it is gone; -ENXIO if it
+ * has no address space; -EBADMSG if the stat file cannot be parsed.
+ */
+int proc_read_start_time(int dir_fd, uint64_t *ret);
+
+typedef enum NormKind {
+        NORM_MODULE,            /* normalized: module index and file offset */
+        NORM_UNMAPPED,          /* no VMA covers the address */
+        NORM_ANONYMOUS,         /* the VMA has no backing file */
+        NORM_SPECIAL,           /* a kernel special mapping: [heap], [stack], [vvar], ... */
+        _NORM_KIND_MAX,
+        _NORM_KIND_INVALID = -EINVAL,
+} NormKind;
+
+const char *norm_kind_to_string(NormKind k);
+NormKind norm_kind_from_string(const char *s);
+
+typedef struct NormResult {
+        NormKind kind;
+        uint32_t module;        /* index into Normalization.modules, for NORM_MODULE */
+        uint64_t offset;        /* file offset, or offset into the vDSO image */
+} NormResult;
+
+typedef struct NormModule {
+        char *path;             /* as the process sees it; "[vdso]" for the vDSO */
+        char *map_files;        /* "/proc/PID/map_files/START-END", when asked for */
+        uint64_t inode;
+        uint32_t dev_major;
+        uint32_t dev_minor;
+        bool deleted;
+        bool vdso;
+        size_t build_id_len;    /* 0: not asked for, or not available */
+        uint8_t build_id[BUILD_ID_MAX];
+} NormModule;
+
+typedef struct Normalization {
+        pid_t pid;
+        uint64_t start_time;    /* of the process the answer describes */
+        bool reattached;        /* the address space changed since the Proc's last answer */
+        size_t n_lookups;       /* VMA lookups this batch cost */
+        size_t n_results;       /* == number of input addresses, in input order */
+        NormResult *results;
+        size_t n_modules;       /* each distinct file once */
+        NormModule *modules;
+} Normalization;
+
+Normalization *normalization_free(Normalization *n);
+DEFINE_CLEANUP(Normalization *, normalization_free);
+
+enum {
+        NORMALIZE_BUILD_IDS     = 1 << 0,       /* fill NormModule.build_id */
+        NORMALIZE_MAP_FILES     = 1 << 1,       /* fill NormModule.map_files */
+        NORMALIZE_PIN           = 1 << 2,       /* fail with -ESTALE unless start time matches */
+};
+
+typedef struct NormalizeOptions {
+        unsigned flags;         /* NORMALIZE_* */
+        uint64_t start_time;    /* with NORMALIZE_PIN */
+} NormalizeOptions;
+
+/*
+ * Normalize @n_addrs addresses, in any order and with duplicates, of the
+ * process. Addresses in one VMA cost one lookup. On success *ret holds one
+ * result per address in input order, to be freed with normalization_free().
+ * Build ID failures are not errors: the module just has none.
+ */
+int proc_normalize(Proc *p, const uint64_t *addrs, size_t n_addrs, const NormalizeOptions *opts,
+                   Normalization **ret);
+
+enum {
+        PROC_LIST_EXEC_ONLY     = 1 << 0,       /* only VMAs with VMA_PERM_EXEC */
+        PROC_LIST_BUILD_IDS     = 1 << 1,       /* fill Vma.build_id for file-backed VMAs */
+};
+
+/* Called once per VMA in address order; a negative return stops the walk and is returned. */
+typedef int (*ProcVmaFn)(const Vma *v, void *userdata);
+
+/* Walk the VMAs of the process. Same errors as proc_normalize(). */
+int proc_foreach_vma(Proc *p, unsigned flags, const NormalizeOptions *opts, ProcVmaFn fn, void *userdata);

@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * VMA sources: the memory map of one process, read either with the
+ * PROCMAP_QUERY ioctl or from the text of /proc/PID/maps, behind one
+ * interface. Both answer the same question: "which VMA covers @addr, or
+ * comes next after it?".
+ */
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "elf-note.h"
+
+typedef enum VmaBackend {
+        VMA_BACKEND_AUTO,
+        VMA_BACKEND_IOCTL,
+        VMA_BACKEND_TEXT,
+        _VMA_BACKEND_MAX,
+        _VMA_BACKEND_INVALID = -EINVAL,
+} VmaBackend;
+
+const char *vma_backend_to_string(VmaBackend b);
+VmaBackend vma_backend_from_string(const char *s);
+
+/*
+ * Probe whether this kernel has PROCMAP_QUERY, on /proc/self/maps. Returns
+ * 1 if it does, 0 if the ioctl is unknown (ENOTTY), a negative errno if
+ * the probe itself failed.
+ */
+int vma_backend_probe(void);
+
+/*
+ * Turn a requested backend into a concrete one: AUTO becomes IOCTL or TEXT
+ * by probing. Returns -EOPNOTSUPP if IOCTL is requested but unsupported.
+ * Callers probe once and keep the result.
+ */
+int vma_backend_resolve(VmaBackend requested, VmaBackend *ret);
+
+/* Permission bits, as in the "rwxs" column of /proc/PID/maps. */
+enum {
+        VMA_PERM_READ   = 1 << 0,
+        VMA_PERM_WRITE  = 1 << 1,
+        VMA_PERM_EXEC   = 1 << 2,
+        VMA_PERM_SHARED = 1 << 3,
+};
+
+/* Convert PROCMAP_QUERY vma_flags to VMA_PERM_* bits; other bits are ignored. */
+unsigned vma_flags_to_perms(uint64_t vma_flags);
+
+typedef enum VmaKind {
+        VMA_KIND_FILE,          /* backed by a file: name is its path */
+        VMA_KIND_ANONYMOUS,     /* no name, or a user-given "[anon:...]" name */
+        VMA_KIND_SPECIAL,       /* a kernel name such as "[heap]", "[stack]", "[vvar]" */
+        VMA_KIND_VDSO,          /* "[vdso]" */
+        _VMA_KIND_MAX,
+        _VMA_KIND_INVALID = -EINVAL,
+} VmaKind;
+
+/* Classify a VMA from its name (" (deleted)" already removed) and inode. */
+VmaKind vma_kind_from_name(const char *name, uint64_t inode);
+
+typedef struct Vma {
+        uint64_t start;                 /* inclusive */
+        uint64_t end;                   /* exclusive */
+        uint64_t offset;                /* file offset of start, in bytes */
+        uint64_t inode;
+        uint32_t dev_major;
+        uint32_t dev_minor;
+        unsigned perms;                 /* VMA_PERM_* */
+        VmaKind kind;
+        bool deleted;                   /* the name carried a " (deleted)" suffix */
+        /*
+         * NUL-terminated, without the " (deleted)" suffix; "" when the VMA
+         * has no name. Owned by the source and valid until its next call.
+         */
+        const char *name;
+        size_t name_len;
+        /* Filled only by the ioctl backend when asked for; 0 if unknown. */
+        size_t build_id_len;
+        uint8_t build_id[BUILD_ID_MAX];
+} Vma;
+
+/*
+ * Parse one line of /proc/PID/maps. @line holds @len bytes without the
+ * trailing newline and must be writable, including line[len]: the name is
+ * NUL-terminated and unescaped in place, and ret->name points into @line.
+ * Returns 0 or -EBADMSG for a malformed line.
+ */
+int vma_parse_maps_line(char *line, size_t len, Vma *ret);
+
+typedef struct VmaSource VmaSource;
+
+enum {
+        /* Ask the kernel for the build ID too (ioctl backend only). */
+        VMA_FIND_BUILD_ID = 1 << 0,
+};
+
+/*
+ * Create a source reading the open /proc/PID/maps @maps_fd with the
+ * concrete @backend (IOCTL or TEXT). Takes ownership of @maps_fd, also on
+ * failure.
+ */
+int vma_source_new(VmaSource **ret, int maps_fd, VmaBackend backend);
+VmaSource *vma_source_free(VmaSource *s);
+VmaBackend vma_source_backend(const VmaSource *s);
+
+/*
+ * Start a pass over the map. The text backend takes a fresh reading of the
+ * file here; finds within one pass are cheapest in ascending address order
+ * (one read of the file), but any order is correct. The ioctl backend reads
+ * the live map on every find and has nothing to do here.
+ *
+ * Errors: -ESRCH  the address space the fd was opened on is gone (the
+ *                 process exec'd or exited, or never had one); the ioctl
+ *                 backend reports it from the first find instead
+ */
+int vma_source_begin(VmaSource *s);
+
+/*
+ * Find the VMA covering @addr or, if none does, the next VMA above it.
+ * Returns 1 and fills @ret, or 0 if no VMA lies at or above @addr.
+ *
+ * Errors: -ESRCH      address space gone, as above
+ *         -EBADMSG    the kernel produced a line we cannot parse (text)
+ *         -EOPNOTSUPP the kernel lacks PROCMAP_QUERY (ioctl)
+ */
+int vma_source_find(VmaSource *s, uint64_t addr, unsigned flags, Vma *ret);

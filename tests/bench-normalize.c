@@ -1,0 +1,245 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * make bench: the normalization core against a raw PROCMAP_QUERY loop (one
+ * ioctl per address, the naive use of the kernel interface) and against
+ * the text backend, on a child process with ~2,000 mappings. Reports ns per
+ * address, ns per distinct VMA, and ratios measured in the same run.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "macro.h"
+#include "proc.h"
+#include "procmap-query.h"
+
+#define N_MAPPINGS 2000
+#define MIN_SECONDS 0.3
+
+static double now(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void die(const char *what, int r) {
+        fprintf(stderr, "%s: %s\n", what, strerror(r < 0 ? -r : r));
+        exit(EXIT_FAILURE);
+}
+
+/*
+ * A child mapping every other page of a file, so that no two mappings
+ * merge: N_MAPPINGS VMAs, reported through @fd.
+ */
+static pid_t spawn_target(uint64_t addrs[static N_MAPPINGS], int *ret_ctl) {
+        char path[] = "/tmp/vmaq-bench-XXXXXX";
+        long ps = sysconf(_SC_PAGESIZE);
+        int report[2], ctl[2], fd;
+        pid_t pid;
+
+        fd = mkostemp(path, O_CLOEXEC);
+        if (fd < 0 || unlink(path) < 0 || ftruncate(fd, 2 * N_MAPPINGS * ps) < 0)
+                die("temporary file", errno);
+        if (pipe2(report, O_CLOEXEC) < 0 || pipe2(ctl, O_CLOEXEC) < 0)
+                die("pipe", errno);
+
+        pid = fork();
+        if (pid < 0)
+                die("fork", errno);
+        if (pid == 0) {
+                char b;
+
+                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+                close(ctl[1]);
+                for (size_t i = 0; i < N_MAPPINGS; i++) {
+                        void *p = mmap(NULL, ps, PROT_READ, MAP_PRIVATE, fd, 2 * i * ps);
+
+                        if (p == MAP_FAILED)
+                                _exit(EXIT_FAILURE);
+                        addrs[i] = (uintptr_t) p;
+                }
+                if (write(report[1], addrs, N_MAPPINGS * sizeof(uint64_t)) != N_MAPPINGS * sizeof(uint64_t))
+                        _exit(EXIT_FAILURE);
+                while (read(ctl[0], &b, 1) > 0)
+                        ;
+                _exit(EXIT_SUCCESS);
+        }
+
+        close(fd);
+        close(report[1]);
+        close(ctl[0]);
+        if (read(report[0], addrs, N_MAPPINGS * sizeof(uint64_t)) != N_MAPPINGS * sizeof(uint64_t))
+                die("child setup", EIO);
+        close(report[0]);
+        *ret_ctl = ctl[1];
+        return pid;
+}
+
+/* The naive loop: one ioctl per address, as a caller without the core would do. */
+static void raw_ioctl_batch(int maps_fd, const uint64_t *addrs, size_t n) {
+        char name[PATH_MAX];
+
+        for (size_t i = 0; i < n; i++) {
+                struct procmap_query q = {
+                        .size = sizeof(q),
+                        .query_addr = addrs[i],
+                        .vma_name_addr = (uintptr_t) name,
+                        .vma_name_size = sizeof(name),
+                };
+
+                if (ioctl(maps_fd, PROCMAP_QUERY, &q) < 0 && errno != ENOENT)
+                        die("PROCMAP_QUERY", errno);
+        }
+}
+
+static void core_batch(Proc *p, const uint64_t *addrs, size_t n, unsigned flags) {
+        Normalization *out = NULL;
+        int r;
+
+        r = proc_normalize(p, addrs, n, &(NormalizeOptions) { .flags = flags }, &out);
+        if (r < 0)
+                die("proc_normalize", r);
+        normalization_free(out);
+}
+
+typedef enum Method {
+        METHOD_RAW_IOCTL,
+        METHOD_CORE_IOCTL,
+        METHOD_CORE_IOCTL_BUILD_IDS,
+        METHOD_CORE_TEXT,
+        _METHOD_MAX,
+} Method;
+
+static const char *const method_names[_METHOD_MAX] = {
+        [METHOD_RAW_IOCTL]            = "raw ioctl loop",
+        [METHOD_CORE_IOCTL]           = "core, ioctl",
+        [METHOD_CORE_IOCTL_BUILD_IDS] = "core, ioctl, build IDs",
+        [METHOD_CORE_TEXT]            = "core, text",
+};
+
+/* Nanoseconds per batch, over enough repetitions to last MIN_SECONDS. */
+static double measure(Method m, int maps_fd, Proc *ioctl_proc, Proc *text_proc, const uint64_t *addrs, size_t n) {
+        unsigned long reps = 0;
+        double start = now(), t;
+
+        do {
+                switch (m) {
+                case METHOD_RAW_IOCTL:
+                        raw_ioctl_batch(maps_fd, addrs, n);
+                        break;
+                case METHOD_CORE_IOCTL:
+                        core_batch(ioctl_proc, addrs, n, 0);
+                        break;
+                case METHOD_CORE_IOCTL_BUILD_IDS:
+                        core_batch(ioctl_proc, addrs, n, NORMALIZE_BUILD_IDS);
+                        break;
+                case METHOD_CORE_TEXT:
+                        core_batch(text_proc, addrs, n, 0);
+                        break;
+                default:
+                        abort();
+                }
+                reps++;
+                t = now() - start;
+        } while (t < MIN_SECONDS);
+
+        return t * 1e9 / reps;
+}
+
+static int compare_u64(const void *a, const void *b) {
+        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+
+        return x < y ? -1 : x > y;
+}
+
+/* Distinct mappings among @n addresses: each mapping is one page. */
+static size_t count_distinct(const uint64_t *addrs, size_t n, long ps) {
+        _cleanup_free_ uint64_t *pages = malloc(n * sizeof(uint64_t));
+        size_t d = 0;
+
+        if (!pages)
+                die("malloc", ENOMEM);
+        for (size_t i = 0; i < n; i++)
+                pages[i] = addrs[i] / ps;
+        qsort(pages, n, sizeof(uint64_t), compare_u64);
+        for (size_t i = 0; i < n; i++)
+                if (i == 0 || pages[i] != pages[i - 1])
+                        d++;
+        return d;
+}
+
+int main(void) {
+        static const size_t batch_sizes[] = { 1, 100, 10000 };
+        _cleanup_(proc_freep) Proc *ioctl_proc = NULL, *text_proc = NULL;
+        uint64_t mappings[N_MAPPINGS];
+        long ps = sysconf(_SC_PAGESIZE);
+        _cleanup_close_ int maps_fd = -EBADF;
+        char path[64];
+        int ctl, r;
+        unsigned seed = 1;
+        pid_t pid;
+
+        r = vma_backend_probe();
+        if (r <= 0) {
+                fprintf(stderr, "The benchmark compares against PROCMAP_QUERY, which this kernel lacks.\n");
+                return r < 0 ? EXIT_FAILURE : 77;
+        }
+
+        pid = spawn_target(mappings, &ctl);
+        snprintf(path, sizeof(path), "/proc/%d/maps", (int) pid);
+        maps_fd = open(path, O_RDONLY|O_CLOEXEC);
+        if (maps_fd < 0)
+                die(path, errno);
+        r = proc_open(&ioctl_proc, pid, VMA_BACKEND_IOCTL);
+        if (r < 0)
+                die("proc_open", r);
+        r = proc_open(&text_proc, pid, VMA_BACKEND_TEXT);
+        if (r < 0)
+                die("proc_open", r);
+
+        printf("Target: pid %d with %d file mappings (plus its own); %d ms per measurement.\n\n",
+               (int) pid, N_MAPPINGS, (int) (MIN_SECONDS * 1000));
+        printf("%-7s %-9s %-24s %12s %12s %12s %10s\n",
+               "batch", "distinct", "method", "ns/batch", "ns/address", "ns/VMA", "vs raw");
+
+        for (size_t b = 0; b < ELEMENTSOF(batch_sizes); b++) {
+                size_t n = batch_sizes[b], distinct;
+                _cleanup_free_ uint64_t *addrs = malloc(n * sizeof(uint64_t));
+                double raw = 0;
+
+                if (!addrs)
+                        die("malloc", ENOMEM);
+                /* Random mappings, random offsets in them: unsorted, with repeats. */
+                for (size_t i = 0; i < n; i++)
+                        addrs[i] = mappings[rand_r(&seed) % N_MAPPINGS] + (uint64_t) (rand_r(&seed) % ps);
+                distinct = count_distinct(addrs, n, ps);
+
+                for (Method m = 0; m < _METHOD_MAX; m++) {
+                        double ns = measure(m, maps_fd, ioctl_proc, text_proc, addrs, n);
+
+                        if (m == METHOD_RAW_IOCTL)
+                                raw = ns;
+                        printf("%-7zu %-9zu %-24s %12.0f %12.1f %12.1f %9.2fx\n",
+                               n, distinct, method_names[m], ns, ns / n, ns / distinct, ns / raw);
+                }
+                printf("\n");
+        }
+
+        close(ctl);
+        waitpid(pid, NULL, 0);
+        return EXIT_SUCCESS;
+}

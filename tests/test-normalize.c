@@ -1,0 +1,790 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * The normalization core against live processes. Built once per backend
+ * (TEST_BACKEND), so every `make check` runs both.
+ */
+
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "elf-note.h"
+#include "macro.h"
+#include "proc.h"
+#include "test-util.h"
+#include "vma.h"
+
+static Proc *open_proc(pid_t pid) {
+        Proc *p = NULL;
+        int r;
+
+        r = proc_open(&p, pid, TEST_BACKEND);
+        ck_assert_msg(r == 0, "proc_open(%d): %s", (int) pid, strerror(-r));
+        return p;
+}
+
+static Normalization *normalize(Proc *p, const uint64_t *addrs, size_t n, unsigned flags) {
+        NormalizeOptions opts = { .flags = flags };
+        Normalization *out = NULL;
+        int r;
+
+        r = proc_normalize(p, addrs, n, &opts, &out);
+        ck_assert_msg(r == 0, "proc_normalize: %s", strerror(-r));
+        ck_assert_uint_eq(out->n_results, n);
+        ck_assert_int_eq(out->pid, proc_pid(p));
+        ck_assert_uint_eq(out->start_time, proc_start_time(p));
+        return out;
+}
+
+static const NormModule *result_module(const Normalization *n, size_t i) {
+        ck_assert_int_eq(n->results[i].kind, NORM_MODULE);
+        ck_assert_uint_lt(n->results[i].module, n->n_modules);
+        return &n->modules[n->results[i].module];
+}
+
+/* Seed test: an address no VMA covers has none, for the source alone. */
+START_TEST(test_query_unmapped) {
+        _cleanup_(proc_freep) Proc *p = open_proc(getpid());
+        _cleanup_(normalization_freep) Normalization *n = NULL;
+        uint64_t addr = 0xfffffffff000;
+
+        n = normalize(p, &addr, 1, NORMALIZE_BUILD_IDS);
+        ck_assert_int_eq(n->results[0].kind, NORM_UNMAPPED);
+        ck_assert_uint_eq(n->n_modules, 0);
+}
+END_TEST
+
+typedef struct FindVma {
+        uint64_t addr;
+        bool found;
+        Vma vma;
+        char name[PATH_MAX];
+} FindVma;
+
+static int find_vma_cb(const Vma *v, void *userdata) {
+        FindVma *f = userdata;
+
+        if (f->addr >= v->start && f->addr < v->end) {
+                f->vma = *v;
+                snprintf(f->name, sizeof(f->name), "%s", v->name);
+                f->vma.name = f->name;
+                f->found = true;
+        }
+        return 0;
+}
+
+/* Seed test: a function of the test binary is in an r-x VMA of the executable, with its build ID. */
+START_TEST(test_query_function) {
+        _cleanup_(proc_freep) Proc *p = open_proc(getpid());
+        uint8_t build_id[BUILD_ID_MAX];
+        char exe[PATH_MAX];
+        size_t build_id_len;
+
+        test_self_exe(exe);
+        build_id_len = test_self_build_id(build_id);
+        ck_assert_uint_eq(build_id_len, 20);
+
+        for (unsigned with_build_id = 0; with_build_id <= 1; with_build_id++) {
+                FindVma f = { .addr = (uintptr_t) test_marker_function };
+
+                ck_assert_int_eq(proc_foreach_vma(p, with_build_id ? PROC_LIST_BUILD_IDS : 0, NULL,
+                                                  find_vma_cb, &f), 0);
+                ck_assert(f.found);
+                ck_assert_uint_le(f.vma.start, f.addr);
+                ck_assert_uint_gt(f.vma.end, f.addr);
+                ck_assert_uint_eq(f.vma.perms, VMA_PERM_READ | VMA_PERM_EXEC);
+                ck_assert_int_eq(f.vma.kind, VMA_KIND_FILE);
+                ck_assert_str_eq(f.vma.name, exe);
+                if (with_build_id) {
+                        ck_assert_uint_eq(f.vma.build_id_len, build_id_len);
+                        ck_assert_mem_eq(f.vma.build_id, build_id, build_id_len);
+                } else
+                        ck_assert_uint_eq(f.vma.build_id_len, 0);
+        }
+}
+END_TEST
+
+static int count_exec_cb(const Vma *v, void *userdata) {
+        ck_assert(v->perms & VMA_PERM_EXEC);
+        (*(unsigned *) userdata)++;
+        return 0;
+}
+
+static int stop_cb(const Vma *v, void *userdata) {
+        (*(unsigned *) userdata)++;
+        return -ECANCELED;
+}
+
+START_TEST(test_foreach_flags) {
+        _cleanup_(proc_freep) Proc *p = open_proc(getpid());
+        unsigned n = 0;
+
+        ck_assert_int_eq(proc_foreach_vma(p, PROC_LIST_EXEC_ONLY, NULL, count_exec_cb, &n), 0);
+        ck_assert_uint_ge(n, 2);        /* at least the executable and the vDSO */
+
+        n = 0;
+        ck_assert_int_eq(proc_foreach_vma(p, 0, NULL, stop_cb, &n), -ECANCELED);
+        ck_assert_uint_eq(n, 1);
+}
+END_TEST
+
+/* The vDSO build ID read from our own memory: a forked child shares the image. */
+static size_t self_vdso_build_id(uint64_t vdso, uint8_t id[static BUILD_ID_MAX]) {
+        _cleanup_(proc_freep) Proc *self = open_proc(getpid());
+        FindVma f = { .addr = vdso };
+        int r;
+
+        ck_assert_int_eq(proc_foreach_vma(self, 0, NULL, find_vma_cb, &f), 0);
+        ck_assert(f.found);
+        ck_assert_int_eq(f.vma.kind, VMA_KIND_VDSO);
+        ck_assert_uint_eq(f.vma.start, vdso);
+        r = elf_build_id_from_buffer((const void *) (uintptr_t) vdso, f.vma.end - f.vma.start, id);
+        ck_assert_int_gt(r, 0);
+        return (size_t) r;
+}
+
+static void assert_layout(const TestChild *c, const Normalization *n, const uint64_t *addrs) {
+        uint64_t ps = test_page_size();
+        const NormModule *m;
+        char exe[PATH_MAX];
+        uint8_t id[BUILD_ID_MAX];
+        struct stat st;
+
+        /* 0, 1: the file, mapped from page 2 on */
+        m = result_module(n, 0);
+        ck_assert_str_eq(m->path, c->file_path);
+        ck_assert(!m->deleted);
+        ck_assert(!m->vdso);
+        ck_assert_uint_eq(n->results[0].offset, TEST_FILE_MAP_PGOFF * ps + 0x123);
+        ck_assert_uint_eq(n->results[1].offset, (TEST_FILE_MAP_PGOFF + 1) * ps + 5);
+        ck_assert_uint_eq(n->results[1].module, n->results[0].module);
+        ck_assert_int_eq(stat(c->file_path, &st), 0);
+        ck_assert_uint_eq(m->inode, st.st_ino);
+        ck_assert_uint_eq(m->dev_major, major(st.st_dev));
+        ck_assert_uint_eq(m->dev_minor, minor(st.st_dev));
+        ck_assert_uint_eq(m->build_id_len, 0);          /* not an ELF file */
+
+        /* 2: the deleted file */
+        m = result_module(n, 2);
+        ck_assert_str_eq(m->path, c->deleted_path);
+        ck_assert(m->deleted);
+        ck_assert_uint_eq(n->results[2].offset, 0x10);
+
+        ck_assert_int_eq(n->results[3].kind, NORM_ANONYMOUS);
+        ck_assert_int_eq(n->results[4].kind, NORM_UNMAPPED);
+        ck_assert_int_eq(n->results[5].kind, NORM_SPECIAL);     /* [heap] */
+        ck_assert_int_eq(n->results[6].kind, NORM_SPECIAL);     /* [stack] */
+
+        /* 7: the test executable, with the build ID its loader sees */
+        m = result_module(n, 7);
+        test_self_exe(exe);
+        ck_assert_str_eq(m->path, exe);
+        ck_assert_uint_eq(m->build_id_len, test_self_build_id(id));
+        ck_assert_mem_eq(m->build_id, id, m->build_id_len);
+
+        /* 8: the vDSO, by offset into its image, with its build ID */
+        m = result_module(n, 8);
+        ck_assert(m->vdso);
+        ck_assert_str_eq(m->path, "[vdso]");
+        ck_assert_uint_eq(n->results[8].offset, 0x40);
+        ck_assert_uint_eq(m->build_id_len, self_vdso_build_id(c->vdso_addr, id));
+        ck_assert_uint_gt(m->build_id_len, 0);
+        ck_assert_mem_eq(m->build_id, id, m->build_id_len);
+
+        ck_assert_uint_eq(n->n_modules, 4);
+        (void) addrs;
+}
+
+static void layout_addrs(const TestChild *c, uint64_t addrs[static 9]) {
+        uint64_t ps = test_page_size();
+
+        addrs[0] = c->file_addr + 0x123;
+        addrs[1] = c->file_addr + ps + 5;
+        addrs[2] = c->deleted_addr + 0x10;
+        addrs[3] = c->anon_addr + 8;
+        addrs[4] = c->unmapped_addr;
+        addrs[5] = c->heap_addr;
+        addrs[6] = c->stack_addr;
+        addrs[7] = c->code_addr;
+        addrs[8] = c->vdso_addr + 0x40;
+}
+
+START_TEST(test_layout) {
+        _cleanup_(normalization_freep) Normalization *n = NULL;
+        _cleanup_(proc_freep) Proc *p = NULL;
+        TestChild c;
+        uint64_t addrs[9];
+
+        test_child_spawn(&c);
+        p = open_proc(c.pid);
+        layout_addrs(&c, addrs);
+
+        n = normalize(p, addrs, ELEMENTSOF(addrs), NORMALIZE_BUILD_IDS);
+        assert_layout(&c, n, addrs);
+        ck_assert(!n->reattached);
+        test_child_stop(&c);
+}
+END_TEST
+
+START_TEST(test_no_build_ids_map_files) {
+        _cleanup_(normalization_freep) Normalization *n = NULL;
+        _cleanup_(proc_freep) Proc *p = NULL;
+        char link[PATH_MAX], expect[128];
+        TestChild c;
+        uint64_t addrs[9];
+        ssize_t len;
+
+        test_child_spawn(&c);
+        p = open_proc(c.pid);
+        layout_addrs(&c, addrs);
+
+        n = normalize(p, addrs, ELEMENTSOF(addrs), NORMALIZE_MAP_FILES);
+        for (size_t i = 0; i < n->n_modules; i++)
+                ck_assert_uint_eq(n->modules[i].build_id_len, 0);
+
+        /* The map_files path names the mapped file itself. */
+        snprintf(expect, sizeof(expect), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64,
+                 (int) c.pid, c.file_addr, c.file_addr + 2 * test_page_size());
+        ck_assert_str_eq(result_module(n, 0)->map_files, expect);
+        len = readlink(expect, link, sizeof(link) - 1);
+        ck_assert_int_gt(len, 0);
+        link[len] = '\0';
+        ck_assert_str_eq(link, c.file_path);
+        ck_assert_ptr_null(result_module(n, 8)->map_files);     /* no file behind the vDSO */
+        test_child_stop(&c);
+}
+END_TEST
+
+/*
+ * Build IDs of files that changed after they were mapped: one intact, one
+ * deleted, one hidden by a mount over its directory with another ELF file
+ * at its name (in the target's own mount namespace). The kernel (ioctl)
+ * knows the mapped file; reading it ourselves goes through map_files when
+ * we may, else by name, which must never yield the build ID of the file now
+ * at that name.
+ */
+static void build_id_sources(bool drop_caps) {
+        _cleanup_(normalization_freep) Normalization *n = NULL;
+        _cleanup_(proc_freep) Proc *p = NULL;
+        char dir[] = "/tmp/vmaq-elf-XXXXXX", exe[PATH_MAX], paths[3][PATH_MAX], other[PATH_MAX];
+        char hidden[64];
+        uint8_t self_id[BUILD_ID_MAX], other_id[BUILD_ID_MAX];
+        size_t self_len, other_len;
+        uint64_t addrs[3];
+        int report[2], ctl[2], fd;
+        pid_t pid;
+        char b;
+
+        test_self_exe(exe);
+        self_len = test_self_build_id(self_id);
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        snprintf(hidden, sizeof(hidden), "%s/hidden", dir);
+        ck_assert_int_eq(mkdir(hidden, 0755), 0);
+        for (size_t i = 0; i < 3; i++) {
+                snprintf(paths[i], sizeof(paths[i]), "%s/copy-%zu", i == 2 ? hidden : dir, i);
+                test_copy_file(exe, paths[i]);
+        }
+        snprintf(other, sizeof(other), "%s/other", dir);
+        test_copy_file("/bin/true", other);
+        fd = open(other, O_RDONLY|O_CLOEXEC);
+        ck_assert_int_ge(fd, 0);
+        other_len = (size_t) elf_build_id_from_fd(fd, 0, lseek(fd, 0, SEEK_END), other_id);
+        ck_assert_uint_gt(other_len, 0);
+        ck_assert(other_len != self_len || memcmp(other_id, self_id, self_len) != 0);
+
+        ck_assert_int_eq(pipe2(report, O_CLOEXEC), 0);
+        ck_assert_int_eq(pipe2(ctl, O_CLOEXEC), 0);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                char buf[65536];
+                ssize_t k;
+                int out;
+
+                close(ctl[1]);
+                if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC|MS_PRIVATE, NULL) < 0)
+                        _exit(EXIT_FAILURE);
+                for (size_t i = 0; i < 3; i++) {
+                        int f = open(paths[i], O_RDONLY|O_CLOEXEC);
+                        void *m = f < 0 ? MAP_FAILED : mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, f, 0);
+
+                        if (m == MAP_FAILED)
+                                _exit(EXIT_FAILURE);
+                        addrs[i] = (uintptr_t) m + 0x10;
+                }
+                /* Hide the directory, and put the other ELF file at copy-2's name. */
+                if (mount("tmpfs", hidden, "tmpfs", 0, NULL) < 0)
+                        _exit(EXIT_FAILURE);
+                out = open(paths[2], O_WRONLY|O_CREAT|O_CLOEXEC, 0755);
+                if (out < 0 || lseek(fd, 0, SEEK_SET) < 0)
+                        _exit(EXIT_FAILURE);
+                while ((k = read(fd, buf, sizeof(buf))) > 0)
+                        if (write(out, buf, k) != k)
+                                _exit(EXIT_FAILURE);
+                close(out);
+                if (write(report[1], addrs, sizeof(addrs)) != sizeof(addrs))
+                        _exit(EXIT_FAILURE);
+                (void) read(ctl[0], &b, 1);
+                _exit(EXIT_SUCCESS);
+        }
+        close(fd);
+        close(report[1]);
+        close(ctl[0]);
+        ck_assert_int_eq(read(report[0], addrs, sizeof(addrs)), (ssize_t) sizeof(addrs));
+        close(report[0]);
+        ck_assert_int_eq(unlink(paths[1]), 0);
+
+        if (drop_caps)
+                test_drop_map_files_caps();
+        p = open_proc(pid);
+        n = normalize(p, addrs, 3, NORMALIZE_BUILD_IDS);
+        ck_assert_uint_eq(n->n_modules, 3);
+        for (size_t i = 0; i < 3; i++) {
+                const NormModule *m = result_module(n, i);
+                bool known = TEST_BACKEND == VMA_BACKEND_IOCTL || !drop_caps || i == 0;
+
+                ck_assert_str_eq(m->path, paths[i]);
+                ck_assert_uint_eq(n->results[i].offset, 0x10);
+                ck_assert_int_eq(m->deleted, i == 1);
+                if (known) {
+                        ck_assert_uint_eq(m->build_id_len, self_len);
+                        ck_assert_mem_eq(m->build_id, self_id, self_len);
+                } else
+                        ck_assert_uint_eq(m->build_id_len, 0);
+        }
+
+        close(ctl[1]);
+        waitpid(pid, NULL, 0);
+        (void) unlink(paths[0]);
+        (void) unlink(paths[2]);
+        (void) unlink(other);
+        (void) rmdir(hidden);
+        (void) rmdir(dir);
+}
+
+START_TEST(test_build_id_map_files) {
+        build_id_sources(false);
+}
+END_TEST
+
+START_TEST(test_build_id_by_name) {
+        build_id_sources(true);
+}
+END_TEST
+
+/* Unsorted input with duplicates: answers in input order, one lookup per window. */
+START_TEST(test_order_and_duplicates) {
+        _cleanup_(normalization_freep) Normalization *n = NULL;
+        _cleanup_(proc_freep) Proc *p = NULL;
+        uint64_t ps = test_page_size();
+        const size_t count = 1000;
+        _cleanup_free_ uint64_t *addrs = malloc(count * sizeof(uint64_t));
+        TestChild c;
+
+        ck_assert_ptr_nonnull(addrs);
+        test_child_spawn(&c);
+        p = open_proc(c.pid);
+
+        /* Descending, then repeated, all within the two pages of the file mapping. */
+        for (size_t i = 0; i < count; i++)
+                addrs[i] = c.file_addr + ((count - 1 - i) * 7) % (2 * ps);
+        addrs[10] = addrs[20];
+        addrs[11] = addrs[20];
+
+        n = normalize(p, addrs, count, NORMALIZE_BUILD_IDS);
+        ck_assert_uint_eq(n->n_lookups, 1);
+        ck_assert_uint_eq(n->n_modules, 1);
+        for (size_t i = 0; i < count; i++) {
+                ck_assert_int_eq(n->results[i].kind, NORM_MODULE);
+                ck_assert_uint_eq(n->results[i].offset, addrs[i] - c.file_addr + TEST_FILE_MAP_PGOFF * ps);
+        }
+        n = normalization_free(n);
+
+        /* The layout shuffled with duplicates: same answers as in order. */
+        {
+                uint64_t base[9], mixed[18];
+                static const unsigned perm[18] = { 8, 3, 0, 5, 8, 1, 7, 2, 6, 4, 0, 3, 7, 7, 1, 2, 6, 5 };
+                _cleanup_(normalization_freep) Normalization *ref = NULL;
+
+                layout_addrs(&c, base);
+                for (size_t i = 0; i < ELEMENTSOF(mixed); i++)
+                        mixed[i] = base[perm[i]];
+                ref = normalize(p, base, ELEMENTSOF(base), NORMALIZE_BUILD_IDS);
+                n = normalize(p, mixed, ELEMENTSOF(mixed), NORMALIZE_BUILD_IDS);
+                ck_assert_uint_eq(n->n_modules, ref->n_modules);
+                for (size_t i = 0; i < ELEMENTSOF(mixed); i++) {
+                        const NormResult *a = &n->results[i], *b = &ref->results[perm[i]];
+
+                        ck_assert_int_eq(a->kind, b->kind);
+                        if (a->kind != NORM_MODULE)
+                                continue;
+                        ck_assert_uint_eq(a->offset, b->offset);
+                        ck_assert_str_eq(n->modules[a->module].path, ref->modules[b->module].path);
+                }
+        }
+        test_child_stop(&c);
+}
+END_TEST
+
+START_TEST(test_empty_and_invalid) {
+        _cleanup_(normalization_freep) Normalization *n = NULL;
+        _cleanup_(proc_freep) Proc *p = open_proc(getpid());
+        Proc *q = NULL;
+
+        n = normalize(p, NULL, 0, NORMALIZE_BUILD_IDS);
+        ck_assert_uint_eq(n->n_modules, 0);
+        ck_assert_uint_eq(n->n_lookups, 0);
+
+        ck_assert_int_eq(proc_normalize(p, NULL, 1, NULL, &n), -EINVAL);
+        ck_assert_int_eq(proc_open(&q, 0, TEST_BACKEND), -EINVAL);
+        ck_assert_int_eq(proc_open(&q, -1, TEST_BACKEND), -EINVAL);
+        ck_assert_int_eq(proc_open(&q, getpid(), VMA_BACKEND_AUTO), -EINVAL);
+        ck_assert_ptr_null(q);
+}
+END_TEST
+
+START_TEST(test_no_such_process) {
+        Proc *p = NULL;
+        pid_t pid;
+
+        /* A child that has been reaped leaves a pid nobody uses (for a while). */
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0)
+                _exit(0);
+        ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+
+        ck_assert_int_eq(proc_open(&p, pid, TEST_BACKEND), -ESRCH);
+        ck_assert_ptr_null(p);
+}
+END_TEST
+
+START_TEST(test_kernel_thread) {
+        char comm[32] = "";
+        FILE *f;
+        Proc *p = NULL;
+
+        /* pid 2 is kthreadd in the initial pid namespace. */
+        f = fopen("/proc/2/comm", "re");
+        ck_assert_ptr_nonnull(f);
+        ck_assert_ptr_nonnull(fgets(comm, sizeof(comm), f));
+        fclose(f);
+        ck_assert_str_eq(comm, "kthreadd\n");
+
+        ck_assert_int_eq(proc_open(&p, 2, TEST_BACKEND), -ENXIO);
+}
+END_TEST
+
+START_TEST(test_zombie) {
+        _cleanup_(proc_freep) Proc *cached = NULL;
+        _cleanup_(normalization_freep) Normalization *n = NULL;
+        uint64_t addr = (uintptr_t) test_marker_function;
+        siginfo_t si = {};
+        int pipefd[2];
+        Proc *p = NULL;
+        pid_t pid;
+        char b;
+
+        ck_assert_int_eq(pipe2(pipefd, O_CLOEXEC), 0);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                close(pipefd[1]);
+                (void) read(pipefd[0], &b, 1);
+                _exit(0);
+        }
+        close(pipefd[0]);
+
+        cached = open_proc(pid);
+        n = normalize(cached, &addr, 1, 0);
+        ck_assert_int_eq(n->results[0].kind, NORM_MODULE);
+        n = normalization_free(n);
+
+        /* Let it exit, and wait without reaping: a zombie. */
+        close(pipefd[1]);
+        ck_assert_int_eq(waitid(P_PID, pid, &si, WEXITED|WNOWAIT), 0);
+
+        ck_assert_int_eq(proc_open(&p, pid, TEST_BACKEND), -ENXIO);
+        ck_assert_int_eq(proc_normalize(cached, &addr, 1, NULL, &n), -ENXIO);
+
+        /* Reaped: gone. */
+        ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+        ck_assert_int_eq(proc_normalize(cached, &addr, 1, NULL, &n), -ESRCH);
+        ck_assert_int_eq(proc_open(&p, pid, TEST_BACKEND), -ESRCH);
+}
+END_TEST
+
+START_TEST(test_exec_between_calls) {
+        _cleanup_(normalization_freep) Normalization *before = NULL, *after = NULL;
+        _cleanup_(proc_freep) Proc *p = NULL;
+        uint64_t addr = (uintptr_t) test_marker_function;
+        int go[2], execd[2];
+        char exe[PATH_MAX], b;
+        uint64_t start_time;
+        pid_t pid;
+
+        test_self_exe(exe);
+        ck_assert_int_eq(pipe2(go, O_CLOEXEC), 0);
+        ck_assert_int_eq(pipe2(execd, O_CLOEXEC), 0);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                close(execd[0]);
+                close(go[1]);
+                (void) read(go[0], &b, 1);
+                execl("/bin/sleep", "sleep", "30", (char *) NULL);
+                _exit(127);
+        }
+        close(go[0]);
+        close(execd[1]);
+
+        p = open_proc(pid);
+        start_time = proc_start_time(p);
+        before = normalize(p, &addr, 1, 0);
+        ck_assert_str_eq(result_module(before, 0)->path, exe);
+        ck_assert(!before->reattached);
+
+        /* The close-on-exec pipe reports the exec. */
+        close(go[1]);
+        ck_assert_int_eq(read(execd[0], &b, 1), 0);
+
+        /* The pinned start time still matches: exec keeps the process. */
+        after = NULL;
+        ck_assert_int_eq(proc_normalize(p, &addr, 1,
+                                        &(NormalizeOptions) { .flags = NORMALIZE_PIN, .start_time = start_time },
+                                        &after), 0);
+        ck_assert(after->reattached);
+        ck_assert_uint_eq(after->start_time, start_time);
+        ck_assert(after->results[0].kind != NORM_MODULE ||
+                  strcmp(after->modules[after->results[0].module].path, exe) != 0);
+
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+}
+END_TEST
+
+START_TEST(test_pinned_start_time) {
+        _cleanup_(normalization_freep) Normalization *n = NULL;
+        _cleanup_(proc_freep) Proc *p = open_proc(getpid());
+        uint64_t addr = (uintptr_t) test_marker_function;
+        uint64_t st = proc_start_time(p);
+        NormalizeOptions opts = { .flags = NORMALIZE_PIN, .start_time = st + 1 };
+
+        ck_assert_int_eq(proc_normalize(p, &addr, 1, &opts, &n), -ESTALE);
+        ck_assert_ptr_null(n);
+        ck_assert_int_eq(proc_foreach_vma(p, 0, &opts, stop_cb, &(unsigned) { 0 }), -ESTALE);
+
+        opts.start_time = st;
+        ck_assert_int_eq(proc_normalize(p, &addr, 1, &opts, &n), 0);
+        ck_assert_uint_eq(n->start_time, st);
+}
+END_TEST
+
+START_TEST(test_start_time) {
+        _cleanup_close_ int dir_fd = open("/proc/self", O_PATH|O_DIRECTORY|O_CLOEXEC);
+        unsigned long long field22 = 0;
+        uint64_t st;
+        char buf[1024], *p;
+        FILE *f;
+
+        ck_assert_int_ge(dir_fd, 0);
+        ck_assert_int_eq(proc_read_start_time(dir_fd, &st), 0);
+
+        /* Independently: field 22, counted after the ')' that ends the command. */
+        f = fopen("/proc/self/stat", "re");
+        ck_assert_ptr_nonnull(f);
+        ck_assert_ptr_nonnull(fgets(buf, sizeof(buf), f));
+        fclose(f);
+        p = strrchr(buf, ')');
+        ck_assert_ptr_nonnull(p);
+        ck_assert_int_eq(sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+                                &field22), 1);
+        ck_assert_uint_eq(st, field22);
+}
+END_TEST
+
+START_TEST(test_permission_denied) {
+        Proc *p = NULL;
+
+        /* Check runs this in its own forked process: dropping root here is contained. */
+        if (geteuid() == 0)
+                ck_assert_int_eq(setresuid(65534, 65534, 65534), 0);
+        ck_assert_int_eq(proc_open(&p, 1, TEST_BACKEND), -EACCES);
+        ck_assert_ptr_null(p);
+}
+END_TEST
+
+/* The other backend must give the very same answers. */
+static VmaBackend other_backend(void) {
+        return TEST_BACKEND == VMA_BACKEND_IOCTL ? VMA_BACKEND_TEXT : VMA_BACKEND_IOCTL;
+}
+
+START_TEST(test_backends_agree_normalize) {
+        _cleanup_(normalization_freep) Normalization *a = NULL, *b = NULL;
+        _cleanup_(proc_freep) Proc *p = NULL, *q = NULL;
+        TestChild c;
+        uint64_t addrs[9];
+
+        test_child_spawn(&c);
+        layout_addrs(&c, addrs);
+        p = open_proc(c.pid);
+        ck_assert_int_eq(proc_open(&q, c.pid, other_backend()), 0);
+
+        a = normalize(p, addrs, ELEMENTSOF(addrs), NORMALIZE_BUILD_IDS | NORMALIZE_MAP_FILES);
+        b = normalize(q, addrs, ELEMENTSOF(addrs), NORMALIZE_BUILD_IDS | NORMALIZE_MAP_FILES);
+        assert_layout(&c, b, addrs);
+
+        ck_assert_uint_eq(a->start_time, b->start_time);
+        ck_assert_uint_eq(a->n_modules, b->n_modules);
+        for (size_t i = 0; i < a->n_modules; i++) {
+                const NormModule *x = &a->modules[i], *y = &b->modules[i];
+
+                ck_assert_str_eq(x->path, y->path);
+                ck_assert_pstr_eq(x->map_files, y->map_files);
+                ck_assert_uint_eq(x->inode, y->inode);
+                ck_assert_uint_eq(x->dev_major, y->dev_major);
+                ck_assert_uint_eq(x->dev_minor, y->dev_minor);
+                ck_assert_int_eq(x->deleted, y->deleted);
+                ck_assert_int_eq(x->vdso, y->vdso);
+                ck_assert_uint_eq(x->build_id_len, y->build_id_len);
+                ck_assert_mem_eq(x->build_id, y->build_id, x->build_id_len);
+        }
+        ck_assert_mem_eq(a->results, b->results, sizeof(NormResult) * ELEMENTSOF(addrs));
+        test_child_stop(&c);
+}
+END_TEST
+
+typedef struct VmaList {
+        size_t n;
+        Vma vmas[4096];
+        char names[4096][256];
+} VmaList;
+
+static int collect_cb(const Vma *v, void *userdata) {
+        VmaList *l = userdata;
+
+        if (l->n == ELEMENTSOF(l->vmas))
+                return -ENOBUFS;
+        l->vmas[l->n] = *v;
+        snprintf(l->names[l->n], sizeof(l->names[l->n]), "%s", v->name);
+        l->vmas[l->n].name = l->names[l->n];
+        l->n++;
+        return 0;
+}
+
+static bool vma_lists_equal(const VmaList *a, const VmaList *b) {
+        if (a->n != b->n)
+                return false;
+        for (size_t i = 0; i < a->n; i++) {
+                const Vma *x = &a->vmas[i], *y = &b->vmas[i];
+
+                if (x->start != y->start || x->end != y->end || x->offset != y->offset ||
+                    x->perms != y->perms || x->inode != y->inode || x->dev_major != y->dev_major ||
+                    x->dev_minor != y->dev_minor || x->kind != y->kind || x->deleted != y->deleted ||
+                    strcmp(x->name, y->name) != 0)
+                        return false;
+        }
+        return true;
+}
+
+/* Seed test: both backends list the same VMAs of this process. */
+START_TEST(test_backends_agree_list) {
+        _cleanup_(proc_freep) Proc *p = open_proc(getpid()), *q = NULL;
+        _cleanup_free_ VmaList *a = calloc(1, sizeof(VmaList)), *b = calloc(1, sizeof(VmaList));
+        bool equal = false;
+
+        ck_assert_ptr_nonnull(a);
+        ck_assert_ptr_nonnull(b);
+        ck_assert_int_eq(proc_open(&q, getpid(), other_backend()), 0);
+
+        /* Listing can itself change the map (the heap may grow): try a few times. */
+        for (unsigned attempt = 0; attempt < 5 && !equal; attempt++) {
+                a->n = b->n = 0;
+                ck_assert_int_eq(proc_foreach_vma(p, 0, NULL, collect_cb, a), 0);
+                ck_assert_int_eq(proc_foreach_vma(q, 0, NULL, collect_cb, b), 0);
+                equal = vma_lists_equal(a, b);
+        }
+        ck_assert_uint_gt(a->n, 5);
+        ck_assert(equal);
+}
+END_TEST
+
+static Suite *normalize_suite(bool have_ioctl) {
+        Suite *s = suite_create("normalize");
+        TCase *tc;
+
+        tc = tcase_create("seed");
+        tcase_add_test(tc, test_query_unmapped);
+        tcase_add_test(tc, test_query_function);
+        tcase_add_test(tc, test_foreach_flags);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("layout");
+        tcase_add_test(tc, test_layout);
+        tcase_add_test(tc, test_no_build_ids_map_files);
+        tcase_add_test(tc, test_order_and_duplicates);
+        tcase_add_test(tc, test_empty_and_invalid);
+        suite_add_tcase(s, tc);
+
+        if (geteuid() == 0) {
+                /* Needs a mount namespace and capabilities to drop. */
+                tc = tcase_create("build-id-sources");
+                tcase_add_test(tc, test_build_id_map_files);
+                tcase_add_test(tc, test_build_id_by_name);
+                suite_add_tcase(s, tc);
+        } else
+                fprintf(stderr, "NOTE: build ID source tests not run: they need root\n");
+
+        if (have_ioctl) {
+                tc = tcase_create("backends-agree");
+                tcase_add_test(tc, test_backends_agree_list);
+                tcase_add_test(tc, test_backends_agree_normalize);
+                suite_add_tcase(s, tc);
+        } else
+                fprintf(stderr, "NOTE: backend comparison not run: the kernel lacks PROCMAP_QUERY\n");
+
+        tc = tcase_create("identity");
+        tcase_add_test(tc, test_start_time);
+        tcase_add_test(tc, test_no_such_process);
+        tcase_add_test(tc, test_kernel_thread);
+        tcase_add_test(tc, test_zombie);
+        tcase_add_test(tc, test_exec_between_calls);
+        tcase_add_test(tc, test_pinned_start_time);
+        tcase_add_test(tc, test_permission_denied);
+        suite_add_tcase(s, tc);
+
+        return s;
+}
+
+int main(void) {
+        SRunner *sr;
+        int failed, r;
+
+        r = vma_backend_probe();
+        if (r < 0) {
+                fprintf(stderr, "Cannot probe for PROCMAP_QUERY: %s\n", strerror(-r));
+                return EXIT_FAILURE;
+        }
+        if (r == 0 && TEST_BACKEND == VMA_BACKEND_IOCTL) {
+                fprintf(stderr, "SKIP: this kernel lacks the PROCMAP_QUERY ioctl (Linux >= 6.11)\n");
+                return 77;
+        }
+
+        sr = srunner_create(normalize_suite(r > 0));
+        srunner_run_all(sr, CK_NORMAL);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
