@@ -439,12 +439,43 @@ typedef struct AddrIndex {
         uint32_t index;
 } AddrIndex;
 
-static int addr_index_compare(const void *a, const void *b) {
-        const AddrIndex *x = a, *y = b;
+/*
+ * Sort by address: an LSD radix sort, byte by byte, skipping the bytes all
+ * addresses share (user addresses agree in their top bytes). Linear in the
+ * number of addresses, where qsort() cost a third of a large batch. Uses
+ * @a and @tmp (both of @n entries) in turn; returns the one holding the
+ * result.
+ */
+static const AddrIndex *addr_index_sort(AddrIndex *a, AddrIndex *tmp, size_t n) {
+        size_t counts[8][256] = {};
 
-        if (x->addr != y->addr)
-                return x->addr < y->addr ? -1 : 1;
-        return x->index < y->index ? -1 : x->index > y->index;
+        for (size_t i = 0; i < n; i++)
+                for (unsigned b = 0; b < 8; b++)
+                        counts[b][(a[i].addr >> (8 * b)) & 0xff]++;
+
+        for (unsigned b = 0; b < 8 && n > 0; b++) {
+                size_t sum = 0;
+                AddrIndex *swap;
+
+                /* Every address has the same byte here: nothing to do. */
+                if (counts[b][(a[0].addr >> (8 * b)) & 0xff] == n)
+                        continue;
+
+                for (unsigned d = 0; d < 256; d++) {
+                        size_t c = counts[b][d];
+
+                        counts[b][d] = sum;
+                        sum += c;
+                }
+                for (size_t i = 0; i < n; i++)
+                        tmp[counts[b][(a[i].addr >> (8 * b)) & 0xff]++] = a[i];
+
+                swap = a;
+                a = tmp;
+                tmp = swap;
+        }
+
+        return a;
 }
 
 /*
@@ -522,7 +553,8 @@ static void normalization_reset(Normalization *n) {
 int proc_normalize(Proc *p, const uint64_t *addrs, size_t n_addrs, const NormalizeOptions *opts,
                    Normalization **ret) {
         _cleanup_(normalization_freep) Normalization *out = NULL;
-        _cleanup_free_ AddrIndex *sorted = NULL;
+        _cleanup_free_ AddrIndex *buf = NULL;
+        const AddrIndex *sorted;
         NormalizeOptions no_opts = {};
         bool reattached = false, in_order = true;
         int r;
@@ -540,17 +572,17 @@ int proc_normalize(Proc *p, const uint64_t *addrs, size_t n_addrs, const Normali
         out->pid = p->pid;
         out->n_results = n_addrs;
         out->results = calloc(MAX(n_addrs, (size_t) 1), sizeof(NormResult));
-        sorted = malloc(MAX(n_addrs, (size_t) 1) * sizeof(AddrIndex));
-        if (!out->results || !sorted)
+        /* Room for the radix sort's second buffer too. */
+        buf = malloc(MAX(n_addrs, (size_t) 1) * 2 * sizeof(AddrIndex));
+        if (!out->results || !buf)
                 return -ENOMEM;
 
         for (size_t i = 0; i < n_addrs; i++) {
-                sorted[i] = (AddrIndex) { .addr = addrs[i], .index = (uint32_t) i };
+                buf[i] = (AddrIndex) { .addr = addrs[i], .index = (uint32_t) i };
                 if (i > 0 && addrs[i] < addrs[i - 1])
                         in_order = false;
         }
-        if (!in_order)
-                qsort(sorted, n_addrs, sizeof(AddrIndex), addr_index_compare);
+        sorted = in_order ? buf : addr_index_sort(buf, buf + n_addrs, n_addrs);
 
         /*
          * A failure with -ESRCH means the address space went away under us
