@@ -17,6 +17,7 @@
 #include "macro.h"
 #include "parse-util.h"
 #include "proc.h"
+#include "string-table.h"
 
 /* From the kernel's include/linux/sched.h: the task is a kernel thread. */
 #define PF_KTHREAD 0x00200000U
@@ -29,25 +30,14 @@ struct Proc {
         VmaSource *source;              /* NULL: address space gone, reattach first */
 };
 
-static const char *const norm_kind_names[_NORM_KIND_MAX] = {
+static const char *const norm_kind_table[_NORM_KIND_MAX] = {
         [NORM_MODULE]    = "module",
         [NORM_UNMAPPED]  = "unmapped",
         [NORM_ANONYMOUS] = "anonymous",
         [NORM_SPECIAL]   = "special",
 };
 
-const char *norm_kind_to_string(NormKind k) {
-        if (k < 0 || k >= _NORM_KIND_MAX)
-                return NULL;
-        return norm_kind_names[k];
-}
-
-NormKind norm_kind_from_string(const char *s) {
-        for (NormKind k = 0; k < _NORM_KIND_MAX; k++)
-                if (strcmp(s, norm_kind_names[k]) == 0)
-                        return k;
-        return _NORM_KIND_INVALID;
-}
+DEFINE_STRING_TABLE_LOOKUP(norm_kind, NormKind);
 
 /* A file of a dead process's /proc directory is gone, not missing. */
 static int openat_proc(int dir_fd, const char *name, int flags) {

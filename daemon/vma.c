@@ -12,6 +12,7 @@
 #include "macro.h"
 #include "parse-util.h"
 #include "procmap-query.h"
+#include "string-table.h"
 #include "vma.h"
 
 /*
@@ -40,24 +41,13 @@ struct VmaSource {
         uint64_t floor;                 /* no VMA below this was skipped */
 };
 
-static const char *const backend_names[_VMA_BACKEND_MAX] = {
+static const char *const vma_backend_table[_VMA_BACKEND_MAX] = {
         [VMA_BACKEND_AUTO]  = "auto",
         [VMA_BACKEND_IOCTL] = "ioctl",
         [VMA_BACKEND_TEXT]  = "text",
 };
 
-const char *vma_backend_to_string(VmaBackend b) {
-        if (b < 0 || b >= _VMA_BACKEND_MAX)
-                return NULL;
-        return backend_names[b];
-}
-
-VmaBackend vma_backend_from_string(const char *s) {
-        for (VmaBackend b = 0; b < _VMA_BACKEND_MAX; b++)
-                if (strcmp(s, backend_names[b]) == 0)
-                        return b;
-        return _VMA_BACKEND_INVALID;
-}
+DEFINE_STRING_TABLE_LOOKUP(vma_backend, VmaBackend);
 
 unsigned vma_flags_to_perms(uint64_t vma_flags) {
         unsigned perms = 0;
@@ -161,18 +151,13 @@ int vma_parse_maps_line(char *line, size_t len, Vma *ret) {
 
         if (e - p < 5 || p[4] != ' ')
                 return -EBADMSG;
-        if (p[0] == 'r')
-                perms |= VMA_PERM_READ;
-        else if (p[0] != '-')
-                return -EBADMSG;
-        if (p[1] == 'w')
-                perms |= VMA_PERM_WRITE;
-        else if (p[1] != '-')
-                return -EBADMSG;
-        if (p[2] == 'x')
-                perms |= VMA_PERM_EXEC;
-        else if (p[2] != '-')
-                return -EBADMSG;
+        /* "rwx" map to VMA_PERM_READ, _WRITE and _EXEC, in this order. */
+        for (unsigned i = 0; i < 3; i++) {
+                if (p[i] == "rwx"[i])
+                        perms |= 1U << i;
+                else if (p[i] != '-')
+                        return -EBADMSG;
+        }
         if (p[3] == 's')
                 perms |= VMA_PERM_SHARED;
         else if (p[3] != 'p')

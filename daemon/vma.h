@@ -40,7 +40,7 @@ int vma_backend_probe(void);
  */
 int vma_backend_resolve(VmaBackend requested, VmaBackend *ret);
 
-/* Permission bits, as in the "rwxs" column of /proc/PID/maps. */
+/* Permission bits, as in the "rwxs" column of /proc/PID/maps (the parser relies on this order). */
 enum {
         VMA_PERM_READ   = 1 << 0,
         VMA_PERM_WRITE  = 1 << 1,

@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "check-run.h"
 #include "elf-note.h"
 #include "macro.h"
 #include "proc.h"
@@ -438,6 +439,17 @@ START_TEST(test_order_and_duplicates) {
 }
 END_TEST
 
+START_TEST(test_norm_kind_strings) {
+        for (NormKind k = 0; k < _NORM_KIND_MAX; k++)
+                ck_assert_int_eq(norm_kind_from_string(norm_kind_to_string(k)), k);
+        ck_assert_str_eq(norm_kind_to_string(NORM_UNMAPPED), "unmapped");
+        ck_assert_str_eq(norm_kind_to_string(NORM_ANONYMOUS), "anonymous");
+        ck_assert_str_eq(norm_kind_to_string(NORM_SPECIAL), "special");
+        ck_assert_int_eq(norm_kind_from_string("vdso"), _NORM_KIND_INVALID);
+        ck_assert_ptr_null(norm_kind_to_string(_NORM_KIND_MAX));
+}
+END_TEST
+
 START_TEST(test_empty_and_invalid) {
         _cleanup_(normalization_freep) Normalization *n = NULL;
         _cleanup_(proc_freep) Proc *p = open_proc(getpid());
@@ -736,6 +748,7 @@ static Suite *normalize_suite(bool have_ioctl) {
         tcase_add_test(tc, test_no_build_ids_map_files);
         tcase_add_test(tc, test_order_and_duplicates);
         tcase_add_test(tc, test_empty_and_invalid);
+        tcase_add_test(tc, test_norm_kind_strings);
         suite_add_tcase(s, tc);
 
         if (geteuid() == 0) {
@@ -769,8 +782,7 @@ static Suite *normalize_suite(bool have_ioctl) {
 }
 
 int main(void) {
-        SRunner *sr;
-        int failed, r;
+        int r;
 
         r = vma_backend_probe();
         if (r < 0) {
@@ -782,9 +794,5 @@ int main(void) {
                 return 77;
         }
 
-        sr = srunner_create(normalize_suite(r > 0));
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        return check_run(normalize_suite(r > 0));
 }

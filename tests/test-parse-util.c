@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "check-run.h"
 #include "macro.h"
 #include "parse-util.h"
 
@@ -94,11 +95,5 @@ static Suite *parse_util_suite(void) {
 }
 
 int main(void) {
-        SRunner *sr = srunner_create(parse_util_suite());
-        int failed;
-
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        return check_run(parse_util_suite());
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "check-run.h"
 #include "macro.h"
 #include "procmap-query.h"
 #include "vma.h"
@@ -357,11 +358,5 @@ static Suite *vma_suite(void) {
 }
 
 int main(void) {
-        SRunner *sr = srunner_create(vma_suite());
-        int failed;
-
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        return check_run(vma_suite());
 }
