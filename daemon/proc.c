@@ -13,6 +13,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "buildid-cache.h"
 #include "elf-note.h"
 #include "macro.h"
 #include "parse-util.h"
@@ -280,11 +281,11 @@ static int proc_open_vma_file(Proc *p, const Vma *v) {
 }
 
 /*
- * Find the build ID of the file (or vDSO) behind @v when the kernel did
- * not give one. Returns its length, or 0 when there is none or it cannot
- * be read: build IDs are best effort and never fail a request.
+ * Read the build ID of the file (or vDSO) behind @v ourselves. Returns its
+ * length, 0 if the image has none, or a negative errno if it could not be
+ * read (which is not remembered).
  */
-static size_t proc_read_build_id(Proc *p, const Vma *v, uint8_t ret[static BUILD_ID_MAX]) {
+static int proc_read_build_id(Proc *p, const Vma *v, uint8_t ret[static BUILD_ID_MAX]) {
         _cleanup_close_ int fd = -EBADF;
         struct stat st;
         int r;
@@ -293,46 +294,84 @@ static size_t proc_read_build_id(Proc *p, const Vma *v, uint8_t ret[static BUILD
                 /* The vDSO has no file: read its image from the process's memory. */
                 fd = openat_proc(p->dir_fd, "mem", O_RDONLY);
                 if (fd < 0)
-                        return 0;
-                r = elf_build_id_from_fd(fd, v->start, v->end - v->start, ret);
-                return r > 0 ? (size_t) r : 0;
+                        return fd;
+                return elf_build_id_from_fd(fd, v->start, v->end - v->start, ret);
         }
-
-        if (v->kind != VMA_KIND_FILE)
-                return 0;
 
         fd = proc_open_vma_file(p, v);
         if (fd < 0)
-                return 0;
-        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
-                return 0;
+                return fd;
+        if (fstat(fd, &st) < 0)
+                return -errno;
         r = elf_build_id_from_fd(fd, 0, (uint64_t) st.st_size, ret);
-        return r > 0 ? (size_t) r : 0;
+        /* Not ELF, or not well-formed: a file without a build ID. */
+        return r == -ENOEXEC || r == -EBADMSG ? 0 : r;
+}
+
+/* The identity of the file behind @v, through map_files: needs the same privileges as opening it. */
+static int proc_vma_file_identity(Proc *p, const Vma *v, FileIdentity *ret) {
+        char map_files[sizeof("map_files/-") + 32];
+        struct stat st;
+
+        snprintf(map_files, sizeof(map_files), "map_files/%" PRIx64 "-%" PRIx64, v->start, v->end);
+        if (fstatat(p->dir_fd, map_files, &st, 0) < 0)
+                return -errno;
+        if (st.st_ino != v->inode || major(st.st_dev) != v->dev_major || minor(st.st_dev) != v->dev_minor)
+                return -ESTALE;         /* the map changed under us */
+
+        *ret = (FileIdentity) {
+                .inode = st.st_ino,
+                .dev_major = v->dev_major,
+                .dev_minor = v->dev_minor,
+                .ctime_sec = st.st_ctim.tv_sec,
+                .ctime_nsec = st.st_ctim.tv_nsec,
+        };
+        return 0;
 }
 
 /*
- * The build ID of the file behind @v: from the kernel when the ioctl
- * backend can ask (unless @asked, it did already), else from the file.
- * May reuse the source, so @v->name is not valid afterwards.
+ * The build ID of the file (or vDSO) behind @v: from @cache, else from the
+ * kernel when the ioctl backend can ask, else from the file. Returns its
+ * length, or 0 when there is none or it cannot be read: build IDs are best
+ * effort and never fail a request. May reuse the source, so the caller
+ * must keep @v->name valid on its own.
  */
-static size_t proc_vma_build_id(Proc *p, const Vma *v, bool asked, uint8_t ret[static BUILD_ID_MAX]) {
+static size_t proc_vma_build_id(Proc *p, const Vma *v, BuildIdCache *cache, uint8_t ret[static BUILD_ID_MAX]) {
+        FileIdentity file;
+        bool cacheable = false;
+        int r = 0;
+
+        if (v->kind != VMA_KIND_FILE && v->kind != VMA_KIND_VDSO)
+                return 0;
+
+        /* Without the file's identity (no access to map_files) nothing is remembered. */
+        if (cache && v->kind == VMA_KIND_FILE && proc_vma_file_identity(p, v, &file) >= 0) {
+                r = build_id_cache_lookup(cache, &file, ret);
+                if (r >= 0)
+                        return (size_t) r;
+                cacheable = true;
+                r = 0;
+        }
+
         if (v->kind == VMA_KIND_FILE && vma_source_backend(p->source) == VMA_BACKEND_IOCTL) {
                 Vma k;
 
-                if (asked)
-                        k = *v;
-                else if (vma_source_find(p->source, v->start, VMA_FIND_BUILD_ID, &k) <= 0 ||
-                         k.start != v->start)
-                        k.build_id_len = 0;
-
-                /* Zero means none, or the kernel could not read it: try ourselves. */
-                if (k.build_id_len > 0) {
+                /* Zero means none, or the kernel could not read it: then try ourselves. */
+                if (vma_source_find(p->source, v->start, VMA_FIND_BUILD_ID, &k) > 0 &&
+                    k.start == v->start && k.build_id_len > 0) {
                         memcpy(ret, k.build_id, k.build_id_len);
-                        return k.build_id_len;
-                }
+                        r = (int) k.build_id_len;
+                } else
+                        r = 0;
         }
+        if (r == 0)
+                r = proc_read_build_id(p, v, ret);
+        if (r < 0)
+                return 0;
 
-        return proc_read_build_id(p, v, ret);
+        if (cacheable)
+                (void) build_id_cache_insert(cache, &file, ret, (size_t) r);
+        return (size_t) r;
 }
 
 Normalization *normalization_free(Normalization *n) {
@@ -417,7 +456,7 @@ static int normalize_module(NormalizeState *s, const Vma *v, uint32_t *ret) {
                 Vma copy = *v;
 
                 copy.name = m->path;
-                m->build_id_len = proc_vma_build_id(s->proc, &copy, false, m->build_id);
+                m->build_id_len = proc_vma_build_id(s->proc, &copy, s->opts->build_id_cache, m->build_id);
         }
 
         *ret = s->last_module = (uint32_t) (out->n_modules - 1);
@@ -611,11 +650,12 @@ int proc_normalize(Proc *p, const uint64_t *addrs, size_t n_addrs, const Normali
 }
 
 int proc_foreach_vma(Proc *p, unsigned flags, const NormalizeOptions *opts, ProcVmaFn fn, void *userdata) {
-        unsigned find_flags = (flags & PROC_LIST_BUILD_IDS) ? VMA_FIND_BUILD_ID : 0;
+        BuildIdCache *cache = opts ? opts->build_id_cache : NULL;
         bool reattached = false;
         int r;
 
         for (unsigned attempt = 0;; attempt++) {
+                char name[PATH_MAX];
                 uint64_t addr = 0;
                 bool emitted = false;
 
@@ -627,13 +667,17 @@ int proc_foreach_vma(Proc *p, unsigned flags, const NormalizeOptions *opts, Proc
                 while (r >= 0) {
                         Vma v;
 
-                        r = vma_source_find(p->source, addr, find_flags, &v);
+                        r = vma_source_find(p->source, addr, 0, &v);
                         if (r <= 0)
                                 break;
 
                         if (!(flags & PROC_LIST_EXEC_ONLY) || (v.perms & VMA_PERM_EXEC)) {
-                                if ((flags & PROC_LIST_BUILD_IDS) && v.build_id_len == 0)
-                                        v.build_id_len = proc_vma_build_id(p, &v, true, v.build_id);
+                                if (flags & PROC_LIST_BUILD_IDS) {
+                                        /* The lookup may reuse the source's name buffer. */
+                                        memcpy(name, v.name, v.name_len + 1);
+                                        v.name = name;
+                                        v.build_id_len = proc_vma_build_id(p, &v, cache, v.build_id);
+                                }
                                 r = fn(&v, userdata);
                                 emitted = true;
                         }

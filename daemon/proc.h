@@ -27,6 +27,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "buildid-cache.h"
 #include "macro.h"
 #include "vma.h"
 
@@ -101,6 +102,7 @@ enum {
 typedef struct NormalizeOptions {
         unsigned flags;         /* NORMALIZE_* */
         uint64_t start_time;    /* with NORMALIZE_PIN */
+        BuildIdCache *build_id_cache;   /* optional: remembers build IDs across calls */
 } NormalizeOptions;
 
 /*

@@ -188,7 +188,8 @@ int vma_parse_maps_line(char *line, size_t len, Vma *ret) {
         name = line + (p - line);
         len = unescape_name(name, e - p);
         name[len] = '\0';
-        if (strlen(name) != len)        /* the kernel never prints a NUL */
+        /* The kernel never prints a NUL, nor a name longer than a path. */
+        if (strlen(name) != len || len >= PATH_MAX)
                 return -EBADMSG;
         vma_finish_name(&v, name, len);
 

@@ -385,6 +385,42 @@ START_TEST(test_build_id_by_name) {
 }
 END_TEST
 
+/* A second batch takes build IDs from the cache, and they are the same. */
+START_TEST(test_build_id_cache_use) {
+        _cleanup_(normalization_freep) Normalization *a = NULL, *b = NULL;
+        _cleanup_(build_id_cache_freep) BuildIdCache *cache = NULL;
+        _cleanup_(proc_freep) Proc *p = NULL;
+        NormalizeOptions opts = { .flags = NORMALIZE_BUILD_IDS };
+        BuildIdCacheStats st;
+        TestChild c;
+        uint64_t addrs[9];
+
+        test_child_spawn(&c);
+        p = open_proc(c.pid);
+        layout_addrs(&c, addrs);
+        ck_assert_int_eq(build_id_cache_new(&cache, 16), 0);
+        opts.build_id_cache = cache;
+
+        ck_assert_int_eq(proc_normalize(p, addrs, ELEMENTSOF(addrs), &opts, &a), 0);
+        build_id_cache_stats(cache, &st);
+        /* The three files (the vDSO is not a file); root may look at map_files. */
+        ck_assert_uint_eq(st.size, 3);
+        ck_assert_uint_eq(st.misses, 3);
+        ck_assert_uint_eq(st.hits, 0);
+
+        ck_assert_int_eq(proc_normalize(p, addrs, ELEMENTSOF(addrs), &opts, &b), 0);
+        build_id_cache_stats(cache, &st);
+        ck_assert_uint_eq(st.hits, 3);
+        ck_assert_uint_eq(st.misses, 3);
+        assert_layout(&c, b, addrs);
+        for (size_t i = 0; i < a->n_modules; i++) {
+                ck_assert_uint_eq(a->modules[i].build_id_len, b->modules[i].build_id_len);
+                ck_assert_mem_eq(a->modules[i].build_id, b->modules[i].build_id, a->modules[i].build_id_len);
+        }
+        test_child_stop(&c);
+}
+END_TEST
+
 /* Unsorted input with duplicates: answers in input order, one lookup per window. */
 START_TEST(test_order_and_duplicates) {
         _cleanup_(normalization_freep) Normalization *n = NULL;
@@ -749,6 +785,7 @@ static Suite *normalize_suite(bool have_ioctl) {
         tcase_add_test(tc, test_order_and_duplicates);
         tcase_add_test(tc, test_empty_and_invalid);
         tcase_add_test(tc, test_norm_kind_strings);
+        tcase_add_test(tc, test_build_id_cache_use);
         suite_add_tcase(s, tc);
 
         if (geteuid() == 0) {

@@ -3,6 +3,7 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,6 +182,21 @@ START_TEST(test_parse_line_malformed) {
 }
 END_TEST
 
+START_TEST(test_parse_line_long_name) {
+        static const char prefix[] = "1000-2000 r-xp 0 fe:00 1 /";
+        size_t len = strlen(prefix) + PATH_MAX;
+        _cleanup_free_ char *line = malloc(len + 1);
+
+        ck_assert_ptr_nonnull(line);
+        memcpy(line, prefix, strlen(prefix));
+        memset(line + strlen(prefix), 'a', PATH_MAX);
+        line[len] = '\0';
+        ck_assert_int_eq(vma_parse_maps_line(line, len, &(Vma) {}), -EBADMSG);
+        /* One byte shorter than PATH_MAX with its NUL: a valid path. */
+        ck_assert_int_eq(vma_parse_maps_line(line, len - 2, &(Vma) {}), 0);
+}
+END_TEST
+
 START_TEST(test_parse_line_embedded_nul) {
         char buf[] = "1000-2000 r-xp 0 fe:00 1 /x\0y";
 
@@ -345,6 +361,7 @@ static Suite *vma_suite(void) {
         tc = tcase_create("parse-line-malformed");
         tcase_add_loop_test(tc, test_parse_line_malformed, 0, ELEMENTSOF(malformed_lines));
         tcase_add_test(tc, test_parse_line_embedded_nul);
+        tcase_add_test(tc, test_parse_line_long_name);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("text-source");
