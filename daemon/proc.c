@@ -28,6 +28,7 @@ struct Proc {
         VmaBackend backend;
         int dir_fd;                     /* /proc/PID of the process attached to */
         uint64_t start_time;
+        unsigned generation;            /* attachments so far */
         VmaSource *source;              /* NULL: address space gone, reattach first */
 };
 
@@ -135,6 +136,7 @@ static int proc_attach(Proc *p, int dir_fd) {
         vma_source_free(p->source);
         p->source = source;
         p->start_time = start_time;
+        p->generation++;
         return 0;
 }
 
@@ -184,6 +186,14 @@ Proc *proc_free(Proc *p) {
 
 pid_t proc_pid(const Proc *p) {
         return p->pid;
+}
+
+unsigned proc_generation(const Proc *p) {
+        return p->generation;
+}
+
+int proc_dir_fd(const Proc *p) {
+        return p->dir_fd;
 }
 
 uint64_t proc_start_time(const Proc *p) {

@@ -39,6 +39,10 @@ Proc *proc_free(Proc *p);
 DEFINE_CLEANUP(Proc *, proc_free);
 
 pid_t proc_pid(const Proc *p);
+/* Counts attachments: it changes whenever a call had to attach to a new address space. */
+unsigned proc_generation(const Proc *p);
+/* The /proc/PID directory of the process attached to, for access checks; owned by @p. */
+int proc_dir_fd(const Proc *p);
 /* Start time (clock ticks after boot, field 22 of /proc/PID/stat) of the process attached to. */
 uint64_t proc_start_time(const Proc *p);
 
