@@ -7,6 +7,7 @@
  */
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -18,6 +19,18 @@
 #define _public_ __attribute__((__visibility__("default")))
 
 #define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
+
+/* Whether @x equals one of the following values. */
+#define IN_SET(x, ...) ({                                               \
+        bool _found_ = false;                                           \
+        const typeof(x) _values_[] = { __VA_ARGS__ };                   \
+        for (size_t _i_ = 0; _i_ < ELEMENTSOF(_values_); _i_++)         \
+                if ((x) == _values_[_i_]) {                             \
+                        _found_ = true;                                 \
+                        break;                                          \
+                }                                                       \
+        _found_;                                                        \
+})
 
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX(a, b) ((a) > (b) ? (a) : (b))

@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "parse-util.h"
+
+int log_internal(int max_level, int level, int error, const char *format, ...) {
+        char buf[2048];
+        va_list ap;
+
+        if (level > max_level)
+                return error;
+
+        /* One write per line, so that concurrent writers do not interleave. */
+        errno = error < 0 ? -error : error;
+        va_start(ap, format);
+        vsnprintf(buf, sizeof(buf), format, ap);
+        va_end(ap);
+        fprintf(stderr, "<%d>%s\n", level, buf);
+
+        return error;
+}
+
+int log_level_from_string(const char *s) {
+        static const char *const names[] = {
+                [LOG_EMERG] = "emerg", [LOG_ALERT] = "alert", [LOG_CRIT] = "crit",
+                [LOG_ERR] = "err", [LOG_WARNING] = "warning", [LOG_NOTICE] = "notice",
+                [LOG_INFO] = "info", [LOG_DEBUG] = "debug",
+        };
+        uint64_t v;
+
+        for (int i = 0; i <= LOG_DEBUG; i++)
+                if (strcmp(s, names[i]) == 0)
+                        return i;
+        if (parse_u64(s, 10, &v) >= 0 && v <= LOG_DEBUG)
+                return (int) v;
+        return -EINVAL;
+}

@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * Logging of the service layer: one line per message on stderr, prefixed
+ * with its syslog priority as "<N>" so that the journal keeps the level.
+ * Messages above @max_level are dropped. The core never logs.
+ */
+
+#include <errno.h>
+#include <stdarg.h>
+#include <syslog.h>
+
+/*
+ * Log at @level when it is at most @max_level. @error (a negative errno or
+ * 0) is made errno for "%m". Returns @error, so that
+ * "return log_error_errno(...)" propagates it.
+ */
+int log_internal(int max_level, int level, int error, const char *format, ...)
+        __attribute__((__format__(printf, 4, 5)));
+
+/* "debug", "info", "notice", "warning", "err", "crit", "alert", "emerg" or a number 0-7. */
+int log_level_from_string(const char *s);
+
+#define log_full_errno(max, level, error, ...) log_internal((max), (level), (error), __VA_ARGS__)
+#define log_debug(max, ...)     log_internal((max), LOG_DEBUG, 0, __VA_ARGS__)
+#define log_info(max, ...)      log_internal((max), LOG_INFO, 0, __VA_ARGS__)
+#define log_notice(max, ...)    log_internal((max), LOG_NOTICE, 0, __VA_ARGS__)
+#define log_warning(max, ...)   log_internal((max), LOG_WARNING, 0, __VA_ARGS__)
+#define log_error(max, ...)     log_internal((max), LOG_ERR, 0, __VA_ARGS__)
+#define log_debug_errno(max, error, ...)   log_internal((max), LOG_DEBUG, (error), __VA_ARGS__)
+#define log_warning_errno(max, error, ...) log_internal((max), LOG_WARNING, (error), __VA_ARGS__)
+#define log_error_errno(max, error, ...)   log_internal((max), LOG_ERR, (error), __VA_ARGS__)

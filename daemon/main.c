@@ -1,0 +1,211 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * vmaqd: normalizes process addresses to (file, file offset, build ID) for
+ * clients on a Unix socket, speaking Varlink. See vmaqd --help and
+ * docs/PROTOCOL.md.
+ */
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "manager.h"
+#include "parse-util.h"
+
+static const char *arg_socket = DEFAULT_SOCKET_PATH;
+static VmaBackend arg_backend = VMA_BACKEND_AUTO;
+static int arg_log_level = LOG_INFO;
+static uint64_t arg_max_message_size = DEFAULT_MAX_MESSAGE_SIZE;
+static uint64_t arg_max_addresses = DEFAULT_MAX_ADDRESSES;
+static uint64_t arg_max_connections = DEFAULT_MAX_CONNECTIONS;
+static uint64_t arg_cache_size = DEFAULT_PROC_CACHE_SIZE;
+static uint64_t arg_build_id_cache_size = DEFAULT_BUILD_ID_CACHE_SIZE;
+static uint64_t arg_idle_timeout_usec = DEFAULT_IDLE_TIMEOUT_USEC;
+static const char *arg_group = DEFAULT_GROUP;
+
+static void help(void) {
+        printf("%s [OPTIONS...]\n\n"
+               "Serve the normalization of process addresses to file offsets and build IDs\n"
+               "over Varlink on a Unix socket.\n\n"
+               "  -h --help                  Show this help\n"
+               "     --version               Show the version\n"
+               "     --socket=PATH           Listen on PATH (default: %s), unless systemd\n"
+               "                             passes a socket\n"
+               "     --backend=BACKEND       auto, ioctl or text (default: auto)\n"
+               "     --log-level=LEVEL       debug, info, notice, warning, err (default: info)\n"
+               "     --group=NAME            Members may query any process (default: %s;\n"
+               "                             \"\" for none)\n"
+               "     --max-message-size=N    Largest request in bytes (default: %u)\n"
+               "     --max-addresses=N       Most addresses in one Normalize call (default: %u)\n"
+               "     --max-connections=N     Most clients at once (default: %u)\n"
+               "     --cache-size=N          Most processes kept open (default: %u, bounded\n"
+               "                             by RLIMIT_NOFILE)\n"
+               "     --build-id-cache-size=N Most files whose build ID is kept (default: %u)\n"
+               "     --idle-timeout=SEC      Close connections idle or stuck this long\n"
+               "                             (default: %u)\n",
+               program_invocation_short_name, DEFAULT_SOCKET_PATH, DEFAULT_GROUP,
+               DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_ADDRESSES, DEFAULT_MAX_CONNECTIONS,
+               DEFAULT_PROC_CACHE_SIZE, DEFAULT_BUILD_ID_CACHE_SIZE, DEFAULT_IDLE_TIMEOUT_USEC / 1000000U);
+}
+
+/* A count option: 1 .. @max. */
+static int parse_count(const char *name, const char *s, uint64_t max, uint64_t *ret) {
+        uint64_t v;
+        int r;
+
+        r = parse_u64(s, 10, &v);
+        if (r < 0 || v == 0 || v > max) {
+                fprintf(stderr, "Invalid value for --%s: '%s' (1..%llu).\n", name, s, (unsigned long long) max);
+                return -EINVAL;
+        }
+        *ret = v;
+        return 0;
+}
+
+static int parse_argv(int argc, char *argv[]) {
+        enum {
+                ARG_VERSION = 0x100,
+                ARG_SOCKET,
+                ARG_BACKEND,
+                ARG_LOG_LEVEL,
+                ARG_GROUP,
+                ARG_MAX_MESSAGE_SIZE,
+                ARG_MAX_ADDRESSES,
+                ARG_MAX_CONNECTIONS,
+                ARG_CACHE_SIZE,
+                ARG_BUILD_ID_CACHE_SIZE,
+                ARG_IDLE_TIMEOUT,
+        };
+        static const struct option options[] = {
+                { "help",                no_argument,       NULL, 'h' },
+                { "version",             no_argument,       NULL, ARG_VERSION },
+                { "socket",              required_argument, NULL, ARG_SOCKET },
+                { "backend",             required_argument, NULL, ARG_BACKEND },
+                { "log-level",           required_argument, NULL, ARG_LOG_LEVEL },
+                { "group",               required_argument, NULL, ARG_GROUP },
+                { "max-message-size",    required_argument, NULL, ARG_MAX_MESSAGE_SIZE },
+                { "max-addresses",       required_argument, NULL, ARG_MAX_ADDRESSES },
+                { "max-connections",     required_argument, NULL, ARG_MAX_CONNECTIONS },
+                { "cache-size",          required_argument, NULL, ARG_CACHE_SIZE },
+                { "build-id-cache-size", required_argument, NULL, ARG_BUILD_ID_CACHE_SIZE },
+                { "idle-timeout",        required_argument, NULL, ARG_IDLE_TIMEOUT },
+                {}
+        };
+        uint64_t v;
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        help();
+                        return 0;
+                case ARG_VERSION:
+                        printf("%s %s\n", PACKAGE_NAME, PACKAGE_VERSION);
+                        return 0;
+                case ARG_SOCKET:
+                        if (optarg[0] != '/') {
+                                fprintf(stderr, "--socket needs an absolute path.\n");
+                                return -EINVAL;
+                        }
+                        arg_socket = optarg;
+                        break;
+                case ARG_BACKEND:
+                        arg_backend = vma_backend_from_string(optarg);
+                        if (arg_backend < 0) {
+                                fprintf(stderr, "Unknown backend '%s'.\n", optarg);
+                                return -EINVAL;
+                        }
+                        break;
+                case ARG_LOG_LEVEL:
+                        arg_log_level = log_level_from_string(optarg);
+                        if (arg_log_level < 0) {
+                                fprintf(stderr, "Unknown log level '%s'.\n", optarg);
+                                return -EINVAL;
+                        }
+                        break;
+                case ARG_GROUP:
+                        arg_group = optarg;
+                        break;
+                case ARG_MAX_MESSAGE_SIZE:
+                        /* Leaves headroom below INT32_MAX for buffer arithmetic. */
+                        r = parse_count("max-message-size", optarg, UINT64_C(1) << 30, &arg_max_message_size);
+                        if (r < 0)
+                                return r;
+                        break;
+                case ARG_MAX_ADDRESSES:
+                        r = parse_count("max-addresses", optarg, UINT32_MAX, &arg_max_addresses);
+                        if (r < 0)
+                                return r;
+                        break;
+                case ARG_MAX_CONNECTIONS:
+                        r = parse_count("max-connections", optarg, 65536, &arg_max_connections);
+                        if (r < 0)
+                                return r;
+                        break;
+                case ARG_CACHE_SIZE:
+                        r = parse_count("cache-size", optarg, 1U << 20, &arg_cache_size);
+                        if (r < 0)
+                                return r;
+                        break;
+                case ARG_BUILD_ID_CACHE_SIZE:
+                        r = parse_count("build-id-cache-size", optarg, 1U << 24, &arg_build_id_cache_size);
+                        if (r < 0)
+                                return r;
+                        break;
+                case ARG_IDLE_TIMEOUT:
+                        r = parse_count("idle-timeout", optarg, 7 * 24 * 3600, &v);
+                        if (r < 0)
+                                return r;
+                        arg_idle_timeout_usec = v * 1000000U;
+                        break;
+                default:
+                        return -EINVAL;
+                }
+
+        if (optind < argc) {
+                fprintf(stderr, "Unexpected argument '%s', see --help.\n", argv[optind]);
+                return -EINVAL;
+        }
+        return 1;
+}
+
+int main(int argc, char *argv[]) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        ManagerConfig config;
+        int r;
+
+        r = parse_argv(argc, argv);
+        if (r <= 0)
+                return r < 0 ? 2 : EXIT_SUCCESS;
+
+        /* Writes to clients that went away fail with EPIPE; nothing should kill us. */
+        (void) signal(SIGPIPE, SIG_IGN);
+
+        config = (ManagerConfig) {
+                .socket_path = arg_socket,
+                .backend = arg_backend,
+                .log_level = arg_log_level,
+                .max_message_size = arg_max_message_size,
+                .max_addresses = arg_max_addresses,
+                .max_connections = arg_max_connections,
+                .proc_cache_size = arg_cache_size,
+                .build_id_cache_size = arg_build_id_cache_size,
+                .idle_timeout_usec = arg_idle_timeout_usec,
+                .group = arg_group,
+                .socket_mode = DEFAULT_SOCKET_MODE,
+        };
+
+        r = manager_new(&m, &config);
+        if (r < 0)
+                return EXIT_FAILURE;
+        r = manager_listen(m);
+        if (r < 0)
+                return EXIT_FAILURE;
+        r = manager_run(m);
+        return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}

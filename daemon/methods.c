@@ -1,0 +1,446 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * The methods: decode a call with proto/, do the work with the core, encode
+ * the reply. Errors become Varlink errors through proto's one table.
+ */
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "manager.h"
+#include "varlink.h"
+#include "vmaq-proto.h"
+
+typedef struct Call {
+        Connection *connection;
+        Manager *manager;
+        const VarlinkCall *varlink;
+} Call;
+
+static int call_reply(Call *call, struct json_object *parameters) {
+        _cleanup_free_ char *msg = NULL;
+        size_t size;
+        int r;
+
+        if (call->varlink->oneway) {
+                json_object_put(parameters);
+                return 0;
+        }
+        r = varlink_reply_format(parameters, false, &msg, &size);
+        if (r < 0)
+                return r;
+        return connection_queue(call->connection, msg, size);
+}
+
+static int call_error(Call *call, ProtoError e, const ProtoErrorDetails *details) {
+        _cleanup_free_ char *msg = NULL;
+        size_t size;
+        int r;
+
+        call->manager->errors++;
+        if (call->varlink->oneway)
+                return 0;
+        r = proto_error_format(e, details, &msg, &size);
+        if (r < 0)
+                return r;
+        return connection_queue(call->connection, msg, size);
+}
+
+/* A failure of the core, for @pid, as a Varlink error. */
+static int call_error_errno(Call *call, int error, pid_t pid, const Proc *p) {
+        ProtoError e = PROTO_ERROR_INTERNAL;
+
+        /* Only what the core documents about the process is the client's business. */
+        if (IN_SET(-error, ESRCH, ENXIO, EACCES, EPERM, ESTALE, EXDEV))
+                e = proto_error_from_errno(error);
+        if (e == PROTO_ERROR_INTERNAL)
+                log_warning_errno(call->manager->log_level, error, "Request about pid %d failed: %m", (int) pid);
+
+        return call_error(call, e, &(ProtoErrorDetails) {
+                        .pid = pid,
+                        .start_time = p ? proc_start_time(p) : 0,
+                        .error = error < 0 ? -error : error,
+                });
+}
+
+static int call_invalid_parameter(Call *call, int error, const char *parameter, uint64_t limit) {
+        if (error == -E2BIG)
+                return call_error(call, PROTO_ERROR_REQUEST_TOO_LARGE, &(ProtoErrorDetails) {
+                                .parameter = parameter,
+                                .limit = limit,
+                        });
+        if (error == -EINVAL)
+                return call_error(call, PROTO_ERROR_INVALID_PARAMETER, &(ProtoErrorDetails) {
+                                .parameter = parameter,
+                        });
+        return error;
+}
+
+static int method_get_info(Call *call) {
+        struct json_object *reply = NULL;
+        const char *parameter = NULL;
+        int r;
+
+        r = proto_empty_request_decode(call->varlink->parameters, &parameter);
+        if (r < 0)
+                return call_invalid_parameter(call, r, parameter, 0);
+
+        r = proto_info_encode(&(ProtoInfo) {
+                        .vendor = "vmaqd",
+                        .product = "vmaqd",
+                        .version = PACKAGE_VERSION,
+                        .url = PACKAGE_URL,
+                }, &reply);
+        if (r < 0)
+                return r;
+        return call_reply(call, reply);
+}
+
+static int method_get_interface_description(Call *call) {
+        struct json_object *reply = NULL;
+        const char *parameter = NULL;
+        int r;
+
+        r = proto_interface_description_encode(call->varlink->parameters, &reply, &parameter);
+        if (r == -EADDRNOTAVAIL) {
+                struct json_object *name = json_object_object_get(call->varlink->parameters, "interface");
+
+                return call_error(call, PROTO_ERROR_INTERFACE_NOT_FOUND, &(ProtoErrorDetails) {
+                                .interface = json_object_get_string(name),
+                        });
+        }
+        if (r < 0)
+                return call_invalid_parameter(call, r, parameter, 0);
+        return call_reply(call, reply);
+}
+
+static int method_get_status(Call *call) {
+        Manager *m = call->manager;
+        struct json_object *reply = NULL;
+        const char *parameter = NULL;
+        BuildIdCacheStats st;
+        uint64_t now = 0;
+        int r;
+
+        r = proto_empty_request_decode(call->varlink->parameters, &parameter);
+        if (r < 0)
+                return call_invalid_parameter(call, r, parameter, 0);
+
+        (void) sd_event_now(m->event, CLOCK_MONOTONIC, &now);
+        build_id_cache_stats(m->build_ids, &st);
+        r = proto_status_encode(&(ProtoStatus) {
+                        .version = PACKAGE_VERSION,
+                        .backend = vma_backend_to_string(m->backend),
+                        .uptime_usec = now - m->start_usec,
+                        .connections = m->n_connections,
+                        .connections_max = m->config.max_connections,
+                        .proc_cache_size = lru_size(m->procs),
+                        .proc_cache_max = lru_max(m->procs),
+                        .proc_cache_hits = m->proc_cache_hits,
+                        .proc_cache_misses = m->proc_cache_misses,
+                        .build_id_cache_size = st.size,
+                        .build_id_cache_max = st.max,
+                        .build_id_cache_hits = st.hits,
+                        .build_id_cache_misses = st.misses,
+                        .requests = m->requests,
+                        .errors = m->errors,
+                        .denied = m->denied,
+                }, &reply);
+        if (r < 0)
+                return r;
+        return call_reply(call, reply);
+}
+
+/* The process for @pid: > 0 with *ret set, or 0 when the caller got an error reply instead. */
+static int call_acquire(Call *call, pid_t pid, Proc **ret) {
+        int r;
+
+        r = manager_acquire_proc(call->manager, call->connection, pid, ret);
+        if (r < 0)
+                return call_error_errno(call, r, pid, NULL);
+        return 1;
+}
+
+/*
+ * After the core answered with @r: drop dead processes, re-check access if
+ * the address space was replaced (an exec may have made it setuid). > 0 if
+ * the answer may be sent, else as call_acquire().
+ */
+static int call_finish(Call *call, Proc *p, int r, bool reattached) {
+        pid_t pid = proc_pid(p);
+
+        if (r == -ESRCH || r == -ENXIO) {
+                int k = call_error_errno(call, r, pid, NULL);
+
+                manager_forget_proc(call->manager, pid);
+                return k;
+        }
+        if (r < 0)
+                return call_error_errno(call, r, pid, p);
+
+        if (reattached) {
+                r = manager_recheck_proc(call->manager, call->connection, p);
+                if (r < 0)
+                        return call_error_errno(call, r, pid, NULL);
+        }
+        return 1;
+}
+
+static int method_normalize(Call *call) {
+        _cleanup_(proto_normalize_request_done) ProtoNormalizeRequest req = {};
+        _cleanup_(normalization_freep) Normalization *n = NULL;
+        _cleanup_free_ ProtoModule *modules = NULL;
+        _cleanup_free_ ProtoResult *results = NULL;
+        Manager *m = call->manager;
+        struct json_object *reply = NULL;
+        const char *parameter = NULL;
+        NormalizeOptions opts;
+        Proc *p = NULL;
+        unsigned generation;
+        int r;
+
+        r = proto_normalize_request_decode(call->varlink->parameters, m->config.max_addresses, &req, &parameter);
+        if (r < 0)
+                return call_invalid_parameter(call, r, parameter, m->config.max_addresses);
+
+        r = call_acquire(call, req.pid, &p);
+        if (r <= 0)
+                return r;
+
+        opts = (NormalizeOptions) {
+                .flags = (req.build_ids ? NORMALIZE_BUILD_IDS : 0) |
+                         (req.map_files ? NORMALIZE_MAP_FILES : 0) |
+                         (req.pin ? NORMALIZE_PIN : 0),
+                .start_time = req.start_time,
+                .build_id_cache = m->build_ids,
+        };
+        generation = proc_generation(p);
+        r = proc_normalize(p, req.addresses, req.n_addresses, &opts, &n);
+        r = call_finish(call, p, r, proc_generation(p) != generation);
+        if (r <= 0)
+                return r;
+
+        modules = calloc(MAX(n->n_modules, (size_t) 1), sizeof(ProtoModule));
+        results = calloc(MAX(n->n_results, (size_t) 1), sizeof(ProtoResult));
+        if (!modules || !results)
+                return -ENOMEM;
+        for (size_t i = 0; i < n->n_modules; i++) {
+                const NormModule *nm = &n->modules[i];
+
+                modules[i] = (ProtoModule) {
+                        .path = nm->path,
+                        .map_files = nm->map_files,
+                        .build_id = nm->build_id,
+                        .build_id_len = nm->build_id_len,
+                        .deleted = nm->deleted,
+                        .vdso = nm->vdso,
+                        .dev_major = nm->dev_major,
+                        .dev_minor = nm->dev_minor,
+                        .inode = nm->inode,
+                };
+        }
+        for (size_t i = 0; i < n->n_results; i++) {
+                const NormResult *nr = &n->results[i];
+
+                results[i] = (ProtoResult) {
+                        .unknown = nr->kind == NORM_MODULE ? NULL : norm_kind_to_string(nr->kind),
+                        .module = nr->module,
+                        .offset = nr->offset,
+                };
+        }
+
+        r = proto_normalize_reply_encode(&(ProtoNormalizeReply) {
+                        .pid = n->pid,
+                        .start_time = n->start_time,
+                        .n_modules = n->n_modules,
+                        .modules = modules,
+                        .n_results = n->n_results,
+                        .results = results,
+                }, &reply);
+        if (r < 0)
+                return r;
+        return call_reply(call, reply);
+}
+
+typedef struct MappingItem {
+        char perms[5];
+        char *path;
+        size_t build_id_len;
+        uint8_t build_id[BUILD_ID_MAX];
+        Vma vma;
+} MappingItem;
+
+typedef struct MappingList {
+        MappingItem *items;
+        size_t n, allocated;
+} MappingList;
+
+static void mapping_list_done(MappingList *l) {
+        for (size_t i = 0; i < l->n; i++)
+                free(l->items[i].path);
+        free(l->items);
+}
+
+static int mapping_list_add(const Vma *v, void *userdata) {
+        MappingList *l = userdata;
+        MappingItem *it;
+
+        if (l->n == l->allocated) {
+                size_t n = MAX(l->allocated * 2, (size_t) 64);
+                MappingItem *a = reallocarray(l->items, n, sizeof(MappingItem));
+
+                if (!a)
+                        return -ENOMEM;
+                l->items = a;
+                l->allocated = n;
+        }
+
+        it = &l->items[l->n];
+        *it = (MappingItem) { .vma = *v };
+        it->perms[0] = (v->perms & VMA_PERM_READ) ? 'r' : '-';
+        it->perms[1] = (v->perms & VMA_PERM_WRITE) ? 'w' : '-';
+        it->perms[2] = (v->perms & VMA_PERM_EXEC) ? 'x' : '-';
+        it->perms[3] = (v->perms & VMA_PERM_SHARED) ? 's' : 'p';
+        if (v->name[0]) {
+                it->path = strdup(v->name);
+                if (!it->path)
+                        return -ENOMEM;
+        }
+        l->n++;
+        return 0;
+}
+
+static const char *const vma_kind_names[_VMA_KIND_MAX] = {
+        [VMA_KIND_FILE] = "file",
+        [VMA_KIND_ANONYMOUS] = "anonymous",
+        [VMA_KIND_SPECIAL] = "special",
+        [VMA_KIND_VDSO] = "vdso",
+};
+
+static int method_list_mappings(Call *call) {
+        _cleanup_(mapping_list_done) MappingList list = {};
+        _cleanup_free_ ProtoMapping *mappings = NULL;
+        ProtoListMappingsRequest req = {};
+        Manager *m = call->manager;
+        struct json_object *reply = NULL;
+        const char *parameter = NULL;
+        NormalizeOptions opts;
+        unsigned generation;
+        Proc *p = NULL;
+        int r;
+
+        r = proto_list_mappings_request_decode(call->varlink->parameters, &req, &parameter);
+        if (r < 0)
+                return call_invalid_parameter(call, r, parameter, 0);
+
+        r = call_acquire(call, req.pid, &p);
+        if (r <= 0)
+                return r;
+
+        opts = (NormalizeOptions) {
+                .flags = req.pin ? NORMALIZE_PIN : 0,
+                .start_time = req.start_time,
+                .build_id_cache = m->build_ids,
+        };
+        generation = proc_generation(p);
+        r = proc_foreach_vma(p, (req.exec_only ? PROC_LIST_EXEC_ONLY : 0) | (req.build_ids ? PROC_LIST_BUILD_IDS : 0),
+                             &opts, mapping_list_add, &list);
+        r = call_finish(call, p, r, proc_generation(p) != generation);
+        if (r <= 0)
+                return r;
+
+        mappings = calloc(MAX(list.n, (size_t) 1), sizeof(ProtoMapping));
+        if (!mappings)
+                return -ENOMEM;
+        for (size_t i = 0; i < list.n; i++) {
+                const MappingItem *it = &list.items[i];
+
+                mappings[i] = (ProtoMapping) {
+                        .start = it->vma.start,
+                        .end = it->vma.end,
+                        .offset = it->vma.offset,
+                        .inode = it->vma.inode,
+                        .dev_major = it->vma.dev_major,
+                        .dev_minor = it->vma.dev_minor,
+                        .perms = it->perms,
+                        .path = it->path,
+                        .kind = vma_kind_names[it->vma.kind],
+                        .deleted = it->vma.deleted,
+                        .build_id = it->vma.build_id,
+                        .build_id_len = it->vma.build_id_len,
+                };
+        }
+
+        r = proto_list_mappings_reply_encode(proc_pid(p), proc_start_time(p), mappings, list.n, &reply);
+        if (r < 0)
+                return r;
+        return call_reply(call, reply);
+}
+
+int method_dispatch(Connection *c, const char *message, size_t size) {
+        VarlinkCall v = {};
+        Call call = {
+                .connection = c,
+                .manager = c->manager,
+                .varlink = &v,
+        };
+        ProtoMethod method;
+        int r;
+
+        c->manager->requests++;
+
+        r = varlink_call_parse(message, size, &v);
+        if (r < 0) {
+                /* The stream cannot be trusted any more: answer and close. */
+                log_debug_errno(c->manager->log_level, r, "Invalid message from pid %d: %m", (int) c->cred.pid);
+                connection_shutdown(c);
+                return call_error(&call, PROTO_ERROR_INVALID_MESSAGE, &(ProtoErrorDetails) {
+                                .reason = r == -EBADMSG ? "not valid JSON" : "not a Varlink call",
+                        });
+        }
+
+        r = proto_method_lookup(v.method, &method);
+        if (r >= 0 && v.more)
+                /* No method streams replies. */
+                r = call_error(&call, PROTO_ERROR_METHOD_NOT_IMPLEMENTED, &(ProtoErrorDetails) {
+                                .method = v.method,
+                        });
+        else if (r == -EADDRNOTAVAIL || r == -EINVAL) {
+                /* A parsed call's method is "interface.Method": the interface is what precedes the last dot. */
+                _cleanup_free_ char *interface = strndup(v.method, (size_t) (strrchr(v.method, '.') - v.method));
+
+                r = interface ? call_error(&call, PROTO_ERROR_INTERFACE_NOT_FOUND, &(ProtoErrorDetails) {
+                                .interface = interface,
+                        }) : -ENOMEM;
+        } else if (r < 0)
+                r = call_error(&call, PROTO_ERROR_METHOD_NOT_FOUND, &(ProtoErrorDetails) {
+                                .method = v.method,
+                        });
+        else
+                switch (method) {
+                case PROTO_METHOD_GET_INFO:
+                        r = method_get_info(&call);
+                        break;
+                case PROTO_METHOD_GET_INTERFACE_DESCRIPTION:
+                        r = method_get_interface_description(&call);
+                        break;
+                case PROTO_METHOD_NORMALIZE:
+                        r = method_normalize(&call);
+                        break;
+                case PROTO_METHOD_LIST_MAPPINGS:
+                        r = method_list_mappings(&call);
+                        break;
+                case PROTO_METHOD_GET_STATUS:
+                        r = method_get_status(&call);
+                        break;
+                default:
+                        r = -EINVAL;
+                }
+
+        varlink_call_done(&v);
+        return r;
+}

@@ -1,0 +1,560 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * Varlink message framing on top of json-c. json-c's strict mode is not
+ * strict enough for input from an unprivileged peer (it takes NaN, "00",
+ * "1.", raw control characters, overlong UTF-8, lone surrogates, and it
+ * clamps big integers), so every message is first checked by a small
+ * lexer of our own, and json-c only builds the tree.
+ */
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "macro.h"
+#include "parse-util.h"
+#include "varlink.h"
+
+static void json_object_putp(struct json_object **o) {
+        json_object_put(*o);
+}
+
+static void json_tokener_freep(struct json_tokener **t) {
+        if (*t)
+                json_tokener_free(*t);
+}
+
+/* The length of the valid UTF-8 sequence at @s (at most @n bytes), or 0 if there is none. */
+static size_t utf8_sequence_len(const unsigned char *s, size_t n) {
+        unsigned char lo = 0x80, hi = 0xbf;
+        size_t len;
+
+        if (n == 0)
+                return 0;
+        if (s[0] < 0x80)
+                return 1;
+
+        /* RFC 3629: the second byte's range rules out overlong forms, surrogates and > U+10FFFF. */
+        if (s[0] >= 0xc2 && s[0] <= 0xdf)
+                len = 2;
+        else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+                len = 3;
+                if (s[0] == 0xe0)
+                        lo = 0xa0;
+                else if (s[0] == 0xed)
+                        hi = 0x9f;
+        } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+                len = 4;
+                if (s[0] == 0xf0)
+                        lo = 0x90;
+                else if (s[0] == 0xf4)
+                        hi = 0x8f;
+        } else
+                return 0;
+
+        if (n < len || s[1] < lo || s[1] > hi)
+                return 0;
+        for (size_t i = 2; i < len; i++)
+                if (s[i] < 0x80 || s[i] > 0xbf)
+                        return 0;
+        return len;
+}
+
+static bool char_is_digit(char c) {
+        return c >= '0' && c <= '9';
+}
+
+static bool char_is_alpha(char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static bool char_is_json_space(char c) {
+        return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static bool char_is_structural(char c) {
+        return c != '\0' && strchr("{}[]:,", c);
+}
+
+/* What may follow a number or a literal: anything else would make json-c read a different token. */
+static bool char_ends_token(const char *p, size_t n, size_t i) {
+        return i == n || char_is_json_space(p[i]) || p[i] == ',' || p[i] == ']' || p[i] == '}';
+}
+
+static int hex4(const char *p, size_t n, size_t i, unsigned *ret) {
+        uint64_t v;
+
+        if (n - i < 4 || parse_u64_n(p + i, 4, 16, &v) < 0)
+                return -EBADMSG;
+        *ret = (unsigned) v;
+        return 0;
+}
+
+/* Check the string starting at the quote at p[*i]; leave *i after the closing quote. */
+static int scan_string(const char *p, size_t n, size_t *i) {
+        size_t k = *i + 1;
+
+        for (;;) {
+                unsigned char c;
+                unsigned u, u2;
+                size_t len;
+
+                if (k >= n)
+                        return -EBADMSG;
+                c = (unsigned char) p[k];
+
+                if (c == '"') {
+                        *i = k + 1;
+                        return 0;
+                }
+                if (c < 0x20)
+                        return -EBADMSG;
+                if (c >= 0x80) {
+                        len = utf8_sequence_len((const unsigned char *) p + k, n - k);
+                        if (len == 0)
+                                return -EBADMSG;
+                        k += len;
+                        continue;
+                }
+                if (c != '\\') {
+                        k++;
+                        continue;
+                }
+
+                k++;
+                if (k >= n)
+                        return -EBADMSG;
+                if (p[k] != '\0' && strchr("\"\\/bfnrt", p[k])) {
+                        k++;
+                        continue;
+                }
+                if (p[k] != 'u' || hex4(p, n, k + 1, &u) < 0)
+                        return -EBADMSG;
+                k += 5;
+
+                /* A C string cannot hold U+0000; a lone surrogate is no character at all. */
+                if (u == 0 || (u >= 0xdc00 && u <= 0xdfff))
+                        return -EBADMSG;
+                if (u >= 0xd800 && u <= 0xdbff) {
+                        if (n - k < 2 || p[k] != '\\' || p[k + 1] != 'u' || hex4(p, n, k + 2, &u2) < 0 ||
+                            u2 < 0xdc00 || u2 > 0xdfff)
+                                return -EBADMSG;
+                        k += 6;
+                }
+        }
+}
+
+/*
+ * Check the number starting at p[*i] against the RFC 8259 grammar and leave
+ * *i after it. *ret_clamped tells whether it is an integer that json-c would
+ * clamp: below INT64_MIN or above UINT64_MAX.
+ */
+static int scan_number(const char *p, size_t n, size_t *i, bool *ret_clamped) {
+        size_t k = *i, digits;
+        bool negative = false, integer = true;
+        uint64_t v;
+        int r;
+
+        if (p[k] == '-') {
+                negative = true;
+                k++;
+        }
+
+        digits = k;
+        if (k < n && p[k] == '0')
+                k++;
+        else if (k < n && p[k] >= '1' && p[k] <= '9')
+                while (k < n && char_is_digit(p[k]))
+                        k++;
+        else
+                return -EBADMSG;
+
+        if (k < n && p[k] == '.') {
+                size_t f = ++k;
+
+                while (k < n && char_is_digit(p[k]))
+                        k++;
+                if (k == f)
+                        return -EBADMSG;
+                integer = false;
+        }
+
+        if (k < n && (p[k] == 'e' || p[k] == 'E')) {
+                size_t e;
+
+                k++;
+                if (k < n && (p[k] == '+' || p[k] == '-'))
+                        k++;
+                e = k;
+                while (k < n && char_is_digit(p[k]))
+                        k++;
+                if (k == e)
+                        return -EBADMSG;
+                integer = false;
+        }
+
+        if (!char_ends_token(p, n, k))
+                return -EBADMSG;
+
+        *ret_clamped = false;
+        if (integer) {
+                r = parse_u64_n(p + digits, k - digits, 10, &v);
+                if (r == -ERANGE || (r >= 0 && negative && v > (uint64_t) INT64_MAX + 1))
+                        *ret_clamped = true;
+                else if (r < 0)
+                        return -EBADMSG;
+        }
+
+        *i = k;
+        return 0;
+}
+
+/*
+ * Check the whole text. If @out is not NULL, copy the text there with ".0"
+ * appended to each clamped integer, so that json-c reads it as a double;
+ * @out must have room for @n plus two bytes per clamped integer. Returns
+ * the number of clamped integers.
+ */
+static int scan_json(const char *p, size_t n, char *out) {
+        size_t i = 0, copied = 0, o = 0;
+        int n_clamped = 0, r;
+
+        while (i < n) {
+                char c = p[i];
+
+                if (char_is_json_space(c) || char_is_structural(c))
+                        i++;
+                else if (c == '"') {
+                        r = scan_string(p, n, &i);
+                        if (r < 0)
+                                return r;
+                } else if (c == '-' || char_is_digit(c)) {
+                        bool clamped;
+
+                        r = scan_number(p, n, &i, &clamped);
+                        if (r < 0)
+                                return r;
+                        if (clamped) {
+                                if (n_clamped == INT_MAX)
+                                        return -EBADMSG;
+                                n_clamped++;
+                                if (out) {
+                                        memcpy(out + o, p + copied, i - copied);
+                                        o += i - copied;
+                                        memcpy(out + o, ".0", 2);
+                                        o += 2;
+                                        copied = i;
+                                }
+                        }
+                } else if (char_is_alpha(c)) {
+                        static const char *const literals[] = { "true", "false", "null" };
+                        bool found = false;
+
+                        for (size_t l = 0; l < ELEMENTSOF(literals) && !found; l++) {
+                                size_t len = strlen(literals[l]);
+
+                                if (n - i >= len && memcmp(p + i, literals[l], len) == 0 &&
+                                    char_ends_token(p, n, i + len)) {
+                                        i += len;
+                                        found = true;
+                                }
+                        }
+                        if (!found)
+                                return -EBADMSG;
+                } else
+                        return -EBADMSG;
+        }
+
+        if (out)
+                memcpy(out + o, p + copied, n - copied);
+        return n_clamped;
+}
+
+int varlink_json_parse(const char *data, size_t size, struct json_object **ret) {
+        _cleanup_(json_tokener_freep) struct json_tokener *tok = NULL;
+        _cleanup_(json_object_putp) struct json_object *o = NULL;
+        _cleanup_free_ char *copy = NULL;
+        enum json_tokener_error e;
+        int n_clamped;
+
+        if (!data && size > 0)
+                return -EBADMSG;
+        /* json-c takes an int; the daemon's limit is far below anyway. */
+        if (size > INT_MAX)
+                return -EBADMSG;
+        /* json-c stops at a NUL and would leave the rest unread. */
+        if (size > 0 && memchr(data, '\0', size))
+                return -EBADMSG;
+
+        n_clamped = scan_json(data, size, NULL);
+        if (n_clamped < 0)
+                return n_clamped;
+        if (n_clamped > 0) {
+                size_t copy_size;
+
+                /* Rare: only a peer sending integers beyond 64 bits gets here. */
+                if (__builtin_mul_overflow((size_t) n_clamped, (size_t) 2, &copy_size) ||
+                    __builtin_add_overflow(copy_size, size, &copy_size) || copy_size > INT_MAX)
+                        return -EBADMSG;
+                copy = malloc(copy_size);
+                if (!copy)
+                        return -ENOMEM;
+                (void) scan_json(data, size, copy);
+                data = copy;
+                size = copy_size;
+        }
+
+        tok = json_tokener_new_ex(VARLINK_DEPTH_MAX);
+        if (!tok)
+                return -ENOMEM;
+        json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+
+        o = json_tokener_parse_ex(tok, data ?: "", (int) size);
+        e = json_tokener_get_error(tok);
+        if (e == json_tokener_continue && json_tokener_get_parse_end(tok) == size) {
+                /* A number at the top level, or the end of the input came too early: say it ended. */
+                o = json_tokener_parse_ex(tok, "", 1);
+                e = json_tokener_get_error(tok);
+        } else if (e == json_tokener_success && json_tokener_get_parse_end(tok) != size)
+                return -EBADMSG;        /* a second value after the first */
+
+        /* json-c reports a failed allocation as a parse error: nothing better to say. */
+        if (e != json_tokener_success)
+                return -EBADMSG;
+
+        /* NULL is JSON's null. */
+
+        *ret = TAKE_PTR(o);
+        return 0;
+}
+
+static bool label_is_valid(const char *s, size_t n, bool first) {
+        if (n == 0)
+                return false;
+        if (first ? !char_is_alpha(s[0]) : !(char_is_alpha(s[0]) || char_is_digit(s[0])))
+                return false;
+        if (s[n - 1] == '-')
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (!char_is_alpha(s[i]) && !char_is_digit(s[i]) && s[i] != '-')
+                        return false;
+        return true;
+}
+
+static bool interface_name_is_valid_n(const char *s, size_t n) {
+        size_t labels = 0;
+
+        for (const char *p = s, *end = s + n;;) {
+                const char *dot = memchr(p, '.', (size_t) (end - p));
+                size_t len = (size_t) ((dot ?: end) - p);
+
+                if (!label_is_valid(p, len, labels == 0))
+                        return false;
+                labels++;
+                if (!dot)
+                        break;
+                p = dot + 1;
+        }
+
+        return labels >= 2;
+}
+
+bool varlink_interface_name_is_valid(const char *name) {
+        return name && interface_name_is_valid_n(name, strlen(name));
+}
+
+bool varlink_member_name_is_valid(const char *name) {
+        if (!name || !(name[0] >= 'A' && name[0] <= 'Z'))
+                return false;
+        for (const char *p = name + 1; *p; p++)
+                if (!char_is_alpha(*p) && !char_is_digit(*p))
+                        return false;
+        return true;
+}
+
+bool varlink_qualified_name_is_valid(const char *name) {
+        const char *dot;
+
+        if (!name)
+                return false;
+        dot = strrchr(name, '.');
+        return dot && interface_name_is_valid_n(name, (size_t) (dot - name)) &&
+               varlink_member_name_is_valid(dot + 1);
+}
+
+int varlink_call_parse(const char *data, size_t size, VarlinkCall *ret) {
+        _cleanup_(json_object_putp) struct json_object *o = NULL;
+        struct json_object *method = NULL, *parameters = NULL;
+        bool oneway = false, more = false, has_parameters = false;
+        int r;
+
+        r = varlink_json_parse(data, size, &o);
+        if (r < 0)
+                return r;
+
+        if (!json_object_is_type(o, json_type_object))
+                return -EPROTO;
+
+        json_object_object_foreach(o, key, value) {
+                if (strcmp(key, "method") == 0)
+                        method = value;
+                else if (strcmp(key, "parameters") == 0) {
+                        parameters = value;
+                        has_parameters = true;
+                }
+                else if (strcmp(key, "oneway") == 0 || strcmp(key, "more") == 0) {
+                        if (!json_object_is_type(value, json_type_boolean))
+                                return -EPROTO;
+                        if (key[0] == 'o')
+                                oneway = json_object_get_boolean(value);
+                        else
+                                more = json_object_get_boolean(value);
+                } else
+                        /* "upgrade" too: we cannot switch protocols, so refuse rather than ignore. */
+                        return -EPROTO;
+        }
+
+        if (!json_object_is_type(method, json_type_string) ||
+            (size_t) json_object_get_string_len(method) != strlen(json_object_get_string(method)) ||
+            !varlink_qualified_name_is_valid(json_object_get_string(method)))
+                return -EPROTO;
+
+        if (!has_parameters) {
+                parameters = json_object_new_object();
+                if (!parameters)
+                        return -ENOMEM;
+                if (json_object_object_add(o, "parameters", parameters) < 0) {
+                        json_object_put(parameters);
+                        return -ENOMEM;
+                }
+        } else if (!json_object_is_type(parameters, json_type_object))
+                return -EPROTO;
+
+        *ret = (VarlinkCall) {
+                .method = json_object_get_string(method),
+                .parameters = parameters,
+                .oneway = oneway,
+                .more = more,
+        };
+        ret->object = TAKE_PTR(o);
+        return 0;
+}
+
+void varlink_call_done(VarlinkCall *call) {
+        if (!call)
+                return;
+        json_object_put(call->object);
+        *call = (VarlinkCall) {};
+}
+
+/*
+ * Serialize @o into a malloc'd, NUL-terminated buffer. json-c copies string
+ * bytes as they are, so a byte that is not valid UTF-8 (only possible inside
+ * a string: everything else json-c writes is ASCII) becomes U+FFFD.
+ */
+static int format_message(struct json_object *o, char **ret, size_t *ret_size) {
+        const char *text;
+        size_t len, n_bad = 0, out_size;
+        char *buf, *q;
+
+        text = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
+                                                   &len);
+        if (!text)
+                return -ENOMEM;
+
+        for (size_t i = 0; i < len;) {
+                size_t l = utf8_sequence_len((const unsigned char *) text + i, len - i);
+
+                if (l == 0) {
+                        n_bad++;
+                        i++;
+                } else
+                        i += l;
+        }
+
+        /* Each bad byte grows by two (1 -> 3 bytes), plus the NUL. */
+        if (__builtin_mul_overflow(n_bad, (size_t) 2, &out_size) ||
+            __builtin_add_overflow(out_size, len + 1, &out_size))
+                return -ENOMEM;
+        buf = malloc(out_size);
+        if (!buf)
+                return -ENOMEM;
+
+        q = buf;
+        for (size_t i = 0; i < len;) {
+                size_t l = n_bad > 0 ? utf8_sequence_len((const unsigned char *) text + i, len - i) : len;
+
+                if (l == 0) {
+                        memcpy(q, "\xef\xbf\xbd", 3);
+                        q += 3;
+                        i++;
+                } else {
+                        memcpy(q, text + i, l);
+                        q += l;
+                        i += l;
+                }
+        }
+        *q = '\0';
+
+        *ret = buf;
+        *ret_size = out_size;
+        return 0;
+}
+
+static int message_format(const char *error, struct json_object *parameters_in, bool continues, char **ret,
+                          size_t *ret_size) {
+        _cleanup_(json_object_putp) struct json_object *parameters = parameters_in;
+        _cleanup_(json_object_putp) struct json_object *o = NULL;
+
+        if (parameters && !json_object_is_type(parameters, json_type_object))
+                return -EINVAL;
+        if (!parameters) {
+                parameters = json_object_new_object();
+                if (!parameters)
+                        return -ENOMEM;
+        }
+
+        o = json_object_new_object();
+        if (!o)
+                return -ENOMEM;
+
+        if (error) {
+                struct json_object *e = json_object_new_string(error);
+
+                if (!e || json_object_object_add(o, "error", e) < 0) {
+                        json_object_put(e);
+                        return -ENOMEM;
+                }
+        }
+
+        if (json_object_object_add(o, "parameters", parameters) < 0)
+                return -ENOMEM;
+        parameters = NULL;      /* owned by o now */
+
+        if (continues) {
+                struct json_object *c = json_object_new_boolean(true);
+
+                if (!c || json_object_object_add(o, "continues", c) < 0) {
+                        json_object_put(c);
+                        return -ENOMEM;
+                }
+        }
+
+        return format_message(o, ret, ret_size);
+}
+
+int varlink_reply_format(struct json_object *parameters, bool continues, char **ret, size_t *ret_size) {
+        return message_format(NULL, parameters, continues, ret, ret_size);
+}
+
+int varlink_error_format(const char *error, struct json_object *parameters, char **ret, size_t *ret_size) {
+        if (!varlink_qualified_name_is_valid(error)) {
+                json_object_put(parameters);
+                return -EINVAL;
+        }
+        return message_format(error, parameters, false, ret, ret_size);
+}

@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * Varlink messages: one JSON object per message, terminated by a NUL byte
+ * on the wire. This module turns a received message (without its NUL) into
+ * a call, and formats replies (with their NUL). It does no I/O.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct json_object;
+
+/* Nesting deeper than this is refused: no vmaqd message needs more than a few levels. */
+#define VARLINK_DEPTH_MAX 16
+
+typedef struct VarlinkCall {
+        struct json_object *object;             /* the whole message, owned */
+        const char *method;                     /* "interface.Method", points into object */
+        struct json_object *parameters;         /* borrowed from object; an empty object if absent */
+        bool oneway;
+        bool more;
+} VarlinkCall;
+
+/*
+ * Parse one JSON value of @size bytes at @data, stricter than json-c alone:
+ * RFC 8259 grammar (no NaN/Infinity, no leading zeros, no "1."), valid
+ * UTF-8 (no overlong forms, no surrogates), no raw control characters in
+ * strings, no "\u0000" and no unpaired surrogate escapes, no NUL byte,
+ * nesting of at most VARLINK_DEPTH_MAX levels (a scalar inside counts as
+ * one), whitespace only around the value.
+ *
+ * json-c clamps integers silently (2^64 reads as 2^64-1, -2^63-1 as
+ * -2^63), so an integer literal outside int64 and uint64 is parsed as a
+ * double instead: whoever expects an integer then refuses it.
+ *
+ * Errors: -EBADMSG  not one valid JSON value as above (also @size > INT_MAX)
+ *         -ENOMEM
+ * Returns the value, owned by the caller, in *ret: NULL for JSON's null.
+ */
+int varlink_json_parse(const char *data, size_t size, struct json_object **ret);
+
+/*
+ * Parse the message of @size bytes at @data (the NUL not included) with
+ * varlink_json_parse(), then check that it is a call: an object with
+ * "method" (required), "parameters", "oneway" and "more", and no other key.
+ *
+ * Errors: -EBADMSG  not valid JSON, not UTF-8, too deep, trailing bytes,
+ *                   or an embedded NUL (see varlink_json_parse())
+ *         -EPROTO   valid JSON but no valid call: not an object, "method"
+ *                   missing or not a string of the form "interface.Method",
+ *                   "parameters" not an object, "oneway"/"more" not booleans,
+ *                   or any other key (including "upgrade")
+ *         -ENOMEM
+ * On success call varlink_call_done() to release it. *ret is written only
+ * on success.
+ */
+int varlink_call_parse(const char *data, size_t size, VarlinkCall *ret);
+/* Release a parsed call and reset it; accepts a zeroed or already released call. */
+void varlink_call_done(VarlinkCall *call);
+
+/*
+ * An interface name as Varlink defines it: dot-separated reverse-domain
+ * labels of letters, digits and '-', at least two of them, each starting
+ * and ending with a letter or digit, the first starting with a letter.
+ */
+bool varlink_interface_name_is_valid(const char *name);
+/* A member name (method, error, type): an uppercase letter, then letters and digits. */
+bool varlink_member_name_is_valid(const char *name);
+/* "interface.Member" with both parts valid as above (methods and errors). */
+bool varlink_qualified_name_is_valid(const char *name);
+
+/*
+ * Format a reply {"parameters": @parameters} (plus "continues": true when
+ * @continues) into a newly allocated buffer, NUL-terminated as on the wire:
+ * *ret_size counts the NUL. Takes ownership of @parameters (NULL means {}),
+ * also on failure. The text is always valid UTF-8: a byte of a string that
+ * is not part of a valid UTF-8 sequence (a path can be any bytes) is sent
+ * as U+FFFD.
+ *
+ * Errors: -EINVAL  @parameters is not an object
+ *         -ENOMEM
+ */
+int varlink_reply_format(struct json_object *parameters, bool continues, char **ret, size_t *ret_size);
+
+/*
+ * Format an error reply {"error": @error, "parameters": @parameters}, as
+ * above. Takes ownership of @parameters (NULL means {}), also on failure.
+ *
+ * Errors: -EINVAL  @error is not "interface.Name", or @parameters is not an object
+ *         -ENOMEM
+ */
+int varlink_error_format(const char *error, struct json_object *parameters, char **ret, size_t *ret_size);

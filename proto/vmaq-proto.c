@@ -1,0 +1,867 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * The io.vmaq interface on the wire: method names, the error table, and
+ * each method's parameters and replies as json-c objects.
+ */
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "macro.h"
+#include "parse-util.h"
+#include "string-table.h"
+#include "varlink.h"
+#include "vmaq-proto.h"
+
+static void json_object_putp(struct json_object **o) {
+        json_object_put(*o);
+}
+
+/* The standard definition every Varlink service implements. */
+static const char varlink_service_description[] =
+        "# The interface every Varlink service provides: what the service is, and\n"
+        "# the definitions of the interfaces it implements.\n"
+        "interface org.varlink.service\n"
+        "\n"
+        "# The service's vendor, product, version and URL, and the names of the\n"
+        "# interfaces it implements.\n"
+        "method GetInfo() -> (\n"
+        "  vendor: string,\n"
+        "  product: string,\n"
+        "  version: string,\n"
+        "  url: string,\n"
+        "  interfaces: []string\n"
+        ")\n"
+        "\n"
+        "# The definition of one of the interfaces the service implements.\n"
+        "method GetInterfaceDescription(interface: string) -> (description: string)\n"
+        "\n"
+        "# The service does not implement this interface.\n"
+        "error InterfaceNotFound (interface: string)\n"
+        "\n"
+        "# The interface has no method of this name.\n"
+        "error MethodNotFound (method: string)\n"
+        "\n"
+        "# The interface defines the method, but the service does not implement it.\n"
+        "error MethodNotImplemented (method: string)\n"
+        "\n"
+        "# A parameter is missing, of the wrong type, out of range, or unknown.\n"
+        "error InvalidParameter (parameter: string)\n";
+
+/* --- methods ------------------------------------------------------------ */
+
+static const char *const proto_method_table[_PROTO_METHOD_MAX] = {
+        [PROTO_METHOD_GET_INFO]                  = VARLINK_SERVICE_INTERFACE ".GetInfo",
+        [PROTO_METHOD_GET_INTERFACE_DESCRIPTION] = VARLINK_SERVICE_INTERFACE ".GetInterfaceDescription",
+        [PROTO_METHOD_NORMALIZE]                 = VMAQ_INTERFACE ".Normalize",
+        [PROTO_METHOD_LIST_MAPPINGS]             = VMAQ_INTERFACE ".ListMappings",
+        [PROTO_METHOD_GET_STATUS]                = VMAQ_INTERFACE ".GetStatus",
+};
+
+DEFINE_STRING_TABLE_LOOKUP(proto_method, ProtoMethod);
+
+static bool interface_is_ours(const char *name, size_t len) {
+        return (len == strlen(VMAQ_INTERFACE) && memcmp(name, VMAQ_INTERFACE, len) == 0) ||
+               (len == strlen(VARLINK_SERVICE_INTERFACE) && memcmp(name, VARLINK_SERVICE_INTERFACE, len) == 0);
+}
+
+int proto_method_lookup(const char *name, ProtoMethod *ret) {
+        ProtoMethod m;
+
+        if (!varlink_qualified_name_is_valid(name))
+                return -EINVAL;
+
+        m = proto_method_from_string(name);
+        if (m < 0)
+                /* Valid, so there is a dot: what precedes the last one is the interface. */
+                return interface_is_ours(name, (size_t) (strrchr(name, '.') - name)) ? -EOPNOTSUPP : -EADDRNOTAVAIL;
+
+        *ret = m;
+        return 0;
+}
+
+/* --- errors ------------------------------------------------------------- */
+
+/* The parameters an error carries, sent in this order. */
+enum {
+        FIELD_INTERFACE          = 1 << 0,
+        FIELD_METHOD             = 1 << 1,
+        FIELD_PARAMETER          = 1 << 2,
+        FIELD_PARAMETER_OPTIONAL = 1 << 3,      /* sent only when not NULL */
+        FIELD_REASON             = 1 << 4,
+        FIELD_PID                = 1 << 5,
+        FIELD_START_TIME         = 1 << 6,
+        FIELD_LIMIT              = 1 << 7,
+        FIELD_ERRNO              = 1 << 8,
+};
+
+/*
+ * The one table: Varlink name, errnos (the first is the one handed back by
+ * proto_error_to_errno()), parameters. Keep proto/io.vmaq.varlink and
+ * docs/PROTOCOL.md in step.
+ */
+static const struct {
+        const char *name;
+        int errnos[2];
+        unsigned fields;
+} proto_error_table[_PROTO_ERROR_MAX] = {
+        [PROTO_ERROR_INTERFACE_NOT_FOUND] = {
+                VARLINK_SERVICE_INTERFACE ".InterfaceNotFound", { EADDRNOTAVAIL }, FIELD_INTERFACE },
+        [PROTO_ERROR_METHOD_NOT_FOUND] = {
+                VARLINK_SERVICE_INTERFACE ".MethodNotFound", { EOPNOTSUPP }, FIELD_METHOD },
+        [PROTO_ERROR_METHOD_NOT_IMPLEMENTED] = {
+                VARLINK_SERVICE_INTERFACE ".MethodNotImplemented", { ENOSYS }, FIELD_METHOD },
+        [PROTO_ERROR_INVALID_PARAMETER] = {
+                VARLINK_SERVICE_INTERFACE ".InvalidParameter", { EINVAL }, FIELD_PARAMETER },
+        [PROTO_ERROR_INVALID_MESSAGE] = {
+                VMAQ_INTERFACE ".InvalidMessage", { EBADMSG }, FIELD_REASON },
+        [PROTO_ERROR_REQUEST_TOO_LARGE] = {
+                VMAQ_INTERFACE ".RequestTooLarge", { E2BIG, EMSGSIZE }, FIELD_PARAMETER_OPTIONAL | FIELD_LIMIT },
+        [PROTO_ERROR_NO_SUCH_PROCESS] = {
+                VMAQ_INTERFACE ".NoSuchProcess", { ESRCH }, FIELD_PID },
+        [PROTO_ERROR_NO_ADDRESS_SPACE] = {
+                VMAQ_INTERFACE ".NoAddressSpace", { ENXIO }, FIELD_PID },
+        [PROTO_ERROR_PERMISSION_DENIED] = {
+                VMAQ_INTERFACE ".PermissionDenied", { EACCES, EPERM }, FIELD_PID },
+        [PROTO_ERROR_PROCESS_CHANGED] = {
+                VMAQ_INTERFACE ".ProcessChanged", { ESTALE }, FIELD_PID | FIELD_START_TIME },
+        [PROTO_ERROR_FOREIGN_PID_NAMESPACE] = {
+                VMAQ_INTERFACE ".ForeignPidNamespace", { EXDEV }, 0 },
+        [PROTO_ERROR_INTERNAL] = {
+                VMAQ_INTERFACE ".InternalError", { EIO }, FIELD_ERRNO },
+};
+
+const char *proto_error_to_string(ProtoError e) {
+        if ((int) e < 0 || e >= _PROTO_ERROR_MAX)
+                return NULL;
+        return proto_error_table[e].name;
+}
+
+ProtoError proto_error_from_string(const char *name) {
+        if (!name)
+                return _PROTO_ERROR_INVALID;
+        for (ProtoError e = 0; e < _PROTO_ERROR_MAX; e++)
+                if (strcmp(name, proto_error_table[e].name) == 0)
+                        return e;
+        return _PROTO_ERROR_INVALID;
+}
+
+ProtoError proto_error_from_errno(int error) {
+        if (error < 0)
+                error = -error;
+        if (error == 0)
+                return PROTO_ERROR_INTERNAL;
+
+        for (ProtoError e = 0; e < _PROTO_ERROR_MAX; e++)
+                for (size_t i = 0; i < ELEMENTSOF(proto_error_table[e].errnos); i++)
+                        if (proto_error_table[e].errnos[i] == error)
+                                return e;
+
+        return PROTO_ERROR_INTERNAL;
+}
+
+int proto_error_to_errno(ProtoError e) {
+        if ((int) e < 0 || e >= _PROTO_ERROR_MAX)
+                return -EIO;
+        return -proto_error_table[e].errnos[0];
+}
+
+/* --- json-c helpers ----------------------------------------------------- */
+
+/* Add @v under the literal @key: json-c then neither copies the key nor looks for an old one. */
+static int add(struct json_object *o, const char *key, struct json_object *v) {
+        if (!v)
+                return -ENOMEM;
+        if (json_object_object_add_ex(o, key, v, JSON_C_OBJECT_ADD_KEY_IS_NEW | JSON_C_OBJECT_ADD_CONSTANT_KEY) < 0) {
+                json_object_put(v);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+static int add_null(struct json_object *o, const char *key) {
+        if (json_object_object_add_ex(o, key, NULL, JSON_C_OBJECT_ADD_KEY_IS_NEW | JSON_C_OBJECT_ADD_CONSTANT_KEY) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+static int add_string(struct json_object *o, const char *key, const char *s) {
+        if (!s)
+                return -EINVAL;
+        return add(o, key, json_object_new_string(s));
+}
+
+static int add_u64(struct json_object *o, const char *key, uint64_t u) {
+        return add(o, key, json_object_new_uint64(u));
+}
+
+static int add_int(struct json_object *o, const char *key, int i) {
+        return add(o, key, json_object_new_int(i));
+}
+
+static int add_bool(struct json_object *o, const char *key, bool b) {
+        return add(o, key, json_object_new_boolean(b));
+}
+
+static int append(struct json_object *array, struct json_object *v) {
+        if (!v)
+                return -ENOMEM;
+        if (json_object_array_add(array, v) < 0) {
+                json_object_put(v);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+/* "build_id": lowercase hex, or null when there is none. */
+static int add_build_id(struct json_object *o, const char *key, const uint8_t *id, size_t len) {
+        static const char hex[] = "0123456789abcdef";
+        char s[VMAQ_BUILD_ID_MAX * 2 + 1];
+
+        if (!id || len == 0)
+                return add_null(o, key);
+        if (len > VMAQ_BUILD_ID_MAX)
+                return -EINVAL;
+
+        for (size_t i = 0; i < len; i++) {
+                s[2 * i] = hex[id[i] >> 4];
+                s[2 * i + 1] = hex[id[i] & 0xf];
+        }
+        return add(o, key, json_object_new_string_len(s, (int) (2 * len)));
+}
+
+static bool string_in(const char *s, const char *const *set, size_t n) {
+        if (!s)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(s, set[i]) == 0)
+                        return true;
+        return false;
+}
+
+/* --- decoding ----------------------------------------------------------- */
+
+/*
+ * A JSON integer in 0..UINT64_MAX. json-c keeps integers as int64 or, above
+ * INT64_MAX, as uint64, so a negative one reads negative as int64 and a big
+ * one reads INT64_MAX. Beyond 64 bits varlink_json_parse() made a double.
+ */
+static int json_get_u64(struct json_object *v, uint64_t *ret) {
+        if (!json_object_is_type(v, json_type_int))
+                return -EINVAL;
+        if (json_object_get_int64(v) < 0)
+                return -EINVAL;
+        *ret = json_object_get_uint64(v);
+        return 0;
+}
+
+/* A string without a NUL inside (json-c would hand out a shorter C string). */
+static int json_get_string(struct json_object *v, const char **ret) {
+        const char *s;
+
+        if (!json_object_is_type(v, json_type_string))
+                return -EINVAL;
+        s = json_object_get_string(v);
+        if ((size_t) json_object_get_string_len(v) != strlen(s))
+                return -EINVAL;
+        *ret = s;
+        return 0;
+}
+
+static int field_pid(struct json_object *v, void *p) {
+        uint64_t u;
+
+        if (json_get_u64(v, &u) < 0 || u == 0 || u > INT32_MAX)
+                return -EINVAL;
+        *(pid_t *) p = (pid_t) u;
+        return 0;
+}
+
+static int field_bool(struct json_object *v, void *p) {
+        if (!json_object_is_type(v, json_type_boolean))
+                return -EINVAL;
+        *(bool *) p = json_object_get_boolean(v);
+        return 0;
+}
+
+static int field_u64(struct json_object *v, void *p) {
+        return json_get_u64(v, p);
+}
+
+static int field_string(struct json_object *v, void *p) {
+        return json_get_string(v, p);
+}
+
+typedef struct AddressList {
+        uint64_t *addresses;
+        size_t n;
+        size_t max;
+} AddressList;
+
+static void address_list_done(AddressList *l) {
+        free(l->addresses);
+        l->addresses = NULL;
+        l->n = 0;
+}
+
+static int parse_address_element(struct json_object *v, uint64_t *ret) {
+        const char *s;
+
+        if (json_object_is_type(v, json_type_string)) {
+                if (json_get_string(v, &s) < 0)
+                        return -EINVAL;
+                return parse_address(s, ret) < 0 ? -EINVAL : 0;
+        }
+        return json_get_u64(v, ret);
+}
+
+static int field_addresses(struct json_object *v, void *p) {
+        AddressList *l = p;
+        _cleanup_free_ uint64_t *a = NULL;
+        size_t n;
+        int r;
+
+        if (!json_object_is_type(v, json_type_array))
+                return -EINVAL;
+        n = json_object_array_length(v);
+        if (n == 0)
+                return -EINVAL;
+        if (n > l->max)
+                return -E2BIG;
+
+        a = calloc(n, sizeof(uint64_t));
+        if (!a)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                r = parse_address_element(json_object_array_get_idx(v, i), &a[i]);
+                if (r < 0)
+                        return r;
+        }
+
+        free(l->addresses);
+        l->addresses = TAKE_PTR(a);
+        l->n = n;
+        return 0;
+}
+
+static bool has_parameter(struct json_object *parameters, const char *name) {
+        return parameters && json_object_object_get_ex(parameters, name, NULL);
+}
+
+typedef struct Field {
+        const char *name;
+        int (*parse)(struct json_object *v, void *p);
+        size_t offset;                  /* of what parse() fills, in the target */
+        bool required;
+} Field;
+
+/*
+ * Fill @target from @parameters (NULL: none) as @fields say. Parameters
+ * are looked at in the order the message has them; the first bad one is
+ * named in *ret_parameter, then the first missing required one.
+ */
+static int dispatch_fields(struct json_object *parameters, const Field *fields, size_t n_fields, void *target,
+                           const char **ret_parameter) {
+        if (parameters && !json_object_is_type(parameters, json_type_object)) {
+                *ret_parameter = "parameters";
+                return -EINVAL;
+        }
+
+        if (parameters) {
+                json_object_object_foreach(parameters, key, value) {
+                        const Field *f = NULL;
+                        int r;
+
+                        for (size_t i = 0; i < n_fields && !f; i++)
+                                if (strcmp(key, fields[i].name) == 0)
+                                        f = &fields[i];
+                        if (!f) {
+                                *ret_parameter = key;
+                                return -EINVAL;
+                        }
+
+                        r = f->parse(value, (uint8_t *) target + f->offset);
+                        if (r < 0) {
+                                *ret_parameter = f->name;
+                                return r;
+                        }
+                }
+        }
+
+        for (size_t i = 0; i < n_fields; i++)
+                if (fields[i].required && !has_parameter(parameters, fields[i].name)) {
+                        *ret_parameter = fields[i].name;
+                        return -EINVAL;
+                }
+
+        return 0;
+}
+
+int proto_empty_request_decode(struct json_object *parameters, const char **ret_parameter) {
+        return dispatch_fields(parameters, NULL, 0, NULL, ret_parameter);
+}
+
+typedef struct NormalizeTarget {
+        ProtoNormalizeRequest req;
+        AddressList addresses;
+} NormalizeTarget;
+
+int proto_normalize_request_decode(struct json_object *parameters, size_t max_addresses,
+                                   ProtoNormalizeRequest *ret, const char **ret_parameter) {
+        static const Field fields[] = {
+                { "pid",        field_pid,       offsetof(NormalizeTarget, req.pid),        true  },
+                { "addresses",  field_addresses, offsetof(NormalizeTarget, addresses),      true  },
+                { "build_ids",  field_bool,      offsetof(NormalizeTarget, req.build_ids),  false },
+                { "map_files",  field_bool,      offsetof(NormalizeTarget, req.map_files),  false },
+                { "start_time", field_u64,       offsetof(NormalizeTarget, req.start_time), false },
+        };
+        NormalizeTarget t = {
+                .req.build_ids = true,
+                .addresses.max = max_addresses,
+        };
+        int r;
+
+        r = dispatch_fields(parameters, fields, ELEMENTSOF(fields), &t, ret_parameter);
+        if (r < 0) {
+                address_list_done(&t.addresses);
+                return r;
+        }
+
+        t.req.pin = has_parameter(parameters, "start_time");
+        t.req.addresses = TAKE_PTR(t.addresses.addresses);
+        t.req.n_addresses = t.addresses.n;
+        *ret = t.req;
+        return 0;
+}
+
+void proto_normalize_request_done(ProtoNormalizeRequest *req) {
+        if (!req)
+                return;
+        free(req->addresses);
+        req->addresses = NULL;
+        req->n_addresses = 0;
+}
+
+int proto_list_mappings_request_decode(struct json_object *parameters, ProtoListMappingsRequest *ret,
+                                       const char **ret_parameter) {
+        static const Field fields[] = {
+                { "pid",        field_pid,  offsetof(ProtoListMappingsRequest, pid),        true  },
+                { "exec_only",  field_bool, offsetof(ProtoListMappingsRequest, exec_only),  false },
+                { "build_ids",  field_bool, offsetof(ProtoListMappingsRequest, build_ids),  false },
+                { "start_time", field_u64,  offsetof(ProtoListMappingsRequest, start_time), false },
+        };
+        ProtoListMappingsRequest req = {
+                .build_ids = true,
+        };
+        int r;
+
+        r = dispatch_fields(parameters, fields, ELEMENTSOF(fields), &req, ret_parameter);
+        if (r < 0)
+                return r;
+
+        req.pin = has_parameter(parameters, "start_time");
+        *ret = req;
+        return 0;
+}
+
+/* --- encoding ----------------------------------------------------------- */
+
+int proto_error_format(ProtoError e, const ProtoErrorDetails *details, char **ret, size_t *ret_size) {
+        _cleanup_(json_object_putp) struct json_object *o = NULL;
+        const ProtoErrorDetails empty = {};
+        unsigned f;
+        int r = 0;
+
+        if ((int) e < 0 || e >= _PROTO_ERROR_MAX)
+                return -EINVAL;
+        if (!details)
+                details = &empty;
+        f = proto_error_table[e].fields;
+
+        o = json_object_new_object();
+        if (!o)
+                return -ENOMEM;
+
+        /* A required string the caller did not know is sent empty: the reply must still match the IDL. */
+        if (r >= 0 && (f & FIELD_INTERFACE))
+                r = add_string(o, "interface", details->interface ?: "");
+        if (r >= 0 && (f & FIELD_METHOD))
+                r = add_string(o, "method", details->method ?: "");
+        if (r >= 0 && (f & FIELD_PARAMETER))
+                r = add_string(o, "parameter", details->parameter ?: "");
+        if (r >= 0 && (f & FIELD_PARAMETER_OPTIONAL) && details->parameter)
+                r = add_string(o, "parameter", details->parameter);
+        if (r >= 0 && (f & FIELD_REASON))
+                r = add_string(o, "reason", details->reason ?: "");
+        if (r >= 0 && (f & FIELD_PID))
+                r = add_int(o, "pid", (int) details->pid);
+        if (r >= 0 && (f & FIELD_START_TIME))
+                r = add_u64(o, "start_time", details->start_time);
+        if (r >= 0 && (f & FIELD_LIMIT))
+                r = add_u64(o, "limit", details->limit);
+        if (r >= 0 && (f & FIELD_ERRNO))
+                r = add_int(o, "errno", details->error);
+        if (r < 0)
+                return r;
+
+        return varlink_error_format(proto_error_table[e].name, TAKE_PTR(o), ret, ret_size);
+}
+
+int proto_info_encode(const ProtoInfo *info, struct json_object **ret) {
+        _cleanup_(json_object_putp) struct json_object *o = NULL;
+        _cleanup_(json_object_putp) struct json_object *interfaces = NULL;
+        int r;
+
+        o = json_object_new_object();
+        interfaces = json_object_new_array_ext(2);
+        if (!o || !interfaces)
+                return -ENOMEM;
+
+        r = add_string(o, "vendor", info->vendor);
+        if (r >= 0)
+                r = add_string(o, "product", info->product);
+        if (r >= 0)
+                r = add_string(o, "version", info->version);
+        if (r >= 0)
+                r = add_string(o, "url", info->url);
+        if (r >= 0)
+                r = append(interfaces, json_object_new_string(VARLINK_SERVICE_INTERFACE));
+        if (r >= 0)
+                r = append(interfaces, json_object_new_string(VMAQ_INTERFACE));
+        if (r >= 0)
+                r = add(o, "interfaces", TAKE_PTR(interfaces));
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(o);
+        return 0;
+}
+
+int proto_interface_description_encode(struct json_object *parameters, struct json_object **ret,
+                                       const char **ret_parameter) {
+        static const Field fields[] = {
+                { "interface", field_string, 0, true },
+        };
+        _cleanup_(json_object_putp) struct json_object *o = NULL;
+        const char *interface = NULL, *description;
+        int r;
+
+        r = dispatch_fields(parameters, fields, ELEMENTSOF(fields), &interface, ret_parameter);
+        if (r < 0)
+                return r;
+
+        if (strcmp(interface, VMAQ_INTERFACE) == 0)
+                description = proto_vmaq_interface_description;
+        else if (strcmp(interface, VARLINK_SERVICE_INTERFACE) == 0)
+                description = varlink_service_description;
+        else
+                return -EADDRNOTAVAIL;
+
+        o = json_object_new_object();
+        if (!o)
+                return -ENOMEM;
+        r = add_string(o, "description", description);
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(o);
+        return 0;
+}
+
+int proto_normalize_request_encode(const ProtoNormalizeRequest *req, struct json_object **ret) {
+        _cleanup_(json_object_putp) struct json_object *o = NULL;
+        _cleanup_(json_object_putp) struct json_object *addresses = NULL;
+        int r;
+
+        if ((req->n_addresses > 0 && !req->addresses) || req->n_addresses > INT32_MAX)
+                return -EINVAL;
+
+        o = json_object_new_object();
+        addresses = json_object_new_array_ext((int) MAX(req->n_addresses, (size_t) 1));
+        if (!o || !addresses)
+                return -ENOMEM;
+
+        for (size_t i = 0; i < req->n_addresses; i++) {
+                r = append(addresses, json_object_new_uint64(req->addresses[i]));
+                if (r < 0)
+                        return r;
+        }
+
+        r = add_int(o, "pid", (int) req->pid);
+        if (r >= 0)
+                r = add(o, "addresses", TAKE_PTR(addresses));
+        if (r >= 0)
+                r = add_bool(o, "build_ids", req->build_ids);
+        if (r >= 0)
+                r = add_bool(o, "map_files", req->map_files);
+        if (r >= 0 && req->pin)
+                r = add_u64(o, "start_time", req->start_time);
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(o);
+        return 0;
+}
+
+static int module_encode(const ProtoModule *m, struct json_object **ret) {
+        _cleanup_(json_object_putp) struct json_object *o = NULL;
+        int r;
+
+        o = json_object_new_object();
+        if (!o)
+                return -ENOMEM;
+
+        r = add_string(o, "path", m->path);
+        if (r >= 0)
+                r = add_build_id(o, "build_id", m->build_id, m->build_id_len);
+        if (r >= 0)
+                r = add_bool(o, "deleted", m->deleted);
+        if (r >= 0)
+                r = add_bool(o, "vdso", m->vdso);
+        if (r >= 0 && m->map_files)
+                r = add_string(o, "map_files", m->map_files);
+        if (r >= 0)
+                r = add_u64(o, "dev_major", m->dev_major);
+        if (r >= 0)
+                r = add_u64(o, "dev_minor", m->dev_minor);
+        if (r >= 0)
+                r = add_u64(o, "inode", m->inode);
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(o);
+        return 0;
+}
+
+static int result_encode(const ProtoResult *res, size_t n_modules, struct json_object **ret) {
+        /* The values of Result.unknown in proto/io.vmaq.varlink. */
+        static const char *const unknown_kinds[] = { "unmapped", "anonymous", "special" };
+        _cleanup_(json_object_putp) struct json_object *o = NULL;
+        int r;
+
+        if (res->unknown ? !string_in(res->unknown, unknown_kinds, ELEMENTSOF(unknown_kinds))
+                         : res->module >= n_modules)
+                return -EINVAL;
+
+        o = json_object_new_object();
+        if (!o)
+                return -ENOMEM;
+
+        if (res->unknown)
+                r = add_string(o, "unknown", res->unknown);
+        else {
+                r = add_u64(o, "module", res->module);
+                if (r >= 0)
+                        r = add_u64(o, "offset", res->offset);
+        }
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(o);
+        return 0;
+}
+
+int proto_normalize_reply_encode(const ProtoNormalizeReply *reply, struct json_object **ret) {
+        _cleanup_(json_object_putp) struct json_object *o = NULL;
+        _cleanup_(json_object_putp) struct json_object *modules = NULL;
+        _cleanup_(json_object_putp) struct json_object *results = NULL;
+        int r;
+
+        if ((reply->n_modules > 0 && !reply->modules) || (reply->n_results > 0 && !reply->results) ||
+            reply->n_modules > INT32_MAX || reply->n_results > INT32_MAX)
+                return -EINVAL;
+
+        o = json_object_new_object();
+        modules = json_object_new_array_ext((int) MAX(reply->n_modules, (size_t) 1));
+        results = json_object_new_array_ext((int) MAX(reply->n_results, (size_t) 1));
+        if (!o || !modules || !results)
+                return -ENOMEM;
+
+        for (size_t i = 0; i < reply->n_modules; i++) {
+                struct json_object *m = NULL;
+
+                r = module_encode(&reply->modules[i], &m);
+                if (r >= 0)
+                        r = append(modules, m);
+                if (r < 0)
+                        return r;
+        }
+
+        for (size_t i = 0; i < reply->n_results; i++) {
+                struct json_object *res = NULL;
+
+                r = result_encode(&reply->results[i], reply->n_modules, &res);
+                if (r >= 0)
+                        r = append(results, res);
+                if (r < 0)
+                        return r;
+        }
+
+        r = add_int(o, "pid", (int) reply->pid);
+        if (r >= 0)
+                r = add_u64(o, "start_time", reply->start_time);
+        if (r >= 0)
+                r = add(o, "modules", TAKE_PTR(modules));
+        if (r >= 0)
+                r = add(o, "results", TAKE_PTR(results));
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(o);
+        return 0;
+}
+
+static int mapping_encode(const ProtoMapping *m, struct json_object **ret) {
+        /* The values of Mapping.kind in proto/io.vmaq.varlink. */
+        static const char *const kinds[] = { "file", "anonymous", "special", "vdso" };
+        _cleanup_(json_object_putp) struct json_object *o = NULL;
+        int r;
+
+        if (!string_in(m->kind, kinds, ELEMENTSOF(kinds)))
+                return -EINVAL;
+
+        o = json_object_new_object();
+        if (!o)
+                return -ENOMEM;
+
+        r = add_u64(o, "start", m->start);
+        if (r >= 0)
+                r = add_u64(o, "end", m->end);
+        if (r >= 0)
+                r = add_string(o, "perms", m->perms);
+        if (r >= 0)
+                r = add_u64(o, "offset", m->offset);
+        if (r >= 0)
+                r = add_u64(o, "dev_major", m->dev_major);
+        if (r >= 0)
+                r = add_u64(o, "dev_minor", m->dev_minor);
+        if (r >= 0)
+                r = add_u64(o, "inode", m->inode);
+        if (r >= 0 && m->path)
+                r = add_string(o, "path", m->path);
+        if (r >= 0)
+                r = add_string(o, "kind", m->kind);
+        if (r >= 0)
+                r = add_bool(o, "deleted", m->deleted);
+        if (r >= 0)
+                r = add_build_id(o, "build_id", m->build_id, m->build_id_len);
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(o);
+        return 0;
+}
+
+int proto_list_mappings_reply_encode(pid_t pid, uint64_t start_time, const ProtoMapping *mappings, size_t n,
+                                     struct json_object **ret) {
+        _cleanup_(json_object_putp) struct json_object *o = NULL;
+        _cleanup_(json_object_putp) struct json_object *array = NULL;
+        int r;
+
+        if ((n > 0 && !mappings) || n > INT32_MAX)
+                return -EINVAL;
+
+        o = json_object_new_object();
+        array = json_object_new_array_ext((int) MAX(n, (size_t) 1));
+        if (!o || !array)
+                return -ENOMEM;
+
+        for (size_t i = 0; i < n; i++) {
+                struct json_object *m = NULL;
+
+                r = mapping_encode(&mappings[i], &m);
+                if (r >= 0)
+                        r = append(array, m);
+                if (r < 0)
+                        return r;
+        }
+
+        r = add_int(o, "pid", (int) pid);
+        if (r >= 0)
+                r = add_u64(o, "start_time", start_time);
+        if (r >= 0)
+                r = add(o, "mappings", TAKE_PTR(array));
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(o);
+        return 0;
+}
+
+static int cache_status_encode(uint64_t size, uint64_t max, uint64_t hits, uint64_t misses,
+                               struct json_object **ret) {
+        _cleanup_(json_object_putp) struct json_object *o = NULL;
+        int r;
+
+        o = json_object_new_object();
+        if (!o)
+                return -ENOMEM;
+
+        r = add_u64(o, "size", size);
+        if (r >= 0)
+                r = add_u64(o, "max", max);
+        if (r >= 0)
+                r = add_u64(o, "hits", hits);
+        if (r >= 0)
+                r = add_u64(o, "misses", misses);
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(o);
+        return 0;
+}
+
+int proto_status_encode(const ProtoStatus *status, struct json_object **ret) {
+        /* The values of GetStatus.backend in proto/io.vmaq.varlink. */
+        static const char *const backends[] = { "ioctl", "text" };
+        _cleanup_(json_object_putp) struct json_object *o = NULL;
+        _cleanup_(json_object_putp) struct json_object *proc_cache = NULL;
+        _cleanup_(json_object_putp) struct json_object *build_id_cache = NULL;
+        int r;
+
+        if (!string_in(status->backend, backends, ELEMENTSOF(backends)))
+                return -EINVAL;
+
+        r = cache_status_encode(status->proc_cache_size, status->proc_cache_max, status->proc_cache_hits,
+                                status->proc_cache_misses, &proc_cache);
+        if (r < 0)
+                return r;
+        r = cache_status_encode(status->build_id_cache_size, status->build_id_cache_max,
+                                status->build_id_cache_hits, status->build_id_cache_misses, &build_id_cache);
+        if (r < 0)
+                return r;
+
+        o = json_object_new_object();
+        if (!o)
+                return -ENOMEM;
+
+        r = add_string(o, "version", status->version);
+        if (r >= 0)
+                r = add_string(o, "backend", status->backend);
+        if (r >= 0)
+                r = add_u64(o, "uptime_usec", status->uptime_usec);
+        if (r >= 0)
+                r = add_u64(o, "connections", status->connections);
+        if (r >= 0)
+                r = add_u64(o, "connections_max", status->connections_max);
+        if (r >= 0)
+                r = add(o, "proc_cache", TAKE_PTR(proc_cache));
+        if (r >= 0)
+                r = add(o, "build_id_cache", TAKE_PTR(build_id_cache));
+        if (r >= 0)
+                r = add_u64(o, "requests", status->requests);
+        if (r >= 0)
+                r = add_u64(o, "errors", status->errors);
+        if (r >= 0)
+                r = add_u64(o, "denied", status->denied);
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(o);
+        return 0;
+}

@@ -1,0 +1,284 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The io.vmaq Varlink interface: its description, its methods, its errors,
+ * and the conversion of each method's parameters and replies between JSON
+ * and C structs. Knows nothing of sockets or processes.
+ *
+ * Addresses and offsets travel as JSON integers over the full unsigned
+ * 64-bit range; addresses are also accepted as strings "0x<hex>" or
+ * "<decimal>" (for clients whose JSON numbers are doubles).
+ */
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct json_object;
+
+#define VMAQ_INTERFACE "io.vmaq"
+#define VARLINK_SERVICE_INTERFACE "org.varlink.service"
+#define VMAQ_BUILD_ID_MAX 64
+
+/* The text of proto/io.vmaq.varlink, embedded by the build. */
+extern const char proto_vmaq_interface_description[];
+
+typedef enum ProtoMethod {
+        PROTO_METHOD_GET_INFO,                  /* org.varlink.service.GetInfo */
+        PROTO_METHOD_GET_INTERFACE_DESCRIPTION, /* org.varlink.service.GetInterfaceDescription */
+        PROTO_METHOD_NORMALIZE,                 /* io.vmaq.Normalize */
+        PROTO_METHOD_LIST_MAPPINGS,             /* io.vmaq.ListMappings */
+        PROTO_METHOD_GET_STATUS,                /* io.vmaq.GetStatus */
+        _PROTO_METHOD_MAX,
+        _PROTO_METHOD_INVALID = -EINVAL,
+} ProtoMethod;
+
+/*
+ * Look up a fully qualified method name. Returns 0 and the method;
+ * -EADDRNOTAVAIL if the interface is unknown (InterfaceNotFound);
+ * -EOPNOTSUPP if the interface is known but the method is not (MethodNotFound);
+ * -EINVAL if @name is not of the form "interface.Method".
+ */
+int proto_method_lookup(const char *name, ProtoMethod *ret);
+const char *proto_method_to_string(ProtoMethod m);      /* fully qualified; NULL if out of range */
+ProtoMethod proto_method_from_string(const char *name); /* fully qualified; -EINVAL if unknown */
+
+/*
+ * Every error vmaqd replies with, and the one table mapping each to its
+ * Varlink name and to the errno the core and libvmaq use for it.
+ */
+typedef enum ProtoError {
+        PROTO_ERROR_INTERFACE_NOT_FOUND,        /* org.varlink.service.InterfaceNotFound (interface) */
+        PROTO_ERROR_METHOD_NOT_FOUND,           /* org.varlink.service.MethodNotFound (method) */
+        PROTO_ERROR_METHOD_NOT_IMPLEMENTED,     /* org.varlink.service.MethodNotImplemented (method): "more" asked */
+        PROTO_ERROR_INVALID_PARAMETER,          /* org.varlink.service.InvalidParameter (parameter) */
+        PROTO_ERROR_INVALID_MESSAGE,            /* io.vmaq.InvalidMessage (reason): not JSON, not a call */
+        PROTO_ERROR_REQUEST_TOO_LARGE,          /* io.vmaq.RequestTooLarge (parameter, limit) */
+        PROTO_ERROR_NO_SUCH_PROCESS,            /* io.vmaq.NoSuchProcess (pid) */
+        PROTO_ERROR_NO_ADDRESS_SPACE,           /* io.vmaq.NoAddressSpace (pid) */
+        PROTO_ERROR_PERMISSION_DENIED,          /* io.vmaq.PermissionDenied (pid) */
+        PROTO_ERROR_PROCESS_CHANGED,            /* io.vmaq.ProcessChanged (pid, start_time: the current one) */
+        PROTO_ERROR_FOREIGN_PID_NAMESPACE,      /* io.vmaq.ForeignPidNamespace (): client in another pid namespace */
+        PROTO_ERROR_INTERNAL,                   /* io.vmaq.InternalError (errno) */
+        _PROTO_ERROR_MAX,
+        _PROTO_ERROR_INVALID = -EINVAL,
+} ProtoError;
+
+const char *proto_error_to_string(ProtoError e);        /* the Varlink error name; NULL if out of range */
+ProtoError proto_error_from_string(const char *name);   /* -EINVAL if unknown */
+
+/*
+ * errno <-> error, one table: EADDRNOTAVAIL (interface not found),
+ * EOPNOTSUPP (method not found), ENOSYS (method not implemented), EINVAL,
+ * EBADMSG (invalid message), E2BIG/EMSGSIZE, ESRCH, ENXIO, EACCES/EPERM,
+ * ESTALE, EXDEV (foreign pid namespace); anything else is INTERNAL. To
+ * errno: the first of each (EIO for INTERNAL).
+ */
+ProtoError proto_error_from_errno(int error);           /* accepts -E... or E...; 0 is INTERNAL */
+int proto_error_to_errno(ProtoError e);                 /* returns -E...; -EIO if out of range */
+
+/*
+ * What an error reply carries; only the fields the error's table row names
+ * are sent (see the list above). A string the row names but that is NULL
+ * is sent as "", except RequestTooLarge's "parameter", which is then left
+ * out.
+ */
+typedef struct ProtoErrorDetails {
+        const char *interface;
+        const char *method;
+        const char *parameter;
+        const char *reason;
+        pid_t pid;
+        uint64_t start_time;
+        uint64_t limit;
+        int error;                              /* errno, for INTERNAL */
+} ProtoErrorDetails;
+
+/*
+ * Format a complete error reply message (NUL included in *ret_size), as
+ * varlink_error_format(). @details may be NULL.
+ * Errors: -EINVAL @e out of range; -ENOMEM.
+ */
+int proto_error_format(ProtoError e, const ProtoErrorDetails *details, char **ret, size_t *ret_size);
+
+/* --- org.varlink.service ------------------------------------------------ */
+
+typedef struct ProtoInfo {
+        const char *vendor;
+        const char *product;
+        const char *version;
+        const char *url;
+} ProtoInfo;
+
+/*
+ * GetInfo reply parameters; "interfaces" lists org.varlink.service and io.vmaq.
+ * Errors: -EINVAL a NULL string in @info; -ENOMEM.
+ */
+int proto_info_encode(const ProtoInfo *info, struct json_object **ret);
+
+/*
+ * GetInterfaceDescription: decode the "interface" parameter and encode the
+ * reply {"description": ...} for org.varlink.service or io.vmaq.
+ * Errors: -EINVAL (*ret_parameter names the missing or mistyped "interface",
+ * or an unknown parameter), -EADDRNOTAVAIL unknown interface, -ENOMEM.
+ */
+int proto_interface_description_encode(struct json_object *parameters, struct json_object **ret,
+                                       const char **ret_parameter);
+
+/*
+ * The decoders below share these rules. @parameters is the call's
+ * parameters object (NULL: none). Parameters are checked in the order the
+ * message has them, so the first bad one is named, then the first missing
+ * one; *ret_parameter then points to a constant or into @parameters, and
+ * is valid as long as @parameters is. *ret is written only on success.
+ * Integers must be JSON integers (not floats, not strings, not negative);
+ * they are expected from varlink_json_parse(), which turns integers beyond
+ * 64 bits into floats, as json-c alone clamps them to 2^64-1. Booleans must
+ * be JSON booleans.
+ */
+
+/* --- io.vmaq.Normalize -------------------------------------------------- */
+
+typedef struct ProtoNormalizeRequest {
+        pid_t pid;
+        uint64_t *addresses;                    /* owned */
+        size_t n_addresses;
+        bool build_ids;                         /* default true */
+        bool map_files;                         /* default false */
+        bool pin;                               /* start_time given */
+        uint64_t start_time;
+} ProtoNormalizeRequest;
+
+/*
+ * Decode Normalize parameters: "pid" (required, 1..INT32_MAX), "addresses"
+ * (required array of integers or address strings, 1..@max_addresses
+ * entries), "build_ids" (bool), "map_files" (bool), "start_time" (integer).
+ * Unknown parameters are refused.
+ *
+ * Errors: -EINVAL  *ret_parameter names the missing, mistyped or out of
+ *                  range parameter ("addresses" also for an empty array or
+ *                  a bad element)
+ *         -E2BIG   more than @max_addresses addresses (*ret_parameter "addresses";
+ *                  told before any bad element)
+ *         -ENOMEM
+ */
+int proto_normalize_request_decode(struct json_object *parameters, size_t max_addresses,
+                                   ProtoNormalizeRequest *ret, const char **ret_parameter);
+void proto_normalize_request_done(ProtoNormalizeRequest *req);
+/*
+ * The client's side: the request's parameters object, with "build_ids" and
+ * "map_files" always and "start_time" when @req->pin. Errors: -EINVAL, -ENOMEM.
+ */
+int proto_normalize_request_encode(const ProtoNormalizeRequest *req, struct json_object **ret);
+
+typedef struct ProtoModule {
+        const char *path;
+        const char *map_files;                  /* NULL: not asked for, or the vDSO */
+        const uint8_t *build_id;                /* NULL or build_id_len == 0: none */
+        size_t build_id_len;
+        bool deleted;
+        bool vdso;
+        uint32_t dev_major;
+        uint32_t dev_minor;
+        uint64_t inode;
+} ProtoModule;
+
+typedef struct ProtoResult {
+        const char *unknown;                    /* NULL: normalized; else "unmapped", "anonymous", "special" */
+        uint32_t module;                        /* index into modules */
+        uint64_t offset;
+} ProtoResult;
+
+typedef struct ProtoNormalizeReply {
+        pid_t pid;
+        uint64_t start_time;
+        size_t n_modules;
+        const ProtoModule *modules;
+        size_t n_results;
+        const ProtoResult *results;
+} ProtoNormalizeReply;
+
+/*
+ * Encode the reply parameters: {"pid", "start_time", "modules": [{"path",
+ * "build_id": "hex" | null, "deleted", "vdso", "map_files"?, "dev_major",
+ * "dev_minor", "inode"}], "results": [{"module", "offset"} | {"unknown"}]}.
+ * Only the strings are referenced from @reply; they are copied.
+ * Errors: -EINVAL a NULL path, a build ID longer than VMAQ_BUILD_ID_MAX, a
+ * module index out of range, or "unknown" not one of "unmapped",
+ * "anonymous", "special" (the enum in io.vmaq.varlink); -ENOMEM.
+ */
+int proto_normalize_reply_encode(const ProtoNormalizeReply *reply, struct json_object **ret);
+
+/* --- io.vmaq.ListMappings ----------------------------------------------- */
+
+typedef struct ProtoListMappingsRequest {
+        pid_t pid;
+        bool exec_only;                         /* default false */
+        bool build_ids;                         /* default true */
+        bool pin;
+        uint64_t start_time;
+} ProtoListMappingsRequest;
+
+/* "pid" (required), "exec_only", "build_ids", "start_time"; errors as for Normalize. */
+int proto_list_mappings_request_decode(struct json_object *parameters, ProtoListMappingsRequest *ret,
+                                       const char **ret_parameter);
+
+typedef struct ProtoMapping {
+        uint64_t start;
+        uint64_t end;
+        uint64_t offset;
+        uint64_t inode;
+        uint32_t dev_major;
+        uint32_t dev_minor;
+        const char *perms;                      /* "r-xp" */
+        const char *path;                       /* NULL: no name */
+        const char *kind;                       /* "file", "anonymous", "special", "vdso" */
+        bool deleted;
+        const uint8_t *build_id;
+        size_t build_id_len;
+} ProtoMapping;
+
+/*
+ * {"pid", "start_time", "mappings": [{"start", "end", "perms", "offset",
+ * "dev_major", "dev_minor", "inode", "path"?, "kind", "deleted",
+ * "build_id": "hex" | null}]}
+ * Errors: -EINVAL a NULL perms, a build ID too long, or "kind" not one of
+ * "file", "anonymous", "special", "vdso"; -ENOMEM.
+ */
+int proto_list_mappings_reply_encode(pid_t pid, uint64_t start_time, const ProtoMapping *mappings, size_t n,
+                                     struct json_object **ret);
+
+/* --- io.vmaq.GetStatus -------------------------------------------------- */
+
+typedef struct ProtoStatus {
+        const char *version;
+        const char *backend;                    /* "ioctl" or "text" */
+        uint64_t uptime_usec;
+        uint64_t connections;
+        uint64_t connections_max;
+        uint64_t proc_cache_size;
+        uint64_t proc_cache_max;
+        uint64_t proc_cache_hits;
+        uint64_t proc_cache_misses;
+        uint64_t build_id_cache_size;
+        uint64_t build_id_cache_max;
+        uint64_t build_id_cache_hits;
+        uint64_t build_id_cache_misses;
+        uint64_t requests;
+        uint64_t errors;
+        uint64_t denied;
+} ProtoStatus;
+
+/* GetStatus and GetInfo take no parameters: -EINVAL with *ret_parameter for any it is given. */
+int proto_empty_request_decode(struct json_object *parameters, const char **ret_parameter);
+
+/*
+ * {"version", "backend", "uptime_usec", "connections", "connections_max",
+ * "proc_cache": {"size", "max", "hits", "misses"}, "build_id_cache": {...},
+ * "requests", "errors", "denied"}.
+ * Errors: -EINVAL a NULL version, or backend not "ioctl" or "text"; -ENOMEM.
+ */
+int proto_status_encode(const ProtoStatus *status, struct json_object **ret);

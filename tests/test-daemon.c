@@ -1,0 +1,3004 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * The daemon end to end: start the built vmaqd ($VMAQD) on a private
+ * socket and talk raw Varlink to it. Built once per backend (TEST_BACKEND
+ * is "ioctl" or "text"), so every `make check` runs both.
+ *
+ * Each test starts its own daemon in a directory below the run directory
+ * and stops it with SIGTERM. Check kills a failing test with _exit(), so
+ * cleanup cannot rely on the test: every daemon and forked helper dies
+ * with its parent (PR_SET_PDEATHSIG), and the runner prints the logs of
+ * the daemons that were not stopped and removes the run directory.
+ *
+ * Forked clients never use ck_assert() (it would report from the wrong
+ * process): they check with CHILD_CHECK() and report through their exit
+ * status.
+ */
+
+#include <assert.h>
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/pidfd.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check-run.h"
+#include "macro.h"
+#include "proc.h"
+#include "test-util.h"
+#include "vma.h"
+
+/* Every wait in this file is bounded by this; none is a timing assertion. */
+#define TIMEOUT_MS 10000
+/* Forked clients doing many calls, possibly under sanitizers. */
+#define CLIENT_TIMEOUT_MS 60000
+/* How long "no reply" is waited for: long enough to see a wrong reply, not a bound on speed. */
+#define NO_REPLY_MS 300
+#define TEST_TIMEOUT_SEC 120
+
+#define NOBODY 65534
+
+/* vmaqd --help: "Most clients at once (default: 256)". */
+#define DOCUMENTED_MAX_CONNECTIONS 256
+
+#define streq(a, b) (strcmp((a), (b)) == 0)
+
+#define ARGS(...) ((const char *const[]) { __VA_ARGS__, NULL })
+
+DEFINE_CLEANUP(struct json_object *, json_object_put);
+
+static const char *vmaqd_path;
+static char run_dir[64];
+
+/* --- time ------------------------------------------------------------------ */
+
+static int64_t now_ms(void) {
+        struct timespec ts;
+
+        assert(clock_gettime(CLOCK_MONOTONIC, &ts) == 0);
+        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int remaining_ms(int64_t deadline) {
+        int64_t left = deadline - now_ms();
+
+        return left < 0 ? 0 : (int) left;
+}
+
+static VmaBackend test_backend(void) {
+        VmaBackend b = vma_backend_from_string(TEST_BACKEND);
+
+        ck_assert_int_ge(b, 0);
+        return b;
+}
+
+/* --- the daemon -------------------------------------------------------------- */
+
+typedef struct Daemon {
+        pid_t pid;
+        int pidfd;
+        int notify_fd;
+        bool exited;
+        int status;                     /* wait status, once exited */
+        bool activated;                 /* started by systemd-socket-activate */
+        uint64_t watchdog_usec;         /* set WATCHDOG_USEC/WATCHDOG_PID for it; 0: not */
+        rlim_t nofile_soft, nofile_hard; /* start it with this RLIMIT_NOFILE; 0: inherit */
+        char last_notify[4096];         /* the notification daemon_wait_notify() found */
+        char dir[128];
+        char socket_path[PATH_MAX];
+        char notify_path[PATH_MAX];
+        char log_path[PATH_MAX];
+} Daemon;
+
+#define DAEMONS_MAX 4
+static Daemon daemons[DAEMONS_MAX];
+
+/* Show the daemon's log, once: it is renamed, so that the runner does not show it again. */
+static void daemon_dump_log(const char *log_path) {
+        char line[4096], shown[PATH_MAX];
+        FILE *f;
+
+        f = fopen(log_path, "re");
+        if (!f)
+                return;
+        fprintf(stderr, "--- %s ---\n", log_path);
+        while (fgets(line, sizeof(line), f))
+                fputs(line, stderr);
+        fprintf(stderr, "--- end of %s ---\n", log_path);
+        fclose(f);
+        snprintf(shown, sizeof(shown), "%s.shown", log_path);
+        (void) rename(log_path, shown);
+}
+
+static int rm_rf_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+        (void) remove(path);
+        return 0;
+}
+
+static void rm_rf(const char *path) {
+        (void) nftw(path, rm_rf_cb, 16, FTW_DEPTH|FTW_PHYS);
+}
+
+static Daemon *daemon_new(void) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        char dir[sizeof(daemons[0].dir)];
+        Daemon *d = NULL;
+
+        for (size_t i = 0; i < DAEMONS_MAX && !d; i++)
+                if (daemons[i].dir[0] == '\0')
+                        d = &daemons[i];
+        ck_assert_ptr_nonnull(d);
+
+        snprintf(dir, sizeof(dir), "%s/vmaqd-XXXXXX", run_dir);
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        /* Searchable by all: clients that drop privileges must reach the socket. */
+        ck_assert_int_eq(chmod(dir, 0755), 0);
+
+        *d = (Daemon) { .pidfd = -EBADF, .notify_fd = -EBADF };
+        strcpy(d->dir, dir);
+        snprintf(d->socket_path, sizeof(d->socket_path), "%s/vmaqd.sock", dir);
+        snprintf(d->notify_path, sizeof(d->notify_path), "%s/notify.sock", dir);
+        snprintf(d->log_path, sizeof(d->log_path), "%s/vmaqd.log", dir);
+        ck_assert_uint_lt(strlen(d->socket_path), sizeof(sa.sun_path));
+
+        d->notify_fd = socket(AF_UNIX, SOCK_DGRAM|SOCK_CLOEXEC, 0);
+        ck_assert_int_ge(d->notify_fd, 0);
+        strcpy(sa.sun_path, d->notify_path);
+        ck_assert_int_eq(bind(d->notify_fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        return d;
+}
+
+/* Forget a daemon that exited: its directory goes with its log. */
+static void daemon_release(Daemon *d) {
+        ck_assert(d->exited);
+        safe_close(d->pidfd);
+        safe_close(d->notify_fd);
+        rm_rf(d->dir);
+        *d = (Daemon) { .pidfd = -EBADF, .notify_fd = -EBADF };
+}
+
+/* Fork, and die with the parent. In the child, returns 0; in the parent, the child's pid. */
+static pid_t fork_child(void) {
+        pid_t parent = getpid(), pid;
+
+        fflush(NULL);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+                        _exit(EXIT_FAILURE);
+        }
+        return pid;
+}
+
+static void daemon_exec(Daemon *d, const char *const *argv) {
+        pid_t pid = fork_child();
+
+        if (pid == 0) {
+                int fd;
+
+                fd = open(d->log_path, O_WRONLY|O_CREAT|O_APPEND|O_CLOEXEC, 0644);
+                if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0 || dup2(fd, STDERR_FILENO) < 0)
+                        _exit(127);
+                fd = open("/dev/null", O_RDONLY|O_CLOEXEC);
+                if (fd < 0 || dup2(fd, STDIN_FILENO) < 0)
+                        _exit(127);
+                if (setenv("NOTIFY_SOCKET", d->notify_path, 1) < 0)
+                        _exit(127);
+                (void) unsetenv("LISTEN_PID");
+                (void) unsetenv("LISTEN_FDS");
+                (void) unsetenv("LISTEN_FDNAMES");
+                (void) unsetenv("WATCHDOG_PID");
+                (void) unsetenv("WATCHDOG_USEC");
+                if (d->watchdog_usec > 0) {
+                        char pid_s[32], usec_s[32];
+
+                        /* We exec in place: this pid is the daemon's. */
+                        snprintf(pid_s, sizeof(pid_s), "%d", (int) getpid());
+                        snprintf(usec_s, sizeof(usec_s), "%" PRIu64, d->watchdog_usec);
+                        if (setenv("WATCHDOG_PID", pid_s, 1) < 0 || setenv("WATCHDOG_USEC", usec_s, 1) < 0)
+                                _exit(127);
+                }
+                if (d->nofile_hard > 0 &&
+                    setrlimit(RLIMIT_NOFILE, &(struct rlimit) { d->nofile_soft, d->nofile_hard }) < 0)
+                        _exit(127);
+                execv(argv[0], (char *const *) argv);
+                fprintf(stderr, "Failed to execute '%s': %m\n", argv[0]);
+                _exit(127);
+        }
+
+        d->pid = pid;
+        d->pidfd = pidfd_open(pid, 0);
+        ck_assert_int_ge(d->pidfd, 0);
+}
+
+/* Start vmaqd for @d with the usual flags and @extra (NULL-terminated, may be NULL); do not wait. */
+static void daemon_spawn_in(Daemon *d, const char *const *extra) {
+        const char *argv[32];
+        size_t n = 0;
+
+        argv[n++] = vmaqd_path;
+        argv[n++] = "--socket";
+        argv[n++] = d->socket_path;
+        argv[n++] = "--backend";
+        argv[n++] = TEST_BACKEND;
+        argv[n++] = "--log-level";
+        argv[n++] = "debug";
+        for (size_t i = 0; extra && extra[i]; i++) {
+                ck_assert_uint_lt(n, ELEMENTSOF(argv) - 1);
+                argv[n++] = extra[i];
+        }
+        argv[n] = NULL;
+
+        daemon_exec(d, argv);
+}
+
+static Daemon *daemon_spawn(const char *const *extra) {
+        Daemon *d = daemon_new();
+
+        daemon_spawn_in(d, extra);
+        return d;
+}
+
+static bool has_line(const char *text, const char *line) {
+        size_t len = strlen(line);
+
+        for (const char *p = text; p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+                if (strncmp(p, line, len) == 0 && (p[len] == '\n' || p[len] == '\0'))
+                        return true;
+        return false;
+}
+
+/*
+ * Wait for a notification carrying the line @want. Returns 0; -ECHILD if
+ * the daemon exited without sending it; -ETIMEDOUT.
+ */
+static int daemon_wait_notify(Daemon *d, const char *want, int timeout_ms) {
+        int64_t deadline = now_ms() + timeout_ms;
+
+        for (;;) {
+                struct pollfd p[2] = {
+                        { .fd = d->notify_fd, .events = POLLIN },
+                        { .fd = d->pidfd, .events = POLLIN },
+                };
+                char buf[4096];
+                ssize_t n;
+                int r;
+
+                n = recv(d->notify_fd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
+                if (n >= 0) {
+                        buf[n] = '\0';
+                        if (has_line(buf, want)) {
+                                memcpy(d->last_notify, buf, (size_t) n + 1);
+                                return 0;
+                        }
+                        continue;
+                }
+                if (errno != EAGAIN && errno != EINTR)
+                        return -errno;
+
+                r = poll(p, ELEMENTSOF(p), remaining_ms(deadline));
+                if (r < 0 && errno == EINTR)
+                        continue;
+                if (r < 0)
+                        return -errno;
+                if (r == 0)
+                        return -ETIMEDOUT;
+                if (!(p[0].revents & POLLIN) && (p[1].revents & POLLIN))
+                        return -ECHILD;
+        }
+}
+
+/* Wait for the daemon to exit and reap it: 0, or -ETIMEDOUT. */
+static int daemon_wait_exit(Daemon *d, int timeout_ms) {
+        struct pollfd p = { .fd = d->pidfd, .events = POLLIN };
+        int r;
+
+        if (d->exited)
+                return 0;
+        do
+                r = poll(&p, 1, timeout_ms);
+        while (r < 0 && errno == EINTR);
+        if (r <= 0)
+                return r < 0 ? -errno : -ETIMEDOUT;
+        ck_assert_int_eq(waitpid(d->pid, &d->status, 0), d->pid);
+        d->exited = true;
+        return 0;
+}
+
+static const char *describe_status(int status, char buf[static 64]) {
+        if (WIFEXITED(status))
+                snprintf(buf, 64, "exit status %d", WEXITSTATUS(status));
+        else if (WIFSIGNALED(status))
+                snprintf(buf, 64, "killed by signal %d", WTERMSIG(status));
+        else
+                snprintf(buf, 64, "wait status 0x%x", (unsigned) status);
+        return buf;
+}
+
+static int try_connect(const char *path, int rcvbuf, int *ret_fd) {
+        _cleanup_close_ int fd = -EBADF;
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+        if (strlen(path) >= sizeof(sa.sun_path))
+                return -ENAMETOOLONG;
+        strcpy(sa.sun_path, path);
+
+        fd = socket(AF_UNIX, SOCK_STREAM|SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        /* Before connect(), so that it bounds the connection from the start. */
+        if (rcvbuf > 0 && setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)) < 0)
+                return -errno;
+        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
+                return -errno;
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+/* Wait for READY=1, then the socket must accept at once: READY comes only after it does. */
+static void daemon_wait_ready(Daemon *d, const char *socket_path) {
+        _cleanup_close_ int fd = -EBADF;
+        char buf[64];
+        int r;
+
+        r = daemon_wait_notify(d, "READY=1", TIMEOUT_MS);
+        if (r == -ECHILD)
+                (void) daemon_wait_exit(d, TIMEOUT_MS);
+        if (r < 0)
+                daemon_dump_log(d->log_path);
+        ck_assert_msg(r == 0, "vmaqd sent no READY=1: %s%s%s", strerror(-r),
+                      d->exited ? ", " : "", d->exited ? describe_status(d->status, buf) : "");
+
+        r = try_connect(socket_path, 0, &fd);
+        ck_assert_msg(r == 0, "connect() right after READY=1 failed: %s", strerror(-r));
+}
+
+static Daemon *daemon_start(const char *const *extra) {
+        Daemon *d = daemon_spawn(extra);
+
+        daemon_wait_ready(d, d->socket_path);
+        return d;
+}
+
+/* @sig: STOPPING=1, exit status 0, and a socket it bound itself is removed. */
+static void daemon_stop_with(Daemon *d, int sig) {
+        char buf[64];
+        int r;
+
+        ck_assert_int_eq(kill(d->pid, sig), 0);
+        r = daemon_wait_notify(d, "STOPPING=1", TIMEOUT_MS);
+        if (r < 0)
+                daemon_dump_log(d->log_path);
+        ck_assert_msg(r == 0, "vmaqd sent no STOPPING=1: %s", strerror(-r));
+
+        r = daemon_wait_exit(d, TIMEOUT_MS);
+        if (r < 0 || !WIFEXITED(d->status) || WEXITSTATUS(d->status) != 0)
+                daemon_dump_log(d->log_path);
+        ck_assert_msg(r == 0, "vmaqd did not exit after SIGTERM");
+        ck_assert_msg(WIFEXITED(d->status) && WEXITSTATUS(d->status) == 0, "vmaqd stopped with %s",
+                      describe_status(d->status, buf));
+
+        if (!d->activated)
+                ck_assert_msg(access(d->socket_path, F_OK) < 0 && errno == ENOENT,
+                              "vmaqd left its socket '%s' behind", d->socket_path);
+        daemon_release(d);
+}
+
+static void daemon_stop(Daemon *d) {
+        daemon_stop_with(d, SIGTERM);
+}
+
+/* --- forked helpers ---------------------------------------------------------- */
+
+#define CHILD_CHECK(expr)                                                               \
+        do {                                                                            \
+                if (!(expr)) {                                                          \
+                        fprintf(stderr, "%s:%d: check in child %d failed: %s\n",       \
+                                __FILE__, __LINE__, (int) getpid(), #expr);             \
+                        _exit(EXIT_FAILURE);                                            \
+                }                                                                       \
+        } while (0)
+
+/* Wait (bounded) for child @pid and return its wait status. */
+static int wait_child(pid_t pid, int timeout_ms) {
+        _cleanup_close_ int fd = pidfd_open(pid, 0);
+        struct pollfd p = { .events = POLLIN };
+        int r, status;
+
+        ck_assert_int_ge(fd, 0);
+        p.fd = fd;
+        do
+                r = poll(&p, 1, timeout_ms);
+        while (r < 0 && errno == EINTR);
+        ck_assert_msg(r == 1, "child %d did not exit in time", (int) pid);
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        return status;
+}
+
+static void assert_child_ok(pid_t pid, int timeout_ms) {
+        int status = wait_child(pid, timeout_ms);
+        char buf[64];
+
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child %d failed: %s", (int) pid,
+                      describe_status(status, buf));
+}
+
+/* In a forked child: close every fd above stderr except @a and @b. */
+static void close_all_but(int a, int b) {
+        int lo = MIN(a, b), hi = MAX(a, b);
+
+        if (lo > 3)
+                (void) close_range(3, (unsigned) lo - 1, 0);
+        if (hi > lo + 1)
+                (void) close_range((unsigned) lo + 1, (unsigned) hi - 1, 0);
+        (void) close_range((unsigned) hi + 1, ~0U, 0);
+}
+
+/*
+ * A child that blocks until *ret_ctl is closed, then exits. With
+ * @exec_path it execs that instead of exiting; *ret_execd then reads EOF
+ * once the exec happened (a close-on-exec pipe).
+ */
+static pid_t spawn_waiting_child(int *ret_ctl, const char *exec_path, int *ret_execd) {
+        int ctl[2], execd[2];
+        pid_t pid;
+
+        ck_assert_int_eq(pipe2(ctl, O_CLOEXEC), 0);
+        ck_assert_int_eq(pipe2(execd, O_CLOEXEC), 0);
+        pid = fork_child();
+        if (pid == 0) {
+                char b;
+
+                /* Only our ends: a sibling's inherited pipe end would keep the sibling waiting. */
+                close_all_but(ctl[0], execd[1]);
+                while (read(ctl[0], &b, 1) > 0)
+                        ;
+                if (exec_path)
+                        execl(exec_path, exec_path, "30", (char *) NULL);
+                _exit(exec_path ? 127 : 0);
+        }
+        close(ctl[0]);
+        close(execd[1]);
+        *ret_ctl = ctl[1];
+        if (ret_execd)
+                *ret_execd = execd[0];
+        else
+                close(execd[0]);
+        return pid;
+}
+
+/* --- the client -------------------------------------------------------------- */
+
+typedef struct Client {
+        int fd;
+        char *buf;
+        size_t start, size, allocated;
+} Client;
+
+static Client *client_free(Client *c) {
+        if (!c)
+                return NULL;
+        safe_close(c->fd);
+        free(c->buf);
+        free(c);
+        return NULL;
+}
+DEFINE_CLEANUP(Client *, client_free);
+
+/* No ck_assert(): usable in forked clients. */
+static int client_open(const char *path, int rcvbuf, Client **ret) {
+        _cleanup_close_ int fd = -EBADF;
+        Client *c;
+        int r;
+
+        r = try_connect(path, rcvbuf, &fd);
+        if (r < 0)
+                return r;
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        c->fd = TAKE_FD(fd);
+        *ret = c;
+        return 0;
+}
+
+static Client *client_connect_path(const char *path) {
+        Client *c = NULL;
+        int r;
+
+        r = client_open(path, 0, &c);
+        ck_assert_msg(r == 0, "connect('%s'): %s", path, strerror(-r));
+        return c;
+}
+
+static Client *client_connect(const Daemon *d) {
+        return client_connect_path(d->socket_path);
+}
+
+static int client_send_raw(Client *c, const void *data, size_t size) {
+        const char *p = data;
+
+        while (size > 0) {
+                ssize_t n = send(c->fd, p, size, MSG_NOSIGNAL);
+
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                p += n;
+                size -= (size_t) n;
+        }
+        return 0;
+}
+
+/* Send @json and its terminating NUL. */
+static int client_send(Client *c, const char *json) {
+        return client_send_raw(c, json, strlen(json) + 1);
+}
+
+/*
+ * Read one NUL-terminated message into *ret (owned by the caller). Returns
+ * 1; 0 on a clean EOF; -EBADMSG on EOF inside a message; -ETIMEDOUT when
+ * nothing complete arrived within @timeout_ms; or -errno (-ECONNRESET).
+ */
+static int client_read(Client *c, int timeout_ms, char **ret) {
+        int64_t deadline = now_ms() + timeout_ms;
+
+        for (;;) {
+                char *nul = c->size > c->start ? memchr(c->buf + c->start, '\0', c->size - c->start) : NULL;
+                struct pollfd p = { .fd = c->fd, .events = POLLIN };
+                ssize_t n;
+                int r;
+
+                if (nul) {
+                        char *m = strdup(c->buf + c->start);
+
+                        if (!m)
+                                return -ENOMEM;
+                        c->start = (size_t) (nul - c->buf) + 1;
+                        *ret = m;
+                        return 1;
+                }
+
+                if (c->start > 0) {
+                        memmove(c->buf, c->buf + c->start, c->size - c->start);
+                        c->size -= c->start;
+                        c->start = 0;
+                }
+                if (c->allocated - c->size < 65536) {
+                        size_t want = c->size + 4 * 65536;
+                        char *b = realloc(c->buf, want);
+
+                        if (!b)
+                                return -ENOMEM;
+                        c->buf = b;
+                        c->allocated = want;
+                }
+
+                r = poll(&p, 1, remaining_ms(deadline));
+                if (r < 0 && errno == EINTR)
+                        continue;
+                if (r < 0)
+                        return -errno;
+                if (r == 0)
+                        return -ETIMEDOUT;
+
+                n = recv(c->fd, c->buf + c->size, c->allocated - c->size, MSG_DONTWAIT);
+                if (n < 0) {
+                        if (errno == EAGAIN || errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (n == 0)
+                        return c->size > 0 ? -EBADMSG : 0;
+                c->size += (size_t) n;
+        }
+}
+
+/* Send @json and parse the reply; NULL on any failure. No ck_assert(): usable in forked clients. */
+static struct json_object *client_call_raw(Client *c, const char *json, int timeout_ms) {
+        _cleanup_free_ char *m = NULL;
+        struct json_object *o;
+
+        if (client_send(c, json) < 0 || client_read(c, timeout_ms, &m) != 1)
+                return NULL;
+        o = json_tokener_parse(m);
+        if (o && !json_object_is_type(o, json_type_object))
+                o = (json_object_put(o), NULL);
+        return o;
+}
+
+/* Read and parse one reply; it must arrive. */
+static struct json_object *client_reply(Client *c) {
+        _cleanup_free_ char *m = NULL;
+        struct json_object *o;
+        int r;
+
+        r = client_read(c, TIMEOUT_MS, &m);
+        ck_assert_msg(r == 1, "no reply: %s", r == 0 ? "connection closed" : strerror(-r));
+        o = json_tokener_parse(m);
+        ck_assert_msg(o && json_object_is_type(o, json_type_object), "reply is no JSON object: '%s'", m);
+        return o;
+}
+
+__attribute__((__format__(__printf__, 2, 3)))
+static struct json_object *client_call(Client *c, const char *format, ...) {
+        _cleanup_free_ char *json = NULL;
+        va_list ap;
+        int r;
+
+        va_start(ap, format);
+        r = vasprintf(&json, format, ap);
+        va_end(ap);
+        ck_assert_int_ge(r, 0);
+        r = client_send(c, json);
+        ck_assert_msg(r == 0, "send: %s", strerror(-r));
+        return client_reply(c);
+}
+
+/* After an error that closes the connection: EOF. ECONNRESET means the daemon closed with our bytes unread. */
+static void assert_closed(Client *c, bool unread_bytes) {
+        _cleanup_free_ char *m = NULL;
+        int r;
+
+        r = client_read(c, TIMEOUT_MS, &m);
+        if (unread_bytes)
+                ck_assert_msg(r == 0 || r == -ECONNRESET, "connection not closed: %s",
+                              r == 1 ? m : strerror(-r));
+        else
+                ck_assert_msg(r == 0, "connection not closed: %s", r == 1 ? m : strerror(-r));
+}
+
+/* Read whatever replies were still on their way, then the end of the connection. */
+static void assert_closed_after_replies(Client *c) {
+        int r;
+
+        for (;;) {
+                _cleanup_free_ char *m = NULL;
+
+                r = client_read(c, TIMEOUT_MS, &m);
+                if (r != 1)
+                        break;
+        }
+        ck_assert_msg(r == 0 || r == -ECONNRESET, "connection not closed: %s", strerror(-r));
+}
+
+/* --- JSON ------------------------------------------------------------------ */
+
+static struct json_object *json_get(struct json_object *o, const char *key, enum json_type type) {
+        struct json_object *v = NULL;
+
+        ck_assert_msg(json_object_object_get_ex(o, key, &v), "'%s' missing in %s", key,
+                      json_object_to_json_string(o));
+        ck_assert_msg(json_object_is_type(v, type), "'%s' is %s, not %s, in %s", key,
+                      json_type_to_name(json_object_get_type(v)), json_type_to_name(type),
+                      json_object_to_json_string(o));
+        return v;
+}
+
+static bool json_has(struct json_object *o, const char *key) {
+        return json_object_object_get_ex(o, key, NULL);
+}
+
+static const char *json_get_string(struct json_object *o, const char *key) {
+        return json_object_get_string(json_get(o, key, json_type_string));
+}
+
+static bool json_get_bool(struct json_object *o, const char *key) {
+        return json_object_get_boolean(json_get(o, key, json_type_boolean));
+}
+
+static uint64_t json_get_u64(struct json_object *o, const char *key) {
+        struct json_object *v = json_get(o, key, json_type_int);
+
+        /* json-c clamps: a negative value reads as INT64 < 0, a large one as UINT64 > INT64_MAX. */
+        ck_assert_msg(json_object_get_int64(v) >= 0, "'%s' is negative in %s", key, json_object_to_json_string(o));
+        return json_object_get_uint64(v);
+}
+
+static struct json_object *json_get_array(struct json_object *o, const char *key) {
+        return json_get(o, key, json_type_array);
+}
+
+/* The parameters of a successful reply. */
+static struct json_object *reply_parameters(struct json_object *reply) {
+        ck_assert_msg(!json_has(reply, "error"), "unexpected error reply %s", json_object_to_json_string(reply));
+        ck_assert_msg(!json_has(reply, "continues"), "unexpected 'continues' in %s", json_object_to_json_string(reply));
+        return json_get(reply, "parameters", json_type_object);
+}
+
+/* The parameters of an error reply, which must be @error. */
+static struct json_object *reply_error(struct json_object *reply, const char *error) {
+        ck_assert_str_eq(json_get_string(reply, "error"), error);
+        return json_get(reply, "parameters", json_type_object);
+}
+
+static void assert_error_parameter(struct json_object *reply, const char *error, const char *parameter) {
+        struct json_object *p = reply_error(reply, error);
+
+        ck_assert_str_eq(json_get_string(p, "parameter"), parameter);
+}
+
+/* For forked clients: the error name of @reply, or NULL. */
+static const char *error_name(struct json_object *reply) {
+        struct json_object *e = NULL;
+
+        if (!json_object_object_get_ex(reply, "error", &e) || !json_object_is_type(e, json_type_string))
+                return NULL;
+        return json_object_get_string(e);
+}
+
+/* A fresh connection to @d still works. */
+static void assert_serves(const Daemon *d) {
+        _cleanup_(client_freep) Client *c = client_connect(d);
+        _cleanup_(json_object_putp) struct json_object *reply = NULL;
+
+        reply = client_call(c, "{\"method\":\"org.varlink.service.GetInfo\"}");
+        ck_assert_str_eq(json_get_string(reply_parameters(reply), "version"), PACKAGE_VERSION);
+}
+
+static struct json_object *get_status(Client *c) {
+        struct json_object *reply = client_call(c, "{\"method\":\"io.vmaq.GetStatus\"}");
+
+        (void) reply_parameters(reply);
+        return reply;
+}
+
+static uint64_t status_field(struct json_object *reply, const char *key) {
+        return json_get_u64(reply_parameters(reply), key);
+}
+
+/* A counter of one of the caches: "proc_cache" or "build_id_cache". */
+static uint64_t status_cache(struct json_object *reply, const char *cache, const char *key) {
+        return json_get_u64(json_get(reply_parameters(reply), cache, json_type_object), key);
+}
+
+/* Poll GetStatus (bounded) until "connections" is @n; the daemon sees closes asynchronously. */
+static void wait_connections(Client *c, uint64_t n) {
+        int64_t deadline = now_ms() + TIMEOUT_MS;
+        uint64_t seen;
+
+        for (;;) {
+                _cleanup_(json_object_putp) struct json_object *s = get_status(c);
+
+                seen = status_field(s, "connections");
+                if (seen == n || now_ms() > deadline)
+                        break;
+                /* Let the daemon run; a poll with nothing to wait for is a bounded pause. */
+                (void) poll(NULL, 0, 10);
+        }
+        ck_assert_uint_eq(seen, n);
+}
+
+/* A Normalize call for one address. No ck_assert(): usable in forked clients; aborts on ENOMEM. */
+static char *normalize_one(pid_t pid, uint64_t addr) {
+        char *m = NULL;
+
+        if (asprintf(&m, "{\"method\":\"io.vmaq.Normalize\",\"parameters\":{\"pid\":%d,\"addresses\":[%" PRIu64 "]}}",
+                     (int) pid, addr) < 0)
+                abort();
+        return m;
+}
+
+static bool is_denied_for(struct json_object *r, pid_t pid) {
+        struct json_object *p, *v;
+
+        return r && error_name(r) && streq(error_name(r), "io.vmaq.PermissionDenied") &&
+               json_object_object_get_ex(r, "parameters", &p) && json_object_object_get_ex(p, "pid", &v) &&
+               json_object_get_int64(v) == pid;
+}
+
+/* The path of the single module of a one-address Normalize reply, or NULL. */
+static const char *single_module_path(struct json_object *r) {
+        struct json_object *p, *modules, *results, *v;
+
+        if (!r || error_name(r) || !json_object_object_get_ex(r, "parameters", &p) ||
+            !json_object_object_get_ex(p, "modules", &modules) || !json_object_object_get_ex(p, "results", &results) ||
+            json_object_array_length(results) != 1 || json_object_array_length(modules) != 1 ||
+            !json_object_object_get_ex(json_object_array_get_idx(results, 0), "module", &v) ||
+            json_object_get_int64(v) != 0 ||
+            !json_object_object_get_ex(json_object_array_get_idx(modules, 0), "path", &v))
+                return NULL;
+        return json_object_get_string(v);
+}
+
+/* --- Normalize, expected and received ---------------------------------------- */
+
+#define LAYOUT_N 9
+
+static void layout_addrs(const TestChild *c, uint64_t addrs[static LAYOUT_N]) {
+        uint64_t ps = test_page_size();
+
+        addrs[0] = c->file_addr + 0x123;
+        addrs[1] = c->file_addr + ps + 5;
+        addrs[2] = c->deleted_addr + 0x10;
+        addrs[3] = c->anon_addr + 8;
+        addrs[4] = c->unmapped_addr;
+        addrs[5] = c->heap_addr;
+        addrs[6] = c->stack_addr;
+        addrs[7] = c->code_addr;
+        addrs[8] = c->vdso_addr + 0x40;
+}
+
+/* The layout scrambled, with duplicates, and the ends of the address space. */
+static const unsigned scramble[] = { 8, 3, 0, 5, 8, 1, 7, 2, 6, 4, 0, 3, 7, 7, 1, 2, 6, 5 };
+#define MIXED_N (ELEMENTSOF(scramble) + 2)
+
+static void mixed_addrs(const TestChild *c, uint64_t addrs[static MIXED_N]) {
+        uint64_t base[LAYOUT_N];
+
+        layout_addrs(c, base);
+        for (size_t i = 0; i < ELEMENTSOF(scramble); i++)
+                addrs[i] = base[scramble[i]];
+        addrs[ELEMENTSOF(scramble)] = UINT64_MAX;
+        addrs[ELEMENTSOF(scramble) + 1] = 0;
+}
+
+/* {"method":"io.vmaq.Normalize","parameters":{"pid":…,"addresses":[…]…@extra}} */
+static char *normalize_call(pid_t pid, const uint64_t *addrs, size_t n, const char *extra) {
+        char *buf = NULL;
+        size_t size = 0;
+        FILE *f;
+
+        f = open_memstream(&buf, &size);
+        ck_assert_ptr_nonnull(f);
+        fprintf(f, "{\"method\":\"io.vmaq.Normalize\",\"parameters\":{\"pid\":%d,\"addresses\":[", (int) pid);
+        for (size_t i = 0; i < n; i++)
+                fprintf(f, "%s%" PRIu64, i > 0 ? "," : "", addrs[i]);
+        fprintf(f, "]%s%s}}", extra ? "," : "", extra ?: "");
+        ck_assert_int_eq(fclose(f), 0);
+        return buf;
+}
+
+/* What the core answers in this process, with the daemon's backend. */
+static Normalization *core_normalize_flags(pid_t pid, const uint64_t *addrs, size_t n, unsigned flags) {
+        _cleanup_(proc_freep) Proc *p = NULL;
+        NormalizeOptions opts = { .flags = flags };
+        Normalization *ret = NULL;
+        int r;
+
+        r = proc_open(&p, pid, test_backend());
+        ck_assert_msg(r == 0, "proc_open(%d): %s", (int) pid, strerror(-r));
+        r = proc_normalize(p, addrs, n, &opts, &ret);
+        ck_assert_msg(r == 0, "proc_normalize: %s", strerror(-r));
+        return ret;
+}
+
+/* The daemon's defaults: build IDs, no map_files. */
+static Normalization *core_normalize(pid_t pid, const uint64_t *addrs, size_t n) {
+        return core_normalize_flags(pid, addrs, n, NORMALIZE_BUILD_IDS);
+}
+
+static uint64_t core_start_time(pid_t pid) {
+        _cleanup_(proc_freep) Proc *p = NULL;
+
+        ck_assert_int_eq(proc_open(&p, pid, test_backend()), 0);
+        return proc_start_time(p);
+}
+
+static void hex(const uint8_t *data, size_t n, char *ret) {
+        for (size_t i = 0; i < n; i++)
+                sprintf(ret + 2 * i, "%02x", data[i]);
+        ret[2 * n] = '\0';
+}
+
+static void assert_build_id(struct json_object *o, const uint8_t *id, size_t len) {
+        char h[2 * BUILD_ID_MAX + 1];
+
+        if (len == 0) {
+                (void) json_get(o, "build_id", json_type_null);
+                return;
+        }
+        hex(id, len, h);
+        ck_assert_str_eq(json_get_string(o, "build_id"), h);
+}
+
+/* The reply's parameters describe exactly what the core found. */
+static void assert_normalize_equals(struct json_object *p, const Normalization *n) {
+        struct json_object *modules = json_get_array(p, "modules"), *results = json_get_array(p, "results");
+
+        ck_assert_int_eq((int64_t) json_get_u64(p, "pid"), n->pid);
+        ck_assert_uint_eq(json_get_u64(p, "start_time"), n->start_time);
+        ck_assert_uint_eq(json_object_array_length(results), n->n_results);
+        ck_assert_uint_eq(json_object_array_length(modules), n->n_modules);
+
+        for (size_t i = 0; i < n->n_results; i++) {
+                struct json_object *r = json_object_array_get_idx(results, i), *m;
+                const NormResult *nr = &n->results[i];
+                const NormModule *nm;
+                uint64_t idx;
+
+                ck_assert(json_object_is_type(r, json_type_object));
+                if (nr->kind != NORM_MODULE) {
+                        ck_assert_str_eq(json_get_string(r, "unknown"), norm_kind_to_string(nr->kind));
+                        ck_assert(!json_has(r, "module"));
+                        ck_assert(!json_has(r, "offset"));
+                        continue;
+                }
+
+                ck_assert_msg(!json_has(r, "unknown"), "result %zu: %s", i, json_object_to_json_string(r));
+                ck_assert_uint_eq(json_get_u64(r, "offset"), nr->offset);
+                idx = json_get_u64(r, "module");
+                ck_assert_uint_lt(idx, n->n_modules);
+                m = json_object_array_get_idx(modules, idx);
+                nm = &n->modules[nr->module];
+
+                ck_assert_str_eq(json_get_string(m, "path"), nm->path);
+                ck_assert_int_eq(json_get_bool(m, "deleted"), nm->deleted);
+                ck_assert_int_eq(json_get_bool(m, "vdso"), nm->vdso);
+                ck_assert_uint_eq(json_get_u64(m, "dev_major"), nm->dev_major);
+                ck_assert_uint_eq(json_get_u64(m, "dev_minor"), nm->dev_minor);
+                ck_assert_uint_eq(json_get_u64(m, "inode"), nm->inode);
+                assert_build_id(m, nm->build_id, nm->build_id_len);
+                if (nm->map_files)
+                        ck_assert_str_eq(json_get_string(m, "map_files"), nm->map_files);
+                else
+                        ck_assert_msg(!json_has(m, "map_files"), "%s", json_object_to_json_string(m));
+        }
+}
+
+/*
+ * One line per result, for forked clients to compare whole replies without
+ * ck_assert(). NULL if @p is malformed.
+ */
+static char *canonical_from_reply(struct json_object *p) {
+        struct json_object *modules, *results, *pid, *st;
+        char *buf = NULL;
+        size_t size = 0;
+        FILE *f;
+        bool ok = true;
+
+        if (!json_object_object_get_ex(p, "modules", &modules) || !json_object_is_type(modules, json_type_array) ||
+            !json_object_object_get_ex(p, "results", &results) || !json_object_is_type(results, json_type_array) ||
+            !json_object_object_get_ex(p, "pid", &pid) || !json_object_object_get_ex(p, "start_time", &st))
+                return NULL;
+
+        f = open_memstream(&buf, &size);
+        if (!f)
+                return NULL;
+        fprintf(f, "pid=%" PRIu64 " start_time=%" PRIu64 "\n", json_object_get_uint64(pid),
+                json_object_get_uint64(st));
+        for (size_t i = 0; ok && i < json_object_array_length(results); i++) {
+                struct json_object *r = json_object_array_get_idx(results, i), *v, *m;
+                const char *bid;
+
+                if (json_object_object_get_ex(r, "unknown", &v)) {
+                        fprintf(f, "unknown %s\n", json_object_get_string(v));
+                        continue;
+                }
+                if (!json_object_object_get_ex(r, "module", &v) ||
+                    json_object_get_uint64(v) >= json_object_array_length(modules)) {
+                        ok = false;
+                        break;
+                }
+                m = json_object_array_get_idx(modules, json_object_get_uint64(v));
+                if (!json_object_object_get_ex(r, "offset", &v))
+                        ok = false;
+                fprintf(f, "offset=%" PRIu64, json_object_get_uint64(v));
+                bid = json_object_object_get_ex(m, "build_id", &v) && v ? json_object_get_string(v) : "-";
+                fprintf(f, " build_id=%s", bid);
+                if (json_object_object_get_ex(m, "deleted", &v))
+                        fprintf(f, " deleted=%d", json_object_get_boolean(v));
+                if (json_object_object_get_ex(m, "vdso", &v))
+                        fprintf(f, " vdso=%d", json_object_get_boolean(v));
+                if (json_object_object_get_ex(m, "path", &v))
+                        fprintf(f, " path=%s", json_object_get_string(v));
+                fputc('\n', f);
+        }
+        if (fclose(f) != 0 || !ok) {
+                free(buf);
+                return NULL;
+        }
+        return buf;
+}
+
+static char *canonical_from_core(const Normalization *n) {
+        char *buf = NULL;
+        size_t size = 0;
+        FILE *f;
+
+        f = open_memstream(&buf, &size);
+        ck_assert_ptr_nonnull(f);
+        fprintf(f, "pid=%d start_time=%" PRIu64 "\n", (int) n->pid, n->start_time);
+        for (size_t i = 0; i < n->n_results; i++) {
+                const NormResult *r = &n->results[i];
+                const NormModule *m;
+                char h[2 * BUILD_ID_MAX + 1] = "-";
+
+                if (r->kind != NORM_MODULE) {
+                        fprintf(f, "unknown %s\n", norm_kind_to_string(r->kind));
+                        continue;
+                }
+                m = &n->modules[r->module];
+                if (m->build_id_len > 0)
+                        hex(m->build_id, m->build_id_len, h);
+                fprintf(f, "offset=%" PRIu64 " build_id=%s deleted=%d vdso=%d path=%s\n", r->offset, h,
+                        m->deleted, m->vdso, m->path);
+        }
+        ck_assert_int_eq(fclose(f), 0);
+        return buf;
+}
+
+/* The TestChild of this test, stopped at the end (a failing test leaves it to PR_SET_PDEATHSIG). */
+static TestChild test_child;
+
+/* Its directory is noted in the run directory, for the runner to remove should the test fail. */
+static TestChild *spawn_test_child(void) {
+        char path[PATH_MAX];
+        FILE *f;
+
+        fflush(NULL);
+        test_child_spawn(&test_child);
+        snprintf(path, sizeof(path), "%s/test-child-dirs", run_dir);
+        f = fopen(path, "ae");
+        ck_assert_ptr_nonnull(f);
+        fprintf(f, "%s\n", test_child.dir);
+        ck_assert_int_eq(fclose(f), 0);
+        return &test_child;
+}
+
+/* --- tests: org.varlink.service -------------------------------------------- */
+
+START_TEST(test_get_info) {
+        Daemon *d = daemon_start(NULL);
+        _cleanup_(client_freep) Client *c = client_connect(d);
+        _cleanup_(json_object_putp) struct json_object *reply = NULL;
+        struct json_object *p, *ifaces;
+        bool vmaq = false, service = false;
+        struct stat st;
+
+        reply = client_call(c, "{\"method\":\"org.varlink.service.GetInfo\"}");
+        p = reply_parameters(reply);
+        ck_assert_str_eq(json_get_string(p, "vendor"), "vmaqd");
+        ck_assert_str_eq(json_get_string(p, "product"), "vmaqd");
+        ck_assert_str_eq(json_get_string(p, "version"), PACKAGE_VERSION);
+        ck_assert_str_eq(json_get_string(p, "url"), PACKAGE_URL);
+        ifaces = json_get_array(p, "interfaces");
+        for (size_t i = 0; i < json_object_array_length(ifaces); i++) {
+                struct json_object *v = json_object_array_get_idx(ifaces, i);
+
+                ck_assert(json_object_is_type(v, json_type_string));
+                vmaq = vmaq || streq(json_object_get_string(v), "io.vmaq");
+                service = service || streq(json_object_get_string(v), "org.varlink.service");
+        }
+        ck_assert(vmaq);
+        ck_assert(service);
+        ck_assert_uint_eq(json_object_array_length(ifaces), 2);
+
+        /* GetInfo takes no parameters. */
+        reply = (json_object_put(reply), NULL);
+        reply = client_call(c, "{\"method\":\"org.varlink.service.GetInfo\",\"parameters\":{\"x\":1}}");
+        assert_error_parameter(reply, "org.varlink.service.InvalidParameter", "x");
+
+        /* The socket has the documented mode: anyone may connect, the policy decides. */
+        ck_assert_int_eq(lstat(d->socket_path, &st), 0);
+        ck_assert(S_ISSOCK(st.st_mode));
+        ck_assert_uint_eq(st.st_mode & 07777, 0666);
+
+        daemon_stop(d);
+}
+END_TEST
+
+/* The text of the interface definition: comments and blank lines, then "interface NAME". */
+static void assert_interface_text(const char *desc, const char *name) {
+        const char *p = desc;
+        char want[128];
+
+        while (*p == '#' || *p == '\n') {
+                p = strchr(p, '\n');
+                ck_assert_ptr_nonnull(p);
+                p++;
+        }
+        snprintf(want, sizeof(want), "interface %s\n", name);
+        ck_assert_msg(strncmp(p, want, strlen(want)) == 0, "description does not start with '%s': '%.80s'",
+                      want, p);
+}
+
+static char *read_text_file(const char *path) {
+        char *buf = NULL;
+        size_t size = 0;
+        FILE *in, *out;
+        int ch;
+
+        in = fopen(path, "re");
+        ck_assert_msg(in, "cannot open '%s': %s", path, strerror(errno));
+        out = open_memstream(&buf, &size);
+        ck_assert_ptr_nonnull(out);
+        while ((ch = fgetc(in)) != EOF)
+                fputc(ch, out);
+        fclose(in);
+        ck_assert_int_eq(fclose(out), 0);
+        return buf;
+}
+
+START_TEST(test_interface_description) {
+        Daemon *d = daemon_start(NULL);
+        _cleanup_(client_freep) Client *c = client_connect(d);
+        _cleanup_(json_object_putp) struct json_object *reply = NULL;
+        _cleanup_free_ char *file = read_text_file(TEST_INTERFACE_FILE);
+        const char *desc;
+
+        reply = client_call(c, "{\"method\":\"org.varlink.service.GetInterfaceDescription\","
+                               "\"parameters\":{\"interface\":\"io.vmaq\"}}");
+        desc = json_get_string(reply_parameters(reply), "description");
+        assert_interface_text(desc, "io.vmaq");
+        ck_assert_ptr_nonnull(strstr(desc, "method Normalize("));
+        ck_assert_ptr_nonnull(strstr(desc, "method ListMappings("));
+        ck_assert_ptr_nonnull(strstr(desc, "method GetStatus("));
+        /* It is the file the build embeds, verbatim. */
+        ck_assert_str_eq(desc, file);
+
+        reply = (json_object_put(reply), NULL);
+        reply = client_call(c, "{\"method\":\"org.varlink.service.GetInterfaceDescription\","
+                               "\"parameters\":{\"interface\":\"org.varlink.service\"}}");
+        desc = json_get_string(reply_parameters(reply), "description");
+        assert_interface_text(desc, "org.varlink.service");
+        ck_assert_ptr_nonnull(strstr(desc, "method GetInfo("));
+
+        reply = (json_object_put(reply), NULL);
+        reply = client_call(c, "{\"method\":\"org.varlink.service.GetInterfaceDescription\","
+                               "\"parameters\":{\"interface\":\"com.example.nothing\"}}");
+        ck_assert_str_eq(json_get_string(reply_error(reply, "org.varlink.service.InterfaceNotFound"), "interface"),
+                         "com.example.nothing");
+
+        reply = (json_object_put(reply), NULL);
+        reply = client_call(c, "{\"method\":\"org.varlink.service.GetInterfaceDescription\",\"parameters\":{}}");
+        assert_error_parameter(reply, "org.varlink.service.InvalidParameter", "interface");
+
+        reply = (json_object_put(reply), NULL);
+        reply = client_call(c, "{\"method\":\"org.varlink.service.GetInterfaceDescription\","
+                               "\"parameters\":{\"interface\":1}}");
+        assert_error_parameter(reply, "org.varlink.service.InvalidParameter", "interface");
+
+        daemon_stop(d);
+}
+END_TEST
+
+/* --- tests: io.vmaq.Normalize ------------------------------------------------ */
+
+START_TEST(test_normalize_matches_core) {
+        Daemon *d = daemon_start(NULL);
+        TestChild *tc = spawn_test_child();
+        _cleanup_(client_freep) Client *c = client_connect(d);
+        _cleanup_(json_object_putp) struct json_object *reply = NULL;
+        _cleanup_(normalization_freep) Normalization *n = NULL;
+        _cleanup_free_ char *msg = NULL;
+        uint64_t addrs[MIXED_N];
+        uint8_t id[BUILD_ID_MAX];
+        char exe[PATH_MAX], h[2 * BUILD_ID_MAX + 1];
+        struct json_object *p, *r, *m;
+
+        mixed_addrs(tc, addrs);
+        msg = normalize_call(tc->pid, addrs, MIXED_N, NULL);
+        reply = client_call(c, "%s", msg);
+        n = core_normalize(tc->pid, addrs, MIXED_N);
+        p = reply_parameters(reply);
+        assert_normalize_equals(p, n);
+        ck_assert_uint_eq(json_get_u64(p, "start_time"), core_start_time(tc->pid));
+
+        /* Not only equal to the core: right. Index 6 is the test executable's marker function. */
+        test_self_exe(exe);
+        hex(id, test_self_build_id(id), h);
+        r = json_object_array_get_idx(json_get_array(p, "results"), 6);
+        m = json_object_array_get_idx(json_get_array(p, "modules"), json_get_u64(r, "module"));
+        ck_assert_str_eq(json_get_string(m, "path"), exe);
+        ck_assert_str_eq(json_get_string(m, "build_id"), h);
+        /* Index 2 is the mapped file, from page TEST_FILE_MAP_PGOFF on. */
+        r = json_object_array_get_idx(json_get_array(p, "results"), 2);
+        ck_assert_uint_eq(json_get_u64(r, "offset"), TEST_FILE_MAP_PGOFF * test_page_size() + 0x123);
+        /* Each module once: the file, the deleted file, the executable, the vDSO. */
+        ck_assert_uint_eq(json_object_array_length(json_get_array(p, "modules")), 4);
+        /* The ends of the address space are unmapped. */
+        r = json_object_array_get_idx(json_get_array(p, "results"), MIXED_N - 2);
+        ck_assert_str_eq(json_get_string(r, "unknown"), "unmapped");
+        r = json_object_array_get_idx(json_get_array(p, "results"), MIXED_N - 1);
+        ck_assert_str_eq(json_get_string(r, "unknown"), "unmapped");
+
+        /* The same again: the cached process answers the same. */
+        reply = (json_object_put(reply), NULL);
+        reply = client_call(c, "%s", msg);
+        assert_normalize_equals(reply_parameters(reply), n);
+
+        test_child_stop(tc);
+        daemon_stop(d);
+}
+END_TEST
+
+START_TEST(test_normalize_address_strings) {
+        Daemon *d = daemon_start(NULL);
+        TestChild *tc = spawn_test_child();
+        _cleanup_(client_freep) Client *c = client_connect(d);
+        _cleanup_(json_object_putp) struct json_object *ints = NULL, *strs = NULL;
+        _cleanup_(normalization_freep) Normalization *n = NULL;
+        _cleanup_free_ char *msg = NULL, *strmsg = NULL;
+        uint64_t addrs[LAYOUT_N];
+        char *buf = NULL;
+        size_t size = 0;
+        FILE *f;
+
+        layout_addrs(tc, addrs);
+        msg = normalize_call(tc->pid, addrs, LAYOUT_N, NULL);
+        ints = client_call(c, "%s", msg);
+
+        /* The same addresses as strings, hexadecimal and decimal in turn. */
+        f = open_memstream(&buf, &size);
+        ck_assert_ptr_nonnull(f);
+        fprintf(f, "{\"method\":\"io.vmaq.Normalize\",\"parameters\":{\"pid\":%d,\"addresses\":[", (int) tc->pid);
+        for (size_t i = 0; i < LAYOUT_N; i++)
+                if (i % 2 == 0)
+                        fprintf(f, "%s\"0x%" PRIx64 "\"", i > 0 ? "," : "", addrs[i]);
+                else
+                        fprintf(f, ",\"%" PRIu64 "\"", addrs[i]);
+        fprintf(f, "]}}");
+        ck_assert_int_eq(fclose(f), 0);
+        strmsg = buf;
+        strs = client_call(c, "%s", strmsg);
+
+        n = core_normalize(tc->pid, addrs, LAYOUT_N);
+        assert_normalize_equals(reply_parameters(ints), n);
+        assert_normalize_equals(reply_parameters(strs), n);
+        ck_assert_msg(json_object_equal(reply_parameters(ints), reply_parameters(strs)), "%s != %s",
+                      json_object_to_json_string(ints), json_object_to_json_string(strs));
+
+        /* 2^64-1 round-trips as an integer and as strings: unmapped. */
+        ints = (json_object_put(ints), NULL);
+        ints = client_call(c, "{\"method\":\"io.vmaq.Normalize\",\"parameters\":{\"pid\":%d,\"addresses\":"
+                              "[18446744073709551615,\"0xffffffffffffffff\",\"18446744073709551615\"]}}",
+                           (int) tc->pid);
+        for (size_t i = 0; i < 3; i++) {
+                struct json_object *r = json_object_array_get_idx(json_get_array(reply_parameters(ints), "results"), i);
+
+                ck_assert_str_eq(json_get_string(r, "unknown"), "unmapped");
+        }
+        ck_assert_uint_eq(json_object_array_length(json_get_array(reply_parameters(ints), "results")), 3);
+        ck_assert_uint_eq(json_object_array_length(json_get_array(reply_parameters(ints), "modules")), 0);
+
+        test_child_stop(tc);
+        daemon_stop(d);
+}
+END_TEST
+
+START_TEST(test_normalize_options) {
+        Daemon *d = daemon_start(NULL);
+        TestChild *tc = spawn_test_child();
+        _cleanup_(client_freep) Client *c = client_connect(d);
+        uint64_t addrs[LAYOUT_N];
+        static const struct {
+                const char *extra;
+                unsigned flags;
+        } options[] = {
+                { "\"build_ids\":false",                       0 },
+                { "\"build_ids\":true,\"map_files\":false",    NORMALIZE_BUILD_IDS },
+                { "\"map_files\":true",                        NORMALIZE_BUILD_IDS | NORMALIZE_MAP_FILES },
+                { "\"build_ids\":false,\"map_files\":true",    NORMALIZE_MAP_FILES },
+        };
+
+        layout_addrs(tc, addrs);
+        for (size_t i = 0; i < ELEMENTSOF(options); i++) {
+                _cleanup_(json_object_putp) struct json_object *r = NULL;
+                _cleanup_(normalization_freep) Normalization *n = NULL;
+                _cleanup_free_ char *msg = normalize_call(tc->pid, addrs, LAYOUT_N, options[i].extra);
+                struct json_object *modules;
+                size_t n_map_files = 0;
+
+                r = client_call(c, "%s", msg);
+                n = core_normalize_flags(tc->pid, addrs, LAYOUT_N, options[i].flags);
+                assert_normalize_equals(reply_parameters(r), n);
+
+                /* Each file module names its map_files entry when asked, the vDSO never; build IDs likewise. */
+                modules = json_get_array(reply_parameters(r), "modules");
+                for (size_t k = 0; k < json_object_array_length(modules); k++) {
+                        struct json_object *m = json_object_array_get_idx(modules, k);
+                        char prefix[64];
+
+                        if (!(options[i].flags & NORMALIZE_BUILD_IDS))
+                                (void) json_get(m, "build_id", json_type_null);
+                        if (!json_has(m, "map_files"))
+                                continue;
+                        snprintf(prefix, sizeof(prefix), "/proc/%d/map_files/", (int) tc->pid);
+                        ck_assert_msg(strncmp(json_get_string(m, "map_files"), prefix, strlen(prefix)) == 0, "%s",
+                                      json_get_string(m, "map_files"));
+                        ck_assert(!json_get_bool(m, "vdso"));
+                        n_map_files++;
+                }
+                /* The file, the deleted file and the executable, not the vDSO. */
+                ck_assert_uint_eq(n_map_files, options[i].flags & NORMALIZE_MAP_FILES ? 3 : 0);
+        }
+
+        test_child_stop(tc);
+        daemon_stop(d);
+}
+END_TEST
+
+/* --- tests: io.vmaq.ListMappings --------------------------------------------- */
+
+typedef struct CoreVma {
+        Vma vma;
+        char name[PATH_MAX];
+} CoreVma;
+
+typedef struct CoreVmaList {
+        CoreVma *items;
+        size_t n, allocated;
+} CoreVmaList;
+
+static int core_vma_add(const Vma *v, void *userdata) {
+        CoreVmaList *l = userdata;
+
+        if (l->n == l->allocated) {
+                size_t n = MAX(l->allocated * 2, (size_t) 64);
+                CoreVma *a = reallocarray(l->items, n, sizeof(CoreVma));
+
+                if (!a)
+                        return -ENOMEM;
+                l->items = a;
+                l->allocated = n;
+        }
+        l->items[l->n].vma = *v;
+        snprintf(l->items[l->n].name, sizeof(l->items[l->n].name), "%s", v->name);
+        l->items[l->n].vma.name = NULL;
+        l->n++;
+        return 0;
+}
+
+static const char *kind_name(VmaKind k) {
+        switch (k) {
+        case VMA_KIND_FILE:
+                return "file";
+        case VMA_KIND_ANONYMOUS:
+                return "anonymous";
+        case VMA_KIND_SPECIAL:
+                return "special";
+        case VMA_KIND_VDSO:
+                return "vdso";
+        default:
+                return "?";
+        }
+}
+
+/* The "mappings" of a reply equal the core's walk, field by field. */
+static void assert_mappings_equal(struct json_object *mappings, const CoreVmaList *l) {
+        ck_assert_uint_eq(json_object_array_length(mappings), l->n);
+        for (size_t i = 0; i < l->n; i++) {
+                struct json_object *m = json_object_array_get_idx(mappings, i);
+                const Vma *v = &l->items[i].vma;
+                char perms[5] = {
+                        v->perms & VMA_PERM_READ ? 'r' : '-',
+                        v->perms & VMA_PERM_WRITE ? 'w' : '-',
+                        v->perms & VMA_PERM_EXEC ? 'x' : '-',
+                        v->perms & VMA_PERM_SHARED ? 's' : 'p',
+                        '\0',
+                };
+
+                ck_assert_uint_eq(json_get_u64(m, "start"), v->start);
+                ck_assert_uint_eq(json_get_u64(m, "end"), v->end);
+                ck_assert_uint_eq(json_get_u64(m, "offset"), v->offset);
+                ck_assert_uint_eq(json_get_u64(m, "inode"), v->inode);
+                ck_assert_uint_eq(json_get_u64(m, "dev_major"), v->dev_major);
+                ck_assert_uint_eq(json_get_u64(m, "dev_minor"), v->dev_minor);
+                ck_assert_str_eq(json_get_string(m, "perms"), perms);
+                ck_assert_str_eq(json_get_string(m, "kind"), kind_name(v->kind));
+                ck_assert_int_eq(json_get_bool(m, "deleted"), v->deleted);
+                if (l->items[i].name[0])
+                        ck_assert_str_eq(json_get_string(m, "path"), l->items[i].name);
+                else
+                        ck_assert_msg(!json_has(m, "path"), "unnamed mapping with a path: %s",
+                                      json_object_to_json_string(m));
+                assert_build_id(m, v->build_id, v->build_id_len);
+        }
+}
+
+START_TEST(test_list_mappings) {
+        Daemon *d = daemon_start(NULL);
+        TestChild *tc = spawn_test_child();
+        _cleanup_(client_freep) Client *c = client_connect(d);
+        _cleanup_(json_object_putp) struct json_object *all = NULL, *exec = NULL;
+        _cleanup_(proc_freep) Proc *proc = NULL;
+        CoreVmaList l_all = {}, l_exec = {};
+        struct json_object *mappings;
+        uint8_t id[BUILD_ID_MAX];
+        char exe[PATH_MAX], h[2 * BUILD_ID_MAX + 1];
+        size_t n_exec = 0, n_exe = 0, n_file = 0;
+
+        test_self_exe(exe);
+        hex(id, test_self_build_id(id), h);
+
+        exec = client_call(c, "{\"method\":\"io.vmaq.ListMappings\",\"parameters\":{\"pid\":%d,\"exec_only\":true}}",
+                           (int) tc->pid);
+        mappings = json_get_array(reply_parameters(exec), "mappings");
+        ck_assert_int_eq((int64_t) json_get_u64(reply_parameters(exec), "pid"), tc->pid);
+        ck_assert_uint_eq(json_get_u64(reply_parameters(exec), "start_time"), core_start_time(tc->pid));
+        for (size_t i = 0; i < json_object_array_length(mappings); i++) {
+                struct json_object *m = json_object_array_get_idx(mappings, i);
+                const char *perms = json_get_string(m, "perms");
+
+                ck_assert_uint_eq(strlen(perms), 4);
+                ck_assert_msg(perms[2] == 'x', "non-executable mapping listed: %s", json_object_to_json_string(m));
+                if (json_has(m, "path") && streq(json_get_string(m, "path"), exe)) {
+                        ck_assert_str_eq(json_get_string(m, "build_id"), h);
+                        ck_assert_str_eq(json_get_string(m, "kind"), "file");
+                        ck_assert_uint_le(json_get_u64(m, "start"), tc->code_addr);
+                        ck_assert_uint_gt(json_get_u64(m, "end"), tc->code_addr);
+                        n_exe++;
+                }
+        }
+        ck_assert_uint_eq(n_exe, 1);
+
+        all = client_call(c, "{\"method\":\"io.vmaq.ListMappings\",\"parameters\":{\"pid\":%d}}", (int) tc->pid);
+        mappings = json_get_array(reply_parameters(all), "mappings");
+        for (size_t i = 0; i < json_object_array_length(mappings); i++) {
+                struct json_object *m = json_object_array_get_idx(mappings, i);
+
+                if (json_get_string(m, "perms")[2] == 'x')
+                        n_exec++;
+                if (json_has(m, "path") && streq(json_get_string(m, "path"), tc->file_path)) {
+                        ck_assert_str_eq(json_get_string(m, "perms"), "r--p");
+                        ck_assert_uint_eq(json_get_u64(m, "offset"), TEST_FILE_MAP_PGOFF * test_page_size());
+                        n_file++;
+                }
+        }
+        ck_assert_uint_eq(n_file, 1);
+        ck_assert_uint_eq(n_exec, json_object_array_length(json_get_array(reply_parameters(exec), "mappings")));
+        ck_assert_uint_gt(json_object_array_length(mappings), n_exec);
+
+        /* Field by field what the core walks, with and without the filter (the child's map is still). */
+        ck_assert_int_eq(proc_open(&proc, tc->pid, test_backend()), 0);
+        ck_assert_int_eq(proc_foreach_vma(proc, PROC_LIST_BUILD_IDS, NULL, core_vma_add, &l_all), 0);
+        ck_assert_int_eq(proc_foreach_vma(proc, PROC_LIST_BUILD_IDS | PROC_LIST_EXEC_ONLY, NULL, core_vma_add,
+                                          &l_exec), 0);
+        assert_mappings_equal(json_get_array(reply_parameters(all), "mappings"), &l_all);
+        assert_mappings_equal(json_get_array(reply_parameters(exec), "mappings"), &l_exec);
+        free(l_all.items);
+        free(l_exec.items);
+
+        /* Without build IDs, there are none. */
+        all = (json_object_put(all), NULL);
+        all = client_call(c, "{\"method\":\"io.vmaq.ListMappings\",\"parameters\":{\"pid\":%d,\"build_ids\":false}}",
+                          (int) tc->pid);
+        mappings = json_get_array(reply_parameters(all), "mappings");
+        for (size_t i = 0; i < json_object_array_length(mappings); i++)
+                (void) json_get(json_object_array_get_idx(mappings, i), "build_id", json_type_null);
+
+        test_child_stop(tc);
+        daemon_stop(d);
+}
+END_TEST
+
+/* --- tests: io.vmaq.GetStatus ------------------------------------------------ */
+
+START_TEST(test_status_counters) {
+        Daemon *d = daemon_start(NULL);
+        TestChild *tc = spawn_test_child();
+        _cleanup_(client_freep) Client *c = client_connect(d), *c2 = client_connect(d);
+        _cleanup_(json_object_putp) struct json_object *s1 = NULL, *s2 = NULL, *s3 = NULL, *x = NULL;
+        _cleanup_free_ char *msg = NULL;
+        uint64_t addrs[LAYOUT_N];
+
+        layout_addrs(tc, addrs);
+        msg = normalize_call(tc->pid, addrs, LAYOUT_N, NULL);
+
+        s1 = get_status(c);
+        ck_assert_str_eq(json_get_string(reply_parameters(s1), "backend"), TEST_BACKEND);
+        ck_assert_str_eq(json_get_string(reply_parameters(s1), "version"), PACKAGE_VERSION);
+
+        /* Five calls, two of them failing, on two connections. */
+        x = client_call(c, "%s", msg);
+        (void) reply_parameters(x);
+        x = (json_object_put(x), NULL);
+        x = client_call(c2, "%s", msg);
+        (void) reply_parameters(x);
+        x = (json_object_put(x), NULL);
+        x = client_call(c2, "{\"method\":\"org.varlink.service.GetInfo\"}");
+        (void) reply_parameters(x);
+        x = (json_object_put(x), NULL);
+        x = client_call(c, "{\"method\":\"io.vmaq.Normalize\",\"parameters\":{\"pid\":0,\"addresses\":[1]}}");
+        (void) reply_error(x, "org.varlink.service.InvalidParameter");
+        x = (json_object_put(x), NULL);
+        x = client_call(c2, "{\"method\":\"io.vmaq.Nothing\"}");
+        (void) reply_error(x, "org.varlink.service.MethodNotFound");
+
+        s2 = get_status(c);
+        /* The five calls and this GetStatus itself. */
+        ck_assert_uint_eq(status_field(s2, "requests") - status_field(s1, "requests"), 5 + 1);
+        ck_assert_uint_eq(status_field(s2, "errors") - status_field(s1, "errors"), 2);
+        ck_assert_uint_eq(status_field(s2, "denied"), 0);
+        /* The child was opened once and then found in the cache. */
+        ck_assert_uint_eq(status_cache(s2, "proc_cache", "misses") - status_cache(s1, "proc_cache", "misses"), 1);
+        ck_assert_uint_eq(status_cache(s2, "proc_cache", "hits") - status_cache(s1, "proc_cache", "hits"), 1);
+        ck_assert_uint_eq(status_cache(s2, "proc_cache", "size"), 1);
+        ck_assert_uint_ge(status_cache(s2, "proc_cache", "max"), 1);
+        /* The second Normalize found every build ID in the cache. */
+        ck_assert_uint_gt(status_cache(s2, "build_id_cache", "size"), 0);
+        ck_assert_uint_gt(status_cache(s2, "build_id_cache", "hits"), status_cache(s1, "build_id_cache", "hits"));
+        ck_assert_uint_ge(status_field(s2, "uptime_usec"), status_field(s1, "uptime_usec"));
+        ck_assert_uint_eq(status_field(s2, "connections_max"), DOCUMENTED_MAX_CONNECTIONS);
+
+        s3 = get_status(c2);
+        ck_assert_uint_eq(status_field(s3, "requests") - status_field(s2, "requests"), 1);
+        ck_assert_uint_eq(status_cache(s3, "build_id_cache", "misses"), status_cache(s2, "build_id_cache", "misses"));
+
+        test_child_stop(tc);
+        daemon_stop(d);
+}
+END_TEST
+
+/* With --cache-size 1, two processes take turns in the cache and are answered right. */
+START_TEST(test_proc_cache_bounded) {
+        Daemon *d = daemon_start(ARGS("--cache-size", "1"));
+        _cleanup_(client_freep) Client *c = client_connect(d);
+        _cleanup_(json_object_putp) struct json_object *s1 = NULL, *s2 = NULL;
+        uint64_t code = (uintptr_t) test_marker_function;
+        char exe[PATH_MAX];
+        pid_t pids[2];
+        int ctl[2];
+
+        test_self_exe(exe);
+        for (size_t i = 0; i < 2; i++)
+                pids[i] = spawn_waiting_child(&ctl[i], NULL, NULL);
+
+        s1 = get_status(c);
+        ck_assert_uint_eq(status_cache(s1, "proc_cache", "max"), 1);
+        for (unsigned k = 0; k < 4; k++) {
+                _cleanup_(json_object_putp) struct json_object *r = NULL;
+                _cleanup_free_ char *msg = normalize_one(pids[k % 2], code);
+
+                r = client_call(c, "%s", msg);
+                ck_assert_int_eq((int64_t) json_get_u64(reply_parameters(r), "pid"), pids[k % 2]);
+                ck_assert_uint_eq(json_get_u64(reply_parameters(r), "start_time"), core_start_time(pids[k % 2]));
+                ck_assert_pstr_eq(single_module_path(r), exe);
+        }
+        s2 = get_status(c);
+        ck_assert_uint_eq(status_cache(s2, "proc_cache", "size"), 1);
+        ck_assert_uint_eq(status_cache(s2, "proc_cache", "misses") - status_cache(s1, "proc_cache", "misses"), 4);
+        ck_assert_uint_eq(status_cache(s2, "proc_cache", "hits") - status_cache(s1, "proc_cache", "hits"), 0);
+
+        for (size_t i = 0; i < 2; i++) {
+                close(ctl[i]);
+                assert_child_ok(pids[i], TIMEOUT_MS);
+        }
+        daemon_stop(d);
+}
+END_TEST
+
+START_TEST(test_status_connections) {
+        Daemon *d = daemon_start(ARGS("--max-connections", "7"));
+        _cleanup_(client_freep) Client *c1 = client_connect(d), *c2 = NULL, *c3 = NULL;
+        _cleanup_(json_object_putp) struct json_object *s = NULL, *x = NULL;
+
+        /* The probe connection of daemon_start() may still be counted until the daemon sees it closed. */
+        wait_connections(c1, 1);
+
+        c2 = client_connect(d);
+        c3 = client_connect(d);
+        /* An answer proves the daemon accepted them. */
+        x = client_call(c2, "{\"method\":\"org.varlink.service.GetInfo\"}");
+        x = (json_object_put(x), NULL);
+        x = client_call(c3, "{\"method\":\"org.varlink.service.GetInfo\"}");
+
+        s = get_status(c1);
+        ck_assert_uint_eq(status_field(s, "connections"), 3);
+        ck_assert_uint_eq(status_field(s, "connections_max"), 7);
+
+        c3 = client_free(c3);
+        wait_connections(c1, 2);
+        c2 = client_free(c2);
+        wait_connections(c1, 1);
+
+        daemon_stop(d);
+}
+END_TEST
+
+/* --- tests: framing ---------------------------------------------------------- */
+
+START_TEST(test_pipelined) {
+        Daemon *d = daemon_start(NULL);
+        TestChild *tc = spawn_test_child();
+        _cleanup_(client_freep) Client *c = client_connect(d);
+        _cleanup_(json_object_putp) struct json_object *r1 = NULL, *r2 = NULL, *r3 = NULL;
+        _cleanup_free_ char *batch = NULL;
+        int n;
+
+        /* Three calls in one write(), the middle one failing. */
+        n = asprintf(&batch,
+                     "{\"method\":\"io.vmaq.Normalize\",\"parameters\":{\"pid\":%d,\"addresses\":[%" PRIu64 "]}}%c"
+                     "{\"method\":\"io.vmaq.Nothing\"}%c"
+                     "{\"method\":\"org.varlink.service.GetInfo\"}%c",
+                     (int) tc->pid, tc->code_addr, 0, 0, 0);
+        ck_assert_int_gt(n, 0);
+        ck_assert_int_eq(write(c->fd, batch, (size_t) n), n);
+
+        r1 = client_reply(c);
+        ck_assert_uint_eq(json_object_array_length(json_get_array(reply_parameters(r1), "results")), 1);
+        ck_assert_int_eq((int64_t) json_get_u64(reply_parameters(r1), "pid"), tc->pid);
+        r2 = client_reply(c);
+        ck_assert_str_eq(json_get_string(reply_error(r2, "org.varlink.service.MethodNotFound"), "method"),
+                         "io.vmaq.Nothing");
+        r3 = client_reply(c);
+        ck_assert_str_eq(json_get_string(reply_parameters(r3), "version"), PACKAGE_VERSION);
+
+        test_child_stop(tc);
+        daemon_stop(d);
+}
+END_TEST
+
+START_TEST(test_oneway) {
+        Daemon *d = daemon_start(NULL);
+        TestChild *tc = spawn_test_child();
+        _cleanup_(client_freep) Client *c = client_connect(d);
+        _cleanup_(json_object_putp) struct json_object *s1 = NULL, *s2 = NULL, *r = NULL;
+        _cleanup_free_ char *m = NULL, *batch = NULL;
+        int n;
+
+        s1 = get_status(c);
+
+        /* A oneway Normalize (executed: the process gets cached), a oneway error, then GetInfo. */
+        n = asprintf(&batch,
+                     "{\"method\":\"io.vmaq.Normalize\",\"oneway\":true,"
+                     "\"parameters\":{\"pid\":%d,\"addresses\":[%" PRIu64 "]}}%c"
+                     "{\"method\":\"io.vmaq.Normalize\",\"oneway\":true,\"parameters\":{\"pid\":0}}%c"
+                     "{\"method\":\"org.varlink.service.GetInfo\"}%c",
+                     (int) tc->pid, tc->code_addr, 0, 0, 0);
+        ck_assert_int_gt(n, 0);
+        ck_assert_int_eq(write(c->fd, batch, (size_t) n), n);
+
+        r = client_reply(c);
+        ck_assert_str_eq(json_get_string(reply_parameters(r), "version"), PACKAGE_VERSION);
+
+        /* A oneway call alone: nothing comes back. */
+        ck_assert_int_eq(client_send(c, "{\"method\":\"io.vmaq.GetStatus\",\"oneway\":true}"), 0);
+        ck_assert_int_eq(client_read(c, NO_REPLY_MS, &m), -ETIMEDOUT);
+
+        s2 = get_status(c);
+        ck_assert_uint_eq(status_field(s2, "requests") - status_field(s1, "requests"), 4 + 1);
+        ck_assert_uint_eq(status_cache(s2, "proc_cache", "misses") - status_cache(s1, "proc_cache", "misses"), 1);
+        ck_assert_uint_eq(status_field(s2, "errors") - status_field(s1, "errors"), 1);
+
+        test_child_stop(tc);
+        daemon_stop(d);
+}
+END_TEST
+
+/* A message trickling in byte by byte is one message; a finished sender gets its answers, then EOF. */
+START_TEST(test_split_and_eof) {
+        Daemon *d = daemon_start(NULL);
+        _cleanup_(client_freep) Client *c = client_connect(d);
+        _cleanup_(json_object_putp) struct json_object *r = NULL;
+        static const char call[] = "{\"method\":\"org.varlink.service.GetInfo\"}";
+
+        for (size_t i = 0; i < sizeof(call); i++) {
+                _cleanup_free_ char *m = NULL;
+
+                ck_assert_int_eq(client_send_raw(c, call + i, 1), 0);
+                if (i + 1 < sizeof(call))
+                        ck_assert_int_eq(client_read(c, i % 8 == 0 ? 20 : 0, &m), -ETIMEDOUT);
+        }
+        r = client_reply(c);
+        ck_assert_str_eq(json_get_string(reply_parameters(r), "version"), PACKAGE_VERSION);
+
+        /* Two calls, then the end of our sending: both answered, then the daemon closes. */
+        ck_assert_int_eq(client_send(c, call), 0);
+        ck_assert_int_eq(client_send(c, "{\"method\":\"io.vmaq.GetStatus\"}"), 0);
+        ck_assert_int_eq(shutdown(c->fd, SHUT_WR), 0);
+        r = (json_object_put(r), NULL);
+        r = client_reply(c);
+        ck_assert_str_eq(json_get_string(reply_parameters(r), "version"), PACKAGE_VERSION);
+        r = (json_object_put(r), NULL);
+        r = client_reply(c);
+        ck_assert_str_eq(json_get_string(reply_parameters(r), "backend"), TEST_BACKEND);
+        assert_closed(c, false);
+
+        assert_serves(d);
+        daemon_stop(d);
+}
+END_TEST
+
+/* --- tests: bad input -------------------------------------------------------- */
+
+/* Each gets io.vmaq.InvalidMessage and the connection closed. */
+static const char *const invalid_messages[] = {
+        /* not JSON */
+        "{\"method\":",
+        "{\"method\":\"org.varlink.service.GetInfo\",}",
+        "{'method':'org.varlink.service.GetInfo'}",
+        "{\"method\":\"org.varlink.service.GetInfo\"} {}",
+        "{\"method\":\"org.varlink.service.GetInfo\"}x",
+        "{\"method\":\"org.varlink.service.\xff\"}",
+        "",
+        /* JSON, but no object */
+        "[1,2]",
+        "\"org.varlink.service.GetInfo\"",
+        "42",
+        "null",
+        /* an object, but no call */
+        "{}",
+        "{\"method\":1}",
+        "{\"method\":\"GetInfo\"}",
+        "{\"method\":\"org.varlink.service.GetInfo\",\"parameters\":[]}",
+        "{\"method\":\"org.varlink.service.GetInfo\",\"oneway\":1}",
+        /* deeper than VARLINK_DEPTH_MAX */
+        "{\"method\":\"io.vmaq.GetStatus\",\"parameters\":{\"x\":[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]}}",
+};
+
+START_TEST(test_invalid_messages) {
+        Daemon *d = daemon_start(NULL);
+
+        for (size_t i = 0; i < ELEMENTSOF(invalid_messages); i++) {
+                _cleanup_(client_freep) Client *c = client_connect(d);
+                _cleanup_(json_object_putp) struct json_object *r = NULL;
+                struct json_object *p;
+
+                ck_assert_int_eq(client_send(c, invalid_messages[i]), 0);
+                r = client_reply(c);
+                p = reply_error(r, "io.vmaq.InvalidMessage");
+                ck_assert_msg(strlen(json_get_string(p, "reason")) > 0, "message %zu", i);
+                assert_closed(c, false);
+                assert_serves(d);
+        }
+
+        /* A valid call behind an invalid one in the same write is not answered: the stream is dropped. */
+        {
+                _cleanup_(client_freep) Client *c = client_connect(d);
+                _cleanup_(json_object_putp) struct json_object *r = NULL;
+                static const char batch[] = "{\"method\":}\0{\"method\":\"org.varlink.service.GetInfo\"}";
+
+                ck_assert_int_eq(client_send_raw(c, batch, sizeof(batch)), 0);
+                r = client_reply(c);
+                (void) reply_error(r, "io.vmaq.InvalidMessage");
+                assert_closed(c, false);
+        }
+
+        daemon_stop(d);
+}
+END_TEST
+
+START_TEST(test_eof_inside_message) {
+        Daemon *d = daemon_start(NULL);
+        _cleanup_(client_freep) Client *c = client_connect(d), *c2 = client_connect(d);
+        _cleanup_(json_object_putp) struct json_object *r = NULL;
+        static const char part[] = "{\"method\":\"org.varlink.service.GetInfo\"}";
+
+        /* A whole message without its NUL, then EOF. */
+        ck_assert_int_eq(client_send_raw(c, part, strlen(part)), 0);
+        ck_assert_int_eq(shutdown(c->fd, SHUT_WR), 0);
+        r = client_reply(c);
+        ck_assert_uint_gt(strlen(json_get_string(reply_error(r, "io.vmaq.InvalidMessage"), "reason")), 0);
+        assert_closed(c, false);
+
+        /* A complete call is still answered before the broken rest. */
+        ck_assert_int_eq(client_send(c2, part), 0);
+        ck_assert_int_eq(client_send_raw(c2, part, 10), 0);
+        ck_assert_int_eq(shutdown(c2->fd, SHUT_WR), 0);
+        r = (json_object_put(r), NULL);
+        r = client_reply(c2);
+        ck_assert_str_eq(json_get_string(reply_parameters(r), "version"), PACKAGE_VERSION);
+        r = (json_object_put(r), NULL);
+        r = client_reply(c2);
+        (void) reply_error(r, "io.vmaq.InvalidMessage");
+        assert_closed(c2, false);
+
+        assert_serves(d);
+        daemon_stop(d);
+}
+END_TEST
+
+START_TEST(test_unknown_method_and_interface) {
+        Daemon *d = daemon_start(NULL);
+        _cleanup_(client_freep) Client *c = client_connect(d);
+        _cleanup_(json_object_putp) struct json_object *r = NULL;
+
+        r = client_call(c, "{\"method\":\"io.vmaq.Frobnicate\",\"parameters\":{}}");
+        ck_assert_str_eq(json_get_string(reply_error(r, "org.varlink.service.MethodNotFound"), "method"),
+                         "io.vmaq.Frobnicate");
+        r = (json_object_put(r), NULL);
+        r = client_call(c, "{\"method\":\"org.varlink.service.Frobnicate\"}");
+        ck_assert_str_eq(json_get_string(reply_error(r, "org.varlink.service.MethodNotFound"), "method"),
+                         "org.varlink.service.Frobnicate");
+        r = (json_object_put(r), NULL);
+        r = client_call(c, "{\"method\":\"com.example.Frobnicate\"}");
+        ck_assert_str_eq(json_get_string(reply_error(r, "org.varlink.service.InterfaceNotFound"), "interface"),
+                         "com.example");
+        r = (json_object_put(r), NULL);
+        r = client_call(c, "{\"method\":\"io.vmaqx.Normalize\"}");
+        ck_assert_str_eq(json_get_string(reply_error(r, "org.varlink.service.InterfaceNotFound"), "interface"),
+                         "io.vmaqx");
+
+        /* Such errors do not end the connection. */
+        r = (json_object_put(r), NULL);
+        r = client_call(c, "{\"method\":\"org.varlink.service.GetInfo\"}");
+        ck_assert_str_eq(json_get_string(reply_parameters(r), "version"), PACKAGE_VERSION);
+
+        assert_serves(d);
+        daemon_stop(d);
+}
+END_TEST
+
+typedef struct InvalidParameter {
+        const char *method;
+        const char *parameters;
+        const char *parameter;          /* the one the error names */
+} InvalidParameter;
+
+static const InvalidParameter invalid_parameters[] = {
+        { "io.vmaq.Normalize", "{\"addresses\":[1]}",                                    "pid" },
+        { "io.vmaq.Normalize", "{\"pid\":\"1\",\"addresses\":[1]}",                       "pid" },
+        { "io.vmaq.Normalize", "{\"pid\":1.0,\"addresses\":[1]}",                         "pid" },
+        { "io.vmaq.Normalize", "{\"pid\":true,\"addresses\":[1]}",                        "pid" },
+        { "io.vmaq.Normalize", "{\"pid\":null,\"addresses\":[1]}",                        "pid" },
+        { "io.vmaq.Normalize", "{\"pid\":-1,\"addresses\":[1]}",                          "pid" },
+        { "io.vmaq.Normalize", "{\"pid\":0,\"addresses\":[1]}",                           "pid" },
+        { "io.vmaq.Normalize", "{\"pid\":2147483648,\"addresses\":[1]}",                  "pid" },
+        { "io.vmaq.Normalize", "{\"pid\":4294967296,\"addresses\":[1]}",                  "pid" },
+        { "io.vmaq.Normalize", "{\"pid\":9223372036854775808,\"addresses\":[1]}",         "pid" },
+        { "io.vmaq.Normalize", "{\"pid\":18446744073709551615,\"addresses\":[1]}",        "pid" },
+        { "io.vmaq.Normalize", "{\"pid\":18446744073709551616,\"addresses\":[1]}",        "pid" },
+        { "io.vmaq.Normalize", "{\"pid\":1}",                                             "addresses" },
+        { "io.vmaq.Normalize", "{\"pid\":1,\"addresses\":5}",                             "addresses" },
+        { "io.vmaq.Normalize", "{\"pid\":1,\"addresses\":\"0x10\"}",                      "addresses" },
+        { "io.vmaq.Normalize", "{\"pid\":1,\"addresses\":{}}",                            "addresses" },
+        { "io.vmaq.Normalize", "{\"pid\":1,\"addresses\":null}",                          "addresses" },
+        { "io.vmaq.Normalize", "{\"pid\":1,\"addresses\":[]}",                            "addresses" },
+        { "io.vmaq.Normalize", "{\"pid\":1,\"addresses\":[\"zz\"]}",                      "addresses" },
+        { "io.vmaq.Normalize", "{\"pid\":1,\"addresses\":[\"0x\"]}",                      "addresses" },
+        { "io.vmaq.Normalize", "{\"pid\":1,\"addresses\":[\"0xzz\"]}",                    "addresses" },
+        { "io.vmaq.Normalize", "{\"pid\":1,\"addresses\":[\"\"]}",                        "addresses" },
+        { "io.vmaq.Normalize", "{\"pid\":1,\"addresses\":[\"-1\"]}",                      "addresses" },
+        { "io.vmaq.Normalize", "{\"pid\":1,\"addresses\":[\"0x10000000000000000\"]}",     "addresses" },
+        { "io.vmaq.Normalize", "{\"pid\":1,\"addresses\":[\"18446744073709551616\"]}",    "addresses" },
+        { "io.vmaq.Normalize", "{\"pid\":1,\"addresses\":[1,-1]}",                        "addresses" },
+        { "io.vmaq.Normalize", "{\"pid\":1,\"addresses\":[18446744073709551616]}",        "addresses" },
+        { "io.vmaq.Normalize", "{\"pid\":1,\"addresses\":[1.5]}",                         "addresses" },
+        { "io.vmaq.Normalize", "{\"pid\":1,\"addresses\":[true]}",                        "addresses" },
+        { "io.vmaq.Normalize", "{\"pid\":1,\"addresses\":[null]}",                        "addresses" },
+        { "io.vmaq.Normalize", "{\"pid\":1,\"addresses\":[[1]]}",                         "addresses" },
+        { "io.vmaq.Normalize", "{\"pid\":1,\"addresses\":[1],\"frobnicate\":1}",          "frobnicate" },
+        { "io.vmaq.Normalize", "{\"pid\":1,\"addresses\":[1],\"build_ids\":\"yes\"}",     "build_ids" },
+        { "io.vmaq.Normalize", "{\"pid\":1,\"addresses\":[1],\"map_files\":1}",           "map_files" },
+        { "io.vmaq.Normalize", "{\"pid\":1,\"addresses\":[1],\"start_time\":-1}",         "start_time" },
+        { "io.vmaq.Normalize", "{\"pid\":1,\"addresses\":[1],\"start_time\":\"1\"}",      "start_time" },
+        { "io.vmaq.Normalize", "{\"pid\":1,\"addresses\":[1],\"start_time\":18446744073709551616}", "start_time" },
+        { "io.vmaq.ListMappings", "{}",                                                   "pid" },
+        { "io.vmaq.ListMappings", "{\"pid\":-1}",                                         "pid" },
+        { "io.vmaq.ListMappings", "{\"pid\":4294967296}",                                 "pid" },
+        { "io.vmaq.ListMappings", "{\"pid\":1,\"exec_only\":\"yes\"}",                    "exec_only" },
+        { "io.vmaq.ListMappings", "{\"pid\":1,\"frobnicate\":true}",                      "frobnicate" },
+        { "io.vmaq.GetStatus", "{\"frobnicate\":true}",                                   "frobnicate" },
+};
+
+START_TEST(test_invalid_parameters) {
+        Daemon *d = daemon_start(NULL);
+        _cleanup_(client_freep) Client *c = client_connect(d);
+
+        /* All on one connection: a bad parameter does not end it. */
+        for (size_t i = 0; i < ELEMENTSOF(invalid_parameters); i++) {
+                const InvalidParameter *t = &invalid_parameters[i];
+                _cleanup_(json_object_putp) struct json_object *r = NULL;
+                struct json_object *e = NULL;
+
+                r = client_call(c, "{\"method\":\"%s\",\"parameters\":%s}", t->method, t->parameters);
+                ck_assert_msg(json_object_object_get_ex(r, "error", &e) &&
+                              streq(json_object_get_string(e), "org.varlink.service.InvalidParameter"),
+                              "%s %s: %s", t->method, t->parameters, json_object_to_json_string(r));
+                ck_assert_msg(streq(json_get_string(json_get(r, "parameters", json_type_object), "parameter"),
+                                    t->parameter),
+                              "%s %s: %s", t->method, t->parameters, json_object_to_json_string(r));
+        }
+
+        assert_serves(d);
+        daemon_stop(d);
+}
+END_TEST
+
+/* --- tests: limits ----------------------------------------------------------- */
+
+START_TEST(test_too_many_addresses) {
+        Daemon *d = daemon_start(ARGS("--max-addresses", "10"));
+        _cleanup_(client_freep) Client *c = client_connect(d);
+        _cleanup_(json_object_putp) struct json_object *r = NULL;
+        _cleanup_free_ char *ten = NULL, *eleven = NULL;
+        uint64_t addrs[11];
+        struct json_object *p;
+
+        for (size_t i = 0; i < ELEMENTSOF(addrs); i++)
+                addrs[i] = (uintptr_t) test_marker_function + i;
+
+        /* The limit itself is fine. */
+        ten = normalize_call(getpid(), addrs, 10, NULL);
+        r = client_call(c, "%s", ten);
+        ck_assert_uint_eq(json_object_array_length(json_get_array(reply_parameters(r), "results")), 10);
+
+        eleven = normalize_call(getpid(), addrs, 11, NULL);
+        r = (json_object_put(r), NULL);
+        r = client_call(c, "%s", eleven);
+        p = reply_error(r, "io.vmaq.RequestTooLarge");
+        ck_assert_str_eq(json_get_string(p, "parameter"), "addresses");
+        ck_assert_uint_eq(json_get_u64(p, "limit"), 10);
+
+        /* The connection carries on. */
+        r = (json_object_put(r), NULL);
+        r = client_call(c, "%s", ten);
+        ck_assert_uint_eq(json_object_array_length(json_get_array(reply_parameters(r), "results")), 10);
+
+        assert_serves(d);
+        daemon_stop(d);
+}
+END_TEST
+
+/* GetInfo padded with spaces to exactly @size bytes (without the NUL). */
+static char *padded_get_info(size_t size) {
+        static const char head[] = "{\"method\":\"org.varlink.service.GetInfo\"";
+        char *m;
+
+        ck_assert_uint_gt(size, sizeof(head));
+        m = malloc(size + 1);
+        ck_assert_ptr_nonnull(m);
+        memcpy(m, head, strlen(head));
+        memset(m + strlen(head), ' ', size - strlen(head) - 1);
+        m[size - 1] = '}';
+        m[size] = '\0';
+        return m;
+}
+
+START_TEST(test_message_too_large) {
+        Daemon *d = daemon_start(ARGS("--max-message-size", "4096"));
+        _cleanup_(client_freep) Client *c = client_connect(d), *c2 = client_connect(d), *c3 = client_connect(d);
+        _cleanup_(json_object_putp) struct json_object *r = NULL;
+        _cleanup_free_ char *fits = padded_get_info(4096), *over = padded_get_info(4097), *huge = NULL;
+        struct json_object *p;
+
+        /* 4096 bytes and the NUL: allowed, twice in a row. */
+        r = client_call(c, "%s", fits);
+        ck_assert_str_eq(json_get_string(reply_parameters(r), "version"), PACKAGE_VERSION);
+        r = (json_object_put(r), NULL);
+        r = client_call(c, "%s", fits);
+        ck_assert_str_eq(json_get_string(reply_parameters(r), "version"), PACKAGE_VERSION);
+
+        /* One byte more: refused, and the connection is closed. */
+        r = (json_object_put(r), NULL);
+        r = client_call(c2, "%s", over);
+        p = reply_error(r, "io.vmaq.RequestTooLarge");
+        ck_assert_uint_eq(json_get_u64(p, "limit"), 4096);
+        assert_closed(c2, true);
+
+        /* A megabyte without any NUL: the same, without reading it all first. */
+        huge = padded_get_info(1024 * 1024);
+        huge[1024 * 1024 - 1] = ' ';
+        ck_assert_int_eq(client_send_raw(c3, huge, 64 * 1024), 0);
+        r = (json_object_put(r), NULL);
+        r = client_reply(c3);
+        ck_assert_uint_eq(json_get_u64(reply_error(r, "io.vmaq.RequestTooLarge"), "limit"), 4096);
+        assert_closed(c3, true);
+
+        r = (json_object_put(r), NULL);
+        r = client_call(c, "{\"method\":\"org.varlink.service.GetInfo\"}");
+        ck_assert_str_eq(json_get_string(reply_parameters(r), "version"), PACKAGE_VERSION);
+        assert_serves(d);
+        daemon_stop(d);
+}
+END_TEST
+
+START_TEST(test_max_connections) {
+        Daemon *d = daemon_start(ARGS("--max-connections", "2"));
+        _cleanup_(client_freep) Client *c1 = client_connect(d), *c2 = client_connect(d), *c3 = NULL;
+        _cleanup_(json_object_putp) struct json_object *r = NULL;
+        int64_t deadline;
+        int k;
+
+        /* Wait for the probe connection of daemon_start() to be gone, then fill both slots. */
+        wait_connections(c1, 2);
+        r = client_call(c2, "{\"method\":\"org.varlink.service.GetInfo\"}");
+        (void) reply_parameters(r);
+
+        /* The third is accepted by the kernel and closed by the daemon, unanswered (maybe before we send). */
+        c3 = client_connect(d);
+        k = client_send(c3, "{\"method\":\"org.varlink.service.GetInfo\"}");
+        ck_assert_msg(k == 0 || k == -EPIPE, "send: %s", strerror(-k));
+        assert_closed(c3, true);
+        c3 = client_free(c3);
+
+        /* Once one leaves, a new one is served. The close is seen asynchronously: retry, bounded. */
+        c2 = client_free(c2);
+        deadline = now_ms() + TIMEOUT_MS;
+        for (;;) {
+                c3 = client_connect(d);
+                r = (json_object_put(r), NULL);
+                r = client_call_raw(c3, "{\"method\":\"org.varlink.service.GetInfo\"}", TIMEOUT_MS);
+                if (r || now_ms() > deadline)
+                        break;
+                c3 = client_free(c3);
+        }
+        ck_assert_ptr_nonnull(r);
+        ck_assert_str_eq(json_get_string(reply_parameters(r), "version"), PACKAGE_VERSION);
+
+        daemon_stop(d);
+}
+END_TEST
+
+/* --- tests: access control --------------------------------------------------- */
+
+/* In a forked client: become nobody, keep dying with the parent, stay dumpable like any user process. */
+static void drop_to_nobody(void) {
+        CHILD_CHECK(setgroups(0, NULL) == 0);
+        CHILD_CHECK(setresgid(NOBODY, NOBODY, NOBODY) == 0);
+        CHILD_CHECK(setresuid(NOBODY, NOBODY, NOBODY) == 0);
+        /* Changing uids cleared both. */
+        CHILD_CHECK(prctl(PR_SET_DUMPABLE, 1) == 0);
+        CHILD_CHECK(prctl(PR_SET_PDEATHSIG, SIGKILL) == 0);
+        CHILD_CHECK(getppid() != 1);
+}
+
+/* In the nobody client: a child of ours that blocks until *ret_ctl closes, optionally non-dumpable. */
+static pid_t nobody_target(bool dumpable, int *ret_ctl) {
+        int ctl[2], ready[2];
+        pid_t pid;
+        char b;
+
+        CHILD_CHECK(pipe2(ctl, O_CLOEXEC) == 0);
+        CHILD_CHECK(pipe2(ready, O_CLOEXEC) == 0);
+        pid = fork();
+        CHILD_CHECK(pid >= 0);
+        if (pid == 0) {
+                if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || (!dumpable && prctl(PR_SET_DUMPABLE, 0) < 0))
+                        _exit(EXIT_FAILURE);
+                close(ready[1]);
+                while (read(ctl[0], &b, 1) > 0)
+                        ;
+                _exit(EXIT_SUCCESS);
+        }
+        close(ctl[0]);
+        close(ready[1]);
+        /* EOF once it closed its copy: it is set up. */
+        CHILD_CHECK(read(ready[0], &b, 1) == 0);
+        close(ready[0]);
+        *ret_ctl = ctl[1];
+        return pid;
+}
+
+START_TEST(test_access_nobody) {
+        Daemon *d = daemon_start(ARGS("--group", ""));
+        _cleanup_(client_freep) Client *c = client_connect(d);
+        _cleanup_(json_object_putp) struct json_object *s = NULL;
+        _cleanup_(proc_freep) Proc *init = NULL;
+        uint64_t code = (uintptr_t) test_marker_function;
+        pid_t pid, test_pid = getpid();
+        bool init_readable;
+        char exe[PATH_MAX];
+
+        test_self_exe(exe);
+        /*
+         * Where even root may not read pid 1 (a container whose init is not
+         * dumpable), the daemon's own access fails first: still
+         * PermissionDenied, but not a denial by the policy, which "denied" counts.
+         */
+        init_readable = proc_open(&init, 1, test_backend()) == 0;
+
+        pid = fork_child();
+        if (pid == 0) {
+                Client *nc = NULL;
+                struct json_object *r;
+                int ctl;
+                pid_t own;
+
+                drop_to_nobody();
+                CHILD_CHECK(client_open(d->socket_path, 0, &nc) == 0);
+
+                /* pid 1 is root's. */
+                r = client_call_raw(nc, normalize_one(1, code), TIMEOUT_MS);
+                CHILD_CHECK(is_denied_for(r, 1));
+                r = client_call_raw(nc, "{\"method\":\"io.vmaq.ListMappings\",\"parameters\":{\"pid\":1}}", TIMEOUT_MS);
+                CHILD_CHECK(is_denied_for(r, 1));
+                /* So is the test process, which the daemon can read. */
+                r = client_call_raw(nc, normalize_one(test_pid, code), TIMEOUT_MS);
+                CHILD_CHECK(is_denied_for(r, test_pid));
+
+                /* Our own child, forked after dropping privileges: allowed, and answered right. */
+                own = nobody_target(true, &ctl);
+                r = client_call_raw(nc, normalize_one(own, code), TIMEOUT_MS);
+                CHILD_CHECK(single_module_path(r) && streq(single_module_path(r), exe));
+
+                /* Harmless calls are open to all. */
+                r = client_call_raw(nc, "{\"method\":\"io.vmaq.GetStatus\"}", TIMEOUT_MS);
+                CHILD_CHECK(r && !error_name(r));
+                _exit(EXIT_SUCCESS);
+        }
+        assert_child_ok(pid, CLIENT_TIMEOUT_MS);
+
+        s = get_status(c);
+        ck_assert_uint_eq(status_field(s, "denied"), init_readable ? 3 : 1);
+        daemon_stop(d);
+}
+END_TEST
+
+START_TEST(test_access_non_dumpable) {
+        Daemon *d = daemon_start(ARGS("--group", ""));
+        _cleanup_(client_freep) Client *c = client_connect(d);
+        _cleanup_(json_object_putp) struct json_object *s = NULL;
+        uint64_t code = (uintptr_t) test_marker_function;
+        pid_t pid;
+
+        pid = fork_child();
+        if (pid == 0) {
+                Client *nc = NULL;
+                struct json_object *r;
+                int ctl;
+                pid_t target;
+
+                drop_to_nobody();
+                CHILD_CHECK(client_open(d->socket_path, 0, &nc) == 0);
+
+                /* Same uid, but it asked not to be inspected. */
+                target = nobody_target(false, &ctl);
+                r = client_call_raw(nc, normalize_one(target, code), TIMEOUT_MS);
+                CHILD_CHECK(is_denied_for(r, target));
+                _exit(EXIT_SUCCESS);
+        }
+        assert_child_ok(pid, CLIENT_TIMEOUT_MS);
+
+        s = get_status(c);
+        ck_assert_uint_eq(status_field(s, "denied"), 1);
+        daemon_stop(d);
+}
+END_TEST
+
+/* --- tests: process lifecycle ------------------------------------------------ */
+
+START_TEST(test_exit_between_calls) {
+        Daemon *d = daemon_start(NULL);
+        _cleanup_(client_freep) Client *c = client_connect(d);
+        _cleanup_(json_object_putp) struct json_object *r = NULL;
+        _cleanup_free_ char *msg = NULL;
+        char exe[PATH_MAX];
+        int ctl;
+        pid_t pid;
+
+        test_self_exe(exe);
+        pid = spawn_waiting_child(&ctl, NULL, NULL);
+        msg = normalize_one(pid, (uintptr_t) test_marker_function);
+        ck_assert_ptr_nonnull(msg);
+
+        r = client_call(c, "%s", msg);
+        ck_assert_pstr_eq(single_module_path(r), exe);
+
+        /* It exits and is reaped. */
+        close(ctl);
+        assert_child_ok(pid, TIMEOUT_MS);
+
+        r = (json_object_put(r), NULL);
+        r = client_call(c, "%s", msg);
+        ck_assert_int_eq(json_get_u64(reply_error(r, "io.vmaq.NoSuchProcess"), "pid"), pid);
+        r = (json_object_put(r), NULL);
+        r = client_call(c, "{\"method\":\"io.vmaq.ListMappings\",\"parameters\":{\"pid\":%d}}", (int) pid);
+        ck_assert_int_eq(json_get_u64(reply_error(r, "io.vmaq.NoSuchProcess"), "pid"), pid);
+
+        daemon_stop(d);
+}
+END_TEST
+
+START_TEST(test_exec_between_calls) {
+        Daemon *d = daemon_start(NULL);
+        _cleanup_(client_freep) Client *c = client_connect(d);
+        _cleanup_(json_object_putp) struct json_object *r = NULL;
+        _cleanup_free_ char *msg = NULL;
+        struct json_object *p, *mappings;
+        char exe[PATH_MAX], b;
+        uint64_t start_time;
+        int ctl, execd;
+        bool sleep_seen = false;
+        pid_t pid;
+
+        test_self_exe(exe);
+        pid = spawn_waiting_child(&ctl, "/bin/sleep", &execd);
+        msg = normalize_one(pid, (uintptr_t) test_marker_function);
+        ck_assert_ptr_nonnull(msg);
+
+        r = client_call(c, "%s", msg);
+        ck_assert_pstr_eq(single_module_path(r), exe);
+        start_time = json_get_u64(reply_parameters(r), "start_time");
+        ck_assert_uint_eq(start_time, core_start_time(pid));
+
+        /* Let it exec; the close-on-exec pipe reports it. */
+        close(ctl);
+        ck_assert_int_eq(read(execd, &b, 1), 0);
+        close(execd);
+
+        /* The same process (the pinned start time holds), a new image. */
+        r = (json_object_put(r), NULL);
+        r = client_call(c, "{\"method\":\"io.vmaq.Normalize\",\"parameters\":{\"pid\":%d,\"addresses\":[%" PRIu64 "],"
+                           "\"start_time\":%" PRIu64 "}}",
+                        (int) pid, (uint64_t) (uintptr_t) test_marker_function, start_time);
+        p = reply_parameters(r);
+        ck_assert_uint_eq(json_get_u64(p, "start_time"), start_time);
+        ck_assert_uint_eq(json_object_array_length(json_get_array(p, "results")), 1);
+        ck_assert_msg(!single_module_path(r) || !streq(single_module_path(r), exe),
+                      "the old image answered: %s", json_object_to_json_string(r));
+
+        r = (json_object_put(r), NULL);
+        r = client_call(c, "{\"method\":\"io.vmaq.ListMappings\",\"parameters\":{\"pid\":%d}}", (int) pid);
+        mappings = json_get_array(reply_parameters(r), "mappings");
+        for (size_t i = 0; i < json_object_array_length(mappings); i++) {
+                struct json_object *m = json_object_array_get_idx(mappings, i);
+                const char *path;
+
+                if (!json_has(m, "path"))
+                        continue;
+                path = json_get_string(m, "path");
+                ck_assert_str_ne(path, exe);
+                if (strlen(path) >= 6 && streq(path + strlen(path) - 6, "/sleep"))
+                        sleep_seen = true;
+        }
+        ck_assert(sleep_seen);
+        ck_assert_uint_eq(json_get_u64(reply_parameters(r), "start_time"), start_time);
+
+        ck_assert_int_eq(kill(pid, SIGKILL), 0);
+        (void) wait_child(pid, TIMEOUT_MS);
+        daemon_stop(d);
+}
+END_TEST
+
+START_TEST(test_pinned_start_time) {
+        Daemon *d = daemon_start(NULL);
+        _cleanup_(client_freep) Client *c = client_connect(d);
+        _cleanup_(json_object_putp) struct json_object *r = NULL;
+        uint64_t code = (uintptr_t) test_marker_function, st;
+        struct json_object *p;
+        int ctl;
+        pid_t pid;
+
+        pid = spawn_waiting_child(&ctl, NULL, NULL);
+        st = core_start_time(pid);
+
+        /* Not cached yet, then cached, then cached and wrong again. */
+        for (unsigned i = 0; i < 3; i++) {
+                uint64_t pin = i == 1 ? st : st + 1;
+
+                r = (json_object_put(r), NULL);
+                r = client_call(c, "{\"method\":\"io.vmaq.Normalize\",\"parameters\":{\"pid\":%d,"
+                                   "\"addresses\":[%" PRIu64 "],\"start_time\":%" PRIu64 "}}",
+                                (int) pid, code, pin);
+                if (i == 1) {
+                        ck_assert_uint_eq(json_get_u64(reply_parameters(r), "start_time"), st);
+                        continue;
+                }
+                p = reply_error(r, "io.vmaq.ProcessChanged");
+                ck_assert_int_eq(json_get_u64(p, "pid"), pid);
+                ck_assert_uint_eq(json_get_u64(p, "start_time"), st);
+        }
+
+        r = (json_object_put(r), NULL);
+        r = client_call(c, "{\"method\":\"io.vmaq.ListMappings\",\"parameters\":{\"pid\":%d,\"start_time\":%" PRIu64 "}}",
+                        (int) pid, st + 1);
+        p = reply_error(r, "io.vmaq.ProcessChanged");
+        ck_assert_uint_eq(json_get_u64(p, "start_time"), st);
+
+        close(ctl);
+        assert_child_ok(pid, TIMEOUT_MS);
+        daemon_stop(d);
+}
+END_TEST
+
+START_TEST(test_zombie) {
+        Daemon *d = daemon_start(NULL);
+        _cleanup_(client_freep) Client *c = client_connect(d);
+        _cleanup_(json_object_putp) struct json_object *r = NULL;
+        uint64_t code = (uintptr_t) test_marker_function;
+        _cleanup_free_ char *msg_cached = NULL, *msg_fresh = NULL;
+        siginfo_t si = {};
+        int ctl_cached, ctl_fresh;
+        pid_t cached, fresh;
+
+        cached = spawn_waiting_child(&ctl_cached, NULL, NULL);
+        fresh = spawn_waiting_child(&ctl_fresh, NULL, NULL);
+        msg_cached = normalize_one(cached, code);
+        msg_fresh = normalize_one(fresh, code);
+        ck_assert_ptr_nonnull(msg_cached);
+        ck_assert_ptr_nonnull(msg_fresh);
+
+        /* One known to the daemon before it dies, one not. */
+        r = client_call(c, "%s", msg_cached);
+        ck_assert_ptr_nonnull(single_module_path(r));
+
+        /* Let both exit, and wait without reaping: zombies. */
+        close(ctl_cached);
+        close(ctl_fresh);
+        ck_assert_int_eq(waitid(P_PID, cached, &si, WEXITED|WNOWAIT), 0);
+        ck_assert_int_eq(waitid(P_PID, fresh, &si, WEXITED|WNOWAIT), 0);
+
+        r = (json_object_put(r), NULL);
+        r = client_call(c, "%s", msg_cached);
+        ck_assert_int_eq(json_get_u64(reply_error(r, "io.vmaq.NoAddressSpace"), "pid"), cached);
+        r = (json_object_put(r), NULL);
+        r = client_call(c, "%s", msg_fresh);
+        ck_assert_int_eq(json_get_u64(reply_error(r, "io.vmaq.NoAddressSpace"), "pid"), fresh);
+
+        assert_child_ok(cached, TIMEOUT_MS);
+        assert_child_ok(fresh, TIMEOUT_MS);
+        daemon_stop(d);
+}
+END_TEST
+
+/* --- tests: concurrency ------------------------------------------------------ */
+
+#define N_CLIENTS 4
+#define N_CALLS 50
+
+START_TEST(test_many_clients) {
+        Daemon *d = daemon_start(NULL);
+        TestChild *tc = spawn_test_child();
+        _cleanup_(client_freep) Client *c = client_connect(d);
+        _cleanup_(json_object_putp) struct json_object *s1 = NULL, *s2 = NULL;
+        _cleanup_(normalization_freep) Normalization *n = NULL;
+        _cleanup_free_ char *msg = NULL, *expected = NULL;
+        uint64_t addrs[MIXED_N];
+        pid_t pids[N_CLIENTS];
+        int go[2];
+
+        mixed_addrs(tc, addrs);
+        msg = normalize_call(tc->pid, addrs, MIXED_N, NULL);
+        n = core_normalize(tc->pid, addrs, MIXED_N);
+        expected = canonical_from_core(n);
+        s1 = get_status(c);
+
+        ck_assert_int_eq(pipe2(go, O_CLOEXEC), 0);
+        for (size_t i = 0; i < N_CLIENTS; i++) {
+                pids[i] = fork_child();
+                if (pids[i] == 0) {
+                        Client *cc = NULL;
+                        char b;
+
+                        close(go[1]);
+                        CHILD_CHECK(client_open(d->socket_path, 0, &cc) == 0);
+                        /* All connected: start together. */
+                        CHILD_CHECK(read(go[0], &b, 1) == 0);
+                        for (unsigned k = 0; k < N_CALLS; k++) {
+                                struct json_object *r = client_call_raw(cc, msg, CLIENT_TIMEOUT_MS), *p;
+                                char *got;
+
+                                CHILD_CHECK(r);
+                                CHILD_CHECK(!error_name(r));
+                                CHILD_CHECK(json_object_object_get_ex(r, "parameters", &p));
+                                got = canonical_from_reply(p);
+                                CHILD_CHECK(got);
+                                if (!streq(got, expected))
+                                        fprintf(stderr, "call %u got:\n%s\nexpected:\n%s\n", k, got, expected);
+                                CHILD_CHECK(streq(got, expected));
+                                free(got);
+                                json_object_put(r);
+                        }
+                        _exit(EXIT_SUCCESS);
+                }
+        }
+        close(go[0]);
+        close(go[1]);
+        for (size_t i = 0; i < N_CLIENTS; i++)
+                assert_child_ok(pids[i], CLIENT_TIMEOUT_MS);
+
+        s2 = get_status(c);
+        ck_assert_uint_eq(status_field(s2, "requests") - status_field(s1, "requests"), N_CLIENTS * N_CALLS + 1);
+        ck_assert_uint_eq(status_field(s2, "errors"), status_field(s1, "errors"));
+
+        test_child_stop(tc);
+        daemon_stop(d);
+}
+END_TEST
+
+/* --- tests: slow and idle clients -------------------------------------------- */
+
+static const char status_call[] = "{\"method\":\"io.vmaq.GetStatus\"}";
+
+/*
+ * Send GetStatus calls without reading until the daemon stops taking them
+ * (no progress for a while). Returns the number of complete calls sent;
+ * *ret_partial is how many bytes of one more went out.
+ */
+static size_t flood(Client *c, size_t *ret_partial) {
+        const size_t len = sizeof(status_call), per_chunk = 256;
+        _cleanup_free_ char *chunk = malloc(len * per_chunk);
+        size_t sent = 0, off = 0;
+
+        ck_assert_ptr_nonnull(chunk);
+        for (size_t i = 0; i < per_chunk; i++)
+                memcpy(chunk + i * len, status_call, len);
+
+        /* Bounded: 64 MiB of calls would be far beyond any buffering. */
+        while (sent < (size_t) 64 << 20) {
+                struct pollfd p = { .fd = c->fd, .events = POLLOUT };
+                ssize_t n = send(c->fd, chunk + off, len * per_chunk - off, MSG_DONTWAIT|MSG_NOSIGNAL);
+
+                if (n > 0) {
+                        sent += (size_t) n;
+                        off = (off + (size_t) n) % (len * per_chunk);
+                        continue;
+                }
+                ck_assert_msg(n < 0 && (errno == EAGAIN || errno == EINTR), "send: %m");
+                /* Nothing moves for a second: the daemon stopped reading from us. */
+                if (poll(&p, 1, 1000) == 0)
+                        break;
+        }
+        ck_assert_uint_lt(sent, (size_t) 64 << 20);
+        *ret_partial = sent % len;
+        return sent / len;
+}
+
+/* Read @n GetStatus replies; their request counters only grow. */
+static void read_status_replies(Client *c, size_t n) {
+        uint64_t last = 0;
+
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *m = NULL;
+                _cleanup_(json_object_putp) struct json_object *r = NULL;
+                uint64_t req;
+                int k;
+
+                k = client_read(c, TIMEOUT_MS, &m);
+                ck_assert_msg(k == 1, "reply %zu of %zu: %s", i, n, k == 0 ? "EOF" : strerror(-k));
+                r = json_tokener_parse(m);
+                ck_assert_ptr_nonnull(r);
+                req = status_field(r, "requests");
+                ck_assert_uint_gt(req, last);
+                last = req;
+        }
+}
+
+START_TEST(test_stuck_reader) {
+        Daemon *d = daemon_start(NULL);
+        _cleanup_(client_freep) Client *stuck = NULL, *other = NULL;
+        _cleanup_(json_object_putp) struct json_object *r = NULL, *s = NULL;
+        size_t calls, partial;
+
+        ck_assert_int_eq(client_open(d->socket_path, 4096, &stuck), 0);
+        calls = flood(stuck, &partial);
+        ck_assert_uint_gt(calls, 0);
+
+        /* Another client is served while the first one's replies pile up. */
+        other = client_connect(d);
+        r = client_call(other, "{\"method\":\"org.varlink.service.GetInfo\"}");
+        ck_assert_str_eq(json_get_string(reply_parameters(r), "version"), PACKAGE_VERSION);
+        s = get_status(other);
+        ck_assert_uint_eq(status_field(s, "connections"), 2);
+
+        /* The stuck one was not dropped: reading now, it gets every answer, in order. */
+        read_status_replies(stuck, calls);
+        if (partial > 0) {
+                ck_assert_int_eq(client_send_raw(stuck, status_call + partial, sizeof(status_call) - partial), 0);
+                read_status_replies(stuck, 1);
+        }
+
+        daemon_stop(d);
+}
+END_TEST
+
+/* Stopping with a client whose replies are still queued: it gets them, then the daemon exits 0. */
+START_TEST(test_stop_flushes_replies) {
+        Daemon *d = daemon_start(NULL);
+        _cleanup_(client_freep) Client *stuck = NULL, *idle = NULL;
+        _cleanup_free_ char *m = NULL;
+        char buf[64];
+        size_t calls, partial, got = 0;
+        int r;
+
+        idle = client_connect(d);
+        ck_assert_int_eq(client_open(d->socket_path, 4096, &stuck), 0);
+        /* Both accepted (and the probe of daemon_start() gone); the idle one never sends a byte. */
+        wait_connections(stuck, 2);
+        calls = flood(stuck, &partial);
+        ck_assert_uint_gt(calls, 0);
+
+        ck_assert_int_eq(kill(d->pid, SIGTERM), 0);
+        ck_assert_int_eq(daemon_wait_notify(d, "STOPPING=1", TIMEOUT_MS), 0);
+
+        /* The idle connection is closed at once. */
+        r = client_read(idle, TIMEOUT_MS, &m);
+        ck_assert_int_eq(r, 0);
+
+        /* Replies keep coming until the connection ends. */
+        for (;;) {
+                _cleanup_(json_object_putp) struct json_object *o = NULL;
+
+                free(m);
+                m = NULL;
+                r = client_read(stuck, TIMEOUT_MS, &m);
+                if (r != 1)
+                        break;
+                o = json_tokener_parse(m);
+                ck_assert_ptr_nonnull(o);
+                (void) status_field(o, "requests");
+                got++;
+        }
+        /* Whatever the daemon had not read when it stopped stays unread: a reset is fine then. */
+        ck_assert_msg(r == 0 || r == -ECONNRESET, "%s", strerror(-r));
+        ck_assert_uint_gt(got, 0);
+        ck_assert_uint_le(got, calls);
+
+        r = daemon_wait_exit(d, TIMEOUT_MS);
+        if (r < 0 || !WIFEXITED(d->status) || WEXITSTATUS(d->status) != 0)
+                daemon_dump_log(d->log_path);
+        ck_assert_int_eq(r, 0);
+        ck_assert_msg(WIFEXITED(d->status) && WEXITSTATUS(d->status) == 0, "%s", describe_status(d->status, buf));
+        daemon_release(d);
+}
+END_TEST
+
+START_TEST(test_idle_timeout) {
+        Daemon *d = daemon_start(ARGS("--idle-timeout", "1"));
+        _cleanup_(client_freep) Client *silent = client_connect(d), *done = client_connect(d), *slow = client_connect(d);
+        _cleanup_(json_object_putp) struct json_object *r = NULL;
+
+        r = client_call(done, "{\"method\":\"org.varlink.service.GetInfo\"}");
+        (void) reply_parameters(r);
+        ck_assert_int_eq(client_send_raw(slow, "{\"method\"", 9), 0);
+
+        /* Silent from the start, idle after a call, stuck inside a message: all closed. */
+        assert_closed(silent, false);
+        assert_closed(done, false);
+        assert_closed(slow, false);
+
+        assert_serves(d);
+        daemon_stop(d);
+}
+END_TEST
+
+/* A client that never reads its replies is cut off once its output made no progress for the idle timeout. */
+START_TEST(test_stuck_reader_timeout) {
+        Daemon *d = daemon_start(ARGS("--idle-timeout", "1"));
+        _cleanup_(client_freep) Client *stuck = NULL, *other = NULL;
+        const size_t len = sizeof(status_call), count = 8000;
+        _cleanup_free_ char *calls = malloc(count * len);
+        size_t sent = 0;
+
+        ck_assert_ptr_nonnull(calls);
+        for (size_t i = 0; i < count; i++)
+                memcpy(calls + i * len, status_call, len);
+
+        ck_assert_int_eq(client_open(d->socket_path, 4096, &stuck), 0);
+        /* In big writes, far more replies than any socket buffer holds; stop where the socket is full. */
+        while (sent < count * len) {
+                ssize_t n = send(stuck->fd, calls + sent, count * len - sent, MSG_DONTWAIT|MSG_NOSIGNAL);
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0) {
+                        ck_assert_int_eq(errno, EAGAIN);
+                        break;
+                }
+                sent += (size_t) n;
+        }
+        ck_assert_uint_ge(sent, 1000 * len);
+
+        /* Another client, busy all along, watches it go. */
+        other = client_connect(d);
+        wait_connections(other, 1);
+        assert_closed_after_replies(stuck);
+
+        assert_serves(d);
+        daemon_stop(d);
+}
+END_TEST
+
+/* --- tests: pid namespaces --------------------------------------------------- */
+
+START_TEST(test_foreign_pid_namespace) {
+        Daemon *d = daemon_start(NULL);
+        pid_t pid;
+
+        pid = fork_child();
+        if (pid == 0) {
+                pid_t inner;
+                int status;
+
+                CHILD_CHECK(unshare(CLONE_NEWPID) == 0);
+                inner = fork();
+                CHILD_CHECK(inner >= 0);
+                if (inner == 0) {
+                        Client *c = NULL;
+                        struct json_object *r, *p;
+
+                        CHILD_CHECK(prctl(PR_SET_PDEATHSIG, SIGKILL) == 0);
+                        CHILD_CHECK(getpid() == 1);
+                        CHILD_CHECK(client_open(d->socket_path, 0, &c) == 0);
+
+                        /* Served, but pids mean other processes here: refused, never answered wrongly. */
+                        r = client_call_raw(c, "{\"method\":\"org.varlink.service.GetInfo\"}", TIMEOUT_MS);
+                        CHILD_CHECK(r && !error_name(r));
+                        r = client_call_raw(c, normalize_one(1, (uintptr_t) test_marker_function), TIMEOUT_MS);
+                        CHILD_CHECK(r && error_name(r) && streq(error_name(r), "io.vmaq.ForeignPidNamespace"));
+                        CHILD_CHECK(json_object_object_get_ex(r, "parameters", &p));
+                        CHILD_CHECK(json_object_is_type(p, json_type_object));
+                        r = client_call_raw(c, "{\"method\":\"io.vmaq.ListMappings\",\"parameters\":{\"pid\":1}}",
+                                            TIMEOUT_MS);
+                        CHILD_CHECK(r && error_name(r) && streq(error_name(r), "io.vmaq.ForeignPidNamespace"));
+                        _exit(EXIT_SUCCESS);
+                }
+                CHILD_CHECK(waitpid(inner, &status, 0) == inner);
+                _exit(WIFEXITED(status) ? WEXITSTATUS(status) : EXIT_FAILURE);
+        }
+        assert_child_ok(pid, CLIENT_TIMEOUT_MS);
+
+        assert_serves(d);
+        daemon_stop(d);
+}
+END_TEST
+
+/* --- tests: the socket ------------------------------------------------------- */
+
+static char *find_in_path(const char *name) {
+        _cleanup_free_ char *path = strdup(getenv("PATH") ?: "/usr/bin:/bin");
+        char *save = NULL;
+
+        ck_assert_ptr_nonnull(path);
+        for (char *dir = strtok_r(path, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
+                char *p = NULL;
+
+                ck_assert_int_ge(asprintf(&p, "%s/%s", dir, name), 0);
+                if (access(p, X_OK) == 0)
+                        return p;
+                free(p);
+        }
+        return NULL;
+}
+
+/* Wait (bounded) for @path to appear in directory @dir. */
+static void wait_for_file(const char *dir, const char *path, int timeout_ms) {
+        _cleanup_close_ int fd = inotify_init1(IN_CLOEXEC|IN_NONBLOCK);
+        int64_t deadline = now_ms() + timeout_ms;
+
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_ge(inotify_add_watch(fd, dir, IN_CREATE|IN_MOVED_TO), 0);
+        while (access(path, F_OK) < 0) {
+                struct pollfd p = { .fd = fd, .events = POLLIN };
+                char buf[4096];
+                int r;
+
+                r = poll(&p, 1, remaining_ms(deadline));
+                ck_assert_msg(r > 0 || (r < 0 && errno == EINTR), "'%s' did not appear", path);
+                while (read(fd, buf, sizeof(buf)) > 0)
+                        ;
+        }
+}
+
+START_TEST(test_socket_activation) {
+        _cleanup_free_ char *tool = find_in_path("systemd-socket-activate"), *listen = NULL, *notify = NULL;
+        _cleanup_(client_freep) Client *c = NULL;
+        _cleanup_(json_object_putp) struct json_object *r = NULL;
+        Daemon *d = daemon_new();
+        const char *argv[32];
+        size_t n = 0;
+
+        ck_assert_ptr_nonnull(tool);
+        d->activated = true;
+        /* vmaqd.sock stays unused: the socket is the one systemd-socket-activate passes. */
+        strcpy(strrchr(d->socket_path, '/'), "/act.sock");
+        ck_assert_int_ge(asprintf(&listen, "--listen=%s", d->socket_path), 0);
+        ck_assert_int_ge(asprintf(&notify, "--setenv=NOTIFY_SOCKET=%s", d->notify_path), 0);
+
+        argv[n++] = tool;
+        argv[n++] = listen;
+        argv[n++] = notify;
+        /* It passes on only some variables: the sanitizers' options too, if set. */
+        if (getenv("ASAN_OPTIONS"))
+                argv[n++] = "--setenv=ASAN_OPTIONS";
+        if (getenv("UBSAN_OPTIONS"))
+                argv[n++] = "--setenv=UBSAN_OPTIONS";
+        argv[n++] = vmaqd_path;
+        argv[n++] = "--backend";
+        argv[n++] = TEST_BACKEND;
+        argv[n++] = "--log-level";
+        argv[n++] = "debug";
+        /* A --socket it must not use: the passed socket wins. */
+        argv[n++] = "--socket";
+        argv[n++] = "/nonexistent/vmaqd.sock";
+        argv[n] = NULL;
+        daemon_exec(d, argv);
+
+        /* It starts vmaqd on the first connection, which vmaqd then finds waiting on the socket. */
+        wait_for_file(d->dir, d->socket_path, TIMEOUT_MS);
+        c = client_connect_path(d->socket_path);
+        daemon_wait_ready(d, d->socket_path);
+        r = client_call(c, "{\"method\":\"org.varlink.service.GetInfo\"}");
+        ck_assert_str_eq(json_get_string(reply_parameters(r), "version"), PACKAGE_VERSION);
+        r = (json_object_put(r), NULL);
+        r = get_status(c);
+        ck_assert_str_eq(json_get_string(reply_parameters(r), "backend"), TEST_BACKEND);
+
+        daemon_stop(d);
+}
+END_TEST
+
+START_TEST(test_stale_socket) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        _cleanup_close_ int fd = -EBADF;
+        Daemon *d = daemon_new();
+        struct stat st;
+
+        /* A socket file whose listener is gone, as a crashed instance leaves it. */
+        strcpy(sa.sun_path, d->socket_path);
+        fd = socket(AF_UNIX, SOCK_STREAM|SOCK_CLOEXEC, 0);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(bind(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        fd = safe_close(fd);
+        ck_assert_int_eq(lstat(d->socket_path, &st), 0);
+        ck_assert(S_ISSOCK(st.st_mode));
+        ck_assert_int_eq(try_connect(d->socket_path, 0, &fd), -ECONNREFUSED);
+
+        daemon_spawn_in(d, NULL);
+        daemon_wait_ready(d, d->socket_path);
+        assert_serves(d);
+        daemon_stop(d);
+}
+END_TEST
+
+START_TEST(test_live_instance) {
+        Daemon *d = daemon_start(NULL), *d2;
+        char buf[64];
+        struct stat st;
+
+        /* A second instance on the same path fails and leaves the live one alone. */
+        d2 = daemon_spawn(ARGS("--socket", d->socket_path));
+        ck_assert_int_eq(daemon_wait_exit(d2, TIMEOUT_MS), 0);
+        ck_assert_msg(WIFEXITED(d2->status) && WEXITSTATUS(d2->status) != 0, "second instance: %s",
+                      describe_status(d2->status, buf));
+        ck_assert_int_eq(daemon_wait_notify(d2, "READY=1", 0), -ECHILD);
+        daemon_release(d2);
+
+        ck_assert_int_eq(lstat(d->socket_path, &st), 0);
+        ck_assert(S_ISSOCK(st.st_mode));
+        assert_serves(d);
+        daemon_stop(d);
+}
+END_TEST
+
+START_TEST(test_path_not_a_socket) {
+        _cleanup_close_ int fd = -EBADF;
+        Daemon *d = daemon_new();
+        char buf[64];
+
+        /* Not ours to replace: vmaqd refuses to start and leaves it. */
+        fd = open(d->socket_path, O_WRONLY|O_CREAT|O_EXCL|O_CLOEXEC, 0644);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(write(fd, "data", 4), 4);
+        fd = safe_close(fd);
+
+        daemon_spawn_in(d, NULL);
+        ck_assert_int_eq(daemon_wait_exit(d, TIMEOUT_MS), 0);
+        ck_assert_msg(WIFEXITED(d->status) && WEXITSTATUS(d->status) != 0, "%s", describe_status(d->status, buf));
+        ck_assert_int_eq(daemon_wait_notify(d, "READY=1", 0), -ECHILD);
+
+        fd = open(d->socket_path, O_RDONLY|O_CLOEXEC);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(read(fd, buf, sizeof(buf)), 4);
+        ck_assert_mem_eq(buf, "data", 4);
+        daemon_release(d);
+}
+END_TEST
+
+/* The sd_notify protocol beyond READY=1: STATUS=, WATCHDOG=1, and SIGINT stops like SIGTERM. */
+START_TEST(test_notify) {
+        Daemon *d = daemon_new();
+
+        d->watchdog_usec = 1000000;
+        daemon_spawn_in(d, NULL);
+        daemon_wait_ready(d, d->socket_path);
+        ck_assert_msg(strstr(d->last_notify, "\nSTATUS=") || strncmp(d->last_notify, "STATUS=", 7) == 0,
+                      "no STATUS= with READY=1: '%s'", d->last_notify);
+
+        /* Pinged at least twice per period: one comes within the bounded wait. */
+        ck_assert_int_eq(daemon_wait_notify(d, "WATCHDOG=1", TIMEOUT_MS), 0);
+        ck_assert_int_eq(daemon_wait_notify(d, "WATCHDOG=1", TIMEOUT_MS), 0);
+        assert_serves(d);
+
+        daemon_stop_with(d, SIGINT);
+}
+END_TEST
+
+/* It raises its soft RLIMIT_NOFILE to the hard one and keeps the process cache within it. */
+START_TEST(test_fd_limit) {
+        _cleanup_(client_freep) Client *c = NULL;
+        _cleanup_(json_object_putp) struct json_object *s = NULL;
+        Daemon *d = daemon_new();
+        unsigned long long soft = 0, hard = 0;
+        char path[64], line[256];
+        FILE *f;
+
+        d->nofile_soft = 128;
+        d->nofile_hard = 512;
+        daemon_spawn_in(d, NULL);
+        daemon_wait_ready(d, d->socket_path);
+
+        snprintf(path, sizeof(path), "/proc/%d/limits", (int) d->pid);
+        f = fopen(path, "re");
+        ck_assert_ptr_nonnull(f);
+        while (fgets(line, sizeof(line), f))
+                if (strncmp(line, "Max open files", 14) == 0)
+                        ck_assert_int_eq(sscanf(line + 14, "%llu %llu", &soft, &hard), 2);
+        fclose(f);
+        ck_assert_uint_eq(hard, 512);
+        ck_assert_uint_eq(soft, 512);
+
+        /* The default of 1024 cached processes cannot fit: fewer are cached, at least one. */
+        c = client_connect(d);
+        s = get_status(c);
+        ck_assert_uint_ge(status_cache(s, "proc_cache", "max"), 1);
+        ck_assert_uint_lt(status_cache(s, "proc_cache", "max") + status_field(s, "connections_max"), 512);
+        daemon_stop(d);
+}
+END_TEST
+
+/* --- the suite --------------------------------------------------------------- */
+
+static TCase *tcase(Suite *s, const char *name) {
+        TCase *tc = tcase_create(name);
+
+        tcase_set_timeout(tc, TEST_TIMEOUT_SEC);
+        suite_add_tcase(s, tc);
+        return tc;
+}
+
+static Suite *daemon_suite(void) {
+        Suite *s = suite_create("daemon-" TEST_BACKEND);
+        bool root = geteuid() == 0;
+        TCase *tc;
+
+        tc = tcase(s, "varlink-service");
+        tcase_add_test(tc, test_get_info);
+        tcase_add_test(tc, test_interface_description);
+
+        tc = tcase(s, "normalize");
+        tcase_add_test(tc, test_normalize_matches_core);
+        tcase_add_test(tc, test_normalize_address_strings);
+        tcase_add_test(tc, test_normalize_options);
+
+        tc = tcase(s, "list-mappings");
+        tcase_add_test(tc, test_list_mappings);
+
+        tc = tcase(s, "status");
+        tcase_add_test(tc, test_status_counters);
+        tcase_add_test(tc, test_status_connections);
+        tcase_add_test(tc, test_proc_cache_bounded);
+
+        tc = tcase(s, "framing");
+        tcase_add_test(tc, test_pipelined);
+        tcase_add_test(tc, test_oneway);
+        tcase_add_test(tc, test_split_and_eof);
+
+        tc = tcase(s, "bad-input");
+        tcase_add_test(tc, test_invalid_messages);
+        tcase_add_test(tc, test_eof_inside_message);
+        tcase_add_test(tc, test_unknown_method_and_interface);
+        tcase_add_test(tc, test_invalid_parameters);
+
+        tc = tcase(s, "limits");
+        tcase_add_test(tc, test_too_many_addresses);
+        tcase_add_test(tc, test_message_too_large);
+        tcase_add_test(tc, test_max_connections);
+
+        if (root) {
+                tc = tcase(s, "access-control");
+                tcase_add_test(tc, test_access_nobody);
+                tcase_add_test(tc, test_access_non_dumpable);
+        } else
+                fprintf(stderr, "NOTE: access control tests not run: they need root to become nobody\n");
+
+        tc = tcase(s, "lifecycle");
+        tcase_add_test(tc, test_exit_between_calls);
+        tcase_add_test(tc, test_exec_between_calls);
+        tcase_add_test(tc, test_pinned_start_time);
+        tcase_add_test(tc, test_zombie);
+
+        tc = tcase(s, "concurrency");
+        tcase_add_test(tc, test_many_clients);
+
+        tc = tcase(s, "slow-clients");
+        tcase_add_test(tc, test_stuck_reader);
+        tcase_add_test(tc, test_stop_flushes_replies);
+        tcase_add_test(tc, test_idle_timeout);
+        tcase_add_test(tc, test_stuck_reader_timeout);
+
+        if (root) {
+                tc = tcase(s, "pid-namespace");
+                tcase_add_test(tc, test_foreign_pid_namespace);
+        } else
+                fprintf(stderr, "NOTE: pid namespace test not run: it needs root for unshare(CLONE_NEWPID)\n");
+
+        tc = tcase(s, "service");
+        tcase_add_test(tc, test_notify);
+        tcase_add_test(tc, test_fd_limit);
+
+        tc = tcase(s, "socket");
+        tcase_add_test(tc, test_socket_activation);
+        tcase_add_test(tc, test_stale_socket);
+        tcase_add_test(tc, test_live_instance);
+        tcase_add_test(tc, test_path_not_a_socket);
+
+        return s;
+}
+
+/*
+ * After the run: show the logs of the daemons failed tests left behind,
+ * remove the directories of their TestChildren, then everything.
+ */
+static void run_dir_cleanup(void) {
+        char path[PATH_MAX], line[PATH_MAX];
+        struct dirent *de;
+        DIR *dir;
+        FILE *f;
+
+        dir = opendir(run_dir);
+        if (dir) {
+                while ((de = readdir(dir))) {
+                        if (strncmp(de->d_name, "vmaqd-", 6) != 0)
+                                continue;
+                        snprintf(path, sizeof(path), "%s/%s/vmaqd.log", run_dir, de->d_name);
+                        daemon_dump_log(path);
+                }
+                closedir(dir);
+        }
+
+        snprintf(path, sizeof(path), "%s/test-child-dirs", run_dir);
+        f = fopen(path, "re");
+        if (f) {
+                while (fgets(line, sizeof(line), f)) {
+                        line[strcspn(line, "\n")] = '\0';
+                        /* Only what test_child_spawn() creates. */
+                        if (strncmp(line, "/tmp/vmaq-test-", 15) == 0 && !strchr(line, '.'))
+                                rm_rf(line);
+                }
+                fclose(f);
+        }
+
+        rm_rf(run_dir);
+}
+
+int main(void) {
+        int r;
+
+        vmaqd_path = getenv("VMAQD");
+        if (!vmaqd_path || vmaqd_path[0] != '/') {
+                fprintf(stderr, "Set VMAQD to the absolute path of the vmaqd binary to test (make check does).\n");
+                return EXIT_FAILURE;
+        }
+        if (access(vmaqd_path, X_OK) < 0) {
+                fprintf(stderr, "VMAQD='%s' is not executable: %m\n", vmaqd_path);
+                return EXIT_FAILURE;
+        }
+
+        r = vma_backend_probe();
+        if (r < 0) {
+                fprintf(stderr, "Cannot probe for PROCMAP_QUERY: %s\n", strerror(-r));
+                return EXIT_FAILURE;
+        }
+        if (r == 0 && streq(TEST_BACKEND, "ioctl")) {
+                fprintf(stderr, "SKIP: this kernel lacks the PROCMAP_QUERY ioctl (Linux >= 6.11)\n");
+                return 77;
+        }
+
+        strcpy(run_dir, "/tmp/vmaqd-test-XXXXXX");
+        if (!mkdtemp(run_dir) || chmod(run_dir, 0755) < 0) {
+                fprintf(stderr, "Failed to create a temporary directory: %m\n");
+                return EXIT_FAILURE;
+        }
+
+        r = check_run(daemon_suite());
+        run_dir_cleanup();
+        return r;
+}

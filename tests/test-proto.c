@@ -1,0 +1,1297 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <check.h>
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check-run.h"
+#include "macro.h"
+#include "varlink.h"
+#include "vmaq-proto.h"
+
+static void json_object_putp(struct json_object **o) {
+        json_object_put(*o);
+}
+
+/* Parse test input the way the daemon does; the input must be valid. */
+static struct json_object *parse(const char *text) {
+        struct json_object *o = NULL;
+        int r;
+
+        r = varlink_json_parse(text, strlen(text), &o);
+        ck_assert_msg(r == 0, "'%s': %d", text, r);
+        return o;
+}
+
+static const char *plain(struct json_object *o) {
+        return json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+}
+
+/* Format @parameters as a reply and compare the whole message, NUL included. */
+static void assert_reply(struct json_object *parameters, const char *expected_parameters) {
+        _cleanup_free_ char *msg = NULL, *expected = NULL;
+        size_t size = 0;
+
+        ck_assert_int_eq(varlink_reply_format(parameters, false, &msg, &size), 0);
+        ck_assert_int_ge(asprintf(&expected, "{\"parameters\":%s}", expected_parameters), 0);
+        ck_assert_str_eq(msg, expected);
+        ck_assert_uint_eq(size, strlen(expected) + 1);
+        ck_assert_int_eq(msg[size - 1], '\0');
+}
+
+/* --- varlink_call_parse: valid calls ------------------------------------- */
+
+static const struct {
+        const char *text;
+        const char *method;
+        const char *parameters;
+        bool oneway, more;
+} call_valid_vectors[] = {
+        { "{\"method\":\"io.vmaq.GetStatus\"}", "io.vmaq.GetStatus", "{}", false, false },
+        { "{\"method\":\"io.vmaq.Normalize\",\"parameters\":{\"pid\":1,\"addresses\":[4096]}}",
+          "io.vmaq.Normalize", "{\"pid\":1,\"addresses\":[4096]}", false, false },
+        { "{\"method\":\"org.varlink.service.GetInfo\",\"oneway\":true}",
+          "org.varlink.service.GetInfo", "{}", true, false },
+        { "{\"method\":\"io.vmaq.GetStatus\",\"more\":true,\"parameters\":{}}", "io.vmaq.GetStatus", "{}", false, true },
+        { "{\"method\":\"io.vmaq.GetStatus\",\"oneway\":false,\"more\":false}", "io.vmaq.GetStatus", "{}", false, false },
+        { " \r\n\t{\"parameters\":{},\"method\":\"io.vmaq.GetStatus\"}\n ", "io.vmaq.GetStatus", "{}", false, false },
+        { "{\"method\":\"a-b.c1.d--e.X9\"}", "a-b.c1.d--e.X9", "{}", false, false },
+        /* A valid surrogate pair, UTF-8, escapes, and integers json-c would clamp. */
+        { "{\"method\":\"io.vmaq.X\",\"parameters\":{\"s\":\"\\ud83d\\ude00 \xc3\xa9 \\\"\\/\\n\",\"a\":[-0,1.5e-3]}}",
+          "io.vmaq.X", "{\"s\":\"\xf0\x9f\x98\x80 \xc3\xa9 \\\"/\\n\",\"a\":[0,1.5e-3]}", false, false },
+        { "{\"method\":\"io.vmaq.X\",\"parameters\":{\"a\":18446744073709551616,\"b\":-9223372036854775809}}",
+          "io.vmaq.X", "{\"a\":18446744073709551616.0,\"b\":-9223372036854775809.0}", false, false },
+};
+
+START_TEST(test_call_parse_valid) {
+        VarlinkCall call = {};
+
+        ck_assert_int_eq(varlink_call_parse(call_valid_vectors[_i].text, strlen(call_valid_vectors[_i].text), &call), 0);
+        ck_assert_str_eq(call.method, call_valid_vectors[_i].method);
+        ck_assert_str_eq(plain(call.parameters), call_valid_vectors[_i].parameters);
+        ck_assert_int_eq(call.oneway, call_valid_vectors[_i].oneway);
+        ck_assert_int_eq(call.more, call_valid_vectors[_i].more);
+        ck_assert(json_object_is_type(call.object, json_type_object));
+
+        varlink_call_done(&call);
+        ck_assert_ptr_null(call.object);
+        ck_assert_ptr_null(call.method);
+        varlink_call_done(&call);       /* twice is fine */
+}
+END_TEST
+
+/* --- varlink_call_parse: malformed messages ------------------------------ */
+
+#define V(s) s, sizeof(s) - 1           /* a literal with its exact length, NULs included */
+
+static const struct {
+        const char *text;
+        size_t size;
+        int r;
+} call_invalid_vectors[] = {
+        /* Not JSON, or not all of it. */
+        { V(""),                                                        -EBADMSG },
+        { V("   "),                                                     -EBADMSG },
+        { V("{"),                                                       -EBADMSG },
+        { V("{\"method\":\"io.vmaq.GetStatus\""),                       -EBADMSG },
+        { V("{\"method\":\"io.vmaq.GetStatus\"}x"),                     -EBADMSG },
+        { V("{\"method\":\"io.vmaq.GetStatus\"}{}"),                    -EBADMSG },
+        { V("{\"method\":\"io.vmaq.GetStatus\"} 1"),                    -EBADMSG },
+        { V("{\"method\":\"io.vmaq.GetStatus\",}"),                     -EBADMSG },
+        { V("{\"method\":\"io.vmaq.GetStatus\"}/**/"),                  -EBADMSG },
+        { V("{'method':'io.vmaq.GetStatus'}"),                          -EBADMSG },
+        { V("{method:\"io.vmaq.GetStatus\"}"),                          -EBADMSG },
+        { V("\xef\xbb\xbf{\"method\":\"io.vmaq.GetStatus\"}"),          -EBADMSG },
+        /* Embedded NUL: json-c would stop there. */
+        { V("{\"method\":\"io.vmaq.GetStatus\"}\0"),                    -EBADMSG },
+        { V("{\"method\":\"io.vmaq.Get\0Status\"}"),                    -EBADMSG },
+        { V("\0{\"method\":\"io.vmaq.GetStatus\"}"),                    -EBADMSG },
+        /* Invalid UTF-8. */
+        { V("{\"method\":\"io.vmaq.X\",\"parameters\":{\"s\":\"\xff\"}}"),              -EBADMSG },
+        { V("{\"method\":\"io.vmaq.X\",\"parameters\":{\"s\":\"\x80\"}}"),              -EBADMSG },
+        { V("{\"method\":\"io.vmaq.X\",\"parameters\":{\"s\":\"\xc0\x80\"}}"),          -EBADMSG },
+        { V("{\"method\":\"io.vmaq.X\",\"parameters\":{\"s\":\"\xe0\x80\xaf\"}}"),      -EBADMSG },
+        { V("{\"method\":\"io.vmaq.X\",\"parameters\":{\"s\":\"\xed\xa0\x80\"}}"),      -EBADMSG },
+        { V("{\"method\":\"io.vmaq.X\",\"parameters\":{\"s\":\"\xf4\x90\x80\x80\"}}"),  -EBADMSG },
+        { V("{\"method\":\"io.vmaq.X\",\"parameters\":{\"s\":\"\xe2\x82\"}}"),          -EBADMSG },
+        { V("{\"method\":\"io.vmaq.X\",\"parameters\":{\"s\xc3\":1}}"),                 -EBADMSG },
+        { V("{\"method\":\"io.vmaq.X\",\"parameters\":{\"s\":1}}\xc3\xa9"),             -EBADMSG },
+        /* Strings: escapes and control characters. */
+        { V("{\"method\":\"io.vmaq.X\",\"parameters\":{\"s\":\"\\u0000\"}}"),           -EBADMSG },
+        { V("{\"method\":\"io.vmaq.X\",\"parameters\":{\"s\":\"\\ud800\"}}"),           -EBADMSG },
+        { V("{\"method\":\"io.vmaq.X\",\"parameters\":{\"s\":\"\\udc00\"}}"),           -EBADMSG },
+        { V("{\"method\":\"io.vmaq.X\",\"parameters\":{\"s\":\"\\ud800\\u0041\"}}"),    -EBADMSG },
+        { V("{\"method\":\"io.vmaq.X\",\"parameters\":{\"s\":\"\\u12\"}}"),             -EBADMSG },
+        { V("{\"method\":\"io.vmaq.X\",\"parameters\":{\"s\":\"\\x41\"}}"),             -EBADMSG },
+        { V("{\"method\":\"io.vmaq.X\",\"parameters\":{\"s\":\"\x01\"}}"),              -EBADMSG },
+        { V("{\"method\":\"io.vmaq.X\",\"parameters\":{\"s\":\"a\tb\"}}"),              -EBADMSG },
+        { V("{\"method\":\"io.vmaq.X\",\"parameters\":{\"s\":\"abc}}"),                 -EBADMSG },
+        /* Numbers outside RFC 8259, which json-c takes. */
+        { V("{\"method\":\"io.vmaq.X\",\"parameters\":{\"a\":NaN}}"),                   -EBADMSG },
+        { V("{\"method\":\"io.vmaq.X\",\"parameters\":{\"a\":Infinity}}"),              -EBADMSG },
+        { V("{\"method\":\"io.vmaq.X\",\"parameters\":{\"a\":-Infinity}}"),             -EBADMSG },
+        { V("{\"method\":\"io.vmaq.X\",\"parameters\":{\"a\":00}}"),                    -EBADMSG },
+        { V("{\"method\":\"io.vmaq.X\",\"parameters\":{\"a\":01}}"),                    -EBADMSG },
+        { V("{\"method\":\"io.vmaq.X\",\"parameters\":{\"a\":-01}}"),                   -EBADMSG },
+        { V("{\"method\":\"io.vmaq.X\",\"parameters\":{\"a\":1.}}"),                    -EBADMSG },
+        { V("{\"method\":\"io.vmaq.X\",\"parameters\":{\"a\":1.e5}}"),                  -EBADMSG },
+        { V("{\"method\":\"io.vmaq.X\",\"parameters\":{\"a\":.5}}"),                    -EBADMSG },
+        { V("{\"method\":\"io.vmaq.X\",\"parameters\":{\"a\":1e}}"),                    -EBADMSG },
+        { V("{\"method\":\"io.vmaq.X\",\"parameters\":{\"a\":+1}}"),                    -EBADMSG },
+        { V("{\"method\":\"io.vmaq.X\",\"parameters\":{\"a\":-}}"),                     -EBADMSG },
+        { V("{\"method\":\"io.vmaq.X\",\"parameters\":{\"a\":0x10}}"),                  -EBADMSG },
+        { V("{\"method\":\"io.vmaq.X\",\"parameters\":{\"a\":1-2}}"),                   -EBADMSG },
+        /* Literals. */
+        { V("{\"method\":\"io.vmaq.X\",\"oneway\":TRUE}"),                              -EBADMSG },
+        { V("{\"method\":\"io.vmaq.X\",\"oneway\":tru}"),                               -EBADMSG },
+        { V("{\"method\":\"io.vmaq.X\",\"oneway\":truex}"),                             -EBADMSG },
+        { V("{\"method\":\"io.vmaq.X\",\"parameters\":nul}"),                           -EBADMSG },
+        /* Valid JSON, but not an object. */
+        { V("[]"),                                                      -EPROTO },
+        { V("1"),                                                       -EPROTO },
+        { V("\"io.vmaq.GetStatus\""),                                   -EPROTO },
+        { V("null"),                                                    -EPROTO },
+        { V("true"),                                                    -EPROTO },
+        { V("[{\"method\":\"io.vmaq.GetStatus\"}]"),                    -EPROTO },
+        /* "method" missing, not a string, or malformed. */
+        { V("{}"),                                                      -EPROTO },
+        { V("{\"parameters\":{}}"),                                     -EPROTO },
+        { V("{\"method\":1}"),                                          -EPROTO },
+        { V("{\"method\":null}"),                                       -EPROTO },
+        { V("{\"method\":[\"io.vmaq.GetStatus\"]}"),                    -EPROTO },
+        { V("{\"method\":\"\"}"),                                       -EPROTO },
+        { V("{\"method\":\"GetStatus\"}"),                              -EPROTO },
+        { V("{\"method\":\"vmaq.\"}"),                                  -EPROTO },
+        { V("{\"method\":\"io.vmaq.\"}"),                               -EPROTO },
+        { V("{\"method\":\".io.vmaq.GetStatus\"}"),                     -EPROTO },
+        { V("{\"method\":\"io..vmaq.GetStatus\"}"),                     -EPROTO },
+        { V("{\"method\":\"io.vmaq.getStatus\"}"),                      -EPROTO },
+        { V("{\"method\":\"io.vmaq.Get_Status\"}"),                     -EPROTO },
+        { V("{\"method\":\"io.vmaq.GetStatus \"}"),                     -EPROTO },
+        { V("{\"method\":\"io.vmaq-.GetStatus\"}"),                     -EPROTO },
+        { V("{\"method\":\"1io.vmaq.GetStatus\"}"),                     -EPROTO },
+        { V("{\"method\":\"io.vm_aq.GetStatus\"}"),                     -EPROTO },
+        /* "parameters" not an object. */
+        { V("{\"method\":\"io.vmaq.GetStatus\",\"parameters\":[]}"),    -EPROTO },
+        { V("{\"method\":\"io.vmaq.GetStatus\",\"parameters\":null}"),  -EPROTO },
+        { V("{\"method\":\"io.vmaq.GetStatus\",\"parameters\":1}"),     -EPROTO },
+        { V("{\"method\":\"io.vmaq.GetStatus\",\"parameters\":\"\"}"),  -EPROTO },
+        /* "oneway" and "more" not booleans. */
+        { V("{\"method\":\"io.vmaq.GetStatus\",\"oneway\":1}"),         -EPROTO },
+        { V("{\"method\":\"io.vmaq.GetStatus\",\"oneway\":\"true\"}"),  -EPROTO },
+        { V("{\"method\":\"io.vmaq.GetStatus\",\"oneway\":null}"),      -EPROTO },
+        { V("{\"method\":\"io.vmaq.GetStatus\",\"more\":0}"),           -EPROTO },
+        /* Keys a call does not have. */
+        { V("{\"method\":\"io.vmaq.GetStatus\",\"upgrade\":true}"),     -EPROTO },
+        { V("{\"method\":\"io.vmaq.GetStatus\",\"id\":1}"),             -EPROTO },
+};
+
+START_TEST(test_call_parse_invalid) {
+        VarlinkCall call = { .method = "untouched" };
+
+        ck_assert_msg(varlink_call_parse(call_invalid_vectors[_i].text, call_invalid_vectors[_i].size, &call) ==
+                      call_invalid_vectors[_i].r, "vector %d", _i);
+        ck_assert_str_eq(call.method, "untouched");
+        ck_assert_ptr_null(call.object);
+}
+END_TEST
+
+/* Nesting: VARLINK_DEPTH_MAX levels, a scalar counting as one. */
+static int parse_nested(size_t levels) {
+        _cleanup_free_ char *text = NULL;
+        VarlinkCall call = {};
+        size_t n = 0, arrays;
+        int r;
+
+        /* The call object and the parameters object are two levels, the innermost 1 one more. */
+        ck_assert_uint_ge(levels, 3);
+        arrays = levels - 3;
+        text = malloc(64 + 2 * arrays);
+        ck_assert_ptr_nonnull(text);
+        n += sprintf(text, "{\"method\":\"io.vmaq.X\",\"parameters\":{\"a\":");
+        for (size_t i = 0; i < arrays; i++)
+                text[n++] = '[';
+        text[n++] = '1';
+        for (size_t i = 0; i < arrays; i++)
+                text[n++] = ']';
+        n += sprintf(text + n, "}}");
+
+        r = varlink_call_parse(text, n, &call);
+        varlink_call_done(&call);
+        return r;
+}
+
+START_TEST(test_call_parse_depth) {
+        ck_assert_int_eq(parse_nested(3), 0);
+        ck_assert_int_eq(parse_nested(VARLINK_DEPTH_MAX), 0);
+        ck_assert_int_eq(parse_nested(VARLINK_DEPTH_MAX + 1), -EBADMSG);
+        ck_assert_int_eq(parse_nested(1000), -EBADMSG);
+}
+END_TEST
+
+/* --- varlink_json_parse: how integers come out of json-c ------------------ */
+
+static const struct {
+        const char *text;
+        json_type type;
+        int64_t i64;            /* json_object_get_int64() */
+        uint64_t u64;           /* json_object_get_uint64() */
+} number_vectors[] = {
+        { "0",                      json_type_int,    0,         0 },
+        { "-0",                     json_type_int,    0,         0 },
+        { "1",                      json_type_int,    1,         1 },
+        { "9223372036854775807",    json_type_int,    INT64_MAX, INT64_MAX },
+        { "9223372036854775808",    json_type_int,    INT64_MAX, UINT64_C(9223372036854775808) },
+        { "18446744073709551615",   json_type_int,    INT64_MAX, UINT64_MAX },
+        { "-1",                     json_type_int,    -1,        0 },
+        { "-9223372036854775808",   json_type_int,    INT64_MIN, 0 },
+        /* json-c alone would clamp these to UINT64_MAX and INT64_MIN: they become doubles. */
+        { "18446744073709551616",   json_type_double, INT64_MAX, UINT64_MAX },
+        { "99999999999999999999999", json_type_double, INT64_MAX, UINT64_MAX },
+        { "-9223372036854775809",   json_type_double, INT64_MIN, 0 },
+        { "1e3",                    json_type_double, 1000,      1000 },
+        { "1.0",                    json_type_double, 1,         1 },
+        { "1.5",                    json_type_double, 1,         1 },
+        { "-0.0",                   json_type_double, 0,         0 },
+};
+
+START_TEST(test_json_numbers) {
+        _cleanup_(json_object_putp) struct json_object *a = NULL;
+        _cleanup_free_ char *text = NULL;
+        struct json_object *v;
+
+        /* Inside an array, and alone at the top level. */
+        ck_assert_int_ge(asprintf(&text, "[%s]", number_vectors[_i].text), 0);
+        a = parse(text);
+        v = json_object_array_get_idx(a, 0);
+        ck_assert_msg(json_object_get_type(v) == number_vectors[_i].type, "%s", number_vectors[_i].text);
+        ck_assert_int_eq(json_object_get_int64(v), number_vectors[_i].i64);
+        ck_assert_uint_eq(json_object_get_uint64(v), number_vectors[_i].u64);
+
+        json_object_put(a);
+        a = parse(number_vectors[_i].text);
+        ck_assert_int_eq(json_object_get_type(a), number_vectors[_i].type);
+        ck_assert_uint_eq(json_object_get_uint64(a), number_vectors[_i].u64);
+}
+END_TEST
+
+/* --- names --------------------------------------------------------------- */
+
+static const struct {
+        const char *name;
+        bool valid;
+} qualified_name_vectors[] = {
+        { "io.vmaq.Normalize",                  true },
+        { "org.varlink.service.GetInfo",        true },
+        { "a.b.C",                              true },
+        { "a1.2b.C3",                           true },
+        { "x-y.z--w.Aa0",                       true },
+        { "io.vmaq.N",                          true },
+        { "",                                   false },
+        { "Normalize",                          false },
+        { "io.Normalize.",                      false },
+        { "vmaq.Normalize",                     false },        /* one label is no interface */
+        { ".io.vmaq.Normalize",                 false },
+        { "io..vmaq.Normalize",                 false },
+        { "io.vmaq..Normalize",                 false },
+        { "1o.vmaq.Normalize",                  false },
+        { "-io.vmaq.Normalize",                 false },
+        { "io-.vmaq.Normalize",                 false },
+        { "io.-vmaq.Normalize",                 false },
+        { "io.vm aq.Normalize",                 false },
+        { "io.vm_aq.Normalize",                 false },
+        { "io.vmaq.normalize",                  false },
+        { "io.vmaq.Normal-ize",                 false },
+        { "io.vmaq.Normal_ize",                 false },
+        { "io.vmaq.Normalize!",                 false },
+        { "io.vmaq.1Normalize",                 false },
+        { "io.vma\xc3\xa9.Normalize",           false },
+};
+
+START_TEST(test_names) {
+        ck_assert_msg(varlink_qualified_name_is_valid(qualified_name_vectors[_i].name) == qualified_name_vectors[_i].valid,
+                      "'%s'", qualified_name_vectors[_i].name);
+}
+END_TEST
+
+START_TEST(test_names_parts) {
+        ck_assert(varlink_interface_name_is_valid("io.vmaq"));
+        ck_assert(varlink_interface_name_is_valid("org.varlink.service"));
+        ck_assert(!varlink_interface_name_is_valid("io"));
+        ck_assert(!varlink_interface_name_is_valid("io.vmaq."));
+        ck_assert(varlink_interface_name_is_valid("io.vmaq.Normalize"));    /* as an interface, it is one */
+        ck_assert(!varlink_interface_name_is_valid("io.vm_aq"));
+        ck_assert(!varlink_interface_name_is_valid(""));
+        ck_assert(!varlink_interface_name_is_valid(NULL));
+        ck_assert(varlink_member_name_is_valid("Normalize"));
+        ck_assert(varlink_member_name_is_valid("X"));
+        ck_assert(!varlink_member_name_is_valid("normalize"));
+        ck_assert(!varlink_member_name_is_valid(""));
+        ck_assert(!varlink_member_name_is_valid(NULL));
+        ck_assert(!varlink_qualified_name_is_valid(NULL));
+}
+END_TEST
+
+/* --- proto_method_lookup ------------------------------------------------- */
+
+static const struct {
+        const char *name;
+        int r;
+        ProtoMethod method;
+} method_vectors[] = {
+        { "org.varlink.service.GetInfo",                 0, PROTO_METHOD_GET_INFO },
+        { "org.varlink.service.GetInterfaceDescription", 0, PROTO_METHOD_GET_INTERFACE_DESCRIPTION },
+        { "io.vmaq.Normalize",                           0, PROTO_METHOD_NORMALIZE },
+        { "io.vmaq.ListMappings",                        0, PROTO_METHOD_LIST_MAPPINGS },
+        { "io.vmaq.GetStatus",                           0, PROTO_METHOD_GET_STATUS },
+        { "io.vmaq.GetInfo",                             -EOPNOTSUPP, 0 },
+        { "io.vmaq.Nope",                                -EOPNOTSUPP, 0 },
+        { "org.varlink.service.Normalize",               -EOPNOTSUPP, 0 },
+        { "org.example.Normalize",                       -EADDRNOTAVAIL, 0 },
+        { "io.vmaqx.Normalize",                          -EADDRNOTAVAIL, 0 },
+        { "io.vmaq.x.Normalize",                         -EADDRNOTAVAIL, 0 },
+        { "x.io.vmaq.Normalize",                         -EADDRNOTAVAIL, 0 },
+        { "org.varlink.Service.GetInfo",                 -EADDRNOTAVAIL, 0 },
+        { "io.vmaq.normalize",                           -EINVAL, 0 },
+        { "Normalize",                                   -EINVAL, 0 },
+        { "io.vmaq.",                                    -EINVAL, 0 },
+        { "",                                            -EINVAL, 0 },
+};
+
+START_TEST(test_method_lookup) {
+        ProtoMethod m = _PROTO_METHOD_INVALID;
+
+        ck_assert_msg(proto_method_lookup(method_vectors[_i].name, &m) == method_vectors[_i].r, "'%s'",
+                      method_vectors[_i].name);
+        if (method_vectors[_i].r == 0) {
+                ck_assert_int_eq(m, method_vectors[_i].method);
+                ck_assert_str_eq(proto_method_to_string(m), method_vectors[_i].name);
+                ck_assert_int_eq(proto_method_from_string(method_vectors[_i].name), m);
+        } else
+                ck_assert_int_eq(m, _PROTO_METHOD_INVALID);
+}
+END_TEST
+
+START_TEST(test_method_strings) {
+        ck_assert_ptr_null(proto_method_to_string(_PROTO_METHOD_MAX));
+        ck_assert_ptr_null(proto_method_to_string(_PROTO_METHOD_INVALID));
+        ck_assert_int_eq(proto_method_from_string("io.vmaq.Nope"), -EINVAL);
+        for (ProtoMethod m = 0; m < _PROTO_METHOD_MAX; m++)
+                ck_assert_int_eq(proto_method_from_string(proto_method_to_string(m)), m);
+}
+END_TEST
+
+/* --- the error table ----------------------------------------------------- */
+
+static const struct {
+        ProtoError e;
+        const char *name;
+        int error;
+} error_name_vectors[] = {
+        { PROTO_ERROR_INTERFACE_NOT_FOUND,    "org.varlink.service.InterfaceNotFound",    -EADDRNOTAVAIL },
+        { PROTO_ERROR_METHOD_NOT_FOUND,       "org.varlink.service.MethodNotFound",       -EOPNOTSUPP },
+        { PROTO_ERROR_METHOD_NOT_IMPLEMENTED, "org.varlink.service.MethodNotImplemented", -ENOSYS },
+        { PROTO_ERROR_INVALID_PARAMETER,      "org.varlink.service.InvalidParameter",     -EINVAL },
+        { PROTO_ERROR_INVALID_MESSAGE,        "io.vmaq.InvalidMessage",                   -EBADMSG },
+        { PROTO_ERROR_REQUEST_TOO_LARGE,      "io.vmaq.RequestTooLarge",                  -E2BIG },
+        { PROTO_ERROR_NO_SUCH_PROCESS,        "io.vmaq.NoSuchProcess",                    -ESRCH },
+        { PROTO_ERROR_NO_ADDRESS_SPACE,       "io.vmaq.NoAddressSpace",                   -ENXIO },
+        { PROTO_ERROR_PERMISSION_DENIED,      "io.vmaq.PermissionDenied",                 -EACCES },
+        { PROTO_ERROR_PROCESS_CHANGED,        "io.vmaq.ProcessChanged",                   -ESTALE },
+        { PROTO_ERROR_FOREIGN_PID_NAMESPACE,  "io.vmaq.ForeignPidNamespace",              -EXDEV },
+        { PROTO_ERROR_INTERNAL,               "io.vmaq.InternalError",                    -EIO },
+};
+
+START_TEST(test_error_names) {
+        ProtoError e = error_name_vectors[_i].e;
+
+        ck_assert_str_eq(proto_error_to_string(e), error_name_vectors[_i].name);
+        ck_assert_int_eq(proto_error_from_string(error_name_vectors[_i].name), e);
+        ck_assert_int_eq(proto_error_to_errno(e), error_name_vectors[_i].error);
+        ck_assert_int_eq(proto_error_from_errno(error_name_vectors[_i].error), e);
+        ck_assert_int_eq(proto_error_from_errno(-error_name_vectors[_i].error), e);
+}
+END_TEST
+
+static const struct {
+        int error;
+        ProtoError e;
+} errno_vectors[] = {
+        { EADDRNOTAVAIL, PROTO_ERROR_INTERFACE_NOT_FOUND },
+        { EOPNOTSUPP,    PROTO_ERROR_METHOD_NOT_FOUND },
+        { ENOSYS,        PROTO_ERROR_METHOD_NOT_IMPLEMENTED },
+        { EINVAL,        PROTO_ERROR_INVALID_PARAMETER },
+        { EBADMSG,       PROTO_ERROR_INVALID_MESSAGE },
+        { E2BIG,         PROTO_ERROR_REQUEST_TOO_LARGE },
+        { EMSGSIZE,      PROTO_ERROR_REQUEST_TOO_LARGE },
+        { ESRCH,         PROTO_ERROR_NO_SUCH_PROCESS },
+        { ENXIO,         PROTO_ERROR_NO_ADDRESS_SPACE },
+        { EACCES,        PROTO_ERROR_PERMISSION_DENIED },
+        { EPERM,         PROTO_ERROR_PERMISSION_DENIED },
+        { ESTALE,        PROTO_ERROR_PROCESS_CHANGED },
+        { EXDEV,         PROTO_ERROR_FOREIGN_PID_NAMESPACE },
+        { EIO,           PROTO_ERROR_INTERNAL },
+        { ENOMEM,        PROTO_ERROR_INTERNAL },
+        { EBADF,         PROTO_ERROR_INTERNAL },
+        { ENOENT,        PROTO_ERROR_INTERNAL },
+        { 0,             PROTO_ERROR_INTERNAL },
+        { 100000,        PROTO_ERROR_INTERNAL },
+};
+
+START_TEST(test_error_from_errno) {
+        ck_assert_int_eq(proto_error_from_errno(errno_vectors[_i].error), errno_vectors[_i].e);
+        ck_assert_int_eq(proto_error_from_errno(-errno_vectors[_i].error), errno_vectors[_i].e);
+}
+END_TEST
+
+START_TEST(test_error_out_of_range) {
+        ck_assert_ptr_null(proto_error_to_string(_PROTO_ERROR_MAX));
+        ck_assert_ptr_null(proto_error_to_string(_PROTO_ERROR_INVALID));
+        ck_assert_int_eq(proto_error_from_string("io.vmaq.Nope"), _PROTO_ERROR_INVALID);
+        ck_assert_int_eq(proto_error_from_string("InternalError"), _PROTO_ERROR_INVALID);
+        ck_assert_int_eq(proto_error_from_string(""), _PROTO_ERROR_INVALID);
+        ck_assert_int_eq(proto_error_from_string(NULL), _PROTO_ERROR_INVALID);
+        ck_assert_int_eq(proto_error_to_errno(_PROTO_ERROR_MAX), -EIO);
+        ck_assert_int_eq(proto_error_to_errno(_PROTO_ERROR_INVALID), -EIO);
+        /* Every row round-trips both ways. */
+        for (ProtoError e = 0; e < _PROTO_ERROR_MAX; e++) {
+                ck_assert_int_eq(proto_error_from_string(proto_error_to_string(e)), e);
+                ck_assert_int_eq(proto_error_from_errno(proto_error_to_errno(e)), e);
+        }
+}
+END_TEST
+
+/* --- proto_error_format -------------------------------------------------- */
+
+static const struct {
+        ProtoError e;
+        ProtoErrorDetails details;
+        const char *text;
+} error_format_vectors[] = {
+        { PROTO_ERROR_INTERFACE_NOT_FOUND, { .interface = "org.example", .method = "x", .pid = 3 },
+          "{\"error\":\"org.varlink.service.InterfaceNotFound\",\"parameters\":{\"interface\":\"org.example\"}}" },
+        { PROTO_ERROR_METHOD_NOT_FOUND, { .method = "io.vmaq.Nope", .interface = "io.vmaq" },
+          "{\"error\":\"org.varlink.service.MethodNotFound\",\"parameters\":{\"method\":\"io.vmaq.Nope\"}}" },
+        { PROTO_ERROR_METHOD_NOT_IMPLEMENTED, { .method = "io.vmaq.Normalize" },
+          "{\"error\":\"org.varlink.service.MethodNotImplemented\",\"parameters\":{\"method\":\"io.vmaq.Normalize\"}}" },
+        { PROTO_ERROR_INVALID_PARAMETER, { .parameter = "addresses", .pid = 1, .limit = 3 },
+          "{\"error\":\"org.varlink.service.InvalidParameter\",\"parameters\":{\"parameter\":\"addresses\"}}" },
+        { PROTO_ERROR_INVALID_PARAMETER, {},
+          "{\"error\":\"org.varlink.service.InvalidParameter\",\"parameters\":{\"parameter\":\"\"}}" },
+        { PROTO_ERROR_INVALID_MESSAGE, { .reason = "not valid JSON" },
+          "{\"error\":\"io.vmaq.InvalidMessage\",\"parameters\":{\"reason\":\"not valid JSON\"}}" },
+        { PROTO_ERROR_REQUEST_TOO_LARGE, { .limit = 16777216 },
+          "{\"error\":\"io.vmaq.RequestTooLarge\",\"parameters\":{\"limit\":16777216}}" },
+        { PROTO_ERROR_REQUEST_TOO_LARGE, { .parameter = "addresses", .limit = 100000 },
+          "{\"error\":\"io.vmaq.RequestTooLarge\",\"parameters\":{\"parameter\":\"addresses\",\"limit\":100000}}" },
+        { PROTO_ERROR_NO_SUCH_PROCESS, { .pid = 42, .start_time = 7 },
+          "{\"error\":\"io.vmaq.NoSuchProcess\",\"parameters\":{\"pid\":42}}" },
+        { PROTO_ERROR_NO_ADDRESS_SPACE, { .pid = 2 },
+          "{\"error\":\"io.vmaq.NoAddressSpace\",\"parameters\":{\"pid\":2}}" },
+        { PROTO_ERROR_PERMISSION_DENIED, { .pid = 1, .error = EACCES },
+          "{\"error\":\"io.vmaq.PermissionDenied\",\"parameters\":{\"pid\":1}}" },
+        { PROTO_ERROR_PROCESS_CHANGED, { .pid = 2147483647, .start_time = UINT64_MAX },
+          "{\"error\":\"io.vmaq.ProcessChanged\",\"parameters\":{\"pid\":2147483647,\"start_time\":18446744073709551615}}" },
+        { PROTO_ERROR_FOREIGN_PID_NAMESPACE, { .pid = 42, .reason = "x" },
+          "{\"error\":\"io.vmaq.ForeignPidNamespace\",\"parameters\":{}}" },
+        { PROTO_ERROR_INTERNAL, { .error = ENOMEM, .pid = 9 },
+          "{\"error\":\"io.vmaq.InternalError\",\"parameters\":{\"errno\":12}}" },
+        /* Strings are JSON-escaped, "/" is not, and bytes that are not UTF-8 become U+FFFD. */
+        { PROTO_ERROR_INTERFACE_NOT_FOUND, { .interface = "a/\"b\"\\\n\x01\xff\xc3\xa9" },
+          "{\"error\":\"org.varlink.service.InterfaceNotFound\",\"parameters\":"
+          "{\"interface\":\"a/\\\"b\\\"\\\\\\n\\u0001\xef\xbf\xbd\xc3\xa9\"}}" },
+};
+
+START_TEST(test_error_format) {
+        _cleanup_free_ char *msg = NULL;
+        size_t size = 0;
+
+        ck_assert_int_eq(proto_error_format(error_format_vectors[_i].e, &error_format_vectors[_i].details, &msg, &size), 0);
+        ck_assert_str_eq(msg, error_format_vectors[_i].text);
+        ck_assert_uint_eq(size, strlen(error_format_vectors[_i].text) + 1);
+}
+END_TEST
+
+START_TEST(test_error_format_edge) {
+        _cleanup_free_ char *msg = NULL;
+        char *untouched = (char *) "untouched";
+        size_t size = 0;
+
+        ck_assert_int_eq(proto_error_format(PROTO_ERROR_NO_SUCH_PROCESS, NULL, &msg, &size), 0);
+        ck_assert_str_eq(msg, "{\"error\":\"io.vmaq.NoSuchProcess\",\"parameters\":{\"pid\":0}}");
+
+        ck_assert_int_eq(proto_error_format(_PROTO_ERROR_MAX, NULL, &untouched, &size), -EINVAL);
+        ck_assert_int_eq(proto_error_format(_PROTO_ERROR_INVALID, NULL, &untouched, &size), -EINVAL);
+        ck_assert_str_eq(untouched, "untouched");
+}
+END_TEST
+
+/* --- varlink_reply_format / varlink_error_format -------------------------- */
+
+START_TEST(test_reply_format) {
+        _cleanup_free_ char *a = NULL, *b = NULL, *c = NULL, *d = NULL;
+        struct json_object *p;
+        size_t size = 0;
+
+        ck_assert_int_eq(varlink_reply_format(NULL, false, &a, &size), 0);
+        ck_assert_str_eq(a, "{\"parameters\":{}}");
+        ck_assert_uint_eq(size, 18);
+
+        ck_assert_int_eq(varlink_reply_format(NULL, true, &b, &size), 0);
+        ck_assert_str_eq(b, "{\"parameters\":{},\"continues\":true}");
+        ck_assert_uint_eq(size, strlen(b) + 1);
+
+        p = json_object_new_object();
+        json_object_object_add(p, "path", json_object_new_string("/usr/lib/x86_64-linux-gnu/\xff\xfe.so"));
+        ck_assert_int_eq(varlink_reply_format(p, false, &c, &size), 0);
+        ck_assert_str_eq(c, "{\"parameters\":{\"path\":\"/usr/lib/x86_64-linux-gnu/\xef\xbf\xbd\xef\xbf\xbd.so\"}}");
+        ck_assert_uint_eq(size, strlen(c) + 1);
+
+        ck_assert_int_eq(varlink_error_format("io.vmaq.NoSuchProcess", NULL, &d, &size), 0);
+        ck_assert_str_eq(d, "{\"error\":\"io.vmaq.NoSuchProcess\",\"parameters\":{}}");
+}
+END_TEST
+
+START_TEST(test_reply_format_invalid) {
+        char *untouched = (char *) "untouched";
+        size_t size = 0;
+
+        /* Ownership is taken also on failure: ASAN and valgrind see a leak otherwise. */
+        ck_assert_int_eq(varlink_reply_format(json_object_new_array(), false, &untouched, &size), -EINVAL);
+        ck_assert_int_eq(varlink_error_format("NoSuchProcess", json_object_new_object(), &untouched, &size), -EINVAL);
+        ck_assert_int_eq(varlink_error_format("io.vmaq.noSuchProcess", NULL, &untouched, &size), -EINVAL);
+        ck_assert_int_eq(varlink_error_format(NULL, NULL, &untouched, &size), -EINVAL);
+        ck_assert_int_eq(varlink_error_format("io.vmaq.X", json_object_new_int(1), &untouched, &size), -EINVAL);
+        ck_assert_str_eq(untouched, "untouched");
+}
+END_TEST
+
+/* --- Normalize: decoding the addresses ----------------------------------- */
+
+static const struct {
+        const char *element;
+        int r;
+        uint64_t value;
+} address_vectors[] = {
+        { "0",                          0, 0 },
+        { "1",                          0, 1 },
+        { "-0",                         0, 0 },
+        { "4096",                       0, 4096 },
+        { "9223372036854775807",        0, INT64_MAX },
+        { "9223372036854775808",        0, UINT64_C(9223372036854775808) },
+        { "18446744073709551615",       0, UINT64_MAX },
+        { "\"0xdeadbeef\"",             0, 0xdeadbeef },
+        { "\"0XDEADBEEF\"",             0, 0xdeadbeef },
+        { "\"123\"",                    0, 123 },
+        { "\"0x0\"",                    0, 0 },
+        { "\"0\"",                      0, 0 },
+        { "\"0xffffffffffffffff\"",     0, UINT64_MAX },
+        { "\"18446744073709551615\"",   0, UINT64_MAX },
+        { "-1",                         -EINVAL, 0 },
+        { "-9223372036854775808",       -EINVAL, 0 },
+        { "-9223372036854775809",       -EINVAL, 0 },
+        { "18446744073709551616",       -EINVAL, 0 },
+        { "36893488147419103232",       -EINVAL, 0 },
+        { "99999999999999999999999",    -EINVAL, 0 },
+        { "1e3",                        -EINVAL, 0 },
+        { "1E3",                        -EINVAL, 0 },
+        { "1.0",                        -EINVAL, 0 },
+        { "1.5",                        -EINVAL, 0 },
+        { "-0.0",                       -EINVAL, 0 },
+        { "true",                       -EINVAL, 0 },
+        { "false",                      -EINVAL, 0 },
+        { "null",                       -EINVAL, 0 },
+        { "[]",                         -EINVAL, 0 },
+        { "[1]",                        -EINVAL, 0 },
+        { "{}",                         -EINVAL, 0 },
+        { "\"\"",                       -EINVAL, 0 },
+        { "\"0x\"",                     -EINVAL, 0 },
+        { "\"zz\"",                     -EINVAL, 0 },
+        { "\"-1\"",                     -EINVAL, 0 },
+        { "\"+1\"",                     -EINVAL, 0 },
+        { "\" 1\"",                     -EINVAL, 0 },
+        { "\"1 \"",                     -EINVAL, 0 },
+        { "\"0x10000000000000000\"",    -EINVAL, 0 },
+        { "\"18446744073709551616\"",   -EINVAL, 0 },
+        { "\"1e3\"",                    -EINVAL, 0 },
+        { "\"0xg\"",                    -EINVAL, 0 },
+};
+
+START_TEST(test_normalize_addresses) {
+        _cleanup_(json_object_putp) struct json_object *p = NULL;
+        _cleanup_free_ char *text = NULL;
+        ProtoNormalizeRequest req = { .pid = -42 };
+        const char *parameter = NULL;
+        int r;
+
+        /* The bad element in the middle: the whole call is refused, naming "addresses". */
+        ck_assert_int_ge(asprintf(&text, "{\"pid\":1,\"addresses\":[4096,%s,8192]}", address_vectors[_i].element), 0);
+        p = parse(text);
+
+        r = proto_normalize_request_decode(p, 100, &req, &parameter);
+        ck_assert_msg(r == address_vectors[_i].r, "%s: %d", address_vectors[_i].element, r);
+        if (r < 0) {
+                ck_assert_str_eq(parameter, "addresses");
+                ck_assert_int_eq(req.pid, -42);         /* untouched */
+                ck_assert_ptr_null(req.addresses);
+                return;
+        }
+
+        ck_assert_int_eq(req.pid, 1);
+        ck_assert_uint_eq(req.n_addresses, 3);
+        ck_assert_uint_eq(req.addresses[0], 4096);
+        ck_assert_uint_eq(req.addresses[1], address_vectors[_i].value);
+        ck_assert_uint_eq(req.addresses[2], 8192);
+        proto_normalize_request_done(&req);
+        ck_assert_ptr_null(req.addresses);
+        ck_assert_uint_eq(req.n_addresses, 0);
+}
+END_TEST
+
+/* --- Normalize: decoding the parameters ---------------------------------- */
+
+static const struct {
+        const char *parameters;
+        int r;
+        const char *parameter;          /* named on failure */
+        pid_t pid;
+        size_t n_addresses;
+        bool build_ids, map_files, pin;
+        uint64_t start_time;
+} normalize_vectors[] = {
+        { "{\"pid\":1,\"addresses\":[0]}", 0, NULL, 1, 1, true, false, false, 0 },
+        { "{\"addresses\":[1,2,3],\"pid\":2147483647,\"build_ids\":false,\"map_files\":true}",
+          0, NULL, 2147483647, 3, false, true, false, 0 },
+        { "{\"pid\":5,\"addresses\":[1],\"start_time\":0}", 0, NULL, 5, 1, true, false, true, 0 },
+        { "{\"pid\":5,\"addresses\":[1],\"start_time\":18446744073709551615,\"build_ids\":true,\"map_files\":false}",
+          0, NULL, 5, 1, true, false, true, UINT64_MAX },
+        /* pid */
+        { "{\"pid\":0,\"addresses\":[1]}",                      -EINVAL, "pid" },
+        { "{\"pid\":-1,\"addresses\":[1]}",                     -EINVAL, "pid" },
+        { "{\"pid\":2147483648,\"addresses\":[1]}",             -EINVAL, "pid" },
+        { "{\"pid\":4294967297,\"addresses\":[1]}",             -EINVAL, "pid" },
+        { "{\"pid\":18446744073709551616,\"addresses\":[1]}",   -EINVAL, "pid" },
+        { "{\"pid\":\"1\",\"addresses\":[1]}",                  -EINVAL, "pid" },
+        { "{\"pid\":1.0,\"addresses\":[1]}",                    -EINVAL, "pid" },
+        { "{\"pid\":1e0,\"addresses\":[1]}",                    -EINVAL, "pid" },
+        { "{\"pid\":true,\"addresses\":[1]}",                   -EINVAL, "pid" },
+        { "{\"pid\":null,\"addresses\":[1]}",                   -EINVAL, "pid" },
+        { "{\"pid\":[1],\"addresses\":[1]}",                    -EINVAL, "pid" },
+        { "{\"addresses\":[1]}",                                -EINVAL, "pid" },
+        /* addresses */
+        { "{\"pid\":1}",                                        -EINVAL, "addresses" },
+        { "{\"pid\":1,\"addresses\":[]}",                       -EINVAL, "addresses" },
+        { "{\"pid\":1,\"addresses\":1}",                        -EINVAL, "addresses" },
+        { "{\"pid\":1,\"addresses\":\"0x10\"}",                 -EINVAL, "addresses" },
+        { "{\"pid\":1,\"addresses\":{}}",                       -EINVAL, "addresses" },
+        { "{\"pid\":1,\"addresses\":null}",                     -EINVAL, "addresses" },
+        { "{\"pid\":1,\"addresses\":[[1]]}",                    -EINVAL, "addresses" },
+        /* options */
+        { "{\"pid\":1,\"addresses\":[1],\"build_ids\":1}",      -EINVAL, "build_ids" },
+        { "{\"pid\":1,\"addresses\":[1],\"build_ids\":\"true\"}", -EINVAL, "build_ids" },
+        { "{\"pid\":1,\"addresses\":[1],\"build_ids\":null}",   -EINVAL, "build_ids" },
+        { "{\"pid\":1,\"addresses\":[1],\"map_files\":0}",      -EINVAL, "map_files" },
+        { "{\"pid\":1,\"addresses\":[1],\"map_files\":\"false\"}", -EINVAL, "map_files" },
+        { "{\"pid\":1,\"addresses\":[1],\"start_time\":-1}",    -EINVAL, "start_time" },
+        { "{\"pid\":1,\"addresses\":[1],\"start_time\":\"5\"}", -EINVAL, "start_time" },
+        { "{\"pid\":1,\"addresses\":[1],\"start_time\":1.5}",   -EINVAL, "start_time" },
+        { "{\"pid\":1,\"addresses\":[1],\"start_time\":18446744073709551616}", -EINVAL, "start_time" },
+        { "{\"pid\":1,\"addresses\":[1],\"start_time\":null}",  -EINVAL, "start_time" },
+        { "{\"pid\":1,\"addresses\":[1],\"start_time\":true}",  -EINVAL, "start_time" },
+        /* unknown parameters, and which problem is named first */
+        { "{\"pid\":1,\"addresses\":[1],\"verbose\":true}",     -EINVAL, "verbose" },
+        { "{\"pid\":1,\"addresses\":[1],\"exec_only\":true}",   -EINVAL, "exec_only" },
+        { "{\"PID\":1,\"addresses\":[1]}",                      -EINVAL, "PID" },
+        { "{\"\":1}",                                           -EINVAL, "" },
+        { "{\"foo\":1,\"pid\":0}",                              -EINVAL, "foo" },
+        { "{\"pid\":0,\"addresses\":[]}",                       -EINVAL, "pid" },
+        { "{\"addresses\":[],\"pid\":0}",                       -EINVAL, "addresses" },
+        { "{}",                                                 -EINVAL, "pid" },
+};
+
+START_TEST(test_normalize_decode) {
+        _cleanup_(json_object_putp) struct json_object *p = NULL;
+        _cleanup_(proto_normalize_request_done) ProtoNormalizeRequest req = { .pid = -42 };
+        const char *parameter = NULL;
+        int r;
+
+        p = parse(normalize_vectors[_i].parameters);
+        r = proto_normalize_request_decode(p, 100, &req, &parameter);
+        ck_assert_msg(r == normalize_vectors[_i].r, "%s: %d", normalize_vectors[_i].parameters, r);
+        if (r < 0) {
+                ck_assert_str_eq(parameter, normalize_vectors[_i].parameter);
+                ck_assert_int_eq(req.pid, -42);
+                ck_assert_ptr_null(req.addresses);
+                return;
+        }
+
+        ck_assert_int_eq(req.pid, normalize_vectors[_i].pid);
+        ck_assert_uint_eq(req.n_addresses, normalize_vectors[_i].n_addresses);
+        ck_assert_ptr_nonnull(req.addresses);
+        ck_assert_int_eq(req.build_ids, normalize_vectors[_i].build_ids);
+        ck_assert_int_eq(req.map_files, normalize_vectors[_i].map_files);
+        ck_assert_int_eq(req.pin, normalize_vectors[_i].pin);
+        ck_assert_uint_eq(req.start_time, normalize_vectors[_i].start_time);
+}
+END_TEST
+
+START_TEST(test_normalize_decode_limit) {
+        _cleanup_(json_object_putp) struct json_object *three = NULL, *four = NULL, *bad = NULL;
+        _cleanup_(proto_normalize_request_done) ProtoNormalizeRequest req = {};
+        const char *parameter = NULL;
+
+        three = parse("{\"pid\":1,\"addresses\":[1,2,3]}");
+        four = parse("{\"pid\":1,\"addresses\":[1,2,3,4]}");
+        bad = parse("{\"pid\":1,\"addresses\":[1,2,3,\"zz\"]}");
+
+        ck_assert_int_eq(proto_normalize_request_decode(four, 3, &req, &parameter), -E2BIG);
+        ck_assert_str_eq(parameter, "addresses");
+        ck_assert_ptr_null(req.addresses);
+
+        parameter = NULL;
+        ck_assert_int_eq(proto_normalize_request_decode(three, 0, &req, &parameter), -E2BIG);
+        ck_assert_str_eq(parameter, "addresses");
+
+        /* Too many is told before a bad element. */
+        parameter = NULL;
+        ck_assert_int_eq(proto_normalize_request_decode(bad, 3, &req, &parameter), -E2BIG);
+        ck_assert_str_eq(parameter, "addresses");
+        ck_assert_int_eq(proto_normalize_request_decode(bad, 4, &req, &parameter), -EINVAL);
+
+        ck_assert_int_eq(proto_normalize_request_decode(three, 3, &req, &parameter), 0);
+        ck_assert_uint_eq(req.n_addresses, 3);
+        ck_assert_uint_eq(req.addresses[2], 3);
+}
+END_TEST
+
+START_TEST(test_normalize_decode_no_parameters) {
+        ProtoNormalizeRequest req = {};
+        const char *parameter = NULL;
+
+        ck_assert_int_eq(proto_normalize_request_decode(NULL, 100, &req, &parameter), -EINVAL);
+        ck_assert_str_eq(parameter, "pid");
+}
+END_TEST
+
+START_TEST(test_normalize_request_encode) {
+        uint64_t addresses[] = { 0, 0xdeadbeef, UINT64_MAX };
+        ProtoNormalizeRequest req = {
+                .pid = 7,
+                .addresses = addresses,
+                .n_addresses = ELEMENTSOF(addresses),
+                .build_ids = true,
+                .pin = true,
+                .start_time = UINT64_MAX,
+        };
+        _cleanup_(proto_normalize_request_done) ProtoNormalizeRequest back = {};
+        _cleanup_(json_object_putp) struct json_object *o = NULL, *reparsed = NULL;
+        const char *parameter = NULL;
+        const char *text;
+
+        ck_assert_int_eq(proto_normalize_request_encode(&req, &o), 0);
+        text = plain(o);
+        ck_assert_str_eq(text, "{\"pid\":7,\"addresses\":[0,3735928559,18446744073709551615],"
+                               "\"build_ids\":true,\"map_files\":false,\"start_time\":18446744073709551615}");
+
+        /* What the client sends, the daemon reads back exactly. */
+        reparsed = parse(text);
+        ck_assert_int_eq(proto_normalize_request_decode(reparsed, 3, &back, &parameter), 0);
+        ck_assert_int_eq(back.pid, 7);
+        ck_assert_uint_eq(back.n_addresses, 3);
+        ck_assert_uint_eq(back.addresses[1], 0xdeadbeef);
+        ck_assert_uint_eq(back.addresses[2], UINT64_MAX);
+        ck_assert(back.pin);
+        ck_assert_uint_eq(back.start_time, UINT64_MAX);
+
+        json_object_put(o);
+        req.pin = false;
+        req.map_files = true;
+        req.build_ids = false;
+        req.n_addresses = 1;
+        ck_assert_int_eq(proto_normalize_request_encode(&req, &o), 0);
+        ck_assert_str_eq(plain(o), "{\"pid\":7,\"addresses\":[0],\"build_ids\":false,\"map_files\":true}");
+}
+END_TEST
+
+/* --- Normalize: encoding the reply --------------------------------------- */
+
+static const uint8_t test_build_id[] = { 0xde, 0xad, 0xbe, 0xef, 0x00, 0x01, 0x0a, 0xff };
+
+static const ProtoModule test_modules[] = {
+        {
+                .path = "/usr/bin/true",
+                .map_files = "/proc/42/map_files/400000-401000",
+                .build_id = test_build_id,
+                .build_id_len = sizeof(test_build_id),
+                .dev_major = 8,
+                .dev_minor = 1,
+                .inode = 1234,
+        },
+        {
+                .path = "[vdso]",
+                .vdso = true,
+        },
+        {
+                .path = "/tmp/lib (deleted)",
+                .build_id = test_build_id,
+                .build_id_len = 0,              /* none */
+                .deleted = true,
+                .dev_major = 4095,
+                .dev_minor = 1048575,
+                .inode = UINT64_MAX,
+        },
+};
+
+START_TEST(test_normalize_reply_encode) {
+        static const ProtoResult results[] = {
+                { .module = 0, .offset = 0x1234 },
+                { .unknown = "unmapped" },
+                { .module = 1, .offset = 0x10 },
+                { .unknown = "anonymous", .module = 99 },
+                { .unknown = "special" },
+                { .module = 0, .offset = 0x1234 },
+        };
+        struct json_object *o = NULL;
+
+        ck_assert_int_eq(proto_normalize_reply_encode(&(ProtoNormalizeReply) {
+                        .pid = 42,
+                        .start_time = 123456,
+                        .n_modules = 2,
+                        .modules = test_modules,
+                        .n_results = ELEMENTSOF(results),
+                        .results = results,
+                }, &o), 0);
+
+        assert_reply(o,
+                     "{\"pid\":42,\"start_time\":123456,\"modules\":["
+                     "{\"path\":\"/usr/bin/true\",\"build_id\":\"deadbeef00010aff\",\"deleted\":false,\"vdso\":false,"
+                     "\"map_files\":\"/proc/42/map_files/400000-401000\",\"dev_major\":8,\"dev_minor\":1,\"inode\":1234},"
+                     "{\"path\":\"[vdso]\",\"build_id\":null,\"deleted\":false,\"vdso\":true,"
+                     "\"dev_major\":0,\"dev_minor\":0,\"inode\":0}],"
+                     "\"results\":[{\"module\":0,\"offset\":4660},{\"unknown\":\"unmapped\"},{\"module\":1,\"offset\":16},"
+                     "{\"unknown\":\"anonymous\"},{\"unknown\":\"special\"},{\"module\":0,\"offset\":4660}]}");
+}
+END_TEST
+
+START_TEST(test_normalize_reply_empty) {
+        struct json_object *o = NULL;
+
+        ck_assert_int_eq(proto_normalize_reply_encode(&(ProtoNormalizeReply) { .pid = 1 }, &o), 0);
+        assert_reply(o, "{\"pid\":1,\"start_time\":0,\"modules\":[],\"results\":[]}");
+}
+END_TEST
+
+/* 2^64-1 travels as the integer 18446744073709551615 and reads back exactly. */
+START_TEST(test_normalize_reply_u64) {
+        static const ProtoResult results[] = {
+                { .module = 0, .offset = UINT64_MAX },
+                { .module = 0, .offset = UINT64_C(9223372036854775808) },
+        };
+        _cleanup_(json_object_putp) struct json_object *back = NULL;
+        _cleanup_free_ char *msg = NULL;
+        struct json_object *o = NULL, *p, *r, *m;
+        size_t size;
+
+        ck_assert_int_eq(proto_normalize_reply_encode(&(ProtoNormalizeReply) {
+                        .pid = 1,
+                        .start_time = UINT64_MAX,
+                        .n_modules = 1,
+                        .modules = &test_modules[2],
+                        .n_results = ELEMENTSOF(results),
+                        .results = results,
+                }, &o), 0);
+        ck_assert_int_eq(varlink_reply_format(o, false, &msg, &size), 0);
+
+        ck_assert_ptr_nonnull(strstr(msg, "\"start_time\":18446744073709551615,"));
+        ck_assert_ptr_nonnull(strstr(msg, "\"offset\":18446744073709551615}"));
+        ck_assert_ptr_nonnull(strstr(msg, "\"offset\":9223372036854775808}"));
+        ck_assert_ptr_nonnull(strstr(msg, "\"inode\":18446744073709551615}"));
+        ck_assert_ptr_nonnull(strstr(msg, "\"path\":\"/tmp/lib (deleted)\",\"build_id\":null,\"deleted\":true,"));
+        ck_assert_ptr_nonnull(strstr(msg, "\"dev_major\":4095,\"dev_minor\":1048575,"));
+
+        ck_assert_int_eq(varlink_json_parse(msg, size - 1, &back), 0);
+        p = json_object_object_get(back, "parameters");
+        ck_assert_uint_eq(json_object_get_uint64(json_object_object_get(p, "start_time")), UINT64_MAX);
+        r = json_object_array_get_idx(json_object_object_get(p, "results"), 0);
+        ck_assert_uint_eq(json_object_get_uint64(json_object_object_get(r, "offset")), UINT64_MAX);
+        r = json_object_array_get_idx(json_object_object_get(p, "results"), 1);
+        ck_assert_uint_eq(json_object_get_uint64(json_object_object_get(r, "offset")), UINT64_C(9223372036854775808));
+        m = json_object_array_get_idx(json_object_object_get(p, "modules"), 0);
+        ck_assert_uint_eq(json_object_get_uint64(json_object_object_get(m, "inode")), UINT64_MAX);
+}
+END_TEST
+
+START_TEST(test_normalize_reply_invalid) {
+        static const uint8_t long_id[VMAQ_BUILD_ID_MAX + 1] = {};
+        struct json_object *o = NULL;
+        ProtoModule bad_module = test_modules[0];
+
+        /* A module index out of range. */
+        ck_assert_int_eq(proto_normalize_reply_encode(&(ProtoNormalizeReply) {
+                        .n_modules = 1, .modules = test_modules,
+                        .n_results = 1, .results = &(ProtoResult) { .module = 1 },
+                }, &o), -EINVAL);
+        /* An unknown reason the interface does not list. */
+        ck_assert_int_eq(proto_normalize_reply_encode(&(ProtoNormalizeReply) {
+                        .n_results = 1, .results = &(ProtoResult) { .unknown = "module" },
+                }, &o), -EINVAL);
+        /* A build ID too long, and no path. */
+        bad_module.build_id = long_id;
+        bad_module.build_id_len = sizeof(long_id);
+        ck_assert_int_eq(proto_normalize_reply_encode(&(ProtoNormalizeReply) {
+                        .n_modules = 1, .modules = &bad_module,
+                }, &o), -EINVAL);
+        bad_module = test_modules[1];
+        bad_module.path = NULL;
+        ck_assert_int_eq(proto_normalize_reply_encode(&(ProtoNormalizeReply) {
+                        .n_modules = 1, .modules = &bad_module,
+                }, &o), -EINVAL);
+        ck_assert_ptr_null(o);
+}
+END_TEST
+
+/* --- ListMappings -------------------------------------------------------- */
+
+static const struct {
+        const char *parameters;
+        int r;
+        const char *parameter;
+        pid_t pid;
+        bool exec_only, build_ids, pin;
+        uint64_t start_time;
+} list_mappings_vectors[] = {
+        { "{\"pid\":1}", 0, NULL, 1, false, true, false, 0 },
+        { "{\"pid\":3,\"exec_only\":true,\"build_ids\":false,\"start_time\":5}", 0, NULL, 3, true, false, true, 5 },
+        { "{\"start_time\":18446744073709551615,\"pid\":3}", 0, NULL, 3, false, true, true, UINT64_MAX },
+        { "{}",                                         -EINVAL, "pid" },
+        { "{\"pid\":0}",                                -EINVAL, "pid" },
+        { "{\"pid\":\"1\"}",                            -EINVAL, "pid" },
+        { "{\"pid\":2147483648}",                       -EINVAL, "pid" },
+        { "{\"pid\":1,\"exec_only\":\"yes\"}",          -EINVAL, "exec_only" },
+        { "{\"pid\":1,\"exec_only\":1}",                -EINVAL, "exec_only" },
+        { "{\"pid\":1,\"build_ids\":null}",             -EINVAL, "build_ids" },
+        { "{\"pid\":1,\"start_time\":-1}",              -EINVAL, "start_time" },
+        { "{\"pid\":1,\"start_time\":18446744073709551616}", -EINVAL, "start_time" },
+        { "{\"pid\":1,\"addresses\":[1]}",              -EINVAL, "addresses" },
+        { "{\"pid\":1,\"map_files\":true}",             -EINVAL, "map_files" },
+};
+
+START_TEST(test_list_mappings_decode) {
+        _cleanup_(json_object_putp) struct json_object *p = NULL;
+        ProtoListMappingsRequest req = { .pid = -42 };
+        const char *parameter = NULL;
+        int r;
+
+        p = parse(list_mappings_vectors[_i].parameters);
+        r = proto_list_mappings_request_decode(p, &req, &parameter);
+        ck_assert_msg(r == list_mappings_vectors[_i].r, "%s: %d", list_mappings_vectors[_i].parameters, r);
+        if (r < 0) {
+                ck_assert_str_eq(parameter, list_mappings_vectors[_i].parameter);
+                ck_assert_int_eq(req.pid, -42);
+                return;
+        }
+
+        ck_assert_int_eq(req.pid, list_mappings_vectors[_i].pid);
+        ck_assert_int_eq(req.exec_only, list_mappings_vectors[_i].exec_only);
+        ck_assert_int_eq(req.build_ids, list_mappings_vectors[_i].build_ids);
+        ck_assert_int_eq(req.pin, list_mappings_vectors[_i].pin);
+        ck_assert_uint_eq(req.start_time, list_mappings_vectors[_i].start_time);
+}
+END_TEST
+
+START_TEST(test_list_mappings_encode) {
+        static const uint8_t id[] = { 0x01, 0x23, 0xab };
+        const ProtoMapping mappings[] = {
+                {
+                        .start = 0x400000, .end = 0x401000, .offset = 0x1000, .inode = 99,
+                        .dev_major = 8, .dev_minor = 2, .perms = "r-xp", .path = "/bin/x", .kind = "file",
+                        .build_id = id, .build_id_len = sizeof(id),
+                },
+                {
+                        .start = 0x500000, .end = 0x521000, .perms = "rw-p", .kind = "anonymous",
+                },
+                {
+                        .start = UINT64_C(0xffffffffff600000), .end = UINT64_C(0xffffffffff601000),
+                        .perms = "--xp", .path = "[vsyscall]", .kind = "special",
+                },
+                {
+                        .start = 0x7000, .end = 0x8000, .perms = "r-xp", .path = "/gone", .kind = "file",
+                        .deleted = true,
+                },
+        };
+        struct json_object *o = NULL;
+
+        ck_assert_int_eq(proto_list_mappings_reply_encode(9, 77, mappings, ELEMENTSOF(mappings), &o), 0);
+        assert_reply(o,
+                     "{\"pid\":9,\"start_time\":77,\"mappings\":["
+                     "{\"start\":4194304,\"end\":4198400,\"perms\":\"r-xp\",\"offset\":4096,\"dev_major\":8,\"dev_minor\":2,"
+                     "\"inode\":99,\"path\":\"/bin/x\",\"kind\":\"file\",\"deleted\":false,\"build_id\":\"0123ab\"},"
+                     "{\"start\":5242880,\"end\":5378048,\"perms\":\"rw-p\",\"offset\":0,\"dev_major\":0,\"dev_minor\":0,"
+                     "\"inode\":0,\"kind\":\"anonymous\",\"deleted\":false,\"build_id\":null},"
+                     "{\"start\":18446744073699065856,\"end\":18446744073699069952,\"perms\":\"--xp\",\"offset\":0,"
+                     "\"dev_major\":0,\"dev_minor\":0,\"inode\":0,\"path\":\"[vsyscall]\",\"kind\":\"special\","
+                     "\"deleted\":false,\"build_id\":null},"
+                     "{\"start\":28672,\"end\":32768,\"perms\":\"r-xp\",\"offset\":0,\"dev_major\":0,\"dev_minor\":0,"
+                     "\"inode\":0,\"path\":\"/gone\",\"kind\":\"file\",\"deleted\":true,\"build_id\":null}]}");
+
+        o = NULL;
+        ck_assert_int_eq(proto_list_mappings_reply_encode(9, 77, NULL, 0, &o), 0);
+        assert_reply(o, "{\"pid\":9,\"start_time\":77,\"mappings\":[]}");
+
+        o = NULL;
+        ck_assert_int_eq(proto_list_mappings_reply_encode(9, 77, &(ProtoMapping) { .perms = "r--p", .kind = "heap" }, 1, &o),
+                         -EINVAL);
+        ck_assert_int_eq(proto_list_mappings_reply_encode(9, 77, &(ProtoMapping) { .kind = "file" }, 1, &o), -EINVAL);
+        ck_assert_ptr_null(o);
+}
+END_TEST
+
+/* --- GetStatus, GetInfo, empty requests ---------------------------------- */
+
+START_TEST(test_status_encode) {
+        ProtoStatus st = {
+                .version = "0.1",
+                .backend = "ioctl",
+                .uptime_usec = 1000000,
+                .connections = 2,
+                .connections_max = 256,
+                .proc_cache_size = 3,
+                .proc_cache_max = 1024,
+                .proc_cache_hits = 10,
+                .proc_cache_misses = 4,
+                .build_id_cache_size = 5,
+                .build_id_cache_max = 4096,
+                .build_id_cache_hits = 20,
+                .build_id_cache_misses = UINT64_MAX,
+                .requests = 30,
+                .errors = 6,
+                .denied = 1,
+        };
+        struct json_object *o = NULL;
+
+        ck_assert_int_eq(proto_status_encode(&st, &o), 0);
+        assert_reply(o,
+                     "{\"version\":\"0.1\",\"backend\":\"ioctl\",\"uptime_usec\":1000000,\"connections\":2,"
+                     "\"connections_max\":256,\"proc_cache\":{\"size\":3,\"max\":1024,\"hits\":10,\"misses\":4},"
+                     "\"build_id_cache\":{\"size\":5,\"max\":4096,\"hits\":20,\"misses\":18446744073709551615},"
+                     "\"requests\":30,\"errors\":6,\"denied\":1}");
+
+        o = NULL;
+        st.backend = "auto";
+        ck_assert_int_eq(proto_status_encode(&st, &o), -EINVAL);
+        st.backend = "text";
+        st.version = NULL;
+        ck_assert_int_eq(proto_status_encode(&st, &o), -EINVAL);
+        ck_assert_ptr_null(o);
+}
+END_TEST
+
+START_TEST(test_info_encode) {
+        struct json_object *o = NULL;
+
+        ck_assert_int_eq(proto_info_encode(&(ProtoInfo) {
+                        .vendor = "vmaqd",
+                        .product = "vmaqd",
+                        .version = "0.1",
+                        .url = "https://example.org/vmaqd",
+                }, &o), 0);
+        assert_reply(o,
+                     "{\"vendor\":\"vmaqd\",\"product\":\"vmaqd\",\"version\":\"0.1\",\"url\":\"https://example.org/vmaqd\","
+                     "\"interfaces\":[\"org.varlink.service\",\"io.vmaq\"]}");
+
+        o = NULL;
+        ck_assert_int_eq(proto_info_encode(&(ProtoInfo) { .vendor = "v", .product = "p", .version = "1" }, &o), -EINVAL);
+        ck_assert_ptr_null(o);
+}
+END_TEST
+
+START_TEST(test_empty_request_decode) {
+        _cleanup_(json_object_putp) struct json_object *empty = NULL, *one = NULL;
+        const char *parameter = NULL;
+
+        empty = parse("{}");
+        one = parse("{\"pid\":1}");
+        ck_assert_int_eq(proto_empty_request_decode(NULL, &parameter), 0);
+        ck_assert_int_eq(proto_empty_request_decode(empty, &parameter), 0);
+        ck_assert_ptr_null(parameter);
+        ck_assert_int_eq(proto_empty_request_decode(one, &parameter), -EINVAL);
+        ck_assert_str_eq(parameter, "pid");
+}
+END_TEST
+
+/* --- GetInterfaceDescription --------------------------------------------- */
+
+static const struct {
+        const char *parameters;
+        int r;
+        const char *parameter;
+} description_vectors[] = {
+        { "{\"interface\":\"io.vmaq\"}",                0,              NULL },
+        { "{\"interface\":\"org.varlink.service\"}",    0,              NULL },
+        { "{\"interface\":\"org.example\"}",            -EADDRNOTAVAIL, NULL },
+        { "{\"interface\":\"io.vmaq.Normalize\"}",      -EADDRNOTAVAIL, NULL },
+        { "{\"interface\":\"\"}",                       -EADDRNOTAVAIL, NULL },
+        { "{\"interface\":\"IO.VMAQ\"}",                -EADDRNOTAVAIL, NULL },
+        { "{}",                                         -EINVAL,        "interface" },
+        { "{\"interface\":1}",                          -EINVAL,        "interface" },
+        { "{\"interface\":null}",                       -EINVAL,        "interface" },
+        { "{\"interface\":[\"io.vmaq\"]}",              -EINVAL,        "interface" },
+        { "{\"interface\":\"io.vmaq\",\"x\":1}",        -EINVAL,        "x" },
+};
+
+START_TEST(test_interface_description) {
+        _cleanup_(json_object_putp) struct json_object *p = NULL, *o = NULL;
+        const char *parameter = NULL;
+        int r;
+
+        p = parse(description_vectors[_i].parameters);
+        r = proto_interface_description_encode(p, &o, &parameter);
+        ck_assert_msg(r == description_vectors[_i].r, "%s: %d", description_vectors[_i].parameters, r);
+        if (description_vectors[_i].parameter)
+                ck_assert_str_eq(parameter, description_vectors[_i].parameter);
+        if (r < 0) {
+                ck_assert_ptr_null(o);
+                return;
+        }
+
+        ck_assert_int_eq(json_object_object_length(o), 1);
+        if (_i == 0)
+                ck_assert_str_eq(json_object_get_string(json_object_object_get(o, "description")),
+                                 proto_vmaq_interface_description);
+        else {
+                const char *d = json_object_get_string(json_object_object_get(o, "description"));
+
+                ck_assert_ptr_nonnull(strstr(d, "\ninterface org.varlink.service\n"));
+                ck_assert_ptr_nonnull(strstr(d, "\nmethod GetInfo() -> (\n"));
+                ck_assert_ptr_nonnull(strstr(d, "\nmethod GetInterfaceDescription(interface: string) -> (description: string)\n"));
+                ck_assert_ptr_nonnull(strstr(d, "\nerror InterfaceNotFound (interface: string)\n"));
+                ck_assert_ptr_nonnull(strstr(d, "\nerror MethodNotFound (method: string)\n"));
+                ck_assert_ptr_nonnull(strstr(d, "\nerror MethodNotImplemented (method: string)\n"));
+                ck_assert_ptr_nonnull(strstr(d, "\nerror InvalidParameter (parameter: string)\n"));
+        }
+}
+END_TEST
+
+/* The embedded proto/io.vmaq.varlink declares every method and error vmaqd uses. */
+START_TEST(test_embedded_description) {
+        const char *d = proto_vmaq_interface_description;
+
+        ck_assert(d[0] == '#' || strncmp(d, "interface io.vmaq\n", 18) == 0);
+        ck_assert(strncmp(d, "interface io.vmaq\n", 18) == 0 || strstr(d, "\ninterface io.vmaq\n"));
+        ck_assert_int_eq(d[strlen(d) - 1], '\n');
+
+        for (ProtoMethod m = 0; m < _PROTO_METHOD_MAX; m++) {
+                const char *name = proto_method_to_string(m);
+                _cleanup_free_ char *decl = NULL;
+
+                if (strncmp(name, VMAQ_INTERFACE ".", strlen(VMAQ_INTERFACE) + 1) != 0)
+                        continue;
+                ck_assert_int_ge(asprintf(&decl, "\nmethod %s(", name + strlen(VMAQ_INTERFACE) + 1), 0);
+                ck_assert_msg(strstr(d, decl), "%s missing", name);
+        }
+
+        for (ProtoError e = 0; e < _PROTO_ERROR_MAX; e++) {
+                const char *name = proto_error_to_string(e);
+                _cleanup_free_ char *decl = NULL;
+
+                if (strncmp(name, VMAQ_INTERFACE ".", strlen(VMAQ_INTERFACE) + 1) != 0)
+                        continue;
+                ck_assert_int_ge(asprintf(&decl, "\nerror %s (", name + strlen(VMAQ_INTERFACE) + 1), 0);
+                ck_assert_msg(strstr(d, decl), "%s missing", name);
+        }
+}
+END_TEST
+
+static Suite *proto_suite(void) {
+        Suite *s = suite_create("proto");
+        TCase *tc;
+
+        tc = tcase_create("call-parse-valid");
+        tcase_add_loop_test(tc, test_call_parse_valid, 0, ELEMENTSOF(call_valid_vectors));
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("call-parse-invalid");
+        tcase_add_loop_test(tc, test_call_parse_invalid, 0, ELEMENTSOF(call_invalid_vectors));
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("call-parse-depth");
+        tcase_add_test(tc, test_call_parse_depth);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("json-numbers");
+        tcase_add_loop_test(tc, test_json_numbers, 0, ELEMENTSOF(number_vectors));
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("names");
+        tcase_add_loop_test(tc, test_names, 0, ELEMENTSOF(qualified_name_vectors));
+        tcase_add_test(tc, test_names_parts);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("method-lookup");
+        tcase_add_loop_test(tc, test_method_lookup, 0, ELEMENTSOF(method_vectors));
+        tcase_add_test(tc, test_method_strings);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("error-table");
+        tcase_add_loop_test(tc, test_error_names, 0, ELEMENTSOF(error_name_vectors));
+        tcase_add_loop_test(tc, test_error_from_errno, 0, ELEMENTSOF(errno_vectors));
+        tcase_add_test(tc, test_error_out_of_range);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("error-format");
+        tcase_add_loop_test(tc, test_error_format, 0, ELEMENTSOF(error_format_vectors));
+        tcase_add_test(tc, test_error_format_edge);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("reply-format");
+        tcase_add_test(tc, test_reply_format);
+        tcase_add_test(tc, test_reply_format_invalid);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("normalize-addresses");
+        tcase_add_loop_test(tc, test_normalize_addresses, 0, ELEMENTSOF(address_vectors));
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("normalize-decode");
+        tcase_add_loop_test(tc, test_normalize_decode, 0, ELEMENTSOF(normalize_vectors));
+        tcase_add_test(tc, test_normalize_decode_limit);
+        tcase_add_test(tc, test_normalize_decode_no_parameters);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("normalize-request-encode");
+        tcase_add_test(tc, test_normalize_request_encode);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("normalize-reply-encode");
+        tcase_add_test(tc, test_normalize_reply_encode);
+        tcase_add_test(tc, test_normalize_reply_empty);
+        tcase_add_test(tc, test_normalize_reply_u64);
+        tcase_add_test(tc, test_normalize_reply_invalid);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("list-mappings");
+        tcase_add_loop_test(tc, test_list_mappings_decode, 0, ELEMENTSOF(list_mappings_vectors));
+        tcase_add_test(tc, test_list_mappings_encode);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("status-info");
+        tcase_add_test(tc, test_status_encode);
+        tcase_add_test(tc, test_info_encode);
+        tcase_add_test(tc, test_empty_request_decode);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("interface-description");
+        tcase_add_loop_test(tc, test_interface_description, 0, ELEMENTSOF(description_vectors));
+        tcase_add_test(tc, test_embedded_description);
+        suite_add_tcase(s, tc);
+
+        return s;
+}
+
+int main(void) {
+        return check_run(proto_suite());
+}
