@@ -104,7 +104,7 @@ static int connection_process(Connection *c) {
         int r = 0;
 
         while (!c->closing && connection_pending_output(c) < OUTPUT_HIGH_WATER) {
-                char *nul = memchr(c->in + start, '\0', c->in_size - start);
+                char *nul = c->in_size > start ? memchr(c->in + start, '\0', c->in_size - start) : NULL;
                 size_t len;
 
                 if (!nul)
@@ -167,7 +167,7 @@ static int connection_update_events(Connection *c) {
         if (!c->closing && !c->eof && !c->draining && connection_pending_output(c) < OUTPUT_HIGH_WATER)
                 events |= EPOLLIN;
         /* Received requests still to answer once the output has room. */
-        if (c->draining && !c->closing && memchr(c->in, '\0', c->in_size))
+        if (c->draining && !c->closing && c->in_size > 0 && memchr(c->in, '\0', c->in_size))
                 events |= EPOLLOUT;
         if (connection_pending_output(c) > 0)
                 events |= EPOLLOUT;

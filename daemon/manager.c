@@ -419,16 +419,8 @@ int manager_acquire_proc(Manager *m, Connection *c, pid_t pid, Proc **ret) {
 }
 
 int manager_recheck_proc(Manager *m, Connection *c, Proc *p) {
-        int r;
-
         if (c->privileged)
                 return 0;
 
-        r = policy_check_target(proc_dir_fd(p), c->cred.uid);
-        if (r == -EACCES) {
-                m->denied++;
-                log_notice(m->log_level, "Denied client pid %d uid %u access to pid %d.",
-                           (int) c->cred.pid, (unsigned) c->cred.uid, (int) proc_pid(p));
-        }
-        return r;
+        return policy_check_target(proc_dir_fd(p), c->cred.uid);
 }

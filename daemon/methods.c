@@ -41,9 +41,9 @@ static int call_error(Call *call, ProtoError e, const ProtoErrorDetails *details
         size_t size;
         int r;
 
-        call->manager->errors++;
         if (call->varlink->oneway)
                 return 0;
+        call->manager->errors++;
         r = proto_error_format(e, details, &msg, &size);
         if (r < 0)
                 return r;
@@ -59,6 +59,12 @@ static int call_error_errno(Call *call, int error, pid_t pid, const Proc *p) {
                 e = proto_error_from_errno(error);
         if (e == PROTO_ERROR_INTERNAL)
                 log_warning_errno(call->manager->log_level, error, "Request about pid %d failed: %m", (int) pid);
+        if (e == PROTO_ERROR_PERMISSION_DENIED) {
+                /* By policy, or because the daemon itself may not read it: logged once, here. */
+                call->manager->denied++;
+                log_notice(call->manager->log_level, "Denied client pid %d uid %u access to pid %d.",
+                           (int) call->connection->cred.pid, (unsigned) call->connection->cred.uid, (int) pid);
+        }
 
         return call_error(call, e, &(ProtoErrorDetails) {
                         .pid = pid,
