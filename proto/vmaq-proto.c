@@ -5,10 +5,12 @@
  * each method's parameters and replies as json-c objects.
  */
 
+#include <assert.h>
 #include <errno.h>
 #include <json-c/json.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -863,5 +865,658 @@ int proto_status_encode(const ProtoStatus *status, struct json_object **ret) {
                 return r;
 
         *ret = TAKE_PTR(o);
+        return 0;
+}
+
+/* --- the client's side -------------------------------------------------- */
+
+int proto_call_format(ProtoMethod m, struct json_object *parameters, char **ret, size_t *ret_size) {
+        _cleanup_(json_object_putp) struct json_object *p = parameters;
+        _cleanup_(json_object_putp) struct json_object *o = NULL;
+        const char *name = proto_method_to_string(m), *text;
+        size_t len;
+        char *s;
+        int r;
+
+        if (!name)
+                return -EINVAL;
+        if (p && !json_object_is_type(p, json_type_object))
+                return -EINVAL;
+        if (!p) {
+                p = json_object_new_object();
+                if (!p)
+                        return -ENOMEM;
+        }
+
+        o = json_object_new_object();
+        if (!o)
+                return -ENOMEM;
+        r = add_string(o, "method", name);
+        if (r >= 0)
+                r = add(o, "parameters", TAKE_PTR(p));
+        if (r < 0)
+                return r;
+
+        text = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+        if (!text)
+                return -ENOMEM;
+        s = malloc(len + 1);
+        if (!s)
+                return -ENOMEM;
+        memcpy(s, text, len + 1);
+
+        *ret = s;
+        *ret_size = len + 1;
+        return 0;
+}
+
+int proto_list_mappings_request_encode(const ProtoListMappingsRequest *req, struct json_object **ret) {
+        _cleanup_(json_object_putp) struct json_object *o = NULL;
+        int r;
+
+        o = json_object_new_object();
+        if (!o)
+                return -ENOMEM;
+
+        r = add_int(o, "pid", (int) req->pid);
+        if (r >= 0)
+                r = add_bool(o, "exec_only", req->exec_only);
+        if (r >= 0)
+                r = add_bool(o, "build_ids", req->build_ids);
+        if (r >= 0 && req->pin)
+                r = add_u64(o, "start_time", req->start_time);
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(o);
+        return 0;
+}
+
+static void set_field(const char **ret_field, const char *name) {
+        if (ret_field)
+                *ret_field = name;
+}
+
+/*
+ * Fill @target from the reply object @o (NULL: {}) as @fields say, in the
+ * order of @fields. Unlike dispatch_fields(), keys not in @fields are
+ * ignored: a later daemon may add some.
+ */
+static int dispatch_reply_fields(struct json_object *o, const Field *fields, size_t n_fields, void *target,
+                                 const char **ret_field) {
+        if (o && !json_object_is_type(o, json_type_object)) {
+                set_field(ret_field, "parameters");
+                return -EBADMSG;
+        }
+
+        for (size_t i = 0; i < n_fields; i++) {
+                struct json_object *v = NULL;
+
+                if (!o || !json_object_object_get_ex(o, fields[i].name, &v)) {
+                        if (fields[i].required) {
+                                set_field(ret_field, fields[i].name);
+                                return -EBADMSG;
+                        }
+                        continue;
+                }
+                if (fields[i].parse(v, (uint8_t *) target + fields[i].offset) < 0) {
+                        set_field(ret_field, fields[i].name);
+                        return -EBADMSG;
+                }
+        }
+
+        return 0;
+}
+
+static int field_u32(struct json_object *v, void *p) {
+        uint64_t u;
+
+        if (json_get_u64(v, &u) < 0 || u > UINT32_MAX)
+                return -EINVAL;
+        *(uint32_t *) p = (uint32_t) u;
+        return 0;
+}
+
+static int field_int(struct json_object *v, void *p) {
+        uint64_t u;
+
+        if (json_get_u64(v, &u) < 0 || u > INT32_MAX)
+                return -EINVAL;
+        *(int *) p = (int) u;
+        return 0;
+}
+
+/* The bytes go to storage the caller provides; len 0 for null. */
+typedef struct BuildIdTarget {
+        uint8_t *bytes;                 /* VMAQ_BUILD_ID_MAX of them */
+        size_t len;
+} BuildIdTarget;
+
+static int unhex(char c) {
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        return -EINVAL;         /* uppercase too: the protocol sends lowercase */
+}
+
+static int field_build_id(struct json_object *v, void *p) {
+        BuildIdTarget *t = p;
+        const char *s;
+        size_t n;
+
+        if (json_object_is_type(v, json_type_null)) {
+                t->len = 0;
+                return 0;
+        }
+        if (json_get_string(v, &s) < 0)
+                return -EINVAL;
+        n = strlen(s);
+        if (n == 0 || n % 2 != 0 || n > 2 * VMAQ_BUILD_ID_MAX)
+                return -EINVAL;
+        for (size_t i = 0; i < n; i += 2) {
+                int hi = unhex(s[i]), lo = unhex(s[i + 1]);
+
+                if (hi < 0 || lo < 0)
+                        return -EINVAL;
+                t->bytes[i / 2] = (uint8_t) (hi << 4 | lo);
+        }
+        t->len = n / 2;
+        return 0;
+}
+
+static int field_array(struct json_object *v, void *p) {
+        if (!json_object_is_type(v, json_type_array))
+                return -EINVAL;
+        *(struct json_object **) p = v;
+        return 0;
+}
+
+static int field_object(struct json_object *v, void *p) {
+        if (!json_object_is_type(v, json_type_object))
+                return -EINVAL;
+        *(struct json_object **) p = v;
+        return 0;
+}
+
+/* A string of @set, returned as the constant of @set (outlives the JSON). */
+static const char *string_pick(const char *s, const char *const *set, size_t n) {
+        for (size_t i = 0; s && i < n; i++)
+                if (strcmp(s, set[i]) == 0)
+                        return set[i];
+        return NULL;
+}
+
+int proto_reply_split(struct json_object *message, const char **ret_error, struct json_object **ret_parameters,
+                      const char **ret_field) {
+        struct json_object *parameters = NULL;
+        const char *error = NULL;
+
+        if (!json_object_is_type(message, json_type_object)) {
+                set_field(ret_field, "message");
+                return -EBADMSG;
+        }
+
+        json_object_object_foreach(message, key, value) {
+                if (strcmp(key, "parameters") == 0) {
+                        if (!json_object_is_type(value, json_type_object)) {
+                                set_field(ret_field, "parameters");
+                                return -EBADMSG;
+                        }
+                        parameters = value;
+                } else if (strcmp(key, "error") == 0) {
+                        if (json_get_string(value, &error) < 0 || !varlink_qualified_name_is_valid(error)) {
+                                set_field(ret_field, "error");
+                                return -EBADMSG;
+                        }
+                } else if (strcmp(key, "continues") == 0) {
+                        /* We never ask for "more": a stream of replies is not ours to read. */
+                        if (!json_object_is_type(value, json_type_boolean) || json_object_get_boolean(value)) {
+                                set_field(ret_field, "continues");
+                                return -EBADMSG;
+                        }
+                } else {
+                        set_field(ret_field, "message");
+                        return -EBADMSG;
+                }
+        }
+
+        *ret_error = error;
+        *ret_parameters = parameters;
+        return 0;
+}
+
+static void error_reply_describe(ProtoErrorReply *e) {
+        const ProtoErrorDetails *d = &e->details;
+        char what[sizeof(e->message)];
+
+        switch (e->error) {
+        case PROTO_ERROR_INTERFACE_NOT_FOUND:
+                snprintf(what, sizeof(what), "interface not found: '%s'", d->interface);
+                break;
+        case PROTO_ERROR_METHOD_NOT_FOUND:
+                snprintf(what, sizeof(what), "method not found: '%s'", d->method);
+                break;
+        case PROTO_ERROR_METHOD_NOT_IMPLEMENTED:
+                snprintf(what, sizeof(what), "method not implemented: '%s'", d->method);
+                break;
+        case PROTO_ERROR_INVALID_PARAMETER:
+                snprintf(what, sizeof(what), "invalid parameter: '%s'", d->parameter);
+                break;
+        case PROTO_ERROR_INVALID_MESSAGE:
+                snprintf(what, sizeof(what), "invalid message: %s", d->reason);
+                break;
+        case PROTO_ERROR_REQUEST_TOO_LARGE:
+                if (d->parameter)
+                        snprintf(what, sizeof(what), "request too large: more '%s' than the limit of %llu",
+                                 d->parameter, (unsigned long long) d->limit);
+                else
+                        snprintf(what, sizeof(what), "request too large: over the limit of %llu bytes",
+                                 (unsigned long long) d->limit);
+                break;
+        case PROTO_ERROR_NO_SUCH_PROCESS:
+                snprintf(what, sizeof(what), "no such process: pid %d", (int) d->pid);
+                break;
+        case PROTO_ERROR_NO_ADDRESS_SPACE:
+                snprintf(what, sizeof(what), "process has no address space: pid %d", (int) d->pid);
+                break;
+        case PROTO_ERROR_PERMISSION_DENIED:
+                snprintf(what, sizeof(what), "permission denied: pid %d", (int) d->pid);
+                break;
+        case PROTO_ERROR_PROCESS_CHANGED:
+                snprintf(what, sizeof(what), "process changed: pid %d now has start time %llu", (int) d->pid,
+                         (unsigned long long) d->start_time);
+                break;
+        case PROTO_ERROR_FOREIGN_PID_NAMESPACE:
+                snprintf(what, sizeof(what), "client in another pid namespace than the daemon");
+                break;
+        case PROTO_ERROR_INTERNAL:
+                snprintf(what, sizeof(what), "internal error of the daemon: errno %d", d->error);
+                break;
+        default:
+                snprintf(what, sizeof(what), "unknown error");
+                break;
+        }
+
+        /* Cut what it takes to keep the name readable. */
+        snprintf(e->message, sizeof(e->message), "%.*s (%s)",
+                 (int) MIN(strlen(what), sizeof(e->message) / 2), what, e->name);
+}
+
+int proto_error_reply_decode(const char *name, struct json_object *parameters, ProtoErrorReply *ret,
+                             const char **ret_field) {
+        ProtoErrorReply e = {
+                .name = name,
+                .error = proto_error_from_string(name),
+        };
+        Field fields[8];
+        size_t n = 0;
+        unsigned f;
+        int r;
+
+        if (!name || !varlink_qualified_name_is_valid(name)) {
+                set_field(ret_field, "error");
+                return -EBADMSG;
+        }
+
+        if (e.error < 0) {
+                /* Not ours to interpret: only its name is told. */
+                e.error_errno = -EPROTO;
+                error_reply_describe(&e);
+                *ret = e;
+                return 0;
+        }
+
+        f = proto_error_table[e.error].fields;
+        if (f & FIELD_INTERFACE)
+                fields[n++] = (Field) { "interface", field_string, offsetof(ProtoErrorDetails, interface), true };
+        if (f & FIELD_METHOD)
+                fields[n++] = (Field) { "method", field_string, offsetof(ProtoErrorDetails, method), true };
+        if (f & (FIELD_PARAMETER | FIELD_PARAMETER_OPTIONAL))
+                fields[n++] = (Field) { "parameter", field_string, offsetof(ProtoErrorDetails, parameter),
+                                        f & FIELD_PARAMETER };
+        if (f & FIELD_REASON)
+                fields[n++] = (Field) { "reason", field_string, offsetof(ProtoErrorDetails, reason), true };
+        if (f & FIELD_PID)
+                fields[n++] = (Field) { "pid", field_pid, offsetof(ProtoErrorDetails, pid), true };
+        if (f & FIELD_START_TIME)
+                fields[n++] = (Field) { "start_time", field_u64, offsetof(ProtoErrorDetails, start_time), true };
+        if (f & FIELD_LIMIT)
+                fields[n++] = (Field) { "limit", field_u64, offsetof(ProtoErrorDetails, limit), true };
+        if (f & FIELD_ERRNO)
+                fields[n++] = (Field) { "errno", field_int, offsetof(ProtoErrorDetails, error), true };
+
+        r = dispatch_reply_fields(parameters, fields, n, &e.details, ret_field);
+        if (r < 0)
+                return r;
+
+        e.error_errno = proto_error_to_errno(e.error);
+        error_reply_describe(&e);
+        *ret = e;
+        return 0;
+}
+
+typedef struct ModuleTarget {
+        ProtoModule m;
+        BuildIdTarget id;
+} ModuleTarget;
+
+static int module_decode(struct json_object *o, ProtoModule *ret, uint8_t *id_storage, const char **ret_field) {
+        static const Field fields[] = {
+                { "path",      field_string,   offsetof(ModuleTarget, m.path),      true  },
+                { "build_id",  field_build_id, offsetof(ModuleTarget, id),          true  },
+                { "deleted",   field_bool,     offsetof(ModuleTarget, m.deleted),   true  },
+                { "vdso",      field_bool,     offsetof(ModuleTarget, m.vdso),      true  },
+                { "map_files", field_string,   offsetof(ModuleTarget, m.map_files), false },
+                { "dev_major", field_u32,      offsetof(ModuleTarget, m.dev_major), true  },
+                { "dev_minor", field_u32,      offsetof(ModuleTarget, m.dev_minor), true  },
+                { "inode",     field_u64,      offsetof(ModuleTarget, m.inode),     true  },
+        };
+        ModuleTarget t = { .id.bytes = id_storage };
+        int r;
+
+        if (!json_object_is_type(o, json_type_object)) {
+                set_field(ret_field, "modules");
+                return -EBADMSG;
+        }
+        r = dispatch_reply_fields(o, fields, ELEMENTSOF(fields), &t, ret_field);
+        if (r < 0)
+                return r;
+
+        t.m.build_id = t.id.len > 0 ? id_storage : NULL;
+        t.m.build_id_len = t.id.len;
+        *ret = t.m;
+        return 0;
+}
+
+typedef struct ResultTarget {
+        uint32_t module;
+        uint64_t offset;
+        const char *unknown;
+} ResultTarget;
+
+static int result_decode(struct json_object *o, size_t n_modules, ProtoResult *ret, const char **ret_field) {
+        static const char *const unknown_kinds[] = { "unmapped", "anonymous", "special" };
+        static const Field fields[] = {
+                { "module",  field_u32,    offsetof(ResultTarget, module),  false },
+                { "offset",  field_u64,    offsetof(ResultTarget, offset),  false },
+                { "unknown", field_string, offsetof(ResultTarget, unknown), false },
+        };
+        ResultTarget t = {};
+        bool has_module, has_offset;
+        int r;
+
+        if (!json_object_is_type(o, json_type_object)) {
+                set_field(ret_field, "results");
+                return -EBADMSG;
+        }
+        r = dispatch_reply_fields(o, fields, ELEMENTSOF(fields), &t, ret_field);
+        if (r < 0)
+                return r;
+
+        has_module = json_object_object_get_ex(o, "module", NULL);
+        has_offset = json_object_object_get_ex(o, "offset", NULL);
+        if (t.unknown) {
+                /* One or the other: a result with both would be ambiguous. */
+                if (has_module || has_offset) {
+                        set_field(ret_field, "unknown");
+                        return -EBADMSG;
+                }
+                *ret = (ProtoResult) {
+                        .unknown = string_pick(t.unknown, unknown_kinds, ELEMENTSOF(unknown_kinds)),
+                };
+                if (!ret->unknown) {
+                        set_field(ret_field, "unknown");
+                        return -EBADMSG;
+                }
+                return 0;
+        }
+
+        if (!has_module || t.module >= n_modules) {
+                set_field(ret_field, "module");
+                return -EBADMSG;
+        }
+        if (!has_offset) {
+                set_field(ret_field, "offset");
+                return -EBADMSG;
+        }
+        *ret = (ProtoResult) {
+                .module = t.module,
+                .offset = t.offset,
+        };
+        return 0;
+}
+
+/* An array of @n structs of @size bytes, followed by n build IDs; NULL when n is 0. */
+static int alloc_with_build_ids(size_t n, size_t size, void **ret) {
+        if (n == 0) {
+                *ret = NULL;
+                return 0;
+        }
+        if (size > SIZE_MAX - VMAQ_BUILD_ID_MAX)
+                return -ENOMEM;
+        *ret = calloc(n, size + VMAQ_BUILD_ID_MAX);
+        return *ret ? 0 : -ENOMEM;
+}
+
+int proto_normalize_reply_decode(struct json_object *parameters, ProtoNormalizeReply *ret, const char **ret_field) {
+        static const Field fields[] = {
+                { "pid",        field_pid,   offsetof(ProtoNormalizeReply, pid),        true },
+                { "start_time", field_u64,   offsetof(ProtoNormalizeReply, start_time), true },
+        };
+        struct json_object *modules_json = NULL, *results_json = NULL;
+        const Field array_fields[] = {
+                { "modules", field_array, 0, true },
+        }, results_fields[] = {
+                { "results", field_array, 0, true },
+        };
+        _cleanup_free_ ProtoModule *modules = NULL;
+        _cleanup_free_ ProtoResult *results = NULL;
+        ProtoNormalizeReply reply = {};
+        uint8_t *ids;
+        size_t n_modules, n_results;
+        int r;
+
+        r = dispatch_reply_fields(parameters, fields, ELEMENTSOF(fields), &reply, ret_field);
+        if (r < 0)
+                return r;
+        r = dispatch_reply_fields(parameters, array_fields, 1, &modules_json, ret_field);
+        if (r < 0)
+                return r;
+        r = dispatch_reply_fields(parameters, results_fields, 1, &results_json, ret_field);
+        if (r < 0)
+                return r;
+
+        n_modules = json_object_array_length(modules_json);
+        r = alloc_with_build_ids(n_modules, sizeof(ProtoModule), (void **) &modules);
+        if (r < 0)
+                return r;
+        ids = (uint8_t *) (modules + n_modules);
+        for (size_t i = 0; i < n_modules; i++) {
+                r = module_decode(json_object_array_get_idx(modules_json, i), &modules[i],
+                                  ids + i * VMAQ_BUILD_ID_MAX, ret_field);
+                if (r < 0)
+                        return r;
+        }
+
+        n_results = json_object_array_length(results_json);
+        if (n_results > 0) {
+                results = calloc(n_results, sizeof(ProtoResult));
+                if (!results)
+                        return -ENOMEM;
+        }
+        for (size_t i = 0; i < n_results; i++) {
+                r = result_decode(json_object_array_get_idx(results_json, i), n_modules, &results[i], ret_field);
+                if (r < 0)
+                        return r;
+        }
+
+        reply.n_modules = n_modules;
+        reply.modules = TAKE_PTR(modules);
+        reply.n_results = n_results;
+        reply.results = TAKE_PTR(results);
+        *ret = reply;
+        return 0;
+}
+
+void proto_normalize_reply_done(ProtoNormalizeReply *reply) {
+        if (!reply)
+                return;
+        /* Allocated by proto_normalize_reply_decode(): const only to readers. */
+        free((void *) reply->modules);
+        free((void *) reply->results);
+        reply->modules = NULL;
+        reply->results = NULL;
+        reply->n_modules = reply->n_results = 0;
+}
+
+static bool perms_is_valid(const char *p) {
+        return strlen(p) == 4 && strchr("r-", p[0]) && strchr("w-", p[1]) && strchr("x-", p[2]) &&
+               strchr("ps", p[3]);
+}
+
+typedef struct MappingTarget {
+        ProtoMapping m;
+        BuildIdTarget id;
+} MappingTarget;
+
+static int mapping_decode(struct json_object *o, ProtoMapping *ret, uint8_t *id_storage, const char **ret_field) {
+        static const char *const kinds[] = { "file", "anonymous", "special", "vdso" };
+        static const Field fields[] = {
+                { "start",     field_u64,      offsetof(MappingTarget, m.start),     true  },
+                { "end",       field_u64,      offsetof(MappingTarget, m.end),       true  },
+                { "perms",     field_string,   offsetof(MappingTarget, m.perms),     true  },
+                { "offset",    field_u64,      offsetof(MappingTarget, m.offset),    true  },
+                { "dev_major", field_u32,      offsetof(MappingTarget, m.dev_major), true  },
+                { "dev_minor", field_u32,      offsetof(MappingTarget, m.dev_minor), true  },
+                { "inode",     field_u64,      offsetof(MappingTarget, m.inode),     true  },
+                { "path",      field_string,   offsetof(MappingTarget, m.path),      false },
+                { "kind",      field_string,   offsetof(MappingTarget, m.kind),      true  },
+                { "deleted",   field_bool,     offsetof(MappingTarget, m.deleted),   true  },
+                { "build_id",  field_build_id, offsetof(MappingTarget, id),          true  },
+        };
+        MappingTarget t = { .id.bytes = id_storage };
+        int r;
+
+        if (!json_object_is_type(o, json_type_object)) {
+                set_field(ret_field, "mappings");
+                return -EBADMSG;
+        }
+        r = dispatch_reply_fields(o, fields, ELEMENTSOF(fields), &t, ret_field);
+        if (r < 0)
+                return r;
+
+        if (!perms_is_valid(t.m.perms)) {
+                set_field(ret_field, "perms");
+                return -EBADMSG;
+        }
+        t.m.kind = string_pick(t.m.kind, kinds, ELEMENTSOF(kinds));
+        if (!t.m.kind) {
+                set_field(ret_field, "kind");
+                return -EBADMSG;
+        }
+        t.m.build_id = t.id.len > 0 ? id_storage : NULL;
+        t.m.build_id_len = t.id.len;
+        *ret = t.m;
+        return 0;
+}
+
+int proto_list_mappings_reply_decode(struct json_object *parameters, ProtoListMappingsReply *ret,
+                                     const char **ret_field) {
+        struct json_object *array = NULL;
+        const Field fields[] = {
+                { "pid",        field_pid,   offsetof(ProtoListMappingsReply, pid),        true },
+                { "start_time", field_u64,   offsetof(ProtoListMappingsReply, start_time), true },
+        }, array_fields[] = {
+                { "mappings",   field_array, 0,                                            true },
+        };
+        _cleanup_free_ ProtoMapping *mappings = NULL;
+        ProtoListMappingsReply reply = {};
+        uint8_t *ids;
+        size_t n;
+        int r;
+
+        r = dispatch_reply_fields(parameters, fields, ELEMENTSOF(fields), &reply, ret_field);
+        if (r < 0)
+                return r;
+        r = dispatch_reply_fields(parameters, array_fields, 1, &array, ret_field);
+        if (r < 0)
+                return r;
+
+        n = json_object_array_length(array);
+        r = alloc_with_build_ids(n, sizeof(ProtoMapping), (void **) &mappings);
+        if (r < 0)
+                return r;
+        ids = (uint8_t *) (mappings + n);
+        for (size_t i = 0; i < n; i++) {
+                r = mapping_decode(json_object_array_get_idx(array, i), &mappings[i], ids + i * VMAQ_BUILD_ID_MAX,
+                                   ret_field);
+                if (r < 0)
+                        return r;
+        }
+
+        reply.n_mappings = n;
+        reply.mappings = TAKE_PTR(mappings);
+        *ret = reply;
+        return 0;
+}
+
+void proto_list_mappings_reply_done(ProtoListMappingsReply *reply) {
+        if (!reply)
+                return;
+        free((void *) reply->mappings);
+        reply->mappings = NULL;
+        reply->n_mappings = 0;
+}
+
+/* {"size", "max", "hits", "misses"} into four consecutive uint64_t. */
+static int field_cache_status(struct json_object *v, void *p) {
+        static const Field fields[] = {
+                { "size",   field_u64, 0 * sizeof(uint64_t), true },
+                { "max",    field_u64, 1 * sizeof(uint64_t), true },
+                { "hits",   field_u64, 2 * sizeof(uint64_t), true },
+                { "misses", field_u64, 3 * sizeof(uint64_t), true },
+        };
+        struct json_object *o = NULL;
+
+        if (field_object(v, &o) < 0)
+                return -EINVAL;
+        return dispatch_reply_fields(o, fields, ELEMENTSOF(fields), p, NULL) < 0 ? -EINVAL : 0;
+}
+
+int proto_status_decode(struct json_object *parameters, ProtoStatus *ret, const char **ret_field) {
+        static const char *const backends[] = { "ioctl", "text" };
+        static const Field fields[] = {
+                { "version",         field_string,       offsetof(ProtoStatus, version),             true },
+                { "backend",         field_string,       offsetof(ProtoStatus, backend),             true },
+                { "uptime_usec",     field_u64,          offsetof(ProtoStatus, uptime_usec),         true },
+                { "connections",     field_u64,          offsetof(ProtoStatus, connections),         true },
+                { "connections_max", field_u64,          offsetof(ProtoStatus, connections_max),     true },
+                { "proc_cache",      field_cache_status, offsetof(ProtoStatus, proc_cache_size),     true },
+                { "build_id_cache",  field_cache_status, offsetof(ProtoStatus, build_id_cache_size), true },
+                { "requests",        field_u64,          offsetof(ProtoStatus, requests),            true },
+                { "errors",          field_u64,          offsetof(ProtoStatus, errors),              true },
+                { "denied",          field_u64,          offsetof(ProtoStatus, denied),              true },
+        };
+        ProtoStatus s = {};
+        int r;
+
+        /* field_cache_status() relies on the layout. */
+        static_assert(offsetof(ProtoStatus, proc_cache_misses) ==
+                      offsetof(ProtoStatus, proc_cache_size) + 3 * sizeof(uint64_t), "ProtoStatus layout");
+        static_assert(offsetof(ProtoStatus, build_id_cache_misses) ==
+                      offsetof(ProtoStatus, build_id_cache_size) + 3 * sizeof(uint64_t), "ProtoStatus layout");
+
+        r = dispatch_reply_fields(parameters, fields, ELEMENTSOF(fields), &s, ret_field);
+        if (r < 0)
+                return r;
+
+        s.backend = string_pick(s.backend, backends, ELEMENTSOF(backends));
+        if (!s.backend) {
+                set_field(ret_field, "backend");
+                return -EBADMSG;
+        }
+
+        *ret = s;
         return 0;
 }

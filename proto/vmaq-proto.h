@@ -282,3 +282,100 @@ int proto_empty_request_decode(struct json_object *parameters, const char **ret_
  * Errors: -EINVAL a NULL version, or backend not "ioctl" or "text"; -ENOMEM.
  */
 int proto_status_encode(const ProtoStatus *status, struct json_object **ret);
+
+/* --- the client's side: calls and replies ------------------------------------ */
+
+/*
+ * Format a call {"method": <m>, "parameters": @parameters} into a newly
+ * allocated buffer, NUL-terminated as on the wire: *ret_size counts the
+ * NUL. Takes ownership of @parameters (NULL means {}), also on failure.
+ * Errors: -EINVAL @m out of range or @parameters not an object; -ENOMEM.
+ */
+int proto_call_format(ProtoMethod m, struct json_object *parameters, char **ret, size_t *ret_size);
+
+/* The ListMappings parameters: "pid", "exec_only", "build_ids" always, "start_time" when @req->pin. */
+int proto_list_mappings_request_encode(const ProtoListMappingsRequest *req, struct json_object **ret);
+
+/*
+ * The reply decoders below take what varlink_json_parse() returned and
+ * share these rules. Types and ranges are checked as for requests
+ * (integers exactly over 0..2^64-1, never floats, strings or negative;
+ * pids 1..INT32_MAX; dev_major/dev_minor and module indexes 32 bits);
+ * required fields must be present. Fields the daemon may add in a later
+ * version are ignored: Varlink lets a service extend its replies. Strings
+ * are referenced, not copied: they point into the JSON, which must outlive
+ * the decoded struct. On failure *ret_field (may be NULL) names the bad or
+ * missing field, a constant string. *ret is written only on success.
+ */
+
+/*
+ * Split a whole reply message: an object with "parameters" (object,
+ * optional), "error" (an "interface.Name" string, optional) and
+ * "continues" (a boolean, which must be false: vmaqd never streams), and
+ * no other key. *ret_error is the error name or NULL for a reply;
+ * *ret_parameters is borrowed from @message, NULL when absent (= {}).
+ * Errors: -EBADMSG.
+ */
+int proto_reply_split(struct json_object *message, const char **ret_error, struct json_object **ret_parameters,
+                      const char **ret_field);
+
+typedef struct ProtoErrorReply {
+        const char *name;                       /* the Varlink error name, as received */
+        ProtoError error;                       /* _PROTO_ERROR_INVALID: not one of the table */
+        int error_errno;                        /* -E...: proto_error_to_errno(), -EPROTO if unknown */
+        ProtoErrorDetails details;              /* the fields the table names for the error */
+        char message[256];                      /* e.g. "permission denied: pid 1 (io.vmaq.PermissionDenied)" */
+} ProtoErrorReply;
+
+/*
+ * Decode the error reply @name with @parameters (NULL: {}): the fields the
+ * error's row in the table names are required, typed and range-checked.
+ * An error name not in the table is not a failure: ->error is then
+ * _PROTO_ERROR_INVALID and ->error_errno -EPROTO. ->message is always
+ * filled on success, and self-contained; the other strings point into
+ * @name and @parameters.
+ * Errors: -EBADMSG a missing or bad field (*ret_field), or @name not of the
+ * form "interface.Name".
+ */
+int proto_error_reply_decode(const char *name, struct json_object *parameters, ProtoErrorReply *ret,
+                             const char **ret_field);
+
+/*
+ * Decode Normalize reply parameters (see proto_normalize_reply_encode()).
+ * Each module index must be below the number of modules, "unknown" one of
+ * "unmapped", "anonymous", "special", a build ID an even number (2 to
+ * 2 * VMAQ_BUILD_ID_MAX) of lowercase hex digits or null. ->modules and
+ * ->results are allocated, and the build ID bytes with the modules: free
+ * them with proto_normalize_reply_done(). Strings point into @parameters
+ * (->unknown to constants).
+ * Errors: -EBADMSG (*ret_field names the field); -ENOMEM.
+ */
+int proto_normalize_reply_decode(struct json_object *parameters, ProtoNormalizeReply *ret, const char **ret_field);
+void proto_normalize_reply_done(ProtoNormalizeReply *reply);
+
+typedef struct ProtoListMappingsReply {
+        pid_t pid;
+        uint64_t start_time;
+        size_t n_mappings;
+        const ProtoMapping *mappings;
+} ProtoListMappingsReply;
+
+/*
+ * Decode ListMappings reply parameters (see proto_list_mappings_reply_encode()).
+ * "perms" must be 4 characters as in /proc/PID/maps ([r-][w-][x-][ps]),
+ * "kind" one of "file", "anonymous", "special", "vdso", build IDs as for
+ * Normalize. ->mappings is allocated with the build ID bytes: free it with
+ * proto_list_mappings_reply_done(). Strings point into @parameters.
+ * Errors: -EBADMSG (*ret_field); -ENOMEM.
+ */
+int proto_list_mappings_reply_decode(struct json_object *parameters, ProtoListMappingsReply *ret,
+                                     const char **ret_field);
+void proto_list_mappings_reply_done(ProtoListMappingsReply *reply);
+
+/*
+ * Decode GetStatus reply parameters (see proto_status_encode()): every
+ * field is required, "backend" is "ioctl" or "text". Strings point into
+ * @parameters; nothing to free.
+ * Errors: -EBADMSG (*ret_field).
+ */
+int proto_status_decode(struct json_object *parameters, ProtoStatus *ret, const char **ret_field);

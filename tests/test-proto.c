@@ -1206,6 +1206,571 @@ START_TEST(test_embedded_description) {
 }
 END_TEST
 
+/* --- the client's side: calls --------------------------------------------- */
+
+START_TEST(test_call_format) {
+        _cleanup_free_ char *msg = NULL;
+        struct json_object *p = NULL;
+        size_t size = 0;
+
+        ck_assert_int_eq(proto_call_format(PROTO_METHOD_GET_STATUS, NULL, &msg, &size), 0);
+        ck_assert_str_eq(msg, "{\"method\":\"io.vmaq.GetStatus\",\"parameters\":{}}");
+        ck_assert_uint_eq(size, strlen(msg) + 1);
+        free(TAKE_PTR(msg));
+
+        ck_assert_int_eq(proto_normalize_request_encode(&(ProtoNormalizeRequest) {
+                        .pid = 7,
+                        .addresses = (uint64_t[]) { 0, UINT64_MAX },
+                        .n_addresses = 2,
+                        .build_ids = true,
+                        .pin = true,
+                        .start_time = UINT64_C(9223372036854775808),
+                }, &p), 0);
+        ck_assert_int_eq(proto_call_format(PROTO_METHOD_NORMALIZE, p, &msg, &size), 0);
+        ck_assert_str_eq(msg, "{\"method\":\"io.vmaq.Normalize\",\"parameters\":{\"pid\":7,\"addresses\":"
+                         "[0,18446744073709551615],\"build_ids\":true,\"map_files\":false,"
+                         "\"start_time\":9223372036854775808}}");
+        ck_assert_uint_eq(size, strlen(msg) + 1);
+        free(TAKE_PTR(msg));
+
+        ck_assert_int_eq(proto_list_mappings_request_encode(&(ProtoListMappingsRequest) {
+                        .pid = 9,
+                        .exec_only = true,
+                }, &p), 0);
+        ck_assert_int_eq(proto_call_format(PROTO_METHOD_LIST_MAPPINGS, p, &msg, &size), 0);
+        ck_assert_str_eq(msg, "{\"method\":\"io.vmaq.ListMappings\",\"parameters\":{\"pid\":9,\"exec_only\":true,"
+                         "\"build_ids\":false}}");
+        free(TAKE_PTR(msg));
+
+        /* Taken over also on failure. */
+        ck_assert_int_eq(proto_call_format(_PROTO_METHOD_MAX, json_object_new_object(), &msg, &size), -EINVAL);
+        ck_assert_int_eq(proto_call_format(PROTO_METHOD_GET_STATUS, json_object_new_array(), &msg, &size), -EINVAL);
+        ck_assert_ptr_null(msg);
+}
+END_TEST
+
+/* A ListMappings request the client encodes reads back the same on the daemon's side. */
+START_TEST(test_list_mappings_request_roundtrip) {
+        _cleanup_(json_object_putp) struct json_object *p = NULL;
+        ProtoListMappingsRequest req = {};
+        const char *parameter = NULL;
+
+        ck_assert_int_eq(proto_list_mappings_request_encode(&(ProtoListMappingsRequest) {
+                        .pid = 2147483647,
+                        .build_ids = true,
+                        .pin = true,
+                        .start_time = UINT64_MAX,
+                }, &p), 0);
+        ck_assert_int_eq(proto_list_mappings_request_decode(p, &req, &parameter), 0);
+        ck_assert_int_eq(req.pid, 2147483647);
+        ck_assert(!req.exec_only);
+        ck_assert(req.build_ids);
+        ck_assert(req.pin);
+        ck_assert_uint_eq(req.start_time, UINT64_MAX);
+}
+END_TEST
+
+/* --- the client's side: replies ---------------------------------------------- */
+
+static const struct {
+        const char *text;
+        int r;
+        const char *error;                      /* expected name, NULL: a reply */
+        bool has_parameters;
+        const char *field;                      /* on failure */
+} reply_split_vectors[] = {
+        { "{\"parameters\":{\"a\":1}}", 0, NULL, true, NULL },
+        { "{}", 0, NULL, false, NULL },
+        { "{\"parameters\":{},\"continues\":false}", 0, NULL, true, NULL },
+        { "{\"error\":\"io.vmaq.NoSuchProcess\",\"parameters\":{\"pid\":4}}", 0, "io.vmaq.NoSuchProcess", true, NULL },
+        { "{\"error\":\"org.example.Other\"}", 0, "org.example.Other", false, NULL },
+        { "[]", -EBADMSG, NULL, false, "message" },
+        { "\"x\"", -EBADMSG, NULL, false, "message" },
+        { "{\"parameters\":[]}", -EBADMSG, NULL, false, "parameters" },
+        { "{\"parameters\":null}", -EBADMSG, NULL, false, "parameters" },
+        { "{\"parameters\":{},\"continues\":true}", -EBADMSG, NULL, false, "continues" },
+        { "{\"parameters\":{},\"continues\":1}", -EBADMSG, NULL, false, "continues" },
+        { "{\"error\":1}", -EBADMSG, NULL, false, "error" },
+        { "{\"error\":\"NoDot\"}", -EBADMSG, NULL, false, "error" },
+        { "{\"error\":\"io.vmaq.bad\"}", -EBADMSG, NULL, false, "error" },
+        { "{\"parameters\":{},\"extra\":1}", -EBADMSG, NULL, false, "message" },
+        { "{\"parameters\":{},\"upgrade\":true}", -EBADMSG, NULL, false, "message" },
+};
+
+START_TEST(test_reply_split) {
+        _cleanup_(json_object_putp) struct json_object *o = parse(reply_split_vectors[_i].text);
+        struct json_object *parameters = (struct json_object *) &o;
+        const char *error = "unset", *field = NULL;
+        int r;
+
+        r = proto_reply_split(o, &error, &parameters, &field);
+        ck_assert_msg(r == reply_split_vectors[_i].r, "'%s': %d", reply_split_vectors[_i].text, r);
+        if (r < 0) {
+                ck_assert_str_eq(field, reply_split_vectors[_i].field);
+                ck_assert_str_eq(error, "unset");       /* untouched */
+                return;
+        }
+        if (reply_split_vectors[_i].error)
+                ck_assert_str_eq(error, reply_split_vectors[_i].error);
+        else
+                ck_assert_ptr_null(error);
+        if (reply_split_vectors[_i].has_parameters)
+                ck_assert(json_object_is_type(parameters, json_type_object));
+        else
+                ck_assert_ptr_null(parameters);
+}
+END_TEST
+
+static const struct {
+        const char *name;
+        const char *parameters;                 /* NULL: absent */
+        int r;
+        ProtoError error;
+        int error_errno;
+        const char *message;                    /* or, on failure, the field */
+} error_reply_vectors[] = {
+        { "org.varlink.service.InterfaceNotFound", "{\"interface\":\"org.x\"}", 0, PROTO_ERROR_INTERFACE_NOT_FOUND,
+          -EADDRNOTAVAIL, "interface not found: 'org.x' (org.varlink.service.InterfaceNotFound)" },
+        { "org.varlink.service.MethodNotFound", "{\"method\":\"io.vmaq.X\"}", 0, PROTO_ERROR_METHOD_NOT_FOUND,
+          -EOPNOTSUPP, "method not found: 'io.vmaq.X' (org.varlink.service.MethodNotFound)" },
+        { "org.varlink.service.MethodNotImplemented", "{\"method\":\"io.vmaq.Normalize\"}", 0,
+          PROTO_ERROR_METHOD_NOT_IMPLEMENTED, -ENOSYS,
+          "method not implemented: 'io.vmaq.Normalize' (org.varlink.service.MethodNotImplemented)" },
+        { "org.varlink.service.InvalidParameter", "{\"parameter\":\"pid\"}", 0, PROTO_ERROR_INVALID_PARAMETER,
+          -EINVAL, "invalid parameter: 'pid' (org.varlink.service.InvalidParameter)" },
+        { "io.vmaq.InvalidMessage", "{\"reason\":\"not valid JSON\"}", 0, PROTO_ERROR_INVALID_MESSAGE, -EBADMSG,
+          "invalid message: not valid JSON (io.vmaq.InvalidMessage)" },
+        { "io.vmaq.RequestTooLarge", "{\"limit\":16777216}", 0, PROTO_ERROR_REQUEST_TOO_LARGE, -E2BIG,
+          "request too large: over the limit of 16777216 bytes (io.vmaq.RequestTooLarge)" },
+        { "io.vmaq.RequestTooLarge", "{\"parameter\":\"addresses\",\"limit\":100000}", 0,
+          PROTO_ERROR_REQUEST_TOO_LARGE, -E2BIG,
+          "request too large: more 'addresses' than the limit of 100000 (io.vmaq.RequestTooLarge)" },
+        { "io.vmaq.NoSuchProcess", "{\"pid\":4242}", 0, PROTO_ERROR_NO_SUCH_PROCESS, -ESRCH,
+          "no such process: pid 4242 (io.vmaq.NoSuchProcess)" },
+        { "io.vmaq.NoAddressSpace", "{\"pid\":2}", 0, PROTO_ERROR_NO_ADDRESS_SPACE, -ENXIO,
+          "process has no address space: pid 2 (io.vmaq.NoAddressSpace)" },
+        { "io.vmaq.PermissionDenied", "{\"pid\":1}", 0, PROTO_ERROR_PERMISSION_DENIED, -EACCES,
+          "permission denied: pid 1 (io.vmaq.PermissionDenied)" },
+        { "io.vmaq.ProcessChanged", "{\"pid\":4242,\"start_time\":18446744073709551615}", 0,
+          PROTO_ERROR_PROCESS_CHANGED, -ESTALE,
+          "process changed: pid 4242 now has start time 18446744073709551615 (io.vmaq.ProcessChanged)" },
+        { "io.vmaq.ForeignPidNamespace", "{}", 0, PROTO_ERROR_FOREIGN_PID_NAMESPACE, -EXDEV,
+          "client in another pid namespace than the daemon (io.vmaq.ForeignPidNamespace)" },
+        { "io.vmaq.ForeignPidNamespace", NULL, 0, PROTO_ERROR_FOREIGN_PID_NAMESPACE, -EXDEV,
+          "client in another pid namespace than the daemon (io.vmaq.ForeignPidNamespace)" },
+        { "io.vmaq.InternalError", "{\"errno\":12}", 0, PROTO_ERROR_INTERNAL, -EIO,
+          "internal error of the daemon: errno 12 (io.vmaq.InternalError)" },
+        /* A later daemon may add fields. */
+        { "io.vmaq.NoSuchProcess", "{\"pid\":5,\"new\":[1]}", 0, PROTO_ERROR_NO_SUCH_PROCESS, -ESRCH,
+          "no such process: pid 5 (io.vmaq.NoSuchProcess)" },
+        /* Not ours: told, not understood. */
+        { "org.varlink.service.PermissionDenied", "{}", 0, _PROTO_ERROR_INVALID, -EPROTO,
+          "unknown error (org.varlink.service.PermissionDenied)" },
+        /* Malformed. */
+        { "io.vmaq.NoSuchProcess", "{}", -EBADMSG, 0, 0, "pid" },
+        { "io.vmaq.NoSuchProcess", NULL, -EBADMSG, 0, 0, "pid" },
+        { "io.vmaq.NoSuchProcess", "{\"pid\":0}", -EBADMSG, 0, 0, "pid" },
+        { "io.vmaq.NoSuchProcess", "{\"pid\":-1}", -EBADMSG, 0, 0, "pid" },
+        { "io.vmaq.NoSuchProcess", "{\"pid\":2147483648}", -EBADMSG, 0, 0, "pid" },
+        { "io.vmaq.NoSuchProcess", "{\"pid\":\"1\"}", -EBADMSG, 0, 0, "pid" },
+        { "io.vmaq.NoSuchProcess", "{\"pid\":1.0}", -EBADMSG, 0, 0, "pid" },
+        { "io.vmaq.NoSuchProcess", "{\"pid\":null}", -EBADMSG, 0, 0, "pid" },
+        { "io.vmaq.ProcessChanged", "{\"pid\":1}", -EBADMSG, 0, 0, "start_time" },
+        { "io.vmaq.ProcessChanged", "{\"pid\":1,\"start_time\":18446744073709551616}", -EBADMSG, 0, 0, "start_time" },
+        { "io.vmaq.ProcessChanged", "{\"pid\":1,\"start_time\":-1}", -EBADMSG, 0, 0, "start_time" },
+        { "io.vmaq.RequestTooLarge", "{\"parameter\":1,\"limit\":1}", -EBADMSG, 0, 0, "parameter" },
+        { "io.vmaq.RequestTooLarge", "{\"parameter\":\"addresses\"}", -EBADMSG, 0, 0, "limit" },
+        { "org.varlink.service.InvalidParameter", "{}", -EBADMSG, 0, 0, "parameter" },
+        { "io.vmaq.InvalidMessage", "{\"reason\":true}", -EBADMSG, 0, 0, "reason" },
+        { "io.vmaq.InternalError", "{\"errno\":-12}", -EBADMSG, 0, 0, "errno" },
+        { "io.vmaq.InternalError", "{\"errno\":2147483648}", -EBADMSG, 0, 0, "errno" },
+        { "io.vmaq.NoSuchProcess", "[]", -EBADMSG, 0, 0, "parameters" },
+        { "nodot", "{}", -EBADMSG, 0, 0, "error" },
+};
+
+START_TEST(test_error_reply_decode) {
+        _cleanup_(json_object_putp) struct json_object *p = NULL;
+        ProtoErrorReply e = { .error_errno = 4711 };
+        const char *field = NULL;
+        int r;
+
+        if (error_reply_vectors[_i].parameters)
+                p = parse(error_reply_vectors[_i].parameters);
+
+        r = proto_error_reply_decode(error_reply_vectors[_i].name, p, &e, &field);
+        ck_assert_msg(r == error_reply_vectors[_i].r, "%s %s: %d", error_reply_vectors[_i].name,
+                      error_reply_vectors[_i].parameters, r);
+        if (r < 0) {
+                ck_assert_str_eq(field, error_reply_vectors[_i].message);
+                ck_assert_int_eq(e.error_errno, 4711);  /* untouched */
+                return;
+        }
+        ck_assert_str_eq(e.name, error_reply_vectors[_i].name);
+        ck_assert_int_eq(e.error, error_reply_vectors[_i].error);
+        ck_assert_int_eq(e.error_errno, error_reply_vectors[_i].error_errno);
+        ck_assert_str_eq(e.message, error_reply_vectors[_i].message);
+}
+END_TEST
+
+/* Every error the daemon can format decodes back to its errno. */
+START_TEST(test_error_reply_roundtrip) {
+        _cleanup_(json_object_putp) struct json_object *o = NULL;
+        _cleanup_free_ char *msg = NULL;
+        struct json_object *p = NULL;
+        const char *name = NULL, *field = NULL;
+        ProtoErrorReply e = {};
+        size_t size = 0;
+
+        ck_assert_int_eq(proto_error_format((ProtoError) _i, &(ProtoErrorDetails) {
+                        .parameter = "addresses",
+                        .pid = 77,
+                        .start_time = UINT64_MAX,
+                        .limit = 10,
+                        .error = 5,
+                }, &msg, &size), 0);
+        ck_assert_int_eq(varlink_json_parse(msg, size - 1, &o), 0);
+        ck_assert_int_eq(proto_reply_split(o, &name, &p, &field), 0);
+        ck_assert_int_eq(proto_error_reply_decode(name, p, &e, &field), 0);
+        ck_assert_int_eq(e.error, (ProtoError) _i);
+        ck_assert_int_eq(e.error_errno, proto_error_to_errno((ProtoError) _i));
+        ck_assert_str_eq(e.name, proto_error_to_string((ProtoError) _i));
+}
+END_TEST
+
+/* Encode, format, parse, decode: the same reply. */
+START_TEST(test_normalize_reply_decode) {
+        static const ProtoResult results[] = {
+                { .module = 0, .offset = UINT64_MAX },
+                { .unknown = "unmapped" },
+                { .module = 1, .offset = UINT64_C(9223372036854775808) },
+                { .unknown = "anonymous" },
+                { .unknown = "special" },
+                { .module = 0, .offset = 0 },
+        };
+        _cleanup_(json_object_putp) struct json_object *o = NULL;
+        _cleanup_free_ char *msg = NULL;
+        struct json_object *enc = NULL, *p = NULL;
+        ProtoNormalizeReply reply = {};
+        const char *error = NULL, *field = NULL;
+        size_t size = 0;
+
+        ck_assert_int_eq(proto_normalize_reply_encode(&(ProtoNormalizeReply) {
+                        .pid = 42,
+                        .start_time = UINT64_MAX,
+                        .n_modules = 2,
+                        .modules = test_modules,
+                        .n_results = ELEMENTSOF(results),
+                        .results = results,
+                }, &enc), 0);
+        ck_assert_int_eq(varlink_reply_format(enc, false, &msg, &size), 0);
+        ck_assert_int_eq(varlink_json_parse(msg, size - 1, &o), 0);
+        ck_assert_int_eq(proto_reply_split(o, &error, &p, &field), 0);
+        ck_assert_ptr_null(error);
+
+        ck_assert_int_eq(proto_normalize_reply_decode(p, &reply, &field), 0);
+        ck_assert_int_eq(reply.pid, 42);
+        ck_assert_uint_eq(reply.start_time, UINT64_MAX);
+        ck_assert_uint_eq(reply.n_modules, 2);
+        for (size_t i = 0; i < 2; i++) {
+                const ProtoModule *g = &reply.modules[i], *w = &test_modules[i];
+
+                ck_assert_str_eq(g->path, w->path);
+                if (w->map_files)
+                        ck_assert_str_eq(g->map_files, w->map_files);
+                else
+                        ck_assert_ptr_null(g->map_files);
+                ck_assert_uint_eq(g->build_id_len, w->build_id_len);
+                if (w->build_id_len > 0)
+                        ck_assert_mem_eq(g->build_id, w->build_id, w->build_id_len);
+                else
+                        ck_assert_ptr_null(g->build_id);
+                ck_assert_int_eq(g->deleted, w->deleted);
+                ck_assert_int_eq(g->vdso, w->vdso);
+                ck_assert_uint_eq(g->dev_major, w->dev_major);
+                ck_assert_uint_eq(g->dev_minor, w->dev_minor);
+                ck_assert_uint_eq(g->inode, w->inode);
+        }
+        ck_assert_uint_eq(reply.n_results, ELEMENTSOF(results));
+        for (size_t i = 0; i < ELEMENTSOF(results); i++) {
+                if (results[i].unknown) {
+                        ck_assert_str_eq(reply.results[i].unknown, results[i].unknown);
+                        continue;
+                }
+                ck_assert_ptr_null(reply.results[i].unknown);
+                ck_assert_uint_eq(reply.results[i].module, results[i].module);
+                ck_assert_uint_eq(reply.results[i].offset, results[i].offset);
+        }
+
+        proto_normalize_reply_done(&reply);
+        ck_assert_ptr_null(reply.modules);
+        ck_assert_ptr_null(reply.results);
+        proto_normalize_reply_done(&reply);     /* twice is fine */
+}
+END_TEST
+
+#define NR_MODULE "{\"path\":\"/a\",\"build_id\":null,\"deleted\":false,\"vdso\":false,\"dev_major\":1,\"dev_minor\":2,\"inode\":3"
+#define NR(modules, results) "{\"pid\":1,\"start_time\":5,\"modules\":[" modules "],\"results\":[" results "]}"
+
+static const struct {
+        const char *text;
+        const char *field;                      /* NULL: valid */
+} normalize_reply_vectors[] = {
+        { NR("", ""), NULL },
+        { NR(NR_MODULE "}", "{\"module\":0,\"offset\":0}"), NULL },
+        { NR(NR_MODULE ",\"map_files\":\"/proc/1/map_files/1-2\",\"future\":1}", "{\"module\":0,\"offset\":18446744073709551615}"), NULL },
+        { "{\"pid\":1,\"start_time\":0,\"modules\":[],\"results\":[],\"future\":{}}", NULL },
+        /* build IDs: even length, 1 to 64 bytes, lowercase hex, or null */
+        { NR("{\"path\":\"/a\",\"build_id\":\"00\",\"deleted\":false,\"vdso\":false,\"dev_major\":1,\"dev_minor\":2,\"inode\":3}", ""), NULL },
+        { NR("{\"path\":\"/a\",\"build_id\":\"00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000\",\"deleted\":false,\"vdso\":false,\"dev_major\":1,\"dev_minor\":2,\"inode\":3}", ""), NULL },
+        { NR("{\"path\":\"/a\",\"build_id\":\"0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000\",\"deleted\":false,\"vdso\":false,\"dev_major\":1,\"dev_minor\":2,\"inode\":3}", ""), "build_id" },
+        { NR("{\"path\":\"/a\",\"build_id\":\"abc\",\"deleted\":false,\"vdso\":false,\"dev_major\":1,\"dev_minor\":2,\"inode\":3}", ""), "build_id" },
+        { NR("{\"path\":\"/a\",\"build_id\":\"\",\"deleted\":false,\"vdso\":false,\"dev_major\":1,\"dev_minor\":2,\"inode\":3}", ""), "build_id" },
+        { NR("{\"path\":\"/a\",\"build_id\":\"AB\",\"deleted\":false,\"vdso\":false,\"dev_major\":1,\"dev_minor\":2,\"inode\":3}", ""), "build_id" },
+        { NR("{\"path\":\"/a\",\"build_id\":\"zz\",\"deleted\":false,\"vdso\":false,\"dev_major\":1,\"dev_minor\":2,\"inode\":3}", ""), "build_id" },
+        { NR("{\"path\":\"/a\",\"build_id\":12,\"deleted\":false,\"vdso\":false,\"dev_major\":1,\"dev_minor\":2,\"inode\":3}", ""), "build_id" },
+        { NR("{\"path\":\"/a\",\"deleted\":false,\"vdso\":false,\"dev_major\":1,\"dev_minor\":2,\"inode\":3}", ""), "build_id" },
+        /* module fields */
+        { NR("{\"build_id\":null,\"deleted\":false,\"vdso\":false,\"dev_major\":1,\"dev_minor\":2,\"inode\":3}", ""), "path" },
+        { NR("{\"path\":null,\"build_id\":null,\"deleted\":false,\"vdso\":false,\"dev_major\":1,\"dev_minor\":2,\"inode\":3}", ""), "path" },
+        { NR("{\"path\":\"/a\",\"build_id\":null,\"deleted\":0,\"vdso\":false,\"dev_major\":1,\"dev_minor\":2,\"inode\":3}", ""), "deleted" },
+        { NR("{\"path\":\"/a\",\"build_id\":null,\"deleted\":false,\"vdso\":\"false\",\"dev_major\":1,\"dev_minor\":2,\"inode\":3}", ""), "vdso" },
+        { NR("{\"path\":\"/a\",\"build_id\":null,\"deleted\":false,\"vdso\":false,\"dev_major\":4294967296,\"dev_minor\":2,\"inode\":3}", ""), "dev_major" },
+        { NR("{\"path\":\"/a\",\"build_id\":null,\"deleted\":false,\"vdso\":false,\"dev_major\":1,\"dev_minor\":-2,\"inode\":3}", ""), "dev_minor" },
+        { NR("{\"path\":\"/a\",\"build_id\":null,\"deleted\":false,\"vdso\":false,\"dev_major\":1,\"dev_minor\":2,\"inode\":18446744073709551616}", ""), "inode" },
+        { NR("{\"path\":\"/a\",\"build_id\":null,\"deleted\":false,\"vdso\":false,\"dev_major\":1,\"dev_minor\":2,\"inode\":3.0}", ""), "inode" },
+        { NR(NR_MODULE ",\"map_files\":null}", ""), "map_files" },
+        { NR("1", ""), "modules" },
+        /* results */
+        { NR("", "{\"module\":0,\"offset\":0}"), "module" },
+        { NR(NR_MODULE "}", "{\"module\":1,\"offset\":0}"), "module" },
+        { NR(NR_MODULE "}", "{\"module\":4294967296,\"offset\":0}"), "module" },
+        { NR(NR_MODULE "}", "{\"module\":0}"), "offset" },
+        { NR(NR_MODULE "}", "{\"offset\":0}"), "module" },
+        { NR(NR_MODULE "}", "{\"module\":0,\"offset\":-1}"), "offset" },
+        { NR(NR_MODULE "}", "{\"module\":0,\"offset\":18446744073709551616}"), "offset" },
+        { NR(NR_MODULE "}", "{\"module\":0,\"offset\":\"0x10\"}"), "offset" },
+        { NR(NR_MODULE "}", "{\"module\":0,\"offset\":1e3}"), "offset" },
+        { NR("", "{\"unknown\":\"vdso\"}"), "unknown" },
+        { NR("", "{\"unknown\":null}"), "unknown" },
+        { NR(NR_MODULE "}", "{\"unknown\":\"unmapped\",\"module\":0}"), "unknown" },
+        { NR("", "{}"), "module" },
+        { NR("", "[]"), "results" },
+        /* top level */
+        { "{\"start_time\":5,\"modules\":[],\"results\":[]}", "pid" },
+        { "{\"pid\":0,\"start_time\":5,\"modules\":[],\"results\":[]}", "pid" },
+        { "{\"pid\":2147483648,\"start_time\":5,\"modules\":[],\"results\":[]}", "pid" },
+        { "{\"pid\":1,\"modules\":[],\"results\":[]}", "start_time" },
+        { "{\"pid\":1,\"start_time\":5,\"results\":[]}", "modules" },
+        { "{\"pid\":1,\"start_time\":5,\"modules\":{}}", "modules" },
+        { "{\"pid\":1,\"start_time\":5,\"modules\":[]}", "results" },
+        { "{\"pid\":1,\"start_time\":5,\"modules\":[],\"results\":null}", "results" },
+};
+
+START_TEST(test_normalize_reply_decode_vectors) {
+        _cleanup_(json_object_putp) struct json_object *p = parse(normalize_reply_vectors[_i].text);
+        ProtoNormalizeReply reply = { .pid = 4711 };
+        const char *field = NULL;
+        int r;
+
+        r = proto_normalize_reply_decode(p, &reply, &field);
+        if (!normalize_reply_vectors[_i].field) {
+                ck_assert_msg(r == 0, "'%s': %d (%s)", normalize_reply_vectors[_i].text, r, field);
+                proto_normalize_reply_done(&reply);
+                return;
+        }
+        ck_assert_msg(r == -EBADMSG, "'%s': %d", normalize_reply_vectors[_i].text, r);
+        ck_assert_str_eq(field, normalize_reply_vectors[_i].field);
+        ck_assert_int_eq(reply.pid, 4711);      /* untouched */
+}
+END_TEST
+
+START_TEST(test_normalize_reply_decode_none) {
+        ProtoNormalizeReply reply = {};
+        const char *field = NULL;
+
+        ck_assert_int_eq(proto_normalize_reply_decode(NULL, &reply, &field), -EBADMSG);
+        ck_assert_str_eq(field, "pid");
+        proto_normalize_reply_done(NULL);
+}
+END_TEST
+
+START_TEST(test_list_mappings_reply_decode) {
+        static const uint8_t id[] = { 0x01, 0xab };
+        static const ProtoMapping mappings[] = {
+                { .start = 0x400000, .end = 0x401000, .offset = 0x1000, .inode = 99, .dev_major = 8, .dev_minor = 1,
+                  .perms = "r-xp", .path = "/bin/x", .kind = "file", .build_id = id, .build_id_len = sizeof(id) },
+                { .start = 0x500000, .end = 0x501000, .perms = "rw-p", .kind = "anonymous" },
+                { .start = UINT64_C(0xffffffffff600000), .end = UINT64_C(0xffffffffff601000), .perms = "--xp",
+                  .path = "[vsyscall]", .kind = "special", .deleted = true },
+        };
+        _cleanup_(json_object_putp) struct json_object *o = NULL;
+        _cleanup_free_ char *msg = NULL;
+        struct json_object *enc = NULL, *p = NULL;
+        ProtoListMappingsReply reply = {};
+        const char *error = NULL, *field = NULL;
+        size_t size = 0;
+
+        ck_assert_int_eq(proto_list_mappings_reply_encode(7, UINT64_MAX, mappings, ELEMENTSOF(mappings), &enc), 0);
+        ck_assert_int_eq(varlink_reply_format(enc, false, &msg, &size), 0);
+        ck_assert_int_eq(varlink_json_parse(msg, size - 1, &o), 0);
+        ck_assert_int_eq(proto_reply_split(o, &error, &p, &field), 0);
+
+        ck_assert_int_eq(proto_list_mappings_reply_decode(p, &reply, &field), 0);
+        ck_assert_int_eq(reply.pid, 7);
+        ck_assert_uint_eq(reply.start_time, UINT64_MAX);
+        ck_assert_uint_eq(reply.n_mappings, ELEMENTSOF(mappings));
+        for (size_t i = 0; i < ELEMENTSOF(mappings); i++) {
+                const ProtoMapping *g = &reply.mappings[i], *w = &mappings[i];
+
+                ck_assert_uint_eq(g->start, w->start);
+                ck_assert_uint_eq(g->end, w->end);
+                ck_assert_uint_eq(g->offset, w->offset);
+                ck_assert_uint_eq(g->inode, w->inode);
+                ck_assert_uint_eq(g->dev_major, w->dev_major);
+                ck_assert_uint_eq(g->dev_minor, w->dev_minor);
+                ck_assert_str_eq(g->perms, w->perms);
+                if (w->path)
+                        ck_assert_str_eq(g->path, w->path);
+                else
+                        ck_assert_ptr_null(g->path);
+                ck_assert_str_eq(g->kind, w->kind);
+                ck_assert_int_eq(g->deleted, w->deleted);
+                ck_assert_uint_eq(g->build_id_len, w->build_id_len);
+                if (w->build_id_len > 0)
+                        ck_assert_mem_eq(g->build_id, w->build_id, w->build_id_len);
+                else
+                        ck_assert_ptr_null(g->build_id);
+        }
+        proto_list_mappings_reply_done(&reply);
+        ck_assert_ptr_null(reply.mappings);
+}
+END_TEST
+
+#define LM(fields) "{\"pid\":1,\"start_time\":2,\"mappings\":[{" fields "}]}"
+#define LM_OK "\"start\":0,\"end\":4096,\"perms\":\"r-xp\",\"offset\":0,\"dev_major\":0,\"dev_minor\":0,\"inode\":0,\"kind\":\"anonymous\",\"deleted\":false,\"build_id\":null"
+
+static const struct {
+        const char *text;
+        const char *field;
+} list_mappings_reply_vectors[] = {
+        { LM(LM_OK), NULL },
+        { LM(LM_OK ",\"path\":\"/x\",\"future\":true"), NULL },
+        { "{\"pid\":1,\"start_time\":2,\"mappings\":[]}", NULL },
+        { LM("\"start\":0,\"end\":4096,\"perms\":\"r-xs\",\"offset\":0,\"dev_major\":0,\"dev_minor\":0,\"inode\":0,\"kind\":\"vdso\",\"deleted\":true,\"build_id\":\"ff\""), NULL },
+        { LM("\"start\":-1,\"end\":4096,\"perms\":\"r-xp\",\"offset\":0,\"dev_major\":0,\"dev_minor\":0,\"inode\":0,\"kind\":\"anonymous\",\"deleted\":false,\"build_id\":null"), "start" },
+        { LM("\"start\":0,\"end\":18446744073709551616,\"perms\":\"r-xp\",\"offset\":0,\"dev_major\":0,\"dev_minor\":0,\"inode\":0,\"kind\":\"anonymous\",\"deleted\":false,\"build_id\":null"), "end" },
+        { LM("\"start\":0,\"end\":4096,\"perms\":\"rwxps\",\"offset\":0,\"dev_major\":0,\"dev_minor\":0,\"inode\":0,\"kind\":\"anonymous\",\"deleted\":false,\"build_id\":null"), "perms" },
+        { LM("\"start\":0,\"end\":4096,\"perms\":\"xwrp\",\"offset\":0,\"dev_major\":0,\"dev_minor\":0,\"inode\":0,\"kind\":\"anonymous\",\"deleted\":false,\"build_id\":null"), "perms" },
+        { LM("\"start\":0,\"end\":4096,\"perms\":\"r-x\",\"offset\":0,\"dev_major\":0,\"dev_minor\":0,\"inode\":0,\"kind\":\"anonymous\",\"deleted\":false,\"build_id\":null"), "perms" },
+        { LM("\"start\":0,\"end\":4096,\"offset\":0,\"dev_major\":0,\"dev_minor\":0,\"inode\":0,\"kind\":\"anonymous\",\"deleted\":false,\"build_id\":null"), "perms" },
+        { LM("\"start\":0,\"end\":4096,\"perms\":\"r-xp\",\"offset\":0,\"dev_major\":0,\"dev_minor\":0,\"inode\":0,\"kind\":\"heap\",\"deleted\":false,\"build_id\":null"), "kind" },
+        { LM("\"start\":0,\"end\":4096,\"perms\":\"r-xp\",\"offset\":0,\"dev_major\":0,\"dev_minor\":0,\"inode\":0,\"deleted\":false,\"build_id\":null"), "kind" },
+        { LM("\"start\":0,\"end\":4096,\"perms\":\"r-xp\",\"offset\":0,\"dev_major\":0,\"dev_minor\":0,\"inode\":0,\"kind\":\"anonymous\",\"deleted\":null,\"build_id\":null"), "deleted" },
+        { LM("\"start\":0,\"end\":4096,\"perms\":\"r-xp\",\"offset\":0,\"dev_major\":0,\"dev_minor\":0,\"inode\":0,\"kind\":\"anonymous\",\"deleted\":false,\"build_id\":\"0\""), "build_id" },
+        { LM(LM_OK ",\"path\":7"), "path" },
+        { "{\"pid\":1,\"start_time\":2,\"mappings\":[1]}", "mappings" },
+        { "{\"pid\":1,\"start_time\":2,\"mappings\":{}}", "mappings" },
+        { "{\"pid\":1,\"start_time\":2}", "mappings" },
+        { "{\"pid\":1,\"mappings\":[]}", "start_time" },
+        { "{\"pid\":-1,\"start_time\":2,\"mappings\":[]}", "pid" },
+};
+
+START_TEST(test_list_mappings_reply_decode_vectors) {
+        _cleanup_(json_object_putp) struct json_object *p = parse(list_mappings_reply_vectors[_i].text);
+        ProtoListMappingsReply reply = {};
+        const char *field = NULL;
+        int r;
+
+        r = proto_list_mappings_reply_decode(p, &reply, &field);
+        if (!list_mappings_reply_vectors[_i].field) {
+                ck_assert_msg(r == 0, "'%s': %d (%s)", list_mappings_reply_vectors[_i].text, r, field);
+                proto_list_mappings_reply_done(&reply);
+                return;
+        }
+        ck_assert_msg(r == -EBADMSG, "'%s': %d", list_mappings_reply_vectors[_i].text, r);
+        ck_assert_str_eq(field, list_mappings_reply_vectors[_i].field);
+}
+END_TEST
+
+START_TEST(test_status_decode) {
+        const ProtoStatus want = {
+                .version = "0.1.0", .backend = "text", .uptime_usec = UINT64_MAX, .connections = 1,
+                .connections_max = 256, .proc_cache_size = 2, .proc_cache_max = 3, .proc_cache_hits = 4,
+                .proc_cache_misses = 5, .build_id_cache_size = 6, .build_id_cache_max = 7,
+                .build_id_cache_hits = 8, .build_id_cache_misses = UINT64_C(9223372036854775808),
+                .requests = 10, .errors = 11, .denied = 12,
+        };
+        _cleanup_(json_object_putp) struct json_object *o = NULL;
+        _cleanup_free_ char *msg = NULL;
+        struct json_object *enc = NULL, *p = NULL;
+        const char *error = NULL, *field = NULL;
+        ProtoStatus got = {};
+        size_t size = 0;
+
+        ck_assert_int_eq(proto_status_encode(&want, &enc), 0);
+        ck_assert_int_eq(varlink_reply_format(enc, false, &msg, &size), 0);
+        ck_assert_int_eq(varlink_json_parse(msg, size - 1, &o), 0);
+        ck_assert_int_eq(proto_reply_split(o, &error, &p, &field), 0);
+        ck_assert_int_eq(proto_status_decode(p, &got, &field), 0);
+
+        ck_assert_str_eq(got.version, want.version);
+        ck_assert_str_eq(got.backend, want.backend);
+        ck_assert_uint_eq(got.uptime_usec, want.uptime_usec);
+        ck_assert_uint_eq(got.connections, want.connections);
+        ck_assert_uint_eq(got.connections_max, want.connections_max);
+        ck_assert_uint_eq(got.proc_cache_size, want.proc_cache_size);
+        ck_assert_uint_eq(got.proc_cache_max, want.proc_cache_max);
+        ck_assert_uint_eq(got.proc_cache_hits, want.proc_cache_hits);
+        ck_assert_uint_eq(got.proc_cache_misses, want.proc_cache_misses);
+        ck_assert_uint_eq(got.build_id_cache_size, want.build_id_cache_size);
+        ck_assert_uint_eq(got.build_id_cache_max, want.build_id_cache_max);
+        ck_assert_uint_eq(got.build_id_cache_hits, want.build_id_cache_hits);
+        ck_assert_uint_eq(got.build_id_cache_misses, want.build_id_cache_misses);
+        ck_assert_uint_eq(got.requests, want.requests);
+        ck_assert_uint_eq(got.errors, want.errors);
+        ck_assert_uint_eq(got.denied, want.denied);
+}
+END_TEST
+
+#define ST_CACHE "{\"size\":0,\"max\":1,\"hits\":2,\"misses\":3}"
+#define ST(version, backend, uptime, cache) "{\"version\":" version ",\"backend\":" backend ",\"uptime_usec\":" uptime \
+        ",\"connections\":1,\"connections_max\":2,\"proc_cache\":" cache ",\"build_id_cache\":" ST_CACHE \
+        ",\"requests\":1,\"errors\":0,\"denied\":0}"
+
+static const struct {
+        const char *text;
+        const char *field;
+} status_vectors[] = {
+        { ST("\"1\"", "\"ioctl\"", "0", ST_CACHE), NULL },
+        { ST("\"1\"", "\"text\"", "18446744073709551615", "{\"size\":0,\"max\":1,\"hits\":2,\"misses\":3,\"new\":4}"), NULL },
+        { ST("1", "\"ioctl\"", "0", ST_CACHE), "version" },
+        { ST("\"1\"", "\"procfs\"", "0", ST_CACHE), "backend" },
+        { ST("\"1\"", "null", "0", ST_CACHE), "backend" },
+        { ST("\"1\"", "\"ioctl\"", "-1", ST_CACHE), "uptime_usec" },
+        { ST("\"1\"", "\"ioctl\"", "18446744073709551616", ST_CACHE), "uptime_usec" },
+        { ST("\"1\"", "\"ioctl\"", "0.5", ST_CACHE), "uptime_usec" },
+        { ST("\"1\"", "\"ioctl\"", "0", "{\"size\":0,\"max\":1,\"hits\":2}"), "proc_cache" },
+        { ST("\"1\"", "\"ioctl\"", "0", "{\"size\":0,\"max\":1,\"hits\":2,\"misses\":-3}"), "proc_cache" },
+        { ST("\"1\"", "\"ioctl\"", "0", "[]"), "proc_cache" },
+        { "{\"version\":\"1\"}", "backend" },
+};
+
+START_TEST(test_status_decode_vectors) {
+        _cleanup_(json_object_putp) struct json_object *p = parse(status_vectors[_i].text);
+        ProtoStatus s = {};
+        const char *field = NULL;
+        int r;
+
+        r = proto_status_decode(p, &s, &field);
+        if (!status_vectors[_i].field) {
+                ck_assert_msg(r == 0, "'%s': %d (%s)", status_vectors[_i].text, r, field);
+                return;
+        }
+        ck_assert_msg(r == -EBADMSG, "'%s': %d", status_vectors[_i].text, r);
+        ck_assert_str_eq(field, status_vectors[_i].field);
+}
+END_TEST
+
 static Suite *proto_suite(void) {
         Suite *s = suite_create("proto");
         TCase *tc;
@@ -1287,6 +1852,36 @@ static Suite *proto_suite(void) {
         tc = tcase_create("interface-description");
         tcase_add_loop_test(tc, test_interface_description, 0, ELEMENTSOF(description_vectors));
         tcase_add_test(tc, test_embedded_description);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("call-format");
+        tcase_add_test(tc, test_call_format);
+        tcase_add_test(tc, test_list_mappings_request_roundtrip);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("reply-split");
+        tcase_add_loop_test(tc, test_reply_split, 0, ELEMENTSOF(reply_split_vectors));
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("error-reply-decode");
+        tcase_add_loop_test(tc, test_error_reply_decode, 0, ELEMENTSOF(error_reply_vectors));
+        tcase_add_loop_test(tc, test_error_reply_roundtrip, 0, _PROTO_ERROR_MAX);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("normalize-reply-decode");
+        tcase_add_test(tc, test_normalize_reply_decode);
+        tcase_add_loop_test(tc, test_normalize_reply_decode_vectors, 0, ELEMENTSOF(normalize_reply_vectors));
+        tcase_add_test(tc, test_normalize_reply_decode_none);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("list-mappings-reply-decode");
+        tcase_add_test(tc, test_list_mappings_reply_decode);
+        tcase_add_loop_test(tc, test_list_mappings_reply_decode_vectors, 0, ELEMENTSOF(list_mappings_reply_vectors));
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("status-decode");
+        tcase_add_test(tc, test_status_decode);
+        tcase_add_loop_test(tc, test_status_decode_vectors, 0, ELEMENTSOF(status_vectors));
         suite_add_tcase(s, tc);
 
         return s;

@@ -1,0 +1,649 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * libvmaq: a blocking Varlink client for vmaqd. One call at a time per
+ * connection: send the whole call, then read until the reply's NUL, both
+ * bounded by the connection's timeout. Replies are decoded by proto/ and
+ * copied into one allocation per result, so results do not depend on the
+ * connection or on json-c.
+ */
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "macro.h"
+#include "varlink.h"
+#include "vmaq-proto.h"
+#include "vmaq.h"
+
+/* A reply bigger than this is refused: far above what 100,000 addresses take (a few MiB). */
+#define REPLY_SIZE_MAX (UINT64_C(256) * 1024 * 1024)
+#define READ_CHUNK (64 * 1024)
+
+struct vmaq_client {
+        int fd;
+        uint64_t timeout_usec;                  /* 0: wait forever */
+        bool broken;                            /* the stream is out of step: only close is left */
+        char errmsg[512];
+};
+
+static void json_object_putp(struct json_object **o) {
+        json_object_put(*o);
+}
+
+/* Record why the call failed, and return @r. */
+__attribute__((__format__(printf, 3, 4)))
+static int fail(struct vmaq_client *c, int r, const char *format, ...) {
+        va_list ap;
+
+        va_start(ap, format);
+        vsnprintf(c->errmsg, sizeof(c->errmsg), format, ap);
+        va_end(ap);
+        return r;
+}
+
+/* The stream can no longer be trusted: a reply may be half read, or a call half sent. */
+__attribute__((__format__(printf, 3, 4)))
+static int fail_broken(struct vmaq_client *c, int r, const char *format, ...) {
+        va_list ap;
+
+        c->broken = true;
+        va_start(ap, format);
+        vsnprintf(c->errmsg, sizeof(c->errmsg), format, ap);
+        va_end(ap);
+        return r;
+}
+
+_public_ int vmaq_connect(struct vmaq_client **ret, const char *path) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        struct vmaq_client *c;
+        _cleanup_close_ int fd = -EBADF;
+
+        if (!ret)
+                return -EINVAL;
+        *ret = NULL;
+
+        if (!path) {
+                /* Not for setuid programs: their environment is their caller's. */
+                path = secure_getenv("VMAQ_SOCKET");
+                if (!path || path[0] == '\0')
+                        path = VMAQ_DEFAULT_SOCKET;
+        }
+        if (path[0] == '\0')
+                return -EINVAL;
+        if (strlen(path) >= sizeof(sa.sun_path))
+                return -ENAMETOOLONG;
+        strcpy(sa.sun_path, path);
+
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return negative_errno();
+        if (connect(fd, (const struct sockaddr *) &sa, sizeof(sa)) < 0)
+                return negative_errno();
+
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        c->fd = TAKE_FD(fd);
+        c->timeout_usec = VMAQ_DEFAULT_TIMEOUT_USEC;
+
+        *ret = c;
+        return 0;
+}
+
+_public_ void vmaq_close(struct vmaq_client *client) {
+        if (!client)
+                return;
+        safe_close(client->fd);
+        free(client);
+}
+
+_public_ int vmaq_set_timeout(struct vmaq_client *client, uint64_t usec) {
+        if (!client)
+                return -EINVAL;
+        client->timeout_usec = usec;
+        return 0;
+}
+
+_public_ const char *vmaq_errmsg(const struct vmaq_client *client) {
+        if (!client)
+                return "";
+        return client->errmsg;
+}
+
+/* --- I/O ------------------------------------------------------------------ */
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+
+        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
+/*
+ * Wait for @events on the socket until @deadline (UINT64_MAX: forever).
+ * Returns the revents, or -ETIMEDOUT.
+ */
+static int wait_for(struct vmaq_client *c, short events, uint64_t deadline) {
+        for (;;) {
+                struct pollfd p = { .fd = c->fd, .events = events };
+                int timeout_ms = -1, r;
+
+                if (deadline != UINT64_MAX) {
+                        uint64_t n = now_usec(), left;
+
+                        if (n >= deadline)
+                                return -ETIMEDOUT;
+                        /* Round up: waking early would just poll again. */
+                        left = (deadline - n + 999) / 1000;
+                        timeout_ms = (int) MIN(left, (uint64_t) INT32_MAX);
+                }
+
+                r = poll(&p, 1, timeout_ms);
+                if (r < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return negative_errno();
+                }
+                if (r > 0)
+                        return p.revents;
+        }
+}
+
+static int timed_out(struct vmaq_client *c) {
+        return fail_broken(c, -ETIMEDOUT, "no reply from the daemon within %llu ms",
+                           (unsigned long long) (c->timeout_usec / 1000));
+}
+
+/* Send all of @msg. -EPIPE when the daemon closed its end (its reply may still be readable). */
+static int send_all(struct vmaq_client *c, const char *msg, size_t size, uint64_t deadline) {
+        while (size > 0) {
+                ssize_t n;
+                int r;
+
+                r = wait_for(c, POLLOUT, deadline);
+                if (r == -ETIMEDOUT)
+                        return timed_out(c);
+                if (r < 0)
+                        return fail_broken(c, r, "failed to wait for the daemon: %s", strerror(-r));
+
+                /* MSG_NOSIGNAL: a daemon going away must not raise SIGPIPE in the caller. */
+                n = send(c->fd, msg, size, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (n < 0) {
+                        if (errno == EAGAIN || errno == EINTR)
+                                continue;
+                        if (errno == EPIPE || errno == ECONNRESET)
+                                return -EPIPE;
+                        r = negative_errno();
+                        return fail_broken(c, r, "failed to send to the daemon: %s", strerror(-r));
+                }
+                msg += n;
+                size -= (size_t) n;
+        }
+        return 0;
+}
+
+/* Read one reply; *ret holds it NUL-terminated, *ret_size without the NUL. */
+static int receive(struct vmaq_client *c, uint64_t deadline, char **ret, size_t *ret_size) {
+        _cleanup_free_ char *buf = NULL;
+        size_t size = 0, allocated = 0;
+
+        for (;;) {
+                char *nul;
+                ssize_t n;
+                int r;
+
+                if (allocated - size < READ_CHUNK) {
+                        size_t want = MAX(allocated * 2, (size_t) READ_CHUNK * 2);
+                        char *p;
+
+                        want = MIN(want, (size_t) REPLY_SIZE_MAX + 1);
+                        if (want <= size)
+                                return fail_broken(c, -EPROTO, "reply too large (over %llu bytes)",
+                                                   (unsigned long long) REPLY_SIZE_MAX);
+                        p = realloc(buf, want);
+                        if (!p)
+                                return fail_broken(c, -ENOMEM, "out of memory");
+                        buf = p;
+                        allocated = want;
+                }
+
+                r = wait_for(c, POLLIN, deadline);
+                if (r == -ETIMEDOUT)
+                        return timed_out(c);
+                if (r < 0)
+                        return fail_broken(c, r, "failed to wait for the daemon: %s", strerror(-r));
+
+                n = recv(c->fd, buf + size, allocated - size, MSG_DONTWAIT);
+                if (n < 0) {
+                        if (errno == EAGAIN || errno == EINTR)
+                                continue;
+                        if (errno == ECONNRESET || errno == EPIPE)
+                                return fail_broken(c, -ECONNRESET, "the daemon closed the connection");
+                        r = negative_errno();
+                        return fail_broken(c, r, "failed to read from the daemon: %s", strerror(-r));
+                }
+                if (n == 0)
+                        return fail_broken(c, -ECONNRESET, "the daemon closed the connection%s",
+                                           size > 0 ? " in the middle of a reply" : "");
+
+                nul = memchr(buf + size, '\0', (size_t) n);
+                size += (size_t) n;
+                if (nul) {
+                        /* One call, one reply: anything after it is not ours. */
+                        if ((size_t) (nul - buf) + 1 != size)
+                                return fail_broken(c, -EPROTO, "invalid reply: unexpected bytes after the reply");
+                        *ret_size = (size_t) (nul - buf);
+                        *ret = TAKE_PTR(buf);
+                        return 0;
+                }
+        }
+}
+
+/*
+ * Send @parameters (taken over) as a call of @method and read the reply.
+ * On success *ret_message is the parsed reply and *ret_parameters its
+ * parameters (NULL: {}); an error reply is turned into its errno.
+ */
+static int call(struct vmaq_client *c, ProtoMethod method, struct json_object *parameters,
+                struct json_object **ret_message, struct json_object **ret_parameters) {
+        _cleanup_(json_object_putp) struct json_object *message = NULL;
+        _cleanup_free_ char *request = NULL, *reply = NULL;
+        struct json_object *reply_parameters = NULL;
+        const char *error = NULL, *field = NULL;
+        size_t request_size = 0, reply_size = 0;
+        uint64_t deadline;
+        ProtoErrorReply e;
+        int r;
+
+        if (c->broken) {
+                json_object_put(parameters);
+                return fail(c, -ENOTCONN, "the connection is unusable after an earlier failure");
+        }
+
+        r = proto_call_format(method, parameters, &request, &request_size);
+        if (r < 0)
+                return fail(c, r, "failed to format the call: %s", strerror(-r));
+
+        deadline = c->timeout_usec == 0 ? UINT64_MAX : now_usec() + MIN(c->timeout_usec, UINT64_MAX / 2);
+
+        r = send_all(c, request, request_size, deadline);
+        /* On -EPIPE the daemon may have answered before closing (e.g. RequestTooLarge): read on. */
+        if (r < 0 && r != -EPIPE)
+                return r;
+
+        r = receive(c, deadline, &reply, &reply_size);
+        if (r < 0)
+                return r;
+
+        r = varlink_json_parse(reply, reply_size, &message);
+        if (r == -ENOMEM)
+                return fail(c, r, "out of memory");
+        if (r < 0)
+                return fail_broken(c, -EPROTO, "invalid reply: not valid JSON");
+
+        r = proto_reply_split(message, &error, &reply_parameters, &field);
+        if (r < 0)
+                return fail_broken(c, -EPROTO, "invalid reply: bad '%s'", field);
+
+        if (error) {
+                r = proto_error_reply_decode(error, reply_parameters, &e, &field);
+                if (r < 0)
+                        return fail(c, -EPROTO, "invalid error reply '%s': bad '%s'", error, field);
+                return fail(c, e.error_errno, "%s", e.message);
+        }
+
+        *ret_message = TAKE_PTR(message);
+        *ret_parameters = reply_parameters;
+        return 0;
+}
+
+/* --- results ----------------------------------------------------------------- */
+
+/* Builds one allocation: structs first, then bytes and strings. */
+typedef struct Block {
+        uint8_t *base;
+        size_t size;                            /* counted first, then allocated */
+        size_t used;
+} Block;
+
+static void block_count(Block *b, size_t n) {
+        /* Saturate: the allocation then fails instead of overflowing. */
+        b->size = n > SIZE_MAX - b->size ? SIZE_MAX : b->size + n;
+}
+
+static void block_count_array(Block *b, size_t n, size_t size) {
+        size_t total;
+
+        if (__builtin_mul_overflow(n, size, &total))
+                total = SIZE_MAX;
+        block_count(b, ALIGN_POW2(MIN(total, SIZE_MAX - 16), (size_t) 16));
+}
+
+static void block_count_string(Block *b, const char *s) {
+        if (s)
+                block_count(b, strlen(s) + 1);
+}
+
+static int block_alloc(Block *b) {
+        if (b->size == SIZE_MAX)
+                return -ENOMEM;
+        b->base = calloc(1, MAX(b->size, (size_t) 1));
+        return b->base ? 0 : -ENOMEM;
+}
+
+static void *block_take(Block *b, size_t n, size_t size) {
+        void *p = b->base + b->used;
+
+        b->used += ALIGN_POW2(n * size, (size_t) 16);
+        return p;
+}
+
+static const char *block_string(Block *b, const char *s) {
+        char *p;
+        size_t n;
+
+        if (!s)
+                return NULL;
+        n = strlen(s) + 1;
+        p = memcpy(b->base + b->used, s, n);
+        b->used += n;
+        return p;
+}
+
+static const uint8_t *block_bytes(Block *b, const uint8_t *bytes, size_t n) {
+        uint8_t *p;
+
+        if (!bytes || n == 0)
+                return NULL;
+        p = memcpy(b->base + b->used, bytes, n);
+        b->used += n;
+        return p;
+}
+
+static enum vmaq_unknown unknown_from_string(const char *s) {
+        if (!s)
+                return VMAQ_NORMALIZED;
+        if (strcmp(s, "unmapped") == 0)
+                return VMAQ_UNKNOWN_UNMAPPED;
+        if (strcmp(s, "anonymous") == 0)
+                return VMAQ_UNKNOWN_ANONYMOUS;
+        return VMAQ_UNKNOWN_SPECIAL;    /* the decoder let nothing else through */
+}
+
+static int normalization_build(const ProtoNormalizeReply *reply, const uint64_t *addresses,
+                               struct vmaq_normalization **ret) {
+        struct vmaq_normalization *n;
+        struct vmaq_result *results;
+        struct vmaq_module *modules;
+        Block b = {};
+
+        block_count_array(&b, 1, sizeof(struct vmaq_normalization));
+        block_count_array(&b, reply->n_results, sizeof(struct vmaq_result));
+        block_count_array(&b, reply->n_modules, sizeof(struct vmaq_module));
+        for (size_t i = 0; i < reply->n_modules; i++) {
+                block_count_string(&b, reply->modules[i].path);
+                block_count_string(&b, reply->modules[i].map_files);
+                block_count(&b, reply->modules[i].build_id_len);
+        }
+        if (block_alloc(&b) < 0)
+                return -ENOMEM;
+
+        n = block_take(&b, 1, sizeof(*n));
+        results = block_take(&b, reply->n_results, sizeof(*results));
+        modules = block_take(&b, reply->n_modules, sizeof(*modules));
+
+        for (size_t i = 0; i < reply->n_results; i++)
+                results[i] = (struct vmaq_result) {
+                        .address = addresses[i],
+                        .unknown = unknown_from_string(reply->results[i].unknown),
+                        .module = reply->results[i].unknown ? 0 : reply->results[i].module,
+                        .offset = reply->results[i].unknown ? 0 : reply->results[i].offset,
+                };
+        for (size_t i = 0; i < reply->n_modules; i++) {
+                const ProtoModule *m = &reply->modules[i];
+
+                modules[i] = (struct vmaq_module) {
+                        .path = block_string(&b, m->path),
+                        .map_files = block_string(&b, m->map_files),
+                        .build_id = block_bytes(&b, m->build_id, m->build_id_len),
+                        .build_id_len = m->build_id ? m->build_id_len : 0,
+                        .deleted = m->deleted,
+                        .vdso = m->vdso,
+                        .dev_major = m->dev_major,
+                        .dev_minor = m->dev_minor,
+                        .inode = m->inode,
+                };
+        }
+
+        *n = (struct vmaq_normalization) {
+                .pid = reply->pid,
+                .start_time = reply->start_time,
+                .n_results = reply->n_results,
+                .results = reply->n_results > 0 ? results : NULL,
+                .n_modules = reply->n_modules,
+                .modules = reply->n_modules > 0 ? modules : NULL,
+        };
+        *ret = n;
+        return 0;
+}
+
+_public_ int vmaq_normalize(struct vmaq_client *client, pid_t pid, const uint64_t *addresses, size_t n_addresses,
+                            unsigned flags, uint64_t start_time, struct vmaq_normalization **ret) {
+        _cleanup_(json_object_putp) struct json_object *message = NULL;
+        struct json_object *parameters = NULL, *reply_parameters = NULL;
+        ProtoNormalizeReply reply = {};
+        const char *field = NULL;
+        int r;
+
+        if (!client)
+                return -EINVAL;
+        if (!ret || (!addresses && n_addresses > 0))
+                return fail(client, -EINVAL, "invalid argument");
+        if (flags & ~(unsigned) (VMAQ_NORMALIZE_NO_BUILD_IDS | VMAQ_NORMALIZE_MAP_FILES | VMAQ_NORMALIZE_PIN))
+                return fail(client, -EINVAL, "unknown flags 0x%x", flags);
+
+        /* The daemon judges pid and count: the same rules, one place, one message. */
+        r = proto_normalize_request_encode(&(ProtoNormalizeRequest) {
+                        .pid = pid,
+                        .addresses = (uint64_t *) addresses,
+                        .n_addresses = n_addresses,
+                        .build_ids = !(flags & VMAQ_NORMALIZE_NO_BUILD_IDS),
+                        .map_files = flags & VMAQ_NORMALIZE_MAP_FILES,
+                        .pin = flags & VMAQ_NORMALIZE_PIN,
+                        .start_time = start_time,
+                }, &parameters);
+        if (r == -ENOMEM)
+                return fail(client, r, "out of memory");
+        if (r < 0)
+                return fail(client, r, "too many addresses");
+
+        r = call(client, PROTO_METHOD_NORMALIZE, parameters, &message, &reply_parameters);
+        if (r < 0)
+                return r;
+
+        r = proto_normalize_reply_decode(reply_parameters, &reply, &field);
+        if (r == -ENOMEM)
+                return fail(client, r, "out of memory");
+        if (r < 0)
+                return fail(client, -EPROTO, "invalid Normalize reply: bad '%s'", field);
+
+        if (reply.n_results != n_addresses) {
+                r = fail(client, -EPROTO, "invalid Normalize reply: %zu results for %zu addresses", reply.n_results,
+                         n_addresses);
+                proto_normalize_reply_done(&reply);
+                return r;
+        }
+
+        r = normalization_build(&reply, addresses, ret);
+        proto_normalize_reply_done(&reply);
+        if (r < 0)
+                return fail(client, r, "out of memory");
+
+        client->errmsg[0] = '\0';
+        return 0;
+}
+
+_public_ void vmaq_normalization_free(struct vmaq_normalization *n) {
+        free(n);
+}
+
+static int mappings_build(const ProtoListMappingsReply *reply, struct vmaq_mappings **ret) {
+        struct vmaq_mappings *m;
+        struct vmaq_mapping *mappings;
+        Block b = {};
+
+        block_count_array(&b, 1, sizeof(struct vmaq_mappings));
+        block_count_array(&b, reply->n_mappings, sizeof(struct vmaq_mapping));
+        for (size_t i = 0; i < reply->n_mappings; i++) {
+                block_count_string(&b, reply->mappings[i].path);
+                block_count_string(&b, reply->mappings[i].kind);
+                block_count(&b, reply->mappings[i].build_id_len);
+        }
+        if (block_alloc(&b) < 0)
+                return -ENOMEM;
+
+        m = block_take(&b, 1, sizeof(*m));
+        mappings = block_take(&b, reply->n_mappings, sizeof(*mappings));
+
+        for (size_t i = 0; i < reply->n_mappings; i++) {
+                const ProtoMapping *p = &reply->mappings[i];
+
+                mappings[i] = (struct vmaq_mapping) {
+                        .start = p->start,
+                        .end = p->end,
+                        .offset = p->offset,
+                        .inode = p->inode,
+                        .dev_major = p->dev_major,
+                        .dev_minor = p->dev_minor,
+                        .path = block_string(&b, p->path),
+                        .kind = block_string(&b, p->kind),
+                        .deleted = p->deleted,
+                        .build_id = block_bytes(&b, p->build_id, p->build_id_len),
+                        .build_id_len = p->build_id ? p->build_id_len : 0,
+                };
+                /* The decoder checked: exactly 4 characters. */
+                memcpy(mappings[i].perms, p->perms, 4);
+        }
+
+        *m = (struct vmaq_mappings) {
+                .pid = reply->pid,
+                .start_time = reply->start_time,
+                .n_mappings = reply->n_mappings,
+                .mappings = reply->n_mappings > 0 ? mappings : NULL,
+        };
+        *ret = m;
+        return 0;
+}
+
+_public_ int vmaq_list_mappings(struct vmaq_client *client, pid_t pid, unsigned flags, struct vmaq_mappings **ret) {
+        _cleanup_(json_object_putp) struct json_object *message = NULL;
+        struct json_object *parameters = NULL, *reply_parameters = NULL;
+        ProtoListMappingsReply reply = {};
+        const char *field = NULL;
+        int r;
+
+        if (!client)
+                return -EINVAL;
+        if (!ret)
+                return fail(client, -EINVAL, "invalid argument");
+        if (flags & ~(unsigned) (VMAQ_LIST_EXEC_ONLY | VMAQ_LIST_NO_BUILD_IDS))
+                return fail(client, -EINVAL, "unknown flags 0x%x", flags);
+
+        r = proto_list_mappings_request_encode(&(ProtoListMappingsRequest) {
+                        .pid = pid,
+                        .exec_only = flags & VMAQ_LIST_EXEC_ONLY,
+                        .build_ids = !(flags & VMAQ_LIST_NO_BUILD_IDS),
+                }, &parameters);
+        if (r < 0)
+                return fail(client, r, "out of memory");
+
+        r = call(client, PROTO_METHOD_LIST_MAPPINGS, parameters, &message, &reply_parameters);
+        if (r < 0)
+                return r;
+
+        r = proto_list_mappings_reply_decode(reply_parameters, &reply, &field);
+        if (r == -ENOMEM)
+                return fail(client, r, "out of memory");
+        if (r < 0)
+                return fail(client, -EPROTO, "invalid ListMappings reply: bad '%s'", field);
+
+        r = mappings_build(&reply, ret);
+        proto_list_mappings_reply_done(&reply);
+        if (r < 0)
+                return fail(client, r, "out of memory");
+
+        client->errmsg[0] = '\0';
+        return 0;
+}
+
+_public_ void vmaq_mappings_free(struct vmaq_mappings *m) {
+        free(m);
+}
+
+_public_ int vmaq_get_status(struct vmaq_client *client, struct vmaq_status **ret) {
+        _cleanup_(json_object_putp) struct json_object *message = NULL;
+        struct json_object *reply_parameters = NULL;
+        struct vmaq_status *s;
+        const char *field = NULL;
+        ProtoStatus st = {};
+        Block b = {};
+        int r;
+
+        if (!client)
+                return -EINVAL;
+        if (!ret)
+                return fail(client, -EINVAL, "invalid argument");
+
+        r = call(client, PROTO_METHOD_GET_STATUS, NULL, &message, &reply_parameters);
+        if (r < 0)
+                return r;
+
+        r = proto_status_decode(reply_parameters, &st, &field);
+        if (r < 0)
+                return fail(client, -EPROTO, "invalid GetStatus reply: bad '%s'", field);
+
+        block_count_array(&b, 1, sizeof(struct vmaq_status));
+        block_count_string(&b, st.version);
+        block_count_string(&b, st.backend);
+        if (block_alloc(&b) < 0)
+                return fail(client, -ENOMEM, "out of memory");
+
+        s = block_take(&b, 1, sizeof(*s));
+        *s = (struct vmaq_status) {
+                .version = block_string(&b, st.version),
+                .backend = block_string(&b, st.backend),
+                .uptime_usec = st.uptime_usec,
+                .connections = st.connections,
+                .connections_max = st.connections_max,
+                .proc_cache_size = st.proc_cache_size,
+                .proc_cache_max = st.proc_cache_max,
+                .proc_cache_hits = st.proc_cache_hits,
+                .proc_cache_misses = st.proc_cache_misses,
+                .build_id_cache_size = st.build_id_cache_size,
+                .build_id_cache_max = st.build_id_cache_max,
+                .build_id_cache_hits = st.build_id_cache_hits,
+                .build_id_cache_misses = st.build_id_cache_misses,
+                .requests = st.requests,
+                .errors = st.errors,
+                .denied = st.denied,
+        };
+
+        *ret = s;
+        client->errmsg[0] = '\0';
+        return 0;
+}
+
+_public_ void vmaq_status_free(struct vmaq_status *s) {
+        free(s);
+}

@@ -1,0 +1,202 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#ifndef VMAQ_H
+#define VMAQ_H
+
+/*
+ * libvmaq: ask vmaqd to normalize addresses of a process to (file, file
+ * offset, build ID). See libvmaq(3).
+ *
+ * Every function returns 0 (or a count) on success and a negative errno on
+ * failure; vmaq_errmsg() then describes the failure. The library never
+ * prints, never exits and never raises signals (writes use MSG_NOSIGNAL).
+ *
+ * Errors from the daemon:
+ *   -ESRCH       no such process                 (io.vmaq.NoSuchProcess)
+ *   -ENXIO       the process has no address space (io.vmaq.NoAddressSpace)
+ *   -EACCES      not allowed to query the process (io.vmaq.PermissionDenied)
+ *   -ESTALE      the pid names another process than the pinned start time
+ *                                                 (io.vmaq.ProcessChanged)
+ *   -E2BIG       request over the daemon's limits (io.vmaq.RequestTooLarge)
+ *   -EINVAL      invalid parameter                (org.varlink.service.InvalidParameter):
+ *                a pid below 1, no addresses; also from the library itself
+ *                for a NULL argument or an unknown flag
+ *   -EXDEV       the caller is in another pid namespace (io.vmaq.ForeignPidNamespace)
+ *   -EOPNOTSUPP, -EADDRNOTAVAIL  method or interface unknown to the daemon
+ *   -EIO         the daemon failed internally     (io.vmaq.InternalError)
+ *   -EPROTO      an error the library does not know
+ * Errors of the connection:
+ *   -ENOENT, -ECONNREFUSED, -EACCES  from connecting: no daemon, or no access
+ *   -ENAMETOOLONG  the socket path does not fit a sockaddr_un
+ *   -ETIMEDOUT   no complete reply within the timeout; the connection is
+ *                then unusable (close it)
+ *   -ECONNRESET  the daemon closed the connection
+ *   -EPROTO      the daemon sent something that is not a valid reply (or
+ *                one over 256 MiB)
+ *   -ENOTCONN    an earlier timeout or broken stream made the connection
+ *                unusable; close it and connect again
+ *   -ENOMEM
+ */
+
+/*
+ * Memory: every result is one allocation holding all its strings and build
+ * IDs, freed with its *_free() function (which accepts NULL). Nothing in it
+ * points into the connection. *ret is written only on success (NULL on
+ * failure for vmaq_connect()).
+ *
+ * Threads: a connection may be used by one thread at a time. Use one
+ * connection per thread, or serialize calls with a lock. Results are plain
+ * memory, independent of the connection, and may be read from any thread.
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define VMAQ_DEFAULT_SOCKET "/run/vmaqd.sock"
+#define VMAQ_DEFAULT_TIMEOUT_USEC UINT64_C(30000000)
+
+struct vmaq_client;
+
+/*
+ * Connect to vmaqd at @path, or when @path is NULL at $VMAQ_SOCKET, else
+ * VMAQ_DEFAULT_SOCKET. $VMAQ_SOCKET is ignored in setuid/setgid programs
+ * (secure_getenv()). On failure *ret is NULL and the error is returned.
+ */
+int vmaq_connect(struct vmaq_client **ret, const char *path);
+
+/* Close the connection and free @client. Accepts NULL. */
+void vmaq_close(struct vmaq_client *client);
+
+/*
+ * The time a call may take, sending and receiving together, in
+ * microseconds; 0 waits forever. Default VMAQ_DEFAULT_TIMEOUT_USEC.
+ * Returns 0, or -EINVAL for a NULL @client.
+ */
+int vmaq_set_timeout(struct vmaq_client *client, uint64_t usec);
+
+/* A description of the last failure of a call on @client, or "" after a success. Valid until the next call. */
+const char *vmaq_errmsg(const struct vmaq_client *client);
+
+/* --- Normalize ------------------------------------------------------------ */
+
+enum {
+        VMAQ_NORMALIZE_NO_BUILD_IDS = 1 << 0,   /* do not look up build IDs */
+        VMAQ_NORMALIZE_MAP_FILES    = 1 << 1,   /* fill vmaq_module.map_files */
+        VMAQ_NORMALIZE_PIN          = 1 << 2,   /* fail with -ESTALE unless start_time matches */
+};
+
+enum vmaq_unknown {
+        VMAQ_NORMALIZED = 0,                    /* module and offset are valid */
+        VMAQ_UNKNOWN_UNMAPPED,                  /* no mapping covers the address */
+        VMAQ_UNKNOWN_ANONYMOUS,                 /* the mapping has no file */
+        VMAQ_UNKNOWN_SPECIAL,                   /* a kernel mapping: [heap], [stack], [vvar], ... */
+};
+
+struct vmaq_module {
+        const char *path;                       /* as the process sees it; "[vdso]" for the vDSO */
+        const char *map_files;                  /* "/proc/PID/map_files/START-END", or NULL */
+        const uint8_t *build_id;                /* NULL when build_id_len is 0 */
+        size_t build_id_len;
+        int deleted;                            /* the file was deleted or replaced */
+        int vdso;                               /* the offset is into the vDSO image */
+        uint32_t dev_major;
+        uint32_t dev_minor;
+        uint64_t inode;
+};
+
+struct vmaq_result {
+        uint64_t address;                       /* as asked */
+        enum vmaq_unknown unknown;
+        uint32_t module;                        /* index into modules, if VMAQ_NORMALIZED */
+        uint64_t offset;                        /* file offset, if VMAQ_NORMALIZED */
+};
+
+struct vmaq_normalization {
+        pid_t pid;
+        uint64_t start_time;                    /* of the process answered about */
+        size_t n_results;                       /* one per address, in input order */
+        const struct vmaq_result *results;
+        size_t n_modules;                       /* each file once */
+        const struct vmaq_module *modules;
+};
+
+/*
+ * Normalize @n_addresses addresses of process @pid. With VMAQ_NORMALIZE_PIN
+ * the call fails with -ESTALE unless the process's start time is
+ * @start_time (take it from an earlier answer). On success *ret holds the
+ * answer, to be freed with vmaq_normalization_free().
+ */
+int vmaq_normalize(struct vmaq_client *client, pid_t pid, const uint64_t *addresses, size_t n_addresses,
+                   unsigned flags, uint64_t start_time, struct vmaq_normalization **ret);
+void vmaq_normalization_free(struct vmaq_normalization *n);
+
+/* --- ListMappings ---------------------------------------------------------- */
+
+enum {
+        VMAQ_LIST_EXEC_ONLY    = 1 << 0,        /* only executable mappings */
+        VMAQ_LIST_NO_BUILD_IDS = 1 << 1,        /* do not look up build IDs */
+};
+
+struct vmaq_mapping {
+        uint64_t start;                         /* inclusive */
+        uint64_t end;                           /* exclusive */
+        uint64_t offset;                        /* file offset of start */
+        uint64_t inode;
+        uint32_t dev_major;
+        uint32_t dev_minor;
+        char perms[5];                          /* "r-xp" */
+        const char *path;                       /* NULL: no name */
+        const char *kind;                       /* "file", "anonymous", "special", "vdso" */
+        int deleted;
+        const uint8_t *build_id;
+        size_t build_id_len;
+};
+
+struct vmaq_mappings {
+        pid_t pid;
+        uint64_t start_time;
+        size_t n_mappings;
+        const struct vmaq_mapping *mappings;
+};
+
+/*
+ * List the mappings of process @pid in address order. On success *ret holds
+ * the answer, to be freed with vmaq_mappings_free().
+ */
+int vmaq_list_mappings(struct vmaq_client *client, pid_t pid, unsigned flags, struct vmaq_mappings **ret);
+void vmaq_mappings_free(struct vmaq_mappings *m);
+
+/* --- GetStatus ------------------------------------------------------------- */
+
+struct vmaq_status {
+        const char *version;
+        const char *backend;                    /* "ioctl" or "text" */
+        uint64_t uptime_usec;
+        uint64_t connections;
+        uint64_t connections_max;
+        uint64_t proc_cache_size;
+        uint64_t proc_cache_max;
+        uint64_t proc_cache_hits;
+        uint64_t proc_cache_misses;
+        uint64_t build_id_cache_size;
+        uint64_t build_id_cache_max;
+        uint64_t build_id_cache_hits;
+        uint64_t build_id_cache_misses;
+        uint64_t requests;
+        uint64_t errors;
+        uint64_t denied;
+};
+
+/* The daemon's state and counters; free *ret with vmaq_status_free(). */
+int vmaq_get_status(struct vmaq_client *client, struct vmaq_status **ret);
+void vmaq_status_free(struct vmaq_status *s);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

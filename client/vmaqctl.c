@@ -1,0 +1,796 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * vmaqctl: ask vmaqd from the command line. It uses libvmaq and nothing
+ * else of vmaqd, so that everything it does proves the public API is
+ * enough. See vmaqctl(1).
+ *
+ * Exit codes: 0 success, 1 the daemon answered with an error, 2 usage
+ * error, 3 the daemon could not be reached or the connection failed.
+ */
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "macro.h"
+#include "parse-util.h"
+#include "vmaq.h"
+
+/* Not argv[0]: in the build tree that is libtool's "lt-vmaqctl". */
+#define PROGRAM_NAME "vmaqctl"
+
+enum {
+        EXIT_OK = 0,
+        EXIT_DAEMON_ERROR = 1,
+        EXIT_USAGE = 2,
+        EXIT_UNREACHABLE = 3,
+};
+
+static const char *arg_socket = NULL;
+static bool arg_json = false;
+static bool arg_timeout_set = false;
+static uint64_t arg_timeout_usec = VMAQ_DEFAULT_TIMEOUT_USEC;
+
+DEFINE_CLEANUP(struct vmaq_client *, vmaq_close);
+DEFINE_CLEANUP(struct vmaq_normalization *, vmaq_normalization_free);
+DEFINE_CLEANUP(struct vmaq_mappings *, vmaq_mappings_free);
+DEFINE_CLEANUP(struct vmaq_status *, vmaq_status_free);
+
+static void help(void) {
+        printf("%1$s [OPTIONS...] COMMAND ...\n\n"
+               "Ask vmaqd to normalize the addresses of a process to file offsets and build IDs.\n\n"
+               "Commands:\n"
+               "  normalize [--no-build-ids] [--map-files] [--start-time T] PID ADDR...\n"
+               "                          Normalize addresses of PID; ADDR is 0x... (hex) or\n"
+               "                          decimal, \"-\" reads addresses from standard input,\n"
+               "                          one per line\n"
+               "  maps [--exec-only] [--no-build-ids] PID\n"
+               "                          List the mappings of PID\n"
+               "  status                  Show the daemon's state\n\n"
+               "Options:\n"
+               "  -h --help               Show this help\n"
+               "     --version            Show the version\n"
+               "     --socket=PATH        Connect to PATH (default: $VMAQ_SOCKET, else %2$s)\n"
+               "     --json               Print one JSON document\n"
+               "     --timeout=SEC        Give up on the daemon after SEC seconds; 0 waits\n"
+               "                          forever (default: %3$" PRIu64 ")\n\n"
+               "Exit status: 0 success, 1 the daemon answered with an error, 2 usage error,\n"
+               "3 the daemon could not be reached (no socket, refused, timeout, connection lost).\n",
+               PROGRAM_NAME, VMAQ_DEFAULT_SOCKET,
+               VMAQ_DEFAULT_TIMEOUT_USEC / UINT64_C(1000000));
+}
+
+static int usage_error(const char *fmt, ...) __attribute__((__format__(__printf__, 1, 2)));
+static int usage_error(const char *fmt, ...) {
+        va_list ap;
+
+        fprintf(stderr, "%s: ", PROGRAM_NAME);
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fprintf(stderr, "\nSee '%s --help'.\n", PROGRAM_NAME);
+        return -EXIT_USAGE;
+}
+
+/* --- output -------------------------------------------------------------------- */
+
+/* The length of the valid UTF-8 sequence at @s (at most @n bytes), or 0 if there is none. */
+static size_t utf8_valid_len(const unsigned char *s, size_t n) {
+        uint32_t cp;
+        size_t len;
+
+        if (s[0] < 0x80)
+                return 1;
+        if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+                len = 2;
+                cp = s[0] & 0x1f;
+        } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+                len = 3;
+                cp = s[0] & 0x0f;
+        } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+                len = 4;
+                cp = s[0] & 0x07;
+        } else
+                return 0;
+        if (n < len)
+                return 0;
+        for (size_t i = 1; i < len; i++) {
+                if ((s[i] & 0xc0) != 0x80)
+                        return 0;
+                cp = (cp << 6) | (s[i] & 0x3f);
+        }
+        /* Overlong forms, surrogates and code points above U+10FFFF are not UTF-8. */
+        if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
+            (cp >= 0xd800 && cp <= 0xdfff))
+                return 0;
+        return len;
+}
+
+/* A JSON string (RFC 8259); bytes that are not UTF-8 become U+FFFD. */
+static void json_print_string(const char *s) {
+        const unsigned char *p = (const unsigned char *) s;
+        size_t n = strlen(s);
+
+        putchar('"');
+        while (n > 0) {
+                size_t len;
+
+                if (*p == '"' || *p == '\\') {
+                        putchar('\\');
+                        putchar(*p);
+                        p++, n--;
+                        continue;
+                }
+                if (*p < 0x20 || *p == 0x7f) {
+                        printf("\\u%04x", *p);
+                        p++, n--;
+                        continue;
+                }
+                len = utf8_valid_len(p, n);
+                if (len == 0) {
+                        fputs("\\ufffd", stdout);
+                        p++, n--;
+                        continue;
+                }
+                fwrite(p, 1, len, stdout);
+                p += len, n -= len;
+        }
+        putchar('"');
+}
+
+static void json_print_string_or_null(const char *s) {
+        if (s)
+                json_print_string(s);
+        else
+                fputs("null", stdout);
+}
+
+static void print_hex(const uint8_t *data, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                printf("%02x", data[i]);
+}
+
+static void json_print_build_id(const uint8_t *id, size_t n) {
+        if (n == 0) {
+                fputs("null", stdout);
+                return;
+        }
+        putchar('"');
+        print_hex(id, n);
+        putchar('"');
+}
+
+/* A path for people: control characters would break the line, so they are shown as \xNN. */
+static void human_print_path(const char *s) {
+        for (const unsigned char *p = (const unsigned char *) s; *p; p++)
+                if (*p < 0x20 || *p == 0x7f || *p == '\\')
+                        printf("\\x%02x", *p);
+                else
+                        putchar(*p);
+}
+
+static const char *unknown_to_string(enum vmaq_unknown u) {
+        switch (u) {
+        case VMAQ_UNKNOWN_UNMAPPED:
+                return "unmapped";
+        case VMAQ_UNKNOWN_ANONYMOUS:
+                return "anonymous";
+        case VMAQ_UNKNOWN_SPECIAL:
+                return "special";
+        default:
+                return "other";
+        }
+}
+
+/* stdout could not be written: report it once, at the end. */
+static int finish_output(void) {
+        if (fflush(stdout) != 0 || ferror(stdout)) {
+                fprintf(stderr, "%s: failed to write the output: %m\n", PROGRAM_NAME);
+                return -EXIT_DAEMON_ERROR;
+        }
+        return 0;
+}
+
+/* --- errors -------------------------------------------------------------------- */
+
+static const char *socket_display(void) {
+        const char *e;
+
+        if (arg_socket)
+                return arg_socket;
+        e = secure_getenv("VMAQ_SOCKET");
+        return e && e[0] ? e : VMAQ_DEFAULT_SOCKET;
+}
+
+/* Connect and set the timeout; a failure is reported and returned as -EXIT_UNREACHABLE. */
+static int connect_daemon(struct vmaq_client **ret) {
+        _cleanup_(vmaq_closep) struct vmaq_client *c = NULL;
+        int r;
+
+        r = vmaq_connect(&c, arg_socket);
+        if (r < 0) {
+                fprintf(stderr, "%s: cannot connect to vmaqd at '%s': %s\n", PROGRAM_NAME,
+                        socket_display(), strerror(-r));
+                return -EXIT_UNREACHABLE;
+        }
+        if (arg_timeout_set) {
+                r = vmaq_set_timeout(c, arg_timeout_usec);
+                if (r < 0) {
+                        fprintf(stderr, "%s: cannot set the timeout: %s\n", PROGRAM_NAME,
+                                strerror(-r));
+                        return -EXIT_USAGE;
+                }
+        }
+        *ret = TAKE_PTR(c);
+        return 0;
+}
+
+/*
+ * Report the failure @r of a call about @pid (0: not about a process) and
+ * return the negative exit code: a broken connection is "unreachable",
+ * anything else is an answer of the daemon.
+ */
+static int call_error(struct vmaq_client *c, int r, pid_t pid, uint64_t start_time) {
+        const char *name = PROGRAM_NAME;
+        const char *detail = vmaq_errmsg(c);
+
+        if (!detail)
+                detail = "";
+
+        switch (-r) {
+        case ETIMEDOUT:
+                fprintf(stderr, "%s: vmaqd at '%s' did not answer in time\n", name, socket_display());
+                return -EXIT_UNREACHABLE;
+        case ECONNRESET:
+        case EPIPE:
+        case ENOTCONN:
+                fprintf(stderr, "%s: lost the connection to vmaqd at '%s'%s%s\n", name, socket_display(),
+                        detail[0] ? ": " : "", detail);
+                return -EXIT_UNREACHABLE;
+        case EPROTO:
+                fprintf(stderr, "%s: vmaqd at '%s' sent an invalid reply%s%s\n", name, socket_display(),
+                        detail[0] ? ": " : "", detail);
+                return -EXIT_UNREACHABLE;
+        case ESRCH:
+                fprintf(stderr, "%s: no such process: pid %d\n", name, (int) pid);
+                break;
+        case ENXIO:
+                fprintf(stderr, "%s: no address space: pid %d is a kernel thread or a zombie\n", name,
+                        (int) pid);
+                break;
+        case EACCES:
+                fprintf(stderr, "%s: permission denied: pid %d belongs to another user or is not dumpable\n",
+                        name, (int) pid);
+                break;
+        case ESTALE:
+                fprintf(stderr, "%s: process changed: pid %d is no longer the process started at %" PRIu64 "%s%s\n",
+                        name, (int) pid, start_time, detail[0] ? ": " : "", detail);
+                break;
+        case E2BIG:
+                fprintf(stderr, "%s: request too large for vmaqd%s%s\n", name, detail[0] ? ": " : "", detail);
+                break;
+        case EINVAL:
+                fprintf(stderr, "%s: vmaqd refused a parameter%s%s\n", name, detail[0] ? ": " : "", detail);
+                break;
+        case EXDEV:
+                fprintf(stderr, "%s: foreign pid namespace: vmaqd runs in another pid namespace and cannot "
+                        "answer about pid %d\n", name, (int) pid);
+                break;
+        case EOPNOTSUPP:
+        case EADDRNOTAVAIL:
+                fprintf(stderr, "%s: vmaqd does not know this call%s%s\n", name, detail[0] ? ": " : "", detail);
+                break;
+        case EIO:
+                fprintf(stderr, "%s: vmaqd failed internally%s%s\n", name, detail[0] ? ": " : "", detail);
+                break;
+        default:
+                fprintf(stderr, "%s: %s%s%s\n", name, strerror(-r), detail[0] ? ": " : "", detail);
+                break;
+        }
+        return -EXIT_DAEMON_ERROR;
+}
+
+/* --- arguments ------------------------------------------------------------------- */
+
+enum {
+        ARG_VERSION = 0x100,
+        ARG_SOCKET,
+        ARG_JSON,
+        ARG_TIMEOUT,
+        ARG_NO_BUILD_IDS,
+        ARG_MAP_FILES,
+        ARG_START_TIME,
+        ARG_EXEC_ONLY,
+};
+
+#define COMMON_OPTIONS                                                  \
+        { "help",    no_argument,       NULL, 'h' },                    \
+        { "version", no_argument,       NULL, ARG_VERSION },            \
+        { "socket",  required_argument, NULL, ARG_SOCKET },             \
+        { "json",    no_argument,       NULL, ARG_JSON },               \
+        { "timeout", required_argument, NULL, ARG_TIMEOUT }
+
+/*
+ * The options every command takes, wherever they appear. Returns 1 if
+ * handled, 0 for --help/--version (done), -EXIT_USAGE on error, -ENOENT if
+ * @c is none of them.
+ */
+static int parse_common_option(int c, const char *optarg_, char *argv[]) {
+        uint64_t sec;
+
+        switch (c) {
+        case 'h':
+                help();
+                return 0;
+        case ARG_VERSION:
+                printf("%s %s\n", PROGRAM_NAME, PACKAGE_VERSION);
+                return 0;
+        case ARG_SOCKET:
+                if (optarg_[0] == '\0')
+                        return usage_error("--socket needs a path");
+                arg_socket = optarg_;
+                return 1;
+        case ARG_JSON:
+                arg_json = true;
+                return 1;
+        case ARG_TIMEOUT:
+                if (parse_u64(optarg_, 10, &sec) < 0 || sec > UINT64_MAX / 1000000)
+                        return usage_error("invalid --timeout '%s': seconds, 0 for none", optarg_);
+                arg_timeout_usec = sec * 1000000;
+                arg_timeout_set = true;
+                return 1;
+        case '?':
+                /* opterr is 0: getopt() printed nothing, and optind is past the culprit. */
+                if (optind > 0 && argv[optind - 1] && argv[optind - 1][0] == '-')
+                        return usage_error("unknown option, or option without its argument: '%s'",
+                                           argv[optind - 1]);
+                return usage_error("invalid option");
+        default:
+                return -ENOENT;
+        }
+}
+
+static int parse_pid_arg(const char *s, pid_t *ret) {
+        if (parse_pid(s, ret) < 0)
+                return usage_error("invalid PID '%s': a number from 1 to 2147483647", s);
+        return 0;
+}
+
+typedef struct Addresses {
+        uint64_t *v;
+        size_t n, allocated;
+} Addresses;
+
+static void addresses_done(Addresses *a) {
+        free(a->v);
+}
+
+static int addresses_add(Addresses *a, uint64_t addr) {
+        if (a->n == a->allocated) {
+                size_t m = a->allocated ? a->allocated * 2 : 64;
+                uint64_t *v;
+
+                if (m < a->allocated || m > SIZE_MAX / sizeof(uint64_t))
+                        return -ENOMEM;
+                v = realloc(a->v, m * sizeof(uint64_t));
+                if (!v)
+                        return -ENOMEM;
+                a->v = v;
+                a->allocated = m;
+        }
+        a->v[a->n++] = addr;
+        return 0;
+}
+
+static int out_of_memory(void) {
+        fprintf(stderr, "%s: out of memory\n", PROGRAM_NAME);
+        return -EXIT_DAEMON_ERROR;
+}
+
+/* One address per line; blank lines are skipped, spaces around an address ignored. */
+static int read_addresses(FILE *f, Addresses *a) {
+        _cleanup_free_ char *line = NULL;
+        size_t allocated = 0;
+        unsigned long lineno = 0;
+        ssize_t n;
+
+        while ((n = getline(&line, &allocated, f)) >= 0) {
+                char *s = line, *e = line + n;
+                uint64_t addr;
+
+                lineno++;
+                while (e > s && (e[-1] == '\n' || e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t'))
+                        e--;
+                while (s < e && (*s == ' ' || *s == '\t'))
+                        s++;
+                if (s == e)
+                        continue;
+                if (memchr(s, '\0', (size_t) (e - s)))
+                        return usage_error("invalid address on line %lu of standard input: contains a NUL byte",
+                                           lineno);
+                *e = '\0';
+                if (parse_address(s, &addr) < 0) {
+                        fprintf(stderr, "%s: invalid address '", PROGRAM_NAME);
+                        /* Quoted as given, but without control characters. */
+                        for (const unsigned char *p = (const unsigned char *) s; *p; p++)
+                                fputc(*p < 0x20 || *p == 0x7f ? '?' : *p, stderr);
+                        fprintf(stderr, "' on line %lu of standard input: 0x... (hex) or decimal\n"
+                                "See '%s --help'.\n", lineno, PROGRAM_NAME);
+                        return -EXIT_USAGE;
+                }
+                if (addresses_add(a, addr) < 0)
+                        return out_of_memory();
+        }
+        if (ferror(f)) {
+                fprintf(stderr, "%s: failed to read standard input: %m\n", PROGRAM_NAME);
+                return -EXIT_USAGE;
+        }
+        return 0;
+}
+
+/* --- normalize ------------------------------------------------------------------- */
+
+static void print_normalization_json(const struct vmaq_normalization *n, bool map_files) {
+        printf("{\"pid\": %d, \"start_time\": %" PRIu64 ", \"results\": [", (int) n->pid, n->start_time);
+        for (size_t i = 0; i < n->n_results; i++) {
+                const struct vmaq_result *res = &n->results[i];
+
+                if (i > 0)
+                        fputs(", ", stdout);
+                printf("{\"address\": %" PRIu64 ", ", res->address);
+                if (res->unknown == VMAQ_NORMALIZED && res->module < n->n_modules) {
+                        const struct vmaq_module *m = &n->modules[res->module];
+
+                        fputs("\"path\": ", stdout);
+                        json_print_string(m->path ?: "");
+                        printf(", \"offset\": %" PRIu64 ", \"build_id\": ", res->offset);
+                        json_print_build_id(m->build_id, m->build_id_len);
+                        printf(", \"deleted\": %s", m->deleted ? "true" : "false");
+                        if (map_files) {
+                                fputs(", \"map_files\": ", stdout);
+                                json_print_string_or_null(m->map_files);
+                        }
+                        putchar('}');
+                } else
+                        printf("\"unknown\": \"%s\"}", unknown_to_string(res->unknown));
+        }
+        fputs("]}\n", stdout);
+}
+
+static void print_normalization_human(const struct vmaq_normalization *n, bool map_files) {
+        for (size_t i = 0; i < n->n_results; i++) {
+                const struct vmaq_result *res = &n->results[i];
+
+                printf("0x%012" PRIx64 ": ", res->address);
+                if (res->unknown == VMAQ_NORMALIZED && res->module < n->n_modules) {
+                        const struct vmaq_module *m = &n->modules[res->module];
+
+                        printf("file offset 0x%" PRIx64 " in ", res->offset);
+                        human_print_path(m->path ?: "");
+                        if (m->deleted)
+                                fputs(" (deleted)", stdout);
+                        if (m->build_id_len > 0) {
+                                fputs(" (build ID ", stdout);
+                                print_hex(m->build_id, m->build_id_len);
+                                putchar(')');
+                        }
+                        if (map_files && m->map_files) {
+                                fputs(" (map file ", stdout);
+                                human_print_path(m->map_files);
+                                putchar(')');
+                        }
+                        putchar('\n');
+                } else
+                        printf("unknown (%s)\n", unknown_to_string(res->unknown));
+        }
+}
+
+static int verb_normalize(int argc, char *argv[]) {
+        static const struct option options[] = {
+                COMMON_OPTIONS,
+                { "no-build-ids", no_argument,       NULL, ARG_NO_BUILD_IDS },
+                { "map-files",    no_argument,       NULL, ARG_MAP_FILES },
+                { "start-time",   required_argument, NULL, ARG_START_TIME },
+                {}
+        };
+        _cleanup_(vmaq_closep) struct vmaq_client *c = NULL;
+        _cleanup_(vmaq_normalization_freep) struct vmaq_normalization *n = NULL;
+        _cleanup_(addresses_done) Addresses addrs = {};
+        uint64_t start_time = 0;
+        unsigned flags = 0;
+        pid_t pid;
+        int o, r;
+
+        optind = 0;
+        while ((o = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+                r = parse_common_option(o, optarg, argv);
+                if (r != -ENOENT) {
+                        if (r <= 0)
+                                return r;
+                        continue;
+                }
+                switch (o) {
+                case ARG_NO_BUILD_IDS:
+                        flags |= VMAQ_NORMALIZE_NO_BUILD_IDS;
+                        break;
+                case ARG_MAP_FILES:
+                        flags |= VMAQ_NORMALIZE_MAP_FILES;
+                        break;
+                case ARG_START_TIME:
+                        if (parse_u64(optarg, 10, &start_time) < 0)
+                                return usage_error("invalid --start-time '%s': a decimal number", optarg);
+                        flags |= VMAQ_NORMALIZE_PIN;
+                        break;
+                default:
+                        return usage_error("invalid option");
+                }
+        }
+
+        if (optind >= argc)
+                return usage_error("normalize needs a PID and at least one ADDR");
+        r = parse_pid_arg(argv[optind], &pid);
+        if (r < 0)
+                return r;
+        if (optind + 1 >= argc)
+                return usage_error("normalize needs at least one ADDR after the PID");
+
+        for (int i = optind + 1; i < argc; i++) {
+                uint64_t addr;
+
+                if (strcmp(argv[i], "-") == 0) {
+                        r = read_addresses(stdin, &addrs);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                if (parse_address(argv[i], &addr) < 0)
+                        return usage_error("invalid ADDR '%s': 0x... (hex) or decimal, up to 2^64-1", argv[i]);
+                if (addresses_add(&addrs, addr) < 0)
+                        return out_of_memory();
+        }
+        if (addrs.n == 0)
+                return usage_error("no addresses given");
+
+        r = connect_daemon(&c);
+        if (r < 0)
+                return r;
+        r = vmaq_normalize(c, pid, addrs.v, addrs.n, flags, start_time, &n);
+        if (r < 0)
+                return call_error(c, r, pid, start_time);
+
+        if (arg_json)
+                print_normalization_json(n, flags & VMAQ_NORMALIZE_MAP_FILES);
+        else
+                print_normalization_human(n, flags & VMAQ_NORMALIZE_MAP_FILES);
+        return finish_output();
+}
+
+/* --- maps ------------------------------------------------------------------------ */
+
+static void print_mappings_json(const struct vmaq_mappings *m) {
+        printf("{\"pid\": %d, \"start_time\": %" PRIu64 ", \"mappings\": [", (int) m->pid, m->start_time);
+        for (size_t i = 0; i < m->n_mappings; i++) {
+                const struct vmaq_mapping *v = &m->mappings[i];
+                char perms[sizeof(v->perms)];
+
+                memcpy(perms, v->perms, sizeof(perms));
+                perms[sizeof(perms) - 1] = '\0';
+
+                if (i > 0)
+                        fputs(", ", stdout);
+                printf("{\"start\": %" PRIu64 ", \"end\": %" PRIu64 ", \"perms\": ", v->start, v->end);
+                json_print_string(perms);
+                printf(", \"offset\": %" PRIu64 ", \"dev_major\": %" PRIu32 ", \"dev_minor\": %" PRIu32
+                       ", \"inode\": %" PRIu64 ", \"path\": ", v->offset, v->dev_major, v->dev_minor, v->inode);
+                json_print_string_or_null(v->path);
+                fputs(", \"kind\": ", stdout);
+                json_print_string_or_null(v->kind);
+                printf(", \"deleted\": %s, \"build_id\": ", v->deleted ? "true" : "false");
+                json_print_build_id(v->build_id, v->build_id_len);
+                putchar('}');
+        }
+        fputs("]}\n", stdout);
+}
+
+static void print_mappings_human(const struct vmaq_mappings *m) {
+        for (size_t i = 0; i < m->n_mappings; i++) {
+                const struct vmaq_mapping *v = &m->mappings[i];
+
+                printf("%08" PRIx64 "-%08" PRIx64 " %.4s %08" PRIx64 " %02" PRIx32 ":%02" PRIx32 " %" PRIu64,
+                       v->start, v->end, v->perms, v->offset, v->dev_major, v->dev_minor, v->inode);
+                if (v->path) {
+                        putchar(' ');
+                        human_print_path(v->path);
+                }
+                if (v->deleted)
+                        fputs(" (deleted)", stdout);
+                if (v->build_id_len > 0) {
+                        fputs(" (build ID ", stdout);
+                        print_hex(v->build_id, v->build_id_len);
+                        putchar(')');
+                }
+                putchar('\n');
+        }
+}
+
+static int verb_maps(int argc, char *argv[]) {
+        static const struct option options[] = {
+                COMMON_OPTIONS,
+                { "exec-only",    no_argument, NULL, ARG_EXEC_ONLY },
+                { "no-build-ids", no_argument, NULL, ARG_NO_BUILD_IDS },
+                {}
+        };
+        _cleanup_(vmaq_closep) struct vmaq_client *c = NULL;
+        _cleanup_(vmaq_mappings_freep) struct vmaq_mappings *m = NULL;
+        unsigned flags = 0;
+        pid_t pid;
+        int o, r;
+
+        optind = 0;
+        while ((o = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+                r = parse_common_option(o, optarg, argv);
+                if (r != -ENOENT) {
+                        if (r <= 0)
+                                return r;
+                        continue;
+                }
+                switch (o) {
+                case ARG_EXEC_ONLY:
+                        flags |= VMAQ_LIST_EXEC_ONLY;
+                        break;
+                case ARG_NO_BUILD_IDS:
+                        flags |= VMAQ_LIST_NO_BUILD_IDS;
+                        break;
+                default:
+                        return usage_error("invalid option");
+                }
+        }
+
+        if (optind >= argc)
+                return usage_error("maps needs a PID");
+        r = parse_pid_arg(argv[optind], &pid);
+        if (r < 0)
+                return r;
+        if (optind + 1 < argc)
+                return usage_error("unexpected argument '%s' after the PID", argv[optind + 1]);
+
+        r = connect_daemon(&c);
+        if (r < 0)
+                return r;
+        r = vmaq_list_mappings(c, pid, flags, &m);
+        if (r < 0)
+                return call_error(c, r, pid, 0);
+
+        if (arg_json)
+                print_mappings_json(m);
+        else
+                print_mappings_human(m);
+        return finish_output();
+}
+
+/* --- status ---------------------------------------------------------------------- */
+
+static void print_status_json(const struct vmaq_status *s) {
+        fputs("{\"version\": ", stdout);
+        json_print_string_or_null(s->version);
+        fputs(", \"backend\": ", stdout);
+        json_print_string_or_null(s->backend);
+        printf(", \"uptime_usec\": %" PRIu64 ", \"connections\": %" PRIu64 ", \"connections_max\": %" PRIu64
+               ", \"proc_cache\": {\"size\": %" PRIu64 ", \"max\": %" PRIu64 ", \"hits\": %" PRIu64
+               ", \"misses\": %" PRIu64 "}, \"build_id_cache\": {\"size\": %" PRIu64 ", \"max\": %" PRIu64
+               ", \"hits\": %" PRIu64 ", \"misses\": %" PRIu64 "}, \"requests\": %" PRIu64
+               ", \"errors\": %" PRIu64 ", \"denied\": %" PRIu64 "}\n",
+               s->uptime_usec, s->connections, s->connections_max,
+               s->proc_cache_size, s->proc_cache_max, s->proc_cache_hits, s->proc_cache_misses,
+               s->build_id_cache_size, s->build_id_cache_max, s->build_id_cache_hits,
+               s->build_id_cache_misses, s->requests, s->errors, s->denied);
+}
+
+static void print_status_human(const struct vmaq_status *s) {
+        fputs("version: ", stdout);
+        human_print_path(s->version ?: "");
+        fputs("\nbackend: ", stdout);
+        human_print_path(s->backend ?: "");
+        printf("\nuptime_usec: %" PRIu64 "\n"
+               "connections: %" PRIu64 "\n"
+               "connections_max: %" PRIu64 "\n"
+               "proc_cache_size: %" PRIu64 "\n"
+               "proc_cache_max: %" PRIu64 "\n"
+               "proc_cache_hits: %" PRIu64 "\n"
+               "proc_cache_misses: %" PRIu64 "\n"
+               "build_id_cache_size: %" PRIu64 "\n"
+               "build_id_cache_max: %" PRIu64 "\n"
+               "build_id_cache_hits: %" PRIu64 "\n"
+               "build_id_cache_misses: %" PRIu64 "\n"
+               "requests: %" PRIu64 "\n"
+               "errors: %" PRIu64 "\n"
+               "denied: %" PRIu64 "\n",
+               s->uptime_usec, s->connections, s->connections_max,
+               s->proc_cache_size, s->proc_cache_max, s->proc_cache_hits, s->proc_cache_misses,
+               s->build_id_cache_size, s->build_id_cache_max, s->build_id_cache_hits,
+               s->build_id_cache_misses, s->requests, s->errors, s->denied);
+}
+
+static int verb_status(int argc, char *argv[]) {
+        static const struct option options[] = {
+                COMMON_OPTIONS,
+                {}
+        };
+        _cleanup_(vmaq_closep) struct vmaq_client *c = NULL;
+        _cleanup_(vmaq_status_freep) struct vmaq_status *s = NULL;
+        int o, r;
+
+        optind = 0;
+        while ((o = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+                r = parse_common_option(o, optarg, argv);
+                if (r <= 0)
+                        return r == -ENOENT ? usage_error("invalid option") : r;
+        }
+        if (optind < argc)
+                return usage_error("unexpected argument '%s' to status", argv[optind]);
+
+        r = connect_daemon(&c);
+        if (r < 0)
+                return r;
+        r = vmaq_get_status(c, &s);
+        if (r < 0)
+                return call_error(c, r, 0, 0);
+
+        if (arg_json)
+                print_status_json(s);
+        else
+                print_status_human(s);
+        return finish_output();
+}
+
+/* --- main ------------------------------------------------------------------------ */
+
+int main(int argc, char *argv[]) {
+        static const struct option options[] = {
+                COMMON_OPTIONS,
+                {}
+        };
+        static const struct {
+                const char *name;
+                int (*fn)(int argc, char *argv[]);
+        } verbs[] = {
+                { "normalize", verb_normalize },
+                { "maps",      verb_maps },
+                { "status",    verb_status },
+        };
+        int o, r;
+
+        opterr = 0;
+
+        /* "+": the first non-option is the command; its options are parsed by the command. */
+        while ((o = getopt_long(argc, argv, "+h", options, NULL)) >= 0) {
+                r = parse_common_option(o, optarg, argv);
+                if (r == 0)
+                        return finish_output() < 0 ? EXIT_DAEMON_ERROR : EXIT_OK;
+                if (r < 0)
+                        return r == -ENOENT ? EXIT_USAGE : -r;
+        }
+
+        if (optind >= argc) {
+                r = usage_error("missing command: normalize, maps or status");
+                return -r;
+        }
+
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+                if (strcmp(argv[optind], verbs[i].name) == 0) {
+                        r = verbs[i].fn(argc - optind, argv + optind);
+                        if (r == 0)
+                                return EXIT_OK;
+                        return r < 0 ? -r : EXIT_OK;
+                }
+
+        r = usage_error("unknown command '%s': normalize, maps or status", argv[optind]);
+        return -r;
+}

@@ -1,0 +1,1206 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * libvmaq against the built daemon ($VMAQD), started per test on a private
+ * socket, and against small fake servers for what a real daemon never does
+ * (stay silent, hang up mid-call, send garbage).
+ *
+ * Every daemon and forked helper dies with the test (PR_SET_PDEATHSIG).
+ * Forked helpers never use ck_assert(): they report through their exit
+ * status (CHILD_CHECK()). SIGPIPE keeps its default action on purpose: the
+ * library must not raise it.
+ *
+ * Memory: CK_FORK=no CK_EXCLUDE_TAGS="slow layout" valgrind --leak-check=full
+ * --child-silent-after-fork=yes tests/.libs/test-libvmaq. "layout" tests
+ * check the TestChild's [heap], which valgrind's own brk() does not make.
+ */
+
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check-run.h"
+#include "macro.h"
+#include "proc.h"
+#include "test-util.h"
+#include "vma.h"
+#include "vmaq.h"
+
+/* Every wait here is bounded by this; none is a timing assertion. */
+#define TIMEOUT_MS 10000
+#define TEST_TIMEOUT_SEC 120
+#define NOBODY 65534
+#define BATCH 100000
+
+#define streq(a, b) (strcmp((a), (b)) == 0)
+#define ARGS(...) ((const char *const[]) { __VA_ARGS__, NULL })
+
+DEFINE_CLEANUP(struct vmaq_client *, vmaq_close);
+DEFINE_CLEANUP(struct vmaq_normalization *, vmaq_normalization_free);
+DEFINE_CLEANUP(struct vmaq_mappings *, vmaq_mappings_free);
+DEFINE_CLEANUP(struct vmaq_status *, vmaq_status_free);
+
+#define CHILD_CHECK(expr)                                                               \
+        do {                                                                            \
+                if (!(expr)) {                                                          \
+                        fprintf(stderr, "%s:%d: check in child %d failed: %s\n",       \
+                                __FILE__, __LINE__, (int) getpid(), #expr);             \
+                        _exit(EXIT_FAILURE);                                            \
+                }                                                                       \
+        } while (0)
+
+static const char *vmaqd_path;
+static char run_dir[64];
+
+static int64_t now_ms(void) {
+        struct timespec ts;
+
+        ck_assert_int_eq(clock_gettime(CLOCK_MONOTONIC, &ts), 0);
+        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Fork, and die with the parent. In the child, returns 0; in the parent, the child's pid. */
+static pid_t fork_child(void) {
+        pid_t parent = getpid(), pid;
+
+        fflush(NULL);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0 && (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent))
+                _exit(EXIT_FAILURE);
+        return pid;
+}
+
+static void wait_child_ok(pid_t pid) {
+        int status = 0;
+
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "helper %d failed: status 0x%x",
+                      (int) pid, (unsigned) status);
+}
+
+/* --- the daemon -------------------------------------------------------------- */
+
+typedef struct Daemon {
+        pid_t pid;
+        int notify_fd;
+        char dir[128];
+        char socket_path[PATH_MAX];
+        char notify_path[PATH_MAX];
+        char log_path[PATH_MAX];
+} Daemon;
+
+static void daemon_dump_log(const Daemon *d) {
+        char line[4096];
+        FILE *f = fopen(d->log_path, "re");
+
+        if (!f)
+                return;
+        fprintf(stderr, "--- %s ---\n", d->log_path);
+        while (fgets(line, sizeof(line), f))
+                fputs(line, stderr);
+        fclose(f);
+}
+
+/* Start vmaqd with @extra flags (may be NULL) and wait for READY=1. */
+static void daemon_start(Daemon *d, const char *const *extra) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int64_t deadline;
+        const char *argv[16];
+        size_t n = 0;
+
+        *d = (Daemon) { .notify_fd = -EBADF };
+        snprintf(d->dir, sizeof(d->dir), "%s/vmaqd-XXXXXX", run_dir);
+        ck_assert_ptr_nonnull(mkdtemp(d->dir));
+        /* Searchable by all: helpers that drop privileges must reach the socket. */
+        ck_assert_int_eq(chmod(d->dir, 0755), 0);
+        snprintf(d->socket_path, sizeof(d->socket_path), "%s/vmaqd.sock", d->dir);
+        snprintf(d->notify_path, sizeof(d->notify_path), "%s/notify.sock", d->dir);
+        snprintf(d->log_path, sizeof(d->log_path), "%s/vmaqd.log", d->dir);
+
+        d->notify_fd = socket(AF_UNIX, SOCK_DGRAM|SOCK_CLOEXEC, 0);
+        ck_assert_int_ge(d->notify_fd, 0);
+        strcpy(sa.sun_path, d->notify_path);
+        ck_assert_int_eq(bind(d->notify_fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+
+        argv[n++] = vmaqd_path;
+        argv[n++] = "--socket";
+        argv[n++] = d->socket_path;
+        argv[n++] = "--log-level";
+        argv[n++] = "debug";
+        for (size_t i = 0; extra && extra[i]; i++) {
+                ck_assert_uint_lt(n, ELEMENTSOF(argv) - 1);
+                argv[n++] = extra[i];
+        }
+        argv[n] = NULL;
+
+        d->pid = fork_child();
+        if (d->pid == 0) {
+                int fd = open(d->log_path, O_WRONLY|O_CREAT|O_APPEND|O_CLOEXEC, 0644);
+
+                if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0 || dup2(fd, STDERR_FILENO) < 0)
+                        _exit(127);
+                if (setenv("NOTIFY_SOCKET", d->notify_path, 1) < 0)
+                        _exit(127);
+                (void) unsetenv("LISTEN_PID");
+                (void) unsetenv("LISTEN_FDS");
+                (void) unsetenv("VMAQ_SOCKET");
+                execv(argv[0], (char *const *) argv);
+                _exit(127);
+        }
+        /* No pidfd: valgrind may not know pidfd_open(). Check for an early exit between waits. */
+        deadline = now_ms() + TIMEOUT_MS;
+        for (;;) {
+                struct pollfd p = { .fd = d->notify_fd, .events = POLLIN };
+                char buf[4096];
+                ssize_t k;
+                int64_t left = deadline - now_ms();
+
+                k = recv(d->notify_fd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
+                if (k >= 0) {
+                        buf[k] = '\0';
+                        if (strstr(buf, "READY=1"))
+                                return;
+                        continue;
+                }
+                ck_assert_int_eq(errno, EAGAIN);
+                if (left <= 0 || waitpid(d->pid, NULL, WNOHANG) != 0) {
+                        daemon_dump_log(d);
+                        ck_abort_msg("vmaqd did not become ready");
+                }
+                (void) poll(&p, 1, (int) MIN(left, (int64_t) 100));
+        }
+}
+
+static void daemon_stop(Daemon *d) {
+        int status = 0;
+
+        ck_assert_int_eq(kill(d->pid, SIGTERM), 0);
+        ck_assert_int_eq(waitpid(d->pid, &status, 0), d->pid);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                daemon_dump_log(d);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "vmaqd exited with 0x%x", (unsigned) status);
+        d->notify_fd = safe_close(d->notify_fd);
+        (void) unlink(d->log_path);
+        (void) unlink(d->notify_path);
+        (void) unlink(d->socket_path);
+        (void) rmdir(d->dir);
+}
+
+static struct vmaq_client *connect_ok(const Daemon *d) {
+        struct vmaq_client *c = NULL;
+
+        ck_assert_int_eq(vmaq_connect(&c, d->socket_path), 0);
+        ck_assert_ptr_nonnull(c);
+        ck_assert_str_eq(vmaq_errmsg(c), "");
+        return c;
+}
+
+/* --- the core, for reference ------------------------------------------------- */
+
+static Normalization *core_normalize(pid_t pid, const uint64_t *addrs, size_t n, unsigned flags) {
+        _cleanup_(proc_freep) Proc *p = NULL;
+        Normalization *result = NULL;
+        VmaBackend backend;
+
+        ck_assert_int_eq(vma_backend_resolve(VMA_BACKEND_AUTO, &backend), 0);
+        ck_assert_int_eq(proc_open(&p, pid, backend), 0);
+        ck_assert_int_eq(proc_normalize(p, addrs, n, &(NormalizeOptions) { .flags = flags }, &result), 0);
+        return result;
+}
+
+/* @got must say exactly what the core says for the same batch. */
+static void assert_same_as_core(const struct vmaq_normalization *got, const Normalization *want,
+                                const uint64_t *addrs, size_t n) {
+        ck_assert_int_eq(got->pid, want->pid);
+        ck_assert_uint_eq(got->start_time, want->start_time);
+        ck_assert_uint_eq(got->n_results, n);
+        ck_assert_uint_eq(want->n_results, n);
+        ck_assert_uint_eq(got->n_modules, want->n_modules);
+
+        for (size_t i = 0; i < want->n_modules; i++) {
+                const struct vmaq_module *g = &got->modules[i];
+                const NormModule *w = &want->modules[i];
+
+                ck_assert_str_eq(g->path, w->path);
+                if (w->map_files)
+                        ck_assert_str_eq(g->map_files, w->map_files);
+                else
+                        ck_assert_ptr_null(g->map_files);
+                ck_assert_uint_eq(g->build_id_len, w->build_id_len);
+                if (w->build_id_len > 0)
+                        ck_assert_mem_eq(g->build_id, w->build_id, w->build_id_len);
+                else
+                        ck_assert_ptr_null(g->build_id);
+                ck_assert_int_eq(g->deleted, w->deleted);
+                ck_assert_int_eq(g->vdso, w->vdso);
+                ck_assert_uint_eq(g->dev_major, w->dev_major);
+                ck_assert_uint_eq(g->dev_minor, w->dev_minor);
+                ck_assert_uint_eq(g->inode, w->inode);
+        }
+
+        for (size_t i = 0; i < n; i++) {
+                const struct vmaq_result *g = &got->results[i];
+                const NormResult *w = &want->results[i];
+                static const enum vmaq_unknown kinds[] = {
+                        [NORM_MODULE] = VMAQ_NORMALIZED,
+                        [NORM_UNMAPPED] = VMAQ_UNKNOWN_UNMAPPED,
+                        [NORM_ANONYMOUS] = VMAQ_UNKNOWN_ANONYMOUS,
+                        [NORM_SPECIAL] = VMAQ_UNKNOWN_SPECIAL,
+                };
+
+                ck_assert_uint_eq(g->address, addrs[i]);
+                ck_assert_int_eq(g->unknown, kinds[w->kind]);
+                if (w->kind == NORM_MODULE) {
+                        ck_assert_uint_eq(g->module, w->module);
+                        ck_assert_uint_eq(g->offset, w->offset);
+                }
+        }
+}
+
+/* The addresses of @c with a known answer, in this order. */
+enum {
+        A_FILE, A_FILE_END, A_DELETED, A_ANON, A_UNMAPPED, A_HEAP, A_STACK, A_CODE, A_VDSO, A_ZERO, _A_MAX,
+};
+
+static void child_addresses(const TestChild *c, uint64_t a[static _A_MAX]) {
+        a[A_FILE] = c->file_addr + 100;
+        a[A_FILE_END] = c->file_addr + 2 * test_page_size() - 1;
+        a[A_DELETED] = c->deleted_addr;
+        a[A_ANON] = c->anon_addr;
+        a[A_UNMAPPED] = c->unmapped_addr;
+        a[A_HEAP] = c->heap_addr;
+        a[A_STACK] = c->stack_addr;
+        a[A_CODE] = c->code_addr;
+        a[A_VDSO] = c->vdso_addr;
+        a[A_ZERO] = 0;
+}
+
+/* --- Normalize ----------------------------------------------------------------- */
+
+START_TEST(test_normalize) {
+        _cleanup_(vmaq_closep) struct vmaq_client *c = NULL;
+        _cleanup_(vmaq_normalization_freep) struct vmaq_normalization *n = NULL;
+        _cleanup_(normalization_freep) Normalization *want = NULL;
+        uint8_t self_id[BUILD_ID_MAX];
+        char self_path[PATH_MAX];
+        uint64_t a[_A_MAX], ps = test_page_size();
+        size_t self_id_len;
+        const struct vmaq_module *m;
+        TestChild child;
+        Daemon d;
+
+        daemon_start(&d, NULL);
+        test_child_spawn(&child);
+        child_addresses(&child, a);
+        c = connect_ok(&d);
+
+        ck_assert_int_eq(vmaq_normalize(c, child.pid, a, _A_MAX, VMAQ_NORMALIZE_MAP_FILES, 0, &n), 0);
+        ck_assert_str_eq(vmaq_errmsg(c), "");
+        want = core_normalize(child.pid, a, _A_MAX, NORMALIZE_BUILD_IDS | NORMALIZE_MAP_FILES);
+        assert_same_as_core(n, want, a, _A_MAX);
+
+        /* And what that is, independently of the core. */
+        ck_assert_int_eq(n->pid, child.pid);
+        ck_assert_int_eq(n->results[A_FILE].unknown, VMAQ_NORMALIZED);
+        ck_assert_uint_eq(n->results[A_FILE].offset, TEST_FILE_MAP_PGOFF * ps + 100);
+        m = &n->modules[n->results[A_FILE].module];
+        ck_assert_str_eq(m->path, child.file_path);
+        ck_assert_int_eq(m->deleted, 0);
+        ck_assert_int_eq(m->vdso, 0);
+        ck_assert_ptr_nonnull(m->map_files);
+        ck_assert_int_eq(strncmp(m->map_files, "/proc/", 6), 0);
+        ck_assert_uint_eq(n->results[A_FILE_END].module, n->results[A_FILE].module);
+        ck_assert_uint_eq(n->results[A_FILE_END].offset, (TEST_FILE_MAP_PGOFF + 2) * ps - 1);
+
+        ck_assert_int_eq(n->results[A_DELETED].unknown, VMAQ_NORMALIZED);
+        ck_assert_uint_eq(n->results[A_DELETED].offset, 0);
+        ck_assert_int_eq(n->modules[n->results[A_DELETED].module].deleted, 1);
+
+        ck_assert_int_eq(n->results[A_ANON].unknown, VMAQ_UNKNOWN_ANONYMOUS);
+        ck_assert_int_eq(n->results[A_UNMAPPED].unknown, VMAQ_UNKNOWN_UNMAPPED);
+        ck_assert_int_eq(n->results[A_HEAP].unknown, VMAQ_UNKNOWN_SPECIAL);
+        ck_assert_int_eq(n->results[A_STACK].unknown, VMAQ_UNKNOWN_SPECIAL);
+        ck_assert_int_eq(n->results[A_ZERO].unknown, VMAQ_UNKNOWN_UNMAPPED);
+
+        test_self_exe(self_path);
+        self_id_len = test_self_build_id(self_id);
+        m = &n->modules[n->results[A_CODE].module];
+        ck_assert_str_eq(m->path, self_path);
+        ck_assert_uint_eq(m->build_id_len, self_id_len);
+        if (self_id_len > 0)
+                ck_assert_mem_eq(m->build_id, self_id, self_id_len);
+
+        ck_assert_int_eq(n->results[A_VDSO].unknown, VMAQ_NORMALIZED);
+        ck_assert_uint_eq(n->results[A_VDSO].offset, 0);
+        m = &n->modules[n->results[A_VDSO].module];
+        ck_assert_str_eq(m->path, "[vdso]");
+        ck_assert_int_eq(m->vdso, 1);
+        ck_assert_ptr_null(m->map_files);
+
+        test_child_stop(&child);
+        vmaq_close(TAKE_PTR(c));
+        daemon_stop(&d);
+}
+END_TEST
+
+START_TEST(test_normalize_no_build_ids) {
+        _cleanup_(vmaq_closep) struct vmaq_client *c = NULL;
+        _cleanup_(vmaq_normalization_freep) struct vmaq_normalization *n = NULL;
+        _cleanup_(normalization_freep) Normalization *want = NULL;
+        uint64_t a[_A_MAX];
+        TestChild child;
+        Daemon d;
+
+        daemon_start(&d, NULL);
+        test_child_spawn(&child);
+        child_addresses(&child, a);
+        c = connect_ok(&d);
+
+        ck_assert_int_eq(vmaq_normalize(c, child.pid, a, _A_MAX, VMAQ_NORMALIZE_NO_BUILD_IDS, 0, &n), 0);
+        want = core_normalize(child.pid, a, _A_MAX, 0);
+        assert_same_as_core(n, want, a, _A_MAX);
+        ck_assert_uint_gt(n->n_modules, 0);
+        for (size_t i = 0; i < n->n_modules; i++) {
+                ck_assert_uint_eq(n->modules[i].build_id_len, 0);
+                ck_assert_ptr_null(n->modules[i].build_id);
+                ck_assert_ptr_null(n->modules[i].map_files);
+        }
+
+        test_child_stop(&child);
+        vmaq_close(TAKE_PTR(c));
+        daemon_stop(&d);
+}
+END_TEST
+
+/* Pinned to the right start time it answers; to another, -ESTALE with the current one. */
+START_TEST(test_normalize_pin) {
+        _cleanup_(vmaq_closep) struct vmaq_client *c = NULL;
+        _cleanup_(vmaq_normalization_freep) struct vmaq_normalization *n = NULL, *pinned = NULL, *stale = NULL;
+        char expected[256];
+        uint64_t a[_A_MAX];
+        TestChild child;
+        Daemon d;
+
+        daemon_start(&d, NULL);
+        test_child_spawn(&child);
+        child_addresses(&child, a);
+        c = connect_ok(&d);
+
+        ck_assert_int_eq(vmaq_normalize(c, child.pid, a, 1, 0, 0, &n), 0);
+        ck_assert_uint_gt(n->start_time, 0);
+        ck_assert_int_eq(vmaq_normalize(c, child.pid, a, 1, VMAQ_NORMALIZE_PIN, n->start_time, &pinned), 0);
+        ck_assert_uint_eq(pinned->start_time, n->start_time);
+
+        ck_assert_int_eq(vmaq_normalize(c, child.pid, a, 1, VMAQ_NORMALIZE_PIN, n->start_time + 1, &stale), -ESTALE);
+        ck_assert_ptr_null(stale);
+        snprintf(expected, sizeof(expected), "process changed: pid %d now has start time %" PRIu64
+                 " (io.vmaq.ProcessChanged)", (int) child.pid, n->start_time);
+        ck_assert_str_eq(vmaq_errmsg(c), expected);
+
+        test_child_stop(&child);
+        vmaq_close(TAKE_PTR(c));
+        daemon_stop(&d);
+}
+END_TEST
+
+/* 100,000 addresses in one call: every result there, in input order. */
+START_TEST(test_normalize_batch) {
+        _cleanup_(vmaq_closep) struct vmaq_client *c = NULL;
+        _cleanup_(vmaq_normalization_freep) struct vmaq_normalization *n = NULL;
+        _cleanup_(normalization_freep) Normalization *want = NULL;
+        _cleanup_free_ uint64_t *addrs = NULL;
+        uint64_t a[_A_MAX], span = 2 * test_page_size();
+        TestChild child;
+        Daemon d;
+
+        daemon_start(&d, NULL);
+        test_child_spawn(&child);
+        child_addresses(&child, a);
+        c = connect_ok(&d);
+
+        addrs = calloc(BATCH, sizeof(uint64_t));
+        ck_assert_ptr_nonnull(addrs);
+        for (size_t i = 0; i < BATCH; i++)
+                /* Every other one walks the file mapping, so each result is told apart by its offset. */
+                addrs[i] = i % 2 == 0 ? child.file_addr + (i / 2) % span : a[(i / 2) % _A_MAX];
+
+        ck_assert_int_eq(vmaq_normalize(c, child.pid, addrs, BATCH, 0, 0, &n), 0);
+        ck_assert_uint_eq(n->n_results, BATCH);
+        want = core_normalize(child.pid, addrs, BATCH, NORMALIZE_BUILD_IDS);
+        assert_same_as_core(n, want, addrs, BATCH);
+        for (size_t i = 0; i < BATCH; i += 2)
+                ck_assert_uint_eq(n->results[i].offset, TEST_FILE_MAP_PGOFF * test_page_size() + (i / 2) % span);
+
+        test_child_stop(&child);
+        vmaq_close(TAKE_PTR(c));
+        daemon_stop(&d);
+}
+END_TEST
+
+/* --- ListMappings ------------------------------------------------------------------ */
+
+static const struct vmaq_mapping *find_mapping(const struct vmaq_mappings *m, uint64_t addr) {
+        for (size_t i = 0; i < m->n_mappings; i++)
+                if (m->mappings[i].start <= addr && addr < m->mappings[i].end)
+                        return &m->mappings[i];
+        return NULL;
+}
+
+START_TEST(test_list_mappings) {
+        _cleanup_(vmaq_closep) struct vmaq_client *c = NULL;
+        _cleanup_(vmaq_mappings_freep) struct vmaq_mappings *m = NULL;
+        uint64_t ps = test_page_size();
+        const struct vmaq_mapping *v;
+        TestChild child;
+        struct stat st;
+        Daemon d;
+
+        daemon_start(&d, NULL);
+        test_child_spawn(&child);
+        c = connect_ok(&d);
+
+        ck_assert_int_eq(vmaq_list_mappings(c, child.pid, 0, &m), 0);
+        ck_assert_str_eq(vmaq_errmsg(c), "");
+        ck_assert_int_eq(m->pid, child.pid);
+        ck_assert_uint_gt(m->start_time, 0);
+        ck_assert_uint_gt(m->n_mappings, 5);
+        for (size_t i = 0; i < m->n_mappings; i++) {
+                ck_assert_uint_lt(m->mappings[i].start, m->mappings[i].end);
+                if (i > 0)
+                        ck_assert_uint_le(m->mappings[i - 1].end, m->mappings[i].start);
+                ck_assert_uint_eq(strlen(m->mappings[i].perms), 4);
+        }
+
+        ck_assert_int_eq(stat(child.file_path, &st), 0);
+        v = find_mapping(m, child.file_addr);
+        ck_assert_ptr_nonnull(v);
+        ck_assert_uint_eq(v->start, child.file_addr);
+        ck_assert_uint_eq(v->end, child.file_addr + 2 * ps);
+        ck_assert_uint_eq(v->offset, TEST_FILE_MAP_PGOFF * ps);
+        ck_assert_str_eq(v->perms, "r--p");
+        ck_assert_str_eq(v->path, child.file_path);
+        ck_assert_str_eq(v->kind, "file");
+        ck_assert_int_eq(v->deleted, 0);
+        ck_assert_uint_eq(v->inode, st.st_ino);
+        ck_assert_uint_eq(v->dev_major, major(st.st_dev));
+        ck_assert_uint_eq(v->dev_minor, minor(st.st_dev));
+
+        v = find_mapping(m, child.deleted_addr);
+        ck_assert_ptr_nonnull(v);
+        ck_assert_str_eq(v->kind, "file");
+        ck_assert_int_eq(v->deleted, 1);
+
+        v = find_mapping(m, child.anon_addr);
+        ck_assert_ptr_nonnull(v);
+        ck_assert_str_eq(v->kind, "anonymous");
+        ck_assert_ptr_null(v->path);
+        ck_assert_str_eq(v->perms, "rw-p");
+        ck_assert_uint_eq(v->build_id_len, 0);
+        ck_assert_ptr_null(v->build_id);
+
+        ck_assert_ptr_null(find_mapping(m, child.unmapped_addr));
+
+        v = find_mapping(m, child.vdso_addr);
+        ck_assert_ptr_nonnull(v);
+        ck_assert_str_eq(v->kind, "vdso");
+        ck_assert_str_eq(v->path, "[vdso]");
+
+        v = find_mapping(m, child.heap_addr);
+        ck_assert_ptr_nonnull(v);
+        ck_assert_str_eq(v->kind, "special");
+        ck_assert_str_eq(v->path, "[heap]");
+
+        test_child_stop(&child);
+        vmaq_close(TAKE_PTR(c));
+        daemon_stop(&d);
+}
+END_TEST
+
+START_TEST(test_list_mappings_flags) {
+        _cleanup_(vmaq_closep) struct vmaq_client *c = NULL;
+        _cleanup_(vmaq_mappings_freep) struct vmaq_mappings *exec = NULL, *no_ids = NULL;
+        uint8_t self_id[BUILD_ID_MAX];
+        char self_path[PATH_MAX];
+        const struct vmaq_mapping *v;
+        size_t self_id_len;
+        TestChild child;
+        Daemon d;
+
+        daemon_start(&d, NULL);
+        test_child_spawn(&child);
+        c = connect_ok(&d);
+
+        ck_assert_int_eq(vmaq_list_mappings(c, child.pid, VMAQ_LIST_EXEC_ONLY, &exec), 0);
+        ck_assert_uint_gt(exec->n_mappings, 0);
+        for (size_t i = 0; i < exec->n_mappings; i++)
+                ck_assert_int_eq(exec->mappings[i].perms[2], 'x');
+        ck_assert_ptr_null(find_mapping(exec, child.file_addr));
+
+        test_self_exe(self_path);
+        self_id_len = test_self_build_id(self_id);
+        v = find_mapping(exec, child.code_addr);
+        ck_assert_ptr_nonnull(v);
+        ck_assert_str_eq(v->path, self_path);
+        ck_assert_uint_eq(v->build_id_len, self_id_len);
+        if (self_id_len > 0)
+                ck_assert_mem_eq(v->build_id, self_id, self_id_len);
+
+        ck_assert_int_eq(vmaq_list_mappings(c, child.pid, VMAQ_LIST_NO_BUILD_IDS, &no_ids), 0);
+        ck_assert_uint_gt(no_ids->n_mappings, exec->n_mappings);
+        for (size_t i = 0; i < no_ids->n_mappings; i++) {
+                ck_assert_uint_eq(no_ids->mappings[i].build_id_len, 0);
+                ck_assert_ptr_null(no_ids->mappings[i].build_id);
+        }
+
+        test_child_stop(&child);
+        vmaq_close(TAKE_PTR(c));
+        daemon_stop(&d);
+}
+END_TEST
+
+/* --- GetStatus ------------------------------------------------------------------------ */
+
+START_TEST(test_get_status) {
+        _cleanup_(vmaq_closep) struct vmaq_client *c = NULL;
+        _cleanup_(vmaq_status_freep) struct vmaq_status *s = NULL, *s2 = NULL;
+        _cleanup_(vmaq_normalization_freep) struct vmaq_normalization *n = NULL;
+        VmaBackend backend;
+        TestChild child;
+        Daemon d;
+
+        daemon_start(&d, ARGS("--max-connections", "7", "--cache-size", "5", "--build-id-cache-size", "9"));
+        test_child_spawn(&child);
+        c = connect_ok(&d);
+
+        ck_assert_int_eq(vmaq_get_status(c, &s), 0);
+        ck_assert_str_eq(vmaq_errmsg(c), "");
+        ck_assert_str_eq(s->version, PACKAGE_VERSION);
+        ck_assert_int_eq(vma_backend_resolve(VMA_BACKEND_AUTO, &backend), 0);
+        ck_assert_str_eq(s->backend, vma_backend_to_string(backend));
+        ck_assert_uint_eq(s->connections, 1);
+        ck_assert_uint_eq(s->connections_max, 7);
+        ck_assert_uint_eq(s->proc_cache_size, 0);
+        ck_assert_uint_eq(s->proc_cache_max, 5);
+        ck_assert_uint_eq(s->proc_cache_hits, 0);
+        ck_assert_uint_eq(s->proc_cache_misses, 0);
+        ck_assert_uint_eq(s->build_id_cache_size, 0);
+        ck_assert_uint_eq(s->build_id_cache_max, 9);
+        ck_assert_uint_eq(s->requests, 1);
+        ck_assert_uint_eq(s->errors, 0);
+        ck_assert_uint_eq(s->denied, 0);
+
+        /* A call and an error later, the counters moved. */
+        ck_assert_int_eq(vmaq_normalize(c, child.pid, &child.file_addr, 1, 0, 0, &n), 0);
+        vmaq_normalization_free(TAKE_PTR(n));
+        ck_assert_int_eq(vmaq_normalize(c, 0, &child.file_addr, 1, 0, 0, &n), -EINVAL);
+        ck_assert_int_eq(vmaq_get_status(c, &s2), 0);
+        ck_assert_uint_eq(s2->requests, 4);
+        ck_assert_uint_eq(s2->errors, 1);
+        ck_assert_uint_eq(s2->proc_cache_size, 1);
+        ck_assert_uint_eq(s2->proc_cache_misses, 1);
+        ck_assert_uint_ge(s2->uptime_usec, s->uptime_usec);
+
+        test_child_stop(&child);
+        vmaq_close(TAKE_PTR(c));
+        daemon_stop(&d);
+}
+END_TEST
+
+/* --- errors from the daemon ------------------------------------------------------------ */
+
+START_TEST(test_error_no_such_process) {
+        _cleanup_(vmaq_closep) struct vmaq_client *c = NULL;
+        _cleanup_(vmaq_normalization_freep) struct vmaq_normalization *n = NULL;
+        _cleanup_(vmaq_mappings_freep) struct vmaq_mappings *m = NULL;
+        uint64_t addr = 0x1000;
+        char expected[128];
+        pid_t pid;
+        Daemon d;
+
+        daemon_start(&d, NULL);
+        c = connect_ok(&d);
+
+        pid = fork_child();
+        if (pid == 0)
+                _exit(EXIT_SUCCESS);
+        wait_child_ok(pid);
+
+        ck_assert_int_eq(vmaq_normalize(c, pid, &addr, 1, 0, 0, &n), -ESRCH);
+        ck_assert_ptr_null(n);
+        snprintf(expected, sizeof(expected), "no such process: pid %d (io.vmaq.NoSuchProcess)", (int) pid);
+        ck_assert_str_eq(vmaq_errmsg(c), expected);
+
+        ck_assert_int_eq(vmaq_list_mappings(c, pid, 0, &m), -ESRCH);
+        ck_assert_ptr_null(m);
+        ck_assert_str_eq(vmaq_errmsg(c), expected);
+
+        vmaq_close(TAKE_PTR(c));
+        daemon_stop(&d);
+}
+END_TEST
+
+START_TEST(test_error_zombie) {
+        _cleanup_(vmaq_closep) struct vmaq_client *c = NULL;
+        _cleanup_(vmaq_normalization_freep) struct vmaq_normalization *n = NULL;
+        uint64_t addr = 0x1000;
+        char expected[128];
+        siginfo_t si = {};
+        pid_t pid;
+        Daemon d;
+
+        daemon_start(&d, NULL);
+        c = connect_ok(&d);
+
+        pid = fork_child();
+        if (pid == 0)
+                _exit(EXIT_SUCCESS);
+        /* Exited, not reaped: a zombie. */
+        ck_assert_int_eq(waitid(P_PID, (id_t) pid, &si, WEXITED | WNOWAIT), 0);
+
+        ck_assert_int_eq(vmaq_normalize(c, pid, &addr, 1, 0, 0, &n), -ENXIO);
+        snprintf(expected, sizeof(expected), "process has no address space: pid %d (io.vmaq.NoAddressSpace)",
+                 (int) pid);
+        ck_assert_str_eq(vmaq_errmsg(c), expected);
+        wait_child_ok(pid);
+
+        vmaq_close(TAKE_PTR(c));
+        daemon_stop(&d);
+}
+END_TEST
+
+/* Asked as nobody, pid 1 (root's) is refused: -EACCES. */
+static void check_permission_denied(const char *socket_path) {
+        _cleanup_(vmaq_closep) struct vmaq_client *c = NULL;
+        struct vmaq_normalization *n = NULL;
+        struct vmaq_mappings *m = NULL;
+        uint64_t addr = 0x1000;
+
+        CHILD_CHECK(vmaq_connect(&c, socket_path) == 0);
+        CHILD_CHECK(vmaq_normalize(c, 1, &addr, 1, 0, 0, &n) == -EACCES);
+        CHILD_CHECK(n == NULL);
+        CHILD_CHECK(streq(vmaq_errmsg(c), "permission denied: pid 1 (io.vmaq.PermissionDenied)"));
+        CHILD_CHECK(vmaq_list_mappings(c, 1, 0, &m) == -EACCES);
+        CHILD_CHECK(m == NULL);
+}
+
+START_TEST(test_error_permission_denied) {
+        Daemon d;
+        pid_t pid;
+
+        daemon_start(&d, ARGS("--group", ""));
+
+        pid = fork_child();
+        if (pid == 0) {
+                if (getuid() == 0) {
+                        CHILD_CHECK(setgroups(0, NULL) == 0);
+                        CHILD_CHECK(setresgid(NOBODY, NOBODY, NOBODY) == 0);
+                        CHILD_CHECK(setresuid(NOBODY, NOBODY, NOBODY) == 0);
+                }
+                check_permission_denied(d.socket_path);
+                _exit(EXIT_SUCCESS);
+        }
+        wait_child_ok(pid);
+
+        daemon_stop(&d);
+}
+END_TEST
+
+START_TEST(test_error_too_many_addresses) {
+        _cleanup_(vmaq_closep) struct vmaq_client *c = NULL;
+        _cleanup_(vmaq_normalization_freep) struct vmaq_normalization *n = NULL;
+        _cleanup_(vmaq_status_freep) struct vmaq_status *s = NULL;
+        uint64_t addrs[11];
+        TestChild child;
+        Daemon d;
+
+        daemon_start(&d, ARGS("--max-addresses", "10"));
+        test_child_spawn(&child);
+        c = connect_ok(&d);
+        for (size_t i = 0; i < ELEMENTSOF(addrs); i++)
+                addrs[i] = child.file_addr + i;
+
+        ck_assert_int_eq(vmaq_normalize(c, child.pid, addrs, 11, 0, 0, &n), -E2BIG);
+        ck_assert_ptr_null(n);
+        ck_assert_str_eq(vmaq_errmsg(c),
+                         "request too large: more 'addresses' than the limit of 10 (io.vmaq.RequestTooLarge)");
+
+        /* The connection stays usable. */
+        ck_assert_int_eq(vmaq_normalize(c, child.pid, addrs, 10, 0, 0, &n), 0);
+        ck_assert_uint_eq(n->n_results, 10);
+        ck_assert_int_eq(vmaq_get_status(c, &s), 0);
+        ck_assert_str_eq(vmaq_errmsg(c), "");
+
+        test_child_stop(&child);
+        vmaq_close(TAKE_PTR(c));
+        daemon_stop(&d);
+}
+END_TEST
+
+/* A message over --max-message-size: the daemon answers, then hangs up before reading it all. */
+START_TEST(test_error_message_too_large) {
+        _cleanup_(vmaq_closep) struct vmaq_client *c = NULL;
+        _cleanup_(vmaq_normalization_freep) struct vmaq_normalization *n = NULL;
+        _cleanup_(vmaq_status_freep) struct vmaq_status *s = NULL;
+        _cleanup_free_ uint64_t *addrs = NULL;
+        Daemon d;
+
+        daemon_start(&d, ARGS("--max-message-size", "1000"));
+        c = connect_ok(&d);
+        addrs = calloc(BATCH, sizeof(uint64_t));
+        ck_assert_ptr_nonnull(addrs);
+
+        ck_assert_int_eq(vmaq_normalize(c, getpid(), addrs, BATCH, 0, 0, &n), -E2BIG);
+        ck_assert_str_eq(vmaq_errmsg(c), "request too large: over the limit of 1000 bytes (io.vmaq.RequestTooLarge)");
+        ck_assert_int_eq(vmaq_get_status(c, &s), -ECONNRESET);
+        ck_assert_int_eq(vmaq_get_status(c, &s), -ENOTCONN);
+
+        vmaq_close(TAKE_PTR(c));
+        daemon_stop(&d);
+}
+END_TEST
+
+START_TEST(test_error_invalid) {
+        _cleanup_(vmaq_closep) struct vmaq_client *c = NULL;
+        _cleanup_(vmaq_normalization_freep) struct vmaq_normalization *n = NULL;
+        _cleanup_(vmaq_mappings_freep) struct vmaq_mappings *m = NULL;
+        _cleanup_(vmaq_status_freep) struct vmaq_status *s = NULL;
+        uint64_t addr = 0x1000;
+        Daemon d;
+
+        daemon_start(&d, NULL);
+        c = connect_ok(&d);
+
+        /* The daemon judges pid and count: InvalidParameter. */
+        ck_assert_int_eq(vmaq_normalize(c, 0, &addr, 1, 0, 0, &n), -EINVAL);
+        ck_assert_ptr_null(n);
+        ck_assert_str_eq(vmaq_errmsg(c), "invalid parameter: 'pid' (org.varlink.service.InvalidParameter)");
+        ck_assert_int_eq(vmaq_normalize(c, -1, &addr, 1, 0, 0, &n), -EINVAL);
+        ck_assert_str_eq(vmaq_errmsg(c), "invalid parameter: 'pid' (org.varlink.service.InvalidParameter)");
+        ck_assert_int_eq(vmaq_normalize(c, getpid(), NULL, 0, 0, 0, &n), -EINVAL);
+        ck_assert_str_eq(vmaq_errmsg(c), "invalid parameter: 'addresses' (org.varlink.service.InvalidParameter)");
+        ck_assert_int_eq(vmaq_list_mappings(c, 0, 0, &m), -EINVAL);
+        ck_assert_ptr_null(m);
+        ck_assert_str_eq(vmaq_errmsg(c), "invalid parameter: 'pid' (org.varlink.service.InvalidParameter)");
+
+        /* The library's own checks. */
+        ck_assert_int_eq(vmaq_normalize(c, getpid(), &addr, 1, 1U << 7, 0, &n), -EINVAL);
+        ck_assert_str_eq(vmaq_errmsg(c), "unknown flags 0x80");
+        ck_assert_int_eq(vmaq_list_mappings(c, getpid(), 1U << 5, &m), -EINVAL);
+        ck_assert_int_eq(vmaq_normalize(c, getpid(), NULL, 1, 0, 0, &n), -EINVAL);
+        ck_assert_int_eq(vmaq_normalize(c, getpid(), &addr, 1, 0, 0, NULL), -EINVAL);
+        ck_assert_int_eq(vmaq_normalize(NULL, getpid(), &addr, 1, 0, 0, &n), -EINVAL);
+        ck_assert_int_eq(vmaq_get_status(NULL, &s), -EINVAL);
+        ck_assert_int_eq(vmaq_set_timeout(NULL, 1), -EINVAL);
+
+        /* None of it broke the connection. */
+        ck_assert_int_eq(vmaq_get_status(c, &s), 0);
+
+        vmaq_close(TAKE_PTR(c));
+        daemon_stop(&d);
+}
+END_TEST
+
+/* --- connecting ------------------------------------------------------------------------- */
+
+START_TEST(test_connect_errors) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        struct vmaq_client *c = (struct vmaq_client *) &sa;     /* must be reset */
+        char path[PATH_MAX], long_path[200];
+        _cleanup_close_ int fd = -EBADF;
+
+        snprintf(path, sizeof(path), "%s/missing.sock", run_dir);
+        ck_assert_int_eq(vmaq_connect(&c, path), -ENOENT);
+        ck_assert_ptr_null(c);
+
+        /* A socket file nobody listens on. */
+        snprintf(path, sizeof(path), "%s/dead.sock", run_dir);
+        fd = socket(AF_UNIX, SOCK_STREAM|SOCK_CLOEXEC, 0);
+        ck_assert_int_ge(fd, 0);
+        strcpy(sa.sun_path, path);
+        ck_assert_int_eq(bind(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        fd = safe_close(fd);
+        ck_assert_int_eq(vmaq_connect(&c, path), -ECONNREFUSED);
+        ck_assert_ptr_null(c);
+        ck_assert_int_eq(unlink(path), 0);
+
+        memset(long_path, 'x', sizeof(long_path) - 1);
+        long_path[0] = '/';
+        long_path[sizeof(long_path) - 1] = '\0';
+        ck_assert_int_eq(vmaq_connect(&c, long_path), -ENAMETOOLONG);
+        ck_assert_int_eq(vmaq_connect(&c, ""), -EINVAL);
+        ck_assert_int_eq(vmaq_connect(NULL, path), -EINVAL);
+}
+END_TEST
+
+/* With no path: $VMAQ_SOCKET. */
+START_TEST(test_connect_env) {
+        _cleanup_(vmaq_closep) struct vmaq_client *c = NULL;
+        _cleanup_(vmaq_status_freep) struct vmaq_status *s = NULL;
+        char path[PATH_MAX];
+        Daemon d;
+
+        daemon_start(&d, NULL);
+
+        snprintf(path, sizeof(path), "%s/missing.sock", run_dir);
+        ck_assert_int_eq(setenv("VMAQ_SOCKET", path, 1), 0);
+        ck_assert_int_eq(vmaq_connect(&c, NULL), -ENOENT);
+        ck_assert_ptr_null(c);
+
+        ck_assert_int_eq(setenv("VMAQ_SOCKET", d.socket_path, 1), 0);
+        ck_assert_int_eq(vmaq_connect(&c, NULL), 0);
+        ck_assert_int_eq(unsetenv("VMAQ_SOCKET"), 0);
+        ck_assert_int_eq(vmaq_get_status(c, &s), 0);
+        ck_assert_uint_eq(s->connections, 1);
+
+        vmaq_close(TAKE_PTR(c));
+        daemon_stop(&d);
+}
+END_TEST
+
+/* --- the connection failing ------------------------------------------------------------------ */
+
+/* A listening socket in the run directory. */
+static int listen_socket(const char *name, char path[static PATH_MAX]) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int fd;
+
+        snprintf(path, PATH_MAX, "%s/%s", run_dir, name);
+        (void) unlink(path);
+        fd = socket(AF_UNIX, SOCK_STREAM|SOCK_CLOEXEC, 0);
+        ck_assert_int_ge(fd, 0);
+        strcpy(sa.sun_path, path);
+        ck_assert_int_eq(bind(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        ck_assert_int_eq(listen(fd, 8), 0);
+        return fd;
+}
+
+/* An accepted connection that never answers and never reads: the call times out. */
+static void check_timeout(size_t n_addresses) {
+        _cleanup_(vmaq_closep) struct vmaq_client *c = NULL;
+        _cleanup_(vmaq_normalization_freep) struct vmaq_normalization *n = NULL;
+        _cleanup_(vmaq_status_freep) struct vmaq_status *s = NULL;
+        _cleanup_close_ int listen_fd = -EBADF, conn_fd = -EBADF;
+        _cleanup_free_ uint64_t *addrs = NULL;
+        char path[PATH_MAX];
+        int64_t start, elapsed;
+
+        listen_fd = listen_socket("silent.sock", path);
+        ck_assert_int_eq(vmaq_connect(&c, path), 0);
+        conn_fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        ck_assert_int_ge(conn_fd, 0);
+        addrs = calloc(n_addresses, sizeof(uint64_t));
+        ck_assert_ptr_nonnull(addrs);
+        for (size_t i = 0; i < n_addresses; i++)
+                addrs[i] = UINT64_MAX - i;
+
+        ck_assert_int_eq(vmaq_set_timeout(c, 200 * 1000), 0);
+        start = now_ms();
+        ck_assert_int_eq(vmaq_normalize(c, 1, addrs, n_addresses, 0, 0, &n), -ETIMEDOUT);
+        elapsed = now_ms() - start;
+        ck_assert_ptr_null(n);
+        ck_assert_str_eq(vmaq_errmsg(c), "no reply from the daemon within 200 ms");
+        /* It waited, and it came back: not a speed check, a bound. */
+        ck_assert_int_ge(elapsed, 200);
+        ck_assert_int_lt(elapsed, TIMEOUT_MS);
+
+        /* The stream is out of step now. */
+        ck_assert_int_eq(vmaq_get_status(c, &s), -ENOTCONN);
+        ck_assert_str_eq(vmaq_errmsg(c), "the connection is unusable after an earlier failure");
+        ck_assert_int_eq(unlink(path), 0);
+}
+
+START_TEST(test_timeout_reply) {
+        /* The call fits in the socket buffer: the wait is for the reply. */
+        check_timeout(1);
+}
+END_TEST
+
+START_TEST(test_timeout_send) {
+        /* A few MiB: the wait is for the daemon to read. */
+        check_timeout(BATCH);
+}
+END_TEST
+
+/*
+ * A fake daemon on @listen_fd: accept one connection, read one message up
+ * to its NUL if @read_request, send @reply (@size bytes), then hang up.
+ */
+static pid_t fake_server(int listen_fd, bool read_request, const char *reply, size_t size) {
+        pid_t pid = fork_child();
+
+        if (pid == 0) {
+                int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+                char buf[65536];
+
+                CHILD_CHECK(fd >= 0);
+                while (read_request) {
+                        ssize_t n = read(fd, buf, sizeof(buf));
+
+                        CHILD_CHECK(n > 0);
+                        if (memchr(buf, '\0', (size_t) n))
+                                break;
+                }
+                for (size_t done = 0; done < size;) {
+                        ssize_t n = send(fd, reply + done, size - done, MSG_NOSIGNAL);
+
+                        /* A client that gave up on an endless reply hangs up. */
+                        if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
+                                break;
+                        CHILD_CHECK(n > 0);
+                        done += (size_t) n;
+                }
+                _exit(EXIT_SUCCESS);
+        }
+        return pid;
+}
+
+/* The reply to a call on a connection to a fake server: its return value, and the message. */
+static int call_fake(bool read_request, const char *reply, size_t size, size_t n_addresses, char *errmsg,
+                     size_t errmsg_size) {
+        _cleanup_(vmaq_closep) struct vmaq_client *c = NULL;
+        _cleanup_(vmaq_normalization_freep) struct vmaq_normalization *n = NULL;
+        _cleanup_(vmaq_status_freep) struct vmaq_status *s = NULL;
+        _cleanup_close_ int listen_fd = -EBADF;
+        _cleanup_free_ uint64_t *addrs = NULL;
+        char path[PATH_MAX];
+        pid_t pid;
+        int r, r2;
+
+        listen_fd = listen_socket("fake.sock", path);
+        pid = fake_server(listen_fd, read_request, reply, size);
+        ck_assert_int_eq(vmaq_connect(&c, path), 0);
+        ck_assert_int_eq(vmaq_set_timeout(c, TIMEOUT_MS * 1000), 0);
+        addrs = calloc(n_addresses, sizeof(uint64_t));
+        ck_assert_ptr_nonnull(addrs);
+        /* Long numbers: a large batch then takes MiBs, more than the socket buffers. */
+        for (size_t i = 0; i < n_addresses; i++)
+                addrs[i] = UINT64_MAX - i;
+
+        r = vmaq_normalize(c, 1, addrs, n_addresses, 0, 0, &n);
+        ck_assert_ptr_null(n);
+        snprintf(errmsg, errmsg_size, "%s", vmaq_errmsg(c));
+
+        /* Whatever went wrong, the server is going: unusable, or found closed now. */
+        r2 = vmaq_get_status(c, &s);
+        ck_assert_msg(IN_SET(r2, -ENOTCONN, -ECONNRESET), "then %d", r2);
+        vmaq_close(TAKE_PTR(c));
+        wait_child_ok(pid);
+        ck_assert_int_eq(unlink(path), 0);
+        return r;
+}
+
+/* The daemon reads the call, then goes away. */
+START_TEST(test_hangup_after_request) {
+        char msg[512];
+
+        ck_assert_int_eq(call_fake(true, NULL, 0, 1, msg, sizeof(msg)), -ECONNRESET);
+        ck_assert_str_eq(msg, "the daemon closed the connection");
+}
+END_TEST
+
+/* The daemon goes away without reading a large call: no SIGPIPE, -ECONNRESET. */
+START_TEST(test_hangup_before_request) {
+        char msg[512];
+
+        ck_assert_int_eq(call_fake(false, NULL, 0, BATCH, msg, sizeof(msg)), -ECONNRESET);
+        ck_assert_str_eq(msg, "the daemon closed the connection");
+}
+END_TEST
+
+/* The daemon goes away in the middle of its reply. */
+START_TEST(test_hangup_mid_reply) {
+        static const char partial[] = "{\"parameters\":{\"pid\":1,";
+        char msg[512];
+
+        ck_assert_int_eq(call_fake(true, partial, strlen(partial), 1, msg, sizeof(msg)), -ECONNRESET);
+        ck_assert_str_eq(msg, "the daemon closed the connection in the middle of a reply");
+}
+END_TEST
+
+/* A real daemon stopped between two calls. */
+START_TEST(test_daemon_stopped) {
+        _cleanup_(vmaq_closep) struct vmaq_client *c = NULL;
+        _cleanup_(vmaq_status_freep) struct vmaq_status *s = NULL;
+        Daemon d;
+
+        daemon_start(&d, NULL);
+        c = connect_ok(&d);
+        ck_assert_int_eq(vmaq_get_status(c, &s), 0);
+        vmaq_status_free(TAKE_PTR(s));
+        daemon_stop(&d);
+
+        ck_assert_int_eq(vmaq_get_status(c, &s), -ECONNRESET);
+        ck_assert_ptr_null(s);
+        ck_assert_int_eq(vmaq_get_status(c, &s), -ENOTCONN);
+}
+END_TEST
+
+/* Replies that are not valid: -EPROTO, with the reason. */
+static const struct {
+        const char *reply;                      /* NUL added */
+        int error;
+        const char *errmsg;
+} bad_reply_vectors[] = {
+        { "not json", -EPROTO, "invalid reply: not valid JSON" },
+        { "[1]", -EPROTO, "invalid reply: bad 'message'" },
+        { "{\"parameters\":{},\"upgrade\":true}", -EPROTO, "invalid reply: bad 'message'" },
+        { "{\"parameters\":{},\"continues\":true}", -EPROTO, "invalid reply: bad 'continues'" },
+        { "{\"error\":\"nodot\"}", -EPROTO, "invalid reply: bad 'error'" },
+        { "{\"parameters\":{}}", -EPROTO, "invalid Normalize reply: bad 'pid'" },
+        { "{\"parameters\":{\"pid\":1,\"start_time\":-1,\"modules\":[],\"results\":[]}}", -EPROTO,
+          "invalid Normalize reply: bad 'start_time'" },
+        { "{\"parameters\":{\"pid\":1,\"start_time\":18446744073709551616,\"modules\":[],\"results\":[]}}",
+          -EPROTO, "invalid Normalize reply: bad 'start_time'" },
+        { "{\"parameters\":{\"pid\":1,\"start_time\":1,\"modules\":[],\"results\":[{\"module\":0,\"offset\":0}]}}",
+          -EPROTO, "invalid Normalize reply: bad 'module'" },
+        { "{\"parameters\":{\"pid\":1,\"start_time\":1,\"modules\":[],\"results\":[{\"unknown\":\"weird\"}]}}",
+          -EPROTO, "invalid Normalize reply: bad 'unknown'" },
+        { "{\"parameters\":{\"pid\":1,\"start_time\":1,\"modules\":[],\"results\":[]}}", -EPROTO,
+          "invalid Normalize reply: 0 results for 1 addresses" },
+        { "{\"error\":\"io.vmaq.NoSuchProcess\",\"parameters\":{}}", -EPROTO,
+          "invalid error reply 'io.vmaq.NoSuchProcess': bad 'pid'" },
+        /* Well-formed ones, for the mapping of the rest of the table. */
+        { "{\"error\":\"org.example.Weird\",\"parameters\":{}}", -EPROTO, "unknown error (org.example.Weird)" },
+        { "{\"error\":\"io.vmaq.ForeignPidNamespace\",\"parameters\":{}}", -EXDEV,
+          "client in another pid namespace than the daemon (io.vmaq.ForeignPidNamespace)" },
+        { "{\"error\":\"io.vmaq.InternalError\",\"parameters\":{\"errno\":12}}", -EIO,
+          "internal error of the daemon: errno 12 (io.vmaq.InternalError)" },
+        { "{\"error\":\"org.varlink.service.MethodNotFound\",\"parameters\":{\"method\":\"io.vmaq.Normalize\"}}",
+          -EOPNOTSUPP, "method not found: 'io.vmaq.Normalize' (org.varlink.service.MethodNotFound)" },
+        { "{\"error\":\"org.varlink.service.InterfaceNotFound\",\"parameters\":{\"interface\":\"io.vmaq\"}}",
+          -EADDRNOTAVAIL, "interface not found: 'io.vmaq' (org.varlink.service.InterfaceNotFound)" },
+};
+
+START_TEST(test_bad_reply) {
+        _cleanup_free_ char *reply = NULL;
+        char msg[512];
+        size_t size;
+
+        size = strlen(bad_reply_vectors[_i].reply) + 1;
+        reply = strdup(bad_reply_vectors[_i].reply);
+        ck_assert_ptr_nonnull(reply);
+        ck_assert_int_eq(call_fake(true, reply, size, 1, msg, sizeof(msg)), bad_reply_vectors[_i].error);
+        ck_assert_str_eq(msg, bad_reply_vectors[_i].errmsg);
+}
+END_TEST
+
+/* A reply that never ends is cut at 256 MiB. */
+START_TEST(test_reply_too_large) {
+        const size_t size = 257 * 1024 * 1024;
+        _cleanup_free_ char *reply = NULL;
+        char msg[512];
+
+        reply = malloc(size);
+        ck_assert_ptr_nonnull(reply);
+        memset(reply, ' ', size);
+        ck_assert_int_eq(call_fake(true, reply, size, 1, msg, sizeof(msg)), -EPROTO);
+        ck_assert_str_eq(msg, "reply too large (over 268435456 bytes)");
+}
+END_TEST
+
+START_TEST(test_free_null) {
+        vmaq_close(NULL);
+        vmaq_normalization_free(NULL);
+        vmaq_mappings_free(NULL);
+        vmaq_status_free(NULL);
+        ck_assert_str_eq(vmaq_errmsg(NULL), "");
+}
+END_TEST
+
+/* --- the runner ---------------------------------------------------------------------------- */
+
+static void add_test(Suite *s, const char *name, const TTest *t, const char *tags) {
+        TCase *tc = tcase_create(name);
+
+        tcase_set_timeout(tc, TEST_TIMEOUT_SEC);
+        if (tags)
+                tcase_set_tags(tc, tags);
+        tcase_add_test(tc, t);
+        suite_add_tcase(s, tc);
+}
+
+static Suite *libvmaq_suite(void) {
+        Suite *s = suite_create("libvmaq");
+        TCase *tc;
+
+        add_test(s, "normalize", test_normalize, "layout");
+        add_test(s, "normalize-no-build-ids", test_normalize_no_build_ids, NULL);
+        add_test(s, "normalize-pin", test_normalize_pin, NULL);
+        add_test(s, "normalize-batch", test_normalize_batch, NULL);
+        add_test(s, "list-mappings", test_list_mappings, "layout");
+        add_test(s, "list-mappings-flags", test_list_mappings_flags, NULL);
+        add_test(s, "get-status", test_get_status, NULL);
+        add_test(s, "error-no-such-process", test_error_no_such_process, NULL);
+        add_test(s, "error-zombie", test_error_zombie, NULL);
+        add_test(s, "error-permission-denied", test_error_permission_denied, NULL);
+        add_test(s, "error-too-many-addresses", test_error_too_many_addresses, NULL);
+        add_test(s, "error-message-too-large", test_error_message_too_large, NULL);
+        add_test(s, "error-invalid", test_error_invalid, NULL);
+        add_test(s, "connect-errors", test_connect_errors, NULL);
+        add_test(s, "connect-env", test_connect_env, NULL);
+        add_test(s, "timeout-reply", test_timeout_reply, NULL);
+        add_test(s, "timeout-send", test_timeout_send, NULL);
+        add_test(s, "hangup-after-request", test_hangup_after_request, NULL);
+        add_test(s, "hangup-before-request", test_hangup_before_request, NULL);
+        add_test(s, "hangup-mid-reply", test_hangup_mid_reply, NULL);
+        add_test(s, "daemon-stopped", test_daemon_stopped, NULL);
+        add_test(s, "reply-too-large", test_reply_too_large, "slow");
+        add_test(s, "free-null", test_free_null, NULL);
+
+        tc = tcase_create("bad-reply");
+        tcase_set_timeout(tc, TEST_TIMEOUT_SEC);
+        tcase_add_loop_test(tc, test_bad_reply, 0, ELEMENTSOF(bad_reply_vectors));
+        suite_add_tcase(s, tc);
+
+        return s;
+}
+
+static int rm_rf_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+        (void) remove(path);
+        return 0;
+}
+
+static void run_dir_cleanup(void) {
+        (void) nftw(run_dir, rm_rf_cb, 16, FTW_DEPTH|FTW_PHYS);
+}
+
+int main(void) {
+        int r;
+
+        vmaqd_path = getenv("VMAQD");
+        if (!vmaqd_path || vmaqd_path[0] != '/') {
+                fprintf(stderr, "Set VMAQD to the absolute path of the vmaqd to test (make check does).\n");
+                return EXIT_FAILURE;
+        }
+        if (access(vmaqd_path, X_OK) < 0) {
+                fprintf(stderr, "VMAQD='%s' is not executable: %m\n", vmaqd_path);
+                return EXIT_FAILURE;
+        }
+
+        strcpy(run_dir, "/tmp/vmaq-libtest-XXXXXX");
+        if (!mkdtemp(run_dir) || chmod(run_dir, 0755) < 0) {
+                fprintf(stderr, "Failed to create a temporary directory: %m\n");
+                return EXIT_FAILURE;
+        }
+
+        r = check_run(libvmaq_suite());
+        run_dir_cleanup();
+        return r;
+}
