@@ -56,7 +56,7 @@ LD_LIBRARY_PATH="$libdir" VMAQ_SOCKET="$work/vmaqd.sock" "$work/example" > "$wor
 }
 cat "$work/out"
 
-# main lies in the example itself, printf in libc, 0x10 nowhere; build IDs present.
+# main lies in the example itself, getpid in libc, 0x10 nowhere; build IDs present.
 line() { sed -n "$1p" "$work/out"; }
 line 1 | grep -q "^0x[0-9a-f]*: $work/example offset 0x[0-9a-f]* build ID [0-9a-f]\{40\}$" || { echo "line 1 wrong"; exit 1; }
 line 2 | grep -q ": /.*libc\.so\.6 offset 0x[0-9a-f]* build ID [0-9a-f]\{40\}$" || { echo "line 2 wrong"; exit 1; }
