@@ -38,6 +38,7 @@
 #include "check-run.h"
 #include "macro.h"
 #include "proc.h"
+#include "test-daemon-util.h"
 #include "test-util.h"
 #include "vma.h"
 #include "vmaq.h"
@@ -68,25 +69,6 @@ DEFINE_CLEANUP(struct vmaq_status *, vmaq_status_free);
 static const char *vmaqd_path;
 static char run_dir[64];
 
-static int64_t now_ms(void) {
-        struct timespec ts;
-
-        ck_assert_int_eq(clock_gettime(CLOCK_MONOTONIC, &ts), 0);
-        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Fork, and die with the parent. In the child, returns 0; in the parent, the child's pid. */
-static pid_t fork_child(void) {
-        pid_t parent = getpid(), pid;
-
-        fflush(NULL);
-        pid = fork();
-        ck_assert_int_ge(pid, 0);
-        if (pid == 0 && (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent))
-                _exit(EXIT_FAILURE);
-        return pid;
-}
-
 static void wait_child_ok(pid_t pid) {
         int status = 0;
 
@@ -96,112 +78,6 @@ static void wait_child_ok(pid_t pid) {
 }
 
 /* --- the daemon -------------------------------------------------------------- */
-
-typedef struct Daemon {
-        pid_t pid;
-        int notify_fd;
-        char dir[128];
-        char socket_path[PATH_MAX];
-        char notify_path[PATH_MAX];
-        char log_path[PATH_MAX];
-} Daemon;
-
-static void daemon_dump_log(const Daemon *d) {
-        char line[4096];
-        FILE *f = fopen(d->log_path, "re");
-
-        if (!f)
-                return;
-        fprintf(stderr, "--- %s ---\n", d->log_path);
-        while (fgets(line, sizeof(line), f))
-                fputs(line, stderr);
-        fclose(f);
-}
-
-/* Start vmaqd with @extra flags (may be NULL) and wait for READY=1. */
-static void daemon_start(Daemon *d, const char *const *extra) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        int64_t deadline;
-        const char *argv[16];
-        size_t n = 0;
-
-        *d = (Daemon) { .notify_fd = -EBADF };
-        snprintf(d->dir, sizeof(d->dir), "%s/vmaqd-XXXXXX", run_dir);
-        ck_assert_ptr_nonnull(mkdtemp(d->dir));
-        /* Searchable by all: helpers that drop privileges must reach the socket. */
-        ck_assert_int_eq(chmod(d->dir, 0755), 0);
-        snprintf(d->socket_path, sizeof(d->socket_path), "%s/vmaqd.sock", d->dir);
-        snprintf(d->notify_path, sizeof(d->notify_path), "%s/notify.sock", d->dir);
-        snprintf(d->log_path, sizeof(d->log_path), "%s/vmaqd.log", d->dir);
-
-        d->notify_fd = socket(AF_UNIX, SOCK_DGRAM|SOCK_CLOEXEC, 0);
-        ck_assert_int_ge(d->notify_fd, 0);
-        strcpy(sa.sun_path, d->notify_path);
-        ck_assert_int_eq(bind(d->notify_fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
-
-        argv[n++] = vmaqd_path;
-        argv[n++] = "--socket";
-        argv[n++] = d->socket_path;
-        argv[n++] = "--log-level";
-        argv[n++] = "debug";
-        for (size_t i = 0; extra && extra[i]; i++) {
-                ck_assert_uint_lt(n, ELEMENTSOF(argv) - 1);
-                argv[n++] = extra[i];
-        }
-        argv[n] = NULL;
-
-        d->pid = fork_child();
-        if (d->pid == 0) {
-                int fd = open(d->log_path, O_WRONLY|O_CREAT|O_APPEND|O_CLOEXEC, 0644);
-
-                if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0 || dup2(fd, STDERR_FILENO) < 0)
-                        _exit(127);
-                if (setenv("NOTIFY_SOCKET", d->notify_path, 1) < 0)
-                        _exit(127);
-                (void) unsetenv("LISTEN_PID");
-                (void) unsetenv("LISTEN_FDS");
-                (void) unsetenv("VMAQ_SOCKET");
-                execv(argv[0], (char *const *) argv);
-                _exit(127);
-        }
-        /* No pidfd: valgrind may not know pidfd_open(). Check for an early exit between waits. */
-        deadline = now_ms() + TIMEOUT_MS;
-        for (;;) {
-                struct pollfd p = { .fd = d->notify_fd, .events = POLLIN };
-                char buf[4096];
-                ssize_t k;
-                int64_t left = deadline - now_ms();
-
-                k = recv(d->notify_fd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
-                if (k >= 0) {
-                        buf[k] = '\0';
-                        if (strstr(buf, "READY=1"))
-                                return;
-                        continue;
-                }
-                ck_assert_int_eq(errno, EAGAIN);
-                if (left <= 0 || waitpid(d->pid, NULL, WNOHANG) != 0) {
-                        daemon_dump_log(d);
-                        ck_abort_msg("vmaqd did not become ready");
-                }
-                (void) poll(&p, 1, (int) MIN(left, (int64_t) 100));
-        }
-}
-
-static void daemon_stop(Daemon *d) {
-        int status = 0;
-
-        ck_assert_int_eq(kill(d->pid, SIGTERM), 0);
-        ck_assert_int_eq(waitpid(d->pid, &status, 0), d->pid);
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-                daemon_dump_log(d);
-        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "vmaqd exited with 0x%x", (unsigned) status);
-        d->notify_fd = safe_close(d->notify_fd);
-        (void) unlink(d->log_path);
-        (void) unlink(d->notify_path);
-        (void) unlink(d->socket_path);
-        (void) rmdir(d->dir);
-}
 
 static struct vmaq_client *connect_ok(const Daemon *d) {
         struct vmaq_client *c = NULL;
@@ -304,12 +180,12 @@ START_TEST(test_normalize) {
         size_t self_id_len;
         const struct vmaq_module *m;
         TestChild child;
-        Daemon d;
+        Daemon *d;
 
-        daemon_start(&d, NULL);
+        d = daemon_start(NULL);
         test_child_spawn(&child);
         child_addresses(&child, a);
-        c = connect_ok(&d);
+        c = connect_ok(d);
 
         ck_assert_int_eq(vmaq_normalize(c, child.pid, a, _A_MAX, VMAQ_NORMALIZE_MAP_FILES, 0, &n), 0);
         ck_assert_str_eq(vmaq_errmsg(c), "");
@@ -356,7 +232,7 @@ START_TEST(test_normalize) {
 
         test_child_stop(&child);
         vmaq_close(TAKE_PTR(c));
-        daemon_stop(&d);
+        daemon_stop(d);
 }
 END_TEST
 
@@ -366,12 +242,12 @@ START_TEST(test_normalize_no_build_ids) {
         _cleanup_(normalization_freep) Normalization *want = NULL;
         uint64_t a[_A_MAX];
         TestChild child;
-        Daemon d;
+        Daemon *d;
 
-        daemon_start(&d, NULL);
+        d = daemon_start(NULL);
         test_child_spawn(&child);
         child_addresses(&child, a);
-        c = connect_ok(&d);
+        c = connect_ok(d);
 
         ck_assert_int_eq(vmaq_normalize(c, child.pid, a, _A_MAX, VMAQ_NORMALIZE_NO_BUILD_IDS, 0, &n), 0);
         want = core_normalize(child.pid, a, _A_MAX, 0);
@@ -385,7 +261,7 @@ START_TEST(test_normalize_no_build_ids) {
 
         test_child_stop(&child);
         vmaq_close(TAKE_PTR(c));
-        daemon_stop(&d);
+        daemon_stop(d);
 }
 END_TEST
 
@@ -396,12 +272,12 @@ START_TEST(test_normalize_pin) {
         char expected[256];
         uint64_t a[_A_MAX];
         TestChild child;
-        Daemon d;
+        Daemon *d;
 
-        daemon_start(&d, NULL);
+        d = daemon_start(NULL);
         test_child_spawn(&child);
         child_addresses(&child, a);
-        c = connect_ok(&d);
+        c = connect_ok(d);
 
         ck_assert_int_eq(vmaq_normalize(c, child.pid, a, 1, 0, 0, &n), 0);
         ck_assert_uint_gt(n->start_time, 0);
@@ -416,7 +292,7 @@ START_TEST(test_normalize_pin) {
 
         test_child_stop(&child);
         vmaq_close(TAKE_PTR(c));
-        daemon_stop(&d);
+        daemon_stop(d);
 }
 END_TEST
 
@@ -428,12 +304,12 @@ START_TEST(test_normalize_batch) {
         _cleanup_free_ uint64_t *addrs = NULL;
         uint64_t a[_A_MAX], span = 2 * test_page_size();
         TestChild child;
-        Daemon d;
+        Daemon *d;
 
-        daemon_start(&d, NULL);
+        d = daemon_start(NULL);
         test_child_spawn(&child);
         child_addresses(&child, a);
-        c = connect_ok(&d);
+        c = connect_ok(d);
 
         addrs = calloc(BATCH, sizeof(uint64_t));
         ck_assert_ptr_nonnull(addrs);
@@ -450,7 +326,7 @@ START_TEST(test_normalize_batch) {
 
         test_child_stop(&child);
         vmaq_close(TAKE_PTR(c));
-        daemon_stop(&d);
+        daemon_stop(d);
 }
 END_TEST
 
@@ -470,11 +346,11 @@ START_TEST(test_list_mappings) {
         const struct vmaq_mapping *v;
         TestChild child;
         struct stat st;
-        Daemon d;
+        Daemon *d;
 
-        daemon_start(&d, NULL);
+        d = daemon_start(NULL);
         test_child_spawn(&child);
-        c = connect_ok(&d);
+        c = connect_ok(d);
 
         ck_assert_int_eq(vmaq_list_mappings(c, child.pid, 0, &m), 0);
         ck_assert_str_eq(vmaq_errmsg(c), "");
@@ -529,7 +405,7 @@ START_TEST(test_list_mappings) {
 
         test_child_stop(&child);
         vmaq_close(TAKE_PTR(c));
-        daemon_stop(&d);
+        daemon_stop(d);
 }
 END_TEST
 
@@ -541,11 +417,11 @@ START_TEST(test_list_mappings_flags) {
         const struct vmaq_mapping *v;
         size_t self_id_len;
         TestChild child;
-        Daemon d;
+        Daemon *d;
 
-        daemon_start(&d, NULL);
+        d = daemon_start(NULL);
         test_child_spawn(&child);
-        c = connect_ok(&d);
+        c = connect_ok(d);
 
         ck_assert_int_eq(vmaq_list_mappings(c, child.pid, VMAQ_LIST_EXEC_ONLY, &exec), 0);
         ck_assert_uint_gt(exec->n_mappings, 0);
@@ -571,7 +447,7 @@ START_TEST(test_list_mappings_flags) {
 
         test_child_stop(&child);
         vmaq_close(TAKE_PTR(c));
-        daemon_stop(&d);
+        daemon_stop(d);
 }
 END_TEST
 
@@ -583,11 +459,11 @@ START_TEST(test_get_status) {
         _cleanup_(vmaq_normalization_freep) struct vmaq_normalization *n = NULL;
         VmaBackend backend;
         TestChild child;
-        Daemon d;
+        Daemon *d;
 
-        daemon_start(&d, ARGS("--max-connections", "7", "--cache-size", "5", "--build-id-cache-size", "9"));
+        d = daemon_start(ARGS("--max-connections", "7", "--cache-size", "5", "--build-id-cache-size", "9"));
         test_child_spawn(&child);
-        c = connect_ok(&d);
+        c = connect_ok(d);
 
         ck_assert_int_eq(vmaq_get_status(c, &s), 0);
         ck_assert_str_eq(vmaq_errmsg(c), "");
@@ -619,7 +495,7 @@ START_TEST(test_get_status) {
 
         test_child_stop(&child);
         vmaq_close(TAKE_PTR(c));
-        daemon_stop(&d);
+        daemon_stop(d);
 }
 END_TEST
 
@@ -632,10 +508,10 @@ START_TEST(test_error_no_such_process) {
         uint64_t addr = 0x1000;
         char expected[128];
         pid_t pid;
-        Daemon d;
+        Daemon *d;
 
-        daemon_start(&d, NULL);
-        c = connect_ok(&d);
+        d = daemon_start(NULL);
+        c = connect_ok(d);
 
         pid = fork_child();
         if (pid == 0)
@@ -652,7 +528,7 @@ START_TEST(test_error_no_such_process) {
         ck_assert_str_eq(vmaq_errmsg(c), expected);
 
         vmaq_close(TAKE_PTR(c));
-        daemon_stop(&d);
+        daemon_stop(d);
 }
 END_TEST
 
@@ -663,10 +539,10 @@ START_TEST(test_error_zombie) {
         char expected[128];
         siginfo_t si = {};
         pid_t pid;
-        Daemon d;
+        Daemon *d;
 
-        daemon_start(&d, NULL);
-        c = connect_ok(&d);
+        d = daemon_start(NULL);
+        c = connect_ok(d);
 
         pid = fork_child();
         if (pid == 0)
@@ -681,7 +557,7 @@ START_TEST(test_error_zombie) {
         wait_child_ok(pid);
 
         vmaq_close(TAKE_PTR(c));
-        daemon_stop(&d);
+        daemon_stop(d);
 }
 END_TEST
 
@@ -701,10 +577,10 @@ static void check_permission_denied(const char *socket_path) {
 }
 
 START_TEST(test_error_permission_denied) {
-        Daemon d;
+        Daemon *d;
         pid_t pid;
 
-        daemon_start(&d, ARGS("--group", ""));
+        d = daemon_start(ARGS("--group", ""));
 
         pid = fork_child();
         if (pid == 0) {
@@ -713,12 +589,12 @@ START_TEST(test_error_permission_denied) {
                         CHILD_CHECK(setresgid(NOBODY, NOBODY, NOBODY) == 0);
                         CHILD_CHECK(setresuid(NOBODY, NOBODY, NOBODY) == 0);
                 }
-                check_permission_denied(d.socket_path);
+                check_permission_denied(d->socket_path);
                 _exit(EXIT_SUCCESS);
         }
         wait_child_ok(pid);
 
-        daemon_stop(&d);
+        daemon_stop(d);
 }
 END_TEST
 
@@ -728,11 +604,11 @@ START_TEST(test_error_too_many_addresses) {
         _cleanup_(vmaq_status_freep) struct vmaq_status *s = NULL;
         uint64_t addrs[11];
         TestChild child;
-        Daemon d;
+        Daemon *d;
 
-        daemon_start(&d, ARGS("--max-addresses", "10"));
+        d = daemon_start(ARGS("--max-addresses", "10"));
         test_child_spawn(&child);
-        c = connect_ok(&d);
+        c = connect_ok(d);
         for (size_t i = 0; i < ELEMENTSOF(addrs); i++)
                 addrs[i] = child.file_addr + i;
 
@@ -749,7 +625,7 @@ START_TEST(test_error_too_many_addresses) {
 
         test_child_stop(&child);
         vmaq_close(TAKE_PTR(c));
-        daemon_stop(&d);
+        daemon_stop(d);
 }
 END_TEST
 
@@ -759,10 +635,10 @@ START_TEST(test_error_message_too_large) {
         _cleanup_(vmaq_normalization_freep) struct vmaq_normalization *n = NULL;
         _cleanup_(vmaq_status_freep) struct vmaq_status *s = NULL;
         _cleanup_free_ uint64_t *addrs = NULL;
-        Daemon d;
+        Daemon *d;
 
-        daemon_start(&d, ARGS("--max-message-size", "1000"));
-        c = connect_ok(&d);
+        d = daemon_start(ARGS("--max-message-size", "1000"));
+        c = connect_ok(d);
         addrs = calloc(BATCH, sizeof(uint64_t));
         ck_assert_ptr_nonnull(addrs);
 
@@ -772,7 +648,7 @@ START_TEST(test_error_message_too_large) {
         ck_assert_int_eq(vmaq_get_status(c, &s), -ENOTCONN);
 
         vmaq_close(TAKE_PTR(c));
-        daemon_stop(&d);
+        daemon_stop(d);
 }
 END_TEST
 
@@ -782,10 +658,10 @@ START_TEST(test_error_invalid) {
         _cleanup_(vmaq_mappings_freep) struct vmaq_mappings *m = NULL;
         _cleanup_(vmaq_status_freep) struct vmaq_status *s = NULL;
         uint64_t addr = 0x1000;
-        Daemon d;
+        Daemon *d;
 
-        daemon_start(&d, NULL);
-        c = connect_ok(&d);
+        d = daemon_start(NULL);
+        c = connect_ok(d);
 
         /* The daemon judges pid and count: InvalidParameter. */
         ck_assert_int_eq(vmaq_normalize(c, 0, &addr, 1, 0, 0, &n), -EINVAL);
@@ -813,7 +689,7 @@ START_TEST(test_error_invalid) {
         ck_assert_int_eq(vmaq_get_status(c, &s), 0);
 
         vmaq_close(TAKE_PTR(c));
-        daemon_stop(&d);
+        daemon_stop(d);
 }
 END_TEST
 
@@ -854,23 +730,23 @@ START_TEST(test_connect_env) {
         _cleanup_(vmaq_closep) struct vmaq_client *c = NULL;
         _cleanup_(vmaq_status_freep) struct vmaq_status *s = NULL;
         char path[PATH_MAX];
-        Daemon d;
+        Daemon *d;
 
-        daemon_start(&d, NULL);
+        d = daemon_start(NULL);
 
         snprintf(path, sizeof(path), "%s/missing.sock", run_dir);
         ck_assert_int_eq(setenv("VMAQ_SOCKET", path, 1), 0);
         ck_assert_int_eq(vmaq_connect(&c, NULL), -ENOENT);
         ck_assert_ptr_null(c);
 
-        ck_assert_int_eq(setenv("VMAQ_SOCKET", d.socket_path, 1), 0);
+        ck_assert_int_eq(setenv("VMAQ_SOCKET", d->socket_path, 1), 0);
         ck_assert_int_eq(vmaq_connect(&c, NULL), 0);
         ck_assert_int_eq(unsetenv("VMAQ_SOCKET"), 0);
         ck_assert_int_eq(vmaq_get_status(c, &s), 0);
         ck_assert_uint_eq(s->connections, 1);
 
         vmaq_close(TAKE_PTR(c));
-        daemon_stop(&d);
+        daemon_stop(d);
 }
 END_TEST
 
@@ -1038,13 +914,13 @@ END_TEST
 START_TEST(test_daemon_stopped) {
         _cleanup_(vmaq_closep) struct vmaq_client *c = NULL;
         _cleanup_(vmaq_status_freep) struct vmaq_status *s = NULL;
-        Daemon d;
+        Daemon *d;
 
-        daemon_start(&d, NULL);
-        c = connect_ok(&d);
+        d = daemon_start(NULL);
+        c = connect_ok(d);
         ck_assert_int_eq(vmaq_get_status(c, &s), 0);
         vmaq_status_free(TAKE_PTR(s));
-        daemon_stop(&d);
+        daemon_stop(d);
 
         ck_assert_int_eq(vmaq_get_status(c, &s), -ECONNRESET);
         ck_assert_ptr_null(s);
@@ -1172,15 +1048,6 @@ static Suite *libvmaq_suite(void) {
         return s;
 }
 
-static int rm_rf_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-        (void) remove(path);
-        return 0;
-}
-
-static void run_dir_cleanup(void) {
-        (void) nftw(run_dir, rm_rf_cb, 16, FTW_DEPTH|FTW_PHYS);
-}
-
 int main(void) {
         int r;
 
@@ -1200,7 +1067,8 @@ int main(void) {
                 return EXIT_FAILURE;
         }
 
+        daemon_setup(vmaqd_path, run_dir, NULL);
         r = check_run(libvmaq_suite());
-        run_dir_cleanup();
+        daemon_cleanup_run_dir();
         return r;
 }

@@ -39,6 +39,7 @@
 #include "check-run.h"
 #include "macro.h"
 #include "proc.h"
+#include "test-daemon-util.h"
 #include "test-util.h"
 #include "vma.h"
 
@@ -60,189 +61,6 @@ DEFINE_CLEANUP(struct json_object *, json_object_put);
 static const char *vmaqd_path;
 static const char *vmaqctl_path;
 static char run_dir[64];
-
-static int64_t now_ms(void) {
-        struct timespec ts;
-
-        assert(clock_gettime(CLOCK_MONOTONIC, &ts) == 0);
-        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int remaining_ms(int64_t deadline) {
-        int64_t left = deadline - now_ms();
-
-        return left < 0 ? 0 : (int) left;
-}
-
-static int rm_rf_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-        (void) remove(path);
-        return 0;
-}
-
-static void rm_rf(const char *path) {
-        (void) nftw(path, rm_rf_cb, 16, FTW_DEPTH|FTW_PHYS);
-}
-
-/* Fork, and die with the parent. In the child, returns 0; in the parent, the child's pid. */
-static pid_t fork_child(void) {
-        pid_t parent = getpid(), pid;
-
-        fflush(NULL);
-        pid = fork();
-        ck_assert_int_ge(pid, 0);
-        if (pid == 0) {
-                if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
-                        _exit(EXIT_FAILURE);
-        }
-        return pid;
-}
-
-static void dump_file(const char *path) {
-        char line[4096];
-        FILE *f = fopen(path, "re");
-
-        if (!f)
-                return;
-        fprintf(stderr, "--- %s ---\n", path);
-        while (fgets(line, sizeof(line), f))
-                fputs(line, stderr);
-        fprintf(stderr, "--- end of %s ---\n", path);
-        fclose(f);
-}
-
-/* --- the daemon -------------------------------------------------------------- */
-
-typedef struct Daemon {
-        pid_t pid;
-        int pidfd;
-        int notify_fd;
-        char dir[128];
-        char socket_path[PATH_MAX];
-        char notify_path[PATH_MAX];
-        char log_path[PATH_MAX];
-} Daemon;
-
-static Daemon daemon_;
-
-static bool has_line(const char *text, const char *line) {
-        size_t len = strlen(line);
-
-        for (const char *p = text; p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
-                if (strncmp(p, line, len) == 0 && (p[len] == '\n' || p[len] == '\0'))
-                        return true;
-        return false;
-}
-
-/* Wait for the notification line @want: 0, -ECHILD if the daemon exited first, -ETIMEDOUT. */
-static int daemon_wait_notify(Daemon *d, const char *want) {
-        int64_t deadline = now_ms() + TIMEOUT_MS;
-
-        for (;;) {
-                struct pollfd p[2] = {
-                        { .fd = d->notify_fd, .events = POLLIN },
-                        { .fd = d->pidfd, .events = POLLIN },
-                };
-                char buf[4096];
-                ssize_t n;
-                int r;
-
-                n = recv(d->notify_fd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
-                if (n >= 0) {
-                        buf[n] = '\0';
-                        if (has_line(buf, want))
-                                return 0;
-                        continue;
-                }
-                if (errno != EAGAIN && errno != EINTR)
-                        return -errno;
-                r = poll(p, ELEMENTSOF(p), remaining_ms(deadline));
-                if (r < 0 && errno == EINTR)
-                        continue;
-                if (r < 0)
-                        return -errno;
-                if (r == 0)
-                        return -ETIMEDOUT;
-                if (!(p[0].revents & POLLIN) && (p[1].revents & POLLIN))
-                        return -ECHILD;
-        }
-}
-
-/* Start vmaqd on a private socket and wait (bounded) for READY=1. */
-static Daemon *daemon_start(void) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        char dir[sizeof(daemon_.dir)];
-        Daemon *d = &daemon_;
-        pid_t pid;
-        int r;
-
-        snprintf(dir, sizeof(dir), "%s/vmaqd-XXXXXX", run_dir);
-        ck_assert_ptr_nonnull(mkdtemp(dir));
-        /* Searchable by all: a vmaqctl that dropped privileges must reach the socket. */
-        ck_assert_int_eq(chmod(dir, 0755), 0);
-        *d = (Daemon) { .pidfd = -EBADF, .notify_fd = -EBADF };
-        strcpy(d->dir, dir);
-        snprintf(d->socket_path, sizeof(d->socket_path), "%s/vmaqd.sock", dir);
-        snprintf(d->notify_path, sizeof(d->notify_path), "%s/notify.sock", dir);
-        snprintf(d->log_path, sizeof(d->log_path), "%s/vmaqd.log", dir);
-        ck_assert_uint_lt(strlen(d->socket_path), sizeof(sa.sun_path));
-
-        d->notify_fd = socket(AF_UNIX, SOCK_DGRAM|SOCK_CLOEXEC, 0);
-        ck_assert_int_ge(d->notify_fd, 0);
-        strcpy(sa.sun_path, d->notify_path);
-        ck_assert_int_eq(bind(d->notify_fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
-
-        pid = fork_child();
-        if (pid == 0) {
-                int fd;
-
-                fd = open(d->log_path, O_WRONLY|O_CREAT|O_APPEND|O_CLOEXEC, 0644);
-                if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0 || dup2(fd, STDERR_FILENO) < 0)
-                        _exit(127);
-                fd = open("/dev/null", O_RDONLY|O_CLOEXEC);
-                if (fd < 0 || dup2(fd, STDIN_FILENO) < 0)
-                        _exit(127);
-                if (setenv("NOTIFY_SOCKET", d->notify_path, 1) < 0)
-                        _exit(127);
-                (void) unsetenv("LISTEN_PID");
-                (void) unsetenv("LISTEN_FDS");
-                (void) unsetenv("LISTEN_FDNAMES");
-                (void) unsetenv("WATCHDOG_PID");
-                (void) unsetenv("WATCHDOG_USEC");
-                execl(vmaqd_path, vmaqd_path, "--socket", d->socket_path, "--log-level", "debug",
-                      (char *) NULL);
-                _exit(127);
-        }
-        d->pid = pid;
-        d->pidfd = pidfd_open(pid, 0);
-        ck_assert_int_ge(d->pidfd, 0);
-
-        r = daemon_wait_notify(d, "READY=1");
-        if (r < 0)
-                dump_file(d->log_path);
-        ck_assert_msg(r == 0, "vmaqd sent no READY=1: %s", strerror(-r));
-        return d;
-}
-
-/* SIGTERM, then the daemon must exit 0 (bounded wait). */
-static void daemon_stop(Daemon *d) {
-        struct pollfd p = { .fd = d->pidfd, .events = POLLIN };
-        int r, status;
-
-        ck_assert_int_eq(kill(d->pid, SIGTERM), 0);
-        do
-                r = poll(&p, 1, TIMEOUT_MS);
-        while (r < 0 && errno == EINTR);
-        ck_assert_msg(r == 1, "vmaqd did not exit after SIGTERM");
-        ck_assert_int_eq(waitpid(d->pid, &status, 0), d->pid);
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-                dump_file(d->log_path);
-        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "vmaqd exited with status 0x%x",
-                      (unsigned) status);
-        safe_close(d->pidfd);
-        safe_close(d->notify_fd);
-        rm_rf(d->dir);
-        *d = (Daemon) { .pidfd = -EBADF, .notify_fd = -EBADF };
-}
 
 /* --- running vmaqctl ------------------------------------------------------------ */
 
@@ -527,7 +345,7 @@ static pid_t reaped_pid(void) {
 /* --- tests: status ---------------------------------------------------------- */
 
 START_TEST(test_status_human) {
-        Daemon *d = daemon_start();
+        Daemon *d = daemon_start(NULL);
         _cleanup_(run_done) Run r = {};
         static const char *const keys[] = {
                 "uptime_usec", "connections", "connections_max", "proc_cache_size", "proc_cache_max",
@@ -568,7 +386,7 @@ START_TEST(test_status_human) {
 END_TEST
 
 START_TEST(test_status_json) {
-        Daemon *d = daemon_start();
+        Daemon *d = daemon_start(NULL);
         _cleanup_(run_done) Run r = {};
         _cleanup_(json_object_putp) struct json_object *o = NULL;
         struct json_object *cache;
@@ -630,7 +448,7 @@ static char *expected_line(const Normalization *n, size_t i, uint64_t addr) {
 }
 
 START_TEST(test_normalize_human) {
-        Daemon *d = daemon_start();
+        Daemon *d = daemon_start(NULL);
         TestChild *tc = spawn_test_child();
         _cleanup_(normalization_freep) Normalization *n = NULL;
         _cleanup_(run_done) Run r = {};
@@ -748,7 +566,7 @@ static void check_json_matches_core(const char *text, const Normalization *n, co
 }
 
 START_TEST(test_normalize_json) {
-        Daemon *d = daemon_start();
+        Daemon *d = daemon_start(NULL);
         TestChild *tc = spawn_test_child();
         _cleanup_(normalization_freep) Normalization *n = NULL;
         _cleanup_(run_done) Run r = {};
@@ -805,7 +623,7 @@ START_TEST(test_normalize_json) {
 END_TEST
 
 START_TEST(test_normalize_start_time) {
-        Daemon *d = daemon_start();
+        Daemon *d = daemon_start(NULL);
         TestChild *tc = spawn_test_child();
         _cleanup_(normalization_freep) Normalization *n = NULL;
         _cleanup_(run_done) Run r = {};
@@ -833,7 +651,7 @@ START_TEST(test_normalize_start_time) {
 END_TEST
 
 START_TEST(test_normalize_stdin) {
-        Daemon *d = daemon_start();
+        Daemon *d = daemon_start(NULL);
         TestChild *tc = spawn_test_child();
         _cleanup_(normalization_freep) Normalization *n = NULL;
         _cleanup_(run_done) Run r = {};
@@ -884,7 +702,7 @@ END_TEST
 
 /* A path with quotes, a backslash, control characters and a byte that is not UTF-8. */
 START_TEST(test_normalize_odd_path) {
-        Daemon *d = daemon_start();
+        Daemon *d = daemon_start(NULL);
         _cleanup_(run_done) Run r = {};
         _cleanup_(json_object_putp) struct json_object *o = NULL;
         _cleanup_free_ char *path = xasprintf("%s/we\"ird\\na\nme\x01\x7f\xff.bin", run_dir);
@@ -995,7 +813,7 @@ static const char *kind_string(VmaKind k) {
 }
 
 START_TEST(test_maps) {
-        Daemon *d = daemon_start();
+        Daemon *d = daemon_start(NULL);
         TestChild *tc = spawn_test_child();
         _cleanup_(run_done) Run r = {};
         _cleanup_(json_object_putp) struct json_object *o = NULL;
@@ -1104,7 +922,7 @@ END_TEST
 /* --- tests: exit codes -------------------------------------------------------- */
 
 START_TEST(test_daemon_errors) {
-        Daemon *d = daemon_start();
+        Daemon *d = daemon_start(NULL);
         _cleanup_(run_done) Run r = {};
         pid_t gone = reaped_pid();
         _cleanup_free_ char *pid = xasprintf("%d", (int) gone);
@@ -1146,7 +964,7 @@ START_TEST(test_permission_denied) {
         Daemon *d;
         _cleanup_(run_done) Run r = {};
 
-        d = daemon_start();
+        d = daemon_start(NULL);
         ctl_expect(&(RunOptions) { .uid = NOBODY }, ARGS("--socket", d->socket_path, "normalize", "1", "0x10"),
                    EXIT_DAEMON_ERROR, &r);
         ck_assert_str_eq(r.out, "");
@@ -1333,39 +1151,6 @@ static Suite *vmaqctl_suite(void) {
         return s;
 }
 
-/* After the run: show the logs of daemons failed tests left behind, remove every directory. */
-static void run_dir_cleanup(void) {
-        char path[PATH_MAX], line[PATH_MAX];
-        struct dirent *de;
-        DIR *dir;
-        FILE *f;
-
-        dir = opendir(run_dir);
-        if (dir) {
-                while ((de = readdir(dir))) {
-                        if (strncmp(de->d_name, "vmaqd-", 6) != 0)
-                                continue;
-                        snprintf(path, sizeof(path), "%s/%s/vmaqd.log", run_dir, de->d_name);
-                        dump_file(path);
-                }
-                closedir(dir);
-        }
-
-        snprintf(path, sizeof(path), "%s/test-child-dirs", run_dir);
-        f = fopen(path, "re");
-        if (f) {
-                while (fgets(line, sizeof(line), f)) {
-                        line[strcspn(line, "\n")] = '\0';
-                        /* Only what test_child_spawn() creates. */
-                        if (strncmp(line, "/tmp/vmaq-test-", 15) == 0 && !strchr(line, '.'))
-                                rm_rf(line);
-                }
-                fclose(f);
-        }
-
-        rm_rf(run_dir);
-}
-
 static const char *env_program(const char *name) {
         const char *p = getenv(name);
 
@@ -1397,7 +1182,8 @@ int main(void) {
                 return EXIT_FAILURE;
         }
 
+        daemon_setup(vmaqd_path, run_dir, NULL);
         r = check_run(vmaqctl_suite());
-        run_dir_cleanup();
+        daemon_cleanup_run_dir();
         return r;
 }
