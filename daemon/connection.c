@@ -2,9 +2,11 @@
 
 /*
  * One client connection: NUL-framed messages in, replies out, with every
- * buffer bounded. A client that sends slowly, floods, or never reads its
- * replies costs at most its own buffers and is disconnected after the idle
- * timeout; it never blocks the loop.
+ * buffer bounded. Each message becomes a job for a worker, one at a time,
+ * so replies keep their order. A client that sends slowly, floods, or
+ * never reads its replies costs at most its own buffers, never blocks the
+ * loop, and is disconnected when it makes no progress: a whole message
+ * must arrive, and the replies must be read, within the idle timeout.
  */
 
 #include <errno.h>
@@ -22,15 +24,34 @@
 #define READ_CHUNK (64U * 1024U)
 /* Stop reading requests while this much output waits for the client. */
 #define OUTPUT_HIGH_WATER (1U * 1024U * 1024U)
+/* Reading this much of its replies counts as progress for a client; so does reading them all. */
+#define OUTPUT_PROGRESS (64U * 1024U)
 
-static int connection_update_events(Connection *c);
+static int connection_update(Connection *c);
 
-static int connection_arm_timer(Connection *c) {
-        return sd_event_source_set_time_relative(c->timer_source, c->manager->config.idle_timeout_usec);
+static uint64_t connection_now(const Connection *c) {
+        uint64_t now = 0;
+
+        (void) sd_event_now(c->manager->event, CLOCK_MONOTONIC, &now);
+        return now;
 }
 
 static size_t connection_pending_output(const Connection *c) {
         return c->out_size - c->out_start;
+}
+
+static size_t connection_pending_input(const Connection *c) {
+        return c->in_end - c->in_start;
+}
+
+/* Whether a whole message waits at in_start; scans each received byte once. */
+static bool connection_has_message(Connection *c) {
+        size_t n = connection_pending_input(c);
+
+        if (c->in_scanned < n && memchr(c->in + c->in_start + c->in_scanned, '\0', n - c->in_scanned))
+                return true;
+        c->in_scanned = n;
+        return false;
 }
 
 /* Write what the socket takes without blocking. */
@@ -46,17 +67,22 @@ static int connection_flush(Connection *c) {
                         return -errno;
                 }
                 c->out_start += (size_t) n;
-                (void) connection_arm_timer(c);
+                c->out_progress += (size_t) n;
         }
 
+        if (c->out_progress >= OUTPUT_PROGRESS || (c->out_progress > 0 && connection_pending_output(c) == 0)) {
+                c->out_progress = 0;
+                c->deadline_base = connection_now(c);
+        }
         if (c->out_start == c->out_size)
                 c->out_start = c->out_size = 0;
         return 0;
 }
 
-int connection_queue(Connection *c, const char *message, size_t size) {
-        if (c->out_start > 0 && c->out_start == c->out_size)
-                c->out_start = c->out_size = 0;
+static int connection_queue(Connection *c, const char *message, size_t size) {
+        if (connection_pending_output(c) == 0)
+                /* The client has had nothing to read until now. */
+                c->deadline_base = connection_now(c);
 
         if (size > c->out_allocated - c->out_size) {
                 size_t need, n;
@@ -70,12 +96,14 @@ int connection_queue(Connection *c, const char *message, size_t size) {
                 }
                 if (__builtin_add_overflow(c->out_size, size, &need))
                         return -ENOMEM;
-                n = MAX(need, c->out_allocated * 2);
-                p = realloc(c->out, n);
-                if (!p)
-                        return -ENOMEM;
-                c->out = p;
-                c->out_allocated = n;
+                if (need > c->out_allocated) {
+                        n = MAX(need, c->out_allocated * 2);
+                        p = realloc(c->out, n);
+                        if (!p)
+                                return -ENOMEM;
+                        c->out = p;
+                        c->out_allocated = n;
+                }
         }
 
         memcpy(c->out + c->out_size, message, size);
@@ -83,60 +111,105 @@ int connection_queue(Connection *c, const char *message, size_t size) {
         return connection_flush(c);
 }
 
-void connection_shutdown(Connection *c) {
-        c->closing = true;
-}
-
 /* Reply with an error when the stream itself is broken, and close after it. */
 static void connection_fail(Connection *c, ProtoError e, const ProtoErrorDetails *details) {
         _cleanup_free_ char *msg = NULL;
         size_t size;
 
-        c->manager->errors++;
+        manager_count(&c->manager->errors);
         if (proto_error_format(e, details, &msg, &size) >= 0)
                 (void) connection_queue(c, msg, size);
-        connection_shutdown(c);
+        c->closing = true;
 }
 
-/* Handle complete messages while the output has room. */
-static int connection_process(Connection *c) {
-        size_t start = 0;
-        int r = 0;
+int connection_take_job(Connection *c, Job **ret) {
+        _cleanup_(job_freep) Job *job = NULL;
+        char *start = c->in + c->in_start, *nul;
+        size_t len;
 
-        while (!c->closing && connection_pending_output(c) < OUTPUT_HIGH_WATER) {
-                char *nul = c->in_size > start ? memchr(c->in + start, '\0', c->in_size - start) : NULL;
-                size_t len;
+        if (c->closing || connection_pending_input(c) == 0)
+                return 0;
+        nul = memchr(start, '\0', connection_pending_input(c));
+        if (!nul)
+                return 0;
+        len = (size_t) (nul - start);
 
-                if (!nul)
-                        break;
-                len = (size_t) (nul - (c->in + start));
-                r = method_dispatch(c, c->in + start, len);
-                start += len + 1;
-                if (r < 0)
-                        break;
+        job = calloc(1, sizeof(*job));
+        if (!job)
+                return -ENOMEM;
+        job->message = malloc(len + 1);
+        if (!job->message)
+                return -ENOMEM;
+        memcpy(job->message, start, len + 1);
+        job->size = len;
+
+        c->in_start += len + 1;
+        c->in_scanned = 0;
+        /* A whole message is progress; the next one's clock starts now. */
+        c->deadline_base = c->in_since = connection_now(c);
+        if (c->in_start == c->in_end)
+                c->in_start = c->in_end = 0;
+
+        *ret = TAKE_PTR(job);
+        return 1;
+}
+
+/* Hand the next complete message to a worker when we may, or refuse what cannot be one. */
+static void connection_process(Connection *c) {
+        if (c->closing || c->job)
+                return;
+
+        if (connection_has_message(c)) {
+                if (connection_pending_output(c) < OUTPUT_HIGH_WATER)
+                        manager_schedule(c->manager, c);
+                return;
         }
 
-        if (start > 0) {
-                memmove(c->in, c->in + start, c->in_size - start);
-                c->in_size -= start;
-        }
-
-        if (r >= 0 && !c->closing && c->in_size > c->manager->config.max_message_size)
+        if (connection_pending_input(c) > c->manager->config.max_message_size)
                 connection_fail(c, PROTO_ERROR_REQUEST_TOO_LARGE, &(ProtoErrorDetails) {
                                 .limit = c->manager->config.max_message_size,
                         });
-        return r;
+        else if (c->eof && connection_pending_input(c) > 0)
+                /* The peer is done sending: a rest without its NUL is a broken message. */
+                connection_fail(c, PROTO_ERROR_INVALID_MESSAGE, &(ProtoErrorDetails) {
+                                .reason = "connection closed inside a message",
+                        });
+}
+
+void connection_job_done(Connection *c, Job *job) {
+        Manager *m = c->manager;
+        int r = 0;
+
+        if (job->reply)
+                r = connection_queue(c, job->reply, job->reply_size);
+        if (job->shutdown)
+                c->closing = true;
+        job_free(job);
+
+        if (r >= 0) {
+                connection_process(c);
+                r = connection_update(c);
+        }
+        if (r < 0)
+                manager_connection_closed(m, c);
 }
 
 static int connection_read(Connection *c) {
-        size_t limit = c->manager->config.max_message_size + 1;
+        size_t limit = c->manager->config.max_message_size + 1, n_in;
         ssize_t n;
 
-        if (c->in_size >= limit)
+        /* Enough for the largest message, or more than one: no more until it is handled. */
+        if (connection_pending_input(c) >= limit)
                 return 0;
 
-        if (c->in_allocated - c->in_size < READ_CHUNK && c->in_allocated < limit) {
-                size_t want = MIN(MAX(c->in_allocated * 2, c->in_size + READ_CHUNK), limit);
+        /* Make room: first by moving what is left to the front, then by growing. */
+        if (c->in_start > 0 && c->in_allocated - c->in_end < READ_CHUNK) {
+                memmove(c->in, c->in + c->in_start, connection_pending_input(c));
+                c->in_end -= c->in_start;
+                c->in_start = 0;
+        }
+        if (c->in_allocated - c->in_end < READ_CHUNK && c->in_allocated < limit) {
+                size_t want = MIN(MAX(c->in_allocated * 2, c->in_end + READ_CHUNK), limit);
                 char *p = realloc(c->in, want);
 
                 if (!p)
@@ -145,7 +218,10 @@ static int connection_read(Connection *c) {
                 c->in_allocated = want;
         }
 
-        n = recv(c->fd, c->in + c->in_size, MIN(c->in_allocated, limit) - c->in_size, MSG_DONTWAIT);
+        n_in = MIN(c->in_allocated - c->in_end, limit - connection_pending_input(c));
+        if (n_in == 0)
+                return 0;
+        n = recv(c->fd, c->in + c->in_end, n_in, MSG_DONTWAIT);
         if (n < 0) {
                 if (errno == EAGAIN || errno == EINTR)
                         return 0;
@@ -156,27 +232,56 @@ static int connection_read(Connection *c) {
                 return 0;
         }
 
-        c->in_size += (size_t) n;
-        (void) connection_arm_timer(c);
+        if (connection_pending_input(c) == 0)
+                /* The first byte of a message: it has the idle timeout to arrive whole. */
+                c->in_since = connection_now(c);
+        c->in_end += (size_t) n;
         return 0;
 }
 
-static int connection_update_events(Connection *c) {
-        uint32_t events = 0;
+/*
+ * The deadline: from the last progress while the client owes us something
+ * (the rest of a message, reading its replies) or has nothing going on;
+ * none while a worker runs its request, which is our debt, not its.
+ */
+static int connection_update_timer(Connection *c) {
+        uint64_t base;
+        int r;
 
-        if (!c->closing && !c->eof && !c->draining && connection_pending_output(c) < OUTPUT_HIGH_WATER)
+        if (c->job && connection_pending_output(c) == 0)
+                return sd_event_source_set_enabled(c->timer_source, SD_EVENT_OFF);
+
+        base = c->deadline_base;
+        if (connection_pending_output(c) == 0 && connection_pending_input(c) > 0 && !c->job)
+                /* Stuck inside a message: more bytes of it are no progress. */
+                base = MAX(c->in_since, c->deadline_base);
+
+        r = sd_event_source_set_time(c->timer_source, base + c->manager->config.idle_timeout_usec);
+        if (r < 0)
+                return r;
+        return sd_event_source_set_enabled(c->timer_source, SD_EVENT_ONESHOT);
+}
+
+static int connection_update(Connection *c) {
+        uint32_t events = 0;
+        int r;
+
+        if (!c->closing && !c->eof && !c->draining && connection_pending_output(c) < OUTPUT_HIGH_WATER &&
+            connection_pending_input(c) <= c->manager->config.max_message_size)
                 events |= EPOLLIN;
-        /* Received requests still to answer once the output has room. */
-        if (c->draining && !c->closing && c->in_size > 0 && memchr(c->in, '\0', c->in_size))
-                events |= EPOLLOUT;
+        /* Output to write, or received requests still to answer once it has room. */
         if (connection_pending_output(c) > 0)
                 events |= EPOLLOUT;
 
-        /* Nothing to read and nothing to write: done. */
-        if (events == 0)
+        /* Nothing to read, nothing to write, nothing running, nothing left to run: done. */
+        if (events == 0 && !c->job && !c->ready &&
+            (c->closing || !connection_has_message(c)))
                 return -ECONNRESET;
 
-        return sd_event_source_set_io_events(c->io_source, events);
+        r = sd_event_source_set_io_events(c->io_source, events);
+        if (r < 0)
+                return r;
+        return connection_update_timer(c);
 }
 
 static int connection_on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
@@ -196,43 +301,33 @@ static int connection_on_io(sd_event_source *s, int fd, uint32_t revents, void *
                         goto fail;
         }
 
-        r = connection_process(c);
+        connection_process(c);
+
+        r = connection_update(c);
         if (r < 0)
                 goto fail;
-
-        /* The peer is done sending: a rest without its NUL is a broken message. */
-        if (c->eof && !c->closing && c->in_size > 0 && !memchr(c->in, '\0', c->in_size))
-                connection_fail(c, PROTO_ERROR_INVALID_MESSAGE, &(ProtoErrorDetails) {
-                                .reason = "connection closed inside a message",
-                        });
-
-        r = connection_update_events(c);
-        if (r < 0)
-                goto fail;
+        manager_dispatch(m);
         return 0;
 
 fail:
         if (r != -ECONNRESET && r != -EPIPE)
-                log_debug_errno(m->log_level, r, "Connection of pid %d closed: %m", (int) c->cred.pid);
+                log_debug_errno(m->log_level, r, "Connection of pid %d closed: %m", (int) c->peer.cred.pid);
         manager_connection_closed(m, c);
         return 0;
 }
 
 int connection_drain(Connection *c) {
-        int r;
-
         c->draining = true;
-        r = connection_process(c);
-        if (r < 0)
-                return r;
-        return connection_update_events(c);
+        connection_process(c);
+        return connection_update(c);
 }
 
 static int connection_on_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         Connection *c = userdata;
 
-        log_info(c->manager->log_level, "Closing connection of pid %d uid %u: idle or stuck for too long",
-                 (int) c->cred.pid, (unsigned) c->cred.uid);
+        log_ratelimit(&c->manager->log_refused, c->manager->log_level, LOG_INFO, 0,
+                      "Closing connection of pid %d uid %u: no progress for too long.",
+                      (int) c->peer.cred.pid, (unsigned) c->peer.cred.uid);
         manager_connection_closed(c->manager, c);
         return 0;
 }
@@ -260,8 +355,8 @@ int connection_new(Connection **ret, Manager *m, int fd) {
         _cleanup_free_ gid_t *groups = NULL;
         socklen_t len = sizeof(struct ucred);
         size_t n_groups = 0;
+        NsId pidns;
         Connection *c;
-        ino_t pidns;
         int r;
 
         c = calloc(1, sizeof(*c));
@@ -272,27 +367,34 @@ int connection_new(Connection **ret, Manager *m, int fd) {
         c->manager = m;
         c->fd = fd;
 
-        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->cred, &len) < 0) {
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->peer.cred, &len) < 0) {
                 r = -errno;
                 goto fail;
         }
         r = connection_peer_groups(fd, &groups, &n_groups);
         if (r < 0)
                 goto fail;
-        c->privileged = policy_is_privileged(c->cred.uid, c->cred.gid, groups, n_groups, m->privileged_gid);
+        c->peer.privileged = policy_is_privileged(c->peer.cred.uid, c->peer.cred.gid, groups, n_groups,
+                                                  m->privileged_gid);
+        c->peer.client = (PolicyClient) {
+                .uid = c->peer.cred.uid,
+                .gid = c->peer.cred.gid,
+        };
 
         /*
          * The kernel gives the peer's pid as seen from our namespace: 0 if
-         * it is not visible here. Its namespace decides what its pids mean.
+         * it is not visible here. Its namespace decides what its pids mean;
+         * a peer we cannot tie to one (it is gone) is treated as foreign.
          */
-        c->foreign_pidns = c->cred.pid <= 0 || policy_pid_namespace(c->cred.pid, &pidns) < 0 ||
-                           pidns != m->pidns;
+        c->peer.foreign_pidns = policy_peer_namespaces(fd, c->peer.cred.pid, &pidns, &c->peer.client.userns) < 0 ||
+                                !ns_id_equal(&pidns, &m->pidns);
 
         r = sd_event_add_io(m->event, &c->io_source, fd, EPOLLIN, connection_on_io, c);
         if (r < 0)
                 goto fail;
-        r = sd_event_add_time_relative(m->event, &c->timer_source, CLOCK_MONOTONIC,
-                                       m->config.idle_timeout_usec, 0, connection_on_timeout, c);
+        c->deadline_base = connection_now(c);
+        r = sd_event_add_time(m->event, &c->timer_source, CLOCK_MONOTONIC,
+                              c->deadline_base + m->config.idle_timeout_usec, 0, connection_on_timeout, c);
         if (r < 0)
                 goto fail;
 

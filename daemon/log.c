@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 #include "parse-util.h"
@@ -38,4 +39,28 @@ int log_level_from_string(const char *s) {
         if (parse_u64(s, 10, &v) >= 0 && v <= LOG_DEBUG)
                 return (int) v;
         return -EINVAL;
+}
+
+bool ratelimit_below(RateLimit *rl, unsigned *ret_suppressed) {
+        struct timespec ts;
+        uint64_t now;
+        bool ok;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        now = (uint64_t) ts.tv_sec * 1000000U + (uint64_t) ts.tv_nsec / 1000U;
+
+        pthread_mutex_lock(&rl->lock);
+        if (rl->begin == 0 || now - rl->begin >= rl->interval_usec) {
+                rl->begin = now;
+                rl->n = 0;
+        }
+        ok = rl->n < rl->burst;
+        if (ok) {
+                rl->n++;
+                *ret_suppressed = rl->suppressed;
+                rl->suppressed = 0;
+        } else
+                rl->suppressed++;
+        pthread_mutex_unlock(&rl->lock);
+        return ok;
 }

@@ -8,7 +8,10 @@
  */
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <syslog.h>
 
 /*
@@ -31,3 +34,34 @@ int log_level_from_string(const char *s);
 #define log_debug_errno(max, error, ...)   log_internal((max), LOG_DEBUG, (error), __VA_ARGS__)
 #define log_warning_errno(max, error, ...) log_internal((max), LOG_WARNING, (error), __VA_ARGS__)
 #define log_error_errno(max, error, ...)   log_internal((max), LOG_ERR, (error), __VA_ARGS__)
+
+/*
+ * At most @burst messages per @interval_usec through one RateLimit, from
+ * any thread: what a client can trigger at will (refusals, denials) must not
+ * flood the journal.
+ */
+typedef struct RateLimit {
+        pthread_mutex_t lock;
+        uint64_t interval_usec;
+        unsigned burst;
+        uint64_t begin;
+        unsigned n;
+        unsigned suppressed;
+} RateLimit;
+
+#define RATELIMIT_INIT(interval, b) \
+        ((RateLimit) { .lock = PTHREAD_MUTEX_INITIALIZER, .interval_usec = (interval), .burst = (b) })
+
+/* Whether to log now. When so, *ret_suppressed is the number of messages dropped before this one. */
+bool ratelimit_below(RateLimit *rl, unsigned *ret_suppressed);
+
+/* Log through @rl, with the count of suppressed messages appended when there were any. */
+#define log_ratelimit(rl, max, level, error, fmt, ...) ({                                       \
+        unsigned _suppressed_;                                                                  \
+        int _e_ = (error);                                                                      \
+        if (((level) <= (max)) && ratelimit_below((rl), &_suppressed_))                         \
+                log_internal((max), (level), _e_, fmt "%s%.0u%s", ##__VA_ARGS__,                 \
+                             _suppressed_ ? " (" : "", _suppressed_,                            \
+                             _suppressed_ ? " similar messages suppressed)" : "");              \
+        _e_;                                                                                    \
+})

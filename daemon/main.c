@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "manager.h"
@@ -26,6 +27,7 @@ static uint64_t arg_max_connections = DEFAULT_MAX_CONNECTIONS;
 static uint64_t arg_cache_size = DEFAULT_PROC_CACHE_SIZE;
 static uint64_t arg_build_id_cache_size = DEFAULT_BUILD_ID_CACHE_SIZE;
 static uint64_t arg_idle_timeout_usec = DEFAULT_IDLE_TIMEOUT_USEC;
+static uint64_t arg_workers = DEFAULT_WORKERS;
 static const char *arg_group = DEFAULT_GROUP;
 
 static void help(void) {
@@ -46,11 +48,15 @@ static void help(void) {
                "     --cache-size=N          Most processes kept open (default: %u, bounded\n"
                "                             by RLIMIT_NOFILE)\n"
                "     --build-id-cache-size=N Most files whose build ID is kept (default: %u)\n"
-               "     --idle-timeout=SEC      Close connections idle or stuck this long\n"
-               "                             (default: %u)\n",
+               "     --idle-timeout=SEC      Close connections idle this long, or this long\n"
+               "                             inside one message or reading replies\n"
+               "                             (default: %u)\n"
+               "     --workers=N             Threads that serve requests; a user gets a\n"
+               "                             quarter of them (default: %u)\n",
                program_invocation_short_name, DEFAULT_SOCKET_PATH, DEFAULT_GROUP,
                DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_ADDRESSES, DEFAULT_MAX_CONNECTIONS,
-               DEFAULT_PROC_CACHE_SIZE, DEFAULT_BUILD_ID_CACHE_SIZE, DEFAULT_IDLE_TIMEOUT_USEC / 1000000U);
+               DEFAULT_PROC_CACHE_SIZE, DEFAULT_BUILD_ID_CACHE_SIZE, DEFAULT_IDLE_TIMEOUT_USEC / 1000000U,
+               DEFAULT_WORKERS);
 }
 
 /* A count option: 1 .. @max. */
@@ -80,6 +86,7 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_CACHE_SIZE,
                 ARG_BUILD_ID_CACHE_SIZE,
                 ARG_IDLE_TIMEOUT,
+                ARG_WORKERS,
         };
         static const struct option options[] = {
                 { "help",                no_argument,       NULL, 'h' },
@@ -94,6 +101,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "cache-size",          required_argument, NULL, ARG_CACHE_SIZE },
                 { "build-id-cache-size", required_argument, NULL, ARG_BUILD_ID_CACHE_SIZE },
                 { "idle-timeout",        required_argument, NULL, ARG_IDLE_TIMEOUT },
+                { "workers",             required_argument, NULL, ARG_WORKERS },
                 {}
         };
         uint64_t v;
@@ -163,6 +171,11 @@ static int parse_argv(int argc, char *argv[]) {
                                 return r;
                         arg_idle_timeout_usec = v * 1000000U;
                         break;
+                case ARG_WORKERS:
+                        r = parse_count("workers", optarg, 1024, &arg_workers);
+                        if (r < 0)
+                                return r;
+                        break;
                 default:
                         return -EINVAL;
                 }
@@ -196,6 +209,7 @@ int main(int argc, char *argv[]) {
                 .proc_cache_size = arg_cache_size,
                 .build_id_cache_size = arg_build_id_cache_size,
                 .idle_timeout_usec = arg_idle_timeout_usec,
+                .workers = arg_workers,
                 .group = arg_group,
                 .socket_mode = DEFAULT_SOCKET_MODE,
         };
@@ -207,5 +221,10 @@ int main(int argc, char *argv[]) {
         if (r < 0)
                 return EXIT_FAILURE;
         r = manager_run(m);
+        if (manager_stop_workers(m) < 0) {
+                /* A request stuck in the kernel (a FUSE file that never answers) may not hold up the exit. */
+                fflush(stderr);
+                _exit(r < 0 ? EXIT_FAILURE : EXIT_SUCCESS);
+        }
         return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <malloc.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,26 +23,45 @@
 
 /* Each cached process holds three fds: its /proc directory, its maps file and a pidfd. */
 #define FDS_PER_PROC 3
-/* Fds kept for everything else: stdio, the socket, the event loop, files being read. */
+/* Fds kept for everything else: stdio, the socket, the event loop, files being read by workers. */
 #define FDS_RESERVED 64
 /* How long a stopping daemon waits for clients to read their last replies. */
 #define STOP_TIMEOUT_USEC (5U * 1000000U)
+/* How long a stopping daemon waits for workers still reading a target. */
+#define WORKERS_STOP_TIMEOUT_USEC (1U * 1000000U)
+/* Out of fds: accept again after this long, or when a connection closes. */
+#define ACCEPT_RETRY_USEC (100U * 1000U)
+/* After a job that held this much, give the freed memory back to the system. */
+#define TRIM_THRESHOLD (1U * 1024U * 1024U)
 
-typedef struct CachedProc {
-        Manager *manager;
+struct CachedProc {
+        unsigned n_ref;                 /* the cache's, and the worker's using it */
         pid_t pid;
+        bool cached;                    /* in Manager.procs */
+        bool busy;                      /* a worker uses it */
         Proc *proc;
-        sd_event_source *exit_source;   /* the pidfd: readable once the process exits */
-} CachedProc;
+        int pidfd;                      /* readable once the process exits */
+};
 
-static void cached_proc_free(void *p) {
+/* With procs_lock held, or before the object is shared. */
+static void cached_proc_unref(CachedProc *cp) {
+        if (!cp || --cp->n_ref > 0)
+                return;
+        proc_free(cp->proc);
+        safe_close(cp->pidfd);
+        free(cp);
+}
+
+/* The cache lets go of an entry (evicted, removed): with procs_lock held. */
+static void cached_proc_uncache(void *p) {
         CachedProc *cp = p;
 
-        if (!cp)
-                return;
-        sd_event_source_disable_unref(cp->exit_source);
-        proc_free(cp->proc);
-        free(cp);
+        cp->cached = false;
+        cached_proc_unref(cp);
+}
+
+Proc *cached_proc_get(CachedProc *cp) {
+        return cp->proc;
 }
 
 /* Raise the soft fd limit to the hard one and size the process cache to fit in it. */
@@ -68,6 +89,9 @@ static size_t manager_fit_proc_cache(Manager *m) {
         return MIN(fit, m->config.proc_cache_size);
 }
 
+static int manager_on_workers(sd_event_source *s, int fd, uint32_t revents, void *userdata);
+static int manager_on_proc_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata);
+
 int manager_new(Manager **ret, const ManagerConfig *config) {
         _cleanup_(manager_freep) Manager *m = NULL;
         int r;
@@ -78,7 +102,12 @@ int manager_new(Manager **ret, const ManagerConfig *config) {
         m->config = *config;
         m->log_level = config->log_level;
         m->listen_fd = -EBADF;
+        m->proc_exit_fd = -EBADF;
         m->privileged_gid = (gid_t) -1;
+        pthread_mutex_init(&m->procs_lock, NULL);
+        m->log_refused = RATELIMIT_INIT(10U * 1000000U, 10);
+        m->log_denied = RATELIMIT_INIT(10U * 1000000U, 10);
+        m->log_accept = RATELIMIT_INIT(10U * 1000000U, 5);
 
         r = vma_backend_resolve(config->backend, &m->backend);
         if (r < 0)
@@ -97,16 +126,33 @@ int manager_new(Manager **ret, const ManagerConfig *config) {
                                  config->group);
         }
 
-        r = policy_pid_namespace(0, &m->pidns);
+        r = policy_namespace(0, "pid", &m->pidns);
+        if (r >= 0)
+                r = policy_namespace(0, "user", &m->userns);
         if (r < 0)
-                return log_error_errno(m->log_level, r, "Failed to identify our pid namespace: %m");
+                return log_error_errno(m->log_level, r, "Failed to identify our namespaces: %m");
 
-        r = lru_new(&m->procs, sizeof(pid_t), manager_fit_proc_cache(m), cached_proc_free);
+        /* A worker per share: no user may hold all of them. */
+        m->jobs_per_user = MAX(config->workers / 4, (size_t) 1);
+        m->jobs_per_privileged_user = MAX(config->workers / 2, (size_t) 1);
+        r = worker_pool_new(&m->workers, config->workers);
+        if (r < 0)
+                return log_error_errno(m->log_level, r, "Failed to set up the workers: %m");
+
+        r = lru_new(&m->procs, sizeof(pid_t), manager_fit_proc_cache(m), cached_proc_uncache);
         if (r < 0)
                 return log_error_errno(m->log_level, r, "Failed to allocate the process cache: %m");
+        /* A user's share lives while it has connections or jobs: never more than these. */
+        r = lru_new(&m->users, sizeof(uid_t), config->max_connections + config->workers, free);
+        if (r < 0)
+                return log_error_errno(m->log_level, r, "Failed to allocate the user table: %m");
         r = build_id_cache_new(&m->build_ids, config->build_id_cache_size);
         if (r < 0)
                 return log_error_errno(m->log_level, r, "Failed to allocate the build ID cache: %m");
+
+        m->proc_exit_fd = epoll_create1(EPOLL_CLOEXEC);
+        if (m->proc_exit_fd < 0)
+                return log_error_errno(m->log_level, -errno, "Failed to create an epoll set: %m");
 
         r = sd_event_default(&m->event);
         if (r < 0)
@@ -115,42 +161,240 @@ int manager_new(Manager **ret, const ManagerConfig *config) {
         r = sd_event_now(m->event, CLOCK_MONOTONIC, &m->start_usec);
         if (r < 0)
                 return r;
+        r = sd_event_add_io(m->event, &m->workers_source, worker_pool_fd(m->workers), EPOLLIN,
+                            manager_on_workers, m);
+        if (r >= 0)
+                r = sd_event_add_io(m->event, &m->proc_exit_source, m->proc_exit_fd, EPOLLIN,
+                                    manager_on_proc_exit, m);
+        if (r < 0)
+                return log_error_errno(m->log_level, r, "Failed to watch the workers: %m");
 
         *ret = TAKE_PTR(m);
         return 0;
 }
 
+int manager_stop_workers(Manager *m) {
+        int r;
+
+        r = worker_pool_stop(m->workers, WORKERS_STOP_TIMEOUT_USEC);
+        if (r < 0)
+                log_warning(m->log_level, "%zu requests still wait on the kernel, exiting without them.",
+                            worker_pool_busy(m->workers));
+        return r;
+}
+
 Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
+
+        /* Nothing more is answered: the jobs in flight lose their connections. */
         while (m->connections)
                 manager_connection_closed(m, m->connections);
-        lru_free(m->procs);
-        build_id_cache_free(m->build_ids);
         sd_event_source_disable_unref(m->listen_source);
+        sd_event_source_disable_unref(m->accept_retry_source);
         sd_event_source_disable_unref(m->sigterm_source);
         sd_event_source_disable_unref(m->sigint_source);
         sd_event_source_disable_unref(m->exit_timer_source);
+        sd_event_source_disable_unref(m->workers_source);
+        sd_event_source_disable_unref(m->proc_exit_source);
         if (m->socket_bound)
                 (void) unlink(m->config.socket_path);
         safe_close(m->listen_fd);
+
+        /*
+         * A worker still inside a target's file or map may use the caches and
+         * its job whenever it returns: then leave them be, the process is
+         * about to exit.
+         */
+        if (m->workers && manager_stop_workers(m) < 0)
+                return NULL;
+        for (WorkItem *i = m->workers ? worker_pool_take_finished(m->workers) : NULL, *next; i; i = next) {
+                next = i->next;
+                job_free((Job *) i);
+        }
+        worker_pool_free(m->workers);
+
+        lru_free(m->procs);
+        lru_free(m->users);
+        build_id_cache_free(m->build_ids);
+        safe_close(m->proc_exit_fd);
+        pthread_mutex_destroy(&m->procs_lock);
         sd_event_unref(m->event);
         free(m);
         return NULL;
 }
 
+/* --- users and scheduling ------------------------------------------------------ */
+
+static UserShare *manager_user(Manager *m, uid_t uid) {
+        UserShare *u = lru_get(m->users, &uid);
+
+        if (u)
+                return u;
+        u = calloc(1, sizeof(*u));
+        if (!u)
+                return NULL;
+        u->uid = uid;
+        if (lru_put(m->users, &uid, u) < 0) {
+                free(u);
+                return NULL;
+        }
+        return u;
+}
+
+static void manager_user_unref(Manager *m, UserShare *u) {
+        if (u->n_connections == 0 && u->n_jobs == 0)
+                (void) lru_remove(m->users, &u->uid);
+}
+
+static void manager_unready(Manager *m, Connection *c) {
+        if (!c->ready)
+                return;
+        if (c->ready_prev)
+                c->ready_prev->ready_next = c->ready_next;
+        else
+                m->ready_first = c->ready_next;
+        if (c->ready_next)
+                c->ready_next->ready_prev = c->ready_prev;
+        else
+                m->ready_last = c->ready_prev;
+        c->ready_prev = c->ready_next = NULL;
+        c->ready = false;
+}
+
+static void manager_run_job(WorkItem *item) {
+        method_dispatch((Job *) item);
+}
+
+/* Start the job of @c now. Returns 0, or a negative errno when @c must be closed. */
+static int manager_start(Manager *m, Connection *c) {
+        _cleanup_(job_freep) Job *job = NULL;
+        int r;
+
+        r = connection_take_job(c, &job);
+        if (r <= 0)
+                return r;
+
+        job->item.run = manager_run_job;
+        job->manager = m;
+        job->connection = c;
+        job->user = c->user;
+        job->peer = c->peer;
+        r = worker_pool_submit(m->workers, &job->item);
+        if (r < 0)
+                return log_error_errno(m->log_level, r, "Failed to hand a request to a worker: %m");
+
+        c->job = TAKE_PTR(job);
+        c->user->n_jobs++;
+        m->n_jobs++;
+        return 0;
+}
+
+/*
+ * Start what waits, oldest first, as far as the workers and each user's
+ * share allow. A user at its share is skipped, not waited for: the others
+ * go ahead.
+ */
+void manager_dispatch(Manager *m) {
+        Connection *c, *next;
+
+        for (c = m->ready_first; c && m->n_jobs < m->config.workers; c = next) {
+                size_t share = c->peer.privileged ? m->jobs_per_privileged_user : m->jobs_per_user;
+
+                next = c->ready_next;
+                if (c->user->n_jobs >= share)
+                        continue;
+                manager_unready(m, c);
+                if (manager_start(m, c) < 0)
+                        manager_connection_closed(m, c);
+        }
+}
+
+void manager_schedule(Manager *m, Connection *c) {
+        if (c->ready || c->job)
+                return;
+        c->ready = true;
+        c->ready_prev = m->ready_last;
+        if (m->ready_last)
+                m->ready_last->ready_next = c;
+        else
+                m->ready_first = c;
+        m->ready_last = c;
+}
+
+Job *job_free(Job *job) {
+        if (!job)
+                return NULL;
+        free(job->message);
+        free(job->reply);
+        free(job);
+        return NULL;
+}
+
+static int manager_on_workers(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Manager *m = userdata;
+        bool trim = false;
+
+        for (WorkItem *i = worker_pool_take_finished(m->workers), *next; i; i = next) {
+                Job *job = (Job *) i;
+
+                next = i->next;
+                job->user->n_jobs--;
+                m->n_jobs--;
+                trim = trim || job->size >= TRIM_THRESHOLD || job->reply_size >= TRIM_THRESHOLD;
+                if (job->connection) {
+                        job->connection->job = NULL;
+                        connection_job_done(job->connection, job);
+                } else {
+                        manager_user_unref(m, job->user);
+                        job_free(job);
+                }
+        }
+
+        manager_dispatch(m);
+        /* A large request or reply leaves its arenas grown: give the memory back. */
+        if (trim)
+                (void) malloc_trim(0);
+        return 0;
+}
+
+/* --- connections ------------------------------------------------------------------ */
+
+static int manager_on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata);
+
 void manager_connection_closed(Manager *m, Connection *c) {
+        manager_unready(m, c);
         if (c->prev)
                 c->prev->next = c->next;
         else
                 m->connections = c->next;
         if (c->next)
                 c->next->prev = c->prev;
-        m->n_connections--;
+        __atomic_sub_fetch(&m->n_connections, 1, __ATOMIC_RELAXED);
+        if (c->job)
+                /* Still running: its reply goes nowhere, its user keeps paying for it. */
+                c->job->connection = NULL;
+        c->user->n_connections--;
+        manager_user_unref(m, c->user);
         connection_free(c);
+
+        /* An fd came free. */
+        if (m->accept_retry_source && !m->stopping) {
+                m->accept_retry_source = sd_event_source_disable_unref(m->accept_retry_source);
+                (void) sd_event_source_set_enabled(m->listen_source, SD_EVENT_ON);
+        }
 
         if (m->stopping && !m->connections)
                 (void) sd_event_exit(m->event, 0);
+}
+
+static int manager_on_accept_retry(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+
+        m->accept_retry_source = sd_event_source_disable_unref(m->accept_retry_source);
+        if (!m->stopping)
+                (void) sd_event_source_set_enabled(m->listen_source, SD_EVENT_ON);
+        return 0;
 }
 
 static int manager_on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
@@ -160,29 +404,50 @@ static int manager_on_accept(sd_event_source *s, int fd, uint32_t revents, void 
 
         cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK|SOCK_CLOEXEC);
         if (cfd < 0) {
-                if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-                        log_warning_errno(m->log_level, -errno, "Failed to accept a connection, ignoring: %m");
+                if (IN_SET(errno, EMFILE, ENFILE, ENOBUFS, ENOMEM)) {
+                        /*
+                         * The pending connection stays pending and the socket stays
+                         * readable: stop watching it for a while, or this would spin.
+                         */
+                        log_ratelimit(&m->log_accept, m->log_level, LOG_WARNING, -errno,
+                                      "Failed to accept a connection, pausing: %m");
+                        (void) sd_event_source_set_enabled(m->listen_source, SD_EVENT_OFF);
+                        if (!m->accept_retry_source)
+                                (void) sd_event_add_time_relative(m->event, &m->accept_retry_source,
+                                                                  CLOCK_MONOTONIC, ACCEPT_RETRY_USEC, 0,
+                                                                  manager_on_accept_retry, m);
+                } else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                        log_ratelimit(&m->log_accept, m->log_level, LOG_WARNING, -errno,
+                                      "Failed to accept a connection, ignoring: %m");
                 return 0;
         }
 
         if (m->n_connections >= m->config.max_connections) {
-                log_warning(m->log_level, "Refusing a connection: %zu connections already.", m->n_connections);
+                log_ratelimit(&m->log_refused, m->log_level, LOG_WARNING, 0,
+                              "Refusing a connection: %zu connections already.", m->n_connections);
                 safe_close(cfd);
                 return 0;
         }
 
         r = connection_new(&c, m, cfd);
         if (r < 0) {
-                log_warning_errno(m->log_level, r, "Failed to set up a connection, ignoring: %m");
+                log_ratelimit(&m->log_accept, m->log_level, LOG_WARNING, r,
+                              "Failed to set up a connection, ignoring: %m");
                 return 0;
         }
+        c->user = manager_user(m, c->peer.cred.uid);
+        if (!c->user) {
+                connection_free(c);
+                return 0;
+        }
+        c->user->n_connections++;
         c->next = m->connections;
         if (m->connections)
                 m->connections->prev = c;
         m->connections = c;
-        m->n_connections++;
-        log_debug(m->log_level, "Connection from pid %d uid %u%s.", (int) c->cred.pid, (unsigned) c->cred.uid,
-                  c->privileged ? " (privileged)" : "");
+        __atomic_add_fetch(&m->n_connections, 1, __ATOMIC_RELAXED);
+        log_debug(m->log_level, "Connection from pid %d uid %u%s.", (int) c->peer.cred.pid,
+                  (unsigned) c->peer.cred.uid, c->peer.privileged ? " (privileged)" : "");
         return 0;
 }
 
@@ -208,17 +473,50 @@ static int manager_on_signal(sd_event_source *s, const struct signalfd_siginfo *
         log_info(m->log_level, "Received %s, stopping.", strsignal((int) si->ssi_signo));
         (void) sd_notify(false, "STOPPING=1\nSTATUS=Stopping.");
         (void) sd_event_source_set_enabled(m->listen_source, SD_EVENT_OFF);
+        m->accept_retry_source = sd_event_source_disable_unref(m->accept_retry_source);
 
         for (c = m->connections; c; c = next) {
                 next = c->next;
                 if (connection_drain(c) < 0)
                         manager_connection_closed(m, c);
         }
+        manager_dispatch(m);
         if (!m->connections)
                 return sd_event_exit(m->event, 0);
 
         return sd_event_add_time_relative(m->event, &m->exit_timer_source, CLOCK_MONOTONIC, STOP_TIMEOUT_USEC, 0,
                                           manager_on_exit_timeout, m);
+}
+
+/*
+ * The socket's directory must be writable by its owner alone (root or us),
+ * or be sticky: anyone else who may rename entries there could swap the
+ * socket for a link to a file of their choosing.
+ */
+static int manager_check_socket_dir(Manager *m, const char *path) {
+        _cleanup_free_ char *dir = strdup(path);
+        struct stat st;
+        char *slash;
+
+        if (!dir)
+                return -ENOMEM;
+        slash = strrchr(dir, '/');
+        if (slash == dir)
+                slash[1] = '\0';
+        else
+                *slash = '\0';
+
+        if (stat(dir, &st) < 0)
+                return log_error_errno(m->log_level, -errno, "Failed to look at '%s': %m", dir);
+        if (st.st_uid != 0 && st.st_uid != geteuid())
+                return log_error_errno(m->log_level, -EPERM,
+                                       "Socket directory '%s' belongs to uid %u, refusing to bind there.",
+                                       dir, (unsigned) st.st_uid);
+        if ((st.st_mode & (S_IWGRP|S_IWOTH)) && !(st.st_mode & S_ISVTX))
+                return log_error_errno(m->log_level, -EPERM,
+                                       "Socket directory '%s' is writable by others, refusing to bind there.",
+                                       dir);
+        return 0;
 }
 
 /*
@@ -237,6 +535,10 @@ static int manager_bind(Manager *m) {
         if (strlen(path) >= sizeof(sa.sun_path))
                 return log_error_errno(m->log_level, -ENAMETOOLONG, "Socket path '%s' is too long.", path);
         strcpy(sa.sun_path, path);
+
+        r = manager_check_socket_dir(m, path);
+        if (r < 0)
+                return r;
 
         if (lstat(path, &st) >= 0) {
                 _cleanup_close_ int probe = -EBADF;
@@ -261,15 +563,17 @@ static int manager_bind(Manager *m) {
         if (fd < 0)
                 return -errno;
 
-        /* Created with the final mode: no window in which it is more open. */
+        /*
+         * bind() creates the file with 0777 less the umask: with this umask
+         * it gets its final mode at once, and nothing changes the mode of a
+         * path afterwards, which could by then name something else.
+         */
         old_umask = umask(~m->config.socket_mode & 0777);
         r = bind(fd, (struct sockaddr *) &sa, sizeof(sa));
         umask(old_umask);
         if (r < 0)
                 return log_error_errno(m->log_level, -errno, "Failed to bind '%s': %m", path);
         m->socket_bound = true;
-        if (chmod(path, m->config.socket_mode) < 0)
-                return log_error_errno(m->log_level, -errno, "Failed to set the mode of '%s': %m", path);
         if (listen(fd, SOMAXCONN) < 0)
                 return log_error_errno(m->log_level, -errno, "Failed to listen on '%s': %m", path);
 
@@ -296,13 +600,12 @@ int manager_listen(Manager *m) {
                 /* A client that goes away between poll and accept must not block the loop. */
                 if (fcntl(m->listen_fd, F_SETFL, fcntl(m->listen_fd, F_GETFL) | O_NONBLOCK) < 0)
                         return log_error_errno(m->log_level, -errno, "Failed to make the socket non-blocking: %m");
-                r = sd_event_add_io(m->event, &m->listen_source, m->listen_fd, EPOLLIN, manager_on_accept, m);
         } else {
                 m->listen_fd = manager_bind(m);
                 if (m->listen_fd < 0)
                         return m->listen_fd;
-                r = sd_event_add_io(m->event, &m->listen_source, m->listen_fd, EPOLLIN, manager_on_accept, m);
         }
+        r = sd_event_add_io(m->event, &m->listen_source, m->listen_fd, EPOLLIN, manager_on_accept, m);
         if (r < 0)
                 return log_error_errno(m->log_level, r, "Failed to watch the socket: %m");
 
@@ -323,9 +626,9 @@ int manager_listen(Manager *m) {
 int manager_run(Manager *m) {
         int r;
 
-        log_info(m->log_level, "Listening on %s, backend %s, caching up to %zu processes.",
+        log_info(m->log_level, "Listening on %s, backend %s, caching up to %zu processes, %zu workers.",
                  m->socket_bound ? m->config.socket_path : "the socket passed by systemd",
-                 vma_backend_to_string(m->backend), lru_max(m->procs));
+                 vma_backend_to_string(m->backend), lru_max(m->procs), m->config.workers);
         (void) sd_notifyf(false, "READY=1\nSTATUS=Serving with the %s backend.", vma_backend_to_string(m->backend));
 
         r = sd_event_loop(m->event);
@@ -334,93 +637,164 @@ int manager_run(Manager *m) {
         return r;
 }
 
-/* The process exited: its cache entry goes, with its fds. */
+/* --- the process cache ----------------------------------------------------------- */
+
+/* Cached processes exited: their entries go, with their fds. */
 static int manager_on_proc_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        CachedProc *cp = userdata;
+        Manager *m = userdata;
+        struct epoll_event events[64];
+        int n;
 
-        log_debug(cp->manager->log_level, "Process %d exited, dropping it from the cache.", (int) cp->pid);
-        manager_forget_proc(cp->manager, cp->pid);
-        return 0;
-}
+        n = epoll_wait(fd, events, ELEMENTSOF(events), 0);
+        for (int i = 0; i < n; i++) {
+                pid_t pid = (pid_t) events[i].data.u64;
+                CachedProc *cp;
 
-void manager_forget_proc(Manager *m, pid_t pid) {
-        (void) lru_remove(m->procs, &pid);
-}
-
-/* Open @pid and cache it, watched through a pidfd so that it leaves the cache when it exits. */
-static int manager_cache_proc(Manager *m, pid_t pid, Proc **ret) {
-        _cleanup_close_ int pidfd = -EBADF;
-        CachedProc *cp;
-        int r;
-
-        cp = calloc(1, sizeof(*cp));
-        if (!cp)
-                return -ENOMEM;
-        cp->manager = m;
-        cp->pid = pid;
-
-        /*
-         * The pidfd first: if the pid is reused before /proc/PID is opened,
-         * the pidfd names the dead process and fires at once.
-         */
-        pidfd = pidfd_open(pid, 0);
-        if (pidfd < 0) {
-                r = errno == ESRCH ? -ESRCH : -errno;
-                goto fail;
+                pthread_mutex_lock(&m->procs_lock);
+                cp = lru_get(m->procs, &pid);
+                /* The entry may be a newer process of the same pid by now: only drop one that exited. */
+                if (cp && poll(&(struct pollfd) { .fd = cp->pidfd, .events = POLLIN }, 1, 0) > 0) {
+                        log_debug(m->log_level, "Process %d exited, dropping it from the cache.", (int) pid);
+                        (void) lru_remove(m->procs, &pid);
+                }
+                pthread_mutex_unlock(&m->procs_lock);
         }
-        r = proc_open(&cp->proc, pid, m->backend);
-        if (r < 0)
-                goto fail;
-        r = sd_event_add_io(m->event, &cp->exit_source, pidfd, EPOLLIN, manager_on_proc_exit, cp);
-        if (r < 0)
-                goto fail;
-        r = sd_event_source_set_io_fd_own(cp->exit_source, true);
-        if (r < 0)
-                goto fail;
-        TAKE_FD(pidfd);
-
-        r = lru_put(m->procs, &pid, cp);
-        if (r < 0)
-                goto fail;
-
-        *ret = cp->proc;
         return 0;
-
-fail:
-        cached_proc_free(cp);
-        return r;
 }
 
-int manager_acquire_proc(Manager *m, Connection *c, pid_t pid, Proc **ret) {
-        Proc *p = NULL;
+static int open_proc_dir(pid_t pid) {
+        char path[sizeof("/proc/") + 3 * sizeof(pid_t)];
+        int fd;
+
+        snprintf(path, sizeof(path), "/proc/%d", (int) pid);
+        fd = open(path, O_PATH|O_DIRECTORY|O_CLOEXEC);
+        if (fd < 0)
+                return errno == ENOENT ? -ESRCH : -errno;
+        return fd;
+}
+
+/* Open @pid afresh, checked before anything else is opened for it. */
+static int manager_open_proc(Manager *m, const Peer *peer, pid_t pid, CachedProc **ret) {
+        _cleanup_close_ int dir_fd = -EBADF, pidfd = -EBADF;
         CachedProc *cp;
         int r;
 
-        if (c->foreign_pidns)
-                return -EXDEV;
-
-        cp = lru_get(m->procs, &pid);
-        if (cp) {
-                m->proc_cache_hits++;
-                p = cp->proc;
-        } else {
-                m->proc_cache_misses++;
-                r = manager_cache_proc(m, pid, &p);
+        dir_fd = open_proc_dir(pid);
+        if (dir_fd < 0)
+                return dir_fd;
+        if (!peer->privileged) {
+                r = policy_check_target(dir_fd, &peer->client);
                 if (r < 0)
                         return r;
         }
 
-        r = manager_recheck_proc(m, c, p);
-        if (r < 0)
-                return r;
+        /*
+         * The pidfd, after the directory: if the pid was reused in between,
+         * the pidfd names the newer process, whose start time then differs
+         * from the pinned directory's; proc_open_at() reports that as gone.
+         * /proc/TID exists for every thread, but only a process has a pidfd.
+         */
+        pidfd = pidfd_open(pid, 0);
+        if (pidfd < 0) {
+                if (IN_SET(errno, ENOENT, EINVAL)) {
+                        log_debug(m->log_level, "Pid %d is a thread, not a process.", (int) pid);
+                        return -ESRCH;
+                }
+                return negative_errno();
+        }
 
-        *ret = p;
+        cp = calloc(1, sizeof(*cp));
+        if (!cp)
+                return -ENOMEM;
+        cp->n_ref = 1;
+        cp->pid = pid;
+        cp->pidfd = TAKE_FD(pidfd);
+        r = proc_open_at(&cp->proc, pid, TAKE_FD(dir_fd), m->backend);
+        if (r < 0) {
+                cached_proc_unref(cp);
+                return r;
+        }
+
+        *ret = cp;
         return 0;
 }
 
-int manager_recheck_proc(Manager *m, Connection *c, Proc *p) {
-        if (c->privileged)
+int manager_acquire_proc(Manager *m, const Peer *peer, pid_t pid, CachedProc **ret) {
+        CachedProc *cp, *fresh;
+        int r;
+
+        if (peer->foreign_pidns)
+                return -EXDEV;
+
+        pthread_mutex_lock(&m->procs_lock);
+        cp = lru_get(m->procs, &pid);
+        if (cp && !cp->busy) {
+                cp->busy = true;
+                cp->n_ref++;
+        } else
+                cp = NULL;
+        pthread_mutex_unlock(&m->procs_lock);
+
+        if (cp) {
+                /* The policy first: a refused client must learn nothing, the cache included. */
+                r = manager_recheck_proc(m, peer, cp->proc);
+                if (r < 0) {
+                        manager_release_proc(m, cp, r == -ESRCH);
+                        return r;
+                }
+                manager_count(&m->proc_cache_hits);
+                *ret = cp;
+                return 0;
+        }
+
+        /* Not cached, or in use by another request: open our own. */
+        r = manager_open_proc(m, peer, pid, &fresh);
+        if (r < 0)
+                return r;
+        manager_count(&m->proc_cache_misses);
+
+        pthread_mutex_lock(&m->procs_lock);
+        fresh->busy = true;
+        if (!lru_get(m->procs, &pid)) {
+                fresh->n_ref++;
+                if (lru_put(m->procs, &pid, fresh) >= 0) {
+                        fresh->cached = true;
+                        (void) epoll_ctl(m->proc_exit_fd, EPOLL_CTL_ADD, fresh->pidfd, &(struct epoll_event) {
+                                        .events = EPOLLIN,
+                                        .data.u64 = (uint64_t) pid,
+                                });
+                } else
+                        fresh->n_ref--;
+        }
+        pthread_mutex_unlock(&m->procs_lock);
+
+        *ret = fresh;
+        return 0;
+}
+
+void manager_release_proc(Manager *m, CachedProc *cp, bool gone) {
+        if (!cp)
+                return;
+        pthread_mutex_lock(&m->procs_lock);
+        cp->busy = false;
+        if (gone && cp->cached && lru_get(m->procs, &cp->pid) == cp)
+                (void) lru_remove(m->procs, &cp->pid);
+        cached_proc_unref(cp);
+        pthread_mutex_unlock(&m->procs_lock);
+}
+
+size_t manager_proc_cache_size(Manager *m) {
+        size_t n;
+
+        pthread_mutex_lock(&m->procs_lock);
+        n = lru_size(m->procs);
+        pthread_mutex_unlock(&m->procs_lock);
+        return n;
+}
+
+int manager_recheck_proc(Manager *m, const Peer *peer, Proc *p) {
+        if (peer->privileged)
                 return 0;
 
-        return policy_check_target(proc_dir_fd(p), c->cred.uid);
+        return policy_check_target(proc_dir_fd(p), &peer->client);
 }

@@ -3,10 +3,21 @@
 
 /*
  * The service layer: one Manager owns the event loop, the listening socket,
- * the connections, the caches and the counters. All mutable state of the
- * daemon lives here.
+ * the connections, the worker pool, the caches and the counters. All
+ * mutable state of the daemon lives here.
+ *
+ * Threads: the event loop runs on the main thread and never touches a
+ * target process or a file it maps. Each request is a Job that a worker
+ * thread runs from its raw bytes to its formatted reply: parsing, the
+ * access check, the core, encoding. What workers share is locked (the
+ * process cache), internally synchronized (the build-ID cache, the log
+ * rate limits) or atomic (the counters); config is read-only. A connection
+ * has at most one job in flight, so its replies keep their order, and each
+ * user at most a share of the workers, so that no user's stuck or slow
+ * requests can hold up another's.
  */
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -15,10 +26,13 @@
 #include <systemd/sd-event.h>
 
 #include "buildid-cache.h"
+#include "log.h"
 #include "lru.h"
 #include "macro.h"
+#include "policy.h"
 #include "proc.h"
 #include "vma.h"
+#include "worker.h"
 
 #define DEFAULT_SOCKET_PATH "/run/vmaqd.sock"
 #define DEFAULT_MAX_MESSAGE_SIZE (16U * 1024U * 1024U)
@@ -27,6 +41,7 @@
 #define DEFAULT_PROC_CACHE_SIZE 1024U
 #define DEFAULT_BUILD_ID_CACHE_SIZE 4096U
 #define DEFAULT_IDLE_TIMEOUT_USEC (60U * 1000000U)
+#define DEFAULT_WORKERS 16U
 #define DEFAULT_GROUP "vmaq"
 #define DEFAULT_SOCKET_MODE 0666
 
@@ -40,26 +55,63 @@ typedef struct ManagerConfig {
         size_t proc_cache_size;
         size_t build_id_cache_size;
         uint64_t idle_timeout_usec;
+        size_t workers;
         const char *group;              /* NULL or "": none */
         mode_t socket_mode;
 } ManagerConfig;
 
 typedef struct Manager Manager;
 typedef struct Connection Connection;
+typedef struct CachedProc CachedProc;
+
+/* Who a connection's peer is, taken once when it connects. */
+typedef struct Peer {
+        struct ucred cred;
+        bool privileged;                /* may query any process */
+        bool foreign_pidns;             /* pids it sends mean other processes */
+        PolicyClient client;            /* for the access check of the unprivileged */
+} Peer;
+
+/* What one uid holds: its connections and the jobs run for it. */
+typedef struct UserShare {
+        uid_t uid;
+        size_t n_connections;
+        size_t n_jobs;
+} UserShare;
+
+/* One request, from its bytes to its reply, run by a worker. */
+typedef struct Job {
+        WorkItem item;
+        Manager *manager;
+        Connection *connection;         /* NULL once the connection closed: the reply is dropped */
+        UserShare *user;
+        Peer peer;                      /* a copy: the job may outlive its connection */
+        char *message;                  /* NUL-terminated */
+        size_t size;                    /* without the NUL */
+        char *reply;                    /* with its NUL, NULL for none (oneway) */
+        size_t reply_size;
+        bool shutdown;                  /* the stream is broken: close after the reply */
+} Job;
 
 struct Connection {
         Manager *manager;
         Connection *prev, *next;
+        Connection *ready_prev, *ready_next;    /* waiting for a worker */
+        bool ready;
         int fd;
         sd_event_source *io_source;
         sd_event_source *timer_source;
-        struct ucred cred;
-        bool privileged;                /* may query any process */
-        bool foreign_pidns;             /* pids it sends mean other processes */
-        char *in;                       /* received, not yet processed bytes */
-        size_t in_size, in_allocated;
+        Peer peer;
+        UserShare *user;
+        Job *job;                       /* in flight */
+        char *in;                       /* received bytes: [in_start, in_end) not yet processed */
+        size_t in_start, in_end, in_allocated;
+        size_t in_scanned;              /* bytes after in_start known to hold no NUL */
+        uint64_t in_since;              /* when the unfinished message's first byte arrived */
         char *out;                      /* replies not yet written */
         size_t out_start, out_size, out_allocated;
+        size_t out_progress;            /* bytes written since the deadline was last pushed */
+        uint64_t deadline_base;         /* last progress: the deadline is this + the idle timeout */
         bool eof;                       /* the peer sent all it will send */
         bool draining;                  /* the daemon stops: answer what was received, read no more */
         bool closing;                   /* read no more; close once out is written */
@@ -70,53 +122,93 @@ struct Manager {
         int log_level;
         VmaBackend backend;
         gid_t privileged_gid;           /* (gid_t) -1: no such group */
-        ino_t pidns;
+        NsId pidns, userns;
         sd_event *event;
         int listen_fd;
         bool socket_bound;              /* we bound it (not socket activation): unlink at exit */
         sd_event_source *listen_source;
+        sd_event_source *accept_retry_source;   /* out of fds: accept again later */
         sd_event_source *sigterm_source, *sigint_source;
         sd_event_source *exit_timer_source;
+        sd_event_source *workers_source;
+        sd_event_source *proc_exit_source;
+        int proc_exit_fd;               /* epoll set of the cached processes' pidfds */
+        WorkerPool *workers;
+        size_t jobs_per_user, jobs_per_privileged_user;
+        size_t n_jobs;
         Connection *connections;
         size_t n_connections;
+        Connection *ready_first, *ready_last;
+        Lru *users;                     /* uid_t -> UserShare */
+        pthread_mutex_t procs_lock;     /* guards procs and every CachedProc */
         Lru *procs;                     /* pid_t -> CachedProc */
         BuildIdCache *build_ids;
         uint64_t start_usec;
+        /* Counters: updated with atomics, workers count too. */
         uint64_t requests, errors, denied;
         uint64_t proc_cache_hits, proc_cache_misses;
+        RateLimit log_refused, log_denied, log_accept;
         bool stopping;
 };
 
 int manager_new(Manager **ret, const ManagerConfig *config);
+/* Returns NULL; leaves what busy workers still use allocated (see worker_pool_stop()). */
 Manager *manager_free(Manager *m);
 DEFINE_CLEANUP(Manager *, manager_free);
 
 /* Take the socket from systemd, or bind it. Then serve until told to stop. Returns 0 on a clean stop. */
 int manager_listen(Manager *m);
 int manager_run(Manager *m);
+/*
+ * Let the workers finish their jobs, for a second at most. -ETIMEDOUT if
+ * some are still stuck in the kernel: then the process must exit without
+ * freeing the manager, which they may still use.
+ */
+int manager_stop_workers(Manager *m);
+
+/* Counters, from any thread. */
+static inline void manager_count(uint64_t *counter) {
+        __atomic_add_fetch(counter, 1, __ATOMIC_RELAXED);
+}
 
 /*
- * The Proc for @pid as client @c may see it: from the cache, or opened.
- * Errors: -EXDEV (client in another pid namespace), -EACCES, and those of
- * proc_open().
+ * From a worker: the process @pid as @peer may see it, checked by the
+ * policy before anything is opened for it or taken from the cache. The
+ * handle is the caller's until manager_release_proc(); its Proc is used by
+ * no one else meanwhile.
+ * Errors: -EXDEV (peer in another pid namespace), -EACCES, -ESRCH (also
+ * for a thread id), and those of proc_open().
  */
-int manager_acquire_proc(Manager *m, Connection *c, pid_t pid, Proc **ret);
-/* Forget @pid: its process is gone or changed. */
-void manager_forget_proc(Manager *m, pid_t pid);
+int manager_acquire_proc(Manager *m, const Peer *peer, pid_t pid, CachedProc **ret);
+Proc *cached_proc_get(CachedProc *cp);
+/* Give the handle back; with @gone, the process is gone or changed and leaves the cache. */
+void manager_release_proc(Manager *m, CachedProc *cp, bool gone);
 /* Re-check access after the address space was replaced (exec). -EACCES if now refused. */
-int manager_recheck_proc(Manager *m, Connection *c, Proc *p);
+int manager_recheck_proc(Manager *m, const Peer *peer, Proc *p);
+size_t manager_proc_cache_size(Manager *m);
 
+/* Main thread: connections and their jobs. */
 void manager_connection_closed(Manager *m, Connection *c);
+/* @c has a complete message and no job: queue it for a worker. */
+void manager_schedule(Manager *m, Connection *c);
+/*
+ * Start the queued jobs the workers and each user's share allow. May close
+ * connections: call it last in an event handler.
+ */
+void manager_dispatch(Manager *m);
 
 /* connection.c */
 int connection_new(Connection **ret, Manager *m, int fd);
 Connection *connection_free(Connection *c);
-/* Queue a reply message of @size bytes (its NUL included) and write what the socket takes. */
-int connection_queue(Connection *c, const char *message, size_t size);
-/* Read no more requests: close once the queued replies are written. */
-void connection_shutdown(Connection *c);
 /* Answer the requests already received, read no more. -ECONNRESET when nothing is left to do. */
 int connection_drain(Connection *c);
+/* Take the next complete message into a new job. -ENOMEM; 0 if there is none. */
+int connection_take_job(Connection *c, Job **ret);
+/* The job of @c is done: queue its reply and go on with the next message. Frees the job. */
+void connection_job_done(Connection *c, Job *job);
 
-/* methods.c: handle one message; appends the reply (if any) to the connection. */
-int method_dispatch(Connection *c, const char *message, size_t size);
+Job *job_free(Job *job);
+DEFINE_CLEANUP(Job *, job_free);
+
+/* methods.c, on a worker: handle job->message, leave the reply in job->reply. */
+void method_dispatch(Job *job);

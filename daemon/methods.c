@@ -1,14 +1,16 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 /*
- * The methods: decode a call with proto/, do the work with the core, encode
- * the reply. Errors become Varlink errors through proto's one table.
+ * The methods, run by a worker for one job: decode a call with proto/, do
+ * the work with the core, encode the reply into the job. Errors become
+ * Varlink errors through proto's one table.
  */
 
 #include <errno.h>
 #include <json-c/json.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 #include "manager.h"
@@ -16,38 +18,25 @@
 #include "vmaq-proto.h"
 
 typedef struct Call {
-        Connection *connection;
+        Job *job;
         Manager *manager;
+        const Peer *peer;
         const VarlinkCall *varlink;
 } Call;
 
 static int call_reply(Call *call, struct json_object *parameters) {
-        _cleanup_free_ char *msg = NULL;
-        size_t size;
-        int r;
-
         if (call->varlink->oneway) {
                 json_object_put(parameters);
                 return 0;
         }
-        r = varlink_reply_format(parameters, false, &msg, &size);
-        if (r < 0)
-                return r;
-        return connection_queue(call->connection, msg, size);
+        return varlink_reply_format(parameters, false, &call->job->reply, &call->job->reply_size);
 }
 
 static int call_error(Call *call, ProtoError e, const ProtoErrorDetails *details) {
-        _cleanup_free_ char *msg = NULL;
-        size_t size;
-        int r;
-
         if (call->varlink->oneway)
                 return 0;
-        call->manager->errors++;
-        r = proto_error_format(e, details, &msg, &size);
-        if (r < 0)
-                return r;
-        return connection_queue(call->connection, msg, size);
+        manager_count(&call->manager->errors);
+        return proto_error_format(e, details, &call->job->reply, &call->job->reply_size);
 }
 
 /* A failure of the core, for @pid, as a Varlink error. */
@@ -58,12 +47,14 @@ static int call_error_errno(Call *call, int error, pid_t pid, const Proc *p) {
         if (IN_SET(-error, ESRCH, ENXIO, EACCES, EPERM, ESTALE, EXDEV))
                 e = proto_error_from_errno(error);
         if (e == PROTO_ERROR_INTERNAL)
-                log_warning_errno(call->manager->log_level, error, "Request about pid %d failed: %m", (int) pid);
+                log_ratelimit(&call->manager->log_denied, call->manager->log_level, LOG_WARNING, error,
+                              "Request about pid %d failed: %m", (int) pid);
         if (e == PROTO_ERROR_PERMISSION_DENIED) {
                 /* By policy, or because the daemon itself may not read it: logged once, here. */
-                call->manager->denied++;
-                log_notice(call->manager->log_level, "Denied client pid %d uid %u access to pid %d.",
-                           (int) call->connection->cred.pid, (unsigned) call->connection->cred.uid, (int) pid);
+                manager_count(&call->manager->denied);
+                log_ratelimit(&call->manager->log_denied, call->manager->log_level, LOG_NOTICE, 0,
+                              "Denied client pid %d uid %u access to pid %d.",
+                              (int) call->peer->cred.pid, (unsigned) call->peer->cred.uid, (int) pid);
         }
 
         return call_error(call, e, &(ProtoErrorDetails) {
@@ -129,32 +120,34 @@ static int method_get_status(Call *call) {
         struct json_object *reply = NULL;
         const char *parameter = NULL;
         BuildIdCacheStats st;
-        uint64_t now = 0;
+        struct timespec ts;
+        uint64_t now;
         int r;
 
         r = proto_empty_request_decode(call->varlink->parameters, &parameter);
         if (r < 0)
                 return call_invalid_parameter(call, r, parameter, 0);
 
-        (void) sd_event_now(m->event, CLOCK_MONOTONIC, &now);
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        now = (uint64_t) ts.tv_sec * 1000000U + (uint64_t) ts.tv_nsec / 1000U;
         build_id_cache_stats(m->build_ids, &st);
         r = proto_status_encode(&(ProtoStatus) {
                         .version = PACKAGE_VERSION,
                         .backend = vma_backend_to_string(m->backend),
                         .uptime_usec = now - m->start_usec,
-                        .connections = m->n_connections,
+                        .connections = __atomic_load_n(&m->n_connections, __ATOMIC_RELAXED),
                         .connections_max = m->config.max_connections,
-                        .proc_cache_size = lru_size(m->procs),
+                        .proc_cache_size = manager_proc_cache_size(m),
                         .proc_cache_max = lru_max(m->procs),
-                        .proc_cache_hits = m->proc_cache_hits,
-                        .proc_cache_misses = m->proc_cache_misses,
+                        .proc_cache_hits = __atomic_load_n(&m->proc_cache_hits, __ATOMIC_RELAXED),
+                        .proc_cache_misses = __atomic_load_n(&m->proc_cache_misses, __ATOMIC_RELAXED),
                         .build_id_cache_size = st.size,
                         .build_id_cache_max = st.max,
                         .build_id_cache_hits = st.hits,
                         .build_id_cache_misses = st.misses,
-                        .requests = m->requests,
-                        .errors = m->errors,
-                        .denied = m->denied,
+                        .requests = __atomic_load_n(&m->requests, __ATOMIC_RELAXED),
+                        .errors = __atomic_load_n(&m->errors, __ATOMIC_RELAXED),
+                        .denied = __atomic_load_n(&m->denied, __ATOMIC_RELAXED),
                 }, &reply);
         if (r < 0)
                 return r;
@@ -162,10 +155,10 @@ static int method_get_status(Call *call) {
 }
 
 /* The process for @pid: > 0 with *ret set, or 0 when the caller got an error reply instead. */
-static int call_acquire(Call *call, pid_t pid, Proc **ret) {
+static int call_acquire(Call *call, pid_t pid, CachedProc **ret) {
         int r;
 
-        r = manager_acquire_proc(call->manager, call->connection, pid, ret);
+        r = manager_acquire_proc(call->manager, call->peer, pid, ret);
         if (r < 0)
                 return call_error_errno(call, r, pid, NULL);
         return 1;
@@ -176,24 +169,35 @@ static int call_acquire(Call *call, pid_t pid, Proc **ret) {
  * the address space was replaced (an exec may have made it setuid). > 0 if
  * the answer may be sent, else as call_acquire().
  */
-static int call_finish(Call *call, Proc *p, int r, bool reattached) {
+static int call_finish(Call *call, CachedProc **cp, int r, bool reattached) {
+        Proc *p = cached_proc_get(*cp);
         pid_t pid = proc_pid(p);
+        int k = 1;
 
-        if (r == -ESRCH || r == -ENXIO) {
-                int k = call_error_errno(call, r, pid, NULL);
-
-                manager_forget_proc(call->manager, pid);
+        if (r == -ESRCH || r == -ENXIO)
+                k = call_error_errno(call, r, pid, NULL);
+        else if (r < 0)
+                k = call_error_errno(call, r, pid, p);
+        else if (reattached) {
+                r = manager_recheck_proc(call->manager, call->peer, p);
+                if (r < 0)
+                        k = call_error_errno(call, r, pid, NULL);
+        }
+        if (k <= 0) {
+                manager_release_proc(call->manager, TAKE_PTR(*cp), r == -ESRCH || r == -ENXIO);
                 return k;
         }
-        if (r < 0)
-                return call_error_errno(call, r, pid, p);
-
-        if (reattached) {
-                r = manager_recheck_proc(call->manager, call->connection, p);
-                if (r < 0)
-                        return call_error_errno(call, r, pid, NULL);
-        }
         return 1;
+}
+
+/* A process taken from the manager for one call, given back when the call is done. */
+typedef struct ProcHandle {
+        Manager *manager;
+        CachedProc *cp;
+} ProcHandle;
+
+static void proc_handle_release(ProcHandle *h) {
+        manager_release_proc(h->manager, TAKE_PTR(h->cp), false);
 }
 
 static int method_normalize(Call *call) {
@@ -202,20 +206,22 @@ static int method_normalize(Call *call) {
         _cleanup_free_ ProtoModule *modules = NULL;
         _cleanup_free_ ProtoResult *results = NULL;
         Manager *m = call->manager;
+        _cleanup_(proc_handle_release) ProcHandle h = { .manager = m };
         struct json_object *reply = NULL;
         const char *parameter = NULL;
         NormalizeOptions opts;
-        Proc *p = NULL;
         unsigned generation;
+        Proc *p;
         int r;
 
         r = proto_normalize_request_decode(call->varlink->parameters, m->config.max_addresses, &req, &parameter);
         if (r < 0)
                 return call_invalid_parameter(call, r, parameter, m->config.max_addresses);
 
-        r = call_acquire(call, req.pid, &p);
+        r = call_acquire(call, req.pid, &h.cp);
         if (r <= 0)
                 return r;
+        p = cached_proc_get(h.cp);
 
         opts = (NormalizeOptions) {
                 .flags = (req.build_ids ? NORMALIZE_BUILD_IDS : 0) |
@@ -226,7 +232,7 @@ static int method_normalize(Call *call) {
         };
         generation = proc_generation(p);
         r = proc_normalize(p, req.addresses, req.n_addresses, &opts, &n);
-        r = call_finish(call, p, r, proc_generation(p) != generation);
+        r = call_finish(call, &h.cp, r, proc_generation(p) != generation);
         if (r <= 0)
                 return r;
 
@@ -332,20 +338,22 @@ static int method_list_mappings(Call *call) {
         _cleanup_free_ ProtoMapping *mappings = NULL;
         ProtoListMappingsRequest req = {};
         Manager *m = call->manager;
+        _cleanup_(proc_handle_release) ProcHandle h = { .manager = m };
         struct json_object *reply = NULL;
         const char *parameter = NULL;
         NormalizeOptions opts;
         unsigned generation;
-        Proc *p = NULL;
+        Proc *p;
         int r;
 
         r = proto_list_mappings_request_decode(call->varlink->parameters, &req, &parameter);
         if (r < 0)
                 return call_invalid_parameter(call, r, parameter, 0);
 
-        r = call_acquire(call, req.pid, &p);
+        r = call_acquire(call, req.pid, &h.cp);
         if (r <= 0)
                 return r;
+        p = cached_proc_get(h.cp);
 
         opts = (NormalizeOptions) {
                 .flags = req.pin ? NORMALIZE_PIN : 0,
@@ -355,7 +363,7 @@ static int method_list_mappings(Call *call) {
         generation = proc_generation(p);
         r = proc_foreach_vma(p, (req.exec_only ? PROC_LIST_EXEC_ONLY : 0) | (req.build_ids ? PROC_LIST_BUILD_IDS : 0),
                              &opts, mapping_list_add, &list);
-        r = call_finish(call, p, r, proc_generation(p) != generation);
+        r = call_finish(call, &h.cp, r, proc_generation(p) != generation);
         if (r <= 0)
                 return r;
 
@@ -387,24 +395,19 @@ static int method_list_mappings(Call *call) {
         return call_reply(call, reply);
 }
 
-int method_dispatch(Connection *c, const char *message, size_t size) {
+static int method_run(Call *call, const char *message, size_t size) {
         VarlinkCall v = {};
-        Call call = {
-                .connection = c,
-                .manager = c->manager,
-                .varlink = &v,
-        };
         ProtoMethod method;
         int r;
 
-        c->manager->requests++;
-
+        call->varlink = &v;
         r = varlink_call_parse(message, size, &v);
         if (r < 0) {
                 /* The stream cannot be trusted any more: answer and close. */
-                log_debug_errno(c->manager->log_level, r, "Invalid message from pid %d: %m", (int) c->cred.pid);
-                connection_shutdown(c);
-                return call_error(&call, PROTO_ERROR_INVALID_MESSAGE, &(ProtoErrorDetails) {
+                log_debug_errno(call->manager->log_level, r, "Invalid message from pid %d: %m",
+                                (int) call->peer->cred.pid);
+                call->job->shutdown = true;
+                return call_error(call, PROTO_ERROR_INVALID_MESSAGE, &(ProtoErrorDetails) {
                                 .reason = r == -EBADMSG ? "not valid JSON" : "not a Varlink call",
                         });
         }
@@ -412,36 +415,36 @@ int method_dispatch(Connection *c, const char *message, size_t size) {
         r = proto_method_lookup(v.method, &method);
         if (r >= 0 && v.more)
                 /* No method streams replies. */
-                r = call_error(&call, PROTO_ERROR_METHOD_NOT_IMPLEMENTED, &(ProtoErrorDetails) {
+                r = call_error(call, PROTO_ERROR_METHOD_NOT_IMPLEMENTED, &(ProtoErrorDetails) {
                                 .method = v.method,
                         });
         else if (r == -EADDRNOTAVAIL || r == -EINVAL) {
                 /* A parsed call's method is "interface.Method": the interface is what precedes the last dot. */
                 _cleanup_free_ char *interface = strndup(v.method, (size_t) (strrchr(v.method, '.') - v.method));
 
-                r = interface ? call_error(&call, PROTO_ERROR_INTERFACE_NOT_FOUND, &(ProtoErrorDetails) {
+                r = interface ? call_error(call, PROTO_ERROR_INTERFACE_NOT_FOUND, &(ProtoErrorDetails) {
                                 .interface = interface,
                         }) : -ENOMEM;
         } else if (r < 0)
-                r = call_error(&call, PROTO_ERROR_METHOD_NOT_FOUND, &(ProtoErrorDetails) {
+                r = call_error(call, PROTO_ERROR_METHOD_NOT_FOUND, &(ProtoErrorDetails) {
                                 .method = v.method,
                         });
         else
                 switch (method) {
                 case PROTO_METHOD_GET_INFO:
-                        r = method_get_info(&call);
+                        r = method_get_info(call);
                         break;
                 case PROTO_METHOD_GET_INTERFACE_DESCRIPTION:
-                        r = method_get_interface_description(&call);
+                        r = method_get_interface_description(call);
                         break;
                 case PROTO_METHOD_NORMALIZE:
-                        r = method_normalize(&call);
+                        r = method_normalize(call);
                         break;
                 case PROTO_METHOD_LIST_MAPPINGS:
-                        r = method_list_mappings(&call);
+                        r = method_list_mappings(call);
                         break;
                 case PROTO_METHOD_GET_STATUS:
-                        r = method_get_status(&call);
+                        r = method_get_status(call);
                         break;
                 default:
                         r = -EINVAL;
@@ -449,4 +452,28 @@ int method_dispatch(Connection *c, const char *message, size_t size) {
 
         varlink_call_done(&v);
         return r;
+}
+
+void method_dispatch(Job *job) {
+        Manager *m = job->manager;
+        Call call = {
+                .job = job,
+                .manager = m,
+                .peer = &job->peer,
+        };
+        int r;
+
+        manager_count(&m->requests);
+        r = method_run(&call, job->message, job->size);
+        if (r < 0) {
+                /* Out of memory, mostly: say so if we still can, and end the connection. */
+                log_ratelimit(&m->log_denied, m->log_level, LOG_WARNING, r,
+                              "Failed to handle a request of pid %d: %m", (int) job->peer.cred.pid);
+                free(job->reply);
+                job->reply = NULL;
+                job->reply_size = 0;
+                (void) proto_error_format(PROTO_ERROR_INTERNAL, &(ProtoErrorDetails) {}, &job->reply,
+                                          &job->reply_size);
+                job->shutdown = true;
+        }
 }

@@ -2,14 +2,30 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/nsfs.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/pidfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "macro.h"
 #include "parse-util.h"
 #include "policy.h"
+
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77
+#endif
+
+/* /proc/PID/status is a few KiB; a "Groups:" line of 65536 groups makes it some 400 KiB. */
+#define STATUS_SIZE_MAX (1024U * 1024U)
+/* The kernel nests user namespaces 32 deep at most. */
+#define USERNS_DEPTH_MAX 33
 
 bool policy_is_privileged(uid_t uid, gid_t gid, const gid_t *groups, size_t n_groups, gid_t privileged_gid) {
         if (uid == 0)
@@ -24,73 +40,263 @@ bool policy_is_privileged(uid_t uid, gid_t gid, const gid_t *groups, size_t n_gr
         return false;
 }
 
-/* The four IDs of the "Uid:" line of /proc/PID/status: real, effective, saved, filesystem. */
-static int read_uids(int dir_fd, uint64_t uids[static 4]) {
+/* A file of a dead process's /proc directory is gone, not missing. */
+static int errno_proc(int error) {
+        return error == ENOENT ? -ESRCH : -error;
+}
+
+static int read_status(int dir_fd, char **ret) {
         _cleanup_close_ int fd = -EBADF;
-        char buf[4096], *line;
-        ssize_t n;
+        _cleanup_free_ char *buf = NULL;
+        size_t size = 0, allocated = 0;
 
         fd = openat(dir_fd, "status", O_RDONLY|O_CLOEXEC|O_NOCTTY);
         if (fd < 0)
-                return errno == ENOENT ? -ESRCH : -errno;
-        n = read(fd, buf, sizeof(buf) - 1);
-        if (n < 0)
-                return errno == ENOENT ? -ESRCH : -errno;
-        buf[n] = '\0';
+                return errno_proc(errno);
 
-        line = strstr(buf, "\nUid:\t");
-        if (!line)
+        for (;;) {
+                ssize_t n;
+
+                if (allocated - size < 4096) {
+                        size_t a = MAX(allocated * 2, (size_t) 8192);
+                        char *p;
+
+                        if (a > STATUS_SIZE_MAX + 1)
+                                return -EBADMSG;
+                        p = realloc(buf, a);
+                        if (!p)
+                                return -ENOMEM;
+                        buf = p;
+                        allocated = a;
+                }
+                n = read(fd, buf + size, allocated - size - 1);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return errno_proc(errno);
+                }
+                if (n == 0)
+                        break;
+                size += (size_t) n;
+        }
+        if (size == 0)
+                return -ESRCH;
+        buf[size] = '\0';
+
+        *ret = TAKE_PTR(buf);
+        return 0;
+}
+
+/* The first @n numbers in @base of the status line "\n@key:\t...", separated by tabs. */
+static int status_field(const char *status, const char *key, unsigned base, uint64_t *ret, size_t n) {
+        char needle[32];
+        const char *p;
+
+        snprintf(needle, sizeof(needle), "\n%s:\t", key);
+        p = strstr(status, needle);
+        if (!p)
                 return -EBADMSG;
-        line += strlen("\nUid:\t");
+        p += strlen(needle);
 
-        for (unsigned i = 0; i < 4; i++) {
-                size_t len = strspn(line, "0123456789");
+        for (size_t i = 0; i < n; i++) {
+                size_t len = strspn(p, "0123456789abcdef");
 
-                if (parse_u64_n(line, len, 10, &uids[i]) < 0)
+                if (parse_u64_n(p, len, base, &ret[i]) < 0)
                         return -EBADMSG;
-                line += len;
-                if (*line != (i < 3 ? '\t' : '\n'))
+                p += len;
+                if (*p != '\t' && (*p != '\n' || i + 1 < n))
                         return -EBADMSG;
-                line++;
+                p++;
         }
         return 0;
 }
 
-int policy_check_target(int dir_fd, uid_t uid) {
-        uint64_t uids[4];
+static int ns_id_from_fd(int fd, NsId *ret) {
         struct stat st;
+
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        *ret = (NsId) { .dev = st.st_dev, .ino = st.st_ino };
+        return 0;
+}
+
+/*
+ * Whether the user namespace @ns_fd lies below @client's and its ancestor
+ * right below the client's is owned by the client's uid: then the client
+ * holds every capability in it, as cap_capable() decides. Returns 1, 0, or
+ * a negative errno.
+ */
+static int userns_owned_by(int ns_fd, const PolicyClient *client) {
+        _cleanup_close_ int fd = -EBADF;
+
+        for (unsigned depth = 0; depth < USERNS_DEPTH_MAX; depth++) {
+                _cleanup_close_ int parent = -EBADF;
+                NsId id = {};
+                uid_t owner;
+                int r;
+
+                parent = ioctl(fd >= 0 ? fd : ns_fd, NS_GET_PARENT);
+                if (parent < 0)
+                        /* EPERM: the parent is outside our own namespace; the top has none. */
+                        return errno == EPERM || errno == ENOENT ? 0 : -errno;
+                r = ns_id_from_fd(parent, &id);
+                if (r < 0)
+                        return r;
+                if (ns_id_equal(&id, &client->userns)) {
+                        if (ioctl(fd >= 0 ? fd : ns_fd, NS_GET_OWNER_UID, &owner) < 0)
+                                return -errno;
+                        return owner == client->uid;
+                }
+                safe_close(fd);
+                fd = TAKE_FD(parent);
+        }
+        return 0;
+}
+
+int policy_check_target(int dir_fd, const PolicyClient *client) {
+        _cleanup_close_ int ns_fd = -EBADF;
+        _cleanup_free_ char *status = NULL;
+        uint64_t uids[3], gids[3], cap_prm;
+        struct stat st;
+        NsId ns = {};
         int r;
 
-        /* First, as it fails for a process that is gone, which the stat below would not tell. */
-        r = read_uids(dir_fd, uids);
+        /* First, as it fails for a process that is gone, which the checks below would not tell. */
+        r = read_status(dir_fd, &status);
         if (r < 0)
                 return r;
+
+        ns_fd = openat(dir_fd, "ns/user", O_RDONLY|O_CLOEXEC);
+        if (ns_fd < 0)
+                return errno_proc(errno);
+        r = ns_id_from_fd(ns_fd, &ns);
+        if (r < 0)
+                return r;
+
+        if (!ns_id_equal(&ns, &client->userns)) {
+                r = userns_owned_by(ns_fd, client);
+                if (r < 0)
+                        return r;
+                return r > 0 ? 0 : -EACCES;
+        }
+
+        r = status_field(status, "Uid", 10, uids, 3);
+        if (r < 0)
+                return r;
+        r = status_field(status, "Gid", 10, gids, 3);
+        if (r < 0)
+                return r;
+        r = status_field(status, "CapPrm", 16, &cap_prm, 1);
+        if (r < 0)
+                return r;
+
         for (unsigned i = 0; i < 3; i++)
-                if (uids[i] != uid)
+                if (uids[i] != client->uid || gids[i] != client->gid)
                         return -EACCES;
+        /* The client holds no capabilities: the target's must be a subset of none. */
+        if (cap_prm != 0)
+                return -EACCES;
+
+        /*
+         * Without an address space (a zombie) the process's files belong to
+         * root and dumpability means nothing: the IDs above decided.
+         */
+        if (!strstr(status, "\nVmSize:"))
+                return 0;
 
         /*
          * Not dumpable: the kernel hands the files in /proc/PID to root
          * (not the directory itself, which keeps the effective uid).
          */
         if (fstatat(dir_fd, "stat", &st, AT_SYMLINK_NOFOLLOW) < 0)
-                return errno == ENOENT ? -ESRCH : -errno;
-        if (st.st_uid != uid)
+                return errno_proc(errno);
+        if (st.st_uid != client->uid)
                 return -EACCES;
         return 0;
 }
 
-int policy_pid_namespace(pid_t pid, ino_t *ret) {
+int policy_namespace(pid_t pid, const char *type, NsId *ret) {
         char path[64];
         struct stat st;
 
         if (pid == 0)
-                snprintf(path, sizeof(path), "/proc/self/ns/pid");
+                snprintf(path, sizeof(path), "/proc/self/ns/%s", type);
         else
-                snprintf(path, sizeof(path), "/proc/%d/ns/pid", (int) pid);
+                snprintf(path, sizeof(path), "/proc/%d/ns/%s", (int) pid, type);
         if (stat(path, &st) < 0)
-                return errno == ENOENT ? -ESRCH : -errno;
+                return errno_proc(errno);
 
-        *ret = st.st_ino;
+        *ret = (NsId) { .dev = st.st_dev, .ino = st.st_ino };
+        return 0;
+}
+
+/* The pid the pidfd @fd names in our namespace, from its fdinfo: -1 if it exited, 0 if not visible. */
+static int pidfd_get_pid(int fd, pid_t *ret) {
+        _cleanup_close_ int info = -EBADF;
+        char path[64], buf[1024], *p;
+        uint64_t v;
+        ssize_t n;
+
+        snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+        info = open(path, O_RDONLY|O_CLOEXEC);
+        if (info < 0)
+                return -errno;
+        n = read(info, buf, sizeof(buf) - 1);
+        if (n < 0)
+                return -errno;
+        buf[n] = '\0';
+
+        p = strstr(buf, "\nPid:\t");
+        if (!p)
+                return -EOPNOTSUPP;
+        p += strlen("\nPid:\t");
+        if (strncmp(p, "-1\n", 3) == 0) {
+                *ret = -1;
+                return 0;
+        }
+        if (parse_u64_n(p, strcspn(p, "\n"), 10, &v) < 0 || v > INT32_MAX)
+                return -EBADMSG;
+        *ret = (pid_t) v;
+        return 0;
+}
+
+int policy_peer_namespaces(int fd, pid_t pid, NsId *ret_pidns, NsId *ret_userns) {
+        _cleanup_close_ int pidfd = -EBADF;
+        socklen_t len = sizeof(pidfd);
+        NsId pidns, userns;
+        pid_t p;
+        int r;
+
+        if (pid <= 0)
+                return -ESRCH;
+
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) < 0) {
+                if (errno != ENOPROTOOPT)
+                        return errno == ESRCH ? -ESRCH : -errno;
+                /* An older kernel: the best we can do is whoever holds the pid now. */
+                pidfd = pidfd_open(pid, 0);
+                if (pidfd < 0)
+                        return errno == ESRCH || errno == EINVAL || errno == ENOENT ? -ESRCH : -errno;
+        } else {
+                r = pidfd_get_pid(pidfd, &p);
+                if (r < 0 && r != -EOPNOTSUPP)
+                        return r;
+                if (r >= 0 && p != pid)
+                        return -ESRCH;          /* gone (-1), or not the peer we were told of */
+        }
+
+        r = policy_namespace(pid, "pid", &pidns);
+        if (r < 0)
+                return r;
+        r = policy_namespace(pid, "user", &userns);
+        if (r < 0)
+                return r;
+
+        /* Still alive, so the /proc/PID we just read was the process behind the pidfd. */
+        if (pidfd_send_signal(pidfd, 0, NULL, 0) < 0 && errno != EPERM)
+                return errno == ESRCH ? -ESRCH : -errno;
+
+        *ret_pidns = pidns;
+        *ret_userns = userns;
         return 0;
 }

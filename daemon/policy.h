@@ -3,13 +3,25 @@
 
 /*
  * Who may ask about which process. The daemon can read every process's map;
- * a client may learn only what it could read itself:
+ * a client may learn only what the kernel would let it read itself:
  *
  * - root, and members of the privileged group, may query any process;
- * - any other client only processes whose real, effective and saved user
- *   IDs all equal its own and that are dumpable (the kernel makes the
- *   files in /proc/PID root-owned when they are not: setuid programs, and
- *   processes that asked not to be inspected).
+ * - any other client what ptrace_may_access(PTRACE_MODE_READ) grants a
+ *   process holding its credentials and no capabilities, which is what
+ *   opening /proc/PID/maps checks:
+ *     - a target in the client's own user namespace whose real, effective
+ *       and saved user IDs all equal the client's, whose real, effective
+ *       and saved group IDs all equal the client's, which holds no
+ *       capabilities (CapPrm, which includes ambient ones) and which is
+ *       dumpable (the kernel makes the files in /proc/PID root's when it is
+ *       not: setuid programs, and processes that asked not to be inspected);
+ *     - or a target in a user namespace below the client's that the
+ *       client's user ID owns: there the client holds CAP_SYS_PTRACE.
+ *   Anything else, a target in another user namespace (the client's being
+ *   a container's, or the target's owned by someone else) included, is
+ *   refused. A target without an address space (zombie, kernel thread) is
+ *   judged by the same credentials, so a refusal tells nothing of its
+ *   state.
  *
  * Pids are only meaningful in one pid namespace: a client in another one
  * is refused (-EXDEV), never answered about the wrong process.
@@ -19,15 +31,45 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+/* A namespace, as the kernel identifies it: the nsfs inode. */
+typedef struct NsId {
+        dev_t dev;
+        ino_t ino;
+} NsId;
+
+static inline bool ns_id_equal(const NsId *a, const NsId *b) {
+        return a->dev == b->dev && a->ino == b->ino;
+}
+
+/* What the policy knows of an unprivileged client. */
+typedef struct PolicyClient {
+        uid_t uid;              /* effective, from SO_PEERCRED */
+        gid_t gid;
+        NsId userns;
+} PolicyClient;
+
 /* Whether a client with these credentials may query any process. @privileged_gid (gid_t) -1: no group. */
 bool policy_is_privileged(uid_t uid, gid_t gid, const gid_t *groups, size_t n_groups, gid_t privileged_gid);
 
 /*
- * Whether a non-privileged client with @uid may query the process behind
- * the open /proc/PID directory @dir_fd. Returns 0 if so, -EACCES if not,
- * -ESRCH if the process is gone.
+ * Whether the non-privileged @client may query the process behind the open
+ * /proc/PID directory @dir_fd. Returns 0 if so, -EACCES if not, -ESRCH if
+ * the process is gone, -EBADMSG if its status file cannot be parsed.
  */
-int policy_check_target(int dir_fd, uid_t uid);
+int policy_check_target(int dir_fd, const PolicyClient *client);
 
-/* The inode of the pid namespace of process @pid (0: our own), identifying it. */
-int policy_pid_namespace(pid_t pid, ino_t *ret);
+/* Namespace @type ("pid", "user") of process @pid (0: our own). -ESRCH if there is no such process. */
+int policy_namespace(pid_t pid, const char *type, NsId *ret);
+
+/*
+ * The pid and user namespaces of the peer of the connected socket @fd,
+ * whose SO_PEERCRED pid is @pid. The peer may have exited and its pid been
+ * reused by another process before we asked: where the kernel has
+ * SO_PEERPIDFD (Linux 6.5) the answer is tied to the peer itself through its
+ * pidfd, and -ESRCH when it is gone. Without it, the process that holds
+ * @pid now is asked, which is the peer unless it exited and its pid was
+ * reused between connect() and this call.
+ *
+ * Errors: -ESRCH  the peer is gone, or not visible in our pid namespace
+ */
+int policy_peer_namespaces(int fd, pid_t pid, NsId *ret_pidns, NsId *ret_userns);

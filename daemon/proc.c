@@ -151,11 +151,12 @@ static int proc_open_dir(pid_t pid) {
         return fd;
 }
 
-int proc_open(Proc **ret, pid_t pid, VmaBackend backend) {
+int proc_open_at(Proc **ret, pid_t pid, int dir_fd, VmaBackend backend) {
+        _cleanup_close_ int fd = dir_fd;
         _cleanup_(proc_freep) Proc *p = NULL;
         int r;
 
-        if (pid <= 0 || (backend != VMA_BACKEND_IOCTL && backend != VMA_BACKEND_TEXT))
+        if (pid <= 0 || fd < 0 || (backend != VMA_BACKEND_IOCTL && backend != VMA_BACKEND_TEXT))
                 return -EINVAL;
 
         p = calloc(1, sizeof(*p));
@@ -163,9 +164,7 @@ int proc_open(Proc **ret, pid_t pid, VmaBackend backend) {
                 return -ENOMEM;
         p->pid = pid;
         p->backend = backend;
-        p->dir_fd = proc_open_dir(pid);
-        if (p->dir_fd < 0)
-                return p->dir_fd;
+        p->dir_fd = TAKE_FD(fd);
 
         r = proc_attach(p, p->dir_fd);
         if (r < 0)
@@ -173,6 +172,17 @@ int proc_open(Proc **ret, pid_t pid, VmaBackend backend) {
 
         *ret = TAKE_PTR(p);
         return 0;
+}
+
+int proc_open(Proc **ret, pid_t pid, VmaBackend backend) {
+        int dir_fd;
+
+        if (pid <= 0)
+                return -EINVAL;
+        dir_fd = proc_open_dir(pid);
+        if (dir_fd < 0)
+                return dir_fd;
+        return proc_open_at(ret, pid, dir_fd, backend);
 }
 
 Proc *proc_free(Proc *p) {
