@@ -4,12 +4,15 @@
  * GNU build ID lookup in ELF images.
  *
  * The image is untrusted: it may be a file an unprivileged user planted or
- * the memory of a process we inspect. So the parser reads every header on
- * its own through the callback into a small stack buffer, decodes fields
- * byte by byte in the image's byte order (never casting a struct over the
- * bytes, which would break on the other byte order and on misaligned data),
- * checks each offset and size against the image size before it reads, and
- * bounds the number of headers and notes it walks. It allocates nothing.
+ * the memory of a process we inspect, and every read of it may be a
+ * syscall. So the parser reads the ELF header into a small stack buffer
+ * and the program header table whole, in one read, into a heap buffer of
+ * at most ELF_PHDR_TABLE_MAX bytes (too much to take from a caller's
+ * stack; it is freed before we return). It decodes fields byte by byte in
+ * the image's byte order (never casting a struct over the bytes, which
+ * would break on the other byte order and on misaligned data), checks each
+ * offset and size against the image size before it reads, and bounds the
+ * size of what it reads and the number of notes it walks.
  *
  * <elf.h> is used for constants and for the field offsets of its structs
  * (offsetof/sizeof), which are the on-disk layout by definition.
@@ -20,6 +23,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -28,13 +32,11 @@
 #include "macro.h"
 
 /*
- * Bounds on the work one image can cause. Real binaries have a dozen
- * program headers and a handful of notes; the limits only stop a hostile
- * image (for example thousands of PT_NOTE headers all pointing at one big
- * segment of empty notes) from making us spin. 65536 program headers is
- * well above anything a linker emits but still only 65536 small reads.
+ * Bounds on the notes one image can make us walk. Real binaries have a
+ * handful; the limits only stop a hostile image (for example hundreds of
+ * PT_NOTE headers all pointing at one big segment of empty notes) from
+ * making us spin.
  */
-#define ELF_PHDRS_MAX 65536U
 #define ELF_NOTES_PER_SEGMENT_MAX 4096U
 #define ELF_NOTES_MAX (4U * ELF_NOTES_PER_SEGMENT_MAX)
 
@@ -333,7 +335,8 @@ int elf_read_build_id(ElfReadFn read, void *userdata, uint64_t size, uint8_t ret
                 .notes_left = ELF_NOTES_MAX,
         };
         uint8_t ehdr[sizeof(Elf64_Ehdr)];
-        uint64_t phoff, phnum;
+        _cleanup_free_ uint8_t *phdrs = NULL;
+        uint64_t phoff, phnum, table_size;
         uint16_t phentsize;
         const ElfLayout *l;
         int r;
@@ -359,29 +362,35 @@ int elf_read_build_id(ElfReadFn read, void *userdata, uint64_t size, uint8_t ret
         /* Relocatable objects have no program headers (and e_phentsize 0): no build ID to find. */
         if (phnum == 0)
                 return 0;
-        if (phnum > ELF_PHDRS_MAX)
-                return -EBADMSG;
 
         /*
          * A larger e_phentsize is allowed (the gABI gives the entry size for
-         * that reason); we read the part we know. The table must fit whole:
-         * phnum <= 2^16 and phentsize < 2^16, so the product cannot wrap,
-         * and elf_image_contains() cannot either.
+         * that reason); we read the whole table and use the part we know of
+         * each entry. phnum < 2^32 and phentsize < 2^16, so the product
+         * cannot wrap. Both checks come before the allocation: a hostile
+         * count costs neither memory nor a read.
          */
         phoff = elf_image_get_word(&img, ehdr + l->e_phoff);
         phentsize = elf_image_get16(&img, ehdr + l->e_phentsize);
         if (phentsize < l->phdr_size)
                 return -EBADMSG;
-        if (!elf_image_contains(&img, phoff, phnum * phentsize))
+        table_size = phnum * phentsize;
+        if (table_size > ELF_PHDR_TABLE_MAX)
+                return -EBADMSG;
+        if (!elf_image_contains(&img, phoff, table_size))
                 return -EBADMSG;
 
-        for (uint64_t i = 0; i < phnum; i++) {
-                uint8_t phdr[sizeof(Elf64_Phdr)], id[BUILD_ID_MAX];
-                uint64_t seg_off, seg_size, align;
+        phdrs = malloc(table_size);
+        if (!phdrs)
+                return -ENOMEM;
+        r = elf_image_read(&img, phoff, phdrs, table_size);
+        if (r < 0)
+                return r;
 
-                r = elf_image_read(&img, phoff + i * phentsize, phdr, l->phdr_size);
-                if (r < 0)
-                        return r;
+        for (uint64_t i = 0; i < phnum; i++) {
+                const uint8_t *phdr = phdrs + i * phentsize;
+                uint8_t id[BUILD_ID_MAX];
+                uint64_t seg_off, seg_size, align;
 
                 if (elf_image_get32(&img, phdr + l->p_type) != PT_NOTE)
                         continue;

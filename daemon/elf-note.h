@@ -9,7 +9,7 @@
  * for the vDSO) and in-memory buffers (tests, fuzzing). Both ELF classes
  * and both byte orders are understood. The parser trusts no field of the
  * image: every offset and size is checked against @size before use, and
- * the number of headers and notes it walks is bounded.
+ * the work one image can cause is bounded by the limits below.
  */
 
 #include <stddef.h>
@@ -17,6 +17,16 @@
 
 /* Longest build ID we keep. GNU ld writes 16 (md5/uuid) or 20 (sha1). */
 #define BUILD_ID_MAX 64
+
+/*
+ * Largest program header table (e_phnum times e_phentsize, in bytes) we
+ * read; it is read whole, in one call of the read callback. That is 1170
+ * ELF64 or 2048 ELF32 headers of the standard size, where linkers emit a
+ * dozen or so. The kernel's ELF loader refuses a larger table
+ * (load_elf_phdrs()), so no program it executes has one; ld.so has no
+ * such cap, but no toolchain makes libraries that would need it.
+ */
+#define ELF_PHDR_TABLE_MAX (64U * 1024U)
 
 /*
  * Read exactly @n bytes at offset @off of the image into @buf. Returns 0
@@ -43,8 +53,10 @@ typedef int (*ElfReadFn)(void *userdata, uint64_t off, void *buf, size_t n);
  *             PN_XNUM) out of bounds; e_phentsize smaller than a program
  *             header; a note name or descriptor running past its segment;
  *             a GNU build-ID note with an empty descriptor or one longer
- *             than BUILD_ID_MAX; more than 65536 program headers, 4096
- *             notes in one segment or 16384 notes in all
+ *             than BUILD_ID_MAX; a program header table larger than
+ *             ELF_PHDR_TABLE_MAX; more than 4096 notes in one segment or
+ *             16384 notes in all
+ *   -ENOMEM   no memory for the program header table
  *   other     passed up from @read
  */
 int elf_read_build_id(ElfReadFn read, void *userdata, uint64_t size, uint8_t ret[static BUILD_ID_MAX]);

@@ -30,8 +30,11 @@
 #include "elf-note.h"
 #include "macro.h"
 
-/* Room for the largest image we build: 4096 empty notes and a little more. */
-#define IMAGE_MAX (64 * 1024)
+/*
+ * Room for the largest image we build: a program header table of
+ * ELF_PHDR_TABLE_MAX bytes or 4096 empty notes, and a little more.
+ */
+#define IMAGE_MAX (68 * 1024)
 
 /* Fixed places in the images built by image_build(). */
 #define IMAGE_PHOFF 64U
@@ -224,6 +227,26 @@ static int image_parse(const Image *im, uint8_t ret[static BUILD_ID_MAX]) {
         return ra;
 }
 
+/*
+ * A reader over an Image that counts the calls and bytes asked for, and
+ * fails with -ENXIO from its @fail_at-th call on.
+ */
+typedef struct CountingReader {
+        const Image *im;
+        unsigned fail_at;
+        unsigned calls;
+        uint64_t bytes;
+} CountingReader;
+
+static int counting_read(void *userdata, uint64_t off, void *buf, size_t n) {
+        CountingReader *f = userdata;
+
+        if (f->calls++ >= f->fail_at)
+                return -ENXIO;
+        f->bytes += n;
+        return image_read_checked((void *) f->im, off, buf, n);
+}
+
 START_TEST(test_build_id_20) {
         uint8_t id[BUILD_ID_MAX];
         Image im;
@@ -348,6 +371,70 @@ START_TEST(test_phentsize_large) {
 
         ck_assert_int_eq(image_parse(&im, id), 20);
         ck_assert_mem_eq(id, id20, 20);
+}
+END_TEST
+
+/*
+ * @phnum program headers @phentsize apart, all PT_NULL but the last: a
+ * PT_NOTE with the 20-byte build ID, in a note right after the table.
+ */
+static void image_build_table(Image *im, unsigned variant, size_t phentsize, unsigned phnum) {
+        size_t notes;
+
+        image_init(im, variant);
+        im->phentsize = phentsize;
+        image_set_phdrs(im, phnum);
+        notes = ALIGN_POW2(im->size, 8);
+        im->bid_note = notes;
+        im->notes_end = image_put_note(im, notes, 4, "GNU", 4, NT_GNU_BUILD_ID, id20, sizeof(id20));
+        image_put_phdr(im, phnum - 1, PT_NOTE, notes, im->notes_end - notes, 4);
+}
+
+/*
+ * The program header table is read whole, in one read, up to
+ * ELF_PHDR_TABLE_MAX bytes; one entry more is refused unread, although the
+ * image holds it. With the standard entry size the cap falls on a whole
+ * number of ELF32 headers; a 64-byte stride makes it exact in both classes.
+ */
+START_TEST(test_phdr_table_limit) {
+        _cleanup_free_ Image *im = NULL;
+        uint8_t id[BUILD_ID_MAX];
+        CountingReader f;
+
+        im = malloc(sizeof(*im));
+        ck_assert_ptr_nonnull(im);
+
+        ck_assert_uint_eq(ELF_PHDR_TABLE_MAX, 65536);
+
+        for (unsigned k = 0; k < 2; k++) {
+                size_t ehdr_size, stride;
+                unsigned max;
+
+                image_init(im, _i);
+                ehdr_size = IMAGE_SIZEOF(im, Ehdr);
+                stride = k == 0 ? IMAGE_SIZEOF(im, Phdr) : 64;
+                max = ELF_PHDR_TABLE_MAX / stride;
+                ck_assert_uint_eq(max, k == 1 ? 1024 : im->is64 ? 1170 : 2048);
+
+                image_build_table(im, _i, stride, max);
+                ck_assert_int_eq(image_parse(im, id), 20);
+                ck_assert_mem_eq(id, id20, 20);
+
+                /* e_ident, the ELF header, the table, then the note header, name and ID. */
+                f = (CountingReader) { .im = im, .fail_at = UINT32_MAX };
+                ck_assert_int_eq(elf_read_build_id(counting_read, &f, im->size, id), 20);
+                ck_assert_uint_eq(f.calls, 6);
+                ck_assert_uint_eq(f.bytes, EI_NIDENT + ehdr_size + max * stride + 12 + 4 + 20);
+
+                image_build_table(im, _i, stride, max + 1);
+                ck_assert_uint_ge(im->size, IMAGE_PHOFF + (max + 1) * stride);
+                ck_assert_int_eq(image_parse(im, id), -EBADMSG);
+
+                f = (CountingReader) { .im = im, .fail_at = UINT32_MAX };
+                ck_assert_int_eq(elf_read_build_id(counting_read, &f, im->size, id), -EBADMSG);
+                ck_assert_uint_eq(f.calls, 2);
+                ck_assert_uint_eq(f.bytes, EI_NIDENT + ehdr_size);
+        }
 }
 END_TEST
 
@@ -681,7 +768,7 @@ END_TEST
 /*
  * A sparse image of 1 TiB: an ELF header with PN_XNUM, section 0 at a
  * fixed place, and zero bytes (PT_NULL headers) everywhere else. It lets
- * us check the 65536 program header cap without building megabytes.
+ * us offer 65536 program headers and more without building megabytes.
  */
 typedef struct SparseImage {
         Image head;
@@ -689,6 +776,7 @@ typedef struct SparseImage {
         uint8_t shdr[sizeof(Elf64_Shdr)];
         uint64_t size;
         uint64_t reads;
+        uint64_t bytes;
 } SparseImage;
 
 static int sparse_read(void *userdata, uint64_t off, void *buf, size_t n) {
@@ -698,6 +786,7 @@ static int sparse_read(void *userdata, uint64_t off, void *buf, size_t n) {
         ck_assert_uint_le(off, s->size);
         ck_assert_uint_le(n, s->size - off);
         s->reads++;
+        s->bytes += n;
 
         for (size_t i = 0; i < n; i++) {
                 uint64_t o = off + i;
@@ -719,6 +808,7 @@ static void sparse_init(SparseImage *s, unsigned variant, uint32_t phnum) {
         s->size = UINT64_C(1) << 40;
         s->shoff = s->size - 0x1000;
         s->reads = 0;
+        s->bytes = 0;
         if (!s->head.is64)
                 s->shoff = UINT32_MAX - 0x1000;
 
@@ -736,39 +826,52 @@ static void sparse_init(SparseImage *s, unsigned variant, uint32_t phnum) {
         }
 }
 
-START_TEST(test_phdr_limit) {
+/*
+ * A hostile count of program headers costs the reads of the headers that
+ * hold it, not one read per header: the table is refused before it is read.
+ */
+START_TEST(test_phdr_count_hostile) {
         uint8_t id[BUILD_ID_MAX];
+        size_t ehdr_size, phdr_size;
+        unsigned max;
         SparseImage s;
 
         sparse_init(&s, _i, 65536);
-        ck_assert_int_eq(elf_read_build_id(sparse_read, &s, s.size, id), 0);
-        /* e_ident, the ELF header, sh_info, then one read per program header. */
-        ck_assert_uint_eq(s.reads, 3 + 65536);
+        ehdr_size = IMAGE_SIZEOF(&s.head, Ehdr);
+        phdr_size = IMAGE_SIZEOF(&s.head, Phdr);
+        max = ELF_PHDR_TABLE_MAX / phdr_size;
 
-        sparse_init(&s, _i, 65537);
+        /* e_ident, the ELF header and sh_info of section 0, then nothing. */
         ck_assert_int_eq(elf_read_build_id(sparse_read, &s, s.size, id), -EBADMSG);
         ck_assert_uint_eq(s.reads, 3);
+        ck_assert_uint_eq(s.bytes, EI_NIDENT + ehdr_size + 4);
+
+        sparse_init(&s, _i, UINT32_MAX);
+        ck_assert_int_eq(elf_read_build_id(sparse_read, &s, s.size, id), -EBADMSG);
+        ck_assert_uint_eq(s.reads, 3);
+
+        /* The most headers of the standard size that fit: all PT_NULL, read at once. */
+        sparse_init(&s, _i, max);
+        ck_assert_int_eq(elf_read_build_id(sparse_read, &s, s.size, id), 0);
+        ck_assert_uint_eq(s.reads, 4);
+        ck_assert_uint_eq(s.bytes, EI_NIDENT + ehdr_size + 4 + max * phdr_size);
+
+        sparse_init(&s, _i, max + 1);
+        ck_assert_int_eq(elf_read_build_id(sparse_read, &s, s.size, id), -EBADMSG);
+        ck_assert_uint_eq(s.reads, 3);
+
+        /* Without PN_XNUM: the largest plain e_phnum is far over the cap too. */
+        sparse_init(&s, _i, 0);
+        EHDR_SET(&s.head, e_phnum, PN_XNUM - 1);
+        ck_assert_int_eq(elf_read_build_id(sparse_read, &s, s.size, id), -EBADMSG);
+        ck_assert_uint_eq(s.reads, 2);
+        ck_assert_uint_eq(s.bytes, EI_NIDENT + ehdr_size);
 }
 END_TEST
 
-/* A reader over an Image that fails with -ENXIO from its @fail_at-th call on. */
-typedef struct FailingReader {
-        const Image *im;
-        unsigned fail_at;
-        unsigned calls;
-} FailingReader;
-
-static int failing_read(void *userdata, uint64_t off, void *buf, size_t n) {
-        FailingReader *f = userdata;
-
-        if (f->calls++ >= f->fail_at)
-                return -ENXIO;
-        return image_read_checked((void *) f->im, off, buf, n);
-}
-
 /* An error of the reader at any step is passed up unchanged, and nothing is returned. */
 START_TEST(test_read_error) {
-        FailingReader f = { .fail_at = UINT32_MAX };
+        CountingReader f = { .fail_at = UINT32_MAX };
         uint8_t id[BUILD_ID_MAX];
         Image im;
 
@@ -776,16 +879,16 @@ START_TEST(test_read_error) {
         f.im = &im;
 
         /*
-         * e_ident, ELF header, 2 program headers, 3 note headers (the
-         * build ID's name and descriptor are the only others read).
+         * e_ident, ELF header, the program header table, 3 note headers
+         * (the build ID's name and descriptor are the only others read).
          */
-        ck_assert_int_eq(elf_read_build_id(failing_read, &f, im.size, id), 20);
-        ck_assert_uint_eq(f.calls, 9);
+        ck_assert_int_eq(elf_read_build_id(counting_read, &f, im.size, id), 20);
+        ck_assert_uint_eq(f.calls, 8);
 
-        for (unsigned k = 0; k < 9; k++) {
-                f = (FailingReader) { .im = &im, .fail_at = k };
+        for (unsigned k = 0; k < 8; k++) {
+                f = (CountingReader) { .im = &im, .fail_at = k };
                 memset(id, POISON, sizeof(id));
-                ck_assert_int_eq(elf_read_build_id(failing_read, &f, im.size, id), -ENXIO);
+                ck_assert_int_eq(elf_read_build_id(counting_read, &f, im.size, id), -ENXIO);
                 ck_assert_uint_eq(f.calls, k + 1);
                 ck_assert_uint_eq(id[0], POISON);
         }
@@ -794,8 +897,8 @@ START_TEST(test_read_error) {
         EHDR_SET(&im, e_phnum, PN_XNUM);
         EHDR_SET(&im, e_shoff, im.size);
         image_put(&im, im.size + IMAGE_SIZEOF(&im, Shdr) - 1, 0, 1);
-        f = (FailingReader) { .im = &im, .fail_at = 2 };
-        ck_assert_int_eq(elf_read_build_id(failing_read, &f, im.size, id), -ENXIO);
+        f = (CountingReader) { .im = &im, .fail_at = 2 };
+        ck_assert_int_eq(elf_read_build_id(counting_read, &f, im.size, id), -ENXIO);
         ck_assert_uint_eq(f.calls, 3);
 }
 END_TEST
@@ -1041,7 +1144,8 @@ static Suite *elf_suite(bool have_vdso) {
         ADD_TCASE("trailing_bytes", test_trailing_bytes, VARIANTS);
         ADD_TCASE("malformed", test_malformed, (int) ELEMENTSOF(malformed) * VARIANTS);
         ADD_TCASE("note_limits", test_note_limits, VARIANTS);
-        ADD_TCASE("phdr_limit", test_phdr_limit, VARIANTS);
+        ADD_TCASE("phdr_table_limit", test_phdr_table_limit, VARIANTS);
+        ADD_TCASE("phdr_count_hostile", test_phdr_count_hostile, VARIANTS);
         ADD_TCASE("read_error", test_read_error, VARIANTS);
         ADD_TCASE("fd", test_fd, VARIANTS);
         ADD_TCASE("fd_errors", test_fd_errors, 1);
