@@ -29,6 +29,17 @@
 #define ELF_PHDR_TABLE_MAX (64U * 1024U)
 
 /*
+ * Most PT_NOTE program headers looked at, and most bytes of their
+ * segments read in all, per image. Each segment is read whole, in one
+ * call of the read callback, and its notes are walked in memory. Real
+ * images have one to three PT_NOTE segments of a few hundred bytes at
+ * most (build ID, ABI tag, GNU properties, package metadata); only core
+ * files carry big ones, and no build ID of their own in them.
+ */
+#define ELF_PT_NOTE_MAX 16U
+#define ELF_NOTE_BYTES_MAX (64U * 1024U)
+
+/*
  * Read exactly @n bytes at offset @off of the image into @buf. Returns 0
  * or a negative errno (a short read is -EIO). The parser never asks for
  * bytes past the @size it was given.
@@ -54,9 +65,10 @@ typedef int (*ElfReadFn)(void *userdata, uint64_t off, void *buf, size_t n);
  *             header; a note name or descriptor running past its segment;
  *             a GNU build-ID note with an empty descriptor or one longer
  *             than BUILD_ID_MAX; a program header table larger than
- *             ELF_PHDR_TABLE_MAX; more than 4096 notes in one segment or
- *             16384 notes in all
- *   -ENOMEM   no memory for the program header table
+ *             ELF_PHDR_TABLE_MAX; before the build ID, more than
+ *             ELF_PT_NOTE_MAX PT_NOTE headers or PT_NOTE segments of more
+ *             than ELF_NOTE_BYTES_MAX bytes in all
+ *   -ENOMEM   no memory for the program header table or a note segment
  *   other     passed up from @read
  */
 int elf_read_build_id(ElfReadFn read, void *userdata, uint64_t size, uint8_t ret[static BUILD_ID_MAX]);

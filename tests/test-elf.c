@@ -32,7 +32,8 @@
 
 /*
  * Room for the largest image we build: a program header table of
- * ELF_PHDR_TABLE_MAX bytes or 4096 empty notes, and a little more.
+ * ELF_PHDR_TABLE_MAX bytes or note segments of ELF_NOTE_BYTES_MAX bytes,
+ * and a little more.
  */
 #define IMAGE_MAX (68 * 1024)
 
@@ -247,6 +248,24 @@ static int counting_read(void *userdata, uint64_t off, void *buf, size_t n) {
         return image_read_checked((void *) f->im, off, buf, n);
 }
 
+/*
+ * Parse @im through a CountingReader and check the result and the exact
+ * cost: @reads calls of the reader, asking for @bytes in all.
+ */
+static void image_check_cost(const Image *im, int expected, unsigned reads, uint64_t bytes) {
+        CountingReader f = { .im = im, .fail_at = UINT32_MAX };
+        uint8_t id[BUILD_ID_MAX];
+
+        ck_assert_int_eq(elf_read_build_id(counting_read, &f, im->size, id), expected);
+        ck_assert_uint_eq(f.calls, reads);
+        ck_assert_uint_eq(f.bytes, bytes);
+}
+
+/* The bytes of e_ident, the ELF header and a table of @phnum program headers of @im. */
+static uint64_t image_header_bytes(const Image *im, unsigned phnum) {
+        return EI_NIDENT + IMAGE_SIZEOF(im, Ehdr) + (uint64_t) phnum * im->phentsize;
+}
+
 START_TEST(test_build_id_20) {
         uint8_t id[BUILD_ID_MAX];
         Image im;
@@ -399,7 +418,6 @@ static void image_build_table(Image *im, unsigned variant, size_t phentsize, uns
 START_TEST(test_phdr_table_limit) {
         _cleanup_free_ Image *im = NULL;
         uint8_t id[BUILD_ID_MAX];
-        CountingReader f;
 
         im = malloc(sizeof(*im));
         ck_assert_ptr_nonnull(im);
@@ -407,11 +425,10 @@ START_TEST(test_phdr_table_limit) {
         ck_assert_uint_eq(ELF_PHDR_TABLE_MAX, 65536);
 
         for (unsigned k = 0; k < 2; k++) {
-                size_t ehdr_size, stride;
+                size_t stride;
                 unsigned max;
 
                 image_init(im, _i);
-                ehdr_size = IMAGE_SIZEOF(im, Ehdr);
                 stride = k == 0 ? IMAGE_SIZEOF(im, Phdr) : 64;
                 max = ELF_PHDR_TABLE_MAX / stride;
                 ck_assert_uint_eq(max, k == 1 ? 1024 : im->is64 ? 1170 : 2048);
@@ -420,20 +437,13 @@ START_TEST(test_phdr_table_limit) {
                 ck_assert_int_eq(image_parse(im, id), 20);
                 ck_assert_mem_eq(id, id20, 20);
 
-                /* e_ident, the ELF header, the table, then the note header, name and ID. */
-                f = (CountingReader) { .im = im, .fail_at = UINT32_MAX };
-                ck_assert_int_eq(elf_read_build_id(counting_read, &f, im->size, id), 20);
-                ck_assert_uint_eq(f.calls, 6);
-                ck_assert_uint_eq(f.bytes, EI_NIDENT + ehdr_size + max * stride + 12 + 4 + 20);
+                /* e_ident, the ELF header, the table, then the note segment. */
+                image_check_cost(im, 20, 4, image_header_bytes(im, max) + 12 + 4 + 20);
 
                 image_build_table(im, _i, stride, max + 1);
                 ck_assert_uint_ge(im->size, IMAGE_PHOFF + (max + 1) * stride);
                 ck_assert_int_eq(image_parse(im, id), -EBADMSG);
-
-                f = (CountingReader) { .im = im, .fail_at = UINT32_MAX };
-                ck_assert_int_eq(elf_read_build_id(counting_read, &f, im->size, id), -EBADMSG);
-                ck_assert_uint_eq(f.calls, 2);
-                ck_assert_uint_eq(f.bytes, EI_NIDENT + ehdr_size);
+                image_check_cost(im, -EBADMSG, 2, image_header_bytes(im, 0));
         }
 }
 END_TEST
@@ -731,37 +741,165 @@ static void image_build_many_notes(Image *im, unsigned variant, unsigned empty, 
                 image_put_phdr(im, i, PT_NOTE, IMAGE_NOTES_OFF, pos - IMAGE_NOTES_OFF, 4);
 }
 
-/* At most 4096 notes per segment and 16384 in all are walked. */
-START_TEST(test_note_limits) {
-        uint8_t id[BUILD_ID_MAX];
+/* A note of @total bytes (a multiple of 4, at least 12) that is not GNU's. Returns its end. */
+static size_t image_put_filler(Image *im, size_t pos, size_t total) {
+        ck_assert_uint_ge(total, 12);
+        ck_assert_uint_eq(total % 4, 0);
+        ck_assert_uint_le(pos + total, IMAGE_MAX);
+
+        image_put(im, pos, 0, 4);
+        image_put(im, pos + 4, total - 12, 4);
+        image_put(im, pos + 8, 0x1234, 4);
+        memset(im->data + pos + 12, 0x5a, total - 12);
+        im->size = MAX(im->size, pos + total);
+        return pos + total;
+}
+
+/*
+ * A PT_NOTE segment is read whole and walked in memory, so the notes in
+ * it need no count limit of their own (there used to be one of 4096 per
+ * segment, since each note cost a read): only its bytes are bounded. The
+ * most notes that fit are walked, a segment of exactly ELF_NOTE_BYTES_MAX
+ * bytes is read, one byte more is refused unread.
+ */
+START_TEST(test_note_segment_limit) {
         _cleanup_free_ Image *im = NULL;
+        uint8_t id[BUILD_ID_MAX];
+        unsigned most;
+        size_t pos;
 
         im = malloc(sizeof(*im));
         ck_assert_ptr_nonnull(im);
 
-        image_build_many_notes(im, _i, 4095, 1);
-        ck_assert_int_eq(image_parse(im, id), 20);
-        ck_assert_mem_eq(id, id20, 20);
+        ck_assert_uint_eq(ELF_NOTE_BYTES_MAX, 65536);
 
         image_build_many_notes(im, _i, 4096, 1);
-        ck_assert_int_eq(image_parse(im, id), -EBADMSG);
-
-        /*
-         * The budget of 16384 notes is shared by all segments. Here every
-         * PT_NOTE header but the last covers the 4095 empty notes only, the
-         * last one all 4096 notes. With 4 headers: 3 * 4095 + 4096 = 16381
-         * notes, found. With 5: 4 * 4095 = 16380, 4 left for the last.
-         */
-        image_build_many_notes(im, _i, 4095, 4);
-        for (unsigned i = 0; i < 3; i++)
-                PHDR_SET(im, i, p_filesz, 4095 * 12);
         ck_assert_int_eq(image_parse(im, id), 20);
         ck_assert_mem_eq(id, id20, 20);
+        /* e_ident, the ELF header, the program header table, the segment. */
+        image_check_cost(im, 20, 4, image_header_bytes(im, 1) + 4096 * 12 + 36);
 
-        image_build_many_notes(im, _i, 4095, 5);
-        for (unsigned i = 0; i < 4; i++)
-                PHDR_SET(im, i, p_filesz, 4095 * 12);
+        /* 5458 empty notes and the build ID: 65532 bytes. */
+        most = (ELF_NOTE_BYTES_MAX - 36) / 12;
+        ck_assert_uint_eq(most, 5458);
+        image_build_many_notes(im, _i, most, 1);
+        ck_assert_int_eq(image_parse(im, id), 20);
+        ck_assert_mem_eq(id, id20, 20);
+        image_check_cost(im, 20, 4, image_header_bytes(im, 1) + most * 12 + 36);
+
+        /* A filler note and the build ID at the very end of the segment. */
+        image_init(im, _i);
+        image_set_phdrs(im, 1);
+        pos = image_put_filler(im, IMAGE_NOTES_OFF, ELF_NOTE_BYTES_MAX - 36);
+        pos = image_put_note(im, pos, 4, "GNU", 4, NT_GNU_BUILD_ID, id20, sizeof(id20));
+        ck_assert_uint_eq(pos - IMAGE_NOTES_OFF, ELF_NOTE_BYTES_MAX);
+        image_put_phdr(im, 0, PT_NOTE, IMAGE_NOTES_OFF, ELF_NOTE_BYTES_MAX, 4);
+        ck_assert_int_eq(image_parse(im, id), 20);
+        ck_assert_mem_eq(id, id20, 20);
+        image_check_cost(im, 20, 4, image_header_bytes(im, 1) + ELF_NOTE_BYTES_MAX);
+
+        /* One byte of padding more, inside the image. */
+        image_put(im, pos, 0, 1);
+        PHDR_SET(im, 0, p_filesz, ELF_NOTE_BYTES_MAX + 1);
         ck_assert_int_eq(image_parse(im, id), -EBADMSG);
+        image_check_cost(im, -EBADMSG, 3, image_header_bytes(im, 1));
+}
+END_TEST
+
+/*
+ * The ELF_NOTE_BYTES_MAX budget is shared by the PT_NOTE segments: two
+ * halves are read; one byte more in the second is refused after the first
+ * was read. This also bounds many headers pointing at one big segment
+ * (there used to be a budget of 16384 notes for that).
+ */
+START_TEST(test_note_bytes_shared) {
+        const size_t half = ELF_NOTE_BYTES_MAX / 2;
+        _cleanup_free_ Image *im = NULL;
+        uint8_t id[BUILD_ID_MAX];
+        size_t pos;
+
+        im = malloc(sizeof(*im));
+        ck_assert_ptr_nonnull(im);
+
+        image_init(im, _i);
+        image_set_phdrs(im, 2);
+        pos = image_put_filler(im, IMAGE_NOTES_OFF, half);
+        image_put_phdr(im, 0, PT_NOTE, IMAGE_NOTES_OFF, half, 4);
+        pos = image_put_filler(im, pos, half - 36);
+        pos = image_put_note(im, pos, 4, "GNU", 4, NT_GNU_BUILD_ID, id20, sizeof(id20));
+        image_put_phdr(im, 1, PT_NOTE, IMAGE_NOTES_OFF + half, half, 4);
+        ck_assert_uint_eq(pos, IMAGE_NOTES_OFF + ELF_NOTE_BYTES_MAX);
+        ck_assert_int_eq(image_parse(im, id), 20);
+        ck_assert_mem_eq(id, id20, 20);
+        image_check_cost(im, 20, 5, image_header_bytes(im, 2) + ELF_NOTE_BYTES_MAX);
+
+        image_put(im, pos, 0, 1);
+        PHDR_SET(im, 1, p_filesz, half + 1);
+        ck_assert_int_eq(image_parse(im, id), -EBADMSG);
+        image_check_cost(im, -EBADMSG, 4, image_header_bytes(im, 2) + half);
+
+        /* Two headers on one segment: its 3000 empty notes, then all of it. */
+        image_build_many_notes(im, _i, 3000, 2);
+        PHDR_SET(im, 0, p_filesz, 3000 * 12);
+        ck_assert_int_eq(image_parse(im, id), -EBADMSG);
+        image_check_cost(im, -EBADMSG, 4, image_header_bytes(im, 2) + 3000 * 12);
+
+        /* The same with the segment halved: both fit. */
+        image_build_many_notes(im, _i, 1500, 2);
+        PHDR_SET(im, 0, p_filesz, 1500 * 12);
+        ck_assert_int_eq(image_parse(im, id), 20);
+        ck_assert_mem_eq(id, id20, 20);
+        image_check_cost(im, 20, 5, image_header_bytes(im, 2) + 1500 * 12 + 1500 * 12 + 36);
+}
+END_TEST
+
+/*
+ * @n PT_NOTE headers: the last one covers the build ID, each other one a
+ * segment of @filesz bytes (@filesz < 0: i % 12 for header i, all too
+ * small to hold a note) at the start of an empty note.
+ */
+static void image_build_pt_notes(Image *im, unsigned variant, unsigned n, int filesz) {
+        size_t notes, bid;
+
+        image_init(im, variant);
+        image_set_phdrs(im, n);
+        notes = ALIGN_POW2(im->size, 8);
+        bid = image_put_note(im, notes, 4, "", 0, 0, NULL, 0);
+        (void) image_put_note(im, bid, 4, "GNU", 4, NT_GNU_BUILD_ID, id20, sizeof(id20));
+        for (unsigned i = 0; i + 1 < n; i++)
+                image_put_phdr(im, i, PT_NOTE, notes, filesz < 0 ? i % 12 : (unsigned) filesz, 4);
+        image_put_phdr(im, n - 1, PT_NOTE, bid, 12 + 4 + 20, 4);
+}
+
+/*
+ * At most ELF_PT_NOTE_MAX PT_NOTE headers are looked at, one read each;
+ * a build ID behind one more is refused. Segments too small to hold a
+ * note cost no read, but their headers count all the same.
+ */
+START_TEST(test_pt_note_limit) {
+        const unsigned n = ELF_PT_NOTE_MAX;
+        uint8_t id[BUILD_ID_MAX];
+        Image im;
+
+        ck_assert_uint_eq(ELF_PT_NOTE_MAX, 16);
+
+        image_build_pt_notes(&im, _i, n, 12);
+        ck_assert_int_eq(image_parse(&im, id), 20);
+        ck_assert_mem_eq(id, id20, 20);
+        image_check_cost(&im, 20, 3 + n, image_header_bytes(&im, n) + (n - 1) * 12 + 36);
+
+        image_build_pt_notes(&im, _i, n + 1, 12);
+        ck_assert_int_eq(image_parse(&im, id), -EBADMSG);
+        image_check_cost(&im, -EBADMSG, 3 + n, image_header_bytes(&im, n + 1) + n * 12);
+
+        image_build_pt_notes(&im, _i, n, -1);
+        ck_assert_int_eq(image_parse(&im, id), 20);
+        ck_assert_mem_eq(id, id20, 20);
+        image_check_cost(&im, 20, 4, image_header_bytes(&im, n) + 36);
+
+        image_build_pt_notes(&im, _i, n + 1, -1);
+        ck_assert_int_eq(image_parse(&im, id), -EBADMSG);
+        image_check_cost(&im, -EBADMSG, 3, image_header_bytes(&im, n + 1));
 }
 END_TEST
 
@@ -878,14 +1016,11 @@ START_TEST(test_read_error) {
         image_build(&im, _i, id20, sizeof(id20), 4);
         f.im = &im;
 
-        /*
-         * e_ident, ELF header, the program header table, 3 note headers
-         * (the build ID's name and descriptor are the only others read).
-         */
+        /* e_ident, ELF header, the program header table, the note segment. */
         ck_assert_int_eq(elf_read_build_id(counting_read, &f, im.size, id), 20);
-        ck_assert_uint_eq(f.calls, 8);
+        ck_assert_uint_eq(f.calls, 4);
 
-        for (unsigned k = 0; k < 8; k++) {
+        for (unsigned k = 0; k < 4; k++) {
                 f = (CountingReader) { .im = &im, .fail_at = k };
                 memset(id, POISON, sizeof(id));
                 ck_assert_int_eq(elf_read_build_id(counting_read, &f, im.size, id), -ENXIO);
@@ -1143,7 +1278,9 @@ static Suite *elf_suite(bool have_vdso) {
         ADD_TCASE("pn_xnum", test_pn_xnum, VARIANTS);
         ADD_TCASE("trailing_bytes", test_trailing_bytes, VARIANTS);
         ADD_TCASE("malformed", test_malformed, (int) ELEMENTSOF(malformed) * VARIANTS);
-        ADD_TCASE("note_limits", test_note_limits, VARIANTS);
+        ADD_TCASE("note_segment_limit", test_note_segment_limit, VARIANTS);
+        ADD_TCASE("note_bytes_shared", test_note_bytes_shared, VARIANTS);
+        ADD_TCASE("pt_note_limit", test_pt_note_limit, VARIANTS);
         ADD_TCASE("phdr_table_limit", test_phdr_table_limit, VARIANTS);
         ADD_TCASE("phdr_count_hostile", test_phdr_count_hostile, VARIANTS);
         ADD_TCASE("read_error", test_read_error, VARIANTS);
