@@ -33,6 +33,13 @@
 #include "elf-note.h"
 #include "macro.h"
 
+/*
+ * elf-note.h spells out the bytes of the reads before the table, so that
+ * it need not include <elf.h>: e_ident, the larger ELF header, sh_info.
+ */
+_Static_assert(ELF_BYTES_MAX == EI_NIDENT + sizeof(Elf64_Ehdr) + sizeof(Elf64_Word) +
+               ELF_PHDR_TABLE_MAX + ELF_NOTE_BYTES_MAX, "ELF_BYTES_MAX out of date");
+
 /* n_namesz, n_descsz, n_type: three 32-bit words in both classes. */
 #define ELF_NHDR_SIZE 12U
 

@@ -40,6 +40,19 @@
 #define ELF_NOTE_BYTES_MAX (64U * 1024U)
 
 /*
+ * The most one parse of one image costs, whatever the image claims:
+ * calls of the read callback, and bytes asked for in all. They are
+ * e_ident (16 bytes), the ELF header (up to 64), sh_info of section header
+ * 0 (4, only for PN_XNUM), the program header table, and one read per
+ * PT_NOTE segment looked at. A caller that reads many images in one
+ * request budgets with these. Memory held at once is at most
+ * ELF_PHDR_TABLE_MAX + ELF_NOTE_BYTES_MAX bytes (the table and one
+ * segment), all freed before the parse returns.
+ */
+#define ELF_READS_MAX (4U + ELF_PT_NOTE_MAX)
+#define ELF_BYTES_MAX (16U + 64U + 4U + ELF_PHDR_TABLE_MAX + ELF_NOTE_BYTES_MAX)
+
+/*
  * Read exactly @n bytes at offset @off of the image into @buf. Returns 0
  * or a negative errno (a short read is -EIO). The parser never asks for
  * bytes past the @size it was given.
@@ -50,7 +63,8 @@ typedef int (*ElfReadFn)(void *userdata, uint64_t off, void *buf, size_t n);
  * Find the NT_GNU_BUILD_ID note in the PT_NOTE segments of the image of
  * @size bytes read through @read. On success copies the build ID to @ret
  * and returns its length (1..BUILD_ID_MAX); returns 0 when the image is a
- * valid ELF file without a build ID.
+ * valid ELF file without a build ID. Calls @read at most ELF_READS_MAX
+ * times, for at most ELF_BYTES_MAX bytes in all.
  *
  * The first GNU build-ID note (name "GNU", type NT_GNU_BUILD_ID) found
  * walking the program headers in order wins; headers after it are not
@@ -80,7 +94,9 @@ int elf_build_id_from_buffer(const void *buf, size_t size, uint8_t ret[static BU
  * elf_read_build_id() on the image of @size bytes at offset @base of @fd,
  * read with pread(). Works for regular files (@base 0, @size from fstat)
  * and for /proc/PID/mem (@base the mapping's start address). @fd is
- * borrowed, not closed; its file position is not changed.
+ * borrowed, not closed; its file position is not changed. Each read of
+ * the parser is one pread(), repeated for the rest only when it returns
+ * short or is interrupted (a page of /proc/PID/mem, a signal).
  *
  * Errors, besides those of elf_read_build_id():
  *   -EBADF    @fd is negative (or not open: from pread())

@@ -32,10 +32,10 @@
 
 /*
  * Room for the largest image we build: a program header table of
- * ELF_PHDR_TABLE_MAX bytes or note segments of ELF_NOTE_BYTES_MAX bytes,
- * and a little more.
+ * ELF_PHDR_TABLE_MAX bytes and a few KiB of notes, or note segments of
+ * ELF_NOTE_BYTES_MAX bytes.
  */
-#define IMAGE_MAX (68 * 1024)
+#define IMAGE_MAX (80 * 1024)
 
 /* Fixed places in the images built by image_build(). */
 #define IMAGE_PHOFF 64U
@@ -208,26 +208,6 @@ static int image_read_checked(void *userdata, uint64_t off, void *buf, size_t n)
         return 0;
 }
 
-/* Parse @im both ways, check they agree and that @ret is untouched on failure. */
-static int image_parse(const Image *im, uint8_t ret[static BUILD_ID_MAX]) {
-        uint8_t a[BUILD_ID_MAX], b[BUILD_ID_MAX];
-        int ra, rb;
-
-        memset(a, POISON, sizeof(a));
-        memset(b, POISON, sizeof(b));
-
-        ra = elf_build_id_from_buffer(im->data, im->size, a);
-        rb = elf_read_build_id(image_read_checked, (void *) im, im->size, b);
-        ck_assert_int_eq(ra, rb);
-        ck_assert_mem_eq(a, b, BUILD_ID_MAX);
-        if (ra <= 0)
-                for (size_t i = 0; i < BUILD_ID_MAX; i++)
-                        ck_assert_uint_eq(a[i], POISON);
-
-        memcpy(ret, a, BUILD_ID_MAX);
-        return ra;
-}
-
 /*
  * A reader over an Image that counts the calls and bytes asked for, and
  * fails with -ENXIO from its @fail_at-th call on.
@@ -246,6 +226,32 @@ static int counting_read(void *userdata, uint64_t off, void *buf, size_t n) {
                 return -ENXIO;
         f->bytes += n;
         return image_read_checked((void *) f->im, off, buf, n);
+}
+
+/*
+ * Parse @im both ways, check they agree and that @ret is untouched on
+ * failure, and that the parse stayed within the documented cost.
+ */
+static int image_parse(const Image *im, uint8_t ret[static BUILD_ID_MAX]) {
+        CountingReader f = { .im = im, .fail_at = UINT32_MAX };
+        uint8_t a[BUILD_ID_MAX], b[BUILD_ID_MAX];
+        int ra, rb;
+
+        memset(a, POISON, sizeof(a));
+        memset(b, POISON, sizeof(b));
+
+        ra = elf_build_id_from_buffer(im->data, im->size, a);
+        rb = elf_read_build_id(counting_read, &f, im->size, b);
+        ck_assert_int_eq(ra, rb);
+        ck_assert_mem_eq(a, b, BUILD_ID_MAX);
+        ck_assert_uint_le(f.calls, ELF_READS_MAX);
+        ck_assert_uint_le(f.bytes, ELF_BYTES_MAX);
+        if (ra <= 0)
+                for (size_t i = 0; i < BUILD_ID_MAX; i++)
+                        ck_assert_uint_eq(a[i], POISON);
+
+        memcpy(ret, a, BUILD_ID_MAX);
+        return ra;
 }
 
 /*
@@ -904,6 +910,48 @@ START_TEST(test_pt_note_limit) {
 END_TEST
 
 /*
+ * An image that costs exactly the documented maximum: PN_XNUM, a table of
+ * ELF_PHDR_TABLE_MAX bytes, and ELF_PT_NOTE_MAX PT_NOTE headers whose
+ * segments take ELF_NOTE_BYTES_MAX bytes, the build ID at the end of the
+ * last one. Only the ELF header is smaller in ELF32.
+ */
+START_TEST(test_cost_max) {
+        const size_t seg = ELF_NOTE_BYTES_MAX / ELF_PT_NOTE_MAX;
+        const unsigned phnum = ELF_PHDR_TABLE_MAX / 64;
+        _cleanup_free_ Image *im = NULL;
+        uint8_t id[BUILD_ID_MAX];
+        size_t empty, last, shoff;
+
+        im = malloc(sizeof(*im));
+        ck_assert_ptr_nonnull(im);
+
+        ck_assert_uint_eq(ELF_READS_MAX, 20);
+        ck_assert_uint_eq(ELF_BYTES_MAX, 16 + 64 + 4 + 65536 + 65536);
+
+        image_init(im, _i);
+        im->phentsize = 64;
+        image_set_phdrs(im, phnum);
+        empty = ALIGN_POW2(im->size, 8);
+        last = image_put_filler(im, empty, seg);
+        ck_assert_uint_eq(image_put_filler(im, last, seg - 36), last + seg - 36);
+        shoff = image_put_note(im, last + seg - 36, 4, "GNU", 4, NT_GNU_BUILD_ID, id20, sizeof(id20));
+        for (unsigned i = phnum - ELF_PT_NOTE_MAX; i < phnum - 1; i++)
+                image_put_phdr(im, i, PT_NOTE, empty, seg, 4);
+        image_put_phdr(im, phnum - 1, PT_NOTE, last, seg, 4);
+
+        EHDR_SET(im, e_phnum, PN_XNUM);
+        EHDR_SET(im, e_shoff, shoff);
+        image_put(im, shoff + IMAGE_FIELD(im, Shdr, sh_info), phnum, 4);
+        im->size = shoff + IMAGE_SIZEOF(im, Shdr);
+
+        ck_assert_int_eq(image_parse(im, id), 20);
+        ck_assert_mem_eq(id, id20, 20);
+        image_check_cost(im, 20, ELF_READS_MAX,
+                         ELF_BYTES_MAX - (sizeof(Elf64_Ehdr) - IMAGE_SIZEOF(im, Ehdr)));
+}
+END_TEST
+
+/*
  * A sparse image of 1 TiB: an ELF header with PN_XNUM, section 0 at a
  * fixed place, and zero bytes (PT_NULL headers) everywhere else. It lets
  * us offer 65536 program headers and more without building megabytes.
@@ -1281,6 +1329,7 @@ static Suite *elf_suite(bool have_vdso) {
         ADD_TCASE("note_segment_limit", test_note_segment_limit, VARIANTS);
         ADD_TCASE("note_bytes_shared", test_note_bytes_shared, VARIANTS);
         ADD_TCASE("pt_note_limit", test_pt_note_limit, VARIANTS);
+        ADD_TCASE("cost_max", test_cost_max, VARIANTS);
         ADD_TCASE("phdr_table_limit", test_phdr_table_limit, VARIANTS);
         ADD_TCASE("phdr_count_hostile", test_phdr_count_hostile, VARIANTS);
         ADD_TCASE("read_error", test_read_error, VARIANTS);
