@@ -4,12 +4,17 @@
  * GNU build ID lookup in ELF images.
  *
  * The image is untrusted: it may be a file an unprivileged user planted or
- * the memory of a process we inspect. So the parser reads every header on
- * its own through the callback into a small stack buffer, decodes fields
- * byte by byte in the image's byte order (never casting a struct over the
- * bytes, which would break on the other byte order and on misaligned data),
- * checks each offset and size against the image size before it reads, and
- * bounds the number of headers and notes it walks. It allocates nothing.
+ * the memory of a process we inspect, and every read of it may be a
+ * syscall. So the parser reads the ELF header into a small stack buffer,
+ * then the program header table and each PT_NOTE segment it looks at
+ * whole, one read each, into heap buffers (up to 64 KiB each, too much to
+ * take from a caller's stack; they are freed before we return), and walks
+ * the notes in memory. The number and size of those reads are capped (see
+ * elf-note.h), so one image costs a few reads whatever it claims. Fields
+ * are decoded byte by byte in the image's byte order (never by casting a
+ * struct over the bytes, which would break on the other byte order and on
+ * misaligned data), and each offset and size is checked against the image
+ * size before it is read.
  *
  * <elf.h> is used for constants and for the field offsets of its structs
  * (offsetof/sizeof), which are the on-disk layout by definition.
@@ -20,6 +25,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -28,15 +34,11 @@
 #include "macro.h"
 
 /*
- * Bounds on the work one image can cause. Real binaries have a dozen
- * program headers and a handful of notes; the limits only stop a hostile
- * image (for example thousands of PT_NOTE headers all pointing at one big
- * segment of empty notes) from making us spin. 65536 program headers is
- * well above anything a linker emits but still only 65536 small reads.
+ * elf-note.h spells out the bytes of the reads before the table, so that
+ * it need not include <elf.h>: e_ident, the larger ELF header, sh_info.
  */
-#define ELF_PHDRS_MAX 65536U
-#define ELF_NOTES_PER_SEGMENT_MAX 4096U
-#define ELF_NOTES_MAX (4U * ELF_NOTES_PER_SEGMENT_MAX)
+_Static_assert(ELF_BYTES_MAX == EI_NIDENT + sizeof(Elf64_Ehdr) + sizeof(Elf64_Word) +
+               ELF_PHDR_TABLE_MAX + ELF_NOTE_BYTES_MAX, "ELF_BYTES_MAX out of date");
 
 /* n_namesz, n_descsz, n_type: three 32-bit words in both classes. */
 #define ELF_NHDR_SIZE 12U
@@ -101,14 +103,13 @@ static const ElfLayout elf_layout_64 = {
         .sh_info = offsetof(Elf64_Shdr, sh_info),
 };
 
-/* One parse: the reader, what e_ident told us, and the remaining note budget. */
+/* One parse: the reader and what e_ident told us. */
 typedef struct ElfImage {
         ElfReadFn read;
         void *userdata;
         uint64_t size;
         const ElfLayout *layout;
         bool msb;
-        unsigned notes_left;
 } ElfImage;
 
 /* Decode an unsigned integer of @n bytes (at most 8) in the image's byte order. */
@@ -244,12 +245,11 @@ static int elf_image_count_phdrs(const ElfImage *img, const uint8_t *ehdr, uint6
 }
 
 /*
- * Walk the notes of the segment [seg_off, seg_off + seg_size), already
- * known to lie inside the image. Each note is a 12-byte header, the name
- * and the descriptor. The name starts right after the header; the
- * descriptor and the next note start at the next multiple of @align from
- * the segment start (4, or 8 for segments with p_align 8 such as
- * .note.gnu.property on x86-64).
+ * Walk the notes of one PT_NOTE segment, the @size bytes at @notes. Each
+ * note is a 12-byte header, the name and the descriptor. The name starts
+ * right after the header; the descriptor and the next note start at the
+ * next multiple of @align from the segment start (4, or 8 for segments
+ * with p_align 8 such as .note.gnu.property on x86-64).
  *
  * Like the kernel, we stop when less than a whole header is left: those
  * bytes are taken as padding, and the last note's descriptor need not be
@@ -259,67 +259,52 @@ static int elf_image_count_phdrs(const ElfImage *img, const uint8_t *ehdr, uint6
  * and returning 0 for it would claim "no build ID" for an image that does
  * carry one we cannot hold.
  *
- * Returns the build ID length with the ID in @id, 0 if the segment has
- * none, or a negative errno.
+ * The walk needs no bound of its own: each note takes at least 12 bytes,
+ * and the caller bounds the bytes.
+ *
+ * Returns the build ID length with the ID in @ret (written only then), 0
+ * if the segment has none, or -EBADMSG.
  */
-static int elf_image_scan_notes(
-                ElfImage *img,
-                uint64_t seg_off,
-                uint64_t seg_size,
+static int elf_image_find_note(
+                const ElfImage *img,
+                const uint8_t *notes,
+                uint64_t size,
                 uint64_t align,
-                uint8_t id[static BUILD_ID_MAX]) {
+                uint8_t ret[static BUILD_ID_MAX]) {
 
         uint64_t pos = 0;
-        int r;
 
-        for (unsigned n = 0;; n++) {
-                uint8_t nhdr[ELF_NHDR_SIZE], name[ELF_NOTE_NAME_GNU_SIZE];
+        for (;;) {
                 uint64_t name_off, desc_off, next;
                 uint32_t namesz, descsz, type;
 
-                if (seg_size - pos < ELF_NHDR_SIZE)
+                if (size - pos < ELF_NHDR_SIZE)
                         return 0;
 
-                if (n >= ELF_NOTES_PER_SEGMENT_MAX || img->notes_left == 0)
-                        return -EBADMSG;
-                img->notes_left--;
+                namesz = elf_image_get32(img, notes + pos);
+                descsz = elf_image_get32(img, notes + pos + 4);
+                type = elf_image_get32(img, notes + pos + 8);
 
-                r = elf_image_read(img, seg_off + pos, nhdr, sizeof(nhdr));
-                if (r < 0)
-                        return r;
-
-                namesz = elf_image_get32(img, nhdr);
-                descsz = elf_image_get32(img, nhdr + 4);
-                type = elf_image_get32(img, nhdr + 8);
-
-                /* All positions are relative to the segment and stay <= seg_size. */
+                /* All positions are relative to the segment and stay <= size. */
                 name_off = pos + ELF_NHDR_SIZE;
-                if (namesz > seg_size - name_off)
+                if (namesz > size - name_off)
                         return -EBADMSG;
 
                 if (!elf_align_up(name_off + namesz, align, &desc_off) ||
-                    desc_off > seg_size ||
-                    descsz > seg_size - desc_off)
+                    desc_off > size ||
+                    descsz > size - desc_off)
                         return -EBADMSG;
 
-                if (type == NT_GNU_BUILD_ID && namesz == ELF_NOTE_NAME_GNU_SIZE) {
-                        r = elf_image_read(img, seg_off + name_off, name, sizeof(name));
-                        if (r < 0)
-                                return r;
+                if (type == NT_GNU_BUILD_ID && namesz == ELF_NOTE_NAME_GNU_SIZE &&
+                    memcmp(notes + name_off, ELF_NOTE_NAME_GNU, ELF_NOTE_NAME_GNU_SIZE) == 0) {
+                        if (descsz == 0 || descsz > BUILD_ID_MAX)
+                                return -EBADMSG;
 
-                        if (memcmp(name, ELF_NOTE_NAME_GNU, ELF_NOTE_NAME_GNU_SIZE) == 0) {
-                                if (descsz == 0 || descsz > BUILD_ID_MAX)
-                                        return -EBADMSG;
-
-                                r = elf_image_read(img, seg_off + desc_off, id, descsz);
-                                if (r < 0)
-                                        return r;
-
-                                return (int) descsz;
-                        }
+                        memcpy(ret, notes + desc_off, descsz);
+                        return (int) descsz;
                 }
 
-                if (!elf_align_up(desc_off + descsz, align, &next) || next >= seg_size)
+                if (!elf_align_up(desc_off + descsz, align, &next) || next >= size)
                         return 0;
                 pos = next;
         }
@@ -330,10 +315,11 @@ int elf_read_build_id(ElfReadFn read, void *userdata, uint64_t size, uint8_t ret
                 .read = read,
                 .userdata = userdata,
                 .size = size,
-                .notes_left = ELF_NOTES_MAX,
         };
         uint8_t ehdr[sizeof(Elf64_Ehdr)];
-        uint64_t phoff, phnum;
+        _cleanup_free_ uint8_t *phdrs = NULL;
+        uint64_t phoff, phnum, table_size, note_bytes_left = ELF_NOTE_BYTES_MAX;
+        unsigned pt_notes = 0;
         uint16_t phentsize;
         const ElfLayout *l;
         int r;
@@ -359,32 +345,46 @@ int elf_read_build_id(ElfReadFn read, void *userdata, uint64_t size, uint8_t ret
         /* Relocatable objects have no program headers (and e_phentsize 0): no build ID to find. */
         if (phnum == 0)
                 return 0;
-        if (phnum > ELF_PHDRS_MAX)
-                return -EBADMSG;
 
         /*
          * A larger e_phentsize is allowed (the gABI gives the entry size for
-         * that reason); we read the part we know. The table must fit whole:
-         * phnum <= 2^16 and phentsize < 2^16, so the product cannot wrap,
-         * and elf_image_contains() cannot either.
+         * that reason); we read the whole table and use the part we know of
+         * each entry. phnum < 2^32 and phentsize < 2^16, so the product
+         * cannot wrap. Both checks come before the allocation: a hostile
+         * count costs neither memory nor a read.
          */
         phoff = elf_image_get_word(&img, ehdr + l->e_phoff);
         phentsize = elf_image_get16(&img, ehdr + l->e_phentsize);
         if (phentsize < l->phdr_size)
                 return -EBADMSG;
-        if (!elf_image_contains(&img, phoff, phnum * phentsize))
+        table_size = phnum * phentsize;
+        if (table_size > ELF_PHDR_TABLE_MAX)
+                return -EBADMSG;
+        if (!elf_image_contains(&img, phoff, table_size))
                 return -EBADMSG;
 
-        for (uint64_t i = 0; i < phnum; i++) {
-                uint8_t phdr[sizeof(Elf64_Phdr)], id[BUILD_ID_MAX];
-                uint64_t seg_off, seg_size, align;
+        phdrs = malloc(table_size);
+        if (!phdrs)
+                return -ENOMEM;
+        r = elf_image_read(&img, phoff, phdrs, table_size);
+        if (r < 0)
+                return r;
 
-                r = elf_image_read(&img, phoff + i * phentsize, phdr, l->phdr_size);
-                if (r < 0)
-                        return r;
+        for (uint64_t i = 0; i < phnum; i++) {
+                const uint8_t *phdr = phdrs + i * phentsize;
+                _cleanup_free_ uint8_t *notes = NULL;
+                uint64_t seg_off, seg_size, align;
 
                 if (elf_image_get32(&img, phdr + l->p_type) != PT_NOTE)
                         continue;
+
+                /*
+                 * Every PT_NOTE header counts, even one that costs no read:
+                 * the rule stays simple, and real images have two or three.
+                 */
+                if (pt_notes >= ELF_PT_NOTE_MAX)
+                        return -EBADMSG;
+                pt_notes++;
 
                 seg_off = elf_image_get_word(&img, phdr + l->p_offset);
                 seg_size = elf_image_get_word(&img, phdr + l->p_filesz);
@@ -393,15 +393,35 @@ int elf_read_build_id(ElfReadFn read, void *userdata, uint64_t size, uint8_t ret
                 if (!elf_image_contains(&img, seg_off, seg_size))
                         return -EBADMSG;
 
-                /* The gABI says 4; 8-byte notes are marked by p_align 8. Anything else means 4. */
-                r = elf_image_scan_notes(&img, seg_off, seg_size, align == 8 ? 8 : 4, id);
+                /* Less than a note header holds no note: nothing to read. */
+                if (seg_size < ELF_NHDR_SIZE)
+                        continue;
+
+                /*
+                 * The budget is shared by the segments, so that many headers
+                 * pointing at one big segment cost no more than the segment.
+                 * Refusing rather than skipping what is over it keeps "0"
+                 * meaning "no build ID", not "did not look".
+                 */
+                if (seg_size > note_bytes_left)
+                        return -EBADMSG;
+                note_bytes_left -= seg_size;
+
+                notes = malloc(seg_size);
+                if (!notes)
+                        return -ENOMEM;
+                r = elf_image_read(&img, seg_off, notes, seg_size);
                 if (r < 0)
                         return r;
-                if (r > 0) {
-                        /* The first build ID wins; later headers are not looked at. */
-                        memcpy(ret, id, r);
+
+                /*
+                 * The gABI says 4; 8-byte notes are marked by p_align 8.
+                 * Anything else means 4. The first build ID wins: later
+                 * headers are not looked at.
+                 */
+                r = elf_image_find_note(&img, notes, seg_size, align == 8 ? 8 : 4, ret);
+                if (r != 0)
                         return r;
-                }
         }
 
         return 0;

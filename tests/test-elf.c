@@ -30,8 +30,12 @@
 #include "elf-note.h"
 #include "macro.h"
 
-/* Room for the largest image we build: 4096 empty notes and a little more. */
-#define IMAGE_MAX (64 * 1024)
+/*
+ * Room for the largest image we build: a program header table of
+ * ELF_PHDR_TABLE_MAX bytes and a few KiB of notes, or note segments of
+ * ELF_NOTE_BYTES_MAX bytes.
+ */
+#define IMAGE_MAX (80 * 1024)
 
 /* Fixed places in the images built by image_build(). */
 #define IMAGE_PHOFF 64U
@@ -204,8 +208,32 @@ static int image_read_checked(void *userdata, uint64_t off, void *buf, size_t n)
         return 0;
 }
 
-/* Parse @im both ways, check they agree and that @ret is untouched on failure. */
+/*
+ * A reader over an Image that counts the calls and bytes asked for, and
+ * fails with -ENXIO from its @fail_at-th call on.
+ */
+typedef struct CountingReader {
+        const Image *im;
+        unsigned fail_at;
+        unsigned calls;
+        uint64_t bytes;
+} CountingReader;
+
+static int counting_read(void *userdata, uint64_t off, void *buf, size_t n) {
+        CountingReader *f = userdata;
+
+        if (f->calls++ >= f->fail_at)
+                return -ENXIO;
+        f->bytes += n;
+        return image_read_checked((void *) f->im, off, buf, n);
+}
+
+/*
+ * Parse @im both ways, check they agree and that @ret is untouched on
+ * failure, and that the parse stayed within the documented cost.
+ */
 static int image_parse(const Image *im, uint8_t ret[static BUILD_ID_MAX]) {
+        CountingReader f = { .im = im, .fail_at = UINT32_MAX };
         uint8_t a[BUILD_ID_MAX], b[BUILD_ID_MAX];
         int ra, rb;
 
@@ -213,15 +241,35 @@ static int image_parse(const Image *im, uint8_t ret[static BUILD_ID_MAX]) {
         memset(b, POISON, sizeof(b));
 
         ra = elf_build_id_from_buffer(im->data, im->size, a);
-        rb = elf_read_build_id(image_read_checked, (void *) im, im->size, b);
+        rb = elf_read_build_id(counting_read, &f, im->size, b);
         ck_assert_int_eq(ra, rb);
         ck_assert_mem_eq(a, b, BUILD_ID_MAX);
+        ck_assert_uint_le(f.calls, ELF_READS_MAX);
+        ck_assert_uint_le(f.bytes, ELF_BYTES_MAX);
         if (ra <= 0)
                 for (size_t i = 0; i < BUILD_ID_MAX; i++)
                         ck_assert_uint_eq(a[i], POISON);
 
         memcpy(ret, a, BUILD_ID_MAX);
         return ra;
+}
+
+/*
+ * Parse @im through a CountingReader and check the result and the exact
+ * cost: @reads calls of the reader, asking for @bytes in all.
+ */
+static void image_check_cost(const Image *im, int expected, unsigned reads, uint64_t bytes) {
+        CountingReader f = { .im = im, .fail_at = UINT32_MAX };
+        uint8_t id[BUILD_ID_MAX];
+
+        ck_assert_int_eq(elf_read_build_id(counting_read, &f, im->size, id), expected);
+        ck_assert_uint_eq(f.calls, reads);
+        ck_assert_uint_eq(f.bytes, bytes);
+}
+
+/* The bytes of e_ident, the ELF header and a table of @phnum program headers of @im. */
+static uint64_t image_header_bytes(const Image *im, unsigned phnum) {
+        return EI_NIDENT + IMAGE_SIZEOF(im, Ehdr) + (uint64_t) phnum * im->phentsize;
 }
 
 START_TEST(test_build_id_20) {
@@ -348,6 +396,61 @@ START_TEST(test_phentsize_large) {
 
         ck_assert_int_eq(image_parse(&im, id), 20);
         ck_assert_mem_eq(id, id20, 20);
+}
+END_TEST
+
+/*
+ * @phnum program headers @phentsize apart, all PT_NULL but the last: a
+ * PT_NOTE with the 20-byte build ID, in a note right after the table.
+ */
+static void image_build_table(Image *im, unsigned variant, size_t phentsize, unsigned phnum) {
+        size_t notes;
+
+        image_init(im, variant);
+        im->phentsize = phentsize;
+        image_set_phdrs(im, phnum);
+        notes = ALIGN_POW2(im->size, 8);
+        im->bid_note = notes;
+        im->notes_end = image_put_note(im, notes, 4, "GNU", 4, NT_GNU_BUILD_ID, id20, sizeof(id20));
+        image_put_phdr(im, phnum - 1, PT_NOTE, notes, im->notes_end - notes, 4);
+}
+
+/*
+ * The program header table is read whole, in one read, up to
+ * ELF_PHDR_TABLE_MAX bytes; one entry more is refused unread, although the
+ * image holds it. With the standard entry size the cap falls on a whole
+ * number of ELF32 headers; a 64-byte stride makes it exact in both classes.
+ */
+START_TEST(test_phdr_table_limit) {
+        _cleanup_free_ Image *im = NULL;
+        uint8_t id[BUILD_ID_MAX];
+
+        im = malloc(sizeof(*im));
+        ck_assert_ptr_nonnull(im);
+
+        ck_assert_uint_eq(ELF_PHDR_TABLE_MAX, 65536);
+
+        for (unsigned k = 0; k < 2; k++) {
+                size_t stride;
+                unsigned max;
+
+                image_init(im, _i);
+                stride = k == 0 ? IMAGE_SIZEOF(im, Phdr) : 64;
+                max = ELF_PHDR_TABLE_MAX / stride;
+                ck_assert_uint_eq(max, k == 1 ? 1024 : im->is64 ? 1170 : 2048);
+
+                image_build_table(im, _i, stride, max);
+                ck_assert_int_eq(image_parse(im, id), 20);
+                ck_assert_mem_eq(id, id20, 20);
+
+                /* e_ident, the ELF header, the table, then the note segment. */
+                image_check_cost(im, 20, 4, image_header_bytes(im, max) + 12 + 4 + 20);
+
+                image_build_table(im, _i, stride, max + 1);
+                ck_assert_uint_ge(im->size, IMAGE_PHOFF + (max + 1) * stride);
+                ck_assert_int_eq(image_parse(im, id), -EBADMSG);
+                image_check_cost(im, -EBADMSG, 2, image_header_bytes(im, 0));
+        }
 }
 END_TEST
 
@@ -644,44 +747,214 @@ static void image_build_many_notes(Image *im, unsigned variant, unsigned empty, 
                 image_put_phdr(im, i, PT_NOTE, IMAGE_NOTES_OFF, pos - IMAGE_NOTES_OFF, 4);
 }
 
-/* At most 4096 notes per segment and 16384 in all are walked. */
-START_TEST(test_note_limits) {
-        uint8_t id[BUILD_ID_MAX];
+/* A note of @total bytes (a multiple of 4, at least 12) that is not GNU's. Returns its end. */
+static size_t image_put_filler(Image *im, size_t pos, size_t total) {
+        ck_assert_uint_ge(total, 12);
+        ck_assert_uint_eq(total % 4, 0);
+        ck_assert_uint_le(pos + total, IMAGE_MAX);
+
+        image_put(im, pos, 0, 4);
+        image_put(im, pos + 4, total - 12, 4);
+        image_put(im, pos + 8, 0x1234, 4);
+        memset(im->data + pos + 12, 0x5a, total - 12);
+        im->size = MAX(im->size, pos + total);
+        return pos + total;
+}
+
+/*
+ * A PT_NOTE segment is read whole and walked in memory, so the notes in
+ * it need no count limit of their own (there used to be one of 4096 per
+ * segment, since each note cost a read): only its bytes are bounded. The
+ * most notes that fit are walked, a segment of exactly ELF_NOTE_BYTES_MAX
+ * bytes is read, one byte more is refused unread.
+ */
+START_TEST(test_note_segment_limit) {
         _cleanup_free_ Image *im = NULL;
+        uint8_t id[BUILD_ID_MAX];
+        unsigned most;
+        size_t pos;
 
         im = malloc(sizeof(*im));
         ck_assert_ptr_nonnull(im);
 
-        image_build_many_notes(im, _i, 4095, 1);
-        ck_assert_int_eq(image_parse(im, id), 20);
-        ck_assert_mem_eq(id, id20, 20);
+        ck_assert_uint_eq(ELF_NOTE_BYTES_MAX, 65536);
 
         image_build_many_notes(im, _i, 4096, 1);
-        ck_assert_int_eq(image_parse(im, id), -EBADMSG);
-
-        /*
-         * The budget of 16384 notes is shared by all segments. Here every
-         * PT_NOTE header but the last covers the 4095 empty notes only, the
-         * last one all 4096 notes. With 4 headers: 3 * 4095 + 4096 = 16381
-         * notes, found. With 5: 4 * 4095 = 16380, 4 left for the last.
-         */
-        image_build_many_notes(im, _i, 4095, 4);
-        for (unsigned i = 0; i < 3; i++)
-                PHDR_SET(im, i, p_filesz, 4095 * 12);
         ck_assert_int_eq(image_parse(im, id), 20);
         ck_assert_mem_eq(id, id20, 20);
+        /* e_ident, the ELF header, the program header table, the segment. */
+        image_check_cost(im, 20, 4, image_header_bytes(im, 1) + 4096 * 12 + 36);
 
-        image_build_many_notes(im, _i, 4095, 5);
-        for (unsigned i = 0; i < 4; i++)
-                PHDR_SET(im, i, p_filesz, 4095 * 12);
+        /* 5458 empty notes and the build ID: 65532 bytes. */
+        most = (ELF_NOTE_BYTES_MAX - 36) / 12;
+        ck_assert_uint_eq(most, 5458);
+        image_build_many_notes(im, _i, most, 1);
+        ck_assert_int_eq(image_parse(im, id), 20);
+        ck_assert_mem_eq(id, id20, 20);
+        image_check_cost(im, 20, 4, image_header_bytes(im, 1) + most * 12 + 36);
+
+        /* A filler note and the build ID at the very end of the segment. */
+        image_init(im, _i);
+        image_set_phdrs(im, 1);
+        pos = image_put_filler(im, IMAGE_NOTES_OFF, ELF_NOTE_BYTES_MAX - 36);
+        pos = image_put_note(im, pos, 4, "GNU", 4, NT_GNU_BUILD_ID, id20, sizeof(id20));
+        ck_assert_uint_eq(pos - IMAGE_NOTES_OFF, ELF_NOTE_BYTES_MAX);
+        image_put_phdr(im, 0, PT_NOTE, IMAGE_NOTES_OFF, ELF_NOTE_BYTES_MAX, 4);
+        ck_assert_int_eq(image_parse(im, id), 20);
+        ck_assert_mem_eq(id, id20, 20);
+        image_check_cost(im, 20, 4, image_header_bytes(im, 1) + ELF_NOTE_BYTES_MAX);
+
+        /* One byte of padding more, inside the image. */
+        image_put(im, pos, 0, 1);
+        PHDR_SET(im, 0, p_filesz, ELF_NOTE_BYTES_MAX + 1);
         ck_assert_int_eq(image_parse(im, id), -EBADMSG);
+        image_check_cost(im, -EBADMSG, 3, image_header_bytes(im, 1));
+}
+END_TEST
+
+/*
+ * The ELF_NOTE_BYTES_MAX budget is shared by the PT_NOTE segments: two
+ * halves are read; one byte more in the second is refused after the first
+ * was read. This also bounds many headers pointing at one big segment
+ * (there used to be a budget of 16384 notes for that).
+ */
+START_TEST(test_note_bytes_shared) {
+        const size_t half = ELF_NOTE_BYTES_MAX / 2;
+        _cleanup_free_ Image *im = NULL;
+        uint8_t id[BUILD_ID_MAX];
+        size_t pos;
+
+        im = malloc(sizeof(*im));
+        ck_assert_ptr_nonnull(im);
+
+        image_init(im, _i);
+        image_set_phdrs(im, 2);
+        pos = image_put_filler(im, IMAGE_NOTES_OFF, half);
+        image_put_phdr(im, 0, PT_NOTE, IMAGE_NOTES_OFF, half, 4);
+        pos = image_put_filler(im, pos, half - 36);
+        pos = image_put_note(im, pos, 4, "GNU", 4, NT_GNU_BUILD_ID, id20, sizeof(id20));
+        image_put_phdr(im, 1, PT_NOTE, IMAGE_NOTES_OFF + half, half, 4);
+        ck_assert_uint_eq(pos, IMAGE_NOTES_OFF + ELF_NOTE_BYTES_MAX);
+        ck_assert_int_eq(image_parse(im, id), 20);
+        ck_assert_mem_eq(id, id20, 20);
+        image_check_cost(im, 20, 5, image_header_bytes(im, 2) + ELF_NOTE_BYTES_MAX);
+
+        image_put(im, pos, 0, 1);
+        PHDR_SET(im, 1, p_filesz, half + 1);
+        ck_assert_int_eq(image_parse(im, id), -EBADMSG);
+        image_check_cost(im, -EBADMSG, 4, image_header_bytes(im, 2) + half);
+
+        /* Two headers on one segment: its 3000 empty notes, then all of it. */
+        image_build_many_notes(im, _i, 3000, 2);
+        PHDR_SET(im, 0, p_filesz, 3000 * 12);
+        ck_assert_int_eq(image_parse(im, id), -EBADMSG);
+        image_check_cost(im, -EBADMSG, 4, image_header_bytes(im, 2) + 3000 * 12);
+
+        /* The same with the segment halved: both fit. */
+        image_build_many_notes(im, _i, 1500, 2);
+        PHDR_SET(im, 0, p_filesz, 1500 * 12);
+        ck_assert_int_eq(image_parse(im, id), 20);
+        ck_assert_mem_eq(id, id20, 20);
+        image_check_cost(im, 20, 5, image_header_bytes(im, 2) + 1500 * 12 + 1500 * 12 + 36);
+}
+END_TEST
+
+/*
+ * @n PT_NOTE headers: the last one covers the build ID, each other one a
+ * segment of @filesz bytes (@filesz < 0: i % 12 for header i, all too
+ * small to hold a note) at the start of an empty note.
+ */
+static void image_build_pt_notes(Image *im, unsigned variant, unsigned n, int filesz) {
+        size_t notes, bid;
+
+        image_init(im, variant);
+        image_set_phdrs(im, n);
+        notes = ALIGN_POW2(im->size, 8);
+        bid = image_put_note(im, notes, 4, "", 0, 0, NULL, 0);
+        (void) image_put_note(im, bid, 4, "GNU", 4, NT_GNU_BUILD_ID, id20, sizeof(id20));
+        for (unsigned i = 0; i + 1 < n; i++)
+                image_put_phdr(im, i, PT_NOTE, notes, filesz < 0 ? i % 12 : (unsigned) filesz, 4);
+        image_put_phdr(im, n - 1, PT_NOTE, bid, 12 + 4 + 20, 4);
+}
+
+/*
+ * At most ELF_PT_NOTE_MAX PT_NOTE headers are looked at, one read each;
+ * a build ID behind one more is refused. Segments too small to hold a
+ * note cost no read, but their headers count all the same.
+ */
+START_TEST(test_pt_note_limit) {
+        const unsigned n = ELF_PT_NOTE_MAX;
+        uint8_t id[BUILD_ID_MAX];
+        Image im;
+
+        ck_assert_uint_eq(ELF_PT_NOTE_MAX, 16);
+
+        image_build_pt_notes(&im, _i, n, 12);
+        ck_assert_int_eq(image_parse(&im, id), 20);
+        ck_assert_mem_eq(id, id20, 20);
+        image_check_cost(&im, 20, 3 + n, image_header_bytes(&im, n) + (n - 1) * 12 + 36);
+
+        image_build_pt_notes(&im, _i, n + 1, 12);
+        ck_assert_int_eq(image_parse(&im, id), -EBADMSG);
+        image_check_cost(&im, -EBADMSG, 3 + n, image_header_bytes(&im, n + 1) + n * 12);
+
+        image_build_pt_notes(&im, _i, n, -1);
+        ck_assert_int_eq(image_parse(&im, id), 20);
+        ck_assert_mem_eq(id, id20, 20);
+        image_check_cost(&im, 20, 4, image_header_bytes(&im, n) + 36);
+
+        image_build_pt_notes(&im, _i, n + 1, -1);
+        ck_assert_int_eq(image_parse(&im, id), -EBADMSG);
+        image_check_cost(&im, -EBADMSG, 3, image_header_bytes(&im, n + 1));
+}
+END_TEST
+
+/*
+ * An image that costs exactly the documented maximum: PN_XNUM, a table of
+ * ELF_PHDR_TABLE_MAX bytes, and ELF_PT_NOTE_MAX PT_NOTE headers whose
+ * segments take ELF_NOTE_BYTES_MAX bytes, the build ID at the end of the
+ * last one. Only the ELF header is smaller in ELF32.
+ */
+START_TEST(test_cost_max) {
+        const size_t seg = ELF_NOTE_BYTES_MAX / ELF_PT_NOTE_MAX;
+        const unsigned phnum = ELF_PHDR_TABLE_MAX / 64;
+        _cleanup_free_ Image *im = NULL;
+        uint8_t id[BUILD_ID_MAX];
+        size_t empty, last, shoff;
+
+        im = malloc(sizeof(*im));
+        ck_assert_ptr_nonnull(im);
+
+        ck_assert_uint_eq(ELF_READS_MAX, 20);
+        ck_assert_uint_eq(ELF_BYTES_MAX, 16 + 64 + 4 + 65536 + 65536);
+
+        image_init(im, _i);
+        im->phentsize = 64;
+        image_set_phdrs(im, phnum);
+        empty = ALIGN_POW2(im->size, 8);
+        last = image_put_filler(im, empty, seg);
+        ck_assert_uint_eq(image_put_filler(im, last, seg - 36), last + seg - 36);
+        shoff = image_put_note(im, last + seg - 36, 4, "GNU", 4, NT_GNU_BUILD_ID, id20, sizeof(id20));
+        for (unsigned i = phnum - ELF_PT_NOTE_MAX; i < phnum - 1; i++)
+                image_put_phdr(im, i, PT_NOTE, empty, seg, 4);
+        image_put_phdr(im, phnum - 1, PT_NOTE, last, seg, 4);
+
+        EHDR_SET(im, e_phnum, PN_XNUM);
+        EHDR_SET(im, e_shoff, shoff);
+        image_put(im, shoff + IMAGE_FIELD(im, Shdr, sh_info), phnum, 4);
+        im->size = shoff + IMAGE_SIZEOF(im, Shdr);
+
+        ck_assert_int_eq(image_parse(im, id), 20);
+        ck_assert_mem_eq(id, id20, 20);
+        image_check_cost(im, 20, ELF_READS_MAX,
+                         ELF_BYTES_MAX - (sizeof(Elf64_Ehdr) - IMAGE_SIZEOF(im, Ehdr)));
 }
 END_TEST
 
 /*
  * A sparse image of 1 TiB: an ELF header with PN_XNUM, section 0 at a
  * fixed place, and zero bytes (PT_NULL headers) everywhere else. It lets
- * us check the 65536 program header cap without building megabytes.
+ * us offer 65536 program headers and more without building megabytes.
  */
 typedef struct SparseImage {
         Image head;
@@ -689,6 +962,7 @@ typedef struct SparseImage {
         uint8_t shdr[sizeof(Elf64_Shdr)];
         uint64_t size;
         uint64_t reads;
+        uint64_t bytes;
 } SparseImage;
 
 static int sparse_read(void *userdata, uint64_t off, void *buf, size_t n) {
@@ -698,6 +972,7 @@ static int sparse_read(void *userdata, uint64_t off, void *buf, size_t n) {
         ck_assert_uint_le(off, s->size);
         ck_assert_uint_le(n, s->size - off);
         s->reads++;
+        s->bytes += n;
 
         for (size_t i = 0; i < n; i++) {
                 uint64_t o = off + i;
@@ -719,6 +994,7 @@ static void sparse_init(SparseImage *s, unsigned variant, uint32_t phnum) {
         s->size = UINT64_C(1) << 40;
         s->shoff = s->size - 0x1000;
         s->reads = 0;
+        s->bytes = 0;
         if (!s->head.is64)
                 s->shoff = UINT32_MAX - 0x1000;
 
@@ -736,56 +1012,66 @@ static void sparse_init(SparseImage *s, unsigned variant, uint32_t phnum) {
         }
 }
 
-START_TEST(test_phdr_limit) {
+/*
+ * A hostile count of program headers costs the reads of the headers that
+ * hold it, not one read per header: the table is refused before it is read.
+ */
+START_TEST(test_phdr_count_hostile) {
         uint8_t id[BUILD_ID_MAX];
+        size_t ehdr_size, phdr_size;
+        unsigned max;
         SparseImage s;
 
         sparse_init(&s, _i, 65536);
-        ck_assert_int_eq(elf_read_build_id(sparse_read, &s, s.size, id), 0);
-        /* e_ident, the ELF header, sh_info, then one read per program header. */
-        ck_assert_uint_eq(s.reads, 3 + 65536);
+        ehdr_size = IMAGE_SIZEOF(&s.head, Ehdr);
+        phdr_size = IMAGE_SIZEOF(&s.head, Phdr);
+        max = ELF_PHDR_TABLE_MAX / phdr_size;
 
-        sparse_init(&s, _i, 65537);
+        /* e_ident, the ELF header and sh_info of section 0, then nothing. */
         ck_assert_int_eq(elf_read_build_id(sparse_read, &s, s.size, id), -EBADMSG);
         ck_assert_uint_eq(s.reads, 3);
+        ck_assert_uint_eq(s.bytes, EI_NIDENT + ehdr_size + 4);
+
+        sparse_init(&s, _i, UINT32_MAX);
+        ck_assert_int_eq(elf_read_build_id(sparse_read, &s, s.size, id), -EBADMSG);
+        ck_assert_uint_eq(s.reads, 3);
+
+        /* The most headers of the standard size that fit: all PT_NULL, read at once. */
+        sparse_init(&s, _i, max);
+        ck_assert_int_eq(elf_read_build_id(sparse_read, &s, s.size, id), 0);
+        ck_assert_uint_eq(s.reads, 4);
+        ck_assert_uint_eq(s.bytes, EI_NIDENT + ehdr_size + 4 + max * phdr_size);
+
+        sparse_init(&s, _i, max + 1);
+        ck_assert_int_eq(elf_read_build_id(sparse_read, &s, s.size, id), -EBADMSG);
+        ck_assert_uint_eq(s.reads, 3);
+
+        /* Without PN_XNUM: the largest plain e_phnum is far over the cap too. */
+        sparse_init(&s, _i, 0);
+        EHDR_SET(&s.head, e_phnum, PN_XNUM - 1);
+        ck_assert_int_eq(elf_read_build_id(sparse_read, &s, s.size, id), -EBADMSG);
+        ck_assert_uint_eq(s.reads, 2);
+        ck_assert_uint_eq(s.bytes, EI_NIDENT + ehdr_size);
 }
 END_TEST
 
-/* A reader over an Image that fails with -ENXIO from its @fail_at-th call on. */
-typedef struct FailingReader {
-        const Image *im;
-        unsigned fail_at;
-        unsigned calls;
-} FailingReader;
-
-static int failing_read(void *userdata, uint64_t off, void *buf, size_t n) {
-        FailingReader *f = userdata;
-
-        if (f->calls++ >= f->fail_at)
-                return -ENXIO;
-        return image_read_checked((void *) f->im, off, buf, n);
-}
-
 /* An error of the reader at any step is passed up unchanged, and nothing is returned. */
 START_TEST(test_read_error) {
-        FailingReader f = { .fail_at = UINT32_MAX };
+        CountingReader f = { .fail_at = UINT32_MAX };
         uint8_t id[BUILD_ID_MAX];
         Image im;
 
         image_build(&im, _i, id20, sizeof(id20), 4);
         f.im = &im;
 
-        /*
-         * e_ident, ELF header, 2 program headers, 3 note headers (the
-         * build ID's name and descriptor are the only others read).
-         */
-        ck_assert_int_eq(elf_read_build_id(failing_read, &f, im.size, id), 20);
-        ck_assert_uint_eq(f.calls, 9);
+        /* e_ident, ELF header, the program header table, the note segment. */
+        ck_assert_int_eq(elf_read_build_id(counting_read, &f, im.size, id), 20);
+        ck_assert_uint_eq(f.calls, 4);
 
-        for (unsigned k = 0; k < 9; k++) {
-                f = (FailingReader) { .im = &im, .fail_at = k };
+        for (unsigned k = 0; k < 4; k++) {
+                f = (CountingReader) { .im = &im, .fail_at = k };
                 memset(id, POISON, sizeof(id));
-                ck_assert_int_eq(elf_read_build_id(failing_read, &f, im.size, id), -ENXIO);
+                ck_assert_int_eq(elf_read_build_id(counting_read, &f, im.size, id), -ENXIO);
                 ck_assert_uint_eq(f.calls, k + 1);
                 ck_assert_uint_eq(id[0], POISON);
         }
@@ -794,8 +1080,8 @@ START_TEST(test_read_error) {
         EHDR_SET(&im, e_phnum, PN_XNUM);
         EHDR_SET(&im, e_shoff, im.size);
         image_put(&im, im.size + IMAGE_SIZEOF(&im, Shdr) - 1, 0, 1);
-        f = (FailingReader) { .im = &im, .fail_at = 2 };
-        ck_assert_int_eq(elf_read_build_id(failing_read, &f, im.size, id), -ENXIO);
+        f = (CountingReader) { .im = &im, .fail_at = 2 };
+        ck_assert_int_eq(elf_read_build_id(counting_read, &f, im.size, id), -ENXIO);
         ck_assert_uint_eq(f.calls, 3);
 }
 END_TEST
@@ -1040,8 +1326,12 @@ static Suite *elf_suite(bool have_vdso) {
         ADD_TCASE("pn_xnum", test_pn_xnum, VARIANTS);
         ADD_TCASE("trailing_bytes", test_trailing_bytes, VARIANTS);
         ADD_TCASE("malformed", test_malformed, (int) ELEMENTSOF(malformed) * VARIANTS);
-        ADD_TCASE("note_limits", test_note_limits, VARIANTS);
-        ADD_TCASE("phdr_limit", test_phdr_limit, VARIANTS);
+        ADD_TCASE("note_segment_limit", test_note_segment_limit, VARIANTS);
+        ADD_TCASE("note_bytes_shared", test_note_bytes_shared, VARIANTS);
+        ADD_TCASE("pt_note_limit", test_pt_note_limit, VARIANTS);
+        ADD_TCASE("cost_max", test_cost_max, VARIANTS);
+        ADD_TCASE("phdr_table_limit", test_phdr_table_limit, VARIANTS);
+        ADD_TCASE("phdr_count_hostile", test_phdr_count_hostile, VARIANTS);
         ADD_TCASE("read_error", test_read_error, VARIANTS);
         ADD_TCASE("fd", test_fd, VARIANTS);
         ADD_TCASE("fd_errors", test_fd_errors, 1);
