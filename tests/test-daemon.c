@@ -26,6 +26,7 @@
 #include <inttypes.h>
 #include <json-c/json.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -33,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/mman.h>
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -46,6 +48,7 @@
 #include "check-run.h"
 #include "macro.h"
 #include "proc.h"
+#include "stall-fs.h"
 #include "test-daemon-util.h"
 #include "test-util.h"
 #include "vma.h"
@@ -2712,6 +2715,293 @@ START_TEST(test_fd_limit) {
 }
 END_TEST
 
+/* --- tests: hostile clients and targets -------------------------------------- */
+
+/* Bytes trickled into one message are no progress: the connection is closed after the idle timeout. */
+START_TEST(test_trickle_timeout) {
+        Daemon *d = daemon_start(ARGS("--idle-timeout", "1"));
+        _cleanup_(client_freep) Client *c = client_connect(d);
+        static const char msg[] = "{\"method\":\"org.varlink.service.GetInfo\"}";
+        bool closed = false;
+
+        /* A byte every 200 ms: the whole message would take 8 s, against 1 s allowed for it. */
+        for (size_t i = 0; i < sizeof(msg) && !closed; i++) {
+                struct pollfd p = { .fd = c->fd, .events = POLLIN };
+                char b;
+
+                if (send(c->fd, msg + i, 1, MSG_NOSIGNAL) < 0) {
+                        ck_assert_msg(errno == EPIPE || errno == ECONNRESET, "send: %m");
+                        closed = true;
+                } else if (poll(&p, 1, 200) > 0) {
+                        ssize_t n = recv(c->fd, &b, 1, MSG_DONTWAIT);
+
+                        ck_assert_msg(n == 0 || (n < 0 && errno == ECONNRESET),
+                                      "got a reply, or an error other than the close: %zd", n);
+                        closed = true;
+                }
+        }
+        ck_assert_msg(closed, "a message trickled in byte by byte kept its connection open");
+
+        assert_serves(d);
+        daemon_stop(d);
+}
+END_TEST
+
+static void *wait_forever(void *userdata) {
+        pid_t *tid = userdata;
+
+        __atomic_store_n(tid, gettid(), __ATOMIC_RELEASE);
+        for (;;)
+                pause();
+        return NULL;
+}
+
+/* A thread id is no process: NoSuchProcess, without a warning in the log. */
+START_TEST(test_thread_id) {
+        Daemon *d = daemon_start(NULL);
+        _cleanup_(client_freep) Client *c = client_connect(d);
+        _cleanup_(json_object_putp) struct json_object *r = NULL;
+        _cleanup_free_ char *msg = NULL, *log = NULL;
+        pid_t tid = 0;
+        pthread_t t;
+
+        ck_assert_int_eq(pthread_create(&t, NULL, wait_forever, &tid), 0);
+        while (__atomic_load_n(&tid, __ATOMIC_ACQUIRE) == 0)
+                (void) poll(NULL, 0, 1);
+
+        msg = normalize_one(tid, (uintptr_t) test_marker_function);
+        for (unsigned i = 0; i < 3; i++) {
+                r = client_call(c, "%s", msg);
+                ck_assert_int_eq(json_get_u64(reply_error(r, "io.vmaq.NoSuchProcess"), "pid"), tid);
+                r = (json_object_put(r), NULL);
+        }
+
+        log = read_text_file(d->log_path);
+        ck_assert_msg(!strstr(log, "<4>") && !strstr(log, "<3>"), "warnings were logged:\n%s", log);
+        daemon_stop(d);
+}
+END_TEST
+
+/*
+ * A refused client learns nothing: not the state of the process (a zombie,
+ * a kernel thread or a thread all look like any process it may not see),
+ * and it leaves no trace in the process cache.
+ */
+START_TEST(test_denied_learns_nothing) {
+        Daemon *d = daemon_start(ARGS("--group", ""));
+        _cleanup_(client_freep) Client *c = client_connect(d);
+        _cleanup_(json_object_putp) struct json_object *s1 = NULL, *s2 = NULL;
+        uint64_t code = (uintptr_t) test_marker_function;
+        pid_t live, zombie, client, tid = 0;
+        siginfo_t si = {};
+        int ctl_live, ctl_zombie;
+        pthread_t t;
+
+        live = spawn_waiting_child(&ctl_live, NULL, NULL);
+        zombie = spawn_waiting_child(&ctl_zombie, NULL, NULL);
+        close(ctl_zombie);
+        ck_assert_int_eq(waitid(P_PID, zombie, &si, WEXITED|WNOWAIT), 0);
+        ck_assert_int_eq(pthread_create(&t, NULL, wait_forever, &tid), 0);
+        while (__atomic_load_n(&tid, __ATOMIC_ACQUIRE) == 0)
+                (void) poll(NULL, 0, 1);
+
+        s1 = get_status(c);
+        client = fork_child();
+        if (client == 0) {
+                const pid_t targets[] = { live, zombie, 2 /* kthreadd */, tid };
+                Client *nc = NULL;
+
+                drop_to_nobody();
+                CHILD_CHECK(client_open(d->socket_path, 0, &nc) == 0);
+                for (size_t i = 0; i < ELEMENTSOF(targets); i++) {
+                        struct json_object *r;
+
+                        r = client_call_raw(nc, normalize_one(targets[i], code), TIMEOUT_MS);
+                        CHILD_CHECK(is_denied_for(r, targets[i]));
+                        r = client_call_raw(nc, normalize_one(targets[i], code), TIMEOUT_MS);
+                        CHILD_CHECK(is_denied_for(r, targets[i]));
+                }
+                _exit(EXIT_SUCCESS);
+        }
+        assert_child_ok(client, CLIENT_TIMEOUT_MS);
+        s2 = get_status(c);
+
+        ck_assert_uint_eq(status_field(s2, "denied") - status_field(s1, "denied"), 8);
+        ck_assert_uint_eq(cache_delta(s1, s2, "proc_cache", "misses"), 0);
+        ck_assert_uint_eq(cache_delta(s1, s2, "proc_cache", "hits"), 0);
+        ck_assert_uint_eq(status_cache(s2, "proc_cache", "size"), status_cache(s1, "proc_cache", "size"));
+
+        close(ctl_live);
+        assert_child_ok(live, TIMEOUT_MS);
+        assert_child_ok(zombie, TIMEOUT_MS);
+        daemon_stop(d);
+}
+END_TEST
+
+/* A socket directory others may write to is refused, unless it is sticky. */
+START_TEST(test_socket_dir_writable) {
+        const mode_t modes[] = { 0777, 0770, 01777 };
+
+        for (size_t i = 0; i < ELEMENTSOF(modes); i++) {
+                Daemon *d = daemon_new();
+                char dir[PATH_MAX], path[PATH_MAX + 8], buf[64];
+
+                snprintf(dir, sizeof(dir), "%s/open", d->dir);
+                snprintf(path, sizeof(path), "%s/s", dir);
+                ck_assert_int_eq(mkdir(dir, 0700), 0);
+                ck_assert_int_eq(chmod(dir, modes[i]), 0);
+
+                daemon_spawn_in(d, ARGS("--socket", path));
+                if (modes[i] & S_ISVTX) {
+                        struct stat st;
+
+                        daemon_wait_ready(d, path);
+                        ck_assert_int_eq(lstat(path, &st), 0);
+                        ck_assert_uint_eq(st.st_mode & 07777, 0666);
+                        daemon_stop(d);
+                        continue;
+                }
+                ck_assert_int_eq(daemon_wait_exit(d, TIMEOUT_MS), 0);
+                ck_assert_msg(WIFEXITED(d->status) && WEXITSTATUS(d->status) != 0, "mode %o: %s",
+                              (unsigned) modes[i], describe_status(d->status, buf));
+                ck_assert_int_eq(access(path, F_OK), -1);
+                daemon_release(d);
+        }
+}
+END_TEST
+
+/* Out of fds, the daemon pauses accepting instead of spinning and logging in a loop, and recovers. */
+START_TEST(test_accept_out_of_fds) {
+        Client *clients[160] = {};
+        _cleanup_free_ char *log = NULL;
+        Daemon *d = daemon_new();
+        size_t n_failed = 0;
+        const char *p;
+
+        d->nofile_soft = d->nofile_hard = 96;
+        daemon_spawn_in(d, ARGS("--cache-size", "1"));
+        daemon_wait_ready(d, d->socket_path);
+
+        /* More than its fds: the kernel queues the rest, which vmaqd cannot accept for now. */
+        for (size_t i = 0; i < ELEMENTSOF(clients); i++)
+                ck_assert_int_eq(client_open(d->socket_path, 0, &clients[i]), 0);
+        /* Let it run into the limit for a while: a busy loop would log thousands of lines here. */
+        (void) poll(NULL, 0, 1500);
+        for (size_t i = 0; i < ELEMENTSOF(clients); i++)
+                client_free(clients[i]);
+
+        assert_serves(d);
+
+        log = read_text_file(d->log_path);
+        for (p = log; (p = strstr(p, "Failed to accept")); p++)
+                n_failed++;
+        ck_assert_uint_ge(n_failed, 1);
+        ck_assert_uint_le(n_failed, 10);
+        daemon_stop(d);
+}
+END_TEST
+
+/*
+ * A target maps a file whose reads never return. The request about it
+ * waits, on a worker; every other client is answered meanwhile, and the
+ * stuck request is answered once the file system goes away.
+ */
+START_TEST(test_stalled_target) {
+        Daemon *d = daemon_start(NULL);
+        TestChild *tc = spawn_test_child();
+        _cleanup_(client_freep) Client *stuck = client_connect(d), *other = client_connect(d);
+        _cleanup_(json_object_putp) struct json_object *r = NULL;
+        _cleanup_free_ char *msg = NULL, *m = NULL;
+        char exe[PATH_MAX];
+        int ready[2], k;
+        uint64_t addr = 0;
+        StallFs fs;
+        pid_t target;
+
+        ck_assert_int_eq(stall_fs_mount(&fs, run_dir), 0);
+        test_self_exe(exe);
+
+        /* The target maps the file and reports where. */
+        ck_assert_int_eq(pipe2(ready, O_CLOEXEC), 0);
+        target = fork_child();
+        if (target == 0) {
+                int fd = open(fs.file, O_RDONLY|O_CLOEXEC);
+                void *p;
+
+                CHILD_CHECK(fd >= 0);
+                p = mmap(NULL, 8192, PROT_READ, MAP_PRIVATE, fd, 0);
+                CHILD_CHECK(p != MAP_FAILED);
+                addr = (uintptr_t) p;
+                CHILD_CHECK(write(ready[1], &addr, sizeof(addr)) == sizeof(addr));
+                for (;;)
+                        pause();
+        }
+        close(ready[1]);
+        ck_assert_int_eq(read(ready[0], &addr, sizeof(addr)), sizeof(addr));
+        close(ready[0]);
+
+        msg = normalize_one(target, addr + 16);
+        ck_assert_int_eq(client_send(stuck, msg), 0);
+        ck_assert_int_eq(stall_fs_wait_read(&fs, TIMEOUT_MS), 0);
+
+        /* The daemon is inside the read. Others are served, the stuck client waits. */
+        for (unsigned i = 0; i < 3; i++) {
+                _cleanup_free_ char *own = normalize_one(tc->pid, (uintptr_t) test_marker_function);
+
+                r = client_call(other, "%s", own);
+                ck_assert_pstr_eq(single_module_path(r), exe);
+                r = (json_object_put(r), NULL);
+                r = get_status(other);
+                r = (json_object_put(r), NULL);
+        }
+        assert_serves(d);
+        ck_assert_int_eq(client_read(stuck, NO_REPLY_MS, &m), -ETIMEDOUT);
+
+        /* The file system goes away: the read fails, and the request is answered after all. */
+        stall_fs_unmount(&fs);
+        k = client_read(stuck, TIMEOUT_MS, &m);
+        ck_assert_int_eq(k, 1);
+        r = json_tokener_parse(m);
+        ck_assert_ptr_nonnull(r);
+        ck_assert_int_eq(json_get_u64(reply_parameters(r), "pid"), target);
+
+        kill(target, SIGKILL);
+        (void) wait_child(target, TIMEOUT_MS);
+        test_child_stop(tc);
+        daemon_stop(d);
+}
+END_TEST
+
+/* A flood of oneway calls on one connection does not make another client wait for it. */
+START_TEST(test_oneway_flood_fair) {
+        Daemon *d = daemon_start(NULL);
+        TestChild *tc = spawn_test_child();
+        _cleanup_(client_freep) Client *flooder = client_connect(d), *other = client_connect(d);
+        _cleanup_(json_object_putp) struct json_object *s1 = NULL, *s2 = NULL;
+        _cleanup_free_ char *call = NULL, *calls = NULL;
+        const size_t n = 3000;
+        size_t len;
+
+        ck_assert_int_ge(asprintf(&call, "{\"method\":\"io.vmaq.ListMappings\",\"oneway\":true,"
+                                         "\"parameters\":{\"pid\":%d}}", (int) tc->pid), 0);
+        len = strlen(call) + 1;
+        calls = malloc(n * len);
+        ck_assert_ptr_nonnull(calls);
+        for (size_t i = 0; i < n; i++)
+                memcpy(calls + i * len, call, len);
+
+        s1 = get_status(other);
+        ck_assert_int_eq(client_send_raw(flooder, calls, n * len), 0);
+        s2 = get_status(other);
+
+        /* Answered in its turn, not after the flood: few of the flood's calls ran before it. */
+        ck_assert_uint_lt(status_field(s2, "requests") - status_field(s1, "requests"), n / 10);
+
+        test_child_stop(tc);
+        daemon_stop(d);
+}
+END_TEST
+
 /* --- the suite --------------------------------------------------------------- */
 
 static TCase *tcase(Suite *s, const char *name) {
@@ -2793,6 +3083,20 @@ static Suite *daemon_suite(void) {
         tc = tcase(s, "service");
         tcase_add_test(tc, test_notify);
         tcase_add_test(tc, test_fd_limit);
+
+        tc = tcase(s, "hostile");
+        tcase_add_test(tc, test_trickle_timeout);
+        tcase_add_test(tc, test_thread_id);
+        tcase_add_test(tc, test_socket_dir_writable);
+        tcase_add_test(tc, test_accept_out_of_fds);
+        tcase_add_test(tc, test_oneway_flood_fair);
+        if (root) {
+                tcase_add_test(tc, test_denied_learns_nothing);
+                if (access("/dev/fuse", R_OK|W_OK) >= 0)
+                        tcase_add_test(tc, test_stalled_target);
+                else
+                        fprintf(stderr, "NOTE: stalled target test not run: no /dev/fuse\n");
+        }
 
         tc = tcase(s, "socket");
         if (activate)
