@@ -399,7 +399,7 @@ int method_dispatch(Connection *c, const char *message, size_t size) {
 
         c->manager->requests++;
 
-        r = varlink_call_parse(message, size, &v);
+        r = varlink_call_parse(message, size, NULL, &v);
         if (r < 0) {
                 /* The stream cannot be trusted any more: answer and close. */
                 log_debug_errno(c->manager->log_level, r, "Invalid message from pid %d: %m", (int) c->cred.pid);
