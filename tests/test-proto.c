@@ -1048,6 +1048,108 @@ START_TEST(test_normalize_decode_limit) {
 }
 END_TEST
 
+START_TEST(test_request_limits) {
+        VarlinkLimits l;
+
+        proto_request_limits(1, &l);
+        ck_assert_uint_eq(l.max_values, 17);
+        ck_assert_uint_eq(l.max_containers, 16);
+        ck_assert_uint_eq(l.max_array_elements, 1);
+
+        proto_request_limits(100000, &l);
+        ck_assert_uint_eq(l.max_values, 100016);
+        ck_assert_uint_eq(l.max_containers, 16);
+        ck_assert_uint_eq(l.max_array_elements, 100000);
+
+        proto_request_limits(UINT32_MAX, &l);
+        ck_assert_uint_eq(l.max_values, (size_t) UINT32_MAX + 16);
+        ck_assert_uint_eq(l.max_array_elements, UINT32_MAX);
+
+        /* Saturated, never wrapped around to a small limit. */
+        proto_request_limits(SIZE_MAX - 15, &l);
+        ck_assert_uint_eq(l.max_values, SIZE_MAX);
+        proto_request_limits(SIZE_MAX, &l);
+        ck_assert_uint_eq(l.max_values, SIZE_MAX);
+        ck_assert_uint_eq(l.max_array_elements, SIZE_MAX);
+}
+END_TEST
+
+/* The largest Normalize call: every key a call and Normalize have, and @n addresses. */
+static char *normalize_call_largest_new(size_t n, size_t *ret_size) {
+        static const char head[] = "{\"method\":\"io.vmaq.Normalize\",\"oneway\":false,\"more\":false,"
+                                   "\"parameters\":{\"pid\":1,\"addresses\":[";
+        static const char tail[] = "],\"build_ids\":true,\"map_files\":false,\"start_time\":1}}";
+        char *text, *p;
+
+        text = malloc(sizeof(head) + n * 6 + sizeof(tail));
+        ck_assert_ptr_nonnull(text);
+        p = stpcpy(text, head);
+        for (size_t i = 0; i < n; i++)
+                p = stpcpy(p, i == 0 ? "4096" : i % 2 ? ",\"0x1\"" : ",4096");
+        p = stpcpy(p, tail);
+        *ret_size = (size_t) (p - text);
+        return text;
+}
+
+static const struct {
+        size_t max_addresses;
+        size_t n;
+        int r;
+} request_limit_vectors[] = {
+        { 1,            1,              0 },
+        { 1,            2,              -E2BIG },
+        { 3,            3,              0 },
+        { 3,            4,              -E2BIG },
+        { 100000,       100000,         0 },
+        { 100000,       100001,         -E2BIG },
+};
+
+START_TEST(test_request_limits_largest) {
+        _cleanup_(proto_normalize_request_done) ProtoNormalizeRequest req = {};
+        _cleanup_free_ char *text = NULL;
+        const char *parameter = NULL;
+        VarlinkCall call = {};
+        VarlinkLimits l;
+        size_t size;
+        int r;
+
+        proto_request_limits(request_limit_vectors[_i].max_addresses, &l);
+        text = normalize_call_largest_new(request_limit_vectors[_i].n, &size);
+        r = varlink_call_parse(text, size, &l, &call);
+        ck_assert_int_eq(r, request_limit_vectors[_i].r);
+        if (r < 0)
+                return;
+
+        ck_assert_int_eq(proto_normalize_request_decode(call.parameters, request_limit_vectors[_i].max_addresses,
+                                                        &req, &parameter), 0);
+        ck_assert_uint_eq(req.n_addresses, request_limit_vectors[_i].n);
+        ck_assert_uint_eq(req.addresses[0], 4096);
+        ck_assert(req.pin);
+        varlink_call_done(&call);
+}
+END_TEST
+
+/* The other methods' largest calls fit the limits of a daemon that takes a single address. */
+static const char *const request_other_vectors[] = {
+        "{\"method\":\"io.vmaq.ListMappings\",\"oneway\":false,\"more\":false,"
+        "\"parameters\":{\"pid\":1,\"exec_only\":true,\"build_ids\":true,\"start_time\":1}}",
+        "{\"method\":\"org.varlink.service.GetInterfaceDescription\",\"oneway\":false,\"more\":false,"
+        "\"parameters\":{\"interface\":\"io.vmaq\"}}",
+        "{\"method\":\"io.vmaq.GetStatus\",\"oneway\":false,\"more\":false,\"parameters\":{}}",
+        "{\"method\":\"org.varlink.service.GetInfo\",\"oneway\":false,\"more\":false,\"parameters\":{}}",
+};
+
+START_TEST(test_request_limits_other) {
+        const char *text = request_other_vectors[_i];
+        VarlinkCall call = {};
+        VarlinkLimits l;
+
+        proto_request_limits(1, &l);
+        ck_assert_int_eq(varlink_call_parse(text, strlen(text), &l, &call), 0);
+        varlink_call_done(&call);
+}
+END_TEST
+
 START_TEST(test_normalize_decode_no_parameters) {
         ProtoNormalizeRequest req = {};
         const char *parameter = NULL;
@@ -2118,6 +2220,12 @@ static Suite *proto_suite(void) {
         tcase_add_loop_test(tc, test_normalize_decode, 0, ELEMENTSOF(normalize_vectors));
         tcase_add_test(tc, test_normalize_decode_limit);
         tcase_add_test(tc, test_normalize_decode_no_parameters);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("request-limits");
+        tcase_add_test(tc, test_request_limits);
+        tcase_add_loop_test(tc, test_request_limits_largest, 0, ELEMENTSOF(request_limit_vectors));
+        tcase_add_loop_test(tc, test_request_limits_other, 0, ELEMENTSOF(request_other_vectors));
         suite_add_tcase(s, tc);
 
         tc = tcase_create("normalize-request-encode");
