@@ -286,7 +286,7 @@ static int call(struct vmaq_client *c, ProtoMethod method, struct json_object *p
         if (r < 0)
                 return r;
 
-        r = varlink_json_parse(reply, reply_size, &message);
+        r = varlink_json_parse(reply, reply_size, NULL, &message);
         if (r == -ENOMEM)
                 return fail(c, r, "out of memory");
         if (r < 0)

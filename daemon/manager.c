@@ -20,6 +20,7 @@
 #include "log.h"
 #include "manager.h"
 #include "policy.h"
+#include "vmaq-proto.h"
 
 /* Each cached process holds three fds: its /proc directory, its maps file and a pidfd. */
 #define FDS_PER_PROC 3
@@ -104,6 +105,7 @@ int manager_new(Manager **ret, const ManagerConfig *config) {
         m->listen_fd = -EBADF;
         m->proc_exit_fd = -EBADF;
         m->privileged_gid = (gid_t) -1;
+        proto_request_limits(config->max_addresses, &m->request_limits);
         pthread_mutex_init(&m->procs_lock, NULL);
         m->log_refused = RATELIMIT_INIT(10U * 1000000U, 10);
         m->log_denied = RATELIMIT_INIT(10U * 1000000U, 10);
@@ -363,6 +365,8 @@ static int manager_on_workers(sd_event_source *s, int fd, uint32_t revents, void
 static int manager_on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata);
 
 void manager_connection_closed(Manager *m, Connection *c) {
+        bool trim = c->in_allocated + c->out_allocated >= TRIM_THRESHOLD;
+
         manager_unready(m, c);
         if (c->prev)
                 c->prev->next = c->next;
@@ -377,6 +381,9 @@ void manager_connection_closed(Manager *m, Connection *c) {
         c->user->n_connections--;
         manager_user_unref(m, c->user);
         connection_free(c);
+        /* Its buffers grew large: give the memory back rather than keep it for the next one. */
+        if (trim)
+                (void) malloc_trim(0);
 
         /* An fd came free. */
         if (m->accept_retry_source && !m->stopping) {

@@ -31,6 +31,7 @@
 #include "macro.h"
 #include "policy.h"
 #include "proc.h"
+#include "varlink.h"
 #include "vma.h"
 #include "worker.h"
 
@@ -121,6 +122,7 @@ struct Manager {
         ManagerConfig config;
         int log_level;
         VmaBackend backend;
+        VarlinkLimits request_limits;   /* what a request may hold, checked before it is parsed */
         gid_t privileged_gid;           /* (gid_t) -1: no such group */
         NsId pidns, userns;
         sd_event *event;

@@ -401,7 +401,17 @@ static int method_run(Call *call, const char *message, size_t size) {
         int r;
 
         call->varlink = &v;
-        r = varlink_call_parse(message, size, &v);
+        r = varlink_call_parse(message, size, &call->manager->request_limits, &v);
+        if (r == -E2BIG)
+                /*
+                 * Refused before it was built, for holding more values than
+                 * the addresses a request may carry. The framing is intact:
+                 * the connection carries on.
+                 */
+                return call_error(call, PROTO_ERROR_REQUEST_TOO_LARGE, &(ProtoErrorDetails) {
+                                .parameter = "addresses",
+                                .limit = call->manager->config.max_addresses,
+                        });
         if (r < 0) {
                 /* The stream cannot be trusted any more: answer and close. */
                 log_debug_errno(call->manager->log_level, r, "Invalid message from pid %d: %m",

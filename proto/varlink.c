@@ -214,24 +214,119 @@ static int scan_number(const char *p, size_t n, size_t *i, bool *ret_clamped) {
 }
 
 /*
- * Check the whole text. If @out is not NULL, copy the text there with ".0"
- * appended to each clamped integer, so that json-c reads it as a double;
- * @out must have room for @n plus two bytes per clamped integer. Returns
- * the number of clamped integers.
+ * What the scan knows of the containers it is in, the innermost last. No
+ * value may be deeper than VARLINK_DEPTH_MAX levels, so a fixed array
+ * holds them all.
  */
-static int scan_json(const char *p, size_t n, char *out) {
+typedef struct ScanState {
+        const VarlinkLimits *limits;
+        size_t n_values;
+        size_t n_containers;
+        size_t depth;
+        struct {
+                char type;                      /* '{' or '[' */
+                size_t n_elements;              /* values directly inside an array */
+        } levels[VARLINK_DEPTH_MAX];
+} ScanState;
+
+/* Count a value: a scalar once it is checked, a container at its opening bracket. */
+static int scan_value(ScanState *s) {
+        const VarlinkLimits *l = s->limits;
+
+        /* The top level is level 1. json-c refuses this too, but after building all before it. */
+        if (s->depth >= VARLINK_DEPTH_MAX)
+                return -EBADMSG;
+
+        s->n_values++;
+        if (l && l->max_values > 0 && s->n_values > l->max_values)
+                return -E2BIG;
+
+        if (s->depth > 0 && s->levels[s->depth - 1].type == '[') {
+                size_t n = ++s->levels[s->depth - 1].n_elements;
+
+                if (l && l->max_array_elements > 0 && n > l->max_array_elements)
+                        return -E2BIG;
+        }
+        return 0;
+}
+
+static int scan_open(ScanState *s, char type) {
+        const VarlinkLimits *l = s->limits;
+        int r;
+
+        r = scan_value(s);
+        if (r < 0)
+                return r;
+
+        s->n_containers++;
+        if (l && l->max_containers > 0 && s->n_containers > l->max_containers)
+                return -E2BIG;
+
+        s->levels[s->depth].type = type;
+        s->levels[s->depth].n_elements = 0;
+        s->depth++;
+        return 0;
+}
+
+static int scan_close(ScanState *s, char type) {
+        if (s->depth == 0 || s->levels[s->depth - 1].type != type)
+                return -EBADMSG;
+        s->depth--;
+        return 0;
+}
+
+/*
+ * Check the whole text and count its values against @limits (NULL: no
+ * limits) in the same pass, so that a message over a limit is refused
+ * before json-c allocates anything for it. The grammar between tokens is
+ * json-c's to check; the scan only needs to tell keys from values: in an
+ * object, a string right after '{' or ',' is a key. It allocates nothing.
+ *
+ * If @out is not NULL, copy the text there with ".0" appended to each
+ * clamped integer, so that json-c reads it as a double; @out must have
+ * room for @n plus two bytes per clamped integer. Returns the number of
+ * clamped integers.
+ */
+static int scan_json(const char *p, size_t n, const VarlinkLimits *limits, char *out) {
+        ScanState s = {
+                .limits = limits,
+        };
         size_t i = 0, copied = 0, o = 0;
         int n_clamped = 0, r;
+        char last = 0;                          /* the last structural character; 0 after a scalar */
 
         while (i < n) {
                 char c = p[i];
 
-                if (char_is_json_space(c) || char_is_structural(c))
+                if (char_is_json_space(c)) {
                         i++;
-                else if (c == '"') {
+                        continue;
+                }
+
+                if (char_is_structural(c)) {
+                        if (c == '{' || c == '[')
+                                r = scan_open(&s, c);
+                        else if (c == '}' || c == ']')
+                                r = scan_close(&s, c == '}' ? '{' : '[');
+                        else
+                                r = 0;
+                        if (r < 0)
+                                return r;
+                        last = c;
+                        i++;
+                        continue;
+                }
+
+                if (c == '"') {
+                        bool key = s.depth > 0 && s.levels[s.depth - 1].type == '{' && IN_SET(last, '{', ',');
+
                         r = scan_string(p, n, &i);
                         if (r < 0)
                                 return r;
+                        if (key) {
+                                last = 0;
+                                continue;
+                        }
                 } else if (c == '-' || char_is_digit(c)) {
                         bool clamped;
 
@@ -267,6 +362,12 @@ static int scan_json(const char *p, size_t n, char *out) {
                                 return -EBADMSG;
                 } else
                         return -EBADMSG;
+
+                /* A scalar value, checked: count it. */
+                r = scan_value(&s);
+                if (r < 0)
+                        return r;
+                last = 0;
         }
 
         if (out)
@@ -274,7 +375,7 @@ static int scan_json(const char *p, size_t n, char *out) {
         return n_clamped;
 }
 
-int varlink_json_parse(const char *data, size_t size, struct json_object **ret) {
+int varlink_json_parse(const char *data, size_t size, const VarlinkLimits *limits, struct json_object **ret) {
         _cleanup_(json_tokener_freep) struct json_tokener *tok = NULL;
         _cleanup_(json_object_putp) struct json_object *o = NULL;
         _cleanup_free_ char *copy = NULL;
@@ -290,7 +391,8 @@ int varlink_json_parse(const char *data, size_t size, struct json_object **ret) 
         if (size > 0 && memchr(data, '\0', size))
                 return -EBADMSG;
 
-        n_clamped = scan_json(data, size, NULL);
+        /* Before anything is allocated: json-c's tree costs up to hundreds of bytes per input byte. */
+        n_clamped = scan_json(data, size, limits, NULL);
         if (n_clamped < 0)
                 return n_clamped;
         if (n_clamped > 0) {
@@ -303,7 +405,7 @@ int varlink_json_parse(const char *data, size_t size, struct json_object **ret) 
                 copy = malloc(copy_size);
                 if (!copy)
                         return -ENOMEM;
-                (void) scan_json(data, size, copy);
+                (void) scan_json(data, size, limits, copy);
                 data = copy;
                 size = copy_size;
         }
@@ -386,13 +488,13 @@ bool varlink_qualified_name_is_valid(const char *name) {
                varlink_member_name_is_valid(dot + 1);
 }
 
-int varlink_call_parse(const char *data, size_t size, VarlinkCall *ret) {
+int varlink_call_parse(const char *data, size_t size, const VarlinkLimits *limits, VarlinkCall *ret) {
         _cleanup_(json_object_putp) struct json_object *o = NULL;
         struct json_object *method = NULL, *parameters = NULL;
         bool oneway = false, more = false, has_parameters = false;
         int r;
 
-        r = varlink_json_parse(data, size, &o);
+        r = varlink_json_parse(data, size, limits, &o);
         if (r < 0)
                 return r;
 

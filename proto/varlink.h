@@ -24,30 +24,55 @@ typedef struct VarlinkCall {
 } VarlinkCall;
 
 /*
+ * Bounds on what one message may make json-c build, checked while the text
+ * is scanned, before json-c allocates anything: its tree costs far more
+ * than the text (an empty object, 3 bytes with its comma, costs about 790
+ * bytes), so a limit on the size of the message alone does not bound the
+ * memory it takes. A value is a string, a number, true, false, null, an
+ * object or an array, wherever it is (the message itself is one); an
+ * object's keys are not values. 0 means no limit.
+ */
+typedef struct VarlinkLimits {
+        size_t max_values;                      /* scalars and containers in the message */
+        size_t max_containers;                  /* objects and arrays, the message included */
+        size_t max_array_elements;              /* values directly inside any one array */
+} VarlinkLimits;
+
+/*
  * Parse one JSON value of @size bytes at @data, stricter than json-c alone:
  * RFC 8259 grammar (no NaN/Infinity, no leading zeros, no "1."), valid
  * UTF-8 (no overlong forms, no surrogates), no raw control characters in
  * strings, no "\u0000" and no unpaired surrogate escapes, no NUL byte,
  * nesting of at most VARLINK_DEPTH_MAX levels (a scalar inside counts as
- * one), whitespace only around the value.
+ * one), whitespace only around the value, and within @limits (NULL: no
+ * limits, for a peer that is trusted, like the daemon to its client).
  *
  * json-c clamps integers silently (2^64 reads as 2^64-1, -2^63-1 as
  * -2^63), so an integer literal outside int64 and uint64 is parsed as a
  * double instead: whoever expects an integer then refuses it.
  *
+ * The text is scanned once, in linear time and without allocating, before
+ * json-c sees it; a refused message costs no memory. The scan stops at the
+ * first value past a limit, so a message refused with -E2BIG may also be
+ * malformed further on.
+ *
  * Errors: -EBADMSG  not one valid JSON value as above (also @size > INT_MAX)
+ *         -E2BIG    more values, containers or elements of one array than
+ *                   @limits allows
  *         -ENOMEM
  * Returns the value, owned by the caller, in *ret: NULL for JSON's null.
  */
-int varlink_json_parse(const char *data, size_t size, struct json_object **ret);
+int varlink_json_parse(const char *data, size_t size, const VarlinkLimits *limits, struct json_object **ret);
 
 /*
  * Parse the message of @size bytes at @data (the NUL not included) with
- * varlink_json_parse(), then check that it is a call: an object with
- * "method" (required), "parameters", "oneway" and "more", and no other key.
+ * varlink_json_parse() and @limits, then check that it is a call: an
+ * object with "method" (required), "parameters", "oneway" and "more", and
+ * no other key.
  *
  * Errors: -EBADMSG  not valid JSON, not UTF-8, too deep, trailing bytes,
  *                   or an embedded NUL (see varlink_json_parse())
+ *         -E2BIG    over @limits (see varlink_json_parse()): nothing was built
  *         -EPROTO   valid JSON but no valid call: not an object, "method"
  *                   missing or not a string of the form "interface.Method",
  *                   "parameters" not an object, "oneway"/"more" not booleans,
@@ -56,7 +81,7 @@ int varlink_json_parse(const char *data, size_t size, struct json_object **ret);
  * On success call varlink_call_done() to release it. *ret is written only
  * on success.
  */
-int varlink_call_parse(const char *data, size_t size, VarlinkCall *ret);
+int varlink_call_parse(const char *data, size_t size, const VarlinkLimits *limits, VarlinkCall *ret);
 /* Release a parsed call and reset it; accepts a zeroed or already released call. */
 void varlink_call_done(VarlinkCall *call);
 

@@ -408,6 +408,26 @@ int proto_empty_request_decode(struct json_object *parameters, const char **ret_
         return dispatch_fields(parameters, NULL, 0, NULL, ret_parameter);
 }
 
+/* See proto_request_limits(): the values and containers of a request besides its addresses, with room. */
+#define REQUEST_VALUES_OTHER 16
+#define REQUEST_CONTAINERS_MAX 16
+
+void proto_request_limits(size_t max_addresses, VarlinkLimits *ret) {
+        size_t values;
+
+        assert(max_addresses > 0);      /* 0 would mean no limit */
+        assert(ret);
+
+        if (__builtin_add_overflow(max_addresses, (size_t) REQUEST_VALUES_OTHER, &values))
+                values = SIZE_MAX;
+
+        *ret = (VarlinkLimits) {
+                .max_values = values,
+                .max_containers = REQUEST_CONTAINERS_MAX,
+                .max_array_elements = max_addresses,
+        };
+}
+
 typedef struct NormalizeTarget {
         ProtoNormalizeRequest req;
         AddressList addresses;

@@ -17,6 +17,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "varlink.h"
+
 struct json_object;
 
 #define VMAQ_INTERFACE "io.vmaq"
@@ -103,6 +105,25 @@ typedef struct ProtoErrorDetails {
  * Errors: -EINVAL @e out of range; -ENOMEM.
  */
 int proto_error_format(ProtoError e, const ProtoErrorDetails *details, char **ret, size_t *ret_size);
+
+/* --- requests ----------------------------------------------------------- */
+
+/*
+ * The limits to parse a request with (varlink_call_parse()) for a daemon
+ * that takes up to @max_addresses (at least 1) addresses in one Normalize
+ * call: what the largest valid request needs, so that the scan refuses
+ * whatever json-c would build beyond it.
+ *
+ * Besides its addresses, no request has more than 10 values (the call,
+ * "method", "parameters", "oneway", "more", and Normalize's five
+ * parameters, the addresses array among them) nor more than 3 containers
+ * (the call, "parameters", "addresses"). The limits leave room for more:
+ * @max_addresses + 16 values, 16 containers, and @max_addresses elements
+ * in any array. A Normalize call with more addresses than that is then
+ * refused by the scan (-E2BIG), before proto_normalize_request_decode()
+ * could name "addresses".
+ */
+void proto_request_limits(size_t max_addresses, VarlinkLimits *ret);
 
 /* --- org.varlink.service ------------------------------------------------ */
 

@@ -2972,6 +2972,70 @@ START_TEST(test_stalled_target) {
 }
 END_TEST
 
+/* The daemon's resident memory, "VmRSS" or its peak "VmHWM", in KiB. */
+static uint64_t daemon_memory_kib(const Daemon *d, const char *field) {
+        char path[64], line[256];
+        uint64_t kib = 0;
+        FILE *f;
+
+        snprintf(path, sizeof(path), "/proc/%d/status", (int) d->pid);
+        f = fopen(path, "re");
+        ck_assert_ptr_nonnull(f);
+        while (fgets(line, sizeof(line), f))
+                if (strncmp(line, field, strlen(field)) == 0 && line[strlen(field)] == ':')
+                        ck_assert_int_eq(sscanf(line + strlen(field) + 1, "%" SCNu64, &kib), 1);
+        fclose(f);
+        ck_assert_uint_gt(kib, 0);
+        return kib;
+}
+
+/*
+ * Messages near the size limit whose values are costly to build: refused
+ * before they are built, and what they took is given back afterwards.
+ */
+START_TEST(test_costly_messages) {
+        static const char *const elements[] = { "{}", "[]", "0", "\"\"" };
+        Daemon *d = daemon_start(NULL);
+        uint64_t before, peak, after;
+        const size_t size = 12U << 20;
+
+        before = daemon_memory_kib(d, "VmRSS");
+        for (size_t i = 0; i < ELEMENTSOF(elements); i++) {
+                _cleanup_(client_freep) Client *c = client_connect(d);
+                _cleanup_(json_object_putp) struct json_object *r = NULL;
+                _cleanup_free_ char *msg = malloc(size + 128);
+                size_t len, n = 0;
+
+                ck_assert_ptr_nonnull(msg);
+                n = (size_t) sprintf(msg, "{\"method\":\"io.vmaq.Normalize\",\"parameters\":{\"pid\":1,\"addresses\":[");
+                len = strlen(elements[i]);
+                while (n + len + 8 < size) {
+                        memcpy(msg + n, elements[i], len);
+                        n += len;
+                        msg[n++] = ',';
+                }
+                memcpy(msg + n, "0]}}", 5);
+
+                r = client_call(c, "%s", msg);
+                ck_assert_str_eq(json_get_string(reply_error(r, "io.vmaq.RequestTooLarge"), "parameter"),
+                                 "addresses");
+        }
+        /* A 12 MiB message is read and copied once: far below what building it would have cost. */
+        peak = daemon_memory_kib(d, "VmHWM");
+        ck_assert_msg(peak < before + 64 * 1024, "peak %" PRIu64 " KiB from %" PRIu64, peak, before);
+
+        /* The connections are gone: so is their memory, bar what malloc keeps (not the 12 MiB). */
+        {
+                _cleanup_(client_freep) Client *w = client_connect(d);
+
+                wait_connections(w, 1);
+        }
+        after = daemon_memory_kib(d, "VmRSS");
+        ck_assert_msg(after < before + 8 * 1024, "resident %" PRIu64 " KiB from %" PRIu64, after, before);
+        daemon_stop(d);
+}
+END_TEST
+
 /* A flood of oneway calls on one connection does not make another client wait for it. */
 START_TEST(test_oneway_flood_fair) {
         Daemon *d = daemon_start(NULL);
@@ -3090,6 +3154,7 @@ static Suite *daemon_suite(void) {
         tcase_add_test(tc, test_socket_dir_writable);
         tcase_add_test(tc, test_accept_out_of_fds);
         tcase_add_test(tc, test_oneway_flood_fair);
+        tcase_add_test(tc, test_costly_messages);
         if (root) {
                 tcase_add_test(tc, test_denied_learns_nothing);
                 if (access("/dev/fuse", R_OK|W_OK) >= 0)

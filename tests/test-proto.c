@@ -2,11 +2,15 @@
 
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <json-c/json.h>
+#include <malloc.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "check-run.h"
 #include "macro.h"
@@ -22,7 +26,7 @@ static struct json_object *parse(const char *text) {
         struct json_object *o = NULL;
         int r;
 
-        r = varlink_json_parse(text, strlen(text), &o);
+        r = varlink_json_parse(text, strlen(text), NULL, &o);
         ck_assert_msg(r == 0, "'%s': %d", text, r);
         return o;
 }
@@ -70,7 +74,8 @@ static const struct {
 START_TEST(test_call_parse_valid) {
         VarlinkCall call = {};
 
-        ck_assert_int_eq(varlink_call_parse(call_valid_vectors[_i].text, strlen(call_valid_vectors[_i].text), &call), 0);
+        ck_assert_int_eq(varlink_call_parse(call_valid_vectors[_i].text, strlen(call_valid_vectors[_i].text), NULL,
+                                            &call), 0);
         ck_assert_str_eq(call.method, call_valid_vectors[_i].method);
         ck_assert_str_eq(plain(call.parameters), call_valid_vectors[_i].parameters);
         ck_assert_int_eq(call.oneway, call_valid_vectors[_i].oneway);
@@ -193,7 +198,7 @@ static const struct {
 START_TEST(test_call_parse_invalid) {
         VarlinkCall call = { .method = "untouched" };
 
-        ck_assert_msg(varlink_call_parse(call_invalid_vectors[_i].text, call_invalid_vectors[_i].size, &call) ==
+        ck_assert_msg(varlink_call_parse(call_invalid_vectors[_i].text, call_invalid_vectors[_i].size, NULL, &call) ==
                       call_invalid_vectors[_i].r, "vector %d", _i);
         ck_assert_str_eq(call.method, "untouched");
         ck_assert_ptr_null(call.object);
@@ -201,7 +206,7 @@ START_TEST(test_call_parse_invalid) {
 END_TEST
 
 /* Nesting: VARLINK_DEPTH_MAX levels, a scalar counting as one. */
-static int parse_nested(size_t levels) {
+static int parse_nested(size_t levels, const VarlinkLimits *limits) {
         _cleanup_free_ char *text = NULL;
         VarlinkCall call = {};
         size_t n = 0, arrays;
@@ -220,16 +225,291 @@ static int parse_nested(size_t levels) {
                 text[n++] = ']';
         n += sprintf(text + n, "}}");
 
-        r = varlink_call_parse(text, n, &call);
+        r = varlink_call_parse(text, n, limits, &call);
         varlink_call_done(&call);
         return r;
 }
 
+/* @levels containers of @open/@close inside each other, the innermost empty. */
+static int parse_nested_empty(size_t levels, char open, char close) {
+        _cleanup_(json_object_putp) struct json_object *o = NULL;
+        _cleanup_free_ char *text = NULL;
+        size_t n = 0;
+
+        text = malloc(levels * 6);
+        ck_assert_ptr_nonnull(text);
+        for (size_t i = 0; i < levels; i++) {
+                if (open == '{' && i > 0)
+                        n += sprintf(text + n, "\"a\":");
+                text[n++] = open;
+        }
+        for (size_t i = 0; i < levels; i++)
+                text[n++] = close;
+
+        return varlink_json_parse(text, n, NULL, &o);
+}
+
 START_TEST(test_call_parse_depth) {
-        ck_assert_int_eq(parse_nested(3), 0);
-        ck_assert_int_eq(parse_nested(VARLINK_DEPTH_MAX), 0);
-        ck_assert_int_eq(parse_nested(VARLINK_DEPTH_MAX + 1), -EBADMSG);
-        ck_assert_int_eq(parse_nested(1000), -EBADMSG);
+        const VarlinkLimits roomy = { .max_values = 1000, .max_containers = 1000, .max_array_elements = 1000 };
+
+        ck_assert_int_eq(parse_nested(3, NULL), 0);
+        ck_assert_int_eq(parse_nested(VARLINK_DEPTH_MAX, NULL), 0);
+        ck_assert_int_eq(parse_nested(VARLINK_DEPTH_MAX + 1, NULL), -EBADMSG);
+        ck_assert_int_eq(parse_nested(1000, NULL), -EBADMSG);
+
+        /* Limits that are not reached change nothing. */
+        ck_assert_int_eq(parse_nested(VARLINK_DEPTH_MAX, &roomy), 0);
+        ck_assert_int_eq(parse_nested(VARLINK_DEPTH_MAX + 1, &roomy), -EBADMSG);
+        ck_assert_int_eq(parse_nested(1000, &roomy), -EBADMSG);
+
+        /* An empty container at the deepest level is fine: nothing is below it. */
+        ck_assert_int_eq(parse_nested_empty(VARLINK_DEPTH_MAX, '[', ']'), 0);
+        ck_assert_int_eq(parse_nested_empty(VARLINK_DEPTH_MAX + 1, '[', ']'), -EBADMSG);
+        ck_assert_int_eq(parse_nested_empty(VARLINK_DEPTH_MAX, '{', '}'), 0);
+        ck_assert_int_eq(parse_nested_empty(VARLINK_DEPTH_MAX + 1, '{', '}'), -EBADMSG);
+        ck_assert_int_eq(parse_nested_empty(100000, '[', ']'), -EBADMSG);
+}
+END_TEST
+
+/* --- varlink_json_parse: limits ------------------------------------------ */
+
+#define LIMITS(v, c, e) { .max_values = (v), .max_containers = (c), .max_array_elements = (e) }
+
+static const struct {
+        const char *text;
+        VarlinkLimits limits;
+        int r;
+} limit_vectors[] = {
+        /* Values: scalars and containers, the top level included; keys are not values. */
+        { "1",                                  LIMITS(1, 0, 0),        0 },
+        { "\"a\"",                              LIMITS(1, 0, 0),        0 },
+        { "[]",                                 LIMITS(1, 0, 0),        0 },
+        { "[1,2,3]",                            LIMITS(4, 0, 0),        0 },
+        { "[1,2,3]",                            LIMITS(3, 0, 0),        -E2BIG },
+        { " [ 1 , \"2\" , true , false , null ] ", LIMITS(6, 0, 0),     0 },
+        { " [ 1 , \"2\" , true , false , null ] ", LIMITS(5, 0, 0),     -E2BIG },
+        { "{\"a\":1,\"b\":\"c\"}",                LIMITS(3, 0, 0),        0 },
+        { "{\"a\":1,\"b\":\"c\"}",                LIMITS(2, 0, 0),        -E2BIG },
+        { "{\"a\":{\"b\":[\"c\",{}]}}",           LIMITS(5, 0, 0),        0 },
+        { "{\"a\":{\"b\":[\"c\",{}]}}",           LIMITS(4, 0, 0),        -E2BIG },
+        { "{\"a\":1,\"a\":2}",                    LIMITS(3, 0, 0),        0 },
+        { "{\"a\":1,\"a\":2}",                    LIMITS(2, 0, 0),        -E2BIG },
+        /* Brackets, commas, colons and escaped quotes inside strings are text. */
+        { "{\"a:[,\":\"{\\\"}],\"}",              LIMITS(2, 1, 0),        0 },
+        { "{\"a:[,\":\"{\\\"}],\"}",              LIMITS(1, 1, 0),        -E2BIG },
+        /* An integer beyond 64 bits is one value, read as a double. */
+        { "[18446744073709551616,1]",           LIMITS(3, 0, 0),        0 },
+        { "[18446744073709551616,1]",           LIMITS(2, 0, 0),        -E2BIG },
+        /* Containers: objects and arrays, the top level included. */
+        { "[{},[],{\"a\":[]}]",                 LIMITS(0, 5, 0),        0 },
+        { "[{},[],{\"a\":[]}]",                 LIMITS(0, 4, 0),        -E2BIG },
+        { "[1,\"[\",\"{\"]",                      LIMITS(0, 1, 0),        0 },
+        { "1",                                  LIMITS(0, 1, 0),        0 },
+        /* Elements: of each array on its own, not of objects. */
+        { "[1,2,3]",                            LIMITS(0, 0, 3),        0 },
+        { "[1,2,3]",                            LIMITS(0, 0, 2),        -E2BIG },
+        { "[[1,2,3],[4]]",                      LIMITS(0, 0, 3),        0 },
+        { "[[1,2,3],[4]]",                      LIMITS(0, 0, 2),        -E2BIG },
+        { "[[1,2],[3,4]]",                      LIMITS(0, 0, 2),        0 },
+        { "[1,[2],3]",                          LIMITS(0, 0, 2),        -E2BIG },
+        { "[{\"a\":[1,2]},{\"b\":[3,4]}]",        LIMITS(0, 0, 2),        0 },
+        { "[{\"a\":[1,2,3]}]",                    LIMITS(0, 0, 2),        -E2BIG },
+        { "{\"a\":1,\"b\":2,\"c\":3}",              LIMITS(0, 0, 1),        0 },
+        { "[]",                                 LIMITS(0, 0, 1),        0 },
+        { "[[]]",                               LIMITS(0, 0, 1),        0 },
+        /* Each limit on its own, and 0 for none. */
+        { "[[1,2],{\"a\":3}]",                    LIMITS(6, 3, 2),        0 },
+        { "[[1,2],{\"a\":3}]",                    LIMITS(5, 3, 2),        -E2BIG },
+        { "[[1,2],{\"a\":3}]",                    LIMITS(6, 2, 2),        -E2BIG },
+        { "[[1,2],{\"a\":3}]",                    LIMITS(6, 3, 1),        -E2BIG },
+        { "[[1,2],{\"a\":3}]",                    LIMITS(0, 0, 0),        0 },
+        /* The first value past a limit ends the scan, whatever follows... */
+        { "[1,2,3,x]",                          LIMITS(3, 0, 0),        -E2BIG },
+        { "[[1,2,3,4],x]",                      LIMITS(0, 0, 2),        -E2BIG },
+        /* ...but a value counts only once it is valid, and bad JSON within the limits stays bad. */
+        { "[1,x]",                              LIMITS(2, 0, 0),        -EBADMSG },
+        { "[1,NaN]",                            LIMITS(2, 0, 0),        -EBADMSG },
+        { "[1,2",                               LIMITS(3, 0, 0),        -EBADMSG },
+        { "[1,]",                               LIMITS(3, 0, 0),        -EBADMSG },
+        { "[1}",                                LIMITS(3, 0, 0),        -EBADMSG },
+        { "{]",                                 LIMITS(3, 0, 0),        -EBADMSG },
+        { "]",                                  LIMITS(3, 0, 0),        -EBADMSG },
+        { "[1]]",                               LIMITS(3, 0, 0),        -EBADMSG },
+        { "[1][2]",                             LIMITS(4, 0, 0),        -EBADMSG },
+        { "{\"a\" \"b\"}",                        LIMITS(3, 0, 0),        -EBADMSG },
+};
+
+START_TEST(test_json_limits) {
+        _cleanup_(json_object_putp) struct json_object *o = NULL;
+        const char *text = limit_vectors[_i].text;
+
+        ck_assert_msg(varlink_json_parse(text, strlen(text), &limit_vectors[_i].limits, &o) == limit_vectors[_i].r,
+                      "'%s'", text);
+        if (limit_vectors[_i].r < 0)
+                ck_assert_ptr_null(o);
+        else
+                ck_assert_ptr_nonnull(o);
+}
+END_TEST
+
+/*
+ * A Normalize call whose "addresses" has @n times @element: 5 values and 3
+ * containers, plus what the elements hold.
+ */
+static char *normalize_call_new(const char *element, size_t n, size_t *ret_size) {
+        static const char head[] = "{\"method\":\"io.vmaq.Normalize\",\"parameters\":{\"pid\":1,\"addresses\":[";
+        static const char tail[] = "]}}";
+        size_t len = strlen(element), size = sizeof(head) - 1 + n * (len + 1) + sizeof(tail) - 1;
+        char *text, *p;
+
+        /* One allocation, not a growing buffer: the memory test wants no peak before the parse. */
+        text = malloc(size + 1);
+        ck_assert_ptr_nonnull(text);
+        p = mempcpy(text, head, sizeof(head) - 1);
+        for (size_t i = 0; i < n; i++) {
+                if (i > 0)
+                        *p++ = ',';
+                p = mempcpy(p, element, len);
+        }
+        p = mempcpy(p, tail, sizeof(tail));
+        *ret_size = (size_t) (p - text) - 1;
+        ck_assert_uint_le(*ret_size, size);
+        return text;
+}
+
+static const struct {
+        const char *element;
+        size_t n;
+        VarlinkLimits limits;
+        int r;
+} call_limit_vectors[] = {
+        { "1",                  100,    LIMITS(105, 0, 0),              0 },
+        { "1",                  101,    LIMITS(105, 0, 0),              -E2BIG },
+        { "\"0x1\"",            100,    LIMITS(105, 0, 0),              0 },
+        { "\"0x1\"",            101,    LIMITS(105, 0, 0),              -E2BIG },
+        { "1",                  100000, LIMITS(100005, 16, 100000),     0 },
+        { "1",                  100001, LIMITS(100005, 16, 100000),     -E2BIG },
+        { "1",                  100001, LIMITS(0, 0, 100000),           -E2BIG },
+        { "1",                  100001, LIMITS(100006, 0, 0),           0 },
+        { "{}",                 13,     LIMITS(0, 16, 0),               0 },
+        { "{}",                 14,     LIMITS(0, 16, 0),               -E2BIG },
+        { "[]",                 13,     LIMITS(0, 16, 0),               0 },
+        { "[]",                 14,     LIMITS(0, 16, 0),               -E2BIG },
+        { "{\"a\":1,\"b\":[2]}",  4,      LIMITS(5 + 4 * 4, 3 + 4 * 2, 4),  0 },
+        { "{\"a\":1,\"b\":[2]}",  4,      LIMITS(5 + 4 * 4 - 1, 0, 0),    -E2BIG },
+        { "{\"a\":1,\"b\":[2]}",  4,      LIMITS(0, 3 + 4 * 2 - 1, 0),    -E2BIG },
+        { "{\"a\":1,\"b\":[2]}",  4,      LIMITS(0, 0, 3),                -E2BIG },
+        { "{}",                 10000,  LIMITS(0, 0, 0),                0 },
+};
+
+START_TEST(test_call_limits) {
+        _cleanup_free_ char *text = NULL;
+        VarlinkCall call = { .method = "untouched" };
+        struct json_object *a;
+        size_t size;
+        int r;
+
+        text = normalize_call_new(call_limit_vectors[_i].element, call_limit_vectors[_i].n, &size);
+        r = varlink_call_parse(text, size, &call_limit_vectors[_i].limits, &call);
+        ck_assert_int_eq(r, call_limit_vectors[_i].r);
+        if (r < 0) {
+                ck_assert_str_eq(call.method, "untouched");
+                ck_assert_ptr_null(call.object);
+                return;
+        }
+
+        ck_assert_str_eq(call.method, "io.vmaq.Normalize");
+        ck_assert(json_object_object_get_ex(call.parameters, "addresses", &a));
+        ck_assert_uint_eq(json_object_array_length(a), call_limit_vectors[_i].n);
+        varlink_call_done(&call);
+}
+END_TEST
+
+START_TEST(test_call_limits_none) {
+        _cleanup_free_ char *text = NULL;
+        VarlinkCall call = {};
+        struct json_object *a;
+        size_t size;
+
+        /* 20,000 empty objects: 20,003 containers, 20,005 values, 20,000 elements. */
+        text = normalize_call_new("{}", 20000, &size);
+        ck_assert_int_eq(varlink_call_parse(text, size, NULL, &call), 0);
+        ck_assert(json_object_object_get_ex(call.parameters, "addresses", &a));
+        ck_assert_uint_eq(json_object_array_length(a), 20000);
+        varlink_call_done(&call);
+}
+END_TEST
+
+/* The high-water mark of this process's resident memory, in KiB. */
+static long peak_rss_kib(void) {
+        _cleanup_free_ char *line = NULL;
+        size_t n = 0;
+        long kib = -1;
+        FILE *f;
+
+        f = fopen("/proc/self/status", "re");
+        ck_assert_ptr_nonnull(f);
+        while (getline(&line, &n, f) > 0)
+                if (sscanf(line, "VmHWM: %ld kB", &kib) == 1)
+                        break;
+        fclose(f);
+        ck_assert_int_ge(kib, 0);
+        return kib;
+}
+
+/* Restart the high-water mark from the current resident memory; a fresh fork is as good. */
+static void peak_rss_reset(void) {
+        int fd;
+
+        fd = open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
+        if (fd < 0)
+                return;
+        (void) !write(fd, "5", 1);
+        close(fd);
+}
+
+/* 16 MiB, the daemon's default message size limit, of elements that json-c makes costly. */
+static const struct {
+        const char *element;
+        VarlinkLimits limits;
+} huge_vectors[] = {
+        { "{}",         LIMITS(100016, 16, 100000) },   /* 4.3 GB for json-c: the containers limit */
+        { "[]",         LIMITS(100016, 16, 0) },
+        { "0",          LIMITS(100016, 16, 100000) },   /* the elements limit */
+        { "0",          LIMITS(100016, 0, 0) },         /* the values limit */
+        { "\"\"",       LIMITS(100016, 16, 100000) },
+};
+
+START_TEST(test_call_limits_memory) {
+        const size_t calibration_size = 8 << 20;
+        _cleanup_free_ char *text = NULL;
+        VarlinkCall call = {};
+        size_t n, size;
+        long before, after;
+        void *calibration;
+
+        n = (16 << 20) / (strlen(huge_vectors[_i].element) + 1);
+        text = normalize_call_new(huge_vectors[_i].element, n, &size);
+        ck_assert_uint_ge(size, 16 << 20);
+
+        /* Free memory goes back first: whatever the parse allocates must show as new resident pages. */
+        (void) malloc_trim(0);
+        peak_rss_reset();
+        before = peak_rss_kib();
+        ck_assert_int_eq(varlink_call_parse(text, size, &huge_vectors[_i].limits, &call), -E2BIG);
+        after = peak_rss_kib();
+        ck_assert_ptr_null(call.object);
+        ck_assert_int_lt(after - before, 1024);
+
+        /* And the same measure does see 8 MiB of new pages. */
+        peak_rss_reset();
+        before = peak_rss_kib();
+        calibration = mmap(NULL, calibration_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        ck_assert_ptr_ne(calibration, MAP_FAILED);
+        memset(calibration, 'x', calibration_size);
+        after = peak_rss_kib();
+        ck_assert_int_eq(munmap(calibration, calibration_size), 0);
+        ck_assert_int_ge(after - before, (long) (calibration_size / 1024) - 1024);
 }
 END_TEST
 
@@ -768,6 +1048,108 @@ START_TEST(test_normalize_decode_limit) {
 }
 END_TEST
 
+START_TEST(test_request_limits) {
+        VarlinkLimits l;
+
+        proto_request_limits(1, &l);
+        ck_assert_uint_eq(l.max_values, 17);
+        ck_assert_uint_eq(l.max_containers, 16);
+        ck_assert_uint_eq(l.max_array_elements, 1);
+
+        proto_request_limits(100000, &l);
+        ck_assert_uint_eq(l.max_values, 100016);
+        ck_assert_uint_eq(l.max_containers, 16);
+        ck_assert_uint_eq(l.max_array_elements, 100000);
+
+        proto_request_limits(UINT32_MAX, &l);
+        ck_assert_uint_eq(l.max_values, (size_t) UINT32_MAX + 16);
+        ck_assert_uint_eq(l.max_array_elements, UINT32_MAX);
+
+        /* Saturated, never wrapped around to a small limit. */
+        proto_request_limits(SIZE_MAX - 15, &l);
+        ck_assert_uint_eq(l.max_values, SIZE_MAX);
+        proto_request_limits(SIZE_MAX, &l);
+        ck_assert_uint_eq(l.max_values, SIZE_MAX);
+        ck_assert_uint_eq(l.max_array_elements, SIZE_MAX);
+}
+END_TEST
+
+/* The largest Normalize call: every key a call and Normalize have, and @n addresses. */
+static char *normalize_call_largest_new(size_t n, size_t *ret_size) {
+        static const char head[] = "{\"method\":\"io.vmaq.Normalize\",\"oneway\":false,\"more\":false,"
+                                   "\"parameters\":{\"pid\":1,\"addresses\":[";
+        static const char tail[] = "],\"build_ids\":true,\"map_files\":false,\"start_time\":1}}";
+        char *text, *p;
+
+        text = malloc(sizeof(head) + n * 6 + sizeof(tail));
+        ck_assert_ptr_nonnull(text);
+        p = stpcpy(text, head);
+        for (size_t i = 0; i < n; i++)
+                p = stpcpy(p, i == 0 ? "4096" : i % 2 ? ",\"0x1\"" : ",4096");
+        p = stpcpy(p, tail);
+        *ret_size = (size_t) (p - text);
+        return text;
+}
+
+static const struct {
+        size_t max_addresses;
+        size_t n;
+        int r;
+} request_limit_vectors[] = {
+        { 1,            1,              0 },
+        { 1,            2,              -E2BIG },
+        { 3,            3,              0 },
+        { 3,            4,              -E2BIG },
+        { 100000,       100000,         0 },
+        { 100000,       100001,         -E2BIG },
+};
+
+START_TEST(test_request_limits_largest) {
+        _cleanup_(proto_normalize_request_done) ProtoNormalizeRequest req = {};
+        _cleanup_free_ char *text = NULL;
+        const char *parameter = NULL;
+        VarlinkCall call = {};
+        VarlinkLimits l;
+        size_t size;
+        int r;
+
+        proto_request_limits(request_limit_vectors[_i].max_addresses, &l);
+        text = normalize_call_largest_new(request_limit_vectors[_i].n, &size);
+        r = varlink_call_parse(text, size, &l, &call);
+        ck_assert_int_eq(r, request_limit_vectors[_i].r);
+        if (r < 0)
+                return;
+
+        ck_assert_int_eq(proto_normalize_request_decode(call.parameters, request_limit_vectors[_i].max_addresses,
+                                                        &req, &parameter), 0);
+        ck_assert_uint_eq(req.n_addresses, request_limit_vectors[_i].n);
+        ck_assert_uint_eq(req.addresses[0], 4096);
+        ck_assert(req.pin);
+        varlink_call_done(&call);
+}
+END_TEST
+
+/* The other methods' largest calls fit the limits of a daemon that takes a single address. */
+static const char *const request_other_vectors[] = {
+        "{\"method\":\"io.vmaq.ListMappings\",\"oneway\":false,\"more\":false,"
+        "\"parameters\":{\"pid\":1,\"exec_only\":true,\"build_ids\":true,\"start_time\":1}}",
+        "{\"method\":\"org.varlink.service.GetInterfaceDescription\",\"oneway\":false,\"more\":false,"
+        "\"parameters\":{\"interface\":\"io.vmaq\"}}",
+        "{\"method\":\"io.vmaq.GetStatus\",\"oneway\":false,\"more\":false,\"parameters\":{}}",
+        "{\"method\":\"org.varlink.service.GetInfo\",\"oneway\":false,\"more\":false,\"parameters\":{}}",
+};
+
+START_TEST(test_request_limits_other) {
+        const char *text = request_other_vectors[_i];
+        VarlinkCall call = {};
+        VarlinkLimits l;
+
+        proto_request_limits(1, &l);
+        ck_assert_int_eq(varlink_call_parse(text, strlen(text), &l, &call), 0);
+        varlink_call_done(&call);
+}
+END_TEST
+
 START_TEST(test_normalize_decode_no_parameters) {
         ProtoNormalizeRequest req = {};
         const char *parameter = NULL;
@@ -913,7 +1295,7 @@ START_TEST(test_normalize_reply_u64) {
         ck_assert_ptr_nonnull(strstr(msg, "\"path\":\"/tmp/lib (deleted)\",\"build_id\":null,\"deleted\":true,"));
         ck_assert_ptr_nonnull(strstr(msg, "\"dev_major\":4095,\"dev_minor\":1048575,"));
 
-        ck_assert_int_eq(varlink_json_parse(msg, size - 1, &back), 0);
+        ck_assert_int_eq(varlink_json_parse(msg, size - 1, NULL, &back), 0);
         p = json_object_object_get(back, "parameters");
         ck_assert_uint_eq(json_object_get_uint64(json_object_object_get(p, "start_time")), UINT64_MAX);
         r = json_object_array_get_idx(json_object_object_get(p, "results"), 0);
@@ -1428,7 +1810,7 @@ START_TEST(test_error_reply_roundtrip) {
                         .limit = 10,
                         .error = 5,
                 }, &msg, &size), 0);
-        ck_assert_int_eq(varlink_json_parse(msg, size - 1, &o), 0);
+        ck_assert_int_eq(varlink_json_parse(msg, size - 1, NULL, &o), 0);
         ck_assert_int_eq(proto_reply_split(o, &name, &p, &field), 0);
         ck_assert_int_eq(proto_error_reply_decode(name, p, &e, &field), 0);
         ck_assert_int_eq(e.error, (ProtoError) _i);
@@ -1463,7 +1845,7 @@ START_TEST(test_normalize_reply_decode) {
                         .results = results,
                 }, &enc), 0);
         ck_assert_int_eq(varlink_reply_format(enc, false, &msg, &size), 0);
-        ck_assert_int_eq(varlink_json_parse(msg, size - 1, &o), 0);
+        ck_assert_int_eq(varlink_json_parse(msg, size - 1, NULL, &o), 0);
         ck_assert_int_eq(proto_reply_split(o, &error, &p, &field), 0);
         ck_assert_ptr_null(error);
 
@@ -1612,7 +1994,7 @@ START_TEST(test_list_mappings_reply_decode) {
 
         ck_assert_int_eq(proto_list_mappings_reply_encode(7, UINT64_MAX, mappings, ELEMENTSOF(mappings), &enc), 0);
         ck_assert_int_eq(varlink_reply_format(enc, false, &msg, &size), 0);
-        ck_assert_int_eq(varlink_json_parse(msg, size - 1, &o), 0);
+        ck_assert_int_eq(varlink_json_parse(msg, size - 1, NULL, &o), 0);
         ck_assert_int_eq(proto_reply_split(o, &error, &p, &field), 0);
 
         ck_assert_int_eq(proto_list_mappings_reply_decode(p, &reply, &field), 0);
@@ -1709,7 +2091,7 @@ START_TEST(test_status_decode) {
 
         ck_assert_int_eq(proto_status_encode(&want, &enc), 0);
         ck_assert_int_eq(varlink_reply_format(enc, false, &msg, &size), 0);
-        ck_assert_int_eq(varlink_json_parse(msg, size - 1, &o), 0);
+        ck_assert_int_eq(varlink_json_parse(msg, size - 1, NULL, &o), 0);
         ck_assert_int_eq(proto_reply_split(o, &error, &p, &field), 0);
         ck_assert_int_eq(proto_status_decode(p, &got, &field), 0);
 
@@ -1787,6 +2169,19 @@ static Suite *proto_suite(void) {
         tcase_add_test(tc, test_call_parse_depth);
         suite_add_tcase(s, tc);
 
+        tc = tcase_create("json-limits");
+        tcase_add_loop_test(tc, test_json_limits, 0, ELEMENTSOF(limit_vectors));
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("call-limits");
+        tcase_add_loop_test(tc, test_call_limits, 0, ELEMENTSOF(call_limit_vectors));
+        tcase_add_test(tc, test_call_limits_none);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("call-limits-memory");
+        tcase_add_loop_test(tc, test_call_limits_memory, 0, ELEMENTSOF(huge_vectors));
+        suite_add_tcase(s, tc);
+
         tc = tcase_create("json-numbers");
         tcase_add_loop_test(tc, test_json_numbers, 0, ELEMENTSOF(number_vectors));
         suite_add_tcase(s, tc);
@@ -1825,6 +2220,12 @@ static Suite *proto_suite(void) {
         tcase_add_loop_test(tc, test_normalize_decode, 0, ELEMENTSOF(normalize_vectors));
         tcase_add_test(tc, test_normalize_decode_limit);
         tcase_add_test(tc, test_normalize_decode_no_parameters);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("request-limits");
+        tcase_add_test(tc, test_request_limits);
+        tcase_add_loop_test(tc, test_request_limits_largest, 0, ELEMENTSOF(request_limit_vectors));
+        tcase_add_loop_test(tc, test_request_limits_other, 0, ELEMENTSOF(request_other_vectors));
         suite_add_tcase(s, tc);
 
         tc = tcase_create("normalize-request-encode");
