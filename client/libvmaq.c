@@ -546,11 +546,73 @@ static int mappings_build(const ProtoListMappingsReply *reply, struct vmaq_mappi
         return 0;
 }
 
+#define LIST_PARTS_MAX 65536U
+
+/* The replies of one listing, kept until their mappings are copied out. */
+typedef struct Pages {
+        struct json_object **messages;
+        ProtoListMappingsReply *replies;
+        size_t n, allocated, n_mappings;
+} Pages;
+
+static void pages_done(Pages *p) {
+        for (size_t i = 0; i < p->n; i++) {
+                proto_list_mappings_reply_done(&p->replies[i]);
+                json_object_put(p->messages[i]);
+        }
+        free(p->replies);
+        free(p->messages);
+}
+
+static int pages_add(Pages *p, struct json_object *message, const ProtoListMappingsReply *reply) {
+        if (p->n == p->allocated) {
+                size_t n = MAX(p->allocated * 2, (size_t) 4);
+                struct json_object **m = reallocarray(p->messages, n, sizeof(*m));
+                ProtoListMappingsReply *r;
+
+                if (!m)
+                        return -ENOMEM;
+                p->messages = m;
+                r = reallocarray(p->replies, n, sizeof(*r));
+                if (!r)
+                        return -ENOMEM;
+                p->replies = r;
+                p->allocated = n;
+        }
+        p->messages[p->n] = message;
+        p->replies[p->n] = *reply;
+        p->n++;
+        p->n_mappings += reply->n_mappings;
+        return 0;
+}
+
+/* All pages as one reply, for mappings_build(). The mappings array is the caller's to free. */
+static int pages_join(const Pages *p, ProtoListMappingsReply *ret, ProtoMapping **ret_mappings) {
+        ProtoMapping *all;
+        size_t k = 0;
+
+        all = calloc(MAX(p->n_mappings, (size_t) 1), sizeof(*all));
+        if (!all)
+                return -ENOMEM;
+        for (size_t i = 0; i < p->n; i++)
+                for (size_t j = 0; j < p->replies[i].n_mappings; j++)
+                        all[k++] = p->replies[i].mappings[j];
+
+        *ret = (ProtoListMappingsReply) {
+                .pid = p->replies[0].pid,
+                .start_time = p->replies[0].start_time,
+                .n_mappings = p->n_mappings,
+                .mappings = all,
+        };
+        *ret_mappings = all;
+        return 0;
+}
+
 _public_ int vmaq_list_mappings(struct vmaq_client *client, pid_t pid, unsigned flags, struct vmaq_mappings **ret) {
-        _cleanup_(json_object_putp) struct json_object *message = NULL;
-        struct json_object *parameters = NULL, *reply_parameters = NULL;
-        ProtoListMappingsReply reply = {};
-        const char *field = NULL;
+        _cleanup_(pages_done) Pages pages = {};
+        _cleanup_free_ ProtoMapping *all = NULL;
+        ProtoListMappingsReply joined;
+        uint64_t start = 0;
         int r;
 
         if (!client)
@@ -560,26 +622,59 @@ _public_ int vmaq_list_mappings(struct vmaq_client *client, pid_t pid, unsigned 
         if (flags & ~(unsigned) (VMAQ_LIST_EXEC_ONLY | VMAQ_LIST_NO_BUILD_IDS))
                 return fail(client, -EINVAL, "unknown flags 0x%x", flags);
 
-        r = proto_list_mappings_request_encode(&(ProtoListMappingsRequest) {
-                        .pid = pid,
-                        .exec_only = flags & VMAQ_LIST_EXEC_ONLY,
-                        .build_ids = !(flags & VMAQ_LIST_NO_BUILD_IDS),
-                }, &parameters);
-        if (r < 0)
-                return fail(client, r, "out of memory");
+        /*
+         * The daemon answers a large map in parts, each saying where the
+         * next begins; all but the first are pinned to the process the
+         * first one described.
+         */
+        for (;;) {
+                _cleanup_(json_object_putp) struct json_object *message = NULL;
+                struct json_object *parameters = NULL, *reply_parameters = NULL;
+                ProtoListMappingsReply reply = {};
+                const char *field = NULL;
 
-        r = call(client, PROTO_METHOD_LIST_MAPPINGS, parameters, &message, &reply_parameters);
-        if (r < 0)
-                return r;
+                r = proto_list_mappings_request_encode(&(ProtoListMappingsRequest) {
+                                .pid = pid,
+                                .exec_only = flags & VMAQ_LIST_EXEC_ONLY,
+                                .build_ids = !(flags & VMAQ_LIST_NO_BUILD_IDS),
+                                .pin = pages.n > 0,
+                                .start_time = pages.n > 0 ? pages.replies[0].start_time : 0,
+                                .start = start,
+                        }, &parameters);
+                if (r < 0)
+                        return fail(client, r, "out of memory");
 
-        r = proto_list_mappings_reply_decode(reply_parameters, &reply, &field);
-        if (r == -ENOMEM)
-                return fail(client, r, "out of memory");
-        if (r < 0)
-                return fail(client, -EPROTO, "invalid ListMappings reply: bad '%s'", field);
+                r = call(client, PROTO_METHOD_LIST_MAPPINGS, parameters, &message, &reply_parameters);
+                if (r < 0)
+                        return r;
 
-        r = mappings_build(&reply, ret);
-        proto_list_mappings_reply_done(&reply);
+                r = proto_list_mappings_reply_decode(reply_parameters, &reply, &field);
+                if (r == -ENOMEM)
+                        return fail(client, r, "out of memory");
+                if (r < 0)
+                        return fail(client, -EPROTO, "invalid ListMappings reply: bad '%s'", field);
+                if (reply.has_next && (reply.next <= start || reply.n_mappings == 0)) {
+                        proto_list_mappings_reply_done(&reply);
+                        return fail(client, -EPROTO, "invalid ListMappings reply: 'next' makes no progress");
+                }
+                r = pages_add(&pages, message, &reply);
+                if (r < 0) {
+                        proto_list_mappings_reply_done(&reply);
+                        return fail(client, r, "out of memory");
+                }
+                TAKE_PTR(message);
+                if (!reply.has_next)
+                        break;
+                /* Each part holds a mapping at least, and no map has more than a few million. */
+                if (pages.n >= LIST_PARTS_MAX)
+                        return fail(client, -EPROTO, "invalid ListMappings reply: more than %u parts",
+                                    LIST_PARTS_MAX);
+                start = reply.next;
+        }
+
+        r = pages_join(&pages, &joined, &all);
+        if (r >= 0)
+                r = mappings_build(&joined, ret);
         if (r < 0)
                 return fail(client, r, "out of memory");
 

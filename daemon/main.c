@@ -22,6 +22,7 @@ static const char *arg_socket = DEFAULT_SOCKET_PATH;
 static VmaBackend arg_backend = VMA_BACKEND_AUTO;
 static int arg_log_level = LOG_INFO;
 static uint64_t arg_max_message_size = DEFAULT_MAX_MESSAGE_SIZE;
+static uint64_t arg_max_reply_size = DEFAULT_MAX_REPLY_SIZE;
 static uint64_t arg_max_addresses = DEFAULT_MAX_ADDRESSES;
 static uint64_t arg_max_connections = DEFAULT_MAX_CONNECTIONS;
 static uint64_t arg_cache_size = DEFAULT_PROC_CACHE_SIZE;
@@ -43,6 +44,8 @@ static void help(void) {
                "     --group=NAME            Members may query any process (default: %s;\n"
                "                             \"\" for none)\n"
                "     --max-message-size=N    Largest request in bytes (default: %u)\n"
+               "     --max-reply-size=N      Largest reply in bytes; ListMappings answers in\n"
+               "                             parts of this size (default: %u)\n"
                "     --max-addresses=N       Most addresses in one Normalize call (default: %u)\n"
                "     --max-connections=N     Most clients at once (default: %u)\n"
                "     --cache-size=N          Most processes kept open (default: %u, bounded\n"
@@ -54,7 +57,7 @@ static void help(void) {
                "     --workers=N             Threads that serve requests; a user gets a\n"
                "                             quarter of them (default: %u)\n",
                program_invocation_short_name, DEFAULT_SOCKET_PATH, DEFAULT_GROUP,
-               DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_ADDRESSES, DEFAULT_MAX_CONNECTIONS,
+               DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_REPLY_SIZE, DEFAULT_MAX_ADDRESSES, DEFAULT_MAX_CONNECTIONS,
                DEFAULT_PROC_CACHE_SIZE, DEFAULT_BUILD_ID_CACHE_SIZE, DEFAULT_IDLE_TIMEOUT_USEC / 1000000U,
                DEFAULT_WORKERS);
 }
@@ -81,6 +84,7 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_LOG_LEVEL,
                 ARG_GROUP,
                 ARG_MAX_MESSAGE_SIZE,
+                ARG_MAX_REPLY_SIZE,
                 ARG_MAX_ADDRESSES,
                 ARG_MAX_CONNECTIONS,
                 ARG_CACHE_SIZE,
@@ -96,6 +100,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "log-level",           required_argument, NULL, ARG_LOG_LEVEL },
                 { "group",               required_argument, NULL, ARG_GROUP },
                 { "max-message-size",    required_argument, NULL, ARG_MAX_MESSAGE_SIZE },
+                { "max-reply-size",      required_argument, NULL, ARG_MAX_REPLY_SIZE },
                 { "max-addresses",       required_argument, NULL, ARG_MAX_ADDRESSES },
                 { "max-connections",     required_argument, NULL, ARG_MAX_CONNECTIONS },
                 { "cache-size",          required_argument, NULL, ARG_CACHE_SIZE },
@@ -144,6 +149,16 @@ static int parse_argv(int argc, char *argv[]) {
                         r = parse_count("max-message-size", optarg, UINT64_C(1) << 30, &arg_max_message_size);
                         if (r < 0)
                                 return r;
+                        break;
+                case ARG_MAX_REPLY_SIZE:
+                        /* At least what the largest single mapping or error takes. */
+                        r = parse_count("max-reply-size", optarg, UINT64_C(1) << 30, &arg_max_reply_size);
+                        if (r < 0)
+                                return r;
+                        if (arg_max_reply_size < 65536) {
+                                fprintf(stderr, "--max-reply-size must be at least 65536.\n");
+                                return -EINVAL;
+                        }
                         break;
                 case ARG_MAX_ADDRESSES:
                         r = parse_count("max-addresses", optarg, UINT32_MAX, &arg_max_addresses);
@@ -204,6 +219,7 @@ int main(int argc, char *argv[]) {
                 .backend = arg_backend,
                 .log_level = arg_log_level,
                 .max_message_size = arg_max_message_size,
+                .max_reply_size = arg_max_reply_size,
                 .max_addresses = arg_max_addresses,
                 .max_connections = arg_max_connections,
                 .proc_cache_size = arg_cache_size,

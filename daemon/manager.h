@@ -37,6 +37,7 @@
 
 #define DEFAULT_SOCKET_PATH "/run/vmaqd.sock"
 #define DEFAULT_MAX_MESSAGE_SIZE (16U * 1024U * 1024U)
+#define DEFAULT_MAX_REPLY_SIZE (16U * 1024U * 1024U)
 #define DEFAULT_MAX_ADDRESSES 100000U
 #define DEFAULT_MAX_CONNECTIONS 256U
 #define DEFAULT_PROC_CACHE_SIZE 1024U
@@ -51,6 +52,7 @@ typedef struct ManagerConfig {
         VmaBackend backend;
         int log_level;
         size_t max_message_size;
+        size_t max_reply_size;
         size_t max_addresses;
         size_t max_connections;
         size_t proc_cache_size;

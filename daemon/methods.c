@@ -211,6 +211,7 @@ static int method_normalize(Call *call) {
         const char *parameter = NULL;
         NormalizeOptions opts;
         unsigned generation;
+        size_t size;
         Proc *p;
         int r;
 
@@ -235,6 +236,16 @@ static int method_normalize(Call *call) {
         r = call_finish(call, &h.cp, r, proc_generation(p) != generation);
         if (r <= 0)
                 return r;
+
+        /* Each module's strings may grow sixfold as JSON, each result is under 64 bytes. */
+        size = 256 + n->n_results * 64;
+        for (size_t i = 0; i < n->n_modules; i++)
+                size += 512 + 2 * BUILD_ID_MAX + 6 * strlen(n->modules[i].path) +
+                        (n->modules[i].map_files ? 6 * strlen(n->modules[i].map_files) : 0);
+        if (size > m->config.max_reply_size)
+                return call_error(call, PROTO_ERROR_REPLY_TOO_LARGE, &(ProtoErrorDetails) {
+                                .limit = m->config.max_reply_size,
+                        });
 
         modules = calloc(MAX(n->n_modules, (size_t) 1), sizeof(ProtoModule));
         results = calloc(MAX(n->n_results, (size_t) 1), sizeof(ProtoResult));
@@ -286,10 +297,24 @@ typedef struct MappingItem {
         Vma vma;
 } MappingItem;
 
+/*
+ * The mappings of one reply: from @start on, while their encoding fits in
+ * @budget bytes. When one does not, the walk stops there and the reply says
+ * where to go on.
+ */
 typedef struct MappingList {
         MappingItem *items;
         size_t n, allocated;
+        uint64_t start;
+        size_t budget, used;
+        bool full;
+        uint64_t next;
 } MappingList;
+
+/* What a mapping of @name_len bytes of path costs at most in the reply (see proto_mapping_size_max()). */
+static size_t mapping_size_max(size_t name_len) {
+        return proto_mapping_size_max(&(ProtoMapping) { .path = name_len > 0 ? "" : NULL }) + 6 * name_len;
+}
 
 static void mapping_list_done(MappingList *l) {
         for (size_t i = 0; i < l->n; i++)
@@ -300,6 +325,17 @@ static void mapping_list_done(MappingList *l) {
 static int mapping_list_add(const Vma *v, void *userdata) {
         MappingList *l = userdata;
         MappingItem *it;
+        size_t size;
+
+        if (v->end <= l->start)
+                return 0;
+        size = mapping_size_max(v->name_len);
+        if (l->n > 0 && size > l->budget - l->used) {
+                l->full = true;
+                l->next = v->start;
+                return -ENOBUFS;
+        }
+        l->used += size;
 
         if (l->n == l->allocated) {
                 size_t n = MAX(l->allocated * 2, (size_t) 64);
@@ -361,8 +397,13 @@ static int method_list_mappings(Call *call) {
                 .build_id_cache = m->build_ids,
         };
         generation = proc_generation(p);
+        list.start = req.start;
+        /* Room for the reply around the mappings. */
+        list.budget = m->config.max_reply_size - 256;
         r = proc_foreach_vma(p, (req.exec_only ? PROC_LIST_EXEC_ONLY : 0) | (req.build_ids ? PROC_LIST_BUILD_IDS : 0),
                              &opts, mapping_list_add, &list);
+        if (r == -ENOBUFS && list.full)
+                r = 0;          /* a full reply: the rest in the next */
         r = call_finish(call, &h.cp, r, proc_generation(p) != generation);
         if (r <= 0)
                 return r;
@@ -389,7 +430,8 @@ static int method_list_mappings(Call *call) {
                 };
         }
 
-        r = proto_list_mappings_reply_encode(proc_pid(p), proc_start_time(p), mappings, list.n, &reply);
+        r = proto_list_mappings_reply_encode(proc_pid(p), proc_start_time(p), mappings, list.n, list.full, list.next,
+                                             &reply);
         if (r < 0)
                 return r;
         return call_reply(call, reply);

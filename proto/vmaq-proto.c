@@ -124,6 +124,8 @@ static const struct {
                 VMAQ_INTERFACE ".InvalidMessage", { EBADMSG }, FIELD_REASON },
         [PROTO_ERROR_REQUEST_TOO_LARGE] = {
                 VMAQ_INTERFACE ".RequestTooLarge", { E2BIG, EMSGSIZE }, FIELD_PARAMETER_OPTIONAL | FIELD_LIMIT },
+        [PROTO_ERROR_REPLY_TOO_LARGE] = {
+                VMAQ_INTERFACE ".ReplyTooLarge", { ENOBUFS }, FIELD_LIMIT },
         [PROTO_ERROR_NO_SUCH_PROCESS] = {
                 VMAQ_INTERFACE ".NoSuchProcess", { ESRCH }, FIELD_PID },
         [PROTO_ERROR_NO_ADDRESS_SPACE] = {
@@ -322,6 +324,10 @@ static int parse_address_element(struct json_object *v, uint64_t *ret) {
         return json_get_u64(v, ret);
 }
 
+static int field_address(struct json_object *v, void *p) {
+        return parse_address_element(v, p);
+}
+
 static int field_addresses(struct json_object *v, void *p) {
         AddressList *l = p;
         _cleanup_free_ uint64_t *a = NULL;
@@ -476,6 +482,7 @@ int proto_list_mappings_request_decode(struct json_object *parameters, ProtoList
                 { "exec_only",  field_bool, offsetof(ProtoListMappingsRequest, exec_only),  false },
                 { "build_ids",  field_bool, offsetof(ProtoListMappingsRequest, build_ids),  false },
                 { "start_time", field_u64,  offsetof(ProtoListMappingsRequest, start_time), false },
+                { "start",      field_address, offsetof(ProtoListMappingsRequest, start),   false },
         };
         ProtoListMappingsRequest req = {
                 .build_ids = true,
@@ -779,8 +786,17 @@ static int mapping_encode(const ProtoMapping *m, struct json_object **ret) {
         return 0;
 }
 
+size_t proto_mapping_size_max(const ProtoMapping *m) {
+        /* The keys, punctuation and 20-digit numbers of one mapping, with room to spare. */
+        size_t size = 512 + 2 * VMAQ_BUILD_ID_MAX;
+
+        if (m->path)
+                size += 6 * strlen(m->path);
+        return size;
+}
+
 int proto_list_mappings_reply_encode(pid_t pid, uint64_t start_time, const ProtoMapping *mappings, size_t n,
-                                     struct json_object **ret) {
+                                     bool has_next, uint64_t next, struct json_object **ret) {
         _cleanup_(json_object_putp) struct json_object *o = NULL;
         _cleanup_(json_object_putp) struct json_object *array = NULL;
         int r;
@@ -808,6 +824,8 @@ int proto_list_mappings_reply_encode(pid_t pid, uint64_t start_time, const Proto
                 r = add_u64(o, "start_time", start_time);
         if (r >= 0)
                 r = add(o, "mappings", TAKE_PTR(array));
+        if (r >= 0 && has_next)
+                r = add_u64(o, "next", next);
         if (r < 0)
                 return r;
 
@@ -945,6 +963,10 @@ int proto_list_mappings_request_encode(const ProtoListMappingsRequest *req, stru
                 r = add_bool(o, "build_ids", req->build_ids);
         if (r >= 0 && req->pin)
                 r = add_u64(o, "start_time", req->start_time);
+        if (r >= 0 && req->start > 0)
+                r = add_u64(o, "start", req->start);
+        if (r >= 0 && req->start > 0)
+                r = add_u64(o, "start", req->start);
         if (r < 0)
                 return r;
 
@@ -1133,6 +1155,10 @@ static void error_reply_describe(ProtoErrorReply *e) {
                 else
                         snprintf(what, sizeof(what), "request too large: over the limit of %llu bytes",
                                  (unsigned long long) d->limit);
+                break;
+        case PROTO_ERROR_REPLY_TOO_LARGE:
+                snprintf(what, sizeof(what), "reply too large: over the limit of %llu bytes, ask for less",
+                         (unsigned long long) d->limit);
                 break;
         case PROTO_ERROR_NO_SUCH_PROCESS:
                 snprintf(what, sizeof(what), "no such process: pid %d", (int) d->pid);
@@ -1447,6 +1473,7 @@ int proto_list_mappings_reply_decode(struct json_object *parameters, ProtoListMa
         const Field fields[] = {
                 { "pid",        field_pid,   offsetof(ProtoListMappingsReply, pid),        true },
                 { "start_time", field_u64,   offsetof(ProtoListMappingsReply, start_time), true },
+                { "next",       field_u64,   offsetof(ProtoListMappingsReply, next),       false },
         }, array_fields[] = {
                 { "mappings",   field_array, 0,                                            true },
         };
@@ -1475,6 +1502,7 @@ int proto_list_mappings_reply_decode(struct json_object *parameters, ProtoListMa
                         return r;
         }
 
+        reply.has_next = json_object_object_get_ex(parameters, "next", NULL);
         reply.n_mappings = n;
         reply.mappings = TAKE_PTR(mappings);
         *ret = reply;

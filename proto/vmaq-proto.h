@@ -59,6 +59,7 @@ typedef enum ProtoError {
         PROTO_ERROR_INVALID_PARAMETER,          /* org.varlink.service.InvalidParameter (parameter) */
         PROTO_ERROR_INVALID_MESSAGE,            /* io.vmaq.InvalidMessage (reason): not JSON, not a call */
         PROTO_ERROR_REQUEST_TOO_LARGE,          /* io.vmaq.RequestTooLarge (parameter, limit) */
+        PROTO_ERROR_REPLY_TOO_LARGE,            /* io.vmaq.ReplyTooLarge (limit): ask for less */
         PROTO_ERROR_NO_SUCH_PROCESS,            /* io.vmaq.NoSuchProcess (pid) */
         PROTO_ERROR_NO_ADDRESS_SPACE,           /* io.vmaq.NoAddressSpace (pid) */
         PROTO_ERROR_PERMISSION_DENIED,          /* io.vmaq.PermissionDenied (pid) */
@@ -75,7 +76,7 @@ ProtoError proto_error_from_string(const char *name);   /* -EINVAL if unknown */
 /*
  * errno <-> error, one table: EADDRNOTAVAIL (interface not found),
  * EOPNOTSUPP (method not found), ENOSYS (method not implemented), EINVAL,
- * EBADMSG (invalid message), E2BIG/EMSGSIZE, ESRCH, ENXIO, EACCES/EPERM,
+ * EBADMSG (invalid message), E2BIG/EMSGSIZE, ENOBUFS (reply too large), ESRCH, ENXIO, EACCES/EPERM,
  * ESTALE, EXDEV (foreign pid namespace); anything else is INTERNAL. To
  * errno: the first of each (EIO for INTERNAL).
  */
@@ -241,9 +242,13 @@ typedef struct ProtoListMappingsRequest {
         bool build_ids;                         /* default true */
         bool pin;
         uint64_t start_time;
+        uint64_t start;                         /* the first address of interest; default 0 */
 } ProtoListMappingsRequest;
 
-/* "pid" (required), "exec_only", "build_ids", "start_time"; errors as for Normalize. */
+/*
+ * "pid" (required), "exec_only", "build_ids", "start_time", "start" (an
+ * address: an integer or a "0x..." string); errors as for Normalize.
+ */
 int proto_list_mappings_request_decode(struct json_object *parameters, ProtoListMappingsRequest *ret,
                                        const char **ret_parameter);
 
@@ -265,12 +270,19 @@ typedef struct ProtoMapping {
 /*
  * {"pid", "start_time", "mappings": [{"start", "end", "perms", "offset",
  * "dev_major", "dev_minor", "inode", "path"?, "kind", "deleted",
- * "build_id": "hex" | null}]}
+ * "build_id": "hex" | null}], "next"?}. With @has_next, "next" is where the
+ * mappings left out of this reply begin: the client asks again from there.
  * Errors: -EINVAL a NULL perms, a build ID too long, or "kind" not one of
  * "file", "anonymous", "special", "vdso"; -ENOMEM.
  */
 int proto_list_mappings_reply_encode(pid_t pid, uint64_t start_time, const ProtoMapping *mappings, size_t n,
-                                     struct json_object **ret);
+                                     bool has_next, uint64_t next, struct json_object **ret);
+
+/*
+ * An upper bound on the bytes @m takes in an encoded reply, whatever its
+ * strings hold (each byte may become a six-byte escape).
+ */
+size_t proto_mapping_size_max(const ProtoMapping *m);
 
 /* --- io.vmaq.GetStatus -------------------------------------------------- */
 
@@ -314,7 +326,10 @@ int proto_status_encode(const ProtoStatus *status, struct json_object **ret);
  */
 int proto_call_format(ProtoMethod m, struct json_object *parameters, char **ret, size_t *ret_size);
 
-/* The ListMappings parameters: "pid", "exec_only", "build_ids" always, "start_time" when @req->pin. */
+/*
+ * The ListMappings parameters: "pid", "exec_only", "build_ids" always,
+ * "start_time" when @req->pin, "start" when not 0.
+ */
 int proto_list_mappings_request_encode(const ProtoListMappingsRequest *req, struct json_object **ret);
 
 /*
@@ -379,6 +394,8 @@ typedef struct ProtoListMappingsReply {
         uint64_t start_time;
         size_t n_mappings;
         const ProtoMapping *mappings;
+        bool has_next;                          /* more mappings follow, from address next */
+        uint64_t next;
 } ProtoListMappingsReply;
 
 /*

@@ -419,6 +419,7 @@ static const struct {
         { "org.varlink.service.InvalidParameter",     { "parameter" } },
         { "io.vmaq.InvalidMessage",                   { "reason" } },
         { "io.vmaq.RequestTooLarge",                  { "limit", "?parameter" } },
+        { "io.vmaq.ReplyTooLarge",                    { "limit" } },
         { "io.vmaq.NoSuchProcess",                    { "pid" } },
         { "io.vmaq.NoAddressSpace",                   { "pid" } },
         { "io.vmaq.PermissionDenied",                 { "pid" } },
@@ -2715,6 +2716,116 @@ START_TEST(test_fd_limit) {
 }
 END_TEST
 
+/* A child with @n extra one-page mappings that cannot merge; blocks until *ret_ctl closes. */
+static pid_t spawn_many_mappings(size_t n, int *ret_ctl) {
+        int ctl[2], ready[2];
+        pid_t pid;
+        char b;
+
+        ck_assert_int_eq(pipe2(ctl, O_CLOEXEC), 0);
+        ck_assert_int_eq(pipe2(ready, O_CLOEXEC), 0);
+        pid = fork_child();
+        if (pid == 0) {
+                size_t ps = test_page_size();
+                uint8_t *base = mmap(NULL, 2 * n * ps, PROT_NONE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0);
+
+                close_all_but(ctl[0], ready[1]);
+                CHILD_CHECK(base != MAP_FAILED);
+                for (size_t i = 0; i < n; i++)
+                        CHILD_CHECK(mprotect(base + 2 * i * ps, ps, i % 2 ? PROT_READ : PROT_READ|PROT_WRITE) == 0);
+                close(ready[1]);
+                while (read(ctl[0], &b, 1) > 0)
+                        ;
+                _exit(EXIT_SUCCESS);
+        }
+        close(ctl[0]);
+        close(ready[1]);
+        ck_assert_int_eq(read(ready[0], &b, 1), 0);
+        close(ready[0]);
+        *ret_ctl = ctl[1];
+        return pid;
+}
+
+/* A map larger than a reply comes in parts that join up to exactly the core's walk. */
+START_TEST(test_list_mappings_parts) {
+        Daemon *d = daemon_start(ARGS("--max-reply-size", "65536"));
+        _cleanup_(client_freep) Client *c = client_connect(d);
+        _cleanup_(json_object_putp) struct json_object *joined = json_object_new_array();
+        _cleanup_(proc_freep) Proc *proc = NULL;
+        CoreVmaList l = {};
+        uint64_t start = 0, start_time = 0;
+        size_t parts = 0;
+        int ctl;
+        pid_t pid;
+
+        pid = spawn_many_mappings(3000, &ctl);
+        for (;;) {
+                _cleanup_(json_object_putp) struct json_object *r = NULL;
+                struct json_object *p, *mappings;
+
+                if (parts == 0)
+                        r = client_call(c, "{\"method\":\"io.vmaq.ListMappings\",\"parameters\":"
+                                           "{\"pid\":%d,\"build_ids\":false}}", (int) pid);
+                else
+                        r = client_call(c, "{\"method\":\"io.vmaq.ListMappings\",\"parameters\":"
+                                           "{\"pid\":%d,\"build_ids\":false,\"start_time\":%" PRIu64 ","
+                                           "\"start\":\"0x%" PRIx64 "\"}}", (int) pid, start_time, start);
+                p = reply_parameters(r);
+                mappings = json_get_array(p, "mappings");
+                ck_assert_uint_gt(json_object_array_length(mappings), 0);
+                ck_assert_uint_lt(strlen(json_object_to_json_string(p)), 65536);
+                if (parts == 0)
+                        start_time = json_get_u64(p, "start_time");
+                /* Each part goes on where the last one stopped. */
+                if (parts > 0)
+                        ck_assert_uint_eq(json_get_u64(json_object_array_get_idx(mappings, 0), "start"), start);
+                for (size_t i = 0; i < json_object_array_length(mappings); i++)
+                        json_object_array_add(joined, json_object_get(json_object_array_get_idx(mappings, i)));
+                parts++;
+                if (!json_has(p, "next"))
+                        break;
+                start = json_get_u64(p, "next");
+                ck_assert_uint_lt(parts, 1000);
+        }
+        ck_assert_uint_gt(parts, 3);
+
+        ck_assert_int_eq(proc_open(&proc, pid, test_backend()), 0);
+        ck_assert_int_eq(proc_foreach_vma(proc, 0, NULL, core_vma_add, &l), 0);
+        assert_mappings_equal(joined, &l);
+        free(l.items);
+
+        close(ctl);
+        assert_child_ok(pid, TIMEOUT_MS);
+        daemon_stop(d);
+}
+END_TEST
+
+/* A Normalize reply that would not fit is refused with its limit, not cut short. */
+START_TEST(test_normalize_reply_too_large) {
+        Daemon *d = daemon_start(ARGS("--max-reply-size", "65536"));
+        TestChild *tc = spawn_test_child();
+        _cleanup_(client_freep) Client *c = client_connect(d);
+        _cleanup_(json_object_putp) struct json_object *r = NULL;
+        _cleanup_free_ uint64_t *addrs = calloc(2000, sizeof(uint64_t));
+        _cleanup_free_ char *many = NULL, *few = NULL;
+
+        ck_assert_ptr_nonnull(addrs);
+        for (size_t i = 0; i < 2000; i++)
+                addrs[i] = tc->code_addr + i;
+        many = normalize_call(tc->pid, addrs, 2000, NULL);
+        few = normalize_call(tc->pid, addrs, 100, NULL);
+
+        r = client_call(c, "%s", many);
+        ck_assert_uint_eq(json_get_u64(reply_error(r, "io.vmaq.ReplyTooLarge"), "limit"), 65536);
+        r = (json_object_put(r), NULL);
+        r = client_call(c, "%s", few);
+        ck_assert_uint_eq(json_object_array_length(json_get_array(reply_parameters(r), "results")), 100);
+
+        test_child_stop(tc);
+        daemon_stop(d);
+}
+END_TEST
+
 /* --- tests: hostile clients and targets -------------------------------------- */
 
 /* Bytes trickled into one message are no progress: the connection is closed after the idle timeout. */
@@ -3093,6 +3204,8 @@ static Suite *daemon_suite(void) {
 
         tc = tcase(s, "list-mappings");
         tcase_add_test(tc, test_list_mappings);
+        tcase_add_test(tc, test_list_mappings_parts);
+        tcase_add_test(tc, test_normalize_reply_too_large);
 
         tc = tcase(s, "status");
         tcase_add_test(tc, test_status_counters);

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -448,6 +449,67 @@ START_TEST(test_list_mappings_flags) {
         test_child_stop(&child);
         vmaq_close(TAKE_PTR(c));
         daemon_stop(d);
+}
+END_TEST
+
+/* A map larger than one reply of the daemon: the parts are joined, and equal one whole listing. */
+START_TEST(test_list_mappings_parts) {
+        _cleanup_(vmaq_closep) struct vmaq_client *whole = NULL, *parts = NULL;
+        _cleanup_(vmaq_mappings_freep) struct vmaq_mappings *a = NULL, *b = NULL;
+        int ctl[2], ready[2];
+        Daemon *d1, *d2;
+        pid_t pid;
+        char x;
+
+        ck_assert_int_eq(pipe2(ctl, O_CLOEXEC), 0);
+        ck_assert_int_eq(pipe2(ready, O_CLOEXEC), 0);
+        pid = fork_child();
+        if (pid == 0) {
+                size_t ps = test_page_size(), n = 3000;
+                uint8_t *base = mmap(NULL, 2 * n * ps, PROT_NONE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0);
+
+                close(ctl[1]);
+                close(ready[0]);
+                if (base == MAP_FAILED)
+                        _exit(EXIT_FAILURE);
+                for (size_t i = 0; i < n; i++)
+                        if (mprotect(base + 2 * i * ps, ps, i % 2 ? PROT_READ : PROT_READ|PROT_WRITE) < 0)
+                                _exit(EXIT_FAILURE);
+                close(ready[1]);
+                while (read(ctl[0], &x, 1) > 0)
+                        ;
+                _exit(EXIT_SUCCESS);
+        }
+        close(ctl[0]);
+        close(ready[1]);
+        ck_assert_int_eq(read(ready[0], &x, 1), 0);
+        close(ready[0]);
+
+        d1 = daemon_start(NULL);
+        d2 = daemon_start(ARGS("--max-reply-size", "65536"));
+        whole = connect_ok(d1);
+        parts = connect_ok(d2);
+        ck_assert_int_eq(vmaq_list_mappings(whole, pid, 0, &a), 0);
+        ck_assert_int_eq(vmaq_list_mappings(parts, pid, 0, &b), 0);
+        ck_assert_str_eq(vmaq_errmsg(parts), "");
+
+        ck_assert_uint_gt(a->n_mappings, 3000);
+        ck_assert_uint_eq(b->n_mappings, a->n_mappings);
+        ck_assert_uint_eq(b->start_time, a->start_time);
+        for (size_t i = 0; i < a->n_mappings; i++) {
+                ck_assert_uint_eq(b->mappings[i].start, a->mappings[i].start);
+                ck_assert_uint_eq(b->mappings[i].end, a->mappings[i].end);
+                ck_assert_str_eq(b->mappings[i].perms, a->mappings[i].perms);
+                ck_assert_pstr_eq(b->mappings[i].path, a->mappings[i].path);
+                ck_assert_uint_eq(b->mappings[i].build_id_len, a->mappings[i].build_id_len);
+        }
+
+        close(ctl[1]);
+        ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+        vmaq_close(TAKE_PTR(whole));
+        vmaq_close(TAKE_PTR(parts));
+        daemon_stop(d2);
+        daemon_stop(d1);
 }
 END_TEST
 
@@ -1022,6 +1084,7 @@ static Suite *libvmaq_suite(void) {
         add_test(s, "normalize-batch", test_normalize_batch, NULL);
         add_test(s, "list-mappings", test_list_mappings, "layout");
         add_test(s, "list-mappings-flags", test_list_mappings_flags, NULL);
+        add_test(s, "list-mappings-parts", test_list_mappings_parts, NULL);
         add_test(s, "get-status", test_get_status, NULL);
         add_test(s, "error-no-such-process", test_error_no_such_process, NULL);
         add_test(s, "error-zombie", test_error_zombie, NULL);
