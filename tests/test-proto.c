@@ -678,6 +678,7 @@ static const struct {
         { PROTO_ERROR_INVALID_PARAMETER,      "org.varlink.service.InvalidParameter",     -EINVAL },
         { PROTO_ERROR_INVALID_MESSAGE,        "io.vmaq.InvalidMessage",                   -EBADMSG },
         { PROTO_ERROR_REQUEST_TOO_LARGE,      "io.vmaq.RequestTooLarge",                  -E2BIG },
+        { PROTO_ERROR_REPLY_TOO_LARGE,        "io.vmaq.ReplyTooLarge",                    -ENOBUFS },
         { PROTO_ERROR_NO_SUCH_PROCESS,        "io.vmaq.NoSuchProcess",                    -ESRCH },
         { PROTO_ERROR_NO_ADDRESS_SPACE,       "io.vmaq.NoAddressSpace",                   -ENXIO },
         { PROTO_ERROR_PERMISSION_DENIED,      "io.vmaq.PermissionDenied",                 -EACCES },
@@ -1345,6 +1346,7 @@ static const struct {
         pid_t pid;
         bool exec_only, build_ids, pin;
         uint64_t start_time;
+        uint64_t start;
 } list_mappings_vectors[] = {
         { "{\"pid\":1}", 0, NULL, 1, false, true, false, 0 },
         { "{\"pid\":3,\"exec_only\":true,\"build_ids\":false,\"start_time\":5}", 0, NULL, 3, true, false, true, 5 },
@@ -1360,6 +1362,13 @@ static const struct {
         { "{\"pid\":1,\"start_time\":18446744073709551616}", -EINVAL, "start_time" },
         { "{\"pid\":1,\"addresses\":[1]}",              -EINVAL, "addresses" },
         { "{\"pid\":1,\"map_files\":true}",             -EINVAL, "map_files" },
+        { "{\"pid\":1,\"start\":4096}", 0, NULL, 1, false, true, false, 0, 4096 },
+        { "{\"pid\":1,\"start\":\"0x7f0000001000\"}", 0, NULL, 1, false, true, false, 0, 0x7f0000001000 },
+        { "{\"pid\":1,\"start\":18446744073709551615}", 0, NULL, 1, false, true, false, 0, UINT64_MAX },
+        { "{\"pid\":1,\"start\":18446744073709551616}", -EINVAL, "start" },
+        { "{\"pid\":1,\"start\":-1}",                  -EINVAL, "start" },
+        { "{\"pid\":1,\"start\":\"0x\"}",              -EINVAL, "start" },
+        { "{\"pid\":1,\"start\":null}",                -EINVAL, "start" },
 };
 
 START_TEST(test_list_mappings_decode) {
@@ -1382,6 +1391,7 @@ START_TEST(test_list_mappings_decode) {
         ck_assert_int_eq(req.build_ids, list_mappings_vectors[_i].build_ids);
         ck_assert_int_eq(req.pin, list_mappings_vectors[_i].pin);
         ck_assert_uint_eq(req.start_time, list_mappings_vectors[_i].start_time);
+        ck_assert_uint_eq(req.start, list_mappings_vectors[_i].start);
 }
 END_TEST
 
@@ -1407,7 +1417,7 @@ START_TEST(test_list_mappings_encode) {
         };
         struct json_object *o = NULL;
 
-        ck_assert_int_eq(proto_list_mappings_reply_encode(9, 77, mappings, ELEMENTSOF(mappings), &o), 0);
+        ck_assert_int_eq(proto_list_mappings_reply_encode(9, 77, mappings, ELEMENTSOF(mappings), false, 0, &o), 0);
         assert_reply(o,
                      "{\"pid\":9,\"start_time\":77,\"mappings\":["
                      "{\"start\":4194304,\"end\":4198400,\"perms\":\"r-xp\",\"offset\":4096,\"dev_major\":8,\"dev_minor\":2,"
@@ -1421,13 +1431,24 @@ START_TEST(test_list_mappings_encode) {
                      "\"inode\":0,\"path\":\"/gone\",\"kind\":\"file\",\"deleted\":true,\"build_id\":null}]}");
 
         o = NULL;
-        ck_assert_int_eq(proto_list_mappings_reply_encode(9, 77, NULL, 0, &o), 0);
+        ck_assert_int_eq(proto_list_mappings_reply_encode(9, 77, NULL, 0, false, 0, &o), 0);
         assert_reply(o, "{\"pid\":9,\"start_time\":77,\"mappings\":[]}");
 
+        /* Cut short: where to go on. */
         o = NULL;
-        ck_assert_int_eq(proto_list_mappings_reply_encode(9, 77, &(ProtoMapping) { .perms = "r--p", .kind = "heap" }, 1, &o),
+        ck_assert_int_eq(proto_list_mappings_reply_encode(9, 77, mappings, 1, true, UINT64_MAX, &o), 0);
+        assert_reply(o,
+                     "{\"pid\":9,\"start_time\":77,\"mappings\":["
+                     "{\"start\":4194304,\"end\":4198400,\"perms\":\"r-xp\",\"offset\":4096,\"dev_major\":8,\"dev_minor\":2,"
+                     "\"inode\":99,\"path\":\"/bin/x\",\"kind\":\"file\",\"deleted\":false,\"build_id\":\"0123ab\"}],"
+                     "\"next\":18446744073709551615}");
+
+        o = NULL;
+        ck_assert_int_eq(proto_list_mappings_reply_encode(9, 77, &(ProtoMapping) { .perms = "r--p", .kind = "heap" }, 1, false, 0,
+                                                          &o),
                          -EINVAL);
-        ck_assert_int_eq(proto_list_mappings_reply_encode(9, 77, &(ProtoMapping) { .kind = "file" }, 1, &o), -EINVAL);
+        ck_assert_int_eq(proto_list_mappings_reply_encode(9, 77, &(ProtoMapping) { .kind = "file" }, 1, false, 0, &o),
+                         -EINVAL);
         ck_assert_ptr_null(o);
 }
 END_TEST
@@ -1642,8 +1663,10 @@ START_TEST(test_list_mappings_request_roundtrip) {
                         .build_ids = true,
                         .pin = true,
                         .start_time = UINT64_MAX,
+                        .start = UINT64_MAX - 1,
                 }, &p), 0);
         ck_assert_int_eq(proto_list_mappings_request_decode(p, &req, &parameter), 0);
+        ck_assert_uint_eq(req.start, UINT64_MAX - 1);
         ck_assert_int_eq(req.pid, 2147483647);
         ck_assert(!req.exec_only);
         ck_assert(req.build_ids);
@@ -1727,6 +1750,8 @@ static const struct {
         { "io.vmaq.RequestTooLarge", "{\"parameter\":\"addresses\",\"limit\":100000}", 0,
           PROTO_ERROR_REQUEST_TOO_LARGE, -E2BIG,
           "request too large: more 'addresses' than the limit of 100000 (io.vmaq.RequestTooLarge)" },
+        { "io.vmaq.ReplyTooLarge", "{\"limit\":65536}", 0, PROTO_ERROR_REPLY_TOO_LARGE, -ENOBUFS,
+          "reply too large: over the limit of 65536 bytes, ask for less (io.vmaq.ReplyTooLarge)" },
         { "io.vmaq.NoSuchProcess", "{\"pid\":4242}", 0, PROTO_ERROR_NO_SUCH_PROCESS, -ESRCH,
           "no such process: pid 4242 (io.vmaq.NoSuchProcess)" },
         { "io.vmaq.NoAddressSpace", "{\"pid\":2}", 0, PROTO_ERROR_NO_ADDRESS_SPACE, -ENXIO,
@@ -1992,7 +2017,8 @@ START_TEST(test_list_mappings_reply_decode) {
         const char *error = NULL, *field = NULL;
         size_t size = 0;
 
-        ck_assert_int_eq(proto_list_mappings_reply_encode(7, UINT64_MAX, mappings, ELEMENTSOF(mappings), &enc), 0);
+        ck_assert_int_eq(proto_list_mappings_reply_encode(7, UINT64_MAX, mappings, ELEMENTSOF(mappings), true, 0x5000,
+                                                          &enc), 0);
         ck_assert_int_eq(varlink_reply_format(enc, false, &msg, &size), 0);
         ck_assert_int_eq(varlink_json_parse(msg, size - 1, NULL, &o), 0);
         ck_assert_int_eq(proto_reply_split(o, &error, &p, &field), 0);
@@ -2000,6 +2026,8 @@ START_TEST(test_list_mappings_reply_decode) {
         ck_assert_int_eq(proto_list_mappings_reply_decode(p, &reply, &field), 0);
         ck_assert_int_eq(reply.pid, 7);
         ck_assert_uint_eq(reply.start_time, UINT64_MAX);
+        ck_assert(reply.has_next);
+        ck_assert_uint_eq(reply.next, 0x5000);
         ck_assert_uint_eq(reply.n_mappings, ELEMENTSOF(mappings));
         for (size_t i = 0; i < ELEMENTSOF(mappings); i++) {
                 const ProtoMapping *g = &reply.mappings[i], *w = &mappings[i];
