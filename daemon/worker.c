@@ -180,6 +180,14 @@ int worker_pool_stop(WorkerPool *p, uint64_t timeout_usec) {
         pthread_mutex_lock(&p->lock);
         p->stopping = true;
         pthread_cond_broadcast(&p->wake);
+        /* What no thread started is handed back unrun, with the finished items. */
+        if (p->queue) {
+                *p->finished_tail = p->queue;
+                p->finished_tail = p->queue_tail;
+                p->queue = NULL;
+                p->queue_tail = &p->queue;
+                p->n_queued = 0;
+        }
         while (p->n_exited < p->n_threads && r == 0) {
                 r = -pthread_cond_clockwait(&p->exited, &p->lock, CLOCK_MONOTONIC, &deadline);
         }

@@ -33,8 +33,9 @@ typedef struct WorkerPool WorkerPool;
 int worker_pool_new(WorkerPool **ret, size_t max_threads);
 
 /*
- * Stop the pool: no item is started any more, and the threads are joined
- * once their current item is done, waiting @timeout_usec at most. Returns
+ * Stop the pool: no item is started any more (those queued are handed back
+ * unrun by worker_pool_take_finished()), and the threads are joined once
+ * their current item is done, waiting @timeout_usec at most. Returns
  * 0 when every thread is gone, -ETIMEDOUT when some still run an item:
  * then whatever their items use must stay allocated, and so must the pool.
  */
