@@ -1005,6 +1005,7 @@ START_TEST(test_usage_errors) {
 
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
                 _cleanup_(run_done) Run r = {};
+                const char *hint;
 
                 ctl_run(cases[i], &r);
                 ck_assert_msg(r.exit_code == EXIT_USAGE, "case %zu (%s): exit %d\nstderr: %s", i,
@@ -1012,6 +1013,49 @@ START_TEST(test_usage_errors) {
                 ck_assert_str_eq(r.out, "");
                 ck_assert_msg(startswith(r.err, "vmaqctl: "),
                               "case %zu: stderr: %s", i, r.err);
+                /* Reported once: one line, then the hint. */
+                hint = strchr(r.err, '\n');
+                ck_assert_msg(hint && streq(hint + 1, "See 'vmaqctl --help'.\n"),
+                              "case %zu: stderr: %s", i, r.err);
+        }
+}
+END_TEST
+
+/* The exact report of a bad option, wherever it appears: one error, then the hint. */
+START_TEST(test_usage_error_once) {
+        _cleanup_free_ char *sock = xasprintf("%s/no-such.sock", run_dir);
+        const char *s = sock;
+        const struct {
+                const char *const *args;
+                const char *err;
+        } cases[] = {
+                { ARGS("--socket", s, "normalize", "--timeout=abc", "1", "0x1"),
+                  "vmaqctl: invalid --timeout 'abc': seconds, 0 for none\n" },
+                { ARGS("--socket", s, "--timeout=abc", "normalize", "1", "0x1"),
+                  "vmaqctl: invalid --timeout 'abc': seconds, 0 for none\n" },
+                { ARGS("--socket", s, "status", "--timeout=-5"),
+                  "vmaqctl: invalid --timeout '-5': seconds, 0 for none\n" },
+                { ARGS("maps", "--socket=", "1"),
+                  "vmaqctl: --socket needs a path\n" },
+                { ARGS("--socket", s, "maps", "--frob", "1"),
+                  "vmaqctl: unknown option, or option without its argument: '--frob'\n" },
+                { ARGS("--socket", s, "status", "--exec-only"),
+                  "vmaqctl: unknown option, or option without its argument: '--exec-only'\n" },
+                { ARGS("--socket", s, "normalize", "1", "0x1", "--start-time"),
+                  "vmaqctl: unknown option, or option without its argument: '--start-time'\n" },
+                { ARGS("--socket", s, "normalize", "--start-time=x", "1", "0x1"),
+                  "vmaqctl: invalid --start-time 'x': a decimal number\n" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_(run_done) Run r = {};
+                _cleanup_free_ char *err = xasprintf("%sSee 'vmaqctl --help'.\n", cases[i].err);
+
+                ctl_run(cases[i].args, &r);
+                ck_assert_msg(r.exit_code == EXIT_USAGE, "case %zu: exit %d\nstderr: %s", i, r.exit_code,
+                              r.err);
+                ck_assert_str_eq(r.out, "");
+                ck_assert_str_eq(r.err, err);
         }
 }
 END_TEST
@@ -1127,6 +1171,7 @@ static Suite *vmaqctl_suite(void) {
                 { "maps",               test_maps },
                 { "daemon_errors",      test_daemon_errors },
                 { "usage_errors",       test_usage_errors },
+                { "usage_error_once",   test_usage_error_once },
                 { "unreachable",        test_unreachable },
                 { "help_version",       test_help_version },
         };
