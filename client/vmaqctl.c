@@ -40,7 +40,6 @@ typedef enum ExitStatus {
 
 static const char *arg_socket = NULL;
 static bool arg_json = false;
-static bool arg_timeout_set = false;
 static uint64_t arg_timeout_usec = VMAQ_DEFAULT_TIMEOUT_USEC;
 
 DEFINE_CLEANUP(struct vmaq_client *, vmaq_close);
@@ -64,7 +63,8 @@ static void help(void) {
                "     --version            Show the version\n"
                "     --socket=PATH        Connect to PATH (default: $VMAQ_SOCKET, else %2$s)\n"
                "     --json               Print one JSON document\n"
-               "     --timeout=SEC        Give up on the daemon after SEC seconds; 0 waits\n"
+               "     --timeout=SEC        Give up when the daemon does not take the connection,\n"
+               "                          or does not answer, within SEC seconds; 0 waits\n"
                "                          forever (default: %3$" PRIu64 ")\n\n"
                "Exit status: 0 success, 1 the daemon answered with an error, 2 usage error,\n"
                "3 the daemon could not be reached (no socket, refused, timeout, connection lost).\n",
@@ -214,26 +214,16 @@ static const char *socket_display(void) {
         return e && e[0] ? e : VMAQ_DEFAULT_SOCKET;
 }
 
-/* Connect and set the timeout; a failure is reported. */
+/* Connect, with the timeout for the connect and the call; a failure is reported. */
 static ExitStatus connect_daemon(struct vmaq_client **ret) {
-        _cleanup_(vmaq_closep) struct vmaq_client *c = NULL;
         int r;
 
-        r = vmaq_connect(&c, arg_socket);
+        r = vmaq_connect_timeout(ret, arg_socket, arg_timeout_usec);
         if (r < 0) {
                 fprintf(stderr, "%s: cannot connect to vmaqd at '%s': %s\n", PROGRAM_NAME,
                         socket_display(), strerror(-r));
                 return EXIT_UNREACHABLE;
         }
-        if (arg_timeout_set) {
-                r = vmaq_set_timeout(c, arg_timeout_usec);
-                if (r < 0) {
-                        fprintf(stderr, "%s: cannot set the timeout: %s\n", PROGRAM_NAME,
-                                strerror(-r));
-                        return EXIT_USAGE;
-                }
-        }
-        *ret = TAKE_PTR(c);
         return EXIT_OK;
 }
 
@@ -354,7 +344,6 @@ static int parse_common_option(int c, const char *optarg_, char *argv[]) {
                         return -EINVAL;
                 }
                 arg_timeout_usec = sec * 1000000;
-                arg_timeout_set = true;
                 return 1;
         default:
                 /* opterr is 0: getopt() printed nothing, and optind is past the culprit. */

@@ -1121,6 +1121,46 @@ START_TEST(test_unreachable) {
 }
 END_TEST
 
+/* A listener that never accepts, its backlog full: connecting gives up after --timeout too. */
+START_TEST(test_connect_timeout) {
+        _cleanup_free_ char *full = xasprintf("%s/full.sock", run_dir);
+        _cleanup_free_ char *err = xasprintf("vmaqctl: cannot connect to vmaqd at '%s': %s\n", full,
+                                             strerror(ETIMEDOUT));
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        _cleanup_close_ int fd = -EBADF;
+        _cleanup_(run_done) Run r = {};
+        int queued[8];
+        size_t n = 0;
+
+        fd = socket(AF_UNIX, SOCK_STREAM|SOCK_CLOEXEC, 0);
+        ck_assert_int_ge(fd, 0);
+        strcpy(sa.sun_path, full);
+        ck_assert_int_eq(bind(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        ck_assert_int_eq(listen(fd, 0), 0);
+        /* Fill the backlog: a non-blocking connect fails with EAGAIN once it is full. */
+        for (;;) {
+                int q = socket(AF_UNIX, SOCK_STREAM|SOCK_CLOEXEC|SOCK_NONBLOCK, 0);
+
+                ck_assert_int_ge(q, 0);
+                if (connect(q, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
+                        ck_assert_int_eq(errno, EAGAIN);
+                        close(q);
+                        break;
+                }
+                ck_assert_uint_lt(n, ELEMENTSOF(queued));
+                queued[n++] = q;
+        }
+
+        ctl_expect(NULL, ARGS("--socket", full, "--timeout", "1", "status"), EXIT_UNREACHABLE, &r);
+        ck_assert_str_eq(r.out, "");
+        ck_assert_str_eq(r.err, err);
+
+        for (size_t i = 0; i < n; i++)
+                close(queued[i]);
+        (void) unlink(full);
+}
+END_TEST
+
 START_TEST(test_help_version) {
         _cleanup_(run_done) Run r = {};
         _cleanup_free_ char *version = xasprintf("vmaqctl %s\n", PACKAGE_VERSION);
@@ -1173,6 +1213,7 @@ static Suite *vmaqctl_suite(void) {
                 { "usage_errors",       test_usage_errors },
                 { "usage_error_once",   test_usage_error_once },
                 { "unreachable",        test_unreachable },
+                { "connect_timeout",    test_connect_timeout },
                 { "help_version",       test_help_version },
         };
 
