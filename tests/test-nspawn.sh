@@ -151,14 +151,19 @@ start=$(date +%s)
 ) >"$work/nspawn.log" 2>&1 </dev/null &
 nspawn=$!
 
-# The container's init is the child of systemd-nspawn.
+# The container's init is the child of systemd-nspawn in a pid namespace of
+# its own. Not just any child: nspawn's short-lived outer child, in our pid
+# namespace, comes first, and once it is gone nothing can enter it.
+own_pidns=$(readlink /proc/self/ns/pid)
 leader=""
 i=0
 while [ -z "$leader" ]; do
         kill -0 "$nspawn" 2>/dev/null || fail "systemd-nspawn exited"
         for p in /proc/[0-9]*; do
                 pp=$(sed -n 's/^PPid:[[:space:]]*//p' "$p/status" 2>/dev/null) || continue
-                if [ "$pp" = "$nspawn" ]; then
+                [ "$pp" = "$nspawn" ] || continue
+                pidns=$(readlink "$p/ns/pid" 2>/dev/null) || continue
+                if [ "$pidns" != "$own_pidns" ]; then
                         leader=${p#/proc/}
                         break
                 fi
