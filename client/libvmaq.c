@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -64,10 +65,60 @@ static int fail_broken(struct vmaq_client *c, int r, const char *format, ...) {
         return r;
 }
 
+static uint64_t now_usec(void) {
+        struct timespec ts;
+
+        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
+/*
+ * Connect @fd to @sa, waiting at most @usec (0: forever) for room in the
+ * listener's backlog. Not O_NONBLOCK and poll(): an AF_UNIX connect to a
+ * full backlog then fails with EAGAIN at once, and poll() cannot wait for
+ * room. A blocking connect waits for it, bounded by SO_SNDTIMEO, and fails
+ * with EAGAIN when that runs out.
+ */
+static int connect_bounded(int fd, const struct sockaddr_un *sa, uint64_t usec) {
+        uint64_t deadline = usec == 0 ? UINT64_MAX : now_usec() + MIN(usec, UINT64_MAX / 2);
+
+        for (;;) {
+                if (deadline != UINT64_MAX) {
+                        uint64_t n = now_usec(), left;
+                        struct timeval tv;
+
+                        if (n >= deadline)
+                                return -ETIMEDOUT;
+                        left = deadline - n;
+                        tv = (struct timeval) { .tv_sec = left / 1000000, .tv_usec = left % 1000000 };
+                        if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0)
+                                return negative_errno();
+                }
+                if (connect(fd, (const struct sockaddr *) sa, sizeof(*sa)) >= 0)
+                        break;
+                if (errno == EAGAIN)
+                        return -ETIMEDOUT;
+                /* Interrupted while waiting for room: nothing is set up yet, go on with what is left. */
+                if (errno != EINTR)
+                        return negative_errno();
+        }
+
+        /* Sends are bounded by poll(): leave no send timeout behind. */
+        if (deadline != UINT64_MAX &&
+            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &(struct timeval) {}, sizeof(struct timeval)) < 0)
+                return negative_errno();
+        return 0;
+}
+
 _public_ int vmaq_connect(struct vmaq_client **ret, const char *path) {
+        return vmaq_connect_timeout(ret, path, VMAQ_DEFAULT_TIMEOUT_USEC);
+}
+
+_public_ int vmaq_connect_timeout(struct vmaq_client **ret, const char *path, uint64_t usec) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         struct vmaq_client *c;
         _cleanup_close_ int fd = -EBADF;
+        int r;
 
         if (!ret)
                 return -EINVAL;
@@ -88,14 +139,15 @@ _public_ int vmaq_connect(struct vmaq_client **ret, const char *path) {
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0)
                 return negative_errno();
-        if (connect(fd, (const struct sockaddr *) &sa, sizeof(sa)) < 0)
-                return negative_errno();
+        r = connect_bounded(fd, &sa, usec);
+        if (r < 0)
+                return r;
 
         c = calloc(1, sizeof(*c));
         if (!c)
                 return -ENOMEM;
         c->fd = TAKE_FD(fd);
-        c->timeout_usec = VMAQ_DEFAULT_TIMEOUT_USEC;
+        c->timeout_usec = usec;
 
         *ret = c;
         return 0;
@@ -122,13 +174,6 @@ _public_ const char *vmaq_errmsg(const struct vmaq_client *client) {
 }
 
 /* --- I/O ------------------------------------------------------------------ */
-
-static uint64_t now_usec(void) {
-        struct timespec ts;
-
-        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
-}
 
 /*
  * Wait for @events on the socket until @deadline (UINT64_MAX: forever).

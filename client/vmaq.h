@@ -27,8 +27,10 @@
  * Errors of the connection:
  *   -ENOENT, -ECONNREFUSED, -EACCES  from connecting: no daemon, or no access
  *   -ENAMETOOLONG  the socket path does not fit a sockaddr_un
- *   -ETIMEDOUT   no complete reply within the timeout; the connection is
- *                then unusable (close it)
+ *   -ETIMEDOUT   from connecting: the daemon's listen backlog stayed full
+ *                for the timeout (it is not accepting connections);
+ *                from a call: no complete reply within the timeout, the
+ *                connection is then unusable (close it)
  *   -ECONNRESET  the daemon closed the connection
  *   -EPROTO      the daemon sent something that is not a valid reply (or
  *                one over 256 MiB)
@@ -65,16 +67,30 @@ struct vmaq_client;
  * Connect to vmaqd at @path, or when @path is NULL at $VMAQ_SOCKET, else
  * VMAQ_DEFAULT_SOCKET. $VMAQ_SOCKET is ignored in setuid/setgid programs
  * (secure_getenv()). On failure *ret is NULL and the error is returned.
+ *
+ * A daemon that does not accept leaves connections in its listen backlog,
+ * and once that is full a connect waits for room: at most
+ * VMAQ_DEFAULT_TIMEOUT_USEC, then it fails with -ETIMEDOUT. A connection
+ * that found room counts as made; the first call's timeout covers the
+ * wait for the daemon to accept it.
  */
 int vmaq_connect(struct vmaq_client **ret, const char *path);
+
+/*
+ * vmaq_connect() with a timeout of @usec microseconds (0: wait forever)
+ * instead of VMAQ_DEFAULT_TIMEOUT_USEC: for the connect, and for each call
+ * on the connection as if set with vmaq_set_timeout().
+ */
+int vmaq_connect_timeout(struct vmaq_client **ret, const char *path, uint64_t usec);
 
 /* Close the connection and free @client. Accepts NULL. */
 void vmaq_close(struct vmaq_client *client);
 
 /*
  * The time a call may take, sending and receiving together, in
- * microseconds; 0 waits forever. Default VMAQ_DEFAULT_TIMEOUT_USEC.
- * Returns 0, or -EINVAL for a NULL @client.
+ * microseconds; 0 waits forever. Default VMAQ_DEFAULT_TIMEOUT_USEC, or
+ * the timeout given to vmaq_connect_timeout(). Returns 0, or -EINVAL for
+ * a NULL @client.
  */
 int vmaq_set_timeout(struct vmaq_client *client, uint64_t usec);
 

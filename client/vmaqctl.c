@@ -26,16 +26,20 @@
 /* Not argv[0]: in the build tree that is libtool's "lt-vmaqctl". */
 #define PROGRAM_NAME "vmaqctl"
 
-enum {
+/*
+ * What vmaqctl exits with. A function that reports a failure returns the
+ * status it calls for (EXIT_OK when there was none): it is a type of its
+ * own so that it cannot be mistaken for an errno.
+ */
+typedef enum ExitStatus {
         EXIT_OK = 0,
         EXIT_DAEMON_ERROR = 1,
         EXIT_USAGE = 2,
         EXIT_UNREACHABLE = 3,
-};
+} ExitStatus;
 
 static const char *arg_socket = NULL;
 static bool arg_json = false;
-static bool arg_timeout_set = false;
 static uint64_t arg_timeout_usec = VMAQ_DEFAULT_TIMEOUT_USEC;
 
 DEFINE_CLEANUP(struct vmaq_client *, vmaq_close);
@@ -59,7 +63,8 @@ static void help(void) {
                "     --version            Show the version\n"
                "     --socket=PATH        Connect to PATH (default: $VMAQ_SOCKET, else %2$s)\n"
                "     --json               Print one JSON document\n"
-               "     --timeout=SEC        Give up on the daemon after SEC seconds; 0 waits\n"
+               "     --timeout=SEC        Give up when the daemon does not take the connection,\n"
+               "                          or does not answer, within SEC seconds; 0 waits\n"
                "                          forever (default: %3$" PRIu64 ")\n\n"
                "Exit status: 0 success, 1 the daemon answered with an error, 2 usage error,\n"
                "3 the daemon could not be reached (no socket, refused, timeout, connection lost).\n",
@@ -67,8 +72,8 @@ static void help(void) {
                VMAQ_DEFAULT_TIMEOUT_USEC / UINT64_C(1000000));
 }
 
-static int usage_error(const char *fmt, ...) __attribute__((__format__(__printf__, 1, 2)));
-static int usage_error(const char *fmt, ...) {
+static ExitStatus usage_error(const char *fmt, ...) __attribute__((__format__(__printf__, 1, 2)));
+static ExitStatus usage_error(const char *fmt, ...) {
         va_list ap;
 
         fprintf(stderr, "%s: ", PROGRAM_NAME);
@@ -76,7 +81,7 @@ static int usage_error(const char *fmt, ...) {
         vfprintf(stderr, fmt, ap);
         va_end(ap);
         fprintf(stderr, "\nSee '%s --help'.\n", PROGRAM_NAME);
-        return -EXIT_USAGE;
+        return EXIT_USAGE;
 }
 
 /* --- output -------------------------------------------------------------------- */
@@ -190,12 +195,12 @@ static const char *unknown_to_string(enum vmaq_unknown u) {
 }
 
 /* stdout could not be written: report it once, at the end. */
-static int finish_output(void) {
+static ExitStatus finish_output(void) {
         if (fflush(stdout) != 0 || ferror(stdout)) {
                 fprintf(stderr, "%s: failed to write the output: %m\n", PROGRAM_NAME);
-                return -EXIT_DAEMON_ERROR;
+                return EXIT_DAEMON_ERROR;
         }
-        return 0;
+        return EXIT_OK;
 }
 
 /* --- errors -------------------------------------------------------------------- */
@@ -209,35 +214,25 @@ static const char *socket_display(void) {
         return e && e[0] ? e : VMAQ_DEFAULT_SOCKET;
 }
 
-/* Connect and set the timeout; a failure is reported and returned as -EXIT_UNREACHABLE. */
-static int connect_daemon(struct vmaq_client **ret) {
-        _cleanup_(vmaq_closep) struct vmaq_client *c = NULL;
+/* Connect, with the timeout for the connect and the call; a failure is reported. */
+static ExitStatus connect_daemon(struct vmaq_client **ret) {
         int r;
 
-        r = vmaq_connect(&c, arg_socket);
+        r = vmaq_connect_timeout(ret, arg_socket, arg_timeout_usec);
         if (r < 0) {
                 fprintf(stderr, "%s: cannot connect to vmaqd at '%s': %s\n", PROGRAM_NAME,
                         socket_display(), strerror(-r));
-                return -EXIT_UNREACHABLE;
+                return EXIT_UNREACHABLE;
         }
-        if (arg_timeout_set) {
-                r = vmaq_set_timeout(c, arg_timeout_usec);
-                if (r < 0) {
-                        fprintf(stderr, "%s: cannot set the timeout: %s\n", PROGRAM_NAME,
-                                strerror(-r));
-                        return -EXIT_USAGE;
-                }
-        }
-        *ret = TAKE_PTR(c);
-        return 0;
+        return EXIT_OK;
 }
 
 /*
  * Report the failure @r of a call about @pid (0: not about a process) and
- * return the negative exit code: a broken connection is "unreachable",
- * anything else is an answer of the daemon.
+ * return the exit status: a broken connection is "unreachable", anything
+ * else is an answer of the daemon.
  */
-static int call_error(struct vmaq_client *c, int r, pid_t pid, uint64_t start_time) {
+static ExitStatus call_error(struct vmaq_client *c, int r, pid_t pid, uint64_t start_time) {
         const char *name = PROGRAM_NAME;
         const char *detail = vmaq_errmsg(c);
 
@@ -247,17 +242,17 @@ static int call_error(struct vmaq_client *c, int r, pid_t pid, uint64_t start_ti
         switch (-r) {
         case ETIMEDOUT:
                 fprintf(stderr, "%s: vmaqd at '%s' did not answer in time\n", name, socket_display());
-                return -EXIT_UNREACHABLE;
+                return EXIT_UNREACHABLE;
         case ECONNRESET:
         case EPIPE:
         case ENOTCONN:
                 fprintf(stderr, "%s: lost the connection to vmaqd at '%s'%s%s\n", name, socket_display(),
                         detail[0] ? ": " : "", detail);
-                return -EXIT_UNREACHABLE;
+                return EXIT_UNREACHABLE;
         case EPROTO:
                 fprintf(stderr, "%s: vmaqd at '%s' sent an invalid reply%s%s\n", name, socket_display(),
                         detail[0] ? ": " : "", detail);
-                return -EXIT_UNREACHABLE;
+                return EXIT_UNREACHABLE;
         case ESRCH:
                 fprintf(stderr, "%s: no such process: pid %d\n", name, (int) pid);
                 break;
@@ -294,7 +289,7 @@ static int call_error(struct vmaq_client *c, int r, pid_t pid, uint64_t start_ti
                 fprintf(stderr, "%s: %s%s%s\n", name, strerror(-r), detail[0] ? ": " : "", detail);
                 break;
         }
-        return -EXIT_DAEMON_ERROR;
+        return EXIT_DAEMON_ERROR;
 }
 
 /* --- arguments ------------------------------------------------------------------- */
@@ -318,9 +313,10 @@ enum {
         { "timeout", required_argument, NULL, ARG_TIMEOUT }
 
 /*
- * The options every command takes, wherever they appear. Returns 1 if
- * handled, 0 for --help/--version (done), -EXIT_USAGE on error, -ENOENT if
- * @c is none of them.
+ * The options every command takes, wherever they appear; anything else
+ * reaching here is not an option of the command and is reported. Returns 1
+ * if handled, 0 for --help/--version (done), -EINVAL for a usage error
+ * (reported).
  */
 static int parse_common_option(int c, const char *optarg_, char *argv[]) {
         uint64_t sec;
@@ -333,34 +329,42 @@ static int parse_common_option(int c, const char *optarg_, char *argv[]) {
                 printf("%s %s\n", PROGRAM_NAME, PACKAGE_VERSION);
                 return 0;
         case ARG_SOCKET:
-                if (optarg_[0] == '\0')
-                        return usage_error("--socket needs a path");
+                if (optarg_[0] == '\0') {
+                        (void) usage_error("--socket needs a path");
+                        return -EINVAL;
+                }
                 arg_socket = optarg_;
                 return 1;
         case ARG_JSON:
                 arg_json = true;
                 return 1;
         case ARG_TIMEOUT:
-                if (parse_u64(optarg_, 10, &sec) < 0 || sec > UINT64_MAX / 1000000)
-                        return usage_error("invalid --timeout '%s': seconds, 0 for none", optarg_);
+                if (parse_u64(optarg_, 10, &sec) < 0 || sec > UINT64_MAX / 1000000) {
+                        (void) usage_error("invalid --timeout '%s': seconds, 0 for none", optarg_);
+                        return -EINVAL;
+                }
                 arg_timeout_usec = sec * 1000000;
-                arg_timeout_set = true;
                 return 1;
-        case '?':
+        default:
                 /* opterr is 0: getopt() printed nothing, and optind is past the culprit. */
                 if (optind > 0 && argv[optind - 1] && argv[optind - 1][0] == '-')
-                        return usage_error("unknown option, or option without its argument: '%s'",
+                        (void) usage_error("unknown option, or option without its argument: '%s'",
                                            argv[optind - 1]);
-                return usage_error("invalid option");
-        default:
-                return -ENOENT;
+                else
+                        (void) usage_error("invalid option");
+                return -EINVAL;
         }
 }
 
-static int parse_pid_arg(const char *s, pid_t *ret) {
+/* What the command exits with when parse_common_option() returned @r <= 0. */
+static ExitStatus common_option_exit(int r) {
+        return r < 0 ? EXIT_USAGE : finish_output();
+}
+
+static ExitStatus parse_pid_arg(const char *s, pid_t *ret) {
         if (parse_pid(s, ret) < 0)
                 return usage_error("invalid PID '%s': a number from 1 to 2147483647", s);
-        return 0;
+        return EXIT_OK;
 }
 
 typedef struct Addresses {
@@ -389,13 +393,13 @@ static int addresses_add(Addresses *a, uint64_t addr) {
         return 0;
 }
 
-static int out_of_memory(void) {
+static ExitStatus out_of_memory(void) {
         fprintf(stderr, "%s: out of memory\n", PROGRAM_NAME);
-        return -EXIT_DAEMON_ERROR;
+        return EXIT_DAEMON_ERROR;
 }
 
 /* One address per line; blank lines are skipped, spaces around an address ignored. */
-static int read_addresses(FILE *f, Addresses *a) {
+static ExitStatus read_addresses(FILE *f, Addresses *a) {
         _cleanup_free_ char *line = NULL;
         size_t allocated = 0;
         unsigned long lineno = 0;
@@ -423,16 +427,16 @@ static int read_addresses(FILE *f, Addresses *a) {
                                 fputc(*p < 0x20 || *p == 0x7f ? '?' : *p, stderr);
                         fprintf(stderr, "' on line %lu of standard input: 0x... (hex) or decimal\n"
                                 "See '%s --help'.\n", lineno, PROGRAM_NAME);
-                        return -EXIT_USAGE;
+                        return EXIT_USAGE;
                 }
                 if (addresses_add(a, addr) < 0)
                         return out_of_memory();
         }
         if (ferror(f)) {
                 fprintf(stderr, "%s: failed to read standard input: %m\n", PROGRAM_NAME);
-                return -EXIT_USAGE;
+                return EXIT_USAGE;
         }
-        return 0;
+        return EXIT_OK;
 }
 
 /* --- normalize ------------------------------------------------------------------- */
@@ -492,7 +496,7 @@ static void print_normalization_human(const struct vmaq_normalization *n, bool m
         }
 }
 
-static int verb_normalize(int argc, char *argv[]) {
+static ExitStatus verb_normalize(int argc, char *argv[]) {
         static const struct option options[] = {
                 COMMON_OPTIONS,
                 { "no-build-ids", no_argument,       NULL, ARG_NO_BUILD_IDS },
@@ -505,17 +509,12 @@ static int verb_normalize(int argc, char *argv[]) {
         _cleanup_(addresses_done) Addresses addrs = {};
         uint64_t start_time = 0;
         unsigned flags = 0;
+        ExitStatus e;
         pid_t pid;
         int o, r;
 
         optind = 0;
-        while ((o = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
-                r = parse_common_option(o, optarg, argv);
-                if (r != -ENOENT) {
-                        if (r <= 0)
-                                return r;
-                        continue;
-                }
+        while ((o = getopt_long(argc, argv, "h", options, NULL)) >= 0)
                 switch (o) {
                 case ARG_NO_BUILD_IDS:
                         flags |= VMAQ_NORMALIZE_NO_BUILD_IDS;
@@ -529,15 +528,16 @@ static int verb_normalize(int argc, char *argv[]) {
                         flags |= VMAQ_NORMALIZE_PIN;
                         break;
                 default:
-                        return usage_error("invalid option");
+                        r = parse_common_option(o, optarg, argv);
+                        if (r <= 0)
+                                return common_option_exit(r);
                 }
-        }
 
         if (optind >= argc)
                 return usage_error("normalize needs a PID and at least one ADDR");
-        r = parse_pid_arg(argv[optind], &pid);
-        if (r < 0)
-                return r;
+        e = parse_pid_arg(argv[optind], &pid);
+        if (e != EXIT_OK)
+                return e;
         if (optind + 1 >= argc)
                 return usage_error("normalize needs at least one ADDR after the PID");
 
@@ -545,9 +545,9 @@ static int verb_normalize(int argc, char *argv[]) {
                 uint64_t addr;
 
                 if (strcmp(argv[i], "-") == 0) {
-                        r = read_addresses(stdin, &addrs);
-                        if (r < 0)
-                                return r;
+                        e = read_addresses(stdin, &addrs);
+                        if (e != EXIT_OK)
+                                return e;
                         continue;
                 }
                 if (parse_address(argv[i], &addr) < 0)
@@ -558,9 +558,9 @@ static int verb_normalize(int argc, char *argv[]) {
         if (addrs.n == 0)
                 return usage_error("no addresses given");
 
-        r = connect_daemon(&c);
-        if (r < 0)
-                return r;
+        e = connect_daemon(&c);
+        if (e != EXIT_OK)
+                return e;
         r = vmaq_normalize(c, pid, addrs.v, addrs.n, flags, start_time, &n);
         if (r < 0)
                 return call_error(c, r, pid, start_time);
@@ -620,7 +620,7 @@ static void print_mappings_human(const struct vmaq_mappings *m) {
         }
 }
 
-static int verb_maps(int argc, char *argv[]) {
+static ExitStatus verb_maps(int argc, char *argv[]) {
         static const struct option options[] = {
                 COMMON_OPTIONS,
                 { "exec-only",    no_argument, NULL, ARG_EXEC_ONLY },
@@ -630,17 +630,12 @@ static int verb_maps(int argc, char *argv[]) {
         _cleanup_(vmaq_closep) struct vmaq_client *c = NULL;
         _cleanup_(vmaq_mappings_freep) struct vmaq_mappings *m = NULL;
         unsigned flags = 0;
+        ExitStatus e;
         pid_t pid;
         int o, r;
 
         optind = 0;
-        while ((o = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
-                r = parse_common_option(o, optarg, argv);
-                if (r != -ENOENT) {
-                        if (r <= 0)
-                                return r;
-                        continue;
-                }
+        while ((o = getopt_long(argc, argv, "h", options, NULL)) >= 0)
                 switch (o) {
                 case ARG_EXEC_ONLY:
                         flags |= VMAQ_LIST_EXEC_ONLY;
@@ -649,21 +644,22 @@ static int verb_maps(int argc, char *argv[]) {
                         flags |= VMAQ_LIST_NO_BUILD_IDS;
                         break;
                 default:
-                        return usage_error("invalid option");
+                        r = parse_common_option(o, optarg, argv);
+                        if (r <= 0)
+                                return common_option_exit(r);
                 }
-        }
 
         if (optind >= argc)
                 return usage_error("maps needs a PID");
-        r = parse_pid_arg(argv[optind], &pid);
-        if (r < 0)
-                return r;
+        e = parse_pid_arg(argv[optind], &pid);
+        if (e != EXIT_OK)
+                return e;
         if (optind + 1 < argc)
                 return usage_error("unexpected argument '%s' after the PID", argv[optind + 1]);
 
-        r = connect_daemon(&c);
-        if (r < 0)
-                return r;
+        e = connect_daemon(&c);
+        if (e != EXIT_OK)
+                return e;
         r = vmaq_list_mappings(c, pid, flags, &m);
         if (r < 0)
                 return call_error(c, r, pid, 0);
@@ -718,27 +714,28 @@ static void print_status_human(const struct vmaq_status *s) {
                s->build_id_cache_misses, s->requests, s->errors, s->denied);
 }
 
-static int verb_status(int argc, char *argv[]) {
+static ExitStatus verb_status(int argc, char *argv[]) {
         static const struct option options[] = {
                 COMMON_OPTIONS,
                 {}
         };
         _cleanup_(vmaq_closep) struct vmaq_client *c = NULL;
         _cleanup_(vmaq_status_freep) struct vmaq_status *s = NULL;
+        ExitStatus e;
         int o, r;
 
         optind = 0;
         while ((o = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
                 r = parse_common_option(o, optarg, argv);
                 if (r <= 0)
-                        return r == -ENOENT ? usage_error("invalid option") : r;
+                        return common_option_exit(r);
         }
         if (optind < argc)
                 return usage_error("unexpected argument '%s' to status", argv[optind]);
 
-        r = connect_daemon(&c);
-        if (r < 0)
-                return r;
+        e = connect_daemon(&c);
+        if (e != EXIT_OK)
+                return e;
         r = vmaq_get_status(c, &s);
         if (r < 0)
                 return call_error(c, r, 0, 0);
@@ -759,7 +756,7 @@ int main(int argc, char *argv[]) {
         };
         static const struct {
                 const char *name;
-                int (*fn)(int argc, char *argv[]);
+                ExitStatus (*fn)(int argc, char *argv[]);
         } verbs[] = {
                 { "normalize", verb_normalize },
                 { "maps",      verb_maps },
@@ -772,25 +769,16 @@ int main(int argc, char *argv[]) {
         /* "+": the first non-option is the command; its options are parsed by the command. */
         while ((o = getopt_long(argc, argv, "+h", options, NULL)) >= 0) {
                 r = parse_common_option(o, optarg, argv);
-                if (r == 0)
-                        return finish_output() < 0 ? EXIT_DAEMON_ERROR : EXIT_OK;
-                if (r < 0)
-                        return r == -ENOENT ? EXIT_USAGE : -r;
+                if (r <= 0)
+                        return common_option_exit(r);
         }
 
-        if (optind >= argc) {
-                r = usage_error("missing command: normalize, maps or status");
-                return -r;
-        }
+        if (optind >= argc)
+                return usage_error("missing command: normalize, maps or status");
 
         for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
-                if (strcmp(argv[optind], verbs[i].name) == 0) {
-                        r = verbs[i].fn(argc - optind, argv + optind);
-                        if (r == 0)
-                                return EXIT_OK;
-                        return r < 0 ? -r : EXIT_OK;
-                }
+                if (strcmp(argv[optind], verbs[i].name) == 0)
+                        return verbs[i].fn(argc - optind, argv + optind);
 
-        r = usage_error("unknown command '%s': normalize, maps or status", argv[optind]);
-        return -r;
+        return usage_error("unknown command '%s': normalize, maps or status", argv[optind]);
 }

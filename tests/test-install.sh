@@ -31,6 +31,33 @@ for f in vmaq.h libvmaq.so.0 libvmaq.pc vmaqctl vmaqd vmaqd.8 vmaqctl.1 libvmaq.
         [ -n "$(find "$work/root" -name "$f" | head -n1)" ] || { echo "not installed: $f"; exit 1; }
 done
 
+# What is installed is linked as hard as configure found the linker can:
+# relocations resolved at load time (BIND_NOW), then read-only (GNU_RELRO).
+relro=false
+now=false
+for flag in ${HARDEN_LDFLAGS:-}; do
+        case $flag in
+        -Wl,-z,relro) relro=true ;;
+        -Wl,-z,now) now=true ;;
+        esac
+done
+if $relro || $now; then
+        command -v readelf >/dev/null || { echo "readelf is missing (Debian: binutils)"; exit 1; }
+fi
+for f in "$sbindir/vmaqd" "$(find "$work/root" -name vmaqctl -type f | head -n1)" \
+         "$(readlink -f "$libdir/libvmaq.so.0")"; do
+        if $relro; then
+                readelf -lW "$f" | grep -q '^ *GNU_RELRO ' || { echo "no GNU_RELRO segment: $f"; exit 1; }
+        fi
+        if $now; then
+                readelf -dW "$f" | grep -Eq '\(FLAGS(_1)?\) .*(BIND_NOW| NOW)' || {
+                        echo "not BIND_NOW: $f"
+                        exit 1
+                }
+        fi
+done
+echo "installed vmaqd, vmaqctl and libvmaq: GNU_RELRO checked: $relro, BIND_NOW checked: $now"
+
 # The example is the C block after the README's example marker.
 sed -n '/^<!-- example:/,/^```$/p' "$abs_top_srcdir/README.md" | sed '1,2d;$d' > "$work/example.c"
 [ -s "$work/example.c" ] || { echo "no example found in README.md"; exit 1; }

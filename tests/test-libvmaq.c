@@ -31,6 +31,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -864,6 +865,85 @@ static void check_timeout(size_t n_addresses) {
         ck_assert_int_eq(unlink(path), 0);
 }
 
+/* A listener that never accepts, with a full backlog: each connect then waits for room. */
+typedef struct FullListener {
+        int fd;
+        int queued[8];
+        size_t n_queued;
+        char path[PATH_MAX];
+} FullListener;
+
+static void full_listener_open(FullListener *l) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+        *l = (FullListener) { .fd = -EBADF };
+        snprintf(l->path, sizeof(l->path), "%s/full.sock", run_dir);
+        (void) unlink(l->path);
+        l->fd = socket(AF_UNIX, SOCK_STREAM|SOCK_CLOEXEC, 0);
+        ck_assert_int_ge(l->fd, 0);
+        strcpy(sa.sun_path, l->path);
+        ck_assert_int_eq(bind(l->fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        ck_assert_int_eq(listen(l->fd, 0), 0);
+        /* A non-blocking connect fails with EAGAIN, rather than waiting, once it is full. */
+        for (;;) {
+                int q = socket(AF_UNIX, SOCK_STREAM|SOCK_CLOEXEC|SOCK_NONBLOCK, 0);
+
+                ck_assert_int_ge(q, 0);
+                if (connect(q, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
+                        ck_assert_int_eq(errno, EAGAIN);
+                        close(q);
+                        break;
+                }
+                ck_assert_uint_lt(l->n_queued, ELEMENTSOF(l->queued));
+                l->queued[l->n_queued++] = q;
+        }
+        ck_assert_uint_gt(l->n_queued, 0);
+}
+
+static void full_listener_close(FullListener *l) {
+        for (size_t i = 0; i < l->n_queued; i++)
+                safe_close(l->queued[i]);
+        safe_close(l->fd);
+        (void) unlink(l->path);
+}
+
+static volatile sig_atomic_t got_alarm;
+
+static void on_alarm(int sig) {
+        got_alarm = 1;
+}
+
+START_TEST(test_connect_timeout) {
+        _cleanup_(full_listener_close) FullListener l = { .fd = -EBADF };
+        _cleanup_(vmaq_status_freep) struct vmaq_status *s = NULL;
+        struct vmaq_client *c = (struct vmaq_client *) &l;      /* must be reset */
+        struct sigaction sa = { .sa_handler = on_alarm };       /* no SA_RESTART */
+        struct itimerval alarm_20ms = { .it_value.tv_usec = 20 * 1000 };
+        _cleanup_close_ int conn_fd = -EBADF;
+
+        full_listener_open(&l);
+        ck_assert_int_eq(vmaq_connect_timeout(&c, l.path, 100 * 1000), -ETIMEDOUT);
+        ck_assert_ptr_null(c);
+
+        /* A signal while waiting for room: the wait goes on, still bounded. */
+        ck_assert_int_eq(sigaction(SIGALRM, &sa, NULL), 0);
+        ck_assert_int_eq(setitimer(ITIMER_REAL, &alarm_20ms, NULL), 0);
+        ck_assert_int_eq(vmaq_connect_timeout(&c, l.path, 200 * 1000), -ETIMEDOUT);
+        ck_assert_ptr_null(c);
+        ck_assert_int_eq(got_alarm, 1);
+
+        /* Room for one: connected, and the calls have the same timeout. */
+        conn_fd = accept4(l.fd, NULL, NULL, SOCK_CLOEXEC);
+        ck_assert_int_ge(conn_fd, 0);
+        ck_assert_int_eq(vmaq_connect_timeout(&c, l.path, 100 * 1000), 0);
+        ck_assert_int_eq(vmaq_get_status(c, &s), -ETIMEDOUT);
+        ck_assert_str_eq(vmaq_errmsg(c), "no reply from the daemon within 100 ms");
+        vmaq_close(TAKE_PTR(c));
+
+        ck_assert_int_eq(vmaq_connect_timeout(NULL, l.path, 1), -EINVAL);
+}
+END_TEST
+
 START_TEST(test_timeout_reply) {
         /* The call fits in the socket buffer: the wait is for the reply. */
         check_timeout(1);
@@ -1094,6 +1174,7 @@ static Suite *libvmaq_suite(void) {
         add_test(s, "error-invalid", test_error_invalid, NULL);
         add_test(s, "connect-errors", test_connect_errors, NULL);
         add_test(s, "connect-env", test_connect_env, NULL);
+        add_test(s, "connect-timeout", test_connect_timeout, NULL);
         add_test(s, "timeout-reply", test_timeout_reply, NULL);
         add_test(s, "timeout-send", test_timeout_send, NULL);
         add_test(s, "hangup-after-request", test_hangup_after_request, NULL);

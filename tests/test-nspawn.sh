@@ -9,7 +9,9 @@
 # fails its start.
 #
 # Needs root and systemd-nspawn (Debian: systemd-container); skipped (77)
-# otherwise.
+# otherwise, and where no container boots: until the container's systemd is
+# up, nothing of vmaqd has run, so a failure there says nothing about the
+# units. Anything after that which goes wrong fails the test.
 
 set -eu
 
@@ -79,13 +81,24 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' HUP INT TERM
 
-fail() {
-        echo "FAIL: $*"
+show_nspawn_log() {
         if [ -s "$work/nspawn.log" ]; then
                 echo "--- systemd-nspawn output (last 40 lines) ---"
                 tail -n 40 "$work/nspawn.log"
         fi
+}
+
+fail() {
+        echo "FAIL: $*"
+        show_nspawn_log
         exit 1
+}
+
+# This machine cannot boot the container: no verdict on the units.
+cannot_run() {
+        echo "SKIP: $*"
+        show_nspawn_log
+        exit 77
 }
 
 # --- the installed tree, units where the /usr overlay carries them --------
@@ -130,7 +143,7 @@ else
                 cgroups="$cgroups /sys/fs/cgroup/systemd/vmaqd-nspawn-$$"
 fi
 for cg in $cgroups; do
-        mkdir "$cg" || fail "cannot create cgroup $cg"
+        mkdir "$cg" || cannot_run "cannot create cgroup $cg to run the container in"
 done
 
 # --- boot ------------------------------------------------------------------
@@ -151,37 +164,60 @@ start=$(date +%s)
 ) >"$work/nspawn.log" 2>&1 </dev/null &
 nspawn=$!
 
-# The container's init is the child of systemd-nspawn.
+# The container's init is the child of systemd-nspawn in a pid namespace of
+# its own. Not just any child: nspawn's short-lived outer child, in our pid
+# namespace, comes first, and once it is gone nothing can enter it.
+own_pidns=$(readlink /proc/self/ns/pid)
 leader=""
 i=0
 while [ -z "$leader" ]; do
-        kill -0 "$nspawn" 2>/dev/null || fail "systemd-nspawn exited"
+        kill -0 "$nspawn" 2>/dev/null || cannot_run "systemd-nspawn exited before the container's systemd was up"
         for p in /proc/[0-9]*; do
                 pp=$(sed -n 's/^PPid:[[:space:]]*//p' "$p/status" 2>/dev/null) || continue
-                if [ "$pp" = "$nspawn" ]; then
+                [ "$pp" = "$nspawn" ] || continue
+                pidns=$(readlink "$p/ns/pid" 2>/dev/null) || continue
+                if [ "$pidns" != "$own_pidns" ]; then
                         leader=${p#/proc/}
                         break
                 fi
         done
         [ -n "$leader" ] && break
         i=$((i + 1))
-        [ $i -le 100 ] || fail "no container init after 10 s"
+        [ $i -le 100 ] || cannot_run "systemd-nspawn started no container init in 10 s"
         sleep 0.1
 done
 
 inside() { timeout 30 nsenter -t "$leader" -a "$@"; }
 
+# The container's manager listens on /run/systemd/private before it starts
+# any unit; until then it has only read the unit files, and one that does
+# not parse only fails to load. So nothing up to here depends on vmaqd.
 i=0
-until inside test -S /run/systemd/private 2>/dev/null; do
-        kill -0 "$nspawn" 2>/dev/null || fail "systemd-nspawn exited"
+until inside test -S /run/systemd/private 2>"$work/nsenter.err"; do
+        kill -0 "$nspawn" 2>/dev/null || cannot_run "the container's systemd did not come up: systemd-nspawn exited"
+        # A PID 1 that fails this early exits in a container, or else freezes.
+        why=$(grep -m1 -e 'Freezing execution' -e ', freezing' "$work/nspawn.log" | tr -d '\r')
+        [ -z "$why" ] || cannot_run "the container's systemd did not come up: '$why'"
         i=$((i + 1))
-        [ $i -le 300 ] || fail "no /run/systemd/private inside after 30 s"
+        if [ $i -gt 600 ]; then
+                cat "$work/nsenter.err"
+                cannot_run "the container's systemd did not come up in 60 s: no /run/systemd/private inside"
+        fi
         sleep 0.1
 done
 state=$(timeout 60 nsenter -t "$leader" -a systemctl is-system-running --wait 2>&1) || true
 case "$state" in
 running | degraded) ;;
-*) fail "system state '$state'" ;;
+*)
+        # The boot did not finish: ours only if a unit of vmaqd failed or holds it up.
+        inside systemctl list-units --failed --plain --no-legend >"$work/failed" 2>&1 || true
+        inside systemctl list-jobs --no-legend >"$work/jobs" 2>&1 || true
+        cat "$work/failed" "$work/jobs"
+        if grep -q vmaqd "$work/failed" "$work/jobs"; then
+                fail "system state '$state', with a unit of vmaqd failed or pending"
+        fi
+        cannot_run "the container did not finish booting (state '$state'), and no unit of vmaqd is failed or pending"
+        ;;
 esac
 echo "ok: container (init pid $leader) up in $(($(date +%s) - start)) s, state $state"
 

@@ -1005,6 +1005,7 @@ START_TEST(test_usage_errors) {
 
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
                 _cleanup_(run_done) Run r = {};
+                const char *hint;
 
                 ctl_run(cases[i], &r);
                 ck_assert_msg(r.exit_code == EXIT_USAGE, "case %zu (%s): exit %d\nstderr: %s", i,
@@ -1012,6 +1013,49 @@ START_TEST(test_usage_errors) {
                 ck_assert_str_eq(r.out, "");
                 ck_assert_msg(startswith(r.err, "vmaqctl: "),
                               "case %zu: stderr: %s", i, r.err);
+                /* Reported once: one line, then the hint. */
+                hint = strchr(r.err, '\n');
+                ck_assert_msg(hint && streq(hint + 1, "See 'vmaqctl --help'.\n"),
+                              "case %zu: stderr: %s", i, r.err);
+        }
+}
+END_TEST
+
+/* The exact report of a bad option, wherever it appears: one error, then the hint. */
+START_TEST(test_usage_error_once) {
+        _cleanup_free_ char *sock = xasprintf("%s/no-such.sock", run_dir);
+        const char *s = sock;
+        const struct {
+                const char *const *args;
+                const char *err;
+        } cases[] = {
+                { ARGS("--socket", s, "normalize", "--timeout=abc", "1", "0x1"),
+                  "vmaqctl: invalid --timeout 'abc': seconds, 0 for none\n" },
+                { ARGS("--socket", s, "--timeout=abc", "normalize", "1", "0x1"),
+                  "vmaqctl: invalid --timeout 'abc': seconds, 0 for none\n" },
+                { ARGS("--socket", s, "status", "--timeout=-5"),
+                  "vmaqctl: invalid --timeout '-5': seconds, 0 for none\n" },
+                { ARGS("maps", "--socket=", "1"),
+                  "vmaqctl: --socket needs a path\n" },
+                { ARGS("--socket", s, "maps", "--frob", "1"),
+                  "vmaqctl: unknown option, or option without its argument: '--frob'\n" },
+                { ARGS("--socket", s, "status", "--exec-only"),
+                  "vmaqctl: unknown option, or option without its argument: '--exec-only'\n" },
+                { ARGS("--socket", s, "normalize", "1", "0x1", "--start-time"),
+                  "vmaqctl: unknown option, or option without its argument: '--start-time'\n" },
+                { ARGS("--socket", s, "normalize", "--start-time=x", "1", "0x1"),
+                  "vmaqctl: invalid --start-time 'x': a decimal number\n" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_(run_done) Run r = {};
+                _cleanup_free_ char *err = xasprintf("%sSee 'vmaqctl --help'.\n", cases[i].err);
+
+                ctl_run(cases[i].args, &r);
+                ck_assert_msg(r.exit_code == EXIT_USAGE, "case %zu: exit %d\nstderr: %s", i, r.exit_code,
+                              r.err);
+                ck_assert_str_eq(r.out, "");
+                ck_assert_str_eq(r.err, err);
         }
 }
 END_TEST
@@ -1077,6 +1121,46 @@ START_TEST(test_unreachable) {
 }
 END_TEST
 
+/* A listener that never accepts, its backlog full: connecting gives up after --timeout too. */
+START_TEST(test_connect_timeout) {
+        _cleanup_free_ char *full = xasprintf("%s/full.sock", run_dir);
+        _cleanup_free_ char *err = xasprintf("vmaqctl: cannot connect to vmaqd at '%s': %s\n", full,
+                                             strerror(ETIMEDOUT));
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        _cleanup_close_ int fd = -EBADF;
+        _cleanup_(run_done) Run r = {};
+        int queued[8];
+        size_t n = 0;
+
+        fd = socket(AF_UNIX, SOCK_STREAM|SOCK_CLOEXEC, 0);
+        ck_assert_int_ge(fd, 0);
+        strcpy(sa.sun_path, full);
+        ck_assert_int_eq(bind(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        ck_assert_int_eq(listen(fd, 0), 0);
+        /* Fill the backlog: a non-blocking connect fails with EAGAIN once it is full. */
+        for (;;) {
+                int q = socket(AF_UNIX, SOCK_STREAM|SOCK_CLOEXEC|SOCK_NONBLOCK, 0);
+
+                ck_assert_int_ge(q, 0);
+                if (connect(q, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
+                        ck_assert_int_eq(errno, EAGAIN);
+                        close(q);
+                        break;
+                }
+                ck_assert_uint_lt(n, ELEMENTSOF(queued));
+                queued[n++] = q;
+        }
+
+        ctl_expect(NULL, ARGS("--socket", full, "--timeout", "1", "status"), EXIT_UNREACHABLE, &r);
+        ck_assert_str_eq(r.out, "");
+        ck_assert_str_eq(r.err, err);
+
+        for (size_t i = 0; i < n; i++)
+                close(queued[i]);
+        (void) unlink(full);
+}
+END_TEST
+
 START_TEST(test_help_version) {
         _cleanup_(run_done) Run r = {};
         _cleanup_free_ char *version = xasprintf("vmaqctl %s\n", PACKAGE_VERSION);
@@ -1127,7 +1211,9 @@ static Suite *vmaqctl_suite(void) {
                 { "maps",               test_maps },
                 { "daemon_errors",      test_daemon_errors },
                 { "usage_errors",       test_usage_errors },
+                { "usage_error_once",   test_usage_error_once },
                 { "unreachable",        test_unreachable },
+                { "connect_timeout",    test_connect_timeout },
                 { "help_version",       test_help_version },
         };
 
