@@ -271,6 +271,10 @@ static ExitStatus call_error(struct vmaq_client *c, int r, pid_t pid, uint64_t s
         case E2BIG:
                 fprintf(stderr, "%s: request too large for vmaqd%s%s\n", name, detail[0] ? ": " : "", detail);
                 break;
+        case ENOBUFS:
+                fprintf(stderr, "%s: the reply would be too large for vmaqd, ask about fewer addresses%s%s\n",
+                        name, detail[0] ? ": " : "", detail);
+                break;
         case EINVAL:
                 fprintf(stderr, "%s: vmaqd refused a parameter%s%s\n", name, detail[0] ? ": " : "", detail);
                 break;

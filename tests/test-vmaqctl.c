@@ -960,6 +960,27 @@ START_TEST(test_daemon_errors) {
 }
 END_TEST
 
+/* A reply over the daemon's --max-reply-size: said so, with what to do about it. */
+START_TEST(test_reply_too_large) {
+        Daemon *d = daemon_start(ARGS("--max-reply-size", "65536"));
+        _cleanup_(run_done) Run r = {};
+        _cleanup_free_ char *self = xasprintf("%d", (int) getpid());
+        _cleanup_free_ char *input = malloc(2000 * 24);
+        size_t len = 0;
+
+        ck_assert_ptr_nonnull(input);
+        for (size_t i = 0; i < 2000; i++)
+                len += (size_t) sprintf(input + len, "%#" PRIxPTR "\n", (uintptr_t) test_marker_function + i);
+        ctl_expect(&(RunOptions) { .input = input }, ARGS("--socket", d->socket_path, "normalize", self, "-"),
+                   EXIT_DAEMON_ERROR, &r);
+        ck_assert_str_eq(r.out, "");
+        ck_assert_str_eq(r.err, "vmaqctl: the reply would be too large for vmaqd, ask about fewer addresses: "
+                                "reply too large: over the limit of 65536 bytes, ask for less "
+                                "(io.vmaq.ReplyTooLarge)\n");
+        daemon_stop(d);
+}
+END_TEST
+
 START_TEST(test_permission_denied) {
         Daemon *d;
         _cleanup_(run_done) Run r = {};
@@ -1210,6 +1231,7 @@ static Suite *vmaqctl_suite(void) {
                 { "normalize_odd_path", test_normalize_odd_path },
                 { "maps",               test_maps },
                 { "daemon_errors",      test_daemon_errors },
+                { "reply_too_large",    test_reply_too_large },
                 { "usage_errors",       test_usage_errors },
                 { "usage_error_once",   test_usage_error_once },
                 { "unreachable",        test_unreachable },
