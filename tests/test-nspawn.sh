@@ -247,7 +247,8 @@ query() {
         lo=$((0x${1%%-*}))
         addr=$(printf '0x%x' $((lo + 0x10)))
         want=$(printf '%s: file offset 0x%x in %s (' "$addr" $((0x$3 + 0x10)) "$6")
-        out=$(inside env LD_LIBRARY_PATH="$libdir" "$vmaqctl" normalize "$pid" "$addr" 2>&1) || fail "vmaqctl normalize $pid $addr: $out"
+        out=$(inside $as_client env LD_LIBRARY_PATH="$libdir" "$vmaqctl" normalize "$pid" "$addr" 2>&1) ||
+                fail "vmaqctl normalize $pid $addr${as_client:+ as nobody}: $out"
         case "$out" in
         "$want"*) ;;
         *) fail "vmaqctl normalize $pid $addr: got '$out', expected '$want...'" ;;
@@ -255,6 +256,7 @@ query() {
         echo "ok: pid $pid: $out"
 }
 
+as_client=""
 query 1
 [ "$(prop vmaqd.service ActiveState)" = active ] || fail "vmaqd.service is $(prop vmaqd.service ActiveState) after a query"
 echo "ok: the query activated vmaqd.service"
@@ -262,6 +264,19 @@ jpid=$(prop systemd-journald.service MainPID)
 if [ -n "$jpid" ] && [ "$jpid" != 0 ]; then
         query "$jpid"
 fi
+
+# --- an unprivileged client: the access check works inside the sandbox -------
+as_client="setpriv --reuid=65534 --regid=65534 --clear-groups"
+npid=$(inside $as_client sh -c 'sleep 120 </dev/null >/dev/null 2>&1 & echo $!') || fail "cannot start a process as nobody"
+query "$npid"
+out=$(inside $as_client env LD_LIBRARY_PATH="$libdir" "$vmaqctl" normalize 1 0x1000 2>&1) &&
+        fail "nobody was answered about pid 1: $out"
+case "$out" in
+*"permission denied"*) echo "ok: nobody is refused pid 1: $out" ;;
+*) fail "nobody asking about pid 1: got '$out', expected a permission error" ;;
+esac
+inside kill "$npid" 2>/dev/null || true
+as_client=""
 
 # --- what the service runs with --------------------------------------------
 main=$(prop vmaqd.service MainPID)
