@@ -238,40 +238,76 @@ static int proc_prepare(Proc *p, const NormalizeOptions *opts, bool *reattached)
         return 0;
 }
 
+/* Whether @st is the very file @v maps: the same inode on the same device, and a regular file. */
+static bool stat_is_vma_file(const struct stat *st, const Vma *v) {
+        return S_ISREG(st->st_mode) && st->st_ino == v->inode &&
+               major(st->st_dev) == v->dev_major && minor(st->st_dev) == v->dev_minor;
+}
+
+/*
+ * Open for reading the file that the O_PATH fd @path_fd refers to, if it is
+ * the regular file @v maps. An O_PATH open runs no driver's open and wakes
+ * no FIFO writer, so what the target put at a path is looked at before
+ * anything opens it for real. The reopen goes through our own
+ * /proc/self/fd/N, which opens that very inode, whatever lies at its path
+ * by now. Returns the fd, and its stat in *ret_st.
+ */
+static int proc_reopen_vma_file(int path_fd, const Vma *v, struct stat *ret_st) {
+        char path[sizeof("/proc/self/fd/") + 3 * sizeof(int)];
+        _cleanup_close_ int fd = -EBADF;
+        struct stat st;
+
+        if (fstat(path_fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode))
+                return -EBADFD;
+        if (!stat_is_vma_file(&st, v))
+                return -ESTALE;
+
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", path_fd);
+        fd = open(path, O_RDONLY|O_CLOEXEC|O_NOCTTY|O_NONBLOCK);
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!stat_is_vma_file(&st, v))
+                return -ESTALE;
+
+        *ret_st = st;
+        return TAKE_FD(fd);
+}
+
 /*
  * Open the file a VMA maps, to read its build ID. The target controls its
- * files, so we open only regular files, never block on open (O_NONBLOCK: a
- * FIFO swapped in), and never follow its symlinks out of its root.
+ * files and its mount namespace, so whatever we reach must be checked to
+ * be the regular file that is mapped before it is opened for reading: it
+ * may be a FIFO, a device, or another file by now. Returns the fd and its
+ * stat in *ret_st; -EBADFD for anything but a regular file, -ESTALE for
+ * another file than the mapped one.
  */
-static int proc_open_vma_file(Proc *p, const Vma *v) {
+static int proc_open_vma_file(Proc *p, const Vma *v, struct stat *ret_st) {
         _cleanup_close_ int root_fd = -EBADF, fd = -EBADF;
         char map_files[sizeof("map_files/-") + 32];
         struct open_how how = {
-                .flags = O_RDONLY|O_CLOEXEC|O_NOCTTY|O_NONBLOCK,
+                .flags = O_PATH|O_NOFOLLOW|O_CLOEXEC,
                 .resolve = RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS,
         };
-        struct stat st;
 
         /*
          * map_files/START-END is the mapped file itself, even when deleted
          * or in another mount namespace, but needs CAP_SYS_ADMIN (or
-         * CAP_CHECKPOINT_RESTORE). Devices can be mapped too: look before
-         * opening.
+         * CAP_CHECKPOINT_RESTORE). When it answers, its answer is final:
+         * the map changed if it names another file.
          */
         snprintf(map_files, sizeof(map_files), "map_files/%" PRIx64 "-%" PRIx64, v->start, v->end);
-        if (fstatat(p->dir_fd, map_files, &st, 0) >= 0) {
-                if (!S_ISREG(st.st_mode))
-                        return -EBADFD;
-                fd = openat_proc(p->dir_fd, map_files, O_RDONLY|O_NONBLOCK);
-                if (fd >= 0)
-                        return TAKE_FD(fd);
-        }
+        fd = openat_proc(p->dir_fd, map_files, O_PATH);
+        if (fd >= 0)
+                return proc_reopen_vma_file(fd, v, ret_st);
 
         /*
-         * Else the path as the process sees it, resolved inside its root.
-         * A deleted file cannot be found by name, and whatever is found
-         * there must be the very file that is mapped, or we would report
-         * another file's build ID.
+         * Else the path as the process sees it, resolved inside its root,
+         * without following its symlinks. A deleted file cannot be found by
+         * name.
          */
         if (v->deleted || v->name[0] != '/')
                 return -ENOENT;
@@ -281,13 +317,8 @@ static int proc_open_vma_file(Proc *p, const Vma *v) {
         fd = (int) syscall(SYS_openat2, root_fd, v->name + 1, &how, sizeof(how));
         if (fd < 0)
                 return -errno;
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        if (!S_ISREG(st.st_mode) || st.st_ino != v->inode ||
-            major(st.st_dev) != v->dev_major || minor(st.st_dev) != v->dev_minor)
-                return -ENOENT;
 
-        return TAKE_FD(fd);
+        return proc_reopen_vma_file(fd, v, ret_st);
 }
 
 /*
@@ -308,11 +339,9 @@ static int proc_read_build_id(Proc *p, const Vma *v, uint8_t ret[static BUILD_ID
                 return elf_build_id_from_fd(fd, v->start, v->end - v->start, ret);
         }
 
-        fd = proc_open_vma_file(p, v);
+        fd = proc_open_vma_file(p, v, &st);
         if (fd < 0)
                 return fd;
-        if (fstat(fd, &st) < 0)
-                return -errno;
         r = elf_build_id_from_fd(fd, 0, (uint64_t) st.st_size, ret);
         /* Not ELF, or not well-formed: a file without a build ID. */
         return r == -ENOEXEC || r == -EBADMSG ? 0 : r;

@@ -13,8 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sched.h>
+#include <signal.h>
+#include <sys/inotify.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
@@ -382,6 +385,133 @@ END_TEST
 
 START_TEST(test_build_id_by_name) {
         build_id_sources(true);
+}
+END_TEST
+
+/*
+ * What a target can put where its mapped file was, in its own mount
+ * namespace, or map in the first place: the core must open none of these
+ * for reading (an open of a FIFO wakes its writers, of a device runs its
+ * driver), never block on them, and report no build ID from them.
+ */
+typedef enum Planted {
+        PLANTED_FIFO,           /* the mapped file's path now leads to a FIFO */
+        PLANTED_DEVICE,         /* ... to a character device */
+        PLANTED_OTHER_FILE,     /* ... to another ELF file */
+        PLANTED_MAPPED_DEVICE,  /* a character device mapped itself */
+        _PLANTED_MAX,
+} Planted;
+
+static void planted_file(Planted what, bool drop_caps) {
+        _cleanup_(normalization_freep) Normalization *n = NULL;
+        _cleanup_(proc_freep) Proc *p = NULL;
+        char dir[] = "/tmp/vmaq-plant-XXXXXX", exe[PATH_MAX], hidden[64], path[96], watch[128];
+        uint8_t self_id[BUILD_ID_MAX];
+        _cleanup_close_ int ifd = -EBADF;
+        int report[2], ctl[2];
+        size_t self_len;
+        uint64_t addr;
+        char b, ev[4096];
+        pid_t pid;
+
+        test_self_exe(exe);
+        self_len = test_self_build_id(self_id);
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        snprintf(hidden, sizeof(hidden), "%s/hidden", dir);
+        ck_assert_int_eq(mkdir(hidden, 0755), 0);
+        snprintf(path, sizeof(path), "%s/lib.so", hidden);
+        test_copy_file(exe, path);
+
+        ck_assert_int_eq(pipe2(report, O_CLOEXEC), 0);
+        ck_assert_int_eq(pipe2(ctl, O_CLOEXEC), 0);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                void *m = MAP_FAILED;
+                int fd = -EBADF;
+
+                close(ctl[1]);
+                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+                if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC|MS_PRIVATE, NULL) < 0)
+                        _exit(EXIT_FAILURE);
+                if (what != PLANTED_MAPPED_DEVICE)
+                        fd = open(path, O_RDONLY|O_CLOEXEC);
+                /* A tmpfs of its own over the directory: devices work there. */
+                if (mount("tmpfs", hidden, "tmpfs", 0, NULL) < 0)
+                        _exit(EXIT_FAILURE);
+                switch (what) {
+                case PLANTED_FIFO:
+                        if (mkfifo(path, 0644) < 0)
+                                _exit(EXIT_FAILURE);
+                        break;
+                case PLANTED_DEVICE:
+                        if (mknod(path, S_IFCHR|0644, makedev(1, 5)) < 0)
+                                _exit(EXIT_FAILURE);
+                        break;
+                case PLANTED_OTHER_FILE:
+                        test_copy_file("/bin/true", path);
+                        break;
+                case PLANTED_MAPPED_DEVICE:
+                        /* /dev/zero's numbers, mapped privately: a file VMA with a device behind it. */
+                        if (mknod(path, S_IFCHR|0644, makedev(1, 5)) < 0)
+                                _exit(EXIT_FAILURE);
+                        fd = open(path, O_RDONLY|O_CLOEXEC);
+                        break;
+                default:
+                        _exit(EXIT_FAILURE);
+                }
+                if (fd >= 0)
+                        m = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, 0);
+                if (m == MAP_FAILED)
+                        _exit(EXIT_FAILURE);
+                addr = (uintptr_t) m + 0x10;
+                if (write(report[1], &addr, sizeof(addr)) != sizeof(addr))
+                        _exit(EXIT_FAILURE);
+                (void) read(ctl[0], &b, 1);
+                _exit(EXIT_SUCCESS);
+        }
+        close(report[1]);
+        close(ctl[0]);
+        ck_assert_int_eq(read(report[0], &addr, sizeof(addr)), (ssize_t) sizeof(addr));
+        close(report[0]);
+
+        /* Any open of what is planted shows here, as it happens. */
+        ifd = inotify_init1(IN_NONBLOCK|IN_CLOEXEC);
+        ck_assert_int_ge(ifd, 0);
+        snprintf(watch, sizeof(watch), "/proc/%d/root%s", (int) pid, path);
+        ck_assert_int_ge(inotify_add_watch(ifd, watch, IN_OPEN|IN_ACCESS), 0);
+
+        if (drop_caps)
+                test_drop_map_files_caps();
+        p = open_proc(pid);
+        n = normalize(p, &addr, 1, NORMALIZE_BUILD_IDS);
+        ck_assert_uint_eq(n->n_modules, 1);
+        ck_assert_str_eq(result_module(n, 0)->path, path);
+        ck_assert_uint_eq(n->results[0].offset, 0x10);
+        if (what != PLANTED_MAPPED_DEVICE && (!drop_caps || TEST_BACKEND == VMA_BACKEND_IOCTL)) {
+                /* The mapped file itself, through map_files or the kernel. */
+                ck_assert_uint_eq(result_module(n, 0)->build_id_len, self_len);
+                ck_assert_mem_eq(result_module(n, 0)->build_id, self_id, self_len);
+        } else
+                ck_assert_uint_eq(result_module(n, 0)->build_id_len, 0);
+
+        ck_assert_int_eq(read(ifd, ev, sizeof(ev)), -1);
+        ck_assert_int_eq(errno, EAGAIN);
+
+        close(ctl[1]);
+        ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+        (void) unlink(path);
+        (void) rmdir(hidden);
+        (void) rmdir(dir);
+}
+
+START_TEST(test_planted_by_name) {
+        planted_file(_i, true);
+}
+END_TEST
+
+START_TEST(test_planted_map_files) {
+        planted_file(_i, false);
 }
 END_TEST
 
@@ -793,6 +923,8 @@ static Suite *normalize_suite(bool have_ioctl) {
                 tc = tcase_create("build-id-sources");
                 tcase_add_test(tc, test_build_id_map_files);
                 tcase_add_test(tc, test_build_id_by_name);
+                tcase_add_loop_test(tc, test_planted_by_name, 0, _PLANTED_MAX);
+                tcase_add_loop_test(tc, test_planted_map_files, 0, _PLANTED_MAX);
                 suite_add_tcase(s, tc);
         } else
                 fprintf(stderr, "NOTE: build ID source tests not run: they need root\n");
