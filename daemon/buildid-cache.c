@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sysmacros.h>
 
 #include "buildid-cache.h"
 #include "lru.h"
@@ -19,6 +20,20 @@ typedef struct BuildIdEntry {
 } BuildIdEntry;
 
 _Static_assert(sizeof(FileIdentity) == 32, "FileIdentity must have no padding: it is compared bytewise");
+
+FileIdentity file_identity_from_stat(const struct stat *st) {
+        return (FileIdentity) {
+                .inode = st->st_ino,
+                .dev_major = major(st->st_dev),
+                .dev_minor = minor(st->st_dev),
+                .ctime_sec = st->st_ctim.tv_sec,
+                .ctime_nsec = st->st_ctim.tv_nsec,
+        };
+}
+
+bool file_identity_equal(const FileIdentity *a, const FileIdentity *b) {
+        return memcmp(a, b, sizeof(*a)) == 0;
+}
 
 int build_id_cache_new(BuildIdCache **ret, size_t max) {
         BuildIdCache *c;

@@ -10,8 +10,10 @@
  * keeps it, but both change the ctime. "No build ID" is remembered too.
  */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "elf-note.h"
 #include "macro.h"
@@ -23,6 +25,10 @@ typedef struct FileIdentity {
         int64_t ctime_sec;
         int64_t ctime_nsec;
 } FileIdentity;
+
+/* The identity of the file @st describes. */
+FileIdentity file_identity_from_stat(const struct stat *st);
+bool file_identity_equal(const FileIdentity *a, const FileIdentity *b);
 
 typedef struct BuildIdCache BuildIdCache;
 
@@ -41,7 +47,12 @@ DEFINE_CLEANUP(BuildIdCache *, build_id_cache_free);
 /* The build ID of @file: its length (0: the file has none), or -ENOENT if not cached. */
 int build_id_cache_lookup(BuildIdCache *c, const FileIdentity *file, uint8_t ret[static BUILD_ID_MAX]);
 
-/* Remember the build ID of @file (@len 0: none). -EINVAL if @len > BUILD_ID_MAX, -ENOMEM. */
+/*
+ * Remember the build ID of @file (@len 0: none). -EINVAL if @len > BUILD_ID_MAX, -ENOMEM.
+ * The caller vouches that @id was read from the file @file names, which
+ * is why @file should come from fstat() of the fd the build ID was read
+ * through, not from an earlier look at a path.
+ */
 int build_id_cache_insert(BuildIdCache *c, const FileIdentity *file, const uint8_t *id, size_t len);
 
 void build_id_cache_stats(const BuildIdCache *c, BuildIdCacheStats *ret);

@@ -321,33 +321,82 @@ static int proc_open_vma_file(Proc *p, const Vma *v, struct stat *ret_st) {
         return proc_reopen_vma_file(fd, v, ret_st);
 }
 
-/*
- * Read the build ID of the file (or vDSO) behind @v ourselves. Returns its
- * length, 0 if the image has none, or a negative errno if it could not be
- * read (which is not remembered).
- */
-static int proc_read_build_id(Proc *p, const Vma *v, uint8_t ret[static BUILD_ID_MAX]) {
+/* The vDSO has no file: read its image from the process's memory. */
+static int proc_read_vdso_build_id(Proc *p, const Vma *v, uint8_t ret[static BUILD_ID_MAX]) {
         _cleanup_close_ int fd = -EBADF;
-        struct stat st;
-        int r;
 
-        if (v->kind == VMA_KIND_VDSO) {
-                /* The vDSO has no file: read its image from the process's memory. */
-                fd = openat_proc(p->dir_fd, "mem", O_RDONLY);
-                if (fd < 0)
-                        return fd;
-                return elf_build_id_from_fd(fd, v->start, v->end - v->start, ret);
-        }
-
-        fd = proc_open_vma_file(p, v, &st);
+        fd = openat_proc(p->dir_fd, "mem", O_RDONLY);
         if (fd < 0)
                 return fd;
-        r = elf_build_id_from_fd(fd, 0, (uint64_t) st.st_size, ret);
-        /* Not ELF, or not well-formed: a file without a build ID. */
-        return r == -ENOEXEC || r == -EBADMSG ? 0 : r;
+        return elf_build_id_from_fd(fd, v->start, v->end - v->start, ret);
 }
 
-/* The identity of the file behind @v, through map_files: needs the same privileges as opening it. */
+/* Whether the file behind @a still had the same contents at @b, as far as stat() can tell. */
+static bool stat_same_contents(const struct stat *a, const struct stat *b) {
+        return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+               a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec &&
+               a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+/*
+ * Read the build ID of the file @v maps ourselves. Returns its length, 0
+ * if the file has none, or a negative errno if it could not be read; on
+ * success *ret_file is the identity of the file actually read, which did
+ * not change while it was read (else we might hold parts of two versions).
+ */
+static int proc_read_file_build_id(Proc *p, const Vma *v, uint8_t ret[static BUILD_ID_MAX], FileIdentity *ret_file) {
+        _cleanup_close_ int fd = -EBADF;
+        struct stat before, after;
+        uint8_t id[BUILD_ID_MAX];
+        int r;
+
+        fd = proc_open_vma_file(p, v, &before);
+        if (fd < 0)
+                return fd;
+        r = elf_build_id_from_fd(fd, 0, (uint64_t) before.st_size, id);
+        /* Not ELF, or not well-formed: a file without a build ID. */
+        if (r == -ENOEXEC || r == -EBADMSG)
+                r = 0;
+        if (r < 0)
+                return r;
+
+        if (fstat(fd, &after) < 0)
+                return -errno;
+        if (!stat_same_contents(&before, &after))
+                return -ESTALE;
+
+        memcpy(ret, id, (size_t) r);
+        *ret_file = file_identity_from_stat(&after);
+        return r;
+}
+
+/*
+ * Ask the kernel for the build ID of the file @v maps. It answers for the
+ * VMA at v->start as it is now, which may map another file than @v said a
+ * moment ago: only an answer about the same range of the same file counts,
+ * else -ESTALE. Returns the length, 0 if the kernel has none to give (not
+ * ELF, or not readable without blocking).
+ */
+static int proc_kernel_build_id(Proc *p, const Vma *v, uint8_t ret[static BUILD_ID_MAX]) {
+        Vma k;
+        int r;
+
+        r = vma_source_find(p->source, v->start, VMA_FIND_BUILD_ID, &k);
+        if (r < 0)
+                return r;
+        if (r == 0 || k.start != v->start || k.end != v->end || k.inode != v->inode ||
+            k.dev_major != v->dev_major || k.dev_minor != v->dev_minor)
+                return -ESTALE;
+
+        memcpy(ret, k.build_id, k.build_id_len);
+        return (int) k.build_id_len;
+}
+
+/*
+ * The identity of the file behind @v now, through map_files: needs the same
+ * privileges as opening it. -ESTALE if the map changed and it is another
+ * file than @v's.
+ */
 static int proc_vma_file_identity(Proc *p, const Vma *v, FileIdentity *ret) {
         char map_files[sizeof("map_files/-") + 32];
         struct stat st;
@@ -356,15 +405,9 @@ static int proc_vma_file_identity(Proc *p, const Vma *v, FileIdentity *ret) {
         if (fstatat(p->dir_fd, map_files, &st, 0) < 0)
                 return -errno;
         if (st.st_ino != v->inode || major(st.st_dev) != v->dev_major || minor(st.st_dev) != v->dev_minor)
-                return -ESTALE;         /* the map changed under us */
+                return -ESTALE;
 
-        *ret = (FileIdentity) {
-                .inode = st.st_ino,
-                .dev_major = v->dev_major,
-                .dev_minor = v->dev_minor,
-                .ctime_sec = st.st_ctim.tv_sec,
-                .ctime_nsec = st.st_ctim.tv_nsec,
-        };
+        *ret = file_identity_from_stat(&st);
         return 0;
 }
 
@@ -374,42 +417,55 @@ static int proc_vma_file_identity(Proc *p, const Vma *v, FileIdentity *ret) {
  * length, or 0 when there is none or it cannot be read: build IDs are best
  * effort and never fail a request. May reuse the source, so the caller
  * must keep @v->name valid on its own.
+ *
+ * The target may change its map at any moment, so the cache key (taken
+ * before reading, to look up) and the value (read afterwards) may describe
+ * two different files. A value is remembered only when what was read is
+ * shown to be the keyed file, unchanged: the kernel's answer is about the
+ * keyed inode and the key still holds after it; a file we read ourselves
+ * has the key's identity by fstat() of the very fd read.
  */
 static size_t proc_vma_build_id(Proc *p, const Vma *v, BuildIdCache *cache, uint8_t ret[static BUILD_ID_MAX]) {
-        FileIdentity file;
+        FileIdentity key, read_file;
         bool cacheable = false;
-        int r = 0;
+        uint8_t id[BUILD_ID_MAX];
+        int r;
 
-        if (v->kind != VMA_KIND_FILE && v->kind != VMA_KIND_VDSO)
+        if (v->kind == VMA_KIND_VDSO) {
+                r = proc_read_vdso_build_id(p, v, ret);
+                return r > 0 ? (size_t) r : 0;
+        }
+        if (v->kind != VMA_KIND_FILE)
                 return 0;
 
         /* Without the file's identity (no access to map_files) nothing is remembered. */
-        if (cache && v->kind == VMA_KIND_FILE && proc_vma_file_identity(p, v, &file) >= 0) {
-                r = build_id_cache_lookup(cache, &file, ret);
+        if (cache && proc_vma_file_identity(p, v, &key) >= 0) {
+                r = build_id_cache_lookup(cache, &key, ret);
                 if (r >= 0)
                         return (size_t) r;
                 cacheable = true;
-                r = 0;
         }
 
-        if (v->kind == VMA_KIND_FILE && vma_source_backend(p->source) == VMA_BACKEND_IOCTL) {
-                Vma k;
-
-                /* Zero means none, or the kernel could not read it: then try ourselves. */
-                if (vma_source_find(p->source, v->start, VMA_FIND_BUILD_ID, &k) > 0 &&
-                    k.start == v->start && k.build_id_len > 0) {
-                        memcpy(ret, k.build_id, k.build_id_len);
-                        r = (int) k.build_id_len;
-                } else
-                        r = 0;
+        r = 0;
+        if (vma_source_backend(p->source) == VMA_BACKEND_IOCTL) {
+                r = proc_kernel_build_id(p, v, id);
+                if (r < 0)
+                        return 0;
+                if (r > 0 && cacheable)
+                        cacheable = proc_vma_file_identity(p, v, &read_file) >= 0 &&
+                                    file_identity_equal(&read_file, &key);
         }
-        if (r == 0)
-                r = proc_read_build_id(p, v, ret);
-        if (r < 0)
-                return 0;
+        /* Zero means none, or the kernel could not read it: then try ourselves. */
+        if (r == 0) {
+                r = proc_read_file_build_id(p, v, id, &read_file);
+                if (r < 0)
+                        return 0;
+                cacheable = cacheable && file_identity_equal(&read_file, &key);
+        }
 
         if (cacheable)
-                (void) build_id_cache_insert(cache, &file, ret, (size_t) r);
+                (void) build_id_cache_insert(cache, &key, id, (size_t) r);
+        memcpy(ret, id, (size_t) r);
         return (size_t) r;
 }
 

@@ -515,6 +515,246 @@ START_TEST(test_planted_map_files) {
 }
 END_TEST
 
+/*
+ * Two ELF files with different build IDs, and a child mapping one page of
+ * either at one address, MAP_FIXED over the other, on command or as fast as
+ * it can.
+ */
+typedef struct Flip {
+        char dir[32];
+        char path[2][64];
+        uint8_t id[2][BUILD_ID_MAX];
+        size_t id_len[2];
+        FileIdentity file[2];
+        pid_t pid;
+        int cmd_fd;             /* a byte: map the other file (on command) */
+        int ack_fd;             /* a byte: done */
+        uint64_t addr;
+} Flip;
+
+#define FLIP_BELOW UINT64_C(0x40000000)
+#define FLIP_ADDR UINT64_C(0x40002000)
+
+static void flip_setup(Flip *f, bool free_running) {
+        int cmd[2], ack[2], fds[2];
+        char exe[PATH_MAX];
+        struct stat st;
+
+        *f = (Flip) { .dir = "/tmp/vmaq-flip-XXXXXX" };
+        test_self_exe(exe);
+        ck_assert_ptr_nonnull(mkdtemp(f->dir));
+        for (unsigned i = 0; i < 2; i++) {
+                snprintf(f->path[i], sizeof(f->path[i]), "%s/%c", f->dir, "xy"[i]);
+                test_copy_file(i == 0 ? exe : "/bin/true", f->path[i]);
+                fds[i] = open(f->path[i], O_RDONLY|O_CLOEXEC);
+                ck_assert_int_ge(fds[i], 0);
+                ck_assert_int_eq(fstat(fds[i], &st), 0);
+                f->id_len[i] = (size_t) elf_build_id_from_fd(fds[i], 0, (uint64_t) st.st_size, f->id[i]);
+                ck_assert_uint_gt(f->id_len[i], 0);
+                f->file[i] = (FileIdentity) {
+                        .inode = st.st_ino,
+                        .dev_major = major(st.st_dev),
+                        .dev_minor = minor(st.st_dev),
+                        .ctime_sec = st.st_ctim.tv_sec,
+                        .ctime_nsec = st.st_ctim.tv_nsec,
+                };
+        }
+        ck_assert(f->id_len[0] != f->id_len[1] || memcmp(f->id[0], f->id[1], f->id_len[0]) != 0);
+
+        ck_assert_int_eq(pipe2(cmd, O_CLOEXEC), 0);
+        ck_assert_int_eq(pipe2(ack, O_CLOEXEC), 0);
+        f->pid = fork();
+        ck_assert_int_ge(f->pid, 0);
+        if (f->pid == 0) {
+                uint8_t *m;
+                char b;
+
+                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+                /*
+                 * Low, below anything else but an anonymous page of its own,
+                 * so that it comes near the start of the maps file, within
+                 * the text backend's first read, however large the map (the
+                 * sanitizers add many VMAs).
+                 */
+                if (mmap((void *) FLIP_BELOW, 4096, PROT_READ, MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED_NOREPLACE,
+                         -1, 0) != (void *) FLIP_BELOW)
+                        _exit(EXIT_FAILURE);
+                m = mmap((void *) FLIP_ADDR, 4096, PROT_READ, MAP_PRIVATE|MAP_FIXED_NOREPLACE, fds[0], 0);
+                if (m != (void *) FLIP_ADDR)
+                        _exit(EXIT_FAILURE);
+                f->addr = (uintptr_t) m;
+                if (write(ack[1], &f->addr, sizeof(f->addr)) != sizeof(f->addr))
+                        _exit(EXIT_FAILURE);
+                for (unsigned i = 1;; i ^= 1) {
+                        if (!free_running && read(cmd[0], &b, 1) != 1)
+                                _exit(EXIT_SUCCESS);
+                        if (mmap(m, 4096, PROT_READ, MAP_PRIVATE|MAP_FIXED, fds[i], 0) != m)
+                                _exit(EXIT_FAILURE);
+                        if (!free_running && write(ack[1], &b, 1) != 1)
+                                _exit(EXIT_FAILURE);
+                }
+        }
+        close(fds[0]);
+        close(fds[1]);
+        close(cmd[0]);
+        close(ack[1]);
+        f->cmd_fd = cmd[1];
+        f->ack_fd = ack[0];
+        ck_assert_int_eq(read(f->ack_fd, &f->addr, sizeof(f->addr)), (ssize_t) sizeof(f->addr));
+}
+
+static void flip_command(Flip *f) {
+        char b = 'f';
+
+        ck_assert_int_eq(write(f->cmd_fd, &b, 1), 1);
+        ck_assert_int_eq(read(f->ack_fd, &b, 1), 1);
+}
+
+static void flip_done(Flip *f) {
+        kill(f->pid, SIGKILL);
+        ck_assert_int_eq(waitpid(f->pid, NULL, 0), f->pid);
+        f->cmd_fd = safe_close(f->cmd_fd);
+        f->ack_fd = safe_close(f->ack_fd);
+        for (unsigned i = 0; i < 2; i++)
+                (void) unlink(f->path[i]);
+        (void) rmdir(f->dir);
+}
+
+/*
+ * Whether a build ID answered for the file with @inode is the right one:
+ * that file's, or none. Counts the wrong ones.
+ */
+static unsigned flip_check(const Flip *f, uint64_t inode, const uint8_t *id, size_t len) {
+        for (unsigned i = 0; i < 2; i++)
+                if (inode == f->file[i].inode)
+                        return len == 0 || (len == f->id_len[i] && memcmp(id, f->id[i], len) == 0) ? 0 : 1;
+        return 1;       /* no VMA of ours at all */
+}
+
+/* Whether @cache holds a wrong build ID for either file. */
+static unsigned flip_check_cache(const Flip *f, BuildIdCache *cache) {
+        unsigned wrong = 0;
+
+        for (unsigned i = 0; i < 2; i++) {
+                uint8_t id[BUILD_ID_MAX];
+                int r = build_id_cache_lookup(cache, &f->file[i], id);
+
+                if (r != -ENOENT && (r != (int) f->id_len[i] || memcmp(id, f->id[i], f->id_len[i]) != 0))
+                        wrong++;
+        }
+        return wrong;
+}
+
+typedef struct FlipWalk {
+        const Flip *flip;
+        Flip *command;          /* flip it on the first VMA, which lies below ours */
+        unsigned wrong;
+        unsigned found;
+        uint64_t inode;         /* what was said of our VMA */
+        size_t build_id_len;
+        uint8_t build_id[BUILD_ID_MAX];
+} FlipWalk;
+
+static int flip_walk_cb(const Vma *v, void *userdata) {
+        FlipWalk *w = userdata;
+
+        if (w->command) {
+                ck_assert_uint_lt(v->start, w->flip->addr);
+                flip_command(w->command);
+                w->command = NULL;
+        }
+        if (v->start == w->flip->addr) {
+                w->wrong += flip_check(w->flip, v->inode, v->build_id, v->build_id_len);
+                w->found++;
+                w->inode = v->inode;
+                w->build_id_len = v->build_id_len;
+                memcpy(w->build_id, v->build_id, v->build_id_len);
+        }
+        return 0;
+}
+
+/*
+ * A process flipping one mapping between two files while it is normalized:
+ * every build ID answered, and every one remembered, belongs to the file
+ * it is given for. A fresh cache each time, so that every try misses.
+ */
+START_TEST(test_build_id_flip_race) {
+        _cleanup_(proc_freep) Proc *p = NULL;
+        unsigned wrong = 0, found = 0;
+        uint64_t addr;
+        Flip f;
+
+        flip_setup(&f, true);
+        p = open_proc(f.pid);
+        addr = f.addr + 0x10;
+
+        for (unsigned i = 0; i < 600; i++) {
+                _cleanup_(build_id_cache_freep) BuildIdCache *cache = NULL;
+                _cleanup_(normalization_freep) Normalization *n = NULL;
+                NormalizeOptions opts = { .flags = NORMALIZE_BUILD_IDS };
+
+                ck_assert_int_eq(build_id_cache_new(&cache, 4), 0);
+                opts.build_id_cache = cache;
+                if (i % 2 == 0) {
+                        const NormModule *m;
+
+                        ck_assert_int_eq(proc_normalize(p, &addr, 1, &opts, &n), 0);
+                        m = result_module(n, 0);
+                        wrong += flip_check(&f, m->inode, m->build_id, m->build_id_len);
+                        found++;
+                } else {
+                        FlipWalk w = { .flip = &f };
+
+                        ck_assert_int_eq(proc_foreach_vma(p, PROC_LIST_BUILD_IDS, &opts, flip_walk_cb, &w), 0);
+                        wrong += w.wrong;
+                        found += w.found;
+                }
+                wrong += flip_check_cache(&f, cache);
+        }
+
+        flip_done(&f);
+        ck_assert_uint_eq(found, 600);
+        ck_assert_uint_eq(wrong, 0);
+}
+END_TEST
+
+/*
+ * The same, made to happen: the mapping flips after the walk found it but
+ * before its build ID is read. The text backend still describes the file
+ * it read in the map, which is no longer there: no build ID then, and
+ * nothing remembered. The ioctl backend sees the flip.
+ */
+START_TEST(test_build_id_flip_stale) {
+        _cleanup_(build_id_cache_freep) BuildIdCache *cache = NULL;
+        _cleanup_(proc_freep) Proc *p = NULL;
+        NormalizeOptions opts = { .flags = NORMALIZE_BUILD_IDS };
+        uint8_t id[BUILD_ID_MAX];
+        FlipWalk w;
+        Flip f;
+
+        flip_setup(&f, false);
+        p = open_proc(f.pid);
+        ck_assert_int_eq(build_id_cache_new(&cache, 4), 0);
+        opts.build_id_cache = cache;
+
+        /* On the first VMA, the anonymous page below ours, map the other file. */
+        w = (FlipWalk) { .flip = &f, .command = &f };
+        ck_assert_int_eq(proc_foreach_vma(p, PROC_LIST_BUILD_IDS, &opts, flip_walk_cb, &w), 0);
+        ck_assert_uint_eq(w.found, 1);
+        if (TEST_BACKEND == VMA_BACKEND_TEXT) {
+                ck_assert_uint_eq(w.inode, f.file[0].inode);
+                ck_assert_uint_eq(w.build_id_len, 0);
+        } else {
+                ck_assert_uint_eq(w.inode, f.file[1].inode);
+                ck_assert_uint_eq(w.build_id_len, f.id_len[1]);
+                ck_assert_mem_eq(w.build_id, f.id[1], f.id_len[1]);
+        }
+        ck_assert_int_eq(build_id_cache_lookup(cache, &f.file[0], id), -ENOENT);
+
+        flip_done(&f);
+}
+END_TEST
+
 /* A second batch takes build IDs from the cache, and they are the same. */
 START_TEST(test_build_id_cache_use) {
         _cleanup_(normalization_freep) Normalization *a = NULL, *b = NULL;
@@ -925,6 +1165,12 @@ static Suite *normalize_suite(bool have_ioctl) {
                 tcase_add_test(tc, test_build_id_by_name);
                 tcase_add_loop_test(tc, test_planted_by_name, 0, _PLANTED_MAX);
                 tcase_add_loop_test(tc, test_planted_map_files, 0, _PLANTED_MAX);
+                suite_add_tcase(s, tc);
+
+                /* Reads map_files. */
+                tc = tcase_create("build-id-identity");
+                tcase_add_test(tc, test_build_id_flip_race);
+                tcase_add_test(tc, test_build_id_flip_stale);
                 suite_add_tcase(s, tc);
         } else
                 fprintf(stderr, "NOTE: build ID source tests not run: they need root\n");
