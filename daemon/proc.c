@@ -491,29 +491,125 @@ static bool module_matches(const NormModule *m, const Vma *v) {
         return v->inode != 0 || strcmp(m->path, v->name) == 0;
 }
 
+/* The hash of a file for the module table: its device and inode, or its path without an inode. */
+static uint64_t module_hash(uint64_t inode, uint32_t dev_major, uint32_t dev_minor, const char *path) {
+        uint64_t h = inode ^ ((uint64_t) dev_major << 44) ^ ((uint64_t) dev_minor << 24);
+
+        if (inode == 0)
+                /* FNV-1a */
+                for (h ^= UINT64_C(0xcbf29ce484222325); *path; path++)
+                        h = (h ^ (uint8_t) *path) * UINT64_C(0x100000001b3);
+
+        /* The splitmix64 finalizer: inode numbers are dense, spread them. */
+        h = (h ^ (h >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+        h = (h ^ (h >> 27)) * UINT64_C(0x94d049bb133111eb);
+        return h ^ (h >> 31);
+}
+
 typedef struct NormalizeState {
         Proc *proc;
         const NormalizeOptions *opts;
         Normalization *out;
         size_t n_modules_allocated;
         uint32_t last_module;
+        /*
+         * The modules by file, so that a batch over many files costs one
+         * probe per VMA, not a scan of the modules found so far: open
+         * addressing, module index + 1 per slot (0 is free), at most half
+         * full. The vDSO is not in it.
+         */
+        uint32_t *slots;
+        size_t n_slots;         /* a power of two, or 0 */
+        uint32_t vdso_module;   /* index + 1, or 0 */
 } NormalizeState;
+
+static void normalize_state_done(NormalizeState *s) {
+        free(s->slots);
+        s->slots = NULL;
+        s->n_slots = 0;
+}
+
+static void module_table_put(uint32_t *slots, size_t n_slots, uint64_t h, uint32_t index) {
+        size_t i = (size_t) h & (n_slots - 1);
+
+        while (slots[i] != 0)
+                i = (i + 1) & (n_slots - 1);
+        slots[i] = index + 1;
+}
+
+/* Make room for one more module in the table. */
+static int module_table_reserve(NormalizeState *s) {
+        const Normalization *out = s->out;
+        uint32_t *slots;
+        size_t n;
+
+        if (2 * (out->n_modules + 1) <= s->n_slots)
+                return 0;
+
+        n = MAX(s->n_slots * 2, (size_t) 64);
+        slots = calloc(n, sizeof(uint32_t));
+        if (!slots)
+                return -ENOMEM;
+        for (size_t i = 0; i < out->n_modules; i++) {
+                const NormModule *m = &out->modules[i];
+
+                if (!m->vdso)
+                        module_table_put(slots, n, module_hash(m->inode, m->dev_major, m->dev_minor, m->path),
+                                         (uint32_t) i);
+        }
+
+        free(s->slots);
+        s->slots = slots;
+        s->n_slots = n;
+        return 0;
+}
+
+/* The index of @v's module if the batch has one: 1 and *ret, or 0. */
+static int module_table_find(const NormalizeState *s, const Vma *v, uint64_t h, uint32_t *ret) {
+        if (v->kind == VMA_KIND_VDSO) {
+                if (s->vdso_module == 0)
+                        return 0;
+                *ret = s->vdso_module - 1;
+                return 1;
+        }
+        if (s->n_slots == 0)
+                return 0;
+
+        for (size_t i = (size_t) h & (s->n_slots - 1); s->slots[i] != 0; i = (i + 1) & (s->n_slots - 1))
+                if (module_matches(&s->out->modules[s->slots[i] - 1], v)) {
+                        *ret = s->slots[i] - 1;
+                        return 1;
+                }
+        return 0;
+}
 
 /* The index of @v's module in this batch, added on first sight. */
 static int normalize_module(NormalizeState *s, const Vma *v, uint32_t *ret) {
         Normalization *out = s->out;
         NormModule *m;
+        uint64_t h = 0;
+        uint32_t index;
+        int r;
 
         /* VMAs of one file usually follow each other: try the last one first. */
         if (s->last_module < out->n_modules && module_matches(&out->modules[s->last_module], v)) {
                 *ret = s->last_module;
                 return 0;
         }
-        for (size_t i = 0; i < out->n_modules; i++)
-                if (module_matches(&out->modules[i], v)) {
-                        *ret = s->last_module = (uint32_t) i;
-                        return 0;
-                }
+        if (v->kind != VMA_KIND_VDSO)
+                h = module_hash(v->inode, v->dev_major, v->dev_minor, v->name);
+        if (module_table_find(s, v, h, &index) > 0) {
+                *ret = s->last_module = index;
+                return 0;
+        }
+
+        if (out->n_modules >= UINT32_MAX - 1)
+                return -E2BIG;
+        if (v->kind != VMA_KIND_VDSO) {
+                r = module_table_reserve(s);
+                if (r < 0)
+                        return r;
+        }
 
         if (out->n_modules == s->n_modules_allocated) {
                 size_t n = MAX(s->n_modules_allocated * 2, (size_t) 8);
@@ -537,7 +633,11 @@ static int normalize_module(NormalizeState *s, const Vma *v, uint32_t *ret) {
         m->path = strdup(v->name);
         if (!m->path)
                 return -ENOMEM;
-        out->n_modules++;
+        index = (uint32_t) out->n_modules++;
+        if (m->vdso)
+                s->vdso_module = index + 1;
+        else
+                module_table_put(s->slots, s->n_slots, h, index);
 
         if ((s->opts->flags & NORMALIZE_MAP_FILES) && !m->vdso &&
             asprintf(&m->map_files, "/proc/%d/map_files/%" PRIx64 "-%" PRIx64,
@@ -554,7 +654,7 @@ static int normalize_module(NormalizeState *s, const Vma *v, uint32_t *ret) {
                 m->build_id_len = proc_vma_build_id(s->proc, &copy, s->opts->build_id_cache, m->build_id);
         }
 
-        *ret = s->last_module = (uint32_t) (out->n_modules - 1);
+        *ret = s->last_module = index;
         return 0;
 }
 
@@ -729,6 +829,7 @@ int proc_normalize(Proc *p, const uint64_t *addrs, size_t n_addrs, const Normali
                 out->modules = NULL;
 
                 r = normalize_once(&s, sorted, n_addrs);
+                normalize_state_done(&s);
                 if (r != -ESRCH)
                         break;
                 p->source = vma_source_free(p->source);

@@ -90,7 +90,7 @@ typedef struct Normalization {
         size_t n_lookups;       /* VMA lookups this batch cost */
         size_t n_results;       /* == number of input addresses, in input order */
         NormResult *results;
-        size_t n_modules;       /* each distinct file once */
+        size_t n_modules;       /* each distinct file once, in the order of its lowest address */
         NormModule *modules;
 } Normalization;
 

@@ -30,6 +30,12 @@
 #include "test-util.h"
 #include "vma.h"
 
+static int compare_u64(const void *a, const void *b) {
+        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+
+        return x < y ? -1 : x > y;
+}
+
 static Proc *open_proc(pid_t pid) {
         Proc *p = NULL;
         int r;
@@ -845,6 +851,123 @@ START_TEST(test_order_and_duplicates) {
 }
 END_TEST
 
+#define MANY_FILES 600
+
+/*
+ * A batch over many files, each mapped twice far apart (so that the VMAs
+ * of one file do not follow each other), shuffled: one module per file,
+ * numbered in the order of their lowest address, and every address points
+ * at its own file's module.
+ */
+START_TEST(test_many_files) {
+        _cleanup_(normalization_freep) Normalization *n = NULL;
+        _cleanup_(proc_freep) Proc *p = NULL;
+        _cleanup_free_ uint64_t *addrs = malloc(2 * MANY_FILES * sizeof(uint64_t));
+        _cleanup_free_ uint64_t *inodes = malloc(MANY_FILES * sizeof(uint64_t));
+        _cleanup_free_ uint32_t *seen = calloc(MANY_FILES, sizeof(uint32_t));
+        char dir[] = "/tmp/vmaq-many-XXXXXX", path[64];
+        int report[2], ctl[2];
+        uint32_t next = 0;
+        unsigned seed = 7;
+        pid_t pid;
+        char b;
+
+        ck_assert_ptr_nonnull(addrs);
+        ck_assert_ptr_nonnull(inodes);
+        ck_assert_ptr_nonnull(seen);
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        for (size_t i = 0; i < MANY_FILES; i++) {
+                _cleanup_close_ int fd = -EBADF;
+                struct stat st;
+
+                snprintf(path, sizeof(path), "%s/%zu", dir, i);
+                fd = open(path, O_RDWR|O_CREAT|O_EXCL|O_CLOEXEC, 0644);
+                ck_assert_int_ge(fd, 0);
+                ck_assert_int_eq(ftruncate(fd, 4096), 0);
+                ck_assert_int_eq(fstat(fd, &st), 0);
+                inodes[i] = st.st_ino;
+        }
+
+        ck_assert_int_eq(pipe2(report, O_CLOEXEC), 0);
+        ck_assert_int_eq(pipe2(ctl, O_CLOEXEC), 0);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                close(ctl[1]);
+                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+                /* File i at addrs[i] and at addrs[MANY_FILES + i]. */
+                for (size_t pass = 0; pass < 2; pass++)
+                        for (size_t i = 0; i < MANY_FILES; i++) {
+                                int fd;
+                                void *m;
+
+                                snprintf(path, sizeof(path), "%s/%zu", dir, i);
+                                fd = open(path, O_RDONLY|O_CLOEXEC);
+                                m = fd < 0 ? MAP_FAILED : mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, 0);
+                                if (m == MAP_FAILED)
+                                        _exit(EXIT_FAILURE);
+                                close(fd);
+                                addrs[pass * MANY_FILES + i] = (uintptr_t) m + 4 * i;
+                        }
+                if (write(report[1], addrs, 2 * MANY_FILES * sizeof(uint64_t)) != 2 * MANY_FILES * sizeof(uint64_t))
+                        _exit(EXIT_FAILURE);
+                (void) read(ctl[0], &b, 1);
+                _exit(EXIT_SUCCESS);
+        }
+        close(report[1]);
+        close(ctl[0]);
+        ck_assert_int_eq(read(report[0], addrs, 2 * MANY_FILES * sizeof(uint64_t)),
+                         (ssize_t) (2 * MANY_FILES * sizeof(uint64_t)));
+        close(report[0]);
+
+        /* Shuffle, remembering which file each address is in (the low bits say). */
+        for (size_t i = 2 * MANY_FILES - 1; i > 0; i--) {
+                size_t j = rand_r(&seed) % (i + 1);
+                uint64_t t = addrs[i];
+
+                addrs[i] = addrs[j];
+                addrs[j] = t;
+        }
+
+        p = open_proc(pid);
+        n = normalize(p, addrs, 2 * MANY_FILES, 0);
+        ck_assert_uint_eq(n->n_modules, MANY_FILES);
+        ck_assert_uint_eq(n->n_lookups, 2 * MANY_FILES);
+        for (size_t i = 0; i < 2 * MANY_FILES; i++) {
+                size_t file = (addrs[i] & 0xfff) / 4;
+                const NormModule *m = result_module(n, i);
+
+                snprintf(path, sizeof(path), "%s/%zu", dir, file);
+                ck_assert_str_eq(m->path, path);
+                ck_assert_uint_eq(m->inode, inodes[file]);
+                ck_assert_uint_eq(n->results[i].offset, 4 * file);
+                /* Both VMAs of a file: one module. */
+                if (seen[file] == 0)
+                        seen[file] = n->results[i].module + 1;
+                ck_assert_uint_eq(n->results[i].module, seen[file] - 1);
+        }
+
+        /* Numbered in address order: walk the addresses sorted. */
+        qsort(addrs, 2 * MANY_FILES, sizeof(uint64_t), compare_u64);
+        n = normalization_free(n);
+        n = normalize(p, addrs, 2 * MANY_FILES, 0);
+        for (size_t i = 0; i < 2 * MANY_FILES; i++) {
+                ck_assert_uint_le(n->results[i].module, next);
+                if (n->results[i].module == next)
+                        next++;
+        }
+        ck_assert_uint_eq(next, MANY_FILES);
+
+        close(ctl[1]);
+        ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+        for (size_t i = 0; i < MANY_FILES; i++) {
+                snprintf(path, sizeof(path), "%s/%zu", dir, i);
+                (void) unlink(path);
+        }
+        (void) rmdir(dir);
+}
+END_TEST
+
 START_TEST(test_norm_kind_strings) {
         for (NormKind k = 0; k < _NORM_KIND_MAX; k++)
                 ck_assert_int_eq(norm_kind_from_string(norm_kind_to_string(k)), k);
@@ -1156,6 +1279,7 @@ static Suite *normalize_suite(bool have_ioctl) {
         tcase_add_test(tc, test_empty_and_invalid);
         tcase_add_test(tc, test_norm_kind_strings);
         tcase_add_test(tc, test_build_id_cache_use);
+        tcase_add_test(tc, test_many_files);
         suite_add_tcase(s, tc);
 
         if (geteuid() == 0) {
