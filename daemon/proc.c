@@ -238,6 +238,41 @@ static int proc_prepare(Proc *p, const NormalizeOptions *opts, bool *reattached)
         return 0;
 }
 
+/*
+ * What one call (a batch or a walk) carries along: its build ID cache, and
+ * what it opened on the way, closed when a pass over an address space ends.
+ */
+typedef struct ProcCall {
+        Proc *proc;
+        BuildIdCache *cache;
+        int root_fd;            /* the process's root, opened on first use */
+        bool root_tried;
+} ProcCall;
+
+/* Drop what the last pass opened: the next may be on another process (a reused pid). */
+static void proc_call_reset(ProcCall *c) {
+        c->root_fd = safe_close(c->root_fd);
+        c->root_tried = false;
+}
+
+static void proc_call_done(ProcCall *c) {
+        proc_call_reset(c);
+}
+
+/*
+ * The process's root directory, for paths as it sees them. Opening it
+ * costs more than the lookups made in it (a ptrace access check), so a
+ * call opens it once; a process that changes its root during one call is
+ * still looked at in the old one. Returns the fd, owned by @c, or -errno.
+ */
+static int proc_call_root(ProcCall *c) {
+        if (!c->root_tried) {
+                c->root_fd = openat_proc(c->proc->dir_fd, "root", O_PATH|O_DIRECTORY);
+                c->root_tried = true;
+        }
+        return c->root_fd;
+}
+
 /* Whether @st is the very file @v maps: the same inode on the same device, and a regular file. */
 static bool stat_is_vma_file(const struct stat *st, const Vma *v) {
         return S_ISREG(st->st_mode) && st->st_ino == v->inode &&
@@ -285,8 +320,9 @@ static int proc_reopen_vma_file(int path_fd, const Vma *v, struct stat *ret_st) 
  * stat in *ret_st; -EBADFD for anything but a regular file, -ESTALE for
  * another file than the mapped one.
  */
-static int proc_open_vma_file(Proc *p, const Vma *v, struct stat *ret_st) {
-        _cleanup_close_ int root_fd = -EBADF, fd = -EBADF;
+static int proc_open_vma_file(ProcCall *c, const Vma *v, struct stat *ret_st) {
+        _cleanup_close_ int fd = -EBADF;
+        int root_fd;
         char map_files[sizeof("map_files/-") + 32];
         struct open_how how = {
                 .flags = O_PATH|O_NOFOLLOW|O_CLOEXEC,
@@ -300,7 +336,7 @@ static int proc_open_vma_file(Proc *p, const Vma *v, struct stat *ret_st) {
          * the map changed if it names another file.
          */
         snprintf(map_files, sizeof(map_files), "map_files/%" PRIx64 "-%" PRIx64, v->start, v->end);
-        fd = openat_proc(p->dir_fd, map_files, O_PATH);
+        fd = openat_proc(c->proc->dir_fd, map_files, O_PATH);
         if (fd >= 0)
                 return proc_reopen_vma_file(fd, v, ret_st);
 
@@ -311,7 +347,7 @@ static int proc_open_vma_file(Proc *p, const Vma *v, struct stat *ret_st) {
          */
         if (v->deleted || v->name[0] != '/')
                 return -ENOENT;
-        root_fd = openat_proc(p->dir_fd, "root", O_PATH|O_DIRECTORY);
+        root_fd = proc_call_root(c);
         if (root_fd < 0)
                 return root_fd;
         fd = (int) syscall(SYS_openat2, root_fd, v->name + 1, &how, sizeof(how));
@@ -344,13 +380,14 @@ static bool stat_same_contents(const struct stat *a, const struct stat *b) {
  * success *ret_file is the identity of the file actually read, which did
  * not change while it was read (else we might hold parts of two versions).
  */
-static int proc_read_file_build_id(Proc *p, const Vma *v, uint8_t ret[static BUILD_ID_MAX], FileIdentity *ret_file) {
+static int proc_read_file_build_id(ProcCall *c, const Vma *v, uint8_t ret[static BUILD_ID_MAX],
+                                   FileIdentity *ret_file) {
         _cleanup_close_ int fd = -EBADF;
         struct stat before, after;
         uint8_t id[BUILD_ID_MAX];
         int r;
 
-        fd = proc_open_vma_file(p, v, &before);
+        fd = proc_open_vma_file(c, v, &before);
         if (fd < 0)
                 return fd;
         r = elf_build_id_from_fd(fd, 0, (uint64_t) before.st_size, id);
@@ -411,6 +448,130 @@ static int proc_vma_file_identity(Proc *p, const Vma *v, FileIdentity *ret) {
         return 0;
 }
 
+#define DELETED_SUFFIX " (deleted)"
+
+/* Whether @name, resolved inside the process's root, is the file with @v's device and inode. */
+static bool proc_name_leads_to(ProcCall *c, const char *name, const Vma *v) {
+        _cleanup_close_ int fd = -EBADF;
+        int root_fd;
+        struct open_how how = {
+                .flags = O_PATH|O_NOFOLLOW|O_CLOEXEC,
+                .resolve = RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS,
+        };
+        struct stat st;
+
+        if (name[0] != '/')
+                return false;
+        root_fd = proc_call_root(c);
+        if (root_fd < 0)
+                return false;
+        fd = (int) syscall(SYS_openat2, root_fd, name + 1, &how, sizeof(how));
+        if (fd < 0 || fstat(fd, &st) < 0)
+                return false;
+        return st.st_ino == v->inode && major(st.st_dev) == v->dev_major && minor(st.st_dev) == v->dev_minor;
+}
+
+/*
+ * Whether @link, a name read from map_files, is what the maps file printed
+ * and the parser read back as @v's name (plus " (deleted)" if it found
+ * one). The kernel prints a newline as "\012" but leaves a backslash alone,
+ * and the parser turns every "\012" into a newline, so that is @link with
+ * each literal "\012" turned into a newline.
+ */
+static bool link_matches_parsed_name(const char *link, size_t len, const Vma *v) {
+        size_t suffix = v->deleted ? strlen(DELETED_SUFFIX) : 0, j = 0;
+
+        for (size_t i = 0; i < len; j++) {
+                char c = link[i];
+
+                if (len - i >= 4 && memcmp(link + i, "\\012", 4) == 0) {
+                        c = '\n';
+                        i += 4;
+                } else
+                        i++;
+
+                if (j < v->name_len ? v->name[j] != c : j - v->name_len >= suffix ||
+                                                         DELETED_SUFFIX[j - v->name_len] != c)
+                        return false;
+        }
+        return j == v->name_len + suffix;
+}
+
+/*
+ * What the maps file says of a name can mean two things. A trailing
+ * " (deleted)" is the kernel's mark of a name that no longer leads to the
+ * file (unlinked, or replaced by a rename), or the end of a live file's
+ * own name; and in the text, "\012" is a newline or those four characters.
+ * The parser takes the first meaning of each; here we tell, for a file VMA
+ * whose name has either, as far as we can:
+ *
+ *   - map_files/START-END, if we may look and it is still @v's file, links
+ *     to the name itself, unescaped;
+ *   - a live file's name ending in " (deleted)" leads to the file inside
+ *     the process's root, which no unlinked or replaced name does. That
+ *     is all a link count of 0 through map_files could tell us too, and
+ *     that look costs more than this one (a map_files lookup walks the
+ *     map), so it is not asked.
+ *
+ * Rewrites @v to the name in @buf and returns 1 if that changed anything,
+ * else 0 and leaves @v alone.
+ */
+static int proc_vma_resolve_name(ProcCall *c, Vma *v, char buf[static PATH_MAX]) {
+        Proc *p = c->proc;
+        char link[PATH_MAX + sizeof(DELETED_SUFFIX)];
+        bool escaped, deleted = false;
+        const char *name;
+        size_t len;
+
+        if (v->kind != VMA_KIND_FILE || v->inode == 0)
+                return 0;
+        /* Only the text escapes; a newline here came from "\012". The ioctl's names are raw. */
+        escaped = vma_source_backend(p->source) == VMA_BACKEND_TEXT && memchr(v->name, '\n', v->name_len);
+        if (!escaped && !v->deleted)
+                return 0;
+
+        if (escaped) {
+                char map_files[sizeof("map_files/-") + 32];
+                struct stat st;
+                ssize_t n;
+
+                /* The escaping cannot be undone without the name itself. */
+                snprintf(map_files, sizeof(map_files), "map_files/%" PRIx64 "-%" PRIx64, v->start, v->end);
+                if (fstatat(p->dir_fd, map_files, &st, 0) < 0 || st.st_ino != v->inode ||
+                    major(st.st_dev) != v->dev_major || minor(st.st_dev) != v->dev_minor)
+                        return 0;
+                n = readlinkat(p->dir_fd, map_files, link, sizeof(link) - 1);
+                if (n < 0 || (size_t) n == sizeof(link) - 1 || !link_matches_parsed_name(link, (size_t) n, v))
+                        return 0;       /* renamed meanwhile: leave it as parsed */
+                link[n] = '\0';
+                len = (size_t) n;
+        } else {
+                len = v->name_len + strlen(DELETED_SUFFIX);
+                memcpy(link, v->name, v->name_len);
+                memcpy(link + v->name_len, DELETED_SUFFIX, sizeof(DELETED_SUFFIX));
+        }
+        name = link;
+
+        if (len >= strlen(DELETED_SUFFIX) &&
+            memcmp(name + len - strlen(DELETED_SUFFIX), DELETED_SUFFIX, strlen(DELETED_SUFFIX)) == 0 &&
+            !proc_name_leads_to(c, name, v)) {
+                deleted = true;
+                len -= strlen(DELETED_SUFFIX);
+        }
+        if (len >= PATH_MAX)
+                return 0;
+        if (deleted == v->deleted && len == v->name_len && memcmp(name, v->name, len) == 0)
+                return 0;
+
+        memcpy(buf, name, len);
+        buf[len] = '\0';
+        v->name = buf;
+        v->name_len = len;
+        v->deleted = deleted;
+        v->kind = vma_kind_from_name(buf, v->inode);
+        return 1;
+}
+
 /*
  * The build ID of the file (or vDSO) behind @v: from @cache, else from the
  * kernel when the ioctl backend can ask, else from the file. Returns its
@@ -425,7 +586,9 @@ static int proc_vma_file_identity(Proc *p, const Vma *v, FileIdentity *ret) {
  * keyed inode and the key still holds after it; a file we read ourselves
  * has the key's identity by fstat() of the very fd read.
  */
-static size_t proc_vma_build_id(Proc *p, const Vma *v, BuildIdCache *cache, uint8_t ret[static BUILD_ID_MAX]) {
+static size_t proc_vma_build_id(ProcCall *c, const Vma *v, uint8_t ret[static BUILD_ID_MAX]) {
+        BuildIdCache *cache = c->cache;
+        Proc *p = c->proc;
         FileIdentity key, read_file;
         bool cacheable = false;
         uint8_t id[BUILD_ID_MAX];
@@ -457,7 +620,7 @@ static size_t proc_vma_build_id(Proc *p, const Vma *v, BuildIdCache *cache, uint
         }
         /* Zero means none, or the kernel could not read it: then try ourselves. */
         if (r == 0) {
-                r = proc_read_file_build_id(p, v, id, &read_file);
+                r = proc_read_file_build_id(c, v, id, &read_file);
                 if (r < 0)
                         return 0;
                 cacheable = cacheable && file_identity_equal(&read_file, &key);
@@ -508,6 +671,7 @@ static uint64_t module_hash(uint64_t inode, uint32_t dev_major, uint32_t dev_min
 
 typedef struct NormalizeState {
         Proc *proc;
+        ProcCall *call;
         const NormalizeOptions *opts;
         Normalization *out;
         size_t n_modules_allocated;
@@ -586,6 +750,8 @@ static int module_table_find(const NormalizeState *s, const Vma *v, uint64_t h, 
 /* The index of @v's module in this batch, added on first sight. */
 static int normalize_module(NormalizeState *s, const Vma *v, uint32_t *ret) {
         Normalization *out = s->out;
+        char name[PATH_MAX];
+        Vma resolved = *v;
         NormModule *m;
         uint64_t h = 0;
         uint32_t index;
@@ -622,6 +788,10 @@ static int normalize_module(NormalizeState *s, const Vma *v, uint32_t *ret) {
                 s->n_modules_allocated = n;
         }
 
+        /* The name is resolved once per module: the file is the same for all its VMAs. */
+        if (proc_vma_resolve_name(s->call, &resolved, name) > 0)
+                v = &resolved;
+
         m = &out->modules[out->n_modules];
         *m = (NormModule) {
                 .inode = v->inode,
@@ -651,7 +821,7 @@ static int normalize_module(NormalizeState *s, const Vma *v, uint32_t *ret) {
                 Vma copy = *v;
 
                 copy.name = m->path;
-                m->build_id_len = proc_vma_build_id(s->proc, &copy, s->opts->build_id_cache, m->build_id);
+                m->build_id_len = proc_vma_build_id(s->call, &copy, m->build_id);
         }
 
         *ret = s->last_module = index;
@@ -779,6 +949,7 @@ int proc_normalize(Proc *p, const uint64_t *addrs, size_t n_addrs, const Normali
         _cleanup_(normalization_freep) Normalization *out = NULL;
         _cleanup_free_ AddrIndex *buf = NULL;
         const AddrIndex *sorted;
+        _cleanup_(proc_call_done) ProcCall call = { .proc = p, .root_fd = -EBADF };
         NormalizeOptions no_opts = {};
         bool reattached = false, in_order = true;
         int r;
@@ -789,6 +960,7 @@ int proc_normalize(Proc *p, const uint64_t *addrs, size_t n_addrs, const Normali
                 return -EINVAL;
         if (!opts)
                 opts = &no_opts;
+        call.cache = opts->build_id_cache;
 
         out = calloc(1, sizeof(*out));
         if (!out)
@@ -815,6 +987,7 @@ int proc_normalize(Proc *p, const uint64_t *addrs, size_t n_addrs, const Normali
         for (unsigned attempt = 0;; attempt++) {
                 NormalizeState s = {
                         .proc = p,
+                        .call = &call,
                         .opts = opts,
                         .out = out,
                 };
@@ -830,6 +1003,7 @@ int proc_normalize(Proc *p, const uint64_t *addrs, size_t n_addrs, const Normali
 
                 r = normalize_once(&s, sorted, n_addrs);
                 normalize_state_done(&s);
+                proc_call_reset(&call);
                 if (r != -ESRCH)
                         break;
                 p->source = vma_source_free(p->source);
@@ -846,7 +1020,11 @@ int proc_normalize(Proc *p, const uint64_t *addrs, size_t n_addrs, const Normali
 }
 
 int proc_foreach_vma(Proc *p, unsigned flags, const NormalizeOptions *opts, ProcVmaFn fn, void *userdata) {
-        BuildIdCache *cache = opts ? opts->build_id_cache : NULL;
+        _cleanup_(proc_call_done) ProcCall call = {
+                .proc = p,
+                .cache = opts ? opts->build_id_cache : NULL,
+                .root_fd = -EBADF,
+        };
         bool reattached = false;
         int r;
 
@@ -868,17 +1046,20 @@ int proc_foreach_vma(Proc *p, unsigned flags, const NormalizeOptions *opts, Proc
                                 break;
 
                         if (!(flags & PROC_LIST_EXEC_ONLY) || (v.perms & VMA_PERM_EXEC)) {
-                                if (flags & PROC_LIST_BUILD_IDS) {
+                                if (proc_vma_resolve_name(&call, &v, name) == 0 && (flags & PROC_LIST_BUILD_IDS)) {
                                         /* The lookup may reuse the source's name buffer. */
                                         memcpy(name, v.name, v.name_len + 1);
                                         v.name = name;
-                                        v.build_id_len = proc_vma_build_id(p, &v, cache, v.build_id);
                                 }
+                                if (flags & PROC_LIST_BUILD_IDS)
+                                        v.build_id_len = proc_vma_build_id(&call, &v, v.build_id);
                                 r = fn(&v, userdata);
                                 emitted = true;
                         }
                         addr = v.end;
                 }
+
+                proc_call_reset(&call);
 
                 /* Once the caller has seen part of a map, it cannot be started over. */
                 if (r != -ESRCH || emitted || attempt == 2)

@@ -71,13 +71,33 @@ typedef struct NormResult {
         uint64_t offset;        /* file offset, or offset into the vDSO image */
 } NormResult;
 
+/*
+ * Names and deletion. The core settles what vma.h leaves open, for file
+ * VMAs, in NormModule.path and .deleted and in the Vma given to ProcVmaFn:
+ *
+ *   - deleted means the name no longer leads to the mapped file: it was
+ *     unlinked, or replaced (say, renamed over). The kernel marks such a
+ *     name with " (deleted)"; the suffix stays part of the name instead
+ *     when that name, resolved inside the process's root, leads to the
+ *     mapped file (same device and inode), with or without map_files.
+ *   - With map_files (CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN), the text
+ *     backend reads a name that printed a "\012" back from the link, so
+ *     it is exact.
+ *
+ * What remains ambiguous: without map_files, a newline in a text
+ * backend's name may have been a literal "\012" in the file's name; and a
+ * live file whose own name ends in " (deleted)" but cannot be reached
+ * under that name from the process's root (the names are relative to our
+ * root, so for a process in a chroot) is reported deleted, suffix removed.
+ */
+
 typedef struct NormModule {
         char *path;             /* as the process sees it; "[vdso]" for the vDSO */
         char *map_files;        /* "/proc/PID/map_files/START-END", when asked for */
         uint64_t inode;
         uint32_t dev_major;
         uint32_t dev_minor;
-        bool deleted;
+        bool deleted;           /* the path no longer leads to the file, see above */
         bool vdso;
         size_t build_id_len;    /* 0: not asked for, or not available */
         uint8_t build_id[BUILD_ID_MAX];

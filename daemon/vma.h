@@ -76,6 +76,16 @@ typedef struct Vma {
         /*
          * NUL-terminated, without the " (deleted)" suffix; "" when the VMA
          * has no name. Owned by the source and valid until its next call.
+         *
+         * The kernel's names can be read two ways, and a source takes the
+         * common reading, which proc.h refines:
+         *   - a trailing " (deleted)" is taken for the kernel's mark of a
+         *     name that no longer leads to the file; a live file whose own
+         *     name ends so reads the same;
+         *   - text backend: the kernel prints a newline in a name as
+         *     "\012" and leaves backslashes alone, so "\012" is taken for a
+         *     newline; a name holding those four characters reads the
+         *     same. The ioctl backend's names are raw, without this doubt.
          */
         const char *name;
         size_t name_len;

@@ -522,6 +522,142 @@ START_TEST(test_planted_map_files) {
 END_TEST
 
 /*
+ * Names that read two ways in the maps file: a literal "\\012" (which the
+ * text prints just like a newline), a live file whose name ends in
+ * " (deleted)", and the kernel's own " (deleted)" marks.
+ */
+static const struct {
+        const char *name;
+        enum { KEEP, UNLINK, RENAME_OVER } fate;
+        bool deleted;
+} tricky_names[] = {
+        { "lit\\012eral",     KEEP,           false },
+        { "new\nline",         KEEP,           false },
+        { "live (deleted)",     KEEP,           false },
+        { "gone (deleted)",     UNLINK,         true },
+        { "plain",              UNLINK,         true },
+        /* Replaced by a rename while another link keeps the file alive. */
+        { "replaced",           RENAME_OVER,    true },
+};
+
+typedef struct NameWalk {
+        uint64_t addrs[ELEMENTSOF(tricky_names)];
+        char names[ELEMENTSOF(tricky_names)][PATH_MAX];
+        bool deleted[ELEMENTSOF(tricky_names)];
+        unsigned found;
+} NameWalk;
+
+static int name_walk_cb(const Vma *v, void *userdata) {
+        NameWalk *w = userdata;
+
+        for (size_t i = 0; i < ELEMENTSOF(tricky_names); i++)
+                if (v->start <= w->addrs[i] && w->addrs[i] < v->end) {
+                        ck_assert_uint_eq(strlen(v->name), v->name_len);
+                        snprintf(w->names[i], sizeof(w->names[i]), "%s", v->name);
+                        w->deleted[i] = v->deleted;
+                        w->found++;
+                }
+        return 0;
+}
+
+static void tricky_file_names(bool drop_caps) {
+        _cleanup_(normalization_freep) Normalization *n = NULL;
+        _cleanup_(proc_freep) Proc *p = NULL;
+        char dir[] = "/tmp/vmaq-names-XXXXXX", path[ELEMENTSOF(tricky_names)][96], other[96], link_path[96];
+        NameWalk w = {};
+        int report[2], ctl[2];
+        pid_t pid;
+        char b;
+
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        for (size_t i = 0; i < ELEMENTSOF(tricky_names); i++) {
+                _cleanup_close_ int fd = -EBADF;
+
+                snprintf(path[i], sizeof(path[i]), "%s/%s", dir, tricky_names[i].name);
+                fd = open(path[i], O_RDWR|O_CREAT|O_EXCL|O_CLOEXEC, 0644);
+                ck_assert_int_ge(fd, 0);
+                ck_assert_int_eq(ftruncate(fd, 4096), 0);
+        }
+        snprintf(other, sizeof(other), "%s/other", dir);
+        snprintf(link_path, sizeof(link_path), "%s/replaced.link", dir);
+        test_copy_file("/bin/true", other);
+
+        ck_assert_int_eq(pipe2(report, O_CLOEXEC), 0);
+        ck_assert_int_eq(pipe2(ctl, O_CLOEXEC), 0);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                close(ctl[1]);
+                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+                for (size_t i = 0; i < ELEMENTSOF(tricky_names); i++) {
+                        int fd = open(path[i], O_RDONLY|O_CLOEXEC);
+                        void *m = fd < 0 ? MAP_FAILED : mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, 0);
+
+                        if (m == MAP_FAILED)
+                                _exit(EXIT_FAILURE);
+                        close(fd);
+                        w.addrs[i] = (uintptr_t) m + 0x10;
+                        if ((tricky_names[i].fate == UNLINK && unlink(path[i]) < 0) ||
+                            (tricky_names[i].fate == RENAME_OVER &&
+                             (link(path[i], link_path) < 0 || rename(other, path[i]) < 0)))
+                                _exit(EXIT_FAILURE);
+                }
+                if (write(report[1], w.addrs, sizeof(w.addrs)) != sizeof(w.addrs))
+                        _exit(EXIT_FAILURE);
+                (void) read(ctl[0], &b, 1);
+                _exit(EXIT_SUCCESS);
+        }
+        close(report[1]);
+        close(ctl[0]);
+        ck_assert_int_eq(read(report[0], w.addrs, sizeof(w.addrs)), (ssize_t) sizeof(w.addrs));
+        close(report[0]);
+
+        if (drop_caps)
+                test_drop_map_files_caps();
+        p = open_proc(pid);
+        n = normalize(p, w.addrs, ELEMENTSOF(tricky_names), NORMALIZE_BUILD_IDS);
+        ck_assert_int_eq(proc_foreach_vma(p, 0, NULL, name_walk_cb, &w), 0);
+        ck_assert_uint_eq(w.found, ELEMENTSOF(tricky_names));
+
+        for (size_t i = 0; i < ELEMENTSOF(tricky_names); i++) {
+                const NormModule *m = result_module(n, i);
+                const char *expect = path[i];
+                char newline[96];
+
+                /*
+                 * Without map_files the text cannot tell a literal "\\012"
+                 * from a newline, and takes it for a newline.
+                 */
+                if (i == 0 && drop_caps && TEST_BACKEND == VMA_BACKEND_TEXT) {
+                        snprintf(newline, sizeof(newline), "%s/lit\neral", dir);
+                        expect = newline;
+                }
+
+                ck_assert_str_eq(m->path, expect);
+                ck_assert_int_eq(m->deleted, tricky_names[i].deleted);
+                ck_assert_str_eq(w.names[i], expect);
+                ck_assert_int_eq(w.deleted[i], tricky_names[i].deleted);
+        }
+
+        close(ctl[1]);
+        ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+        for (size_t i = 0; i < ELEMENTSOF(tricky_names); i++)
+                (void) unlink(path[i]);
+        (void) unlink(link_path);
+        (void) rmdir(dir);
+}
+
+START_TEST(test_names_map_files) {
+        tricky_file_names(false);
+}
+END_TEST
+
+START_TEST(test_names_by_name) {
+        tricky_file_names(true);
+}
+END_TEST
+
+/*
  * Two ELF files with different build IDs, and a child mapping one page of
  * either at one address, MAP_FIXED over the other, on command or as fast as
  * it can.
@@ -1289,6 +1425,11 @@ static Suite *normalize_suite(bool have_ioctl) {
                 tcase_add_test(tc, test_build_id_by_name);
                 tcase_add_loop_test(tc, test_planted_by_name, 0, _PLANTED_MAX);
                 tcase_add_loop_test(tc, test_planted_map_files, 0, _PLANTED_MAX);
+                suite_add_tcase(s, tc);
+
+                tc = tcase_create("names");
+                tcase_add_test(tc, test_names_map_files);
+                tcase_add_test(tc, test_names_by_name);
                 suite_add_tcase(s, tc);
 
                 /* Reads map_files. */
