@@ -20,6 +20,9 @@
 #include "proc.h"
 #include "string-table.h"
 
+/* Passes over a map that an exec or exit cut short before a call gives up with -ESRCH. */
+#define PROC_ATTEMPTS 3
+
 /* From the kernel's include/linux/sched.h: the task is a kernel thread. */
 #define PF_KTHREAD 0x00200000U
 
@@ -1007,7 +1010,7 @@ int proc_normalize(Proc *p, const uint64_t *addrs, size_t n_addrs, const Normali
                 if (r != -ESRCH)
                         break;
                 p->source = vma_source_free(p->source);
-                if (attempt == 2)
+                if (attempt + 1 == PROC_ATTEMPTS)
                         return r;
         }
         if (r < 0)
@@ -1019,55 +1022,86 @@ int proc_normalize(Proc *p, const uint64_t *addrs, size_t n_addrs, const Normali
         return 0;
 }
 
+/*
+ * One walk over the address space the source is on. Returns 0 at its end,
+ * or what stopped it: -ESRCH if the address space went away, another
+ * -errno, or the negative return of @fn (then *ret_by_fn is set). Sets
+ * *ret_emitted once @fn was called.
+ */
+static int proc_walk_once(ProcCall *c, unsigned flags, ProcVmaFn fn, void *userdata,
+                          bool *ret_emitted, bool *ret_by_fn) {
+        Proc *p = c->proc;
+        char name[PATH_MAX];
+        uint64_t addr = 0;
+        int r;
+
+        r = vma_source_begin(p->source);
+        if (r < 0)
+                return r;
+
+        for (;;) {
+                Vma v;
+
+                r = vma_source_find(p->source, addr, 0, &v);
+                if (r <= 0)
+                        return r;
+                addr = v.end;
+                if ((flags & PROC_LIST_EXEC_ONLY) && !(v.perms & VMA_PERM_EXEC))
+                        continue;
+
+                if (proc_vma_resolve_name(c, &v, name) == 0 && (flags & PROC_LIST_BUILD_IDS)) {
+                        /* The lookup may reuse the source's name buffer. */
+                        memcpy(name, v.name, v.name_len + 1);
+                        v.name = name;
+                }
+                if (flags & PROC_LIST_BUILD_IDS)
+                        v.build_id_len = proc_vma_build_id(c, &v, v.build_id);
+
+                *ret_emitted = true;
+                r = fn(&v, userdata);
+                if (r < 0) {
+                        *ret_by_fn = true;
+                        return r;
+                }
+        }
+}
+
 int proc_foreach_vma(Proc *p, unsigned flags, const NormalizeOptions *opts, ProcVmaFn fn, void *userdata) {
         _cleanup_(proc_call_done) ProcCall call = {
                 .proc = p,
                 .cache = opts ? opts->build_id_cache : NULL,
                 .root_fd = -EBADF,
         };
-        bool reattached = false;
+        bool reattached = false, emitted = false;
         int r;
 
+        /*
+         * A failure with -ESRCH means the address space went away under us
+         * (exec or exit): reattach and start over, a few times at most. Once
+         * @fn has seen part of a map, only a caller that can take it back
+         * may be started over.
+         */
         for (unsigned attempt = 0;; attempt++) {
-                char name[PATH_MAX];
-                uint64_t addr = 0;
-                bool emitted = false;
+                bool by_fn = false;
 
                 r = proc_prepare(p, opts, &reattached);
                 if (r < 0)
                         return r;
-
-                r = vma_source_begin(p->source);
-                while (r >= 0) {
-                        Vma v;
-
-                        r = vma_source_find(p->source, addr, 0, &v);
-                        if (r <= 0)
-                                break;
-
-                        if (!(flags & PROC_LIST_EXEC_ONLY) || (v.perms & VMA_PERM_EXEC)) {
-                                if (proc_vma_resolve_name(&call, &v, name) == 0 && (flags & PROC_LIST_BUILD_IDS)) {
-                                        /* The lookup may reuse the source's name buffer. */
-                                        memcpy(name, v.name, v.name_len + 1);
-                                        v.name = name;
-                                }
-                                if (flags & PROC_LIST_BUILD_IDS)
-                                        v.build_id_len = proc_vma_build_id(&call, &v, v.build_id);
-                                r = fn(&v, userdata);
-                                emitted = true;
-                        }
-                        addr = v.end;
+                if (emitted) {
+                        r = fn(NULL, userdata);
+                        if (r < 0)
+                                return r;
+                        emitted = false;
                 }
 
+                r = proc_walk_once(&call, flags, fn, userdata, &emitted, &by_fn);
                 proc_call_reset(&call);
-
-                /* Once the caller has seen part of a map, it cannot be started over. */
-                if (r != -ESRCH || emitted || attempt == 2)
+                if (r != -ESRCH || by_fn)
                         break;
                 p->source = vma_source_free(p->source);
+                if (attempt + 1 == PROC_ATTEMPTS || (emitted && !(flags & PROC_LIST_RESTART)))
+                        break;
         }
-        if (r == -ESRCH)
-                p->source = vma_source_free(p->source);
 
         return r < 0 ? r : 0;
 }

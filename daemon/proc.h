@@ -141,10 +141,28 @@ int proc_normalize(Proc *p, const uint64_t *addrs, size_t n_addrs, const Normali
 enum {
         PROC_LIST_EXEC_ONLY     = 1 << 0,       /* only VMAs with VMA_PERM_EXEC */
         PROC_LIST_BUILD_IDS     = 1 << 1,       /* fill Vma.build_id for file-backed VMAs */
+        PROC_LIST_RESTART       = 1 << 2,       /* @fn takes NULL: the walk may start over */
 };
 
-/* Called once per VMA in address order; a negative return stops the walk and is returned. */
+/*
+ * Called once per VMA in address order; a negative return stops the walk
+ * and is returned. @v and its name are valid during the call only.
+ *
+ * With PROC_LIST_RESTART, @v may also be NULL: the process exec'd during
+ * the walk, so the VMAs given so far belong to an address space that is
+ * gone. @fn must discard all it was given (a negative return stops the
+ * walk, as above); the walk then starts over, from the lowest address, on
+ * the new address space. That happens a few times at most, then the walk
+ * fails with -ESRCH.
+ */
 typedef int (*ProcVmaFn)(const Vma *v, void *userdata);
 
-/* Walk the VMAs of the process. Same errors as proc_normalize(). */
+/*
+ * Walk the VMAs of the process, in one pass over one address space (what
+ * it maps or unmaps meanwhile may or may not show). When the address space
+ * goes away (an exec) before @fn was called,
+ * the walk starts over on the new one unseen; after it, only with
+ * PROC_LIST_RESTART, else it fails with -ESRCH. Same errors as
+ * proc_normalize().
+ */
 int proc_foreach_vma(Proc *p, unsigned flags, const NormalizeOptions *opts, ProcVmaFn fn, void *userdata);

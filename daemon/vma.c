@@ -348,9 +348,27 @@ static int text_fill(VmaSource *s) {
         if (n < 0)
                 return -errno;
 
-        s->buf_len += n;
-        if (n == 0)
+        if (n == 0) {
+                char c;
+
+                /*
+                 * The end of the map, or of the address space: once that is
+                 * gone (an exec, an exit), reads come back empty as if the
+                 * map had ended, and what we read so far was only its start.
+                 * A live address space is never empty: read its first byte.
+                 */
+                do
+                        n = pread(s->fd, &c, 1, 0);
+                while (n < 0 && errno == EINTR);
+                if (n < 0)
+                        return -errno;
+                if (n == 0)
+                        return -ESRCH;
                 s->eof = true;
+                return 0;
+        }
+
+        s->buf_len += n;
         return (int) n;
 }
 
@@ -365,10 +383,7 @@ static int text_rewind(VmaSource *s) {
         s->have_line = false;
         s->floor = 0;
 
-        /*
-         * A live address space always has mappings. An empty file means
-         * the address space the fd was opened on is gone.
-         */
+        /* An empty map means the address space is gone, which text_fill() tells. */
         r = text_fill(s);
         if (r < 0)
                 return r;

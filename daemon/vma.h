@@ -134,7 +134,11 @@ int vma_source_begin(VmaSource *s);
  * Find the VMA covering @addr or, if none does, the next VMA above it.
  * Returns 1 and fills @ret, or 0 if no VMA lies at or above @addr.
  *
- * Errors: -ESRCH      address space gone, as above
+ * Errors: -ESRCH      address space gone, as above: the ioctl backend
+ *                     tells on every find, the text backend when it
+ *                     reaches the end of the map, which it checks is not
+ *                     that of the address space (a gone one reads as
+ *                     empty, so the text read so far may be cut short)
  *         -EBADMSG    the kernel produced a line we cannot parse (text)
  *         -EOPNOTSUPP the kernel lacks PROCMAP_QUERY (ioctl)
  */

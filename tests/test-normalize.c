@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,11 +22,13 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check-run.h"
 #include "elf-note.h"
 #include "macro.h"
+#include "parse-util.h"
 #include "proc.h"
 #include "test-util.h"
 #include "vma.h"
@@ -1398,6 +1401,172 @@ START_TEST(test_backends_agree_list) {
 }
 END_TEST
 
+/*
+ * The test executable as an exec target: with VMAQ_TEST_EXEC_READY=FD it
+ * reports on FD that it is up and waits to be killed; with
+ * VMAQ_TEST_EXEC_LOOP it maps EXEC_LOOP_VMAS VMAs, pauses a little, and
+ * execs itself again, for ever. The pause is much longer than a walk
+ * takes, so that a walk started over after an exec is not cut short by
+ * the next one, even on a loaded machine: a walk fails after a few.
+ */
+#define EXEC_LOOP_VMAS 1000
+
+static void exec_target(char *argv[]) {
+        const char *e;
+
+        e = getenv("VMAQ_TEST_EXEC_READY");
+        if (e) {
+                uint64_t fd;
+                char b = 'r';
+
+                if (parse_u64(e, 10, &fd) < 0 || fd > INT_MAX || write((int) fd, &b, 1) != 1)
+                        _exit(EXIT_FAILURE);
+                for (;;)
+                        pause();
+        }
+
+        if (getenv("VMAQ_TEST_EXEC_LOOP")) {
+                for (unsigned i = 0; i < EXEC_LOOP_VMAS; i++)
+                        /* Alternating protections: no two merge. */
+                        if (mmap(NULL, 4096, i % 2 ? PROT_READ : PROT_NONE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0) ==
+                            MAP_FAILED)
+                                _exit(EXIT_FAILURE);
+                (void) nanosleep(&(struct timespec) { .tv_nsec = 20 * 1000 * 1000 }, NULL);
+                execv("/proc/self/exe", argv);
+                _exit(127);
+        }
+}
+
+typedef struct ExecWalk {
+        VmaList *list;          /* what the walk gave since it last started */
+        unsigned n_restarts;
+        int go_fd;              /* a byte: exec now (on the first VMA), then -EBADF */
+        int ready_fd;           /* a byte: the new image is up */
+} ExecWalk;
+
+static int exec_walk_cb(const Vma *v, void *userdata) {
+        ExecWalk *w = userdata;
+
+        if (!v) {
+                w->n_restarts++;
+                w->list->n = 0;
+                return 0;
+        }
+        if (w->list->n > 0)
+                ck_assert_uint_le(w->list->vmas[w->list->n - 1].end, v->start);
+        if (w->go_fd >= 0) {
+                char b = 'x';
+
+                ck_assert_int_eq(write(w->go_fd, &b, 1), 1);
+                ck_assert_int_eq(read(w->ready_fd, &b, 1), 1);
+                w->go_fd = safe_close(w->go_fd);
+        }
+        return collect_cb(v, w->list);
+}
+
+/*
+ * The process execs while it is walked, after part of its map was given:
+ * with PROC_LIST_RESTART the caller is told to drop it, once, and gets the
+ * whole new map; without it, the walk fails as it did.
+ */
+START_TEST(test_exec_during_walk) {
+        _cleanup_free_ VmaList *fresh = calloc(1, sizeof(VmaList));
+        _cleanup_free_ VmaList *list = calloc(1, sizeof(VmaList));
+        _cleanup_(proc_freep) Proc *p = NULL;
+        unsigned flags = _i ? PROC_LIST_RESTART | PROC_LIST_BUILD_IDS : 0;
+        int go[2], ready[2], r;
+        ExecWalk w;
+        unsigned generation;
+        char exe[PATH_MAX];
+        pid_t pid;
+
+        ck_assert_ptr_nonnull(fresh);
+        ck_assert_ptr_nonnull(list);
+        test_self_exe(exe);
+        ck_assert_int_eq(pipe2(go, O_CLOEXEC), 0);
+        ck_assert_int_eq(pipe2(ready, O_CLOEXEC), 0);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                char b, env[32];
+
+                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+                close(go[1]);
+                close(ready[0]);
+                snprintf(env, sizeof(env), "%d", ready[1]);
+                if (fcntl(ready[1], F_SETFD, 0) < 0 || setenv("VMAQ_TEST_EXEC_READY", env, 1) < 0 ||
+                    read(go[0], &b, 1) != 1)
+                        _exit(EXIT_FAILURE);
+                execl(exe, exe, (char *) NULL);
+                _exit(127);
+        }
+        close(go[0]);
+        close(ready[1]);
+
+        p = open_proc(pid);
+        generation = proc_generation(p);
+        w = (ExecWalk) { .list = list, .go_fd = go[1], .ready_fd = ready[0] };
+        r = proc_foreach_vma(p, flags, NULL, exec_walk_cb, &w);
+        if (flags & PROC_LIST_RESTART) {
+                ck_assert_int_eq(r, 0);
+                ck_assert_uint_eq(w.n_restarts, 1);
+                ck_assert_uint_eq(proc_generation(p), generation + 1);
+        } else {
+                ck_assert_int_eq(r, -ESRCH);
+                ck_assert_uint_eq(w.n_restarts, 0);
+                /* The next call attaches to the new image. */
+                list->n = 0;
+                ck_assert_int_eq(proc_foreach_vma(p, flags, NULL, collect_cb, list), 0);
+        }
+
+        /* The whole map of the new image, which has settled: as a walk now sees it. */
+        ck_assert_int_eq(proc_foreach_vma(p, 0, NULL, collect_cb, fresh), 0);
+        ck_assert(vma_lists_equal(list, fresh));
+        ck_assert_uint_gt(list->n, 5);
+
+        close(ready[0]);
+        kill(pid, SIGKILL);
+        ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+}
+END_TEST
+
+/* A process that execs in a loop, walked again and again: every walk ends with one whole map. */
+START_TEST(test_exec_loop) {
+        _cleanup_free_ VmaList *list = calloc(1, sizeof(VmaList));
+        _cleanup_(proc_freep) Proc *p = NULL;
+        unsigned restarts = 0, max_vmas = 0;
+        char exe[PATH_MAX];
+        pid_t pid;
+
+        ck_assert_ptr_nonnull(list);
+        test_self_exe(exe);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+                if (setenv("VMAQ_TEST_EXEC_LOOP", "1", 1) < 0)
+                        _exit(EXIT_FAILURE);
+                execl(exe, exe, (char *) NULL);
+                _exit(127);
+        }
+
+        p = open_proc(pid);
+        for (unsigned i = 0; i < 300; i++) {
+                ExecWalk w = { .list = list, .go_fd = -EBADF, .ready_fd = -EBADF };
+
+                list->n = 0;
+                ck_assert_int_eq(proc_foreach_vma(p, PROC_LIST_RESTART, NULL, exec_walk_cb, &w), 0);
+                ck_assert_uint_gt(list->n, 0);
+                restarts += w.n_restarts;
+                max_vmas = MAX(max_vmas, (unsigned) list->n);
+        }
+        fprintf(stderr, "NOTE: %u restarts in 300 walks, up to %u VMAs\n", restarts, max_vmas);
+
+        kill(pid, SIGKILL);
+        ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+}
+END_TEST
+
 static Suite *normalize_suite(bool have_ioctl) {
         Suite *s = suite_create("normalize");
         TCase *tc;
@@ -1454,6 +1623,8 @@ static Suite *normalize_suite(bool have_ioctl) {
         tcase_add_test(tc, test_kernel_thread);
         tcase_add_test(tc, test_zombie);
         tcase_add_test(tc, test_exec_between_calls);
+        tcase_add_loop_test(tc, test_exec_during_walk, 0, 2);
+        tcase_add_test(tc, test_exec_loop);
         tcase_add_test(tc, test_pinned_start_time);
         tcase_add_test(tc, test_permission_denied);
         suite_add_tcase(s, tc);
@@ -1461,8 +1632,10 @@ static Suite *normalize_suite(bool have_ioctl) {
         return s;
 }
 
-int main(void) {
+int main(int argc, char *argv[]) {
         int r;
+
+        exec_target(argv);
 
         r = vma_backend_probe();
         if (r < 0) {
