@@ -248,6 +248,8 @@ static int proc_prepare(Proc *p, const NormalizeOptions *opts, bool *reattached)
 typedef struct ProcCall {
         Proc *proc;
         BuildIdCache *cache;
+        size_t max_reads;       /* images the call may read for build IDs; 0: no limit */
+        size_t n_reads;         /* so far, over all passes */
         int root_fd;            /* the process's root, opened on first use */
         bool root_tried;
 } ProcCall;
@@ -576,11 +578,24 @@ static int proc_vma_resolve_name(ProcCall *c, Vma *v, char buf[static PATH_MAX])
 }
 
 /*
- * The build ID of the file (or vDSO) behind @v: from @cache, else from the
- * kernel when the ioctl backend can ask, else from the file. Returns its
- * length, or 0 when there is none or it cannot be read: build IDs are best
- * effort and never fail a request. May reuse the source, so the caller
- * must keep @v->name valid on its own.
+ * Whether the call may read one more image for a build ID; counts it if so.
+ * Cache hits are not reads.
+ */
+static bool proc_call_take_read(ProcCall *c) {
+        if (c->max_reads > 0 && c->n_reads >= c->max_reads)
+                return false;
+        c->n_reads++;
+        return true;
+}
+
+/*
+ * The build ID of the file (or vDSO) behind @v: from the call's cache, else
+ * from the kernel when the ioctl backend can ask, else from the file.
+ * Returns its length, 0 when there is none, or a negative errno when it is
+ * not known: -EDQUOT when the call may read no more images, other errors
+ * when it could not be read. Build IDs are best effort and never fail a
+ * request. May reuse the source, so the caller must keep @v->name valid
+ * on its own.
  *
  * The target may change its map at any moment, so the cache key (taken
  * before reading, to look up) and the value (read afterwards) may describe
@@ -589,7 +604,7 @@ static int proc_vma_resolve_name(ProcCall *c, Vma *v, char buf[static PATH_MAX])
  * keyed inode and the key still holds after it; a file we read ourselves
  * has the key's identity by fstat() of the very fd read.
  */
-static size_t proc_vma_build_id(ProcCall *c, const Vma *v, uint8_t ret[static BUILD_ID_MAX]) {
+static int proc_vma_build_id(ProcCall *c, const Vma *v, uint8_t ret[static BUILD_ID_MAX]) {
         BuildIdCache *cache = c->cache;
         Proc *p = c->proc;
         FileIdentity key, read_file;
@@ -597,26 +612,28 @@ static size_t proc_vma_build_id(ProcCall *c, const Vma *v, uint8_t ret[static BU
         uint8_t id[BUILD_ID_MAX];
         int r;
 
-        if (v->kind == VMA_KIND_VDSO) {
-                r = proc_read_vdso_build_id(p, v, ret);
-                return r > 0 ? (size_t) r : 0;
-        }
-        if (v->kind != VMA_KIND_FILE)
+        if (v->kind != VMA_KIND_FILE && v->kind != VMA_KIND_VDSO)
                 return 0;
 
         /* Without the file's identity (no access to map_files) nothing is remembered. */
-        if (cache && proc_vma_file_identity(p, v, &key) >= 0) {
+        if (cache && v->kind == VMA_KIND_FILE && proc_vma_file_identity(p, v, &key) >= 0) {
                 r = build_id_cache_lookup(cache, &key, ret);
                 if (r >= 0)
-                        return (size_t) r;
+                        return r;
                 cacheable = true;
         }
+
+        if (!proc_call_take_read(c))
+                return -EDQUOT;
+
+        if (v->kind == VMA_KIND_VDSO)
+                return proc_read_vdso_build_id(p, v, ret);
 
         r = 0;
         if (vma_source_backend(p->source) == VMA_BACKEND_IOCTL) {
                 r = proc_kernel_build_id(p, v, id);
                 if (r < 0)
-                        return 0;
+                        return r;
                 if (r > 0 && cacheable)
                         cacheable = proc_vma_file_identity(p, v, &read_file) >= 0 &&
                                     file_identity_equal(&read_file, &key);
@@ -625,14 +642,14 @@ static size_t proc_vma_build_id(ProcCall *c, const Vma *v, uint8_t ret[static BU
         if (r == 0) {
                 r = proc_read_file_build_id(c, v, id, &read_file);
                 if (r < 0)
-                        return 0;
+                        return r;
                 cacheable = cacheable && file_identity_equal(&read_file, &key);
         }
 
         if (cacheable)
                 (void) build_id_cache_insert(cache, &key, id, (size_t) r);
         memcpy(ret, id, (size_t) r);
-        return (size_t) r;
+        return r;
 }
 
 Normalization *normalization_free(Normalization *n) {
@@ -824,7 +841,13 @@ static int normalize_module(NormalizeState *s, const Vma *v, uint32_t *ret) {
                 Vma copy = *v;
 
                 copy.name = m->path;
-                m->build_id_len = proc_vma_build_id(s->call, &copy, m->build_id);
+                r = proc_vma_build_id(s->call, &copy, m->build_id);
+                if (r > 0)
+                        m->build_id_len = (size_t) r;
+                else if (r == -EDQUOT) {
+                        m->build_id_skipped = true;
+                        out->n_build_ids_skipped++;
+                }
         }
 
         *ret = s->last_module = index;
@@ -945,6 +968,7 @@ static void normalization_reset(Normalization *n) {
         }
         n->n_modules = 0;
         n->n_lookups = 0;
+        n->n_build_ids_skipped = 0;
 }
 
 int proc_normalize(Proc *p, const uint64_t *addrs, size_t n_addrs, const NormalizeOptions *opts,
@@ -964,6 +988,7 @@ int proc_normalize(Proc *p, const uint64_t *addrs, size_t n_addrs, const Normali
         if (!opts)
                 opts = &no_opts;
         call.cache = opts->build_id_cache;
+        call.max_reads = opts->max_build_id_reads;
 
         out = calloc(1, sizeof(*out));
         if (!out)
@@ -1022,18 +1047,58 @@ int proc_normalize(Proc *p, const uint64_t *addrs, size_t n_addrs, const Normali
         return 0;
 }
 
+/* A walk's memory of the last file it read a build ID for: its other VMAs follow. */
+typedef struct LastFile {
+        bool valid;
+        uint64_t inode;
+        uint32_t dev_major;
+        uint32_t dev_minor;
+        int r;                  /* what proc_vma_build_id() said */
+        uint8_t build_id[BUILD_ID_MAX];
+} LastFile;
+
 /*
- * One walk over the address space the source is on. Returns 0 at its end,
- * or what stopped it: -ESRCH if the address space went away, another
- * -errno, or the negative return of @fn (then *ret_by_fn is set). Sets
- * *ret_emitted once @fn was called.
+ * Fill in @v's build ID for a walk. The VMAs of one file follow each
+ * other, and a file's build ID was only taken as the file's once it was
+ * shown to be that inode's, so the next VMAs of the same inode are told
+ * the same without reading (or counting) it again. Returns 1 if the call
+ * may read no more images and @v got none for that.
+ */
+static int proc_walk_build_id(ProcCall *c, Vma *v, LastFile *last) {
+        int r;
+
+        if (!(last->valid && v->kind == VMA_KIND_FILE && v->inode != 0 && last->inode == v->inode &&
+              last->dev_major == v->dev_major && last->dev_minor == v->dev_minor)) {
+                r = proc_vma_build_id(c, v, last->build_id);
+                /* Only a file's answer, or the lack of one for the cap, holds for its next VMAs. */
+                last->valid = v->kind == VMA_KIND_FILE && v->inode != 0 && (r >= 0 || r == -EDQUOT);
+                last->inode = v->inode;
+                last->dev_major = v->dev_major;
+                last->dev_minor = v->dev_minor;
+                last->r = r;
+        } else
+                r = last->r;
+
+        v->build_id_len = r > 0 ? (size_t) r : 0;
+        memcpy(v->build_id, last->build_id, v->build_id_len);
+        v->build_id_skipped = r == -EDQUOT;
+        return r == -EDQUOT;
+}
+
+/*
+ * One walk over the address space the source is on. Returns the number of
+ * VMAs given without a build ID for the call's cap at its end, or what
+ * stopped it: -ESRCH if the address space went away, another -errno, or
+ * the negative return of @fn (then *ret_by_fn is set). Sets *ret_emitted
+ * once @fn was called.
  */
 static int proc_walk_once(ProcCall *c, unsigned flags, ProcVmaFn fn, void *userdata,
                           bool *ret_emitted, bool *ret_by_fn) {
         Proc *p = c->proc;
+        LastFile last = {};
         char name[PATH_MAX];
         uint64_t addr = 0;
-        int r;
+        int r, n_skipped = 0;
 
         r = vma_source_begin(p->source);
         if (r < 0)
@@ -1043,8 +1108,10 @@ static int proc_walk_once(ProcCall *c, unsigned flags, ProcVmaFn fn, void *userd
                 Vma v;
 
                 r = vma_source_find(p->source, addr, 0, &v);
-                if (r <= 0)
+                if (r < 0)
                         return r;
+                if (r == 0)
+                        return n_skipped;
                 addr = v.end;
                 if ((flags & PROC_LIST_EXEC_ONLY) && !(v.perms & VMA_PERM_EXEC))
                         continue;
@@ -1054,8 +1121,8 @@ static int proc_walk_once(ProcCall *c, unsigned flags, ProcVmaFn fn, void *userd
                         memcpy(name, v.name, v.name_len + 1);
                         v.name = name;
                 }
-                if (flags & PROC_LIST_BUILD_IDS)
-                        v.build_id_len = proc_vma_build_id(c, &v, v.build_id);
+                if ((flags & PROC_LIST_BUILD_IDS) && n_skipped < INT_MAX)
+                        n_skipped += proc_walk_build_id(c, &v, &last);
 
                 *ret_emitted = true;
                 r = fn(&v, userdata);
@@ -1070,6 +1137,7 @@ int proc_foreach_vma(Proc *p, unsigned flags, const NormalizeOptions *opts, Proc
         _cleanup_(proc_call_done) ProcCall call = {
                 .proc = p,
                 .cache = opts ? opts->build_id_cache : NULL,
+                .max_reads = opts ? opts->max_build_id_reads : 0,
                 .root_fd = -EBADF,
         };
         bool reattached = false, emitted = false;
@@ -1103,5 +1171,5 @@ int proc_foreach_vma(Proc *p, unsigned flags, const NormalizeOptions *opts, Proc
                         break;
         }
 
-        return r < 0 ? r : 0;
+        return r;
 }

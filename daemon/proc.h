@@ -101,6 +101,7 @@ typedef struct NormModule {
         bool vdso;
         size_t build_id_len;    /* 0: not asked for, or not available */
         uint8_t build_id[BUILD_ID_MAX];
+        bool build_id_skipped;  /* not read: the call reached max_build_id_reads */
 } NormModule;
 
 typedef struct Normalization {
@@ -112,6 +113,7 @@ typedef struct Normalization {
         NormResult *results;
         size_t n_modules;       /* each distinct file once, in the order of its lowest address */
         NormModule *modules;
+        size_t n_build_ids_skipped;     /* modules with build_id_skipped */
 } Normalization;
 
 Normalization *normalization_free(Normalization *n);
@@ -127,6 +129,14 @@ typedef struct NormalizeOptions {
         unsigned flags;         /* NORMALIZE_* */
         uint64_t start_time;    /* with NORMALIZE_PIN */
         BuildIdCache *build_id_cache;   /* optional: remembers build IDs across calls */
+        /*
+         * How many images (files, the vDSO) one call may read for build
+         * IDs; 0: no limit. Cache hits are not reads; reads over every pass
+         * of a call count (an exec during it starts it over). Past the
+         * limit, modules get no build ID and are marked build_id_skipped,
+         * so that a caller can tell "not read" from "none".
+         */
+        size_t max_build_id_reads;
 } NormalizeOptions;
 
 /*
@@ -160,9 +170,13 @@ typedef int (*ProcVmaFn)(const Vma *v, void *userdata);
 /*
  * Walk the VMAs of the process, in one pass over one address space (what
  * it maps or unmaps meanwhile may or may not show). When the address space
- * goes away (an exec) before @fn was called,
- * the walk starts over on the new one unseen; after it, only with
- * PROC_LIST_RESTART, else it fails with -ESRCH. Same errors as
- * proc_normalize().
+ * goes away (an exec) before @fn was called, the walk starts over on the
+ * new one unseen; after, only with PROC_LIST_RESTART, else it fails with
+ * -ESRCH. @opts may be NULL; its flags are not used, its pin, cache and
+ * max_build_id_reads are.
+ *
+ * Returns the number of VMAs given with Vma.build_id_skipped set (0
+ * without PROC_LIST_BUILD_IDS or max_build_id_reads), or what stopped the
+ * walk: a negative return of @fn, or the errors of proc_normalize().
  */
 int proc_foreach_vma(Proc *p, unsigned flags, const NormalizeOptions *opts, ProcVmaFn fn, void *userdata);

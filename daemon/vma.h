@@ -92,6 +92,8 @@ typedef struct Vma {
         /* Filled only by the ioctl backend when asked for; 0 if unknown. */
         size_t build_id_len;
         uint8_t build_id[BUILD_ID_MAX];
+        /* Never set by a source: proc_foreach_vma() did not read the build ID, for its cap. */
+        bool build_id_skipped;
 } Vma;
 
 /*

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/auxv.h>
 #include <sys/inotify.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
@@ -1107,6 +1108,212 @@ START_TEST(test_many_files) {
 }
 END_TEST
 
+#define CAP_FILES 5
+
+/* A child mapping the first page of CAP_FILES copies of the test executable; their addresses, then the vDSO's. */
+static pid_t spawn_copies(char dir[static 32], uint64_t addrs[static CAP_FILES + 1], int *ret_ctl) {
+        int report[2], ctl[2];
+        char exe[PATH_MAX], path[64];
+        pid_t pid;
+
+        test_self_exe(exe);
+        strcpy(dir, "/tmp/vmaq-cap-XXXXXX");
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        for (size_t i = 0; i < CAP_FILES; i++) {
+                snprintf(path, sizeof(path), "%s/%zu", dir, i);
+                test_copy_file(exe, path);
+        }
+
+        ck_assert_int_eq(pipe2(report, O_CLOEXEC), 0);
+        ck_assert_int_eq(pipe2(ctl, O_CLOEXEC), 0);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                char b;
+
+                close(ctl[1]);
+                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+                for (size_t i = 0; i < CAP_FILES; i++) {
+                        int fd;
+                        void *m;
+
+                        snprintf(path, sizeof(path), "%s/%zu", dir, i);
+                        fd = open(path, O_RDONLY|O_CLOEXEC);
+                        m = fd < 0 ? MAP_FAILED : mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, 0);
+                        if (m == MAP_FAILED)
+                                _exit(EXIT_FAILURE);
+                        close(fd);
+                        addrs[i] = (uintptr_t) m + 0x10;
+                }
+                addrs[CAP_FILES] = getauxval(AT_SYSINFO_EHDR) + 0x10;
+                if (write(report[1], addrs, (CAP_FILES + 1) * sizeof(uint64_t)) != (CAP_FILES + 1) * sizeof(uint64_t))
+                        _exit(EXIT_FAILURE);
+                (void) read(ctl[0], &b, 1);
+                _exit(EXIT_SUCCESS);
+        }
+        close(report[1]);
+        close(ctl[0]);
+        ck_assert_int_eq(read(report[0], addrs, (CAP_FILES + 1) * sizeof(uint64_t)),
+                         (ssize_t) ((CAP_FILES + 1) * sizeof(uint64_t)));
+        close(report[0]);
+        *ret_ctl = ctl[1];
+        return pid;
+}
+
+static void remove_copies(const char *dir) {
+        char path[64];
+
+        for (size_t i = 0; i < CAP_FILES; i++) {
+                snprintf(path, sizeof(path), "%s/%zu", dir, i);
+                (void) unlink(path);
+        }
+        (void) rmdir(dir);
+}
+
+/*
+ * A batch over more files than it may read: the first ones in address
+ * order get their build IDs, the rest are marked skipped and counted. Cache
+ * hits are free, so with a cache each batch gets further; the vDSO (never
+ * cached) costs a read every time.
+ */
+START_TEST(test_build_id_cap) {
+        _cleanup_(build_id_cache_freep) BuildIdCache *cache = NULL;
+        _cleanup_(proc_freep) Proc *p = NULL;
+        bool cached[CAP_FILES + 1] = {};
+        uint64_t addrs[CAP_FILES + 1];
+        uint8_t self_id[BUILD_ID_MAX];
+        size_t self_len;
+        char dir[32];
+        int ctl;
+        pid_t pid;
+
+        self_len = test_self_build_id(self_id);
+        pid = spawn_copies(dir, addrs, &ctl);
+        p = open_proc(pid);
+        ck_assert_int_eq(build_id_cache_new(&cache, 16), 0);
+
+        /* With and without the cache (root may look at map_files: the files are cached). */
+        for (unsigned round = 0; round < 4; round++) {
+                _cleanup_(normalization_freep) Normalization *n = NULL;
+                NormalizeOptions opts = {
+                        .flags = NORMALIZE_BUILD_IDS,
+                        .max_build_id_reads = 2,
+                        .build_id_cache = round > 0 ? cache : NULL,
+                };
+                size_t reads = 0, skipped = 0;
+
+                ck_assert_int_eq(proc_normalize(p, addrs, CAP_FILES + 1, &opts, &n), 0);
+                ck_assert_uint_eq(n->n_modules, CAP_FILES + 1);
+                for (size_t i = 0; i < n->n_modules; i++) {
+                        const NormModule *m = &n->modules[i];
+                        /* Which input address: the modules are in address order, the inputs are not. */
+                        size_t k = 0;
+
+                        while (n->results[k].module != i)
+                                k++;
+                        if (round > 0 && cached[k]) {
+                                ck_assert(!m->build_id_skipped);
+                                ck_assert_uint_eq(m->build_id_len, self_len);
+                        } else if (reads < 2) {
+                                reads++;
+                                ck_assert(!m->build_id_skipped);
+                                ck_assert_uint_gt(m->build_id_len, 0);
+                                if (m->vdso)
+                                        continue;
+                                ck_assert_uint_eq(m->build_id_len, self_len);
+                                ck_assert_mem_eq(m->build_id, self_id, self_len);
+                                cached[k] = round > 0;
+                        } else {
+                                skipped++;
+                                ck_assert(m->build_id_skipped);
+                                ck_assert_uint_eq(m->build_id_len, 0);
+                        }
+                }
+                ck_assert_uint_eq(n->n_build_ids_skipped, skipped);
+                ck_assert_uint_eq(skipped, round == 0 ? CAP_FILES - 1 : round < 3 ? CAP_FILES + 1 - 2 * round : 0);
+        }
+
+        /* No cap: none skipped. */
+        {
+                _cleanup_(normalization_freep) Normalization *n = NULL;
+
+                n = normalize(p, addrs, CAP_FILES + 1, NORMALIZE_BUILD_IDS);
+                ck_assert_uint_eq(n->n_build_ids_skipped, 0);
+                for (size_t i = 0; i < n->n_modules; i++) {
+                        ck_assert(!n->modules[i].build_id_skipped);
+                        ck_assert_uint_gt(n->modules[i].build_id_len, 0);
+                }
+        }
+
+        close(ctl);
+        ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+        remove_copies(dir);
+}
+END_TEST
+
+typedef struct CapWalk {
+        size_t max;             /* the cap */
+        size_t images;          /* images begun so far: a file or vDSO VMA other than the last file's */
+        uint64_t last_inode;
+        unsigned n_skipped;
+        unsigned n_with_id;
+} CapWalk;
+
+static int cap_walk_cb(const Vma *v, void *userdata) {
+        CapWalk *w = userdata;
+        bool image = v->kind == VMA_KIND_VDSO || v->kind == VMA_KIND_FILE;
+
+        if (!image) {
+                ck_assert(!v->build_id_skipped);
+                return 0;
+        }
+        /* A file's next VMAs share its answer; any other image costs a read. */
+        if (v->kind == VMA_KIND_VDSO || v->inode != w->last_inode)
+                w->images++;
+        w->last_inode = v->kind == VMA_KIND_FILE ? v->inode : 0;
+
+        ck_assert_int_eq(v->build_id_skipped, w->images > w->max);
+        if (v->build_id_skipped) {
+                ck_assert_uint_eq(v->build_id_len, 0);
+                w->n_skipped++;
+        } else if (v->build_id_len > 0)
+                w->n_with_id++;
+        return 0;
+}
+
+/* A walk reads as many images as it may, and reports how many VMAs it gave without. */
+START_TEST(test_build_id_cap_walk) {
+        _cleanup_(proc_freep) Proc *p = NULL;
+        uint64_t addrs[CAP_FILES + 1];
+        char dir[32];
+        int ctl, r;
+        pid_t pid;
+
+        pid = spawn_copies(dir, addrs, &ctl);
+        p = open_proc(pid);
+
+        for (size_t max = 0; max <= 8; max += 4) {
+                NormalizeOptions opts = { .max_build_id_reads = max };
+                CapWalk w = { .max = max > 0 ? max : SIZE_MAX };
+
+                r = proc_foreach_vma(p, PROC_LIST_BUILD_IDS, &opts, cap_walk_cb, &w);
+                ck_assert_int_ge(r, 0);
+                ck_assert_uint_eq((unsigned) r, w.n_skipped);
+                /* The executable, its libraries, the copies and the vDSO: more than 8. */
+                ck_assert_uint_gt(w.images, 8);
+                if (max == 0)
+                        ck_assert_uint_eq(w.n_skipped, 0);
+                else
+                        ck_assert_uint_gt(w.n_skipped, 0);
+                ck_assert_uint_gt(w.n_with_id, 0);
+        }
+
+        close(ctl);
+        ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+        remove_copies(dir);
+}
+END_TEST
+
 START_TEST(test_norm_kind_strings) {
         for (NormKind k = 0; k < _NORM_KIND_MAX; k++)
                 ck_assert_int_eq(norm_kind_from_string(norm_kind_to_string(k)), k);
@@ -1585,6 +1792,8 @@ static Suite *normalize_suite(bool have_ioctl) {
         tcase_add_test(tc, test_norm_kind_strings);
         tcase_add_test(tc, test_build_id_cache_use);
         tcase_add_test(tc, test_many_files);
+        tcase_add_test(tc, test_build_id_cap);
+        tcase_add_test(tc, test_build_id_cap_walk);
         suite_add_tcase(s, tc);
 
         if (geteuid() == 0) {
