@@ -8,6 +8,12 @@
  * A file is identified by device, inode number and change time: an inode
  * number is reused after its file is deleted, and a file rewritten in place
  * keeps it, but both change the ctime. "No build ID" is remembered too.
+ *
+ * Thread safety: one cache may be shared by any number of threads; every
+ * call below except build_id_cache_free() may run at the same time as
+ * any other, each holding an internal lock only for its own short while.
+ * build_id_cache_free() must run alone, once no other thread uses the
+ * cache.
  */
 
 #include <stdbool.h>

@@ -13,6 +13,11 @@
  * the caller pinned the old one. So an answer always comes with the start
  * time of the process it describes.
  *
+ * Threads: a Proc is used by one thread at a time; different Procs may be
+ * used by different threads at once, even on the same process, and may
+ * share one BuildIdCache (see buildid-cache.h). The core keeps no other
+ * state of its own: no globals, no static buffers.
+ *
  * Errors shared by the calls below:
  *   -ESRCH       no such process
  *   -ENXIO       the process has no address space (kernel thread, zombie)

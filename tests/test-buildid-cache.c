@@ -3,6 +3,7 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,6 +112,83 @@ START_TEST(test_lookup_insert) {
 }
 END_TEST
 
+#define N_THREADS 4
+#define N_OPS 100000
+#define N_KEYS 96
+
+typedef struct Worker {
+        BuildIdCache *cache;
+        unsigned seed;
+        uint64_t lookups;
+        uint64_t wrong;
+} Worker;
+
+/* The build ID every thread remembers for key @k: its value says which key it is. */
+static size_t key_id(uint64_t k, uint8_t id[static BUILD_ID_MAX]) {
+        size_t len = 1 + k % 20;
+
+        for (size_t i = 0; i < len; i++)
+                id[i] = (uint8_t) (k * 31 + i);
+        return len;
+}
+
+static void *worker(void *userdata) {
+        Worker *w = userdata;
+
+        for (unsigned i = 0; i < N_OPS; i++) {
+                uint64_t k = (uint64_t) rand_r(&w->seed) % N_KEYS;
+                FileIdentity f = file(1000 + k);
+                uint8_t id[BUILD_ID_MAX], out[BUILD_ID_MAX];
+                size_t len = key_id(k, id);
+                int r;
+
+                if (i % 64 == 0) {
+                        BuildIdCacheStats st;
+
+                        build_id_cache_stats(w->cache, &st);
+                        if (st.size > st.max)
+                                w->wrong++;
+                }
+                r = build_id_cache_lookup(w->cache, &f, out);
+                w->lookups++;
+                if (r == -ENOENT) {
+                        if (build_id_cache_insert(w->cache, &f, id, len) < 0)
+                                w->wrong++;
+                } else if (r != (int) len || memcmp(out, id, len) != 0)
+                        w->wrong++;
+        }
+        return NULL;
+}
+
+/*
+ * Threads hammering one cache smaller than their keys (so that entries are
+ * evicted all the time): every answer is right, and every lookup counted.
+ */
+START_TEST(test_threads) {
+        _cleanup_(build_id_cache_freep) BuildIdCache *c = NULL;
+        Worker w[N_THREADS];
+        pthread_t t[N_THREADS];
+        BuildIdCacheStats st;
+        uint64_t lookups = 0;
+
+        ck_assert_int_eq(build_id_cache_new(&c, N_KEYS / 2), 0);
+        for (unsigned i = 0; i < N_THREADS; i++) {
+                w[i] = (Worker) { .cache = c, .seed = i + 1 };
+                ck_assert_int_eq(pthread_create(&t[i], NULL, worker, &w[i]), 0);
+        }
+        for (unsigned i = 0; i < N_THREADS; i++) {
+                ck_assert_int_eq(pthread_join(t[i], NULL), 0);
+                ck_assert_uint_eq(w[i].wrong, 0);
+                lookups += w[i].lookups;
+        }
+
+        build_id_cache_stats(c, &st);
+        ck_assert_uint_eq(lookups, (uint64_t) N_THREADS * N_OPS);
+        ck_assert_uint_eq(st.hits + st.misses, lookups);
+        ck_assert_uint_eq(st.size, N_KEYS / 2);
+}
+END_TEST
+
 static Suite *build_id_cache_suite(void) {
         Suite *s = suite_create("buildid-cache");
         TCase *tc;
@@ -122,6 +200,10 @@ static Suite *build_id_cache_suite(void) {
 
         tc = tcase_create("cache");
         tcase_add_test(tc, test_lookup_insert);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("threads");
+        tcase_add_test(tc, test_threads);
         suite_add_tcase(s, tc);
 
         return s;

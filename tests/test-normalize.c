@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -937,6 +938,80 @@ START_TEST(test_build_id_cache_use) {
 }
 END_TEST
 
+#define N_NORMALIZERS 3
+
+typedef struct Normalizer {
+        TestChild child;
+        BuildIdCache *cache;
+        const uint8_t *self_id;
+        size_t self_len;
+        unsigned wrong;
+} Normalizer;
+
+static void *normalizer_thread(void *userdata) {
+        Normalizer *w = userdata;
+        Proc *p = NULL;
+        uint64_t addrs[9];
+
+        layout_addrs(&w->child, addrs);
+        if (proc_open(&p, w->child.pid, TEST_BACKEND) < 0) {
+                w->wrong++;
+                return NULL;
+        }
+        for (unsigned i = 0; i < 200; i++) {
+                NormalizeOptions opts = { .flags = NORMALIZE_BUILD_IDS, .build_id_cache = w->cache };
+                Normalization *n = NULL;
+                const NormModule *m;
+
+                if (proc_normalize(p, addrs, ELEMENTSOF(addrs), &opts, &n) < 0) {
+                        w->wrong++;
+                        continue;
+                }
+                /* The executable, which all share in the cache; the plain file, which is not ELF. */
+                m = &n->modules[n->results[7].module];
+                if (m->build_id_len != w->self_len || memcmp(m->build_id, w->self_id, w->self_len) != 0)
+                        w->wrong++;
+                m = &n->modules[n->results[0].module];
+                if (m->build_id_len != 0 || strcmp(m->path, w->child.file_path) != 0)
+                        w->wrong++;
+                if (n->n_modules != 4)
+                        w->wrong++;
+                normalization_free(n);
+        }
+        proc_free(p);
+        return NULL;
+}
+
+/* Threads normalizing different processes at once, through one cache smaller than their files. */
+START_TEST(test_threads_share_cache) {
+        _cleanup_(build_id_cache_freep) BuildIdCache *cache = NULL;
+        Normalizer w[N_NORMALIZERS];
+        pthread_t t[N_NORMALIZERS];
+        uint8_t self_id[BUILD_ID_MAX];
+        size_t self_len = test_self_build_id(self_id);
+        BuildIdCacheStats st;
+
+        ck_assert_int_eq(build_id_cache_new(&cache, 2), 0);
+        for (unsigned i = 0; i < N_NORMALIZERS; i++) {
+                w[i] = (Normalizer) { .cache = cache, .self_id = self_id, .self_len = self_len };
+                test_child_spawn(&w[i].child);
+        }
+        for (unsigned i = 0; i < N_NORMALIZERS; i++)
+                ck_assert_int_eq(pthread_create(&t[i], NULL, normalizer_thread, &w[i]), 0);
+        for (unsigned i = 0; i < N_NORMALIZERS; i++)
+                ck_assert_int_eq(pthread_join(t[i], NULL), 0);
+        /* Last first: a child holds the control pipes of those spawned before it. */
+        for (unsigned i = N_NORMALIZERS; i-- > 0;) {
+                ck_assert_uint_eq(w[i].wrong, 0);
+                test_child_stop(&w[i].child);
+        }
+
+        /* Three files each, the executable shared: every one looked up 200 times. */
+        build_id_cache_stats(cache, &st);
+        ck_assert_uint_eq(st.hits + st.misses, N_NORMALIZERS * 200 * 3);
+}
+END_TEST
+
 /* Unsorted input with duplicates: answers in input order, one lookup per window. */
 START_TEST(test_order_and_duplicates) {
         _cleanup_(normalization_freep) Normalization *n = NULL;
@@ -1794,6 +1869,10 @@ static Suite *normalize_suite(bool have_ioctl) {
         tcase_add_test(tc, test_many_files);
         tcase_add_test(tc, test_build_id_cap);
         tcase_add_test(tc, test_build_id_cap_walk);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("threads");
+        tcase_add_test(tc, test_threads_share_cache);
         suite_add_tcase(s, tc);
 
         if (geteuid() == 0) {
