@@ -33,6 +33,16 @@ struct Proc {
         uint64_t start_time;
         unsigned generation;            /* attachments so far */
         VmaSource *source;              /* NULL: address space gone, reattach first */
+
+        /*
+         * The vDSO's build ID, once read in this address space: the image
+         * is the kernel's and stays, only where it is mapped may change.
+         */
+        bool vdso_known;
+        uint64_t vdso_start;
+        uint64_t vdso_end;
+        size_t vdso_build_id_len;
+        uint8_t vdso_build_id[BUILD_ID_MAX];
 };
 
 static const char *const norm_kind_table[_NORM_KIND_MAX] = {
@@ -140,6 +150,7 @@ static int proc_attach(Proc *p, int dir_fd) {
         p->source = source;
         p->start_time = start_time;
         p->generation++;
+        p->vdso_known = false;
         return 0;
 }
 
@@ -362,14 +373,38 @@ static int proc_open_vma_file(ProcCall *c, const Vma *v, struct stat *ret_st) {
         return proc_reopen_vma_file(fd, v, ret_st);
 }
 
-/* The vDSO has no file: read its image from the process's memory. */
+/*
+ * The vDSO has no file: read its image from the process's memory. The mem
+ * file is opened on the address space the process has now, which is ours
+ * unless it exec'd since we found @v: the ioctl backend can tell cheaply,
+ * by finding the same vDSO again after the read; the text backend cannot
+ * without disturbing its pass, and relies on the next pass noticing.
+ */
 static int proc_read_vdso_build_id(Proc *p, const Vma *v, uint8_t ret[static BUILD_ID_MAX]) {
         _cleanup_close_ int fd = -EBADF;
+        uint8_t id[BUILD_ID_MAX];
+        int r;
 
         fd = openat_proc(p->dir_fd, "mem", O_RDONLY);
         if (fd < 0)
                 return fd;
-        return elf_build_id_from_fd(fd, v->start, v->end - v->start, ret);
+        r = elf_build_id_from_fd(fd, v->start, v->end - v->start, id);
+        if (r < 0)
+                return r;
+
+        if (vma_source_backend(p->source) == VMA_BACKEND_IOCTL) {
+                Vma k;
+                int q;
+
+                q = vma_source_find(p->source, v->start, 0, &k);
+                if (q < 0)
+                        return q;
+                if (q == 0 || k.kind != VMA_KIND_VDSO || k.start != v->start || k.end != v->end)
+                        return -ESTALE;
+        }
+
+        memcpy(ret, id, (size_t) r);
+        return r;
 }
 
 /* Whether the file behind @a still had the same contents at @b, as far as stat() can tell. */
@@ -589,13 +624,13 @@ static bool proc_call_take_read(ProcCall *c) {
 }
 
 /*
- * The build ID of the file (or vDSO) behind @v: from the call's cache, else
- * from the kernel when the ioctl backend can ask, else from the file.
- * Returns its length, 0 when there is none, or a negative errno when it is
- * not known: -EDQUOT when the call may read no more images, other errors
- * when it could not be read. Build IDs are best effort and never fail a
- * request. May reuse the source, so the caller must keep @v->name valid
- * on its own.
+ * The build ID of the file (or vDSO) behind @v: from the call's cache (for
+ * the vDSO: the Proc's, for its address space), else from the kernel when
+ * the ioctl backend can ask, else from the file. Returns its length, 0
+ * when there is none, or a negative errno when it is not known: -EDQUOT
+ * when the call may read no more images, other errors when it could not
+ * be read. Build IDs are best effort and never fail a request. May reuse
+ * the source, so the caller must keep @v->name valid on its own.
  *
  * The target may change its map at any moment, so the cache key (taken
  * before reading, to look up) and the value (read afterwards) may describe
@@ -623,11 +658,26 @@ static int proc_vma_build_id(ProcCall *c, const Vma *v, uint8_t ret[static BUILD
                 cacheable = true;
         }
 
+        if (v->kind == VMA_KIND_VDSO && p->vdso_known && p->vdso_start == v->start && p->vdso_end == v->end) {
+                memcpy(ret, p->vdso_build_id, p->vdso_build_id_len);
+                return (int) p->vdso_build_id_len;
+        }
+
         if (!proc_call_take_read(c))
                 return -EDQUOT;
 
-        if (v->kind == VMA_KIND_VDSO)
-                return proc_read_vdso_build_id(p, v, ret);
+        if (v->kind == VMA_KIND_VDSO) {
+                r = proc_read_vdso_build_id(p, v, id);
+                if (r < 0)
+                        return r;
+                p->vdso_known = true;
+                p->vdso_start = v->start;
+                p->vdso_end = v->end;
+                p->vdso_build_id_len = (size_t) r;
+                memcpy(p->vdso_build_id, id, (size_t) r);
+                memcpy(ret, id, (size_t) r);
+                return r;
+        }
 
         r = 0;
         if (vma_source_backend(p->source) == VMA_BACKEND_IOCTL) {
