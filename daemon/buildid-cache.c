@@ -1,13 +1,17 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sysmacros.h>
 
 #include "buildid-cache.h"
 #include "lru.h"
 
+/* Shared between the threads normalizing for different processes: everything below the lock. */
 struct BuildIdCache {
+        pthread_mutex_t lock;
         Lru *lru;
         uint64_t hits;
         uint64_t misses;
@@ -19,6 +23,20 @@ typedef struct BuildIdEntry {
 } BuildIdEntry;
 
 _Static_assert(sizeof(FileIdentity) == 32, "FileIdentity must have no padding: it is compared bytewise");
+
+FileIdentity file_identity_from_stat(const struct stat *st) {
+        return (FileIdentity) {
+                .inode = st->st_ino,
+                .dev_major = major(st->st_dev),
+                .dev_minor = minor(st->st_dev),
+                .ctime_sec = st->st_ctim.tv_sec,
+                .ctime_nsec = st->st_ctim.tv_nsec,
+        };
+}
+
+bool file_identity_equal(const FileIdentity *a, const FileIdentity *b) {
+        return memcmp(a, b, sizeof(*a)) == 0;
+}
 
 int build_id_cache_new(BuildIdCache **ret, size_t max) {
         BuildIdCache *c;
@@ -32,6 +50,12 @@ int build_id_cache_new(BuildIdCache **ret, size_t max) {
                 free(c);
                 return r;
         }
+        r = pthread_mutex_init(&c->lock, NULL);
+        if (r != 0) {
+                lru_free(c->lru);
+                free(c);
+                return -r;
+        }
 
         *ret = c;
         return 0;
@@ -41,13 +65,29 @@ BuildIdCache *build_id_cache_free(BuildIdCache *c) {
         if (!c)
                 return NULL;
         lru_free(c->lru);
+        (void) pthread_mutex_destroy(&c->lock);
         free(c);
         return NULL;
 }
 
-int build_id_cache_lookup(BuildIdCache *c, const FileIdentity *file, uint8_t ret[static BUILD_ID_MAX]) {
-        BuildIdEntry *e = lru_get(c->lru, file);
+static void unlockp(pthread_mutex_t **m) {
+        if (*m)
+                (void) pthread_mutex_unlock(*m);
+}
 
+/* Hold @c's lock until the end of the scope. */
+#define BUILD_ID_CACHE_LOCKED(c)                                                        \
+        _cleanup_(unlockp) _unused_ pthread_mutex_t *_held_ = ({                        \
+                (void) pthread_mutex_lock(&(c)->lock);                                  \
+                &(c)->lock;                                                             \
+        })
+
+int build_id_cache_lookup(BuildIdCache *c, const FileIdentity *file, uint8_t ret[static BUILD_ID_MAX]) {
+        BUILD_ID_CACHE_LOCKED(c);
+        BuildIdEntry *e;
+
+        /* lru_get() reorders the list: a lookup writes too. */
+        e = lru_get(c->lru, file);
         if (!e) {
                 c->misses++;
                 return -ENOENT;
@@ -64,6 +104,7 @@ int build_id_cache_insert(BuildIdCache *c, const FileIdentity *file, const uint8
         if (len > BUILD_ID_MAX)
                 return -EINVAL;
 
+        /* Made before taking the lock, to hold it no longer than the map needs. */
         e = calloc(1, sizeof(*e));
         if (!e)
                 return -ENOMEM;
@@ -71,17 +112,25 @@ int build_id_cache_insert(BuildIdCache *c, const FileIdentity *file, const uint8
         if (len > 0)
                 memcpy(e->id, id, len);
 
-        r = lru_put(c->lru, file, e);
+        {
+                BUILD_ID_CACHE_LOCKED(c);
+
+                r = lru_put(c->lru, file, e);
+        }
         if (r < 0)
                 free(e);
         return r;
 }
 
 void build_id_cache_stats(const BuildIdCache *c, BuildIdCacheStats *ret) {
+        /* Taking the lock is no change to the cache as its users see it. */
+        BuildIdCache *m = (BuildIdCache *) c;
+        BUILD_ID_CACHE_LOCKED(m);
+
         *ret = (BuildIdCacheStats) {
-                .size = lru_size(c->lru),
-                .max = lru_max(c->lru),
-                .hits = c->hits,
-                .misses = c->misses,
+                .size = lru_size(m->lru),
+                .max = lru_max(m->lru),
+                .hits = m->hits,
+                .misses = m->misses,
         };
 }

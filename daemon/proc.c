@@ -20,6 +20,9 @@
 #include "proc.h"
 #include "string-table.h"
 
+/* Passes over a map that an exec or exit cut short before a call gives up with -ESRCH. */
+#define PROC_ATTEMPTS 3
+
 /* From the kernel's include/linux/sched.h: the task is a kernel thread. */
 #define PF_KTHREAD 0x00200000U
 
@@ -30,6 +33,16 @@ struct Proc {
         uint64_t start_time;
         unsigned generation;            /* attachments so far */
         VmaSource *source;              /* NULL: address space gone, reattach first */
+
+        /*
+         * The vDSO's build ID, once read in this address space: the image
+         * is the kernel's and stays, only where it is mapped may change.
+         */
+        bool vdso_known;
+        uint64_t vdso_start;
+        uint64_t vdso_end;
+        size_t vdso_build_id_len;
+        uint8_t vdso_build_id[BUILD_ID_MAX];
 };
 
 static const char *const norm_kind_table[_NORM_KIND_MAX] = {
@@ -137,6 +150,7 @@ static int proc_attach(Proc *p, int dir_fd) {
         p->source = source;
         p->start_time = start_time;
         p->generation++;
+        p->vdso_known = false;
         return 0;
 }
 
@@ -249,86 +263,227 @@ static int proc_prepare(Proc *p, const NormalizeOptions *opts, bool *reattached)
 }
 
 /*
- * Open the file a VMA maps, to read its build ID. The target controls its
- * files, so we open only regular files, never block on open (O_NONBLOCK: a
- * FIFO swapped in), and never follow its symlinks out of its root.
+ * What one call (a batch or a walk) carries along: its build ID cache, and
+ * what it opened on the way, closed when a pass over an address space ends.
  */
-static int proc_open_vma_file(Proc *p, const Vma *v) {
-        _cleanup_close_ int root_fd = -EBADF, fd = -EBADF;
+typedef struct ProcCall {
+        Proc *proc;
+        BuildIdCache *cache;
+        size_t max_reads;       /* images the call may read for build IDs; 0: no limit */
+        size_t n_reads;         /* so far, over all passes */
+        int root_fd;            /* the process's root, opened on first use */
+        bool root_tried;
+} ProcCall;
+
+/* Drop what the last pass opened: the next may be on another process (a reused pid). */
+static void proc_call_reset(ProcCall *c) {
+        c->root_fd = safe_close(c->root_fd);
+        c->root_tried = false;
+}
+
+static void proc_call_done(ProcCall *c) {
+        proc_call_reset(c);
+}
+
+/*
+ * The process's root directory, for paths as it sees them. Opening it
+ * costs more than the lookups made in it (a ptrace access check), so a
+ * call opens it once; a process that changes its root during one call is
+ * still looked at in the old one. Returns the fd, owned by @c, or -errno.
+ */
+static int proc_call_root(ProcCall *c) {
+        if (!c->root_tried) {
+                c->root_fd = openat_proc(c->proc->dir_fd, "root", O_PATH|O_DIRECTORY);
+                c->root_tried = true;
+        }
+        return c->root_fd;
+}
+
+/* Whether @st is the very file @v maps: the same inode on the same device, and a regular file. */
+static bool stat_is_vma_file(const struct stat *st, const Vma *v) {
+        return S_ISREG(st->st_mode) && st->st_ino == v->inode &&
+               major(st->st_dev) == v->dev_major && minor(st->st_dev) == v->dev_minor;
+}
+
+/*
+ * Open for reading the file that the O_PATH fd @path_fd refers to, if it is
+ * the regular file @v maps. An O_PATH open runs no driver's open and wakes
+ * no FIFO writer, so what the target put at a path is looked at before
+ * anything opens it for real. The reopen goes through our own
+ * /proc/self/fd/N, which opens that very inode, whatever lies at its path
+ * by now. Returns the fd, and its stat in *ret_st.
+ */
+static int proc_reopen_vma_file(int path_fd, const Vma *v, struct stat *ret_st) {
+        char path[sizeof("/proc/self/fd/") + 3 * sizeof(int)];
+        _cleanup_close_ int fd = -EBADF;
+        struct stat st;
+
+        if (fstat(path_fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode))
+                return -EBADFD;
+        if (!stat_is_vma_file(&st, v))
+                return -ESTALE;
+
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", path_fd);
+        fd = open(path, O_RDONLY|O_CLOEXEC|O_NOCTTY|O_NONBLOCK);
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!stat_is_vma_file(&st, v))
+                return -ESTALE;
+
+        *ret_st = st;
+        return TAKE_FD(fd);
+}
+
+/*
+ * Open the file a VMA maps, to read its build ID. The target controls its
+ * files and its mount namespace, so whatever we reach must be checked to
+ * be the regular file that is mapped before it is opened for reading: it
+ * may be a FIFO, a device, or another file by now. Returns the fd and its
+ * stat in *ret_st; -EBADFD for anything but a regular file, -ESTALE for
+ * another file than the mapped one.
+ */
+static int proc_open_vma_file(ProcCall *c, const Vma *v, struct stat *ret_st) {
+        _cleanup_close_ int fd = -EBADF;
+        int root_fd;
         char map_files[sizeof("map_files/-") + 32];
         struct open_how how = {
-                .flags = O_RDONLY|O_CLOEXEC|O_NOCTTY|O_NONBLOCK,
+                .flags = O_PATH|O_NOFOLLOW|O_CLOEXEC,
                 .resolve = RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS,
         };
-        struct stat st;
 
         /*
          * map_files/START-END is the mapped file itself, even when deleted
          * or in another mount namespace, but needs CAP_SYS_ADMIN (or
-         * CAP_CHECKPOINT_RESTORE). Devices can be mapped too: look before
-         * opening.
+         * CAP_CHECKPOINT_RESTORE). When it answers, its answer is final:
+         * the map changed if it names another file.
          */
         snprintf(map_files, sizeof(map_files), "map_files/%" PRIx64 "-%" PRIx64, v->start, v->end);
-        if (fstatat(p->dir_fd, map_files, &st, 0) >= 0) {
-                if (!S_ISREG(st.st_mode))
-                        return -EBADFD;
-                fd = openat_proc(p->dir_fd, map_files, O_RDONLY|O_NONBLOCK);
-                if (fd >= 0)
-                        return TAKE_FD(fd);
-        }
+        fd = openat_proc(c->proc->dir_fd, map_files, O_PATH);
+        if (fd >= 0)
+                return proc_reopen_vma_file(fd, v, ret_st);
 
         /*
-         * Else the path as the process sees it, resolved inside its root.
-         * A deleted file cannot be found by name, and whatever is found
-         * there must be the very file that is mapped, or we would report
-         * another file's build ID.
+         * Else the path as the process sees it, resolved inside its root,
+         * without following its symlinks. A deleted file cannot be found by
+         * name.
          */
         if (v->deleted || v->name[0] != '/')
                 return -ENOENT;
-        root_fd = openat_proc(p->dir_fd, "root", O_PATH|O_DIRECTORY);
+        root_fd = proc_call_root(c);
         if (root_fd < 0)
                 return root_fd;
         fd = (int) syscall(SYS_openat2, root_fd, v->name + 1, &how, sizeof(how));
         if (fd < 0)
                 return -errno;
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        if (!S_ISREG(st.st_mode) || st.st_ino != v->inode ||
-            major(st.st_dev) != v->dev_major || minor(st.st_dev) != v->dev_minor)
-                return -ENOENT;
 
-        return TAKE_FD(fd);
+        return proc_reopen_vma_file(fd, v, ret_st);
 }
 
 /*
- * Read the build ID of the file (or vDSO) behind @v ourselves. Returns its
- * length, 0 if the image has none, or a negative errno if it could not be
- * read (which is not remembered).
+ * The vDSO has no file: read its image from the process's memory. The mem
+ * file is opened on the address space the process has now, which is ours
+ * unless it exec'd since we found @v: the ioctl backend can tell cheaply,
+ * by finding the same vDSO again after the read; the text backend cannot
+ * without disturbing its pass, and relies on the next pass noticing.
  */
-static int proc_read_build_id(Proc *p, const Vma *v, uint8_t ret[static BUILD_ID_MAX]) {
+static int proc_read_vdso_build_id(Proc *p, const Vma *v, uint8_t ret[static BUILD_ID_MAX]) {
         _cleanup_close_ int fd = -EBADF;
-        struct stat st;
+        uint8_t id[BUILD_ID_MAX];
         int r;
 
-        if (v->kind == VMA_KIND_VDSO) {
-                /* The vDSO has no file: read its image from the process's memory. */
-                fd = openat_proc(p->dir_fd, "mem", O_RDONLY);
-                if (fd < 0)
-                        return fd;
-                return elf_build_id_from_fd(fd, v->start, v->end - v->start, ret);
-        }
-
-        fd = proc_open_vma_file(p, v);
+        fd = openat_proc(p->dir_fd, "mem", O_RDONLY);
         if (fd < 0)
                 return fd;
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        r = elf_build_id_from_fd(fd, 0, (uint64_t) st.st_size, ret);
-        /* Not ELF, or not well-formed: a file without a build ID. */
-        return r == -ENOEXEC || r == -EBADMSG ? 0 : r;
+        r = elf_build_id_from_fd(fd, v->start, v->end - v->start, id);
+        if (r < 0)
+                return r;
+
+        if (vma_source_backend(p->source) == VMA_BACKEND_IOCTL) {
+                Vma k;
+                int q;
+
+                q = vma_source_find(p->source, v->start, 0, &k);
+                if (q < 0)
+                        return q;
+                if (q == 0 || k.kind != VMA_KIND_VDSO || k.start != v->start || k.end != v->end)
+                        return -ESTALE;
+        }
+
+        memcpy(ret, id, (size_t) r);
+        return r;
 }
 
-/* The identity of the file behind @v, through map_files: needs the same privileges as opening it. */
+/* Whether the file behind @a still had the same contents at @b, as far as stat() can tell. */
+static bool stat_same_contents(const struct stat *a, const struct stat *b) {
+        return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+               a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec &&
+               a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+/*
+ * Read the build ID of the file @v maps ourselves. Returns its length, 0
+ * if the file has none, or a negative errno if it could not be read; on
+ * success *ret_file is the identity of the file actually read, which did
+ * not change while it was read (else we might hold parts of two versions).
+ */
+static int proc_read_file_build_id(ProcCall *c, const Vma *v, uint8_t ret[static BUILD_ID_MAX],
+                                   FileIdentity *ret_file) {
+        _cleanup_close_ int fd = -EBADF;
+        struct stat before, after;
+        uint8_t id[BUILD_ID_MAX];
+        int r;
+
+        fd = proc_open_vma_file(c, v, &before);
+        if (fd < 0)
+                return fd;
+        r = elf_build_id_from_fd(fd, 0, (uint64_t) before.st_size, id);
+        /* Not ELF, or not well-formed: a file without a build ID. */
+        if (r == -ENOEXEC || r == -EBADMSG)
+                r = 0;
+        if (r < 0)
+                return r;
+
+        if (fstat(fd, &after) < 0)
+                return -errno;
+        if (!stat_same_contents(&before, &after))
+                return -ESTALE;
+
+        memcpy(ret, id, (size_t) r);
+        *ret_file = file_identity_from_stat(&after);
+        return r;
+}
+
+/*
+ * Ask the kernel for the build ID of the file @v maps. It answers for the
+ * VMA at v->start as it is now, which may map another file than @v said a
+ * moment ago: only an answer about the same range of the same file counts,
+ * else -ESTALE. Returns the length, 0 if the kernel has none to give (not
+ * ELF, or not readable without blocking).
+ */
+static int proc_kernel_build_id(Proc *p, const Vma *v, uint8_t ret[static BUILD_ID_MAX]) {
+        Vma k;
+        int r;
+
+        r = vma_source_find(p->source, v->start, VMA_FIND_BUILD_ID, &k);
+        if (r < 0)
+                return r;
+        if (r == 0 || k.start != v->start || k.end != v->end || k.inode != v->inode ||
+            k.dev_major != v->dev_major || k.dev_minor != v->dev_minor)
+                return -ESTALE;
+
+        memcpy(ret, k.build_id, k.build_id_len);
+        return (int) k.build_id_len;
+}
+
+/*
+ * The identity of the file behind @v now, through map_files: needs the same
+ * privileges as opening it. -ESTALE if the map changed and it is another
+ * file than @v's.
+ */
 static int proc_vma_file_identity(Proc *p, const Vma *v, FileIdentity *ret) {
         char map_files[sizeof("map_files/-") + 32];
         struct stat st;
@@ -337,61 +492,224 @@ static int proc_vma_file_identity(Proc *p, const Vma *v, FileIdentity *ret) {
         if (fstatat(p->dir_fd, map_files, &st, 0) < 0)
                 return -errno;
         if (st.st_ino != v->inode || major(st.st_dev) != v->dev_major || minor(st.st_dev) != v->dev_minor)
-                return -ESTALE;         /* the map changed under us */
+                return -ESTALE;
 
-        *ret = (FileIdentity) {
-                .inode = st.st_ino,
-                .dev_major = v->dev_major,
-                .dev_minor = v->dev_minor,
-                .ctime_sec = st.st_ctim.tv_sec,
-                .ctime_nsec = st.st_ctim.tv_nsec,
-        };
+        *ret = file_identity_from_stat(&st);
         return 0;
 }
 
+#define DELETED_SUFFIX " (deleted)"
+
+/* Whether @name, resolved inside the process's root, is the file with @v's device and inode. */
+static bool proc_name_leads_to(ProcCall *c, const char *name, const Vma *v) {
+        _cleanup_close_ int fd = -EBADF;
+        int root_fd;
+        struct open_how how = {
+                .flags = O_PATH|O_NOFOLLOW|O_CLOEXEC,
+                .resolve = RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS,
+        };
+        struct stat st;
+
+        if (name[0] != '/')
+                return false;
+        root_fd = proc_call_root(c);
+        if (root_fd < 0)
+                return false;
+        fd = (int) syscall(SYS_openat2, root_fd, name + 1, &how, sizeof(how));
+        if (fd < 0 || fstat(fd, &st) < 0)
+                return false;
+        return st.st_ino == v->inode && major(st.st_dev) == v->dev_major && minor(st.st_dev) == v->dev_minor;
+}
+
 /*
- * The build ID of the file (or vDSO) behind @v: from @cache, else from the
- * kernel when the ioctl backend can ask, else from the file. Returns its
- * length, or 0 when there is none or it cannot be read: build IDs are best
- * effort and never fail a request. May reuse the source, so the caller
- * must keep @v->name valid on its own.
+ * Whether @link, a name read from map_files, is what the maps file printed
+ * and the parser read back as @v's name (plus " (deleted)" if it found
+ * one). The kernel prints a newline as "\012" but leaves a backslash alone,
+ * and the parser turns every "\012" into a newline, so that is @link with
+ * each literal "\012" turned into a newline.
  */
-static size_t proc_vma_build_id(Proc *p, const Vma *v, BuildIdCache *cache, uint8_t ret[static BUILD_ID_MAX]) {
-        FileIdentity file;
+static bool link_matches_parsed_name(const char *link, size_t len, const Vma *v) {
+        size_t suffix = v->deleted ? strlen(DELETED_SUFFIX) : 0, j = 0;
+
+        for (size_t i = 0; i < len; j++) {
+                char c = link[i];
+
+                if (len - i >= 4 && memcmp(link + i, "\\012", 4) == 0) {
+                        c = '\n';
+                        i += 4;
+                } else
+                        i++;
+
+                if (j < v->name_len ? v->name[j] != c : j - v->name_len >= suffix ||
+                                                         DELETED_SUFFIX[j - v->name_len] != c)
+                        return false;
+        }
+        return j == v->name_len + suffix;
+}
+
+/*
+ * What the maps file says of a name can mean two things. A trailing
+ * " (deleted)" is the kernel's mark of a name that no longer leads to the
+ * file (unlinked, or replaced by a rename), or the end of a live file's
+ * own name; and in the text, "\012" is a newline or those four characters.
+ * The parser takes the first meaning of each; here we tell, for a file VMA
+ * whose name has either, as far as we can:
+ *
+ *   - map_files/START-END, if we may look and it is still @v's file, links
+ *     to the name itself, unescaped;
+ *   - a live file's name ending in " (deleted)" leads to the file inside
+ *     the process's root, which no unlinked or replaced name does. That
+ *     is all a link count of 0 through map_files could tell us too, and
+ *     that look costs more than this one (a map_files lookup walks the
+ *     map), so it is not asked.
+ *
+ * Rewrites @v to the name in @buf and returns 1 if that changed anything,
+ * else 0 and leaves @v alone.
+ */
+static int proc_vma_resolve_name(ProcCall *c, Vma *v, char buf[static PATH_MAX]) {
+        Proc *p = c->proc;
+        char link[PATH_MAX + sizeof(DELETED_SUFFIX)];
+        bool escaped, deleted = false;
+        const char *name;
+        size_t len;
+
+        if (v->kind != VMA_KIND_FILE || v->inode == 0)
+                return 0;
+        /* Only the text escapes; a newline here came from "\012". The ioctl's names are raw. */
+        escaped = vma_source_backend(p->source) == VMA_BACKEND_TEXT && memchr(v->name, '\n', v->name_len);
+        if (!escaped && !v->deleted)
+                return 0;
+
+        if (escaped) {
+                char map_files[sizeof("map_files/-") + 32];
+                struct stat st;
+                ssize_t n;
+
+                /* The escaping cannot be undone without the name itself. */
+                snprintf(map_files, sizeof(map_files), "map_files/%" PRIx64 "-%" PRIx64, v->start, v->end);
+                if (fstatat(p->dir_fd, map_files, &st, 0) < 0 || st.st_ino != v->inode ||
+                    major(st.st_dev) != v->dev_major || minor(st.st_dev) != v->dev_minor)
+                        return 0;
+                n = readlinkat(p->dir_fd, map_files, link, sizeof(link) - 1);
+                if (n < 0 || (size_t) n == sizeof(link) - 1 || !link_matches_parsed_name(link, (size_t) n, v))
+                        return 0;       /* renamed meanwhile: leave it as parsed */
+                link[n] = '\0';
+                len = (size_t) n;
+        } else {
+                len = v->name_len + strlen(DELETED_SUFFIX);
+                memcpy(link, v->name, v->name_len);
+                memcpy(link + v->name_len, DELETED_SUFFIX, sizeof(DELETED_SUFFIX));
+        }
+        name = link;
+
+        if (len >= strlen(DELETED_SUFFIX) &&
+            memcmp(name + len - strlen(DELETED_SUFFIX), DELETED_SUFFIX, strlen(DELETED_SUFFIX)) == 0 &&
+            !proc_name_leads_to(c, name, v)) {
+                deleted = true;
+                len -= strlen(DELETED_SUFFIX);
+        }
+        if (len >= PATH_MAX)
+                return 0;
+        if (deleted == v->deleted && len == v->name_len && memcmp(name, v->name, len) == 0)
+                return 0;
+
+        memcpy(buf, name, len);
+        buf[len] = '\0';
+        v->name = buf;
+        v->name_len = len;
+        v->deleted = deleted;
+        v->kind = vma_kind_from_name(buf, v->inode);
+        return 1;
+}
+
+/*
+ * Whether the call may read one more image for a build ID; counts it if so.
+ * Cache hits are not reads.
+ */
+static bool proc_call_take_read(ProcCall *c) {
+        if (c->max_reads > 0 && c->n_reads >= c->max_reads)
+                return false;
+        c->n_reads++;
+        return true;
+}
+
+/*
+ * The build ID of the file (or vDSO) behind @v: from the call's cache (for
+ * the vDSO: the Proc's, for its address space), else from the kernel when
+ * the ioctl backend can ask, else from the file. Returns its length, 0
+ * when there is none, or a negative errno when it is not known: -EDQUOT
+ * when the call may read no more images, other errors when it could not
+ * be read. Build IDs are best effort and never fail a request. May reuse
+ * the source, so the caller must keep @v->name valid on its own.
+ *
+ * The target may change its map at any moment, so the cache key (taken
+ * before reading, to look up) and the value (read afterwards) may describe
+ * two different files. A value is remembered only when what was read is
+ * shown to be the keyed file, unchanged: the kernel's answer is about the
+ * keyed inode and the key still holds after it; a file we read ourselves
+ * has the key's identity by fstat() of the very fd read.
+ */
+static int proc_vma_build_id(ProcCall *c, const Vma *v, uint8_t ret[static BUILD_ID_MAX]) {
+        BuildIdCache *cache = c->cache;
+        Proc *p = c->proc;
+        FileIdentity key, read_file;
         bool cacheable = false;
-        int r = 0;
+        uint8_t id[BUILD_ID_MAX];
+        int r;
 
         if (v->kind != VMA_KIND_FILE && v->kind != VMA_KIND_VDSO)
                 return 0;
 
         /* Without the file's identity (no access to map_files) nothing is remembered. */
-        if (cache && v->kind == VMA_KIND_FILE && proc_vma_file_identity(p, v, &file) >= 0) {
-                r = build_id_cache_lookup(cache, &file, ret);
+        if (cache && v->kind == VMA_KIND_FILE && proc_vma_file_identity(p, v, &key) >= 0) {
+                r = build_id_cache_lookup(cache, &key, ret);
                 if (r >= 0)
-                        return (size_t) r;
+                        return r;
                 cacheable = true;
-                r = 0;
         }
 
-        if (v->kind == VMA_KIND_FILE && vma_source_backend(p->source) == VMA_BACKEND_IOCTL) {
-                Vma k;
-
-                /* Zero means none, or the kernel could not read it: then try ourselves. */
-                if (vma_source_find(p->source, v->start, VMA_FIND_BUILD_ID, &k) > 0 &&
-                    k.start == v->start && k.build_id_len > 0) {
-                        memcpy(ret, k.build_id, k.build_id_len);
-                        r = (int) k.build_id_len;
-                } else
-                        r = 0;
+        if (v->kind == VMA_KIND_VDSO && p->vdso_known && p->vdso_start == v->start && p->vdso_end == v->end) {
+                memcpy(ret, p->vdso_build_id, p->vdso_build_id_len);
+                return (int) p->vdso_build_id_len;
         }
-        if (r == 0)
-                r = proc_read_build_id(p, v, ret);
-        if (r < 0)
-                return 0;
+
+        if (!proc_call_take_read(c))
+                return -EDQUOT;
+
+        if (v->kind == VMA_KIND_VDSO) {
+                r = proc_read_vdso_build_id(p, v, id);
+                if (r < 0)
+                        return r;
+                p->vdso_known = true;
+                p->vdso_start = v->start;
+                p->vdso_end = v->end;
+                p->vdso_build_id_len = (size_t) r;
+                memcpy(p->vdso_build_id, id, (size_t) r);
+                memcpy(ret, id, (size_t) r);
+                return r;
+        }
+
+        r = 0;
+        if (vma_source_backend(p->source) == VMA_BACKEND_IOCTL) {
+                r = proc_kernel_build_id(p, v, id);
+                if (r < 0)
+                        return r;
+                if (r > 0 && cacheable)
+                        cacheable = proc_vma_file_identity(p, v, &read_file) >= 0 &&
+                                    file_identity_equal(&read_file, &key);
+        }
+        /* Zero means none, or the kernel could not read it: then try ourselves. */
+        if (r == 0) {
+                r = proc_read_file_build_id(c, v, id, &read_file);
+                if (r < 0)
+                        return r;
+                cacheable = cacheable && file_identity_equal(&read_file, &key);
+        }
 
         if (cacheable)
-                (void) build_id_cache_insert(cache, &file, ret, (size_t) r);
-        return (size_t) r;
+                (void) build_id_cache_insert(cache, &key, id, (size_t) r);
+        memcpy(ret, id, (size_t) r);
+        return r;
 }
 
 Normalization *normalization_free(Normalization *n) {
@@ -416,29 +734,128 @@ static bool module_matches(const NormModule *m, const Vma *v) {
         return v->inode != 0 || strcmp(m->path, v->name) == 0;
 }
 
+/* The hash of a file for the module table: its device and inode, or its path without an inode. */
+static uint64_t module_hash(uint64_t inode, uint32_t dev_major, uint32_t dev_minor, const char *path) {
+        uint64_t h = inode ^ ((uint64_t) dev_major << 44) ^ ((uint64_t) dev_minor << 24);
+
+        if (inode == 0)
+                /* FNV-1a */
+                for (h ^= UINT64_C(0xcbf29ce484222325); *path; path++)
+                        h = (h ^ (uint8_t) *path) * UINT64_C(0x100000001b3);
+
+        /* The splitmix64 finalizer: inode numbers are dense, spread them. */
+        h = (h ^ (h >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+        h = (h ^ (h >> 27)) * UINT64_C(0x94d049bb133111eb);
+        return h ^ (h >> 31);
+}
+
 typedef struct NormalizeState {
         Proc *proc;
+        ProcCall *call;
         const NormalizeOptions *opts;
         Normalization *out;
         size_t n_modules_allocated;
         uint32_t last_module;
+        /*
+         * The modules by file, so that a batch over many files costs one
+         * probe per VMA, not a scan of the modules found so far: open
+         * addressing, module index + 1 per slot (0 is free), at most half
+         * full. The vDSO is not in it.
+         */
+        uint32_t *slots;
+        size_t n_slots;         /* a power of two, or 0 */
+        uint32_t vdso_module;   /* index + 1, or 0 */
 } NormalizeState;
+
+static void normalize_state_done(NormalizeState *s) {
+        free(s->slots);
+        s->slots = NULL;
+        s->n_slots = 0;
+}
+
+static void module_table_put(uint32_t *slots, size_t n_slots, uint64_t h, uint32_t index) {
+        size_t i = (size_t) h & (n_slots - 1);
+
+        while (slots[i] != 0)
+                i = (i + 1) & (n_slots - 1);
+        slots[i] = index + 1;
+}
+
+/* Make room for one more module in the table. */
+static int module_table_reserve(NormalizeState *s) {
+        const Normalization *out = s->out;
+        uint32_t *slots;
+        size_t n;
+
+        if (2 * (out->n_modules + 1) <= s->n_slots)
+                return 0;
+
+        n = MAX(s->n_slots * 2, (size_t) 64);
+        slots = calloc(n, sizeof(uint32_t));
+        if (!slots)
+                return -ENOMEM;
+        for (size_t i = 0; i < out->n_modules; i++) {
+                const NormModule *m = &out->modules[i];
+
+                if (!m->vdso)
+                        module_table_put(slots, n, module_hash(m->inode, m->dev_major, m->dev_minor, m->path),
+                                         (uint32_t) i);
+        }
+
+        free(s->slots);
+        s->slots = slots;
+        s->n_slots = n;
+        return 0;
+}
+
+/* The index of @v's module if the batch has one: 1 and *ret, or 0. */
+static int module_table_find(const NormalizeState *s, const Vma *v, uint64_t h, uint32_t *ret) {
+        if (v->kind == VMA_KIND_VDSO) {
+                if (s->vdso_module == 0)
+                        return 0;
+                *ret = s->vdso_module - 1;
+                return 1;
+        }
+        if (s->n_slots == 0)
+                return 0;
+
+        for (size_t i = (size_t) h & (s->n_slots - 1); s->slots[i] != 0; i = (i + 1) & (s->n_slots - 1))
+                if (module_matches(&s->out->modules[s->slots[i] - 1], v)) {
+                        *ret = s->slots[i] - 1;
+                        return 1;
+                }
+        return 0;
+}
 
 /* The index of @v's module in this batch, added on first sight. */
 static int normalize_module(NormalizeState *s, const Vma *v, uint32_t *ret) {
         Normalization *out = s->out;
+        char name[PATH_MAX];
+        Vma resolved = *v;
         NormModule *m;
+        uint64_t h = 0;
+        uint32_t index;
+        int r;
 
         /* VMAs of one file usually follow each other: try the last one first. */
         if (s->last_module < out->n_modules && module_matches(&out->modules[s->last_module], v)) {
                 *ret = s->last_module;
                 return 0;
         }
-        for (size_t i = 0; i < out->n_modules; i++)
-                if (module_matches(&out->modules[i], v)) {
-                        *ret = s->last_module = (uint32_t) i;
-                        return 0;
-                }
+        if (v->kind != VMA_KIND_VDSO)
+                h = module_hash(v->inode, v->dev_major, v->dev_minor, v->name);
+        if (module_table_find(s, v, h, &index) > 0) {
+                *ret = s->last_module = index;
+                return 0;
+        }
+
+        if (out->n_modules >= UINT32_MAX - 1)
+                return -E2BIG;
+        if (v->kind != VMA_KIND_VDSO) {
+                r = module_table_reserve(s);
+                if (r < 0)
+                        return r;
+        }
 
         if (out->n_modules == s->n_modules_allocated) {
                 size_t n = MAX(s->n_modules_allocated * 2, (size_t) 8);
@@ -451,6 +868,10 @@ static int normalize_module(NormalizeState *s, const Vma *v, uint32_t *ret) {
                 s->n_modules_allocated = n;
         }
 
+        /* The name is resolved once per module: the file is the same for all its VMAs. */
+        if (proc_vma_resolve_name(s->call, &resolved, name) > 0)
+                v = &resolved;
+
         m = &out->modules[out->n_modules];
         *m = (NormModule) {
                 .inode = v->inode,
@@ -462,7 +883,11 @@ static int normalize_module(NormalizeState *s, const Vma *v, uint32_t *ret) {
         m->path = strdup(v->name);
         if (!m->path)
                 return -ENOMEM;
-        out->n_modules++;
+        index = (uint32_t) out->n_modules++;
+        if (m->vdso)
+                s->vdso_module = index + 1;
+        else
+                module_table_put(s->slots, s->n_slots, h, index);
 
         if ((s->opts->flags & NORMALIZE_MAP_FILES) && !m->vdso &&
             asprintf(&m->map_files, "/proc/%d/map_files/%" PRIx64 "-%" PRIx64,
@@ -476,10 +901,16 @@ static int normalize_module(NormalizeState *s, const Vma *v, uint32_t *ret) {
                 Vma copy = *v;
 
                 copy.name = m->path;
-                m->build_id_len = proc_vma_build_id(s->proc, &copy, s->opts->build_id_cache, m->build_id);
+                r = proc_vma_build_id(s->call, &copy, m->build_id);
+                if (r > 0)
+                        m->build_id_len = (size_t) r;
+                else if (r == -EDQUOT) {
+                        m->build_id_skipped = true;
+                        out->n_build_ids_skipped++;
+                }
         }
 
-        *ret = s->last_module = (uint32_t) (out->n_modules - 1);
+        *ret = s->last_module = index;
         return 0;
 }
 
@@ -597,6 +1028,7 @@ static void normalization_reset(Normalization *n) {
         }
         n->n_modules = 0;
         n->n_lookups = 0;
+        n->n_build_ids_skipped = 0;
 }
 
 int proc_normalize(Proc *p, const uint64_t *addrs, size_t n_addrs, const NormalizeOptions *opts,
@@ -604,6 +1036,7 @@ int proc_normalize(Proc *p, const uint64_t *addrs, size_t n_addrs, const Normali
         _cleanup_(normalization_freep) Normalization *out = NULL;
         _cleanup_free_ AddrIndex *buf = NULL;
         const AddrIndex *sorted;
+        _cleanup_(proc_call_done) ProcCall call = { .proc = p, .root_fd = -EBADF };
         NormalizeOptions no_opts = {};
         bool reattached = false, in_order = true;
         int r;
@@ -614,6 +1047,8 @@ int proc_normalize(Proc *p, const uint64_t *addrs, size_t n_addrs, const Normali
                 return -EINVAL;
         if (!opts)
                 opts = &no_opts;
+        call.cache = opts->build_id_cache;
+        call.max_reads = opts->max_build_id_reads;
 
         out = calloc(1, sizeof(*out));
         if (!out)
@@ -640,6 +1075,7 @@ int proc_normalize(Proc *p, const uint64_t *addrs, size_t n_addrs, const Normali
         for (unsigned attempt = 0;; attempt++) {
                 NormalizeState s = {
                         .proc = p,
+                        .call = &call,
                         .opts = opts,
                         .out = out,
                 };
@@ -654,10 +1090,12 @@ int proc_normalize(Proc *p, const uint64_t *addrs, size_t n_addrs, const Normali
                 out->modules = NULL;
 
                 r = normalize_once(&s, sorted, n_addrs);
+                normalize_state_done(&s);
+                proc_call_reset(&call);
                 if (r != -ESRCH)
                         break;
                 p->source = vma_source_free(p->source);
-                if (attempt == 2)
+                if (attempt + 1 == PROC_ATTEMPTS)
                         return r;
         }
         if (r < 0)
@@ -669,48 +1107,129 @@ int proc_normalize(Proc *p, const uint64_t *addrs, size_t n_addrs, const Normali
         return 0;
 }
 
-int proc_foreach_vma(Proc *p, unsigned flags, const NormalizeOptions *opts, ProcVmaFn fn, void *userdata) {
-        BuildIdCache *cache = opts ? opts->build_id_cache : NULL;
-        bool reattached = false;
+/* A walk's memory of the last file it read a build ID for: its other VMAs follow. */
+typedef struct LastFile {
+        bool valid;
+        uint64_t inode;
+        uint32_t dev_major;
+        uint32_t dev_minor;
+        int r;                  /* what proc_vma_build_id() said */
+        uint8_t build_id[BUILD_ID_MAX];
+} LastFile;
+
+/*
+ * Fill in @v's build ID for a walk. The VMAs of one file follow each
+ * other, and a file's build ID was only taken as the file's once it was
+ * shown to be that inode's, so the next VMAs of the same inode are told
+ * the same without reading (or counting) it again. Returns 1 if the call
+ * may read no more images and @v got none for that.
+ */
+static int proc_walk_build_id(ProcCall *c, Vma *v, LastFile *last) {
         int r;
 
+        if (!(last->valid && v->kind == VMA_KIND_FILE && v->inode != 0 && last->inode == v->inode &&
+              last->dev_major == v->dev_major && last->dev_minor == v->dev_minor)) {
+                r = proc_vma_build_id(c, v, last->build_id);
+                /* Only a file's answer, or the lack of one for the cap, holds for its next VMAs. */
+                last->valid = v->kind == VMA_KIND_FILE && v->inode != 0 && (r >= 0 || r == -EDQUOT);
+                last->inode = v->inode;
+                last->dev_major = v->dev_major;
+                last->dev_minor = v->dev_minor;
+                last->r = r;
+        } else
+                r = last->r;
+
+        v->build_id_len = r > 0 ? (size_t) r : 0;
+        memcpy(v->build_id, last->build_id, v->build_id_len);
+        v->build_id_skipped = r == -EDQUOT;
+        return r == -EDQUOT;
+}
+
+/*
+ * One walk over the address space the source is on. Returns the number of
+ * VMAs given without a build ID for the call's cap at its end, or what
+ * stopped it: -ESRCH if the address space went away, another -errno, or
+ * the negative return of @fn (then *ret_by_fn is set). Sets *ret_emitted
+ * once @fn was called.
+ */
+static int proc_walk_once(ProcCall *c, unsigned flags, ProcVmaFn fn, void *userdata,
+                          bool *ret_emitted, bool *ret_by_fn) {
+        Proc *p = c->proc;
+        LastFile last = {};
+        char name[PATH_MAX];
+        uint64_t addr = 0;
+        int r, n_skipped = 0;
+
+        r = vma_source_begin(p->source);
+        if (r < 0)
+                return r;
+
+        for (;;) {
+                Vma v;
+
+                r = vma_source_find(p->source, addr, 0, &v);
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        return n_skipped;
+                addr = v.end;
+                if ((flags & PROC_LIST_EXEC_ONLY) && !(v.perms & VMA_PERM_EXEC))
+                        continue;
+
+                if (proc_vma_resolve_name(c, &v, name) == 0 && (flags & PROC_LIST_BUILD_IDS)) {
+                        /* The lookup may reuse the source's name buffer. */
+                        memcpy(name, v.name, v.name_len + 1);
+                        v.name = name;
+                }
+                if ((flags & PROC_LIST_BUILD_IDS) && n_skipped < INT_MAX)
+                        n_skipped += proc_walk_build_id(c, &v, &last);
+
+                *ret_emitted = true;
+                r = fn(&v, userdata);
+                if (r < 0) {
+                        *ret_by_fn = true;
+                        return r;
+                }
+        }
+}
+
+int proc_foreach_vma(Proc *p, unsigned flags, const NormalizeOptions *opts, ProcVmaFn fn, void *userdata) {
+        _cleanup_(proc_call_done) ProcCall call = {
+                .proc = p,
+                .cache = opts ? opts->build_id_cache : NULL,
+                .max_reads = opts ? opts->max_build_id_reads : 0,
+                .root_fd = -EBADF,
+        };
+        bool reattached = false, emitted = false;
+        int r;
+
+        /*
+         * A failure with -ESRCH means the address space went away under us
+         * (exec or exit): reattach and start over, a few times at most. Once
+         * @fn has seen part of a map, only a caller that can take it back
+         * may be started over.
+         */
         for (unsigned attempt = 0;; attempt++) {
-                char name[PATH_MAX];
-                uint64_t addr = 0;
-                bool emitted = false;
+                bool by_fn = false;
 
                 r = proc_prepare(p, opts, &reattached);
                 if (r < 0)
                         return r;
-
-                r = vma_source_begin(p->source);
-                while (r >= 0) {
-                        Vma v;
-
-                        r = vma_source_find(p->source, addr, 0, &v);
-                        if (r <= 0)
-                                break;
-
-                        if (!(flags & PROC_LIST_EXEC_ONLY) || (v.perms & VMA_PERM_EXEC)) {
-                                if (flags & PROC_LIST_BUILD_IDS) {
-                                        /* The lookup may reuse the source's name buffer. */
-                                        memcpy(name, v.name, v.name_len + 1);
-                                        v.name = name;
-                                        v.build_id_len = proc_vma_build_id(p, &v, cache, v.build_id);
-                                }
-                                r = fn(&v, userdata);
-                                emitted = true;
-                        }
-                        addr = v.end;
+                if (emitted) {
+                        r = fn(NULL, userdata);
+                        if (r < 0)
+                                return r;
+                        emitted = false;
                 }
 
-                /* Once the caller has seen part of a map, it cannot be started over. */
-                if (r != -ESRCH || emitted || attempt == 2)
+                r = proc_walk_once(&call, flags, fn, userdata, &emitted, &by_fn);
+                proc_call_reset(&call);
+                if (r != -ESRCH || by_fn)
                         break;
                 p->source = vma_source_free(p->source);
+                if (attempt + 1 == PROC_ATTEMPTS || (emitted && !(flags & PROC_LIST_RESTART)))
+                        break;
         }
-        if (r == -ESRCH)
-                p->source = vma_source_free(p->source);
 
-        return r < 0 ? r : 0;
+        return r;
 }

@@ -13,6 +13,11 @@
  * the caller pinned the old one. So an answer always comes with the start
  * time of the process it describes.
  *
+ * Threads: a Proc is used by one thread at a time; different Procs may be
+ * used by different threads at once, even on the same process, and may
+ * share one BuildIdCache (see buildid-cache.h). The core keeps no other
+ * state of its own: no globals, no static buffers.
+ *
  * Errors shared by the calls below:
  *   -ESRCH       no such process
  *   -ENXIO       the process has no address space (kernel thread, zombie)
@@ -73,16 +78,37 @@ typedef struct NormResult {
         uint64_t offset;        /* file offset, or offset into the vDSO image */
 } NormResult;
 
+/*
+ * Names and deletion. The core settles what vma.h leaves open, for file
+ * VMAs, in NormModule.path and .deleted and in the Vma given to ProcVmaFn:
+ *
+ *   - deleted means the name no longer leads to the mapped file: it was
+ *     unlinked, or replaced (say, renamed over). The kernel marks such a
+ *     name with " (deleted)"; the suffix stays part of the name instead
+ *     when that name, resolved inside the process's root, leads to the
+ *     mapped file (same device and inode), with or without map_files.
+ *   - With map_files (CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN), the text
+ *     backend reads a name that printed a "\012" back from the link, so
+ *     it is exact.
+ *
+ * What remains ambiguous: without map_files, a newline in a text
+ * backend's name may have been a literal "\012" in the file's name; and a
+ * live file whose own name ends in " (deleted)" but cannot be reached
+ * under that name from the process's root (the names are relative to our
+ * root, so for a process in a chroot) is reported deleted, suffix removed.
+ */
+
 typedef struct NormModule {
         char *path;             /* as the process sees it; "[vdso]" for the vDSO */
         char *map_files;        /* "/proc/PID/map_files/START-END", when asked for */
         uint64_t inode;
         uint32_t dev_major;
         uint32_t dev_minor;
-        bool deleted;
+        bool deleted;           /* the path no longer leads to the file, see above */
         bool vdso;
         size_t build_id_len;    /* 0: not asked for, or not available */
         uint8_t build_id[BUILD_ID_MAX];
+        bool build_id_skipped;  /* not read: the call reached max_build_id_reads */
 } NormModule;
 
 typedef struct Normalization {
@@ -92,8 +118,9 @@ typedef struct Normalization {
         size_t n_lookups;       /* VMA lookups this batch cost */
         size_t n_results;       /* == number of input addresses, in input order */
         NormResult *results;
-        size_t n_modules;       /* each distinct file once */
+        size_t n_modules;       /* each distinct file once, in the order of its lowest address */
         NormModule *modules;
+        size_t n_build_ids_skipped;     /* modules with build_id_skipped */
 } Normalization;
 
 Normalization *normalization_free(Normalization *n);
@@ -109,6 +136,15 @@ typedef struct NormalizeOptions {
         unsigned flags;         /* NORMALIZE_* */
         uint64_t start_time;    /* with NORMALIZE_PIN */
         BuildIdCache *build_id_cache;   /* optional: remembers build IDs across calls */
+        /*
+         * How many images (files, the vDSO) one call may read for build
+         * IDs; 0: no limit. Cache hits are not reads, nor is the vDSO once
+         * the Proc has read it in this address space; reads over every pass
+         * of a call count (an exec during it starts it over). Past the
+         * limit, modules get no build ID and are marked build_id_skipped,
+         * so that a caller can tell "not read" from "none".
+         */
+        size_t max_build_id_reads;
 } NormalizeOptions;
 
 /*
@@ -123,10 +159,32 @@ int proc_normalize(Proc *p, const uint64_t *addrs, size_t n_addrs, const Normali
 enum {
         PROC_LIST_EXEC_ONLY     = 1 << 0,       /* only VMAs with VMA_PERM_EXEC */
         PROC_LIST_BUILD_IDS     = 1 << 1,       /* fill Vma.build_id for file-backed VMAs */
+        PROC_LIST_RESTART       = 1 << 2,       /* @fn takes NULL: the walk may start over */
 };
 
-/* Called once per VMA in address order; a negative return stops the walk and is returned. */
+/*
+ * Called once per VMA in address order; a negative return stops the walk
+ * and is returned. @v and its name are valid during the call only.
+ *
+ * With PROC_LIST_RESTART, @v may also be NULL: the process exec'd during
+ * the walk, so the VMAs given so far belong to an address space that is
+ * gone. @fn must discard all it was given (a negative return stops the
+ * walk, as above); the walk then starts over, from the lowest address, on
+ * the new address space. That happens a few times at most, then the walk
+ * fails with -ESRCH.
+ */
 typedef int (*ProcVmaFn)(const Vma *v, void *userdata);
 
-/* Walk the VMAs of the process. Same errors as proc_normalize(). */
+/*
+ * Walk the VMAs of the process, in one pass over one address space (what
+ * it maps or unmaps meanwhile may or may not show). When the address space
+ * goes away (an exec) before @fn was called, the walk starts over on the
+ * new one unseen; after, only with PROC_LIST_RESTART, else it fails with
+ * -ESRCH. @opts may be NULL; its flags are not used, its pin, cache and
+ * max_build_id_reads are.
+ *
+ * Returns the number of VMAs given with Vma.build_id_skipped set (0
+ * without PROC_LIST_BUILD_IDS or max_build_id_reads), or what stopped the
+ * walk: a negative return of @fn, or the errors of proc_normalize().
+ */
 int proc_foreach_vma(Proc *p, unsigned flags, const NormalizeOptions *opts, ProcVmaFn fn, void *userdata);

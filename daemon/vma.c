@@ -205,13 +205,17 @@ static int procmap_query(int fd, uint64_t addr, char *name, size_t name_size, un
                 .vma_name_addr = (uintptr_t) name,
                 .vma_name_size = name ? name_size : 0,
         };
+        /*
+         * The kernel writes the build ID before we know the call succeeded:
+         * into a buffer of our own, so that *ret is written only on success.
+         * Zeroed because tools like valgrind cannot know the kernel fills it.
+         */
+        uint8_t build_id[BUILD_ID_MAX] = {};
         Vma v = {};
 
         if (flags & VMA_FIND_BUILD_ID) {
-                /* Tools like valgrind cannot know the kernel fills it. */
-                memset(ret->build_id, 0, sizeof(ret->build_id));
-                q.build_id_addr = (uintptr_t) ret->build_id;
-                q.build_id_size = sizeof(ret->build_id);
+                q.build_id_addr = (uintptr_t) build_id;
+                q.build_id_size = sizeof(build_id);
         }
 
         if (ioctl(fd, PROCMAP_QUERY, &q) < 0) {
@@ -242,7 +246,7 @@ static int procmap_query(int fd, uint64_t addr, char *name, size_t name_size, un
         if (flags & VMA_FIND_BUILD_ID) {
                 if (q.build_id_size > sizeof(v.build_id))
                         return -EBADMSG;
-                memcpy(v.build_id, ret->build_id, q.build_id_size);
+                memcpy(v.build_id, build_id, q.build_id_size);
                 v.build_id_len = q.build_id_size;
         }
         vma_finish_name(&v, name, strlen(name));
@@ -344,9 +348,27 @@ static int text_fill(VmaSource *s) {
         if (n < 0)
                 return -errno;
 
-        s->buf_len += n;
-        if (n == 0)
+        if (n == 0) {
+                char c;
+
+                /*
+                 * The end of the map, or of the address space: once that is
+                 * gone (an exec, an exit), reads come back empty as if the
+                 * map had ended, and what we read so far was only its start.
+                 * A live address space is never empty: read its first byte.
+                 */
+                do
+                        n = pread(s->fd, &c, 1, 0);
+                while (n < 0 && errno == EINTR);
+                if (n < 0)
+                        return -errno;
+                if (n == 0)
+                        return -ESRCH;
                 s->eof = true;
+                return 0;
+        }
+
+        s->buf_len += n;
         return (int) n;
 }
 
@@ -361,10 +383,7 @@ static int text_rewind(VmaSource *s) {
         s->have_line = false;
         s->floor = 0;
 
-        /*
-         * A live address space always has mappings. An empty file means
-         * the address space the fd was opened on is gone.
-         */
+        /* An empty map means the address space is gone, which text_fill() tells. */
         r = text_fill(s);
         if (r < 0)
                 return r;

@@ -76,12 +76,24 @@ typedef struct Vma {
         /*
          * NUL-terminated, without the " (deleted)" suffix; "" when the VMA
          * has no name. Owned by the source and valid until its next call.
+         *
+         * The kernel's names can be read two ways, and a source takes the
+         * common reading, which proc.h refines:
+         *   - a trailing " (deleted)" is taken for the kernel's mark of a
+         *     name that no longer leads to the file; a live file whose own
+         *     name ends so reads the same;
+         *   - text backend: the kernel prints a newline in a name as
+         *     "\012" and leaves backslashes alone, so "\012" is taken for a
+         *     newline; a name holding those four characters reads the
+         *     same. The ioctl backend's names are raw, without this doubt.
          */
         const char *name;
         size_t name_len;
         /* Filled only by the ioctl backend when asked for; 0 if unknown. */
         size_t build_id_len;
         uint8_t build_id[BUILD_ID_MAX];
+        /* Never set by a source: proc_foreach_vma() did not read the build ID, for its cap. */
+        bool build_id_skipped;
 } Vma;
 
 /*
@@ -124,7 +136,11 @@ int vma_source_begin(VmaSource *s);
  * Find the VMA covering @addr or, if none does, the next VMA above it.
  * Returns 1 and fills @ret, or 0 if no VMA lies at or above @addr.
  *
- * Errors: -ESRCH      address space gone, as above
+ * Errors: -ESRCH      address space gone, as above: the ioctl backend
+ *                     tells on every find, the text backend when it
+ *                     reaches the end of the map, which it checks is not
+ *                     that of the address space (a gone one reads as
+ *                     empty, so the text read so far may be cut short)
  *         -EBADMSG    the kernel produced a line we cannot parse (text)
  *         -EOPNOTSUPP the kernel lacks PROCMAP_QUERY (ioctl)
  */

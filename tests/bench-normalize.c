@@ -5,6 +5,10 @@
  * ioctl per address, the naive use of the kernel interface) and against
  * the text backend, on a child process with ~2,000 mappings. Reports ns per
  * address, ns per distinct VMA, and ratios measured in the same run.
+ *
+ * Then the cost of many distinct files in one batch: children mapping
+ * thousands of memfds, one address in each, so that every VMA is a module
+ * of its own. The ns per module should not grow with their number.
  */
 
 #include <errno.h>
@@ -182,6 +186,128 @@ static size_t count_distinct(const uint64_t *addrs, size_t n, long ps) {
         return d;
 }
 
+/* A child mapping one page of each of @n memfds, every one a file of its own; their addresses in *ret_addrs. */
+static pid_t spawn_many_files(size_t n, uint64_t **ret_addrs, int *ret_ctl) {
+        uint64_t *addrs = malloc(n * sizeof(uint64_t));
+        long ps = sysconf(_SC_PAGESIZE);
+        int report[2], ctl[2];
+        pid_t pid;
+
+        if (!addrs)
+                die("malloc", ENOMEM);
+        if (pipe2(report, O_CLOEXEC) < 0 || pipe2(ctl, O_CLOEXEC) < 0)
+                die("pipe", errno);
+
+        pid = fork();
+        if (pid < 0)
+                die("fork", errno);
+        if (pid == 0) {
+                char b;
+
+                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+                close(ctl[1]);
+                for (size_t i = 0; i < n; i++) {
+                        int fd = memfd_create("bench", MFD_CLOEXEC);
+                        void *p;
+
+                        if (fd < 0 || ftruncate(fd, ps) < 0)
+                                _exit(EXIT_FAILURE);
+                        p = mmap(NULL, ps, PROT_READ, MAP_PRIVATE, fd, 0);
+                        if (p == MAP_FAILED)
+                                _exit(EXIT_FAILURE);
+                        close(fd);
+                        addrs[i] = (uintptr_t) p + 16;
+                }
+                for (size_t done = 0; done < n * sizeof(uint64_t);) {
+                        ssize_t k = write(report[1], (uint8_t *) addrs + done, n * sizeof(uint64_t) - done);
+
+                        if (k <= 0)
+                                _exit(EXIT_FAILURE);
+                        done += (size_t) k;
+                }
+                while (read(ctl[0], &b, 1) > 0)
+                        ;
+                _exit(EXIT_SUCCESS);
+        }
+
+        close(report[1]);
+        close(ctl[0]);
+        for (size_t done = 0; done < n * sizeof(uint64_t);) {
+                ssize_t k = read(report[0], (uint8_t *) addrs + done, n * sizeof(uint64_t) - done);
+
+                if (k <= 0)
+                        die("child setup", k < 0 ? errno : EIO);
+                done += (size_t) k;
+        }
+        close(report[0]);
+        *ret_addrs = addrs;
+        *ret_ctl = ctl[1];
+        return pid;
+}
+
+/*
+ * One batch with an address in each of @n distinct files, against the raw
+ * ioctl loop over the same addresses: the kernel's own lookup grows with
+ * the size of the map, so the ratio to it is what shows the core's part.
+ */
+static void bench_many_files(void) {
+        static const size_t counts[] = { 2000, 8000, 32000 };
+        double first = 0;
+
+        printf("%-9s %14s %12s %14s %12s %10s %10s\n",
+               "files", "raw ns/batch", "raw ns/file", "core ns/batch", "ns/module", "vs raw", "vs first");
+        for (size_t c = 0; c < ELEMENTSOF(counts); c++) {
+                _cleanup_(proc_freep) Proc *p = NULL;
+                _cleanup_free_ uint64_t *addrs = NULL;
+                _cleanup_close_ int maps_fd = -EBADF;
+                unsigned long reps = 0;
+                Normalization *out = NULL;
+                double start, t, ns, raw;
+                char path[64];
+                int ctl, r;
+                pid_t pid;
+
+                pid = spawn_many_files(counts[c], &addrs, &ctl);
+                snprintf(path, sizeof(path), "/proc/%d/maps", (int) pid);
+                maps_fd = open(path, O_RDONLY|O_CLOEXEC);
+                if (maps_fd < 0)
+                        die(path, errno);
+                r = proc_open(&p, pid, VMA_BACKEND_IOCTL);
+                if (r < 0)
+                        die("proc_open", r);
+
+                start = now();
+                do {
+                        raw_ioctl_batch(maps_fd, addrs, counts[c]);
+                        reps++;
+                        t = now() - start;
+                } while (t < MIN_SECONDS);
+                raw = t * 1e9 / reps;
+
+                reps = 0;
+                start = now();
+                do {
+                        r = proc_normalize(p, addrs, counts[c], &(NormalizeOptions) {}, &out);
+                        if (r < 0)
+                                die("proc_normalize", r);
+                        if (out->n_modules != counts[c])
+                                die("one module per file", EPROTO);
+                        out = normalization_free(out);
+                        reps++;
+                        t = now() - start;
+                } while (t < MIN_SECONDS);
+                ns = t * 1e9 / reps;
+                if (c == 0)
+                        first = ns / raw;
+
+                printf("%-9zu %14.0f %12.1f %14.0f %12.1f %9.2fx %9.2fx\n",
+                       counts[c], raw, raw / counts[c], ns, ns / counts[c], ns / raw, ns / raw / first);
+                close(ctl);
+                waitpid(pid, NULL, 0);
+        }
+        printf("\n");
+}
+
 int main(void) {
         static const size_t batch_sizes[] = { 1, 100, 10000 };
         _cleanup_(proc_freep) Proc *ioctl_proc = NULL, *text_proc = NULL;
@@ -241,5 +367,7 @@ int main(void) {
 
         close(ctl);
         waitpid(pid, NULL, 0);
+
+        bench_many_files();
         return EXIT_SUCCESS;
 }

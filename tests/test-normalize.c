@@ -9,23 +9,37 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sched.h>
+#include <signal.h>
+#include <sys/auxv.h>
+#include <sys/inotify.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check-run.h"
 #include "elf-note.h"
 #include "macro.h"
+#include "parse-util.h"
 #include "proc.h"
 #include "test-util.h"
 #include "vma.h"
+
+static int compare_u64(const void *a, const void *b) {
+        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+
+        return x < y ? -1 : x > y;
+}
 
 static Proc *open_proc(pid_t pid) {
         Proc *p = NULL;
@@ -385,6 +399,509 @@ START_TEST(test_build_id_by_name) {
 }
 END_TEST
 
+/*
+ * What a target can put where its mapped file was, in its own mount
+ * namespace, or map in the first place: the core must open none of these
+ * for reading (an open of a FIFO wakes its writers, of a device runs its
+ * driver), never block on them, and report no build ID from them.
+ */
+typedef enum Planted {
+        PLANTED_FIFO,           /* the mapped file's path now leads to a FIFO */
+        PLANTED_DEVICE,         /* ... to a character device */
+        PLANTED_OTHER_FILE,     /* ... to another ELF file */
+        PLANTED_MAPPED_DEVICE,  /* a character device mapped itself */
+        _PLANTED_MAX,
+} Planted;
+
+static void planted_file(Planted what, bool drop_caps) {
+        _cleanup_(normalization_freep) Normalization *n = NULL;
+        _cleanup_(proc_freep) Proc *p = NULL;
+        char dir[] = "/tmp/vmaq-plant-XXXXXX", exe[PATH_MAX], hidden[64], path[96], watch[128];
+        uint8_t self_id[BUILD_ID_MAX];
+        _cleanup_close_ int ifd = -EBADF;
+        int report[2], ctl[2];
+        size_t self_len;
+        uint64_t addr;
+        char b, ev[4096];
+        pid_t pid;
+
+        test_self_exe(exe);
+        self_len = test_self_build_id(self_id);
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        snprintf(hidden, sizeof(hidden), "%s/hidden", dir);
+        ck_assert_int_eq(mkdir(hidden, 0755), 0);
+        snprintf(path, sizeof(path), "%s/lib.so", hidden);
+        test_copy_file(exe, path);
+
+        ck_assert_int_eq(pipe2(report, O_CLOEXEC), 0);
+        ck_assert_int_eq(pipe2(ctl, O_CLOEXEC), 0);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                void *m = MAP_FAILED;
+                int fd = -EBADF;
+
+                close(ctl[1]);
+                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+                if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC|MS_PRIVATE, NULL) < 0)
+                        _exit(EXIT_FAILURE);
+                if (what != PLANTED_MAPPED_DEVICE)
+                        fd = open(path, O_RDONLY|O_CLOEXEC);
+                /* A tmpfs of its own over the directory: devices work there. */
+                if (mount("tmpfs", hidden, "tmpfs", 0, NULL) < 0)
+                        _exit(EXIT_FAILURE);
+                switch (what) {
+                case PLANTED_FIFO:
+                        if (mkfifo(path, 0644) < 0)
+                                _exit(EXIT_FAILURE);
+                        break;
+                case PLANTED_DEVICE:
+                        if (mknod(path, S_IFCHR|0644, makedev(1, 5)) < 0)
+                                _exit(EXIT_FAILURE);
+                        break;
+                case PLANTED_OTHER_FILE:
+                        test_copy_file("/bin/true", path);
+                        break;
+                case PLANTED_MAPPED_DEVICE:
+                        /* /dev/zero's numbers, mapped privately: a file VMA with a device behind it. */
+                        if (mknod(path, S_IFCHR|0644, makedev(1, 5)) < 0)
+                                _exit(EXIT_FAILURE);
+                        fd = open(path, O_RDONLY|O_CLOEXEC);
+                        break;
+                default:
+                        _exit(EXIT_FAILURE);
+                }
+                if (fd >= 0)
+                        m = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, 0);
+                if (m == MAP_FAILED)
+                        _exit(EXIT_FAILURE);
+                addr = (uintptr_t) m + 0x10;
+                if (write(report[1], &addr, sizeof(addr)) != sizeof(addr))
+                        _exit(EXIT_FAILURE);
+                (void) read(ctl[0], &b, 1);
+                _exit(EXIT_SUCCESS);
+        }
+        close(report[1]);
+        close(ctl[0]);
+        ck_assert_int_eq(read(report[0], &addr, sizeof(addr)), (ssize_t) sizeof(addr));
+        close(report[0]);
+
+        /* Any open of what is planted shows here, as it happens. */
+        ifd = inotify_init1(IN_NONBLOCK|IN_CLOEXEC);
+        ck_assert_int_ge(ifd, 0);
+        snprintf(watch, sizeof(watch), "/proc/%d/root%s", (int) pid, path);
+        ck_assert_int_ge(inotify_add_watch(ifd, watch, IN_OPEN|IN_ACCESS), 0);
+
+        if (drop_caps)
+                test_drop_map_files_caps();
+        p = open_proc(pid);
+        n = normalize(p, &addr, 1, NORMALIZE_BUILD_IDS);
+        ck_assert_uint_eq(n->n_modules, 1);
+        ck_assert_str_eq(result_module(n, 0)->path, path);
+        ck_assert_uint_eq(n->results[0].offset, 0x10);
+        if (what != PLANTED_MAPPED_DEVICE && (!drop_caps || TEST_BACKEND == VMA_BACKEND_IOCTL)) {
+                /* The mapped file itself, through map_files or the kernel. */
+                ck_assert_uint_eq(result_module(n, 0)->build_id_len, self_len);
+                ck_assert_mem_eq(result_module(n, 0)->build_id, self_id, self_len);
+        } else
+                ck_assert_uint_eq(result_module(n, 0)->build_id_len, 0);
+
+        ck_assert_int_eq(read(ifd, ev, sizeof(ev)), -1);
+        ck_assert_int_eq(errno, EAGAIN);
+
+        close(ctl[1]);
+        ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+        (void) unlink(path);
+        (void) rmdir(hidden);
+        (void) rmdir(dir);
+}
+
+START_TEST(test_planted_by_name) {
+        planted_file(_i, true);
+}
+END_TEST
+
+START_TEST(test_planted_map_files) {
+        planted_file(_i, false);
+}
+END_TEST
+
+/*
+ * Names that read two ways in the maps file: a literal "\\012" (which the
+ * text prints just like a newline), a live file whose name ends in
+ * " (deleted)", and the kernel's own " (deleted)" marks.
+ */
+static const struct {
+        const char *name;
+        enum { KEEP, UNLINK, RENAME_OVER } fate;
+        bool deleted;
+} tricky_names[] = {
+        { "lit\\012eral",     KEEP,           false },
+        { "new\nline",         KEEP,           false },
+        { "live (deleted)",     KEEP,           false },
+        { "gone (deleted)",     UNLINK,         true },
+        { "plain",              UNLINK,         true },
+        /* Replaced by a rename while another link keeps the file alive. */
+        { "replaced",           RENAME_OVER,    true },
+};
+
+typedef struct NameWalk {
+        uint64_t addrs[ELEMENTSOF(tricky_names)];
+        char names[ELEMENTSOF(tricky_names)][PATH_MAX];
+        bool deleted[ELEMENTSOF(tricky_names)];
+        unsigned found;
+} NameWalk;
+
+static int name_walk_cb(const Vma *v, void *userdata) {
+        NameWalk *w = userdata;
+
+        for (size_t i = 0; i < ELEMENTSOF(tricky_names); i++)
+                if (v->start <= w->addrs[i] && w->addrs[i] < v->end) {
+                        ck_assert_uint_eq(strlen(v->name), v->name_len);
+                        snprintf(w->names[i], sizeof(w->names[i]), "%s", v->name);
+                        w->deleted[i] = v->deleted;
+                        w->found++;
+                }
+        return 0;
+}
+
+static void tricky_file_names(bool drop_caps) {
+        _cleanup_(normalization_freep) Normalization *n = NULL;
+        _cleanup_(proc_freep) Proc *p = NULL;
+        char dir[] = "/tmp/vmaq-names-XXXXXX", path[ELEMENTSOF(tricky_names)][96], other[96], link_path[96];
+        NameWalk w = {};
+        int report[2], ctl[2];
+        pid_t pid;
+        char b;
+
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        for (size_t i = 0; i < ELEMENTSOF(tricky_names); i++) {
+                _cleanup_close_ int fd = -EBADF;
+
+                snprintf(path[i], sizeof(path[i]), "%s/%s", dir, tricky_names[i].name);
+                fd = open(path[i], O_RDWR|O_CREAT|O_EXCL|O_CLOEXEC, 0644);
+                ck_assert_int_ge(fd, 0);
+                ck_assert_int_eq(ftruncate(fd, 4096), 0);
+        }
+        snprintf(other, sizeof(other), "%s/other", dir);
+        snprintf(link_path, sizeof(link_path), "%s/replaced.link", dir);
+        test_copy_file("/bin/true", other);
+
+        ck_assert_int_eq(pipe2(report, O_CLOEXEC), 0);
+        ck_assert_int_eq(pipe2(ctl, O_CLOEXEC), 0);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                close(ctl[1]);
+                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+                for (size_t i = 0; i < ELEMENTSOF(tricky_names); i++) {
+                        int fd = open(path[i], O_RDONLY|O_CLOEXEC);
+                        void *m = fd < 0 ? MAP_FAILED : mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, 0);
+
+                        if (m == MAP_FAILED)
+                                _exit(EXIT_FAILURE);
+                        close(fd);
+                        w.addrs[i] = (uintptr_t) m + 0x10;
+                        if ((tricky_names[i].fate == UNLINK && unlink(path[i]) < 0) ||
+                            (tricky_names[i].fate == RENAME_OVER &&
+                             (link(path[i], link_path) < 0 || rename(other, path[i]) < 0)))
+                                _exit(EXIT_FAILURE);
+                }
+                if (write(report[1], w.addrs, sizeof(w.addrs)) != sizeof(w.addrs))
+                        _exit(EXIT_FAILURE);
+                (void) read(ctl[0], &b, 1);
+                _exit(EXIT_SUCCESS);
+        }
+        close(report[1]);
+        close(ctl[0]);
+        ck_assert_int_eq(read(report[0], w.addrs, sizeof(w.addrs)), (ssize_t) sizeof(w.addrs));
+        close(report[0]);
+
+        if (drop_caps)
+                test_drop_map_files_caps();
+        p = open_proc(pid);
+        n = normalize(p, w.addrs, ELEMENTSOF(tricky_names), NORMALIZE_BUILD_IDS);
+        ck_assert_int_eq(proc_foreach_vma(p, 0, NULL, name_walk_cb, &w), 0);
+        ck_assert_uint_eq(w.found, ELEMENTSOF(tricky_names));
+
+        for (size_t i = 0; i < ELEMENTSOF(tricky_names); i++) {
+                const NormModule *m = result_module(n, i);
+                const char *expect = path[i];
+                char newline[96];
+
+                /*
+                 * Without map_files the text cannot tell a literal "\\012"
+                 * from a newline, and takes it for a newline.
+                 */
+                if (i == 0 && drop_caps && TEST_BACKEND == VMA_BACKEND_TEXT) {
+                        snprintf(newline, sizeof(newline), "%s/lit\neral", dir);
+                        expect = newline;
+                }
+
+                ck_assert_str_eq(m->path, expect);
+                ck_assert_int_eq(m->deleted, tricky_names[i].deleted);
+                ck_assert_str_eq(w.names[i], expect);
+                ck_assert_int_eq(w.deleted[i], tricky_names[i].deleted);
+        }
+
+        close(ctl[1]);
+        ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+        for (size_t i = 0; i < ELEMENTSOF(tricky_names); i++)
+                (void) unlink(path[i]);
+        (void) unlink(link_path);
+        (void) rmdir(dir);
+}
+
+START_TEST(test_names_map_files) {
+        tricky_file_names(false);
+}
+END_TEST
+
+START_TEST(test_names_by_name) {
+        tricky_file_names(true);
+}
+END_TEST
+
+/*
+ * Two ELF files with different build IDs, and a child mapping one page of
+ * either at one address, MAP_FIXED over the other, on command or as fast as
+ * it can.
+ */
+typedef struct Flip {
+        char dir[32];
+        char path[2][64];
+        uint8_t id[2][BUILD_ID_MAX];
+        size_t id_len[2];
+        FileIdentity file[2];
+        pid_t pid;
+        int cmd_fd;             /* a byte: map the other file (on command) */
+        int ack_fd;             /* a byte: done */
+        uint64_t addr;
+} Flip;
+
+#define FLIP_BELOW UINT64_C(0x40000000)
+#define FLIP_ADDR UINT64_C(0x40002000)
+
+static void flip_setup(Flip *f, bool free_running) {
+        int cmd[2], ack[2], fds[2];
+        char exe[PATH_MAX];
+        struct stat st;
+
+        *f = (Flip) { .dir = "/tmp/vmaq-flip-XXXXXX" };
+        test_self_exe(exe);
+        ck_assert_ptr_nonnull(mkdtemp(f->dir));
+        for (unsigned i = 0; i < 2; i++) {
+                snprintf(f->path[i], sizeof(f->path[i]), "%s/%c", f->dir, "xy"[i]);
+                test_copy_file(i == 0 ? exe : "/bin/true", f->path[i]);
+                fds[i] = open(f->path[i], O_RDONLY|O_CLOEXEC);
+                ck_assert_int_ge(fds[i], 0);
+                ck_assert_int_eq(fstat(fds[i], &st), 0);
+                f->id_len[i] = (size_t) elf_build_id_from_fd(fds[i], 0, (uint64_t) st.st_size, f->id[i]);
+                ck_assert_uint_gt(f->id_len[i], 0);
+                f->file[i] = (FileIdentity) {
+                        .inode = st.st_ino,
+                        .dev_major = major(st.st_dev),
+                        .dev_minor = minor(st.st_dev),
+                        .ctime_sec = st.st_ctim.tv_sec,
+                        .ctime_nsec = st.st_ctim.tv_nsec,
+                };
+        }
+        ck_assert(f->id_len[0] != f->id_len[1] || memcmp(f->id[0], f->id[1], f->id_len[0]) != 0);
+
+        ck_assert_int_eq(pipe2(cmd, O_CLOEXEC), 0);
+        ck_assert_int_eq(pipe2(ack, O_CLOEXEC), 0);
+        f->pid = fork();
+        ck_assert_int_ge(f->pid, 0);
+        if (f->pid == 0) {
+                uint8_t *m;
+                char b;
+
+                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+                /*
+                 * Low, below anything else but an anonymous page of its own,
+                 * so that it comes near the start of the maps file, within
+                 * the text backend's first read, however large the map (the
+                 * sanitizers add many VMAs).
+                 */
+                if (mmap((void *) FLIP_BELOW, 4096, PROT_READ, MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED_NOREPLACE,
+                         -1, 0) != (void *) FLIP_BELOW)
+                        _exit(EXIT_FAILURE);
+                m = mmap((void *) FLIP_ADDR, 4096, PROT_READ, MAP_PRIVATE|MAP_FIXED_NOREPLACE, fds[0], 0);
+                if (m != (void *) FLIP_ADDR)
+                        _exit(EXIT_FAILURE);
+                f->addr = (uintptr_t) m;
+                if (write(ack[1], &f->addr, sizeof(f->addr)) != sizeof(f->addr))
+                        _exit(EXIT_FAILURE);
+                for (unsigned i = 1;; i ^= 1) {
+                        if (!free_running && read(cmd[0], &b, 1) != 1)
+                                _exit(EXIT_SUCCESS);
+                        if (mmap(m, 4096, PROT_READ, MAP_PRIVATE|MAP_FIXED, fds[i], 0) != m)
+                                _exit(EXIT_FAILURE);
+                        if (!free_running && write(ack[1], &b, 1) != 1)
+                                _exit(EXIT_FAILURE);
+                }
+        }
+        close(fds[0]);
+        close(fds[1]);
+        close(cmd[0]);
+        close(ack[1]);
+        f->cmd_fd = cmd[1];
+        f->ack_fd = ack[0];
+        ck_assert_int_eq(read(f->ack_fd, &f->addr, sizeof(f->addr)), (ssize_t) sizeof(f->addr));
+}
+
+static void flip_command(Flip *f) {
+        char b = 'f';
+
+        ck_assert_int_eq(write(f->cmd_fd, &b, 1), 1);
+        ck_assert_int_eq(read(f->ack_fd, &b, 1), 1);
+}
+
+static void flip_done(Flip *f) {
+        kill(f->pid, SIGKILL);
+        ck_assert_int_eq(waitpid(f->pid, NULL, 0), f->pid);
+        f->cmd_fd = safe_close(f->cmd_fd);
+        f->ack_fd = safe_close(f->ack_fd);
+        for (unsigned i = 0; i < 2; i++)
+                (void) unlink(f->path[i]);
+        (void) rmdir(f->dir);
+}
+
+/*
+ * Whether a build ID answered for the file with @inode is the right one:
+ * that file's, or none. Counts the wrong ones.
+ */
+static unsigned flip_check(const Flip *f, uint64_t inode, const uint8_t *id, size_t len) {
+        for (unsigned i = 0; i < 2; i++)
+                if (inode == f->file[i].inode)
+                        return len == 0 || (len == f->id_len[i] && memcmp(id, f->id[i], len) == 0) ? 0 : 1;
+        return 1;       /* no VMA of ours at all */
+}
+
+/* Whether @cache holds a wrong build ID for either file. */
+static unsigned flip_check_cache(const Flip *f, BuildIdCache *cache) {
+        unsigned wrong = 0;
+
+        for (unsigned i = 0; i < 2; i++) {
+                uint8_t id[BUILD_ID_MAX];
+                int r = build_id_cache_lookup(cache, &f->file[i], id);
+
+                if (r != -ENOENT && (r != (int) f->id_len[i] || memcmp(id, f->id[i], f->id_len[i]) != 0))
+                        wrong++;
+        }
+        return wrong;
+}
+
+typedef struct FlipWalk {
+        const Flip *flip;
+        Flip *command;          /* flip it on the first VMA, which lies below ours */
+        unsigned wrong;
+        unsigned found;
+        uint64_t inode;         /* what was said of our VMA */
+        size_t build_id_len;
+        uint8_t build_id[BUILD_ID_MAX];
+} FlipWalk;
+
+static int flip_walk_cb(const Vma *v, void *userdata) {
+        FlipWalk *w = userdata;
+
+        if (w->command) {
+                ck_assert_uint_lt(v->start, w->flip->addr);
+                flip_command(w->command);
+                w->command = NULL;
+        }
+        if (v->start == w->flip->addr) {
+                w->wrong += flip_check(w->flip, v->inode, v->build_id, v->build_id_len);
+                w->found++;
+                w->inode = v->inode;
+                w->build_id_len = v->build_id_len;
+                memcpy(w->build_id, v->build_id, v->build_id_len);
+        }
+        return 0;
+}
+
+/*
+ * A process flipping one mapping between two files while it is normalized:
+ * every build ID answered, and every one remembered, belongs to the file
+ * it is given for. A fresh cache each time, so that every try misses.
+ */
+START_TEST(test_build_id_flip_race) {
+        _cleanup_(proc_freep) Proc *p = NULL;
+        unsigned wrong = 0, found = 0;
+        uint64_t addr;
+        Flip f;
+
+        flip_setup(&f, true);
+        p = open_proc(f.pid);
+        addr = f.addr + 0x10;
+
+        for (unsigned i = 0; i < 600; i++) {
+                _cleanup_(build_id_cache_freep) BuildIdCache *cache = NULL;
+                _cleanup_(normalization_freep) Normalization *n = NULL;
+                NormalizeOptions opts = { .flags = NORMALIZE_BUILD_IDS };
+
+                ck_assert_int_eq(build_id_cache_new(&cache, 4), 0);
+                opts.build_id_cache = cache;
+                if (i % 2 == 0) {
+                        const NormModule *m;
+
+                        ck_assert_int_eq(proc_normalize(p, &addr, 1, &opts, &n), 0);
+                        m = result_module(n, 0);
+                        wrong += flip_check(&f, m->inode, m->build_id, m->build_id_len);
+                        found++;
+                } else {
+                        FlipWalk w = { .flip = &f };
+
+                        ck_assert_int_eq(proc_foreach_vma(p, PROC_LIST_BUILD_IDS, &opts, flip_walk_cb, &w), 0);
+                        wrong += w.wrong;
+                        found += w.found;
+                }
+                wrong += flip_check_cache(&f, cache);
+        }
+
+        flip_done(&f);
+        ck_assert_uint_eq(found, 600);
+        ck_assert_uint_eq(wrong, 0);
+}
+END_TEST
+
+/*
+ * The same, made to happen: the mapping flips after the walk found it but
+ * before its build ID is read. The text backend still describes the file
+ * it read in the map, which is no longer there: no build ID then, and
+ * nothing remembered. The ioctl backend sees the flip.
+ */
+START_TEST(test_build_id_flip_stale) {
+        _cleanup_(build_id_cache_freep) BuildIdCache *cache = NULL;
+        _cleanup_(proc_freep) Proc *p = NULL;
+        NormalizeOptions opts = { .flags = NORMALIZE_BUILD_IDS };
+        uint8_t id[BUILD_ID_MAX];
+        FlipWalk w;
+        Flip f;
+
+        flip_setup(&f, false);
+        p = open_proc(f.pid);
+        ck_assert_int_eq(build_id_cache_new(&cache, 4), 0);
+        opts.build_id_cache = cache;
+
+        /* On the first VMA, the anonymous page below ours, map the other file. */
+        w = (FlipWalk) { .flip = &f, .command = &f };
+        ck_assert_int_eq(proc_foreach_vma(p, PROC_LIST_BUILD_IDS, &opts, flip_walk_cb, &w), 0);
+        ck_assert_uint_eq(w.found, 1);
+        if (TEST_BACKEND == VMA_BACKEND_TEXT) {
+                ck_assert_uint_eq(w.inode, f.file[0].inode);
+                ck_assert_uint_eq(w.build_id_len, 0);
+        } else {
+                ck_assert_uint_eq(w.inode, f.file[1].inode);
+                ck_assert_uint_eq(w.build_id_len, f.id_len[1]);
+                ck_assert_mem_eq(w.build_id, f.id[1], f.id_len[1]);
+        }
+        ck_assert_int_eq(build_id_cache_lookup(cache, &f.file[0], id), -ENOENT);
+
+        flip_done(&f);
+}
+END_TEST
+
 /* A second batch takes build IDs from the cache, and they are the same. */
 START_TEST(test_build_id_cache_use) {
         _cleanup_(normalization_freep) Normalization *a = NULL, *b = NULL;
@@ -418,6 +935,80 @@ START_TEST(test_build_id_cache_use) {
                 ck_assert_mem_eq(a->modules[i].build_id, b->modules[i].build_id, a->modules[i].build_id_len);
         }
         test_child_stop(&c);
+}
+END_TEST
+
+#define N_NORMALIZERS 3
+
+typedef struct Normalizer {
+        TestChild child;
+        BuildIdCache *cache;
+        const uint8_t *self_id;
+        size_t self_len;
+        unsigned wrong;
+} Normalizer;
+
+static void *normalizer_thread(void *userdata) {
+        Normalizer *w = userdata;
+        Proc *p = NULL;
+        uint64_t addrs[9];
+
+        layout_addrs(&w->child, addrs);
+        if (proc_open(&p, w->child.pid, TEST_BACKEND) < 0) {
+                w->wrong++;
+                return NULL;
+        }
+        for (unsigned i = 0; i < 200; i++) {
+                NormalizeOptions opts = { .flags = NORMALIZE_BUILD_IDS, .build_id_cache = w->cache };
+                Normalization *n = NULL;
+                const NormModule *m;
+
+                if (proc_normalize(p, addrs, ELEMENTSOF(addrs), &opts, &n) < 0) {
+                        w->wrong++;
+                        continue;
+                }
+                /* The executable, which all share in the cache; the plain file, which is not ELF. */
+                m = &n->modules[n->results[7].module];
+                if (m->build_id_len != w->self_len || memcmp(m->build_id, w->self_id, w->self_len) != 0)
+                        w->wrong++;
+                m = &n->modules[n->results[0].module];
+                if (m->build_id_len != 0 || strcmp(m->path, w->child.file_path) != 0)
+                        w->wrong++;
+                if (n->n_modules != 4)
+                        w->wrong++;
+                normalization_free(n);
+        }
+        proc_free(p);
+        return NULL;
+}
+
+/* Threads normalizing different processes at once, through one cache smaller than their files. */
+START_TEST(test_threads_share_cache) {
+        _cleanup_(build_id_cache_freep) BuildIdCache *cache = NULL;
+        Normalizer w[N_NORMALIZERS];
+        pthread_t t[N_NORMALIZERS];
+        uint8_t self_id[BUILD_ID_MAX];
+        size_t self_len = test_self_build_id(self_id);
+        BuildIdCacheStats st;
+
+        ck_assert_int_eq(build_id_cache_new(&cache, 2), 0);
+        for (unsigned i = 0; i < N_NORMALIZERS; i++) {
+                w[i] = (Normalizer) { .cache = cache, .self_id = self_id, .self_len = self_len };
+                test_child_spawn(&w[i].child);
+        }
+        for (unsigned i = 0; i < N_NORMALIZERS; i++)
+                ck_assert_int_eq(pthread_create(&t[i], NULL, normalizer_thread, &w[i]), 0);
+        for (unsigned i = 0; i < N_NORMALIZERS; i++)
+                ck_assert_int_eq(pthread_join(t[i], NULL), 0);
+        /* Last first: a child holds the control pipes of those spawned before it. */
+        for (unsigned i = N_NORMALIZERS; i-- > 0;) {
+                ck_assert_uint_eq(w[i].wrong, 0);
+                test_child_stop(&w[i].child);
+        }
+
+        /* Three files each, the executable shared: every one looked up 200 times. */
+        build_id_cache_stats(cache, &st);
+        ck_assert_uint_eq(st.hits + st.misses, N_NORMALIZERS * 200 * 3);
 }
 END_TEST
 
@@ -472,6 +1063,337 @@ START_TEST(test_order_and_duplicates) {
                 }
         }
         test_child_stop(&c);
+}
+END_TEST
+
+#define MANY_FILES 600
+
+/*
+ * A batch over many files, each mapped twice far apart (so that the VMAs
+ * of one file do not follow each other), shuffled: one module per file,
+ * numbered in the order of their lowest address, and every address points
+ * at its own file's module.
+ */
+START_TEST(test_many_files) {
+        _cleanup_(normalization_freep) Normalization *n = NULL;
+        _cleanup_(proc_freep) Proc *p = NULL;
+        _cleanup_free_ uint64_t *addrs = malloc(2 * MANY_FILES * sizeof(uint64_t));
+        _cleanup_free_ uint64_t *inodes = malloc(MANY_FILES * sizeof(uint64_t));
+        _cleanup_free_ uint32_t *seen = calloc(MANY_FILES, sizeof(uint32_t));
+        char dir[] = "/tmp/vmaq-many-XXXXXX", path[64];
+        int report[2], ctl[2];
+        uint32_t next = 0;
+        unsigned seed = 7;
+        pid_t pid;
+        char b;
+
+        ck_assert_ptr_nonnull(addrs);
+        ck_assert_ptr_nonnull(inodes);
+        ck_assert_ptr_nonnull(seen);
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        for (size_t i = 0; i < MANY_FILES; i++) {
+                _cleanup_close_ int fd = -EBADF;
+                struct stat st;
+
+                snprintf(path, sizeof(path), "%s/%zu", dir, i);
+                fd = open(path, O_RDWR|O_CREAT|O_EXCL|O_CLOEXEC, 0644);
+                ck_assert_int_ge(fd, 0);
+                ck_assert_int_eq(ftruncate(fd, 4096), 0);
+                ck_assert_int_eq(fstat(fd, &st), 0);
+                inodes[i] = st.st_ino;
+        }
+
+        ck_assert_int_eq(pipe2(report, O_CLOEXEC), 0);
+        ck_assert_int_eq(pipe2(ctl, O_CLOEXEC), 0);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                close(ctl[1]);
+                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+                /* File i at addrs[i] and at addrs[MANY_FILES + i]. */
+                for (size_t pass = 0; pass < 2; pass++)
+                        for (size_t i = 0; i < MANY_FILES; i++) {
+                                int fd;
+                                void *m;
+
+                                snprintf(path, sizeof(path), "%s/%zu", dir, i);
+                                fd = open(path, O_RDONLY|O_CLOEXEC);
+                                m = fd < 0 ? MAP_FAILED : mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, 0);
+                                if (m == MAP_FAILED)
+                                        _exit(EXIT_FAILURE);
+                                close(fd);
+                                addrs[pass * MANY_FILES + i] = (uintptr_t) m + 4 * i;
+                        }
+                if (write(report[1], addrs, 2 * MANY_FILES * sizeof(uint64_t)) != 2 * MANY_FILES * sizeof(uint64_t))
+                        _exit(EXIT_FAILURE);
+                (void) read(ctl[0], &b, 1);
+                _exit(EXIT_SUCCESS);
+        }
+        close(report[1]);
+        close(ctl[0]);
+        ck_assert_int_eq(read(report[0], addrs, 2 * MANY_FILES * sizeof(uint64_t)),
+                         (ssize_t) (2 * MANY_FILES * sizeof(uint64_t)));
+        close(report[0]);
+
+        /* Shuffle, remembering which file each address is in (the low bits say). */
+        for (size_t i = 2 * MANY_FILES - 1; i > 0; i--) {
+                size_t j = rand_r(&seed) % (i + 1);
+                uint64_t t = addrs[i];
+
+                addrs[i] = addrs[j];
+                addrs[j] = t;
+        }
+
+        p = open_proc(pid);
+        n = normalize(p, addrs, 2 * MANY_FILES, 0);
+        ck_assert_uint_eq(n->n_modules, MANY_FILES);
+        ck_assert_uint_eq(n->n_lookups, 2 * MANY_FILES);
+        for (size_t i = 0; i < 2 * MANY_FILES; i++) {
+                size_t file = (addrs[i] & 0xfff) / 4;
+                const NormModule *m = result_module(n, i);
+
+                snprintf(path, sizeof(path), "%s/%zu", dir, file);
+                ck_assert_str_eq(m->path, path);
+                ck_assert_uint_eq(m->inode, inodes[file]);
+                ck_assert_uint_eq(n->results[i].offset, 4 * file);
+                /* Both VMAs of a file: one module. */
+                if (seen[file] == 0)
+                        seen[file] = n->results[i].module + 1;
+                ck_assert_uint_eq(n->results[i].module, seen[file] - 1);
+        }
+
+        /* Numbered in address order: walk the addresses sorted. */
+        qsort(addrs, 2 * MANY_FILES, sizeof(uint64_t), compare_u64);
+        n = normalization_free(n);
+        n = normalize(p, addrs, 2 * MANY_FILES, 0);
+        for (size_t i = 0; i < 2 * MANY_FILES; i++) {
+                ck_assert_uint_le(n->results[i].module, next);
+                if (n->results[i].module == next)
+                        next++;
+        }
+        ck_assert_uint_eq(next, MANY_FILES);
+
+        close(ctl[1]);
+        ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+        for (size_t i = 0; i < MANY_FILES; i++) {
+                snprintf(path, sizeof(path), "%s/%zu", dir, i);
+                (void) unlink(path);
+        }
+        (void) rmdir(dir);
+}
+END_TEST
+
+#define CAP_FILES 5
+
+/* A child mapping the first page of CAP_FILES copies of the test executable; their addresses, then the vDSO's. */
+static pid_t spawn_copies(char dir[static 32], uint64_t addrs[static CAP_FILES + 1], int *ret_ctl) {
+        int report[2], ctl[2];
+        char exe[PATH_MAX], path[64];
+        pid_t pid;
+
+        test_self_exe(exe);
+        strcpy(dir, "/tmp/vmaq-cap-XXXXXX");
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        for (size_t i = 0; i < CAP_FILES; i++) {
+                snprintf(path, sizeof(path), "%s/%zu", dir, i);
+                test_copy_file(exe, path);
+        }
+
+        ck_assert_int_eq(pipe2(report, O_CLOEXEC), 0);
+        ck_assert_int_eq(pipe2(ctl, O_CLOEXEC), 0);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                char b;
+
+                close(ctl[1]);
+                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+                for (size_t i = 0; i < CAP_FILES; i++) {
+                        int fd;
+                        void *m;
+
+                        snprintf(path, sizeof(path), "%s/%zu", dir, i);
+                        fd = open(path, O_RDONLY|O_CLOEXEC);
+                        m = fd < 0 ? MAP_FAILED : mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, 0);
+                        if (m == MAP_FAILED)
+                                _exit(EXIT_FAILURE);
+                        close(fd);
+                        addrs[i] = (uintptr_t) m + 0x10;
+                }
+                addrs[CAP_FILES] = getauxval(AT_SYSINFO_EHDR) + 0x10;
+                if (write(report[1], addrs, (CAP_FILES + 1) * sizeof(uint64_t)) != (CAP_FILES + 1) * sizeof(uint64_t))
+                        _exit(EXIT_FAILURE);
+                (void) read(ctl[0], &b, 1);
+                _exit(EXIT_SUCCESS);
+        }
+        close(report[1]);
+        close(ctl[0]);
+        ck_assert_int_eq(read(report[0], addrs, (CAP_FILES + 1) * sizeof(uint64_t)),
+                         (ssize_t) ((CAP_FILES + 1) * sizeof(uint64_t)));
+        close(report[0]);
+        *ret_ctl = ctl[1];
+        return pid;
+}
+
+static void remove_copies(const char *dir) {
+        char path[64];
+
+        for (size_t i = 0; i < CAP_FILES; i++) {
+                snprintf(path, sizeof(path), "%s/%zu", dir, i);
+                (void) unlink(path);
+        }
+        (void) rmdir(dir);
+}
+
+/*
+ * A batch over more files than it may read: the first ones in address
+ * order get their build IDs, the rest are marked skipped and counted. Cache
+ * hits are free, so with a cache each batch gets further; so is the vDSO
+ * once read, as the Proc remembers it.
+ */
+START_TEST(test_build_id_cap) {
+        _cleanup_(build_id_cache_freep) BuildIdCache *cache = NULL;
+        _cleanup_(proc_freep) Proc *p = NULL;
+        bool cached[CAP_FILES + 1] = {}, vdso_read = false;
+        uint64_t addrs[CAP_FILES + 1];
+        uint8_t self_id[BUILD_ID_MAX];
+        size_t self_len;
+        char dir[32];
+        int ctl;
+        pid_t pid;
+
+        self_len = test_self_build_id(self_id);
+        pid = spawn_copies(dir, addrs, &ctl);
+        p = open_proc(pid);
+        ck_assert_int_eq(build_id_cache_new(&cache, 16), 0);
+
+        /* With and without the cache (root may look at map_files: the files are cached). */
+        for (unsigned round = 0; round < 5; round++) {
+                _cleanup_(normalization_freep) Normalization *n = NULL;
+                NormalizeOptions opts = {
+                        .flags = NORMALIZE_BUILD_IDS,
+                        .max_build_id_reads = 2,
+                        .build_id_cache = round > 0 ? cache : NULL,
+                };
+                size_t reads = 0, skipped = 0;
+
+                ck_assert_int_eq(proc_normalize(p, addrs, CAP_FILES + 1, &opts, &n), 0);
+                ck_assert_uint_eq(n->n_modules, CAP_FILES + 1);
+                for (size_t i = 0; i < n->n_modules; i++) {
+                        const NormModule *m = &n->modules[i];
+                        /* Which input address: the modules are in address order, the inputs are not. */
+                        size_t k = 0;
+
+                        while (n->results[k].module != i)
+                                k++;
+                        if ((round > 0 && cached[k]) || (m->vdso && vdso_read)) {
+                                ck_assert(!m->build_id_skipped);
+                                ck_assert_uint_gt(m->build_id_len, 0);
+                                ck_assert(m->vdso || m->build_id_len == self_len);
+                        } else if (reads < 2) {
+                                reads++;
+                                ck_assert(!m->build_id_skipped);
+                                ck_assert_uint_gt(m->build_id_len, 0);
+                                if (m->vdso) {
+                                        vdso_read = true;
+                                        continue;
+                                }
+                                ck_assert_uint_eq(m->build_id_len, self_len);
+                                ck_assert_mem_eq(m->build_id, self_id, self_len);
+                                cached[k] = round > 0;
+                        } else {
+                                skipped++;
+                                ck_assert(m->build_id_skipped);
+                                ck_assert_uint_eq(m->build_id_len, 0);
+                        }
+                }
+                ck_assert_uint_eq(n->n_build_ids_skipped, skipped);
+                ck_assert_uint_eq(skipped, round == 0 ? CAP_FILES - 1 : round < 3 ? CAP_FILES + 1 - 2 * round : 0);
+                ck_assert_uint_eq(reads, round < 4 ? 2 : 0);
+        }
+        /* The vDSO comes last and was read only in the last round. */
+        ck_assert(vdso_read);
+
+        /* No cap: none skipped. */
+        {
+                _cleanup_(normalization_freep) Normalization *n = NULL;
+
+                n = normalize(p, addrs, CAP_FILES + 1, NORMALIZE_BUILD_IDS);
+                ck_assert_uint_eq(n->n_build_ids_skipped, 0);
+                for (size_t i = 0; i < n->n_modules; i++) {
+                        ck_assert(!n->modules[i].build_id_skipped);
+                        ck_assert_uint_gt(n->modules[i].build_id_len, 0);
+                }
+        }
+
+        close(ctl);
+        ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+        remove_copies(dir);
+}
+END_TEST
+
+typedef struct CapWalk {
+        size_t max;             /* the cap */
+        bool vdso_known;        /* read by an earlier call: free */
+        size_t images;          /* images begun so far: a file or vDSO VMA other than the last file's */
+        uint64_t last_inode;
+        unsigned n_skipped;
+        unsigned n_with_id;
+} CapWalk;
+
+static int cap_walk_cb(const Vma *v, void *userdata) {
+        CapWalk *w = userdata;
+        bool image = v->kind == VMA_KIND_VDSO || v->kind == VMA_KIND_FILE;
+
+        if (!image || (v->kind == VMA_KIND_VDSO && w->vdso_known)) {
+                ck_assert(!v->build_id_skipped);
+                ck_assert(v->kind != VMA_KIND_VDSO || v->build_id_len > 0);
+                return 0;
+        }
+        /* A file's next VMAs share its answer; any other image costs a read. */
+        if (v->kind == VMA_KIND_VDSO || v->inode != w->last_inode)
+                w->images++;
+        w->last_inode = v->kind == VMA_KIND_FILE ? v->inode : 0;
+
+        ck_assert_int_eq(v->build_id_skipped, w->images > w->max);
+        if (v->build_id_skipped) {
+                ck_assert_uint_eq(v->build_id_len, 0);
+                w->n_skipped++;
+        } else if (v->build_id_len > 0)
+                w->n_with_id++;
+        return 0;
+}
+
+/* A walk reads as many images as it may, and reports how many VMAs it gave without. */
+START_TEST(test_build_id_cap_walk) {
+        _cleanup_(proc_freep) Proc *p = NULL;
+        uint64_t addrs[CAP_FILES + 1];
+        char dir[32];
+        int ctl, r;
+        pid_t pid;
+
+        pid = spawn_copies(dir, addrs, &ctl);
+        p = open_proc(pid);
+
+        for (size_t max = 0; max <= 8; max += 4) {
+                NormalizeOptions opts = { .max_build_id_reads = max };
+                CapWalk w = { .max = max > 0 ? max : SIZE_MAX, .vdso_known = max > 0 };
+
+                r = proc_foreach_vma(p, PROC_LIST_BUILD_IDS, &opts, cap_walk_cb, &w);
+                ck_assert_int_ge(r, 0);
+                ck_assert_uint_eq((unsigned) r, w.n_skipped);
+                /* The executable, its libraries, the copies and the vDSO: more than 8. */
+                ck_assert_uint_gt(w.images, 8);
+                if (max == 0)
+                        ck_assert_uint_eq(w.n_skipped, 0);
+                else
+                        ck_assert_uint_gt(w.n_skipped, 0);
+                ck_assert_uint_gt(w.n_with_id, 0);
+        }
+
+        close(ctl);
+        ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+        remove_copies(dir);
 }
 END_TEST
 
@@ -769,6 +1691,172 @@ START_TEST(test_backends_agree_list) {
 }
 END_TEST
 
+/*
+ * The test executable as an exec target: with VMAQ_TEST_EXEC_READY=FD it
+ * reports on FD that it is up and waits to be killed; with
+ * VMAQ_TEST_EXEC_LOOP it maps EXEC_LOOP_VMAS VMAs, pauses a little, and
+ * execs itself again, for ever. The pause is much longer than a walk
+ * takes, so that a walk started over after an exec is not cut short by
+ * the next one, even on a loaded machine: a walk fails after a few.
+ */
+#define EXEC_LOOP_VMAS 1000
+
+static void exec_target(char *argv[]) {
+        const char *e;
+
+        e = getenv("VMAQ_TEST_EXEC_READY");
+        if (e) {
+                uint64_t fd;
+                char b = 'r';
+
+                if (parse_u64(e, 10, &fd) < 0 || fd > INT_MAX || write((int) fd, &b, 1) != 1)
+                        _exit(EXIT_FAILURE);
+                for (;;)
+                        pause();
+        }
+
+        if (getenv("VMAQ_TEST_EXEC_LOOP")) {
+                for (unsigned i = 0; i < EXEC_LOOP_VMAS; i++)
+                        /* Alternating protections: no two merge. */
+                        if (mmap(NULL, 4096, i % 2 ? PROT_READ : PROT_NONE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0) ==
+                            MAP_FAILED)
+                                _exit(EXIT_FAILURE);
+                (void) nanosleep(&(struct timespec) { .tv_nsec = 20 * 1000 * 1000 }, NULL);
+                execv("/proc/self/exe", argv);
+                _exit(127);
+        }
+}
+
+typedef struct ExecWalk {
+        VmaList *list;          /* what the walk gave since it last started */
+        unsigned n_restarts;
+        int go_fd;              /* a byte: exec now (on the first VMA), then -EBADF */
+        int ready_fd;           /* a byte: the new image is up */
+} ExecWalk;
+
+static int exec_walk_cb(const Vma *v, void *userdata) {
+        ExecWalk *w = userdata;
+
+        if (!v) {
+                w->n_restarts++;
+                w->list->n = 0;
+                return 0;
+        }
+        if (w->list->n > 0)
+                ck_assert_uint_le(w->list->vmas[w->list->n - 1].end, v->start);
+        if (w->go_fd >= 0) {
+                char b = 'x';
+
+                ck_assert_int_eq(write(w->go_fd, &b, 1), 1);
+                ck_assert_int_eq(read(w->ready_fd, &b, 1), 1);
+                w->go_fd = safe_close(w->go_fd);
+        }
+        return collect_cb(v, w->list);
+}
+
+/*
+ * The process execs while it is walked, after part of its map was given:
+ * with PROC_LIST_RESTART the caller is told to drop it, once, and gets the
+ * whole new map; without it, the walk fails as it did.
+ */
+START_TEST(test_exec_during_walk) {
+        _cleanup_free_ VmaList *fresh = calloc(1, sizeof(VmaList));
+        _cleanup_free_ VmaList *list = calloc(1, sizeof(VmaList));
+        _cleanup_(proc_freep) Proc *p = NULL;
+        unsigned flags = _i ? PROC_LIST_RESTART | PROC_LIST_BUILD_IDS : 0;
+        int go[2], ready[2], r;
+        ExecWalk w;
+        unsigned generation;
+        char exe[PATH_MAX];
+        pid_t pid;
+
+        ck_assert_ptr_nonnull(fresh);
+        ck_assert_ptr_nonnull(list);
+        test_self_exe(exe);
+        ck_assert_int_eq(pipe2(go, O_CLOEXEC), 0);
+        ck_assert_int_eq(pipe2(ready, O_CLOEXEC), 0);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                char b, env[32];
+
+                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+                close(go[1]);
+                close(ready[0]);
+                snprintf(env, sizeof(env), "%d", ready[1]);
+                if (fcntl(ready[1], F_SETFD, 0) < 0 || setenv("VMAQ_TEST_EXEC_READY", env, 1) < 0 ||
+                    read(go[0], &b, 1) != 1)
+                        _exit(EXIT_FAILURE);
+                execl(exe, exe, (char *) NULL);
+                _exit(127);
+        }
+        close(go[0]);
+        close(ready[1]);
+
+        p = open_proc(pid);
+        generation = proc_generation(p);
+        w = (ExecWalk) { .list = list, .go_fd = go[1], .ready_fd = ready[0] };
+        r = proc_foreach_vma(p, flags, NULL, exec_walk_cb, &w);
+        if (flags & PROC_LIST_RESTART) {
+                ck_assert_int_eq(r, 0);
+                ck_assert_uint_eq(w.n_restarts, 1);
+                ck_assert_uint_eq(proc_generation(p), generation + 1);
+        } else {
+                ck_assert_int_eq(r, -ESRCH);
+                ck_assert_uint_eq(w.n_restarts, 0);
+                /* The next call attaches to the new image. */
+                list->n = 0;
+                ck_assert_int_eq(proc_foreach_vma(p, flags, NULL, collect_cb, list), 0);
+        }
+
+        /* The whole map of the new image, which has settled: as a walk now sees it. */
+        ck_assert_int_eq(proc_foreach_vma(p, 0, NULL, collect_cb, fresh), 0);
+        ck_assert(vma_lists_equal(list, fresh));
+        ck_assert_uint_gt(list->n, 5);
+
+        close(ready[0]);
+        kill(pid, SIGKILL);
+        ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+}
+END_TEST
+
+/* A process that execs in a loop, walked again and again: every walk ends with one whole map. */
+START_TEST(test_exec_loop) {
+        _cleanup_free_ VmaList *list = calloc(1, sizeof(VmaList));
+        _cleanup_(proc_freep) Proc *p = NULL;
+        unsigned restarts = 0, max_vmas = 0;
+        char exe[PATH_MAX];
+        pid_t pid;
+
+        ck_assert_ptr_nonnull(list);
+        test_self_exe(exe);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+                if (setenv("VMAQ_TEST_EXEC_LOOP", "1", 1) < 0)
+                        _exit(EXIT_FAILURE);
+                execl(exe, exe, (char *) NULL);
+                _exit(127);
+        }
+
+        p = open_proc(pid);
+        for (unsigned i = 0; i < 300; i++) {
+                ExecWalk w = { .list = list, .go_fd = -EBADF, .ready_fd = -EBADF };
+
+                list->n = 0;
+                ck_assert_int_eq(proc_foreach_vma(p, PROC_LIST_RESTART, NULL, exec_walk_cb, &w), 0);
+                ck_assert_uint_gt(list->n, 0);
+                restarts += w.n_restarts;
+                max_vmas = MAX(max_vmas, (unsigned) list->n);
+        }
+        fprintf(stderr, "NOTE: %u restarts in 300 walks, up to %u VMAs\n", restarts, max_vmas);
+
+        kill(pid, SIGKILL);
+        ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+}
+END_TEST
+
 static Suite *normalize_suite(bool have_ioctl) {
         Suite *s = suite_create("normalize");
         TCase *tc;
@@ -786,6 +1874,13 @@ static Suite *normalize_suite(bool have_ioctl) {
         tcase_add_test(tc, test_empty_and_invalid);
         tcase_add_test(tc, test_norm_kind_strings);
         tcase_add_test(tc, test_build_id_cache_use);
+        tcase_add_test(tc, test_many_files);
+        tcase_add_test(tc, test_build_id_cap);
+        tcase_add_test(tc, test_build_id_cap_walk);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("threads");
+        tcase_add_test(tc, test_threads_share_cache);
         suite_add_tcase(s, tc);
 
         if (geteuid() == 0) {
@@ -793,6 +1888,19 @@ static Suite *normalize_suite(bool have_ioctl) {
                 tc = tcase_create("build-id-sources");
                 tcase_add_test(tc, test_build_id_map_files);
                 tcase_add_test(tc, test_build_id_by_name);
+                tcase_add_loop_test(tc, test_planted_by_name, 0, _PLANTED_MAX);
+                tcase_add_loop_test(tc, test_planted_map_files, 0, _PLANTED_MAX);
+                suite_add_tcase(s, tc);
+
+                tc = tcase_create("names");
+                tcase_add_test(tc, test_names_map_files);
+                tcase_add_test(tc, test_names_by_name);
+                suite_add_tcase(s, tc);
+
+                /* Reads map_files. */
+                tc = tcase_create("build-id-identity");
+                tcase_add_test(tc, test_build_id_flip_race);
+                tcase_add_test(tc, test_build_id_flip_stale);
                 suite_add_tcase(s, tc);
         } else
                 fprintf(stderr, "NOTE: build ID source tests not run: they need root\n");
@@ -811,6 +1919,8 @@ static Suite *normalize_suite(bool have_ioctl) {
         tcase_add_test(tc, test_kernel_thread);
         tcase_add_test(tc, test_zombie);
         tcase_add_test(tc, test_exec_between_calls);
+        tcase_add_loop_test(tc, test_exec_during_walk, 0, 2);
+        tcase_add_test(tc, test_exec_loop);
         tcase_add_test(tc, test_pinned_start_time);
         tcase_add_test(tc, test_permission_denied);
         suite_add_tcase(s, tc);
@@ -818,8 +1928,10 @@ static Suite *normalize_suite(bool have_ioctl) {
         return s;
 }
 
-int main(void) {
+int main(int argc, char *argv[]) {
         int r;
+
+        exec_target(argv);
 
         r = vma_backend_probe();
         if (r < 0) {

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "check-run.h"
@@ -337,7 +338,55 @@ START_TEST(test_source_new_invalid) {
 }
 END_TEST
 
-static Suite *vma_suite(void) {
+/* What a failed or empty find must leave alone. */
+static void assert_untouched(const Vma *v) {
+        const uint8_t *b = (const uint8_t *) v;
+
+        for (size_t i = 0; i < sizeof(*v); i++)
+                ck_assert_uint_eq(b[i], 0xa5);
+}
+
+/* A find that finds nothing, or fails, writes nothing, also when asked for a build ID. */
+START_TEST(test_ioctl_find_untouched) {
+        VmaSource *s = NULL;
+        int pipefd[2], fd;
+        char path[64], b;
+        pid_t pid;
+        Vma v;
+
+        fd = open("/proc/self/maps", O_RDONLY|O_CLOEXEC);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(vma_source_new(&s, fd, VMA_BACKEND_IOCTL), 0);
+        ck_assert_int_eq(vma_source_begin(s), 0);
+        memset(&v, 0xa5, sizeof(v));
+        ck_assert_int_eq(vma_source_find(s, UINT64_MAX - 0xfff, VMA_FIND_BUILD_ID, &v), 0);
+        assert_untouched(&v);
+        s = vma_source_free(s);
+
+        /* The maps fd of a process that is gone. */
+        ck_assert_int_eq(pipe2(pipefd, O_CLOEXEC), 0);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                close(pipefd[1]);
+                (void) read(pipefd[0], &b, 1);
+                _exit(EXIT_SUCCESS);
+        }
+        close(pipefd[0]);
+        snprintf(path, sizeof(path), "/proc/%d/maps", (int) pid);
+        fd = open(path, O_RDONLY|O_CLOEXEC);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(vma_source_new(&s, fd, VMA_BACKEND_IOCTL), 0);
+        close(pipefd[1]);
+        ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+        memset(&v, 0xa5, sizeof(v));
+        ck_assert_int_eq(vma_source_find(s, 0, VMA_FIND_BUILD_ID, &v), -ESRCH);
+        assert_untouched(&v);
+        vma_source_free(s);
+}
+END_TEST
+
+static Suite *vma_suite(bool have_ioctl) {
         Suite *s = suite_create("vma");
         TCase *tc;
 
@@ -371,9 +420,23 @@ static Suite *vma_suite(void) {
         tcase_add_test(tc, test_source_new_invalid);
         suite_add_tcase(s, tc);
 
+        if (have_ioctl) {
+                tc = tcase_create("ioctl-source");
+                tcase_add_test(tc, test_ioctl_find_untouched);
+                suite_add_tcase(s, tc);
+        } else
+                fprintf(stderr, "NOTE: ioctl source tests not run: the kernel lacks PROCMAP_QUERY\n");
+
         return s;
 }
 
 int main(void) {
-        return check_run(vma_suite());
+        int r;
+
+        r = vma_backend_probe();
+        if (r < 0) {
+                fprintf(stderr, "Cannot probe for PROCMAP_QUERY: %s\n", strerror(-r));
+                return EXIT_FAILURE;
+        }
+        return check_run(vma_suite(r > 0));
 }
