@@ -27,6 +27,7 @@ static uint64_t arg_max_addresses = DEFAULT_MAX_ADDRESSES;
 static uint64_t arg_max_connections = DEFAULT_MAX_CONNECTIONS;
 static uint64_t arg_cache_size = DEFAULT_PROC_CACHE_SIZE;
 static uint64_t arg_build_id_cache_size = DEFAULT_BUILD_ID_CACHE_SIZE;
+static uint64_t arg_max_build_id_reads = DEFAULT_MAX_BUILD_ID_READS;
 static uint64_t arg_idle_timeout_usec = DEFAULT_IDLE_TIMEOUT_USEC;
 static uint64_t arg_workers = DEFAULT_WORKERS;
 static const char *arg_group = DEFAULT_GROUP;
@@ -51,6 +52,8 @@ static void help(void) {
                "     --cache-size=N          Most processes kept open (default: %u, bounded\n"
                "                             by RLIMIT_NOFILE)\n"
                "     --build-id-cache-size=N Most files whose build ID is kept (default: %u)\n"
+               "     --max-build-id-reads=N  Most files one call reads for build IDs; the\n"
+               "                             rest are marked skipped (default: %u)\n"
                "     --idle-timeout=SEC      Close connections idle this long, or this long\n"
                "                             inside one message or reading replies\n"
                "                             (default: %u)\n"
@@ -58,7 +61,8 @@ static void help(void) {
                "                             quarter of them (default: %u)\n",
                program_invocation_short_name, DEFAULT_SOCKET_PATH, DEFAULT_GROUP,
                DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_REPLY_SIZE, DEFAULT_MAX_ADDRESSES, DEFAULT_MAX_CONNECTIONS,
-               DEFAULT_PROC_CACHE_SIZE, DEFAULT_BUILD_ID_CACHE_SIZE, DEFAULT_IDLE_TIMEOUT_USEC / 1000000U,
+               DEFAULT_PROC_CACHE_SIZE, DEFAULT_BUILD_ID_CACHE_SIZE, DEFAULT_MAX_BUILD_ID_READS,
+               DEFAULT_IDLE_TIMEOUT_USEC / 1000000U,
                DEFAULT_WORKERS);
 }
 
@@ -89,6 +93,7 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_MAX_CONNECTIONS,
                 ARG_CACHE_SIZE,
                 ARG_BUILD_ID_CACHE_SIZE,
+                ARG_MAX_BUILD_ID_READS,
                 ARG_IDLE_TIMEOUT,
                 ARG_WORKERS,
         };
@@ -105,6 +110,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "max-connections",     required_argument, NULL, ARG_MAX_CONNECTIONS },
                 { "cache-size",          required_argument, NULL, ARG_CACHE_SIZE },
                 { "build-id-cache-size", required_argument, NULL, ARG_BUILD_ID_CACHE_SIZE },
+                { "max-build-id-reads",  required_argument, NULL, ARG_MAX_BUILD_ID_READS },
                 { "idle-timeout",        required_argument, NULL, ARG_IDLE_TIMEOUT },
                 { "workers",             required_argument, NULL, ARG_WORKERS },
                 {}
@@ -180,6 +186,11 @@ static int parse_argv(int argc, char *argv[]) {
                         if (r < 0)
                                 return r;
                         break;
+                case ARG_MAX_BUILD_ID_READS:
+                        r = parse_count("max-build-id-reads", optarg, 1U << 20, &arg_max_build_id_reads);
+                        if (r < 0)
+                                return r;
+                        break;
                 case ARG_IDLE_TIMEOUT:
                         r = parse_count("idle-timeout", optarg, 7 * 24 * 3600, &v);
                         if (r < 0)
@@ -224,6 +235,7 @@ int main(int argc, char *argv[]) {
                 .max_connections = arg_max_connections,
                 .proc_cache_size = arg_cache_size,
                 .build_id_cache_size = arg_build_id_cache_size,
+                .max_build_id_reads = arg_max_build_id_reads,
                 .idle_timeout_usec = arg_idle_timeout_usec,
                 .workers = arg_workers,
                 .group = arg_group,

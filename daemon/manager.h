@@ -42,6 +42,7 @@
 #define DEFAULT_MAX_CONNECTIONS 256U
 #define DEFAULT_PROC_CACHE_SIZE 1024U
 #define DEFAULT_BUILD_ID_CACHE_SIZE 4096U
+#define DEFAULT_MAX_BUILD_ID_READS 256U
 #define DEFAULT_IDLE_TIMEOUT_USEC (60U * 1000000U)
 #define DEFAULT_WORKERS 16U
 #define DEFAULT_GROUP "vmaq"
@@ -57,6 +58,7 @@ typedef struct ManagerConfig {
         size_t max_connections;
         size_t proc_cache_size;
         size_t build_id_cache_size;
+        size_t max_build_id_reads;
         uint64_t idle_timeout_usec;
         size_t workers;
         const char *group;              /* NULL or "": none */

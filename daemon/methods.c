@@ -230,6 +230,7 @@ static int method_normalize(Call *call) {
                          (req.pin ? NORMALIZE_PIN : 0),
                 .start_time = req.start_time,
                 .build_id_cache = m->build_ids,
+                .max_build_id_reads = m->config.max_build_id_reads,
         };
         generation = proc_generation(p);
         r = proc_normalize(p, req.addresses, req.n_addresses, &opts, &n);
@@ -259,6 +260,7 @@ static int method_normalize(Call *call) {
                         .map_files = nm->map_files,
                         .build_id = nm->build_id,
                         .build_id_len = nm->build_id_len,
+                        .build_id_skipped = nm->build_id_skipped,
                         .deleted = nm->deleted,
                         .vdso = nm->vdso,
                         .dev_major = nm->dev_major,
@@ -305,8 +307,8 @@ typedef struct MappingItem {
 typedef struct MappingList {
         MappingItem *items;
         size_t n, allocated;
-        uint64_t start;
         size_t budget, used;
+        size_t n_skipped;               /* build IDs not read: over the call's cap */
         bool full;
         uint64_t next;
 } MappingList;
@@ -316,9 +318,16 @@ static size_t mapping_size_max(size_t name_len) {
         return proto_mapping_size_max(&(ProtoMapping) { .path = name_len > 0 ? "" : NULL }) + 6 * name_len;
 }
 
-static void mapping_list_done(MappingList *l) {
+/* Forget the mappings taken so far, keeping the limits. */
+static void mapping_list_reset(MappingList *l) {
         for (size_t i = 0; i < l->n; i++)
                 free(l->items[i].path);
+        l->n = l->used = l->n_skipped = 0;
+        l->full = false;
+}
+
+static void mapping_list_done(MappingList *l) {
+        mapping_list_reset(l);
         free(l->items);
 }
 
@@ -327,8 +336,12 @@ static int mapping_list_add(const Vma *v, void *userdata) {
         MappingItem *it;
         size_t size;
 
-        if (v->end <= l->start)
+        /* The process exec'd: what we have is of a map that is gone, and the walk starts over. */
+        if (!v) {
+                mapping_list_reset(l);
                 return 0;
+        }
+
         size = mapping_size_max(v->name_len);
         if (l->n > 0 && size > l->budget - l->used) {
                 l->full = true;
@@ -347,6 +360,8 @@ static int mapping_list_add(const Vma *v, void *userdata) {
                 l->allocated = n;
         }
 
+        if (v->build_id_skipped)
+                l->n_skipped++;
         it = &l->items[l->n];
         *it = (MappingItem) { .vma = *v };
         it->perms[0] = (v->perms & VMA_PERM_READ) ? 'r' : '-';
@@ -395,13 +410,14 @@ static int method_list_mappings(Call *call) {
                 .flags = req.pin ? NORMALIZE_PIN : 0,
                 .start_time = req.start_time,
                 .build_id_cache = m->build_ids,
+                .max_build_id_reads = m->config.max_build_id_reads,
+                .start = req.start,
         };
         generation = proc_generation(p);
-        list.start = req.start;
         /* Room for the reply around the mappings. */
         list.budget = m->config.max_reply_size - 256;
-        r = proc_foreach_vma(p, (req.exec_only ? PROC_LIST_EXEC_ONLY : 0) | (req.build_ids ? PROC_LIST_BUILD_IDS : 0),
-                             &opts, mapping_list_add, &list);
+        r = proc_foreach_vma(p, PROC_LIST_RESTART | (req.exec_only ? PROC_LIST_EXEC_ONLY : 0) |
+                             (req.build_ids ? PROC_LIST_BUILD_IDS : 0), &opts, mapping_list_add, &list);
         if (r == -ENOBUFS && list.full)
                 r = 0;          /* a full reply: the rest in the next */
         r = call_finish(call, &h.cp, r, proc_generation(p) != generation);
@@ -427,6 +443,7 @@ static int method_list_mappings(Call *call) {
                         .deleted = it->vma.deleted,
                         .build_id = it->vma.build_id,
                         .build_id_len = it->vma.build_id_len,
+                        .build_id_skipped = it->vma.build_id_skipped,
                 };
         }
 

@@ -271,6 +271,7 @@ typedef struct ProcCall {
         BuildIdCache *cache;
         size_t max_reads;       /* images the call may read for build IDs; 0: no limit */
         size_t n_reads;         /* so far, over all passes */
+        uint64_t start;         /* a walk's first address of interest */
         int root_fd;            /* the process's root, opened on first use */
         bool root_tried;
 } ProcCall;
@@ -1157,7 +1158,7 @@ static int proc_walk_once(ProcCall *c, unsigned flags, ProcVmaFn fn, void *userd
         Proc *p = c->proc;
         LastFile last = {};
         char name[PATH_MAX];
-        uint64_t addr = 0;
+        uint64_t addr = c->start;
         int r, n_skipped = 0;
 
         r = vma_source_begin(p->source);
@@ -1198,6 +1199,7 @@ int proc_foreach_vma(Proc *p, unsigned flags, const NormalizeOptions *opts, Proc
                 .proc = p,
                 .cache = opts ? opts->build_id_cache : NULL,
                 .max_reads = opts ? opts->max_build_id_reads : 0,
+                .start = opts ? opts->start : 0,
                 .root_fd = -EBADF,
         };
         bool reattached = false, emitted = false;

@@ -145,6 +145,8 @@ typedef struct NormalizeOptions {
          * so that a caller can tell "not read" from "none".
          */
         size_t max_build_id_reads;
+        /* proc_foreach_vma(): walk from the VMA that covers or follows this address. */
+        uint64_t start;
 } NormalizeOptions;
 
 /*
@@ -169,7 +171,7 @@ enum {
  * With PROC_LIST_RESTART, @v may also be NULL: the process exec'd during
  * the walk, so the VMAs given so far belong to an address space that is
  * gone. @fn must discard all it was given (a negative return stops the
- * walk, as above); the walk then starts over, from the lowest address, on
+ * walk, as above); the walk then starts over, from the first address again, on
  * the new address space. That happens a few times at most, then the walk
  * fails with -ESRCH.
  */
@@ -180,8 +182,8 @@ typedef int (*ProcVmaFn)(const Vma *v, void *userdata);
  * it maps or unmaps meanwhile may or may not show). When the address space
  * goes away (an exec) before @fn was called, the walk starts over on the
  * new one unseen; after, only with PROC_LIST_RESTART, else it fails with
- * -ESRCH. @opts may be NULL; its flags are not used, its pin, cache and
- * max_build_id_reads are.
+ * -ESRCH. @opts may be NULL; its flags are not used, its pin, cache,
+ * max_build_id_reads and start are.
  *
  * Returns the number of VMAs given with Vma.build_id_skipped set (0
  * without PROC_LIST_BUILD_IDS or max_build_id_reads), or what stopped the

@@ -648,6 +648,8 @@ static int module_encode(const ProtoModule *m, struct json_object **ret) {
         r = add_string(o, "path", m->path);
         if (r >= 0)
                 r = add_build_id(o, "build_id", m->build_id, m->build_id_len);
+        if (r >= 0 && m->build_id_skipped)
+                r = add_bool(o, "build_id_skipped", true);
         if (r >= 0)
                 r = add_bool(o, "deleted", m->deleted);
         if (r >= 0)
@@ -779,6 +781,8 @@ static int mapping_encode(const ProtoMapping *m, struct json_object **ret) {
                 r = add_bool(o, "deleted", m->deleted);
         if (r >= 0)
                 r = add_build_id(o, "build_id", m->build_id, m->build_id_len);
+        if (r >= 0 && m->build_id_skipped)
+                r = add_bool(o, "build_id_skipped", true);
         if (r < 0)
                 return r;
 
@@ -1251,6 +1255,7 @@ static int module_decode(struct json_object *o, ProtoModule *ret, uint8_t *id_st
         static const Field fields[] = {
                 { "path",      field_string,   offsetof(ModuleTarget, m.path),      true  },
                 { "build_id",  field_build_id, offsetof(ModuleTarget, id),          true  },
+                { "build_id_skipped", field_bool, offsetof(ModuleTarget, m.build_id_skipped), false },
                 { "deleted",   field_bool,     offsetof(ModuleTarget, m.deleted),   true  },
                 { "vdso",      field_bool,     offsetof(ModuleTarget, m.vdso),      true  },
                 { "map_files", field_string,   offsetof(ModuleTarget, m.map_files), false },
@@ -1440,6 +1445,7 @@ static int mapping_decode(struct json_object *o, ProtoMapping *ret, uint8_t *id_
                 { "kind",      field_string,   offsetof(MappingTarget, m.kind),      true  },
                 { "deleted",   field_bool,     offsetof(MappingTarget, m.deleted),   true  },
                 { "build_id",  field_build_id, offsetof(MappingTarget, id),          true  },
+                { "build_id_skipped", field_bool, offsetof(MappingTarget, m.build_id_skipped), false },
         };
         MappingTarget t = { .id.bytes = id_storage };
         int r;

@@ -201,6 +201,7 @@ typedef struct ProtoModule {
         const char *map_files;                  /* NULL: not asked for, or the vDSO */
         const uint8_t *build_id;                /* NULL or build_id_len == 0: none */
         size_t build_id_len;
+        bool build_id_skipped;                  /* not read: the call read as many files as it may */
         bool deleted;
         bool vdso;
         uint32_t dev_major;
@@ -225,8 +226,9 @@ typedef struct ProtoNormalizeReply {
 
 /*
  * Encode the reply parameters: {"pid", "start_time", "modules": [{"path",
- * "build_id": "hex" | null, "deleted", "vdso", "map_files"?, "dev_major",
- * "dev_minor", "inode"}], "results": [{"module", "offset"} | {"unknown"}]}.
+ * "build_id": "hex" | null, "build_id_skipped"?, "deleted", "vdso",
+ * "map_files"?, "dev_major", "dev_minor", "inode"}], "results": [{"module",
+ * "offset"} | {"unknown"}]}. "build_id_skipped": true is sent only when set.
  * Only the strings are referenced from @reply; they are copied.
  * Errors: -EINVAL a NULL path, a build ID longer than VMAQ_BUILD_ID_MAX, a
  * module index out of range, or "unknown" not one of "unmapped",
@@ -265,12 +267,13 @@ typedef struct ProtoMapping {
         bool deleted;
         const uint8_t *build_id;
         size_t build_id_len;
+        bool build_id_skipped;                  /* as for ProtoModule */
 } ProtoMapping;
 
 /*
  * {"pid", "start_time", "mappings": [{"start", "end", "perms", "offset",
  * "dev_major", "dev_minor", "inode", "path"?, "kind", "deleted",
- * "build_id": "hex" | null}], "next"?}. With @has_next, "next" is where the
+ * "build_id": "hex" | null, "build_id_skipped"?}], "next"?}. With @has_next, "next" is where the
  * mappings left out of this reply begin: the client asks again from there.
  * Errors: -EINVAL a NULL perms, a build ID too long, or "kind" not one of
  * "file", "anonymous", "special", "vdso"; -ENOMEM.

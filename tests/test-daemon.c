@@ -2800,6 +2800,48 @@ START_TEST(test_list_mappings_parts) {
 }
 END_TEST
 
+/* Past --max-build-id-reads, build IDs are marked skipped, never silently missing; the next call goes on. */
+START_TEST(test_build_id_reads_capped) {
+        Daemon *d = daemon_start(ARGS("--max-build-id-reads", "1"));
+        TestChild *tc = spawn_test_child();
+        _cleanup_(client_freep) Client *c = client_connect(d);
+        _cleanup_free_ char *msg = NULL;
+        uint64_t addrs[LAYOUT_N];
+        size_t last = SIZE_MAX, calls = 0;
+
+        layout_addrs(tc, addrs);
+        msg = normalize_call(tc->pid, addrs, LAYOUT_N, NULL);
+        for (;;) {
+                _cleanup_(json_object_putp) struct json_object *r = client_call(c, "%s", msg);
+                struct json_object *modules = json_get_array(reply_parameters(r), "modules");
+                size_t skipped = 0;
+
+                for (size_t i = 0; i < json_object_array_length(modules); i++) {
+                        struct json_object *m = json_object_array_get_idx(modules, i);
+
+                        if (json_has(m, "build_id_skipped")) {
+                                ck_assert(json_get_bool(m, "build_id_skipped"));
+                                (void) json_get(m, "build_id", json_type_null);
+                                skipped++;
+                        }
+                }
+                calls++;
+                if (calls == 1)
+                        ck_assert_uint_gt(skipped, 0);
+                /* Each call reads one more file; what it read before comes from the cache. */
+                ck_assert_uint_lt(skipped, last);
+                last = skipped;
+                if (skipped == 0)
+                        break;
+                ck_assert_uint_lt(calls, 20);
+        }
+        ck_assert_uint_gt(calls, 1);
+
+        test_child_stop(tc);
+        daemon_stop(d);
+}
+END_TEST
+
 /* A Normalize reply that would not fit is refused with its limit, not cut short. */
 START_TEST(test_normalize_reply_too_large) {
         Daemon *d = daemon_start(ARGS("--max-reply-size", "65536"));
@@ -3229,6 +3271,7 @@ static Suite *daemon_suite(void) {
         tcase_add_test(tc, test_list_mappings);
         tcase_add_test(tc, test_list_mappings_parts);
         tcase_add_test(tc, test_normalize_reply_too_large);
+        tcase_add_test(tc, test_build_id_reads_capped);
 
         tc = tcase(s, "status");
         tcase_add_test(tc, test_status_counters);

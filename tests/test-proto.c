@@ -1268,6 +1268,35 @@ START_TEST(test_normalize_reply_empty) {
 }
 END_TEST
 
+/* A build ID skipped for the call's cap says so, and only then; it reads back. */
+START_TEST(test_build_id_skipped) {
+        static const ProtoModule modules[] = {
+                { .path = "/a", .build_id_skipped = true },
+                { .path = "/b" },
+        };
+        static const ProtoResult results[] = { { .module = 0 }, { .module = 1 } };
+        _cleanup_(json_object_putp) struct json_object *o = NULL;
+        _cleanup_free_ char *msg = NULL;
+        struct json_object *enc = NULL, *p = NULL;
+        ProtoNormalizeReply reply = {};
+        const char *error = NULL, *field = NULL;
+        size_t size = 0;
+
+        ck_assert_int_eq(proto_normalize_reply_encode(&(ProtoNormalizeReply) {
+                        .pid = 1, .n_modules = 2, .modules = modules, .n_results = 2, .results = results,
+                }, &enc), 0);
+        ck_assert_int_eq(varlink_reply_format(enc, false, &msg, &size), 0);
+        ck_assert_ptr_nonnull(strstr(msg, "{\"path\":\"/a\",\"build_id\":null,\"build_id_skipped\":true,"));
+        ck_assert_ptr_nonnull(strstr(msg, "{\"path\":\"/b\",\"build_id\":null,\"deleted\""));
+        ck_assert_int_eq(varlink_json_parse(msg, size - 1, NULL, &o), 0);
+        ck_assert_int_eq(proto_reply_split(o, &error, &p, &field), 0);
+        ck_assert_int_eq(proto_normalize_reply_decode(p, &reply, &field), 0);
+        ck_assert(reply.modules[0].build_id_skipped);
+        ck_assert(!reply.modules[1].build_id_skipped);
+        proto_normalize_reply_done(&reply);
+}
+END_TEST
+
 /* 2^64-1 travels as the integer 18446744073709551615 and reads back exactly. */
 START_TEST(test_normalize_reply_u64) {
         static const ProtoResult results[] = {
@@ -2263,6 +2292,7 @@ static Suite *proto_suite(void) {
         tc = tcase_create("normalize-reply-encode");
         tcase_add_test(tc, test_normalize_reply_encode);
         tcase_add_test(tc, test_normalize_reply_empty);
+        tcase_add_test(tc, test_build_id_skipped);
         tcase_add_test(tc, test_normalize_reply_u64);
         tcase_add_test(tc, test_normalize_reply_invalid);
         suite_add_tcase(s, tc);
