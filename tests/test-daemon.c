@@ -2842,6 +2842,44 @@ START_TEST(test_build_id_reads_capped) {
 }
 END_TEST
 
+/* A process that execs over and over is listed every time, never reported gone. */
+START_TEST(test_list_mappings_exec_loop) {
+        Daemon *d = daemon_start(NULL);
+        _cleanup_(client_freep) Client *c = client_connect(d);
+        char script[PATH_MAX];
+        size_t answered = 0;
+        pid_t pid;
+        FILE *f;
+
+        snprintf(script, sizeof(script), "%s/exec-loop.sh", d->dir);
+        f = fopen(script, "we");
+        ck_assert_ptr_nonnull(f);
+        fputs("[ \"$1\" -lt 3000 ] && exec /bin/sh \"$0\" $(($1 + 1))\nexec sleep 60\n", f);
+        ck_assert_int_eq(fclose(f), 0);
+
+        pid = fork_child();
+        if (pid == 0) {
+                execl("/bin/sh", "/bin/sh", script, "0", (char *) NULL);
+                _exit(127);
+        }
+
+        /* While it execs: every answer is a listing. */
+        for (unsigned i = 0; i < 300; i++) {
+                _cleanup_(json_object_putp) struct json_object *r = NULL;
+
+                r = client_call(c, "{\"method\":\"io.vmaq.ListMappings\",\"parameters\":{\"pid\":%d}}", (int) pid);
+                ck_assert_msg(!error_name(r), "call %u: %s", i, json_object_to_json_string(r));
+                ck_assert_uint_gt(json_object_array_length(json_get_array(reply_parameters(r), "mappings")), 0);
+                answered++;
+        }
+        ck_assert_uint_eq(answered, 300);
+
+        kill(pid, SIGKILL);
+        (void) wait_child(pid, TIMEOUT_MS);
+        daemon_stop(d);
+}
+END_TEST
+
 /* A Normalize reply that would not fit is refused with its limit, not cut short. */
 START_TEST(test_normalize_reply_too_large) {
         Daemon *d = daemon_start(ARGS("--max-reply-size", "65536"));
@@ -3272,6 +3310,7 @@ static Suite *daemon_suite(void) {
         tcase_add_test(tc, test_list_mappings_parts);
         tcase_add_test(tc, test_normalize_reply_too_large);
         tcase_add_test(tc, test_build_id_reads_capped);
+        tcase_add_test(tc, test_list_mappings_exec_loop);
 
         tc = tcase(s, "status");
         tcase_add_test(tc, test_status_counters);
