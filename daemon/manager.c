@@ -669,24 +669,13 @@ static int manager_on_proc_exit(sd_event_source *s, int fd, uint32_t revents, vo
         return 0;
 }
 
-static int open_proc_dir(pid_t pid) {
-        char path[sizeof("/proc/") + 3 * sizeof(pid_t)];
-        int fd;
-
-        snprintf(path, sizeof(path), "/proc/%d", (int) pid);
-        fd = open(path, O_PATH|O_DIRECTORY|O_CLOEXEC);
-        if (fd < 0)
-                return errno == ENOENT ? -ESRCH : -errno;
-        return fd;
-}
-
 /* Open @pid afresh, checked before anything else is opened for it. */
 static int manager_open_proc(Manager *m, const Peer *peer, pid_t pid, CachedProc **ret) {
         _cleanup_close_ int dir_fd = -EBADF, pidfd = -EBADF;
         CachedProc *cp;
         int r;
 
-        dir_fd = open_proc_dir(pid);
+        dir_fd = proc_open_dir(pid);
         if (dir_fd < 0)
                 return dir_fd;
         if (!peer->privileged) {

@@ -154,7 +154,7 @@ static int proc_attach(Proc *p, int dir_fd) {
         return 0;
 }
 
-static int proc_open_dir(pid_t pid) {
+int proc_open_dir(pid_t pid) {
         char path[sizeof("/proc/") + 3 * sizeof(pid_t)];
         int fd;
 

@@ -40,7 +40,9 @@ typedef struct Proc Proc;
 
 /* Open process @pid with the concrete @backend (see vma_backend_resolve()). */
 int proc_open(Proc **ret, pid_t pid, VmaBackend backend);
-/* The same on the open /proc/@pid directory @dir_fd, which it takes over, also on failure. */
+/* Open /proc/@pid (O_PATH): a handle on this process that never follows a reused pid. -ESRCH if none. */
+int proc_open_dir(pid_t pid);
+/* proc_open() on the open /proc/@pid directory @dir_fd, which it takes over, also on failure. */
 int proc_open_at(Proc **ret, pid_t pid, int dir_fd, VmaBackend backend);
 Proc *proc_free(Proc *p);
 DEFINE_CLEANUP(Proc *, proc_free);
