@@ -2584,6 +2584,18 @@ START_TEST(test_socket_activation) {
 
         /* It starts vmaqd on the first connection, which vmaqd then finds waiting on the socket. */
         wait_for_file(d->dir, d->socket_path, TIMEOUT_MS);
+        /* The file exists once bound, a moment before the tool listens on it. */
+        for (int64_t deadline = now_ms() + TIMEOUT_MS;;) {
+                _cleanup_close_ int fd = -EBADF;
+                int k = unix_connect(d->socket_path, 0, &fd);
+
+                if (k != -ECONNREFUSED) {
+                        ck_assert_int_eq(k, 0);
+                        break;
+                }
+                ck_assert_msg(remaining_ms(deadline) > 0, "'%s' never listened", d->socket_path);
+                (void) poll(NULL, 0, 10);
+        }
         c = client_connect_path(d->socket_path);
         daemon_wait_ready(d, d->socket_path);
         r = client_call(c, "{\"method\":\"org.varlink.service.GetInfo\"}");
