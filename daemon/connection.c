@@ -244,11 +244,11 @@ static int connection_read(Connection *c) {
  * (the rest of a message, reading its replies) or has nothing going on;
  * none while a worker runs its request, which is our debt, not its.
  */
-static int connection_update_timer(Connection *c) {
+int connection_update_timer(Connection *c) {
         uint64_t base;
         int r;
 
-        if (c->job && connection_pending_output(c) == 0)
+        if ((c->job || c->ready) && connection_pending_output(c) == 0)
                 return sd_event_source_set_enabled(c->timer_source, SD_EVENT_OFF);
 
         base = c->deadline_base;
@@ -278,7 +278,14 @@ static int connection_update(Connection *c) {
             (c->closing || !connection_has_message(c)))
                 return -ECONNRESET;
 
-        r = sd_event_source_set_io_events(c->io_source, events);
+        /* An empty mask would still report a hang-up, again and again while a job runs. */
+        if (events == 0)
+                r = sd_event_source_set_enabled(c->io_source, SD_EVENT_OFF);
+        else {
+                r = sd_event_source_set_io_events(c->io_source, events);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(c->io_source, SD_EVENT_ON);
+        }
         if (r < 0)
                 return r;
         return connection_update_timer(c);
@@ -289,13 +296,22 @@ static int connection_on_io(sd_event_source *s, int fd, uint32_t revents, void *
         Manager *m = c->manager;
         int r;
 
-        if (revents & (EPOLLOUT|EPOLLHUP|EPOLLERR)) {
+        /*
+         * Hung up both ways: nothing we could answer would arrive. Its job, if
+         * one runs, is dropped when it is done.
+         */
+        if (revents & EPOLLHUP) {
+                r = -ECONNRESET;
+                goto fail;
+        }
+
+        if (revents & (EPOLLOUT|EPOLLERR)) {
                 r = connection_flush(c);
                 if (r < 0)
                         goto fail;
         }
 
-        if (revents & (EPOLLIN|EPOLLHUP)) {
+        if (revents & EPOLLIN) {
                 r = connection_read(c);
                 if (r < 0)
                         goto fail;

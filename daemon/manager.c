@@ -24,16 +24,18 @@
 
 /* Each cached process holds three fds: its /proc directory, its maps file and a pidfd. */
 #define FDS_PER_PROC 3
-/* Fds kept for everything else: stdio, the socket, the event loop, files being read by workers. */
+/* Fds kept for everything else: stdio, the socket, the event loop; and what one job may hold open. */
 #define FDS_RESERVED 64
+#define FDS_PER_JOB 16
 /* How long a stopping daemon waits for clients to read their last replies. */
 #define STOP_TIMEOUT_USEC (5U * 1000000U)
 /* How long a stopping daemon waits for workers still reading a target. */
 #define WORKERS_STOP_TIMEOUT_USEC (1U * 1000000U)
 /* Out of fds: accept again after this long, or when a connection closes. */
 #define ACCEPT_RETRY_USEC (100U * 1000U)
-/* After a job that held this much, give the freed memory back to the system. */
+/* After a job that held this much, give the freed memory back to the system, once a second at most. */
 #define TRIM_THRESHOLD (1U * 1024U * 1024U)
+#define TRIM_INTERVAL_USEC (1U * 1000000U)
 
 struct CachedProc {
         unsigned n_ref;                 /* the cache's, and the worker's using it */
@@ -42,6 +44,7 @@ struct CachedProc {
         bool busy;                      /* a worker uses it */
         Proc *proc;
         int pidfd;                      /* readable once the process exits */
+        int exit_fd;                    /* the epoll set watching pidfd, while cached */
 };
 
 /* With procs_lock held, or before the object is shared. */
@@ -57,6 +60,11 @@ static void cached_proc_unref(CachedProc *cp) {
 static void cached_proc_uncache(void *p) {
         CachedProc *cp = p;
 
+        /*
+         * A worker may hold it on: its pidfd must not stay in the set, which
+         * is level-triggered and would report the exit over and over.
+         */
+        (void) epoll_ctl(cp->exit_fd, EPOLL_CTL_DEL, cp->pidfd, NULL);
         cp->cached = false;
         cached_proc_unref(cp);
 }
@@ -68,6 +76,7 @@ Proc *cached_proc_get(CachedProc *cp) {
 /* Raise the soft fd limit to the hard one and size the process cache to fit in it. */
 static size_t manager_fit_proc_cache(Manager *m) {
         struct rlimit rl;
+        rlim_t reserved;
         size_t fit;
 
         if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
@@ -80,10 +89,10 @@ static size_t manager_fit_proc_cache(Manager *m) {
                         rl.rlim_cur = soft;
         }
 
-        if (rl.rlim_cur <= FDS_RESERVED + m->config.max_connections + FDS_PER_PROC)
+        reserved = FDS_RESERVED + FDS_PER_JOB * m->config.workers + m->config.max_connections;
+        if (rl.rlim_cur <= reserved + FDS_PER_PROC)
                 return 1;
-        fit = (size_t) MIN(rl.rlim_cur - FDS_RESERVED - m->config.max_connections, (rlim_t) SIZE_MAX)
-              / FDS_PER_PROC;
+        fit = (size_t) MIN(rl.rlim_cur - reserved, (rlim_t) SIZE_MAX) / FDS_PER_PROC;
         if (fit < m->config.proc_cache_size)
                 log_warning(m->log_level, "RLIMIT_NOFILE %llu leaves room for %zu cached processes, not %zu.",
                             (unsigned long long) rl.rlim_cur, fit, m->config.proc_cache_size);
@@ -134,9 +143,14 @@ int manager_new(Manager **ret, const ManagerConfig *config) {
         if (r < 0)
                 return log_error_errno(m->log_level, r, "Failed to identify our namespaces: %m");
 
-        /* A worker per share: no user may hold all of them. */
+        /*
+         * Shares of the workers: no user may hold all of them, and all
+         * unprivileged users together leave the privileged share free, so
+         * that stuck requests of theirs cannot hold up root's.
+         */
         m->jobs_per_user = MAX(config->workers / 4, (size_t) 1);
         m->jobs_per_privileged_user = MAX(config->workers / 2, (size_t) 1);
+        m->jobs_unprivileged = MAX(config->workers - m->jobs_per_privileged_user, (size_t) 1);
         r = worker_pool_new(&m->workers, config->workers);
         if (r < 0)
                 return log_error_errno(m->log_level, r, "Failed to set up the workers: %m");
@@ -194,6 +208,7 @@ Manager *manager_free(Manager *m) {
                 manager_connection_closed(m, m->connections);
         sd_event_source_disable_unref(m->listen_source);
         sd_event_source_disable_unref(m->accept_retry_source);
+        sd_event_source_disable_unref(m->trim_source);
         sd_event_source_disable_unref(m->sigterm_source);
         sd_event_source_disable_unref(m->sigint_source);
         sd_event_source_disable_unref(m->exit_timer_source);
@@ -249,6 +264,34 @@ static void manager_user_unref(Manager *m, UserShare *u) {
                 (void) lru_remove(m->users, &u->uid);
 }
 
+/*
+ * malloc_trim() walks and locks every arena: a client must not be able to
+ * make us run it at will.
+ */
+static int manager_on_trim(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+
+        m->trim_source = sd_event_source_disable_unref(m->trim_source);
+        m->last_trim_usec = usec;
+        (void) malloc_trim(0);
+        return 0;
+}
+
+static void manager_trim(Manager *m) {
+        uint64_t now = 0;
+
+        (void) sd_event_now(m->event, CLOCK_MONOTONIC, &now);
+        if (m->last_trim_usec == 0 || now - m->last_trim_usec >= TRIM_INTERVAL_USEC) {
+                m->last_trim_usec = now;
+                (void) malloc_trim(0);
+                return;
+        }
+        /* Too soon after the last one: once more when the interval is over. */
+        if (!m->trim_source)
+                (void) sd_event_add_time(m->event, &m->trim_source, CLOCK_MONOTONIC,
+                                         m->last_trim_usec + TRIM_INTERVAL_USEC, 0, manager_on_trim, m);
+}
+
 static void manager_unready(Manager *m, Connection *c) {
         if (!c->ready)
                 return;
@@ -289,7 +332,10 @@ static int manager_start(Manager *m, Connection *c) {
         c->job = TAKE_PTR(job);
         c->user->n_jobs++;
         m->n_jobs++;
-        return 0;
+        if (!c->peer.privileged)
+                m->n_unprivileged_jobs++;
+        /* The job's time is ours: the connection's deadline waits for it. */
+        return connection_update_timer(c);
 }
 
 /*
@@ -305,6 +351,9 @@ void manager_dispatch(Manager *m) {
 
                 next = c->ready_next;
                 if (c->user->n_jobs >= share)
+                        continue;
+                /* Unprivileged users together leave the privileged share free. */
+                if (!c->peer.privileged && m->n_unprivileged_jobs >= m->jobs_unprivileged)
                         continue;
                 manager_unready(m, c);
                 if (manager_start(m, c) < 0)
@@ -343,6 +392,8 @@ static int manager_on_workers(sd_event_source *s, int fd, uint32_t revents, void
                 next = i->next;
                 job->user->n_jobs--;
                 m->n_jobs--;
+                if (!job->peer.privileged)
+                        m->n_unprivileged_jobs--;
                 trim = trim || job->size >= TRIM_THRESHOLD || job->reply_size >= TRIM_THRESHOLD;
                 if (job->connection) {
                         job->connection->job = NULL;
@@ -356,7 +407,7 @@ static int manager_on_workers(sd_event_source *s, int fd, uint32_t revents, void
         manager_dispatch(m);
         /* A large request or reply leaves its arenas grown: give the memory back. */
         if (trim)
-                (void) malloc_trim(0);
+                manager_trim(m);
         return 0;
 }
 
@@ -383,7 +434,7 @@ void manager_connection_closed(Manager *m, Connection *c) {
         connection_free(c);
         /* Its buffers grew large: give the memory back rather than keep it for the next one. */
         if (trim)
-                (void) malloc_trim(0);
+                manager_trim(m);
 
         /* An fd came free. */
         if (m->accept_retry_source && !m->stopping) {
@@ -705,7 +756,17 @@ static int manager_open_proc(Manager *m, const Peer *peer, pid_t pid, CachedProc
         cp->n_ref = 1;
         cp->pid = pid;
         cp->pidfd = TAKE_FD(pidfd);
+        cp->exit_fd = -EBADF;
         r = proc_open_at(&cp->proc, pid, TAKE_FD(dir_fd), m->backend);
+        /*
+         * Once more, now that the maps file is open: an exec (of a setuid
+         * program) between the check and the open would have bound it to an
+         * address space the check never saw. The kernel orders opening the
+         * maps file against exec, so the credentials read now are those of
+         * the address space we hold, or of a later one.
+         */
+        if (r >= 0 && !peer->privileged)
+                r = policy_check_target(proc_dir_fd(cp->proc), &peer->client);
         if (r < 0) {
                 cached_proc_unref(cp);
                 return r;
@@ -734,13 +795,15 @@ int manager_acquire_proc(Manager *m, const Peer *peer, pid_t pid, CachedProc **r
         if (cp) {
                 /* The policy first: a refused client must learn nothing, the cache included. */
                 r = manager_recheck_proc(m, peer, cp->proc);
-                if (r < 0) {
-                        manager_release_proc(m, cp, r == -ESRCH);
-                        return r;
+                if (r >= 0) {
+                        manager_count(&m->proc_cache_hits);
+                        *ret = cp;
+                        return 0;
                 }
-                manager_count(&m->proc_cache_hits);
-                *ret = cp;
-                return 0;
+                manager_release_proc(m, cp, r == -ESRCH);
+                /* Gone: its exit not handled yet, the pid perhaps reused. Look it up afresh. */
+                if (r != -ESRCH)
+                        return r;
         }
 
         /* Not cached, or in use by another request: open our own. */
@@ -755,6 +818,7 @@ int manager_acquire_proc(Manager *m, const Peer *peer, pid_t pid, CachedProc **r
                 fresh->n_ref++;
                 if (lru_put(m->procs, &pid, fresh) >= 0) {
                         fresh->cached = true;
+                        fresh->exit_fd = m->proc_exit_fd;
                         (void) epoll_ctl(m->proc_exit_fd, EPOLL_CTL_ADD, fresh->pidfd, &(struct epoll_event) {
                                         .events = EPOLLIN,
                                         .data.u64 = (uint64_t) pid,

@@ -140,8 +140,10 @@ struct Manager {
         sd_event_source *proc_exit_source;
         int proc_exit_fd;               /* epoll set of the cached processes' pidfds */
         WorkerPool *workers;
-        size_t jobs_per_user, jobs_per_privileged_user;
-        size_t n_jobs;
+        size_t jobs_per_user, jobs_per_privileged_user, jobs_unprivileged;
+        size_t n_jobs, n_unprivileged_jobs;
+        uint64_t last_trim_usec;
+        sd_event_source *trim_source;   /* a trim put off: the last one was too recent */
         Connection *connections;
         size_t n_connections;
         Connection *ready_first, *ready_last;
@@ -208,6 +210,8 @@ int connection_new(Connection **ret, Manager *m, int fd);
 Connection *connection_free(Connection *c);
 /* Answer the requests already received, read no more. -ECONNRESET when nothing is left to do. */
 int connection_drain(Connection *c);
+/* Arm the connection's deadline for its state: none while its job runs or waits for a worker. */
+int connection_update_timer(Connection *c);
 /* Take the next complete message into a new job. -ENOMEM; 0 if there is none. */
 int connection_take_job(Connection *c, Job **ret);
 /* The job of @c is done: queue its reply and go on with the next message. Frees the job. */

@@ -177,7 +177,22 @@ int policy_check_target(int dir_fd, const PolicyClient *client) {
                 r = userns_owned_by(ns_fd, client);
                 if (r < 0)
                         return r;
-                return r > 0 ? 0 : -EACCES;
+                if (r == 0)
+                        return -EACCES;
+                /*
+                 * There the client holds CAP_SYS_PTRACE, but a process that is
+                 * not dumpable also needs it in the namespace its address space
+                 * was made in, which may be ours: require it to be dumpable,
+                 * its files then belonging to its effective uid.
+                 */
+                if (!strstr(status, "\nVmSize:"))
+                        return 0;
+                r = status_field(status, "Uid", 10, uids, 2);
+                if (r < 0)
+                        return r;
+                if (fstatat(dir_fd, "stat", &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        return errno_proc(errno);
+                return st.st_uid == uids[1] ? 0 : -EACCES;
         }
 
         r = status_field(status, "Uid", 10, uids, 3);

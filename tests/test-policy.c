@@ -230,6 +230,7 @@ START_TEST(test_check_target) {
                 { "capabilities kept",          { { NOBODY, NOBODY, NOBODY }, { NOBODY, NOBODY, NOBODY }, 1, true }, false, -EACCES },
                 { "user namespace of root",     { { NOBODY, NOBODY, NOBODY }, { NOBODY, NOBODY, NOBODY }, 1, false, TARGET_NS_OF_ROOT }, false, -EACCES },
                 { "user namespace of its own",  { { NOBODY, NOBODY, NOBODY }, { NOBODY, NOBODY, NOBODY }, 1, false, TARGET_NS_OF_ITS_OWN }, false, 0 },
+                { "not dumpable, in a namespace of its own", { { NOBODY, NOBODY, NOBODY }, { NOBODY, NOBODY, NOBODY }, 0, false, TARGET_NS_OF_ITS_OWN }, false, -EACCES },
                 { "client in its own namespace", { { NOBODY, NOBODY, NOBODY }, { NOBODY, NOBODY, NOBODY }, 1 }, true, -EACCES },
         };
 
