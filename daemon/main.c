@@ -58,7 +58,7 @@ static void help(void) {
                "                             inside one message or reading replies\n"
                "                             (default: %u)\n"
                "     --workers=N             Threads that serve requests; a user gets a\n"
-               "                             quarter of them (default: %u)\n",
+               "                             quarter of them, root half (default: %u)\n",
                program_invocation_short_name, DEFAULT_SOCKET_PATH, DEFAULT_GROUP,
                DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_REPLY_SIZE, DEFAULT_MAX_ADDRESSES, DEFAULT_MAX_CONNECTIONS,
                DEFAULT_PROC_CACHE_SIZE, DEFAULT_BUILD_ID_CACHE_SIZE, DEFAULT_MAX_BUILD_ID_READS,
