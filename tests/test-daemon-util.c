@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -72,6 +73,39 @@ pid_t fork_child(void) {
                 if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
                         _exit(EXIT_FAILURE);
         }
+        return pid;
+}
+
+pid_t spawn_many_mappings(size_t n, int *ret_ctl) {
+        int ctl[2], ready[2];
+        pid_t pid;
+        char b;
+
+        ck_assert_int_eq(pipe2(ctl, O_CLOEXEC), 0);
+        ck_assert_int_eq(pipe2(ready, O_CLOEXEC), 0);
+        pid = fork_child();
+        if (pid == 0) {
+                size_t ps = (size_t) sysconf(_SC_PAGESIZE);
+                uint8_t *base = mmap(NULL, 2 * n * ps, PROT_NONE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0);
+
+                close(ctl[1]);
+                close(ready[0]);
+                if (base == MAP_FAILED)
+                        _exit(EXIT_FAILURE);
+                for (size_t i = 0; i < n; i++)
+                        if (mprotect(base + 2 * i * ps, ps, i % 2 ? PROT_READ : PROT_READ|PROT_WRITE) < 0)
+                                _exit(EXIT_FAILURE);
+                close(ready[1]);
+                while (read(ctl[0], &b, 1) > 0)
+                        ;
+                _exit(EXIT_SUCCESS);
+        }
+        close(ctl[0]);
+        close(ready[1]);
+        /* EOF once it closed its end: it is set up. */
+        ck_assert_int_eq(read(ready[0], &b, 1), 0);
+        close(ready[0]);
+        *ret_ctl = ctl[1];
         return pid;
 }
 

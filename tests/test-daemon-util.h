@@ -93,6 +93,13 @@ void daemon_cleanup_run_dir(void);
 /* Fork, and die with the parent. In the child, returns 0; in the parent, the child's pid. */
 pid_t fork_child(void);
 
+/*
+ * A child with @n one-page mappings more that cannot merge (their
+ * permissions alternate), for maps too large for one reply. It blocks until
+ * *ret_ctl is closed, then exits 0.
+ */
+pid_t spawn_many_mappings(size_t n, int *ret_ctl);
+
 /* Connect to the stream socket @path, with SO_RCVBUF @rcvbuf if > 0. Returns 0 or -errno. */
 int unix_connect(const char *path, int rcvbuf, int *ret_fd);
 

@@ -2728,36 +2728,6 @@ START_TEST(test_fd_limit) {
 }
 END_TEST
 
-/* A child with @n extra one-page mappings that cannot merge; blocks until *ret_ctl closes. */
-static pid_t spawn_many_mappings(size_t n, int *ret_ctl) {
-        int ctl[2], ready[2];
-        pid_t pid;
-        char b;
-
-        ck_assert_int_eq(pipe2(ctl, O_CLOEXEC), 0);
-        ck_assert_int_eq(pipe2(ready, O_CLOEXEC), 0);
-        pid = fork_child();
-        if (pid == 0) {
-                size_t ps = test_page_size();
-                uint8_t *base = mmap(NULL, 2 * n * ps, PROT_NONE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0);
-
-                close_all_but(ctl[0], ready[1]);
-                CHILD_CHECK(base != MAP_FAILED);
-                for (size_t i = 0; i < n; i++)
-                        CHILD_CHECK(mprotect(base + 2 * i * ps, ps, i % 2 ? PROT_READ : PROT_READ|PROT_WRITE) == 0);
-                close(ready[1]);
-                while (read(ctl[0], &b, 1) > 0)
-                        ;
-                _exit(EXIT_SUCCESS);
-        }
-        close(ctl[0]);
-        close(ready[1]);
-        ck_assert_int_eq(read(ready[0], &b, 1), 0);
-        close(ready[0]);
-        *ret_ctl = ctl[1];
-        return pid;
-}
-
 /* A map larger than a reply comes in parts that join up to exactly the core's walk. */
 START_TEST(test_list_mappings_parts) {
         Daemon *d = daemon_start(ARGS("--max-reply-size", "65536"));
@@ -3052,19 +3022,8 @@ START_TEST(test_setuid_exec_race) {
         pid_t client;
 
         snprintf(suid, sizeof(suid), "%s/suid-sleep", d->dir);
-        {
-                _cleanup_close_ int in = open("/bin/sleep", O_RDONLY|O_CLOEXEC), out = -EBADF;
-                char buf[65536];
-                ssize_t n;
-
-                ck_assert_int_ge(in, 0);
-                out = open(suid, O_WRONLY|O_CREAT|O_EXCL|O_CLOEXEC, 0755);
-                ck_assert_int_ge(out, 0);
-                while ((n = read(in, buf, sizeof(buf))) > 0)
-                        ck_assert_int_eq(write(out, buf, (size_t) n), n);
-                ck_assert_int_eq(n, 0);
-                ck_assert_int_eq(fchmod(out, 04755), 0);
-        }
+        test_copy_file("/bin/sleep", suid);
+        ck_assert_int_eq(chmod(suid, 04755), 0);
 
         client = fork_child();
         if (client == 0) {

@@ -457,35 +457,11 @@ END_TEST
 START_TEST(test_list_mappings_parts) {
         _cleanup_(vmaq_closep) struct vmaq_client *whole = NULL, *parts = NULL;
         _cleanup_(vmaq_mappings_freep) struct vmaq_mappings *a = NULL, *b = NULL;
-        int ctl[2], ready[2];
         Daemon *d1, *d2;
         pid_t pid;
-        char x;
+        int ctl;
 
-        ck_assert_int_eq(pipe2(ctl, O_CLOEXEC), 0);
-        ck_assert_int_eq(pipe2(ready, O_CLOEXEC), 0);
-        pid = fork_child();
-        if (pid == 0) {
-                size_t ps = test_page_size(), n = 3000;
-                uint8_t *base = mmap(NULL, 2 * n * ps, PROT_NONE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0);
-
-                close(ctl[1]);
-                close(ready[0]);
-                if (base == MAP_FAILED)
-                        _exit(EXIT_FAILURE);
-                for (size_t i = 0; i < n; i++)
-                        if (mprotect(base + 2 * i * ps, ps, i % 2 ? PROT_READ : PROT_READ|PROT_WRITE) < 0)
-                                _exit(EXIT_FAILURE);
-                close(ready[1]);
-                while (read(ctl[0], &x, 1) > 0)
-                        ;
-                _exit(EXIT_SUCCESS);
-        }
-        close(ctl[0]);
-        close(ready[1]);
-        ck_assert_int_eq(read(ready[0], &x, 1), 0);
-        close(ready[0]);
-
+        pid = spawn_many_mappings(3000, &ctl);
         d1 = daemon_start(NULL);
         d2 = daemon_start(ARGS("--max-reply-size", "65536"));
         whole = connect_ok(d1);
@@ -505,7 +481,7 @@ START_TEST(test_list_mappings_parts) {
                 ck_assert_uint_eq(b->mappings[i].build_id_len, a->mappings[i].build_id_len);
         }
 
-        close(ctl[1]);
+        close(ctl);
         ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
         vmaq_close(TAKE_PTR(whole));
         vmaq_close(TAKE_PTR(parts));
