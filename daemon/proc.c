@@ -1173,6 +1173,16 @@ static int proc_walk_once(ProcCall *c, unsigned flags, ProcVmaFn fn, void *userd
                         return r;
                 if (r == 0)
                         return n_skipped;
+                /*
+                 * The map changed since the last find: a mapping now covers
+                 * where we are but begins before it. What lies below was
+                 * given already; give the rest, as a split of the VMA would
+                 * show it, so that the walk never overlaps itself.
+                 */
+                if (addr > c->start && v.start < addr) {
+                        v.offset += addr - v.start;
+                        v.start = addr;
+                }
                 addr = v.end;
                 if ((flags & PROC_LIST_EXEC_ONLY) && !(v.perms & VMA_PERM_EXEC))
                         continue;

@@ -181,7 +181,9 @@ typedef int (*ProcVmaFn)(const Vma *v, void *userdata);
 
 /*
  * Walk the VMAs of the process, in one pass over one address space (what
- * it maps or unmaps meanwhile may or may not show). When the address space
+ * it maps or unmaps meanwhile may or may not show), in address order and
+ * never overlapping: a VMA that grew down over what was given already is
+ * given from where the walk stands, as a split of it would be. When the address space
  * goes away (an exec) before @fn was called, the walk starts over on the
  * new one unseen; after, only with PROC_LIST_RESTART, else it fails with
  * -ESRCH. @opts may be NULL; its flags are not used, its pin, cache,
