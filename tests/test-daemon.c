@@ -35,6 +35,7 @@
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -3201,6 +3202,9 @@ START_TEST(test_stalled_target) {
         StallFs fs;
         pid_t target;
 
+        /* In a mount namespace of the test's own: the mount goes with it, whatever becomes of the test. */
+        ck_assert_int_eq(unshare(CLONE_NEWNS), 0);
+        ck_assert_int_eq(mount(NULL, "/", NULL, MS_REC|MS_PRIVATE, NULL), 0);
         ck_assert_int_eq(stall_fs_mount(&fs, run_dir), 0);
         test_self_exe(exe);
 
