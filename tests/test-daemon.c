@@ -1824,7 +1824,12 @@ START_TEST(test_message_too_large) {
         /* A megabyte without any NUL: the same, without reading it all first. */
         huge = padded_get_info(1024 * 1024);
         huge[1024 * 1024 - 1] = ' ';
-        ck_assert_int_eq(client_send_raw(c3, huge, 64 * 1024), 0);
+        {
+                /* It may close before all of it went out: that is the point. */
+                int k = client_send_raw(c3, huge, 64 * 1024);
+
+                ck_assert_msg(k == 0 || k == -EPIPE || k == -ECONNRESET, "send: %s", strerror(-k));
+        }
         r = (json_object_put(r), NULL);
         r = client_reply(c3);
         ck_assert_uint_eq(json_get_u64(reply_error(r, "io.vmaq.RequestTooLarge"), "limit"), 4096);
