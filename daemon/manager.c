@@ -765,8 +765,8 @@ static int manager_open_proc(Manager *m, const Peer *peer, pid_t pid, CachedProc
          * maps file against exec, so the credentials read now are those of
          * the address space we hold, or of a later one.
          */
-        if (r >= 0 && !peer->privileged)
-                r = policy_check_target(proc_dir_fd(cp->proc), &peer->client);
+        if (r >= 0)
+                r = manager_recheck_proc(m, peer, cp->proc);
         if (r < 0) {
                 cached_proc_unref(cp);
                 return r;

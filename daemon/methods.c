@@ -209,9 +209,9 @@ static int method_normalize(Call *call) {
         _cleanup_(proc_handle_release) ProcHandle h = { .manager = m };
         struct json_object *reply = NULL;
         const char *parameter = NULL;
+        ProtoNormalizeReply out;
         NormalizeOptions opts;
         unsigned generation;
-        size_t size;
         Proc *p;
         int r;
 
@@ -237,16 +237,6 @@ static int method_normalize(Call *call) {
         r = call_finish(call, &h.cp, r, proc_generation(p) != generation);
         if (r <= 0)
                 return r;
-
-        /* Each module's strings may grow sixfold as JSON, each result is under 64 bytes. */
-        size = 256 + n->n_results * 64;
-        for (size_t i = 0; i < n->n_modules; i++)
-                size += 512 + 2 * BUILD_ID_MAX + 6 * strlen(n->modules[i].path) +
-                        (n->modules[i].map_files ? 6 * strlen(n->modules[i].map_files) : 0);
-        if (size > m->config.max_reply_size)
-                return call_error(call, PROTO_ERROR_REPLY_TOO_LARGE, &(ProtoErrorDetails) {
-                                .limit = m->config.max_reply_size,
-                        });
 
         modules = calloc(MAX(n->n_modules, (size_t) 1), sizeof(ProtoModule));
         results = calloc(MAX(n->n_results, (size_t) 1), sizeof(ProtoResult));
@@ -278,14 +268,21 @@ static int method_normalize(Call *call) {
                 };
         }
 
-        r = proto_normalize_reply_encode(&(ProtoNormalizeReply) {
-                        .pid = n->pid,
-                        .start_time = n->start_time,
-                        .n_modules = n->n_modules,
-                        .modules = modules,
-                        .n_results = n->n_results,
-                        .results = results,
-                }, &reply);
+        out = (ProtoNormalizeReply) {
+                .pid = n->pid,
+                .start_time = n->start_time,
+                .n_modules = n->n_modules,
+                .modules = modules,
+                .n_results = n->n_results,
+                .results = results,
+        };
+        /* Refused before it is built: a reply costs more to build than to send. */
+        if (proto_normalize_reply_size_max(&out) > m->config.max_reply_size)
+                return call_error(call, PROTO_ERROR_REPLY_TOO_LARGE, &(ProtoErrorDetails) {
+                                .limit = m->config.max_reply_size,
+                        });
+
+        r = proto_normalize_reply_encode(&out, &reply);
         if (r < 0)
                 return r;
         return call_reply(call, reply);
@@ -313,10 +310,6 @@ typedef struct MappingList {
         uint64_t next;
 } MappingList;
 
-/* What a mapping of @name_len bytes of path costs at most in the reply (see proto_mapping_size_max()). */
-static size_t mapping_size_max(size_t name_len) {
-        return proto_mapping_size_max(&(ProtoMapping) { .path = name_len > 0 ? "" : NULL }) + 6 * name_len;
-}
 
 /* Forget the mappings taken so far, keeping the limits. */
 static void mapping_list_reset(MappingList *l) {
@@ -342,7 +335,7 @@ static int mapping_list_add(const Vma *v, void *userdata) {
                 return 0;
         }
 
-        size = mapping_size_max(v->name_len);
+        size = proto_mapping_size_max(v->name_len);
         if (l->n > 0 && size > l->budget - l->used) {
                 l->full = true;
                 l->next = v->start;
@@ -415,7 +408,7 @@ static int method_list_mappings(Call *call) {
         };
         generation = proc_generation(p);
         /* Room for the reply around the mappings. */
-        list.budget = m->config.max_reply_size - 256;
+        list.budget = m->config.max_reply_size - proto_list_mappings_reply_size_max();
         r = proc_foreach_vma(p, PROC_LIST_RESTART | (req.exec_only ? PROC_LIST_EXEC_ONLY : 0) |
                              (req.build_ids ? PROC_LIST_BUILD_IDS : 0), &opts, mapping_list_add, &list);
         if (r == -ENOBUFS && list.full)

@@ -790,13 +790,34 @@ static int mapping_encode(const ProtoMapping *m, struct json_object **ret) {
         return 0;
 }
 
-size_t proto_mapping_size_max(const ProtoMapping *m) {
-        /* The keys, punctuation and 20-digit numbers of one mapping, with room to spare. */
-        size_t size = 512 + 2 * VMAQ_BUILD_ID_MAX;
+/*
+ * The keys, punctuation, booleans and 20-digit numbers of one module or
+ * mapping, its build ID in hex, with room to spare; strings come on top,
+ * each byte at most a six-byte escape.
+ */
+#define ENTRY_SIZE_MAX (512U + 2U * VMAQ_BUILD_ID_MAX)
+/* {"module":4294967295,"offset":18446744073709551615}, or {"unknown":"anonymous"}, and a comma. */
+#define RESULT_SIZE_MAX 64U
+/* The reply around them: pid, start_time, next, the keys of the arrays. */
+#define REPLY_SIZE_MAX 256U
 
-        if (m->path)
-                size += 6 * strlen(m->path);
+size_t proto_mapping_size_max(size_t path_len) {
+        return ENTRY_SIZE_MAX + 6 * path_len;
+}
+
+size_t proto_normalize_reply_size_max(const ProtoNormalizeReply *reply) {
+        size_t size = REPLY_SIZE_MAX + reply->n_results * RESULT_SIZE_MAX;
+
+        for (size_t i = 0; i < reply->n_modules; i++) {
+                const ProtoModule *m = &reply->modules[i];
+
+                size += ENTRY_SIZE_MAX + 6 * strlen(m->path) + (m->map_files ? 6 * strlen(m->map_files) : 0);
+        }
         return size;
+}
+
+size_t proto_list_mappings_reply_size_max(void) {
+        return REPLY_SIZE_MAX;
 }
 
 int proto_list_mappings_reply_encode(pid_t pid, uint64_t start_time, const ProtoMapping *mappings, size_t n,

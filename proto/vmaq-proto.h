@@ -236,6 +236,9 @@ typedef struct ProtoNormalizeReply {
  */
 int proto_normalize_reply_encode(const ProtoNormalizeReply *reply, struct json_object **ret);
 
+/* An upper bound on the bytes of @reply encoded, as for proto_mapping_size_max(). */
+size_t proto_normalize_reply_size_max(const ProtoNormalizeReply *reply);
+
 /* --- io.vmaq.ListMappings ----------------------------------------------- */
 
 typedef struct ProtoListMappingsRequest {
@@ -282,10 +285,12 @@ int proto_list_mappings_reply_encode(pid_t pid, uint64_t start_time, const Proto
                                      bool has_next, uint64_t next, struct json_object **ret);
 
 /*
- * An upper bound on the bytes @m takes in an encoded reply, whatever its
- * strings hold (each byte may become a six-byte escape).
+ * Upper bounds on the bytes of encoded replies, whatever their strings
+ * hold (each byte may become a six-byte escape): one mapping whose path has
+ * @path_len bytes (0: none), and a ListMappings reply without its mappings.
  */
-size_t proto_mapping_size_max(const ProtoMapping *m);
+size_t proto_mapping_size_max(size_t path_len);
+size_t proto_list_mappings_reply_size_max(void);
 
 /* --- io.vmaq.GetStatus -------------------------------------------------- */
 

@@ -1268,6 +1268,57 @@ START_TEST(test_normalize_reply_empty) {
 }
 END_TEST
 
+/* The size bounds hold for the worst strings: every byte escaped, every number at its longest. */
+START_TEST(test_reply_size_max) {
+        static const uint8_t id[VMAQ_BUILD_ID_MAX] = { 0xff };
+        char path[101];
+        _cleanup_free_ char *msg = NULL;
+        struct json_object *o = NULL;
+        size_t size = 0;
+
+        memset(path, '\x01', sizeof(path) - 1);
+        path[sizeof(path) - 1] = '\0';
+
+        {
+                const ProtoMapping m = {
+                        .start = UINT64_MAX, .end = UINT64_MAX, .offset = UINT64_MAX, .inode = UINT64_MAX,
+                        .dev_major = UINT32_MAX, .dev_minor = UINT32_MAX, .perms = "rwxs", .path = path,
+                        .kind = "anonymous", .deleted = true, .build_id = id, .build_id_len = sizeof(id),
+                        .build_id_skipped = true,
+                };
+
+                ck_assert_int_eq(proto_list_mappings_reply_encode(INT32_MAX, UINT64_MAX, &m, 1, true, UINT64_MAX,
+                                                                  &o), 0);
+                ck_assert_int_eq(varlink_reply_format(o, false, &msg, &size), 0);
+                ck_assert_uint_le(size, proto_list_mappings_reply_size_max() + proto_mapping_size_max(strlen(path)));
+        }
+        free(msg);
+        msg = NULL;
+        {
+                const ProtoModule mod = {
+                        .path = path, .map_files = path, .build_id = id, .build_id_len = sizeof(id),
+                        .build_id_skipped = true, .deleted = true, .vdso = true,
+                        .dev_major = UINT32_MAX, .dev_minor = UINT32_MAX, .inode = UINT64_MAX,
+                };
+                const ProtoResult res[] = {
+                        { .module = 0, .offset = UINT64_MAX },
+                        { .unknown = "anonymous" },
+                };
+                const ProtoNormalizeReply reply = {
+                        .pid = INT32_MAX, .start_time = UINT64_MAX,
+                        .n_modules = 1, .modules = &mod, .n_results = 2, .results = res,
+                };
+
+                o = NULL;
+                ck_assert_int_eq(proto_normalize_reply_encode(&reply, &o), 0);
+                ck_assert_int_eq(varlink_reply_format(o, false, &msg, &size), 0);
+                ck_assert_uint_le(size, proto_normalize_reply_size_max(&reply));
+                /* Not a bound so loose that it says nothing. */
+                ck_assert_uint_ge(proto_normalize_reply_size_max(&reply), 2 * 6 * strlen(path));
+        }
+}
+END_TEST
+
 /* A build ID skipped for the call's cap says so, and only then; it reads back. */
 START_TEST(test_build_id_skipped) {
         static const ProtoModule modules[] = {
@@ -2293,6 +2344,7 @@ static Suite *proto_suite(void) {
         tcase_add_test(tc, test_normalize_reply_encode);
         tcase_add_test(tc, test_normalize_reply_empty);
         tcase_add_test(tc, test_build_id_skipped);
+        tcase_add_test(tc, test_reply_size_max);
         tcase_add_test(tc, test_normalize_reply_u64);
         tcase_add_test(tc, test_normalize_reply_invalid);
         suite_add_tcase(s, tc);
