@@ -474,13 +474,12 @@ static int method_run(Call *call, const char *message, size_t size) {
                         });
         }
 
+        /*
+         * No method streams replies: one asked for "more" gets its one
+         * reply, without "continues", as Varlink allows.
+         */
         r = proto_method_lookup(v.method, &method);
-        if (r >= 0 && v.more)
-                /* No method streams replies. */
-                r = call_error(call, PROTO_ERROR_METHOD_NOT_IMPLEMENTED, &(ProtoErrorDetails) {
-                                .method = v.method,
-                        });
-        else if (r == -EADDRNOTAVAIL || r == -EINVAL) {
+        if (r == -EADDRNOTAVAIL || r == -EINVAL) {
                 /* A parsed call's method is "interface.Method": the interface is what precedes the last dot. */
                 _cleanup_free_ char *interface = strndup(v.method, (size_t) (strrchr(v.method, '.') - v.method));
 

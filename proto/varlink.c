@@ -491,7 +491,7 @@ bool varlink_qualified_name_is_valid(const char *name) {
 int varlink_call_parse(const char *data, size_t size, const VarlinkLimits *limits, VarlinkCall *ret) {
         _cleanup_(json_object_putp) struct json_object *o = NULL;
         struct json_object *method = NULL, *parameters = NULL;
-        bool oneway = false, more = false, has_parameters = false;
+        bool oneway = false, more = false;
         int r;
 
         r = varlink_json_parse(data, size, limits, &o);
@@ -504,10 +504,9 @@ int varlink_call_parse(const char *data, size_t size, const VarlinkLimits *limit
         json_object_object_foreach(o, key, value) {
                 if (strcmp(key, "method") == 0)
                         method = value;
-                else if (strcmp(key, "parameters") == 0) {
+                else if (strcmp(key, "parameters") == 0)
+                        /* null is the same as absent, as for any other Varlink service. */
                         parameters = value;
-                        has_parameters = true;
-                }
                 else if (strcmp(key, "oneway") == 0 || strcmp(key, "more") == 0) {
                         if (!json_object_is_type(value, json_type_boolean))
                                 return -EPROTO;
@@ -525,7 +524,7 @@ int varlink_call_parse(const char *data, size_t size, const VarlinkLimits *limit
             !varlink_qualified_name_is_valid(json_object_get_string(method)))
                 return -EPROTO;
 
-        if (!has_parameters) {
+        if (!parameters) {
                 parameters = json_object_new_object();
                 if (!parameters)
                         return -ENOMEM;

@@ -75,7 +75,8 @@ int varlink_json_parse(const char *data, size_t size, const VarlinkLimits *limit
  *         -E2BIG    over @limits (see varlink_json_parse()): nothing was built
  *         -EPROTO   valid JSON but no valid call: not an object, "method"
  *                   missing or not a string of the form "interface.Method",
- *                   "parameters" not an object, "oneway"/"more" not booleans,
+ *                   "parameters" neither an object nor null (null is as
+ *                   absent), "oneway"/"more" not booleans,
  *                   or any other key (including "upgrade")
  *         -ENOMEM
  * On success call varlink_call_done() to release it. *ret is written only

@@ -55,7 +55,7 @@ ProtoMethod proto_method_from_string(const char *name); /* fully qualified; -EIN
 typedef enum ProtoError {
         PROTO_ERROR_INTERFACE_NOT_FOUND,        /* org.varlink.service.InterfaceNotFound (interface) */
         PROTO_ERROR_METHOD_NOT_FOUND,           /* org.varlink.service.MethodNotFound (method) */
-        PROTO_ERROR_METHOD_NOT_IMPLEMENTED,     /* org.varlink.service.MethodNotImplemented (method): "more" asked */
+        PROTO_ERROR_METHOD_NOT_IMPLEMENTED,     /* org.varlink.service.MethodNotImplemented (method): never sent by vmaqd */
         PROTO_ERROR_INVALID_PARAMETER,          /* org.varlink.service.InvalidParameter (parameter) */
         PROTO_ERROR_INVALID_MESSAGE,            /* io.vmaq.InvalidMessage (reason): not JSON, not a call */
         PROTO_ERROR_REQUEST_TOO_LARGE,          /* io.vmaq.RequestTooLarge (parameter, limit) */

@@ -1430,30 +1430,55 @@ START_TEST(test_oneway) {
 }
 END_TEST
 
-/* No method streams: "more": true gets MethodNotImplemented, and the connection stays open. */
+/* The pid of a child that has exited and been reaped. */
+static pid_t spawn_exited_pid(void) {
+        int ctl;
+        pid_t pid = spawn_waiting_child(&ctl, NULL, NULL);
+
+        close(ctl);
+        assert_child_ok(pid, TIMEOUT_MS);
+        return pid;
+}
+
+/*
+ * No method streams: "more": true gets the one ordinary reply, without
+ * "continues", and the connection goes on. "parameters": null is {}.
+ */
 START_TEST(test_more) {
         Daemon *d = daemon_start(NULL);
         _cleanup_(client_freep) Client *c = client_connect(d);
         _cleanup_(json_object_putp) struct json_object *r = NULL;
-        struct json_object *p;
+        pid_t gone = spawn_exited_pid();
 
         r = client_call(c, "{\"method\":\"org.varlink.service.GetInfo\",\"more\":false}");
         ck_assert_str_eq(json_get_string(reply_parameters(r), "version"), PACKAGE_VERSION);
 
         r = (json_object_put(r), NULL);
         r = client_call(c, "{\"method\":\"io.vmaq.GetStatus\",\"more\":true}");
-        p = reply_error(r, "org.varlink.service.MethodNotImplemented");
-        ck_assert_str_eq(json_get_string(p, "method"), "io.vmaq.GetStatus");
+        ck_assert(!json_has(r, "continues"));
+        ck_assert_str_eq(json_get_string(reply_parameters(r), "version"), PACKAGE_VERSION);
 
         r = (json_object_put(r), NULL);
         r = client_call(c, "{\"method\":\"io.vmaq.Normalize\",\"more\":true,"
-                           "\"parameters\":{\"pid\":%d,\"addresses\":[1]}}", (int) getpid());
-        p = reply_error(r, "org.varlink.service.MethodNotImplemented");
-        ck_assert_str_eq(json_get_string(p, "method"), "io.vmaq.Normalize");
+                           "\"parameters\":{\"pid\":%d,\"addresses\":[%" PRIuPTR "]}}",
+                        (int) getpid(), (uintptr_t) test_marker_function);
+        ck_assert(!json_has(r, "continues"));
+        ck_assert_int_eq(json_object_array_length(json_get(reply_parameters(r), "results", json_type_array)), 1);
+
+        /* An error ends the call just the same. */
+        r = (json_object_put(r), NULL);
+        r = client_call(c, "{\"method\":\"io.vmaq.Normalize\",\"more\":true,"
+                           "\"parameters\":{\"pid\":%d,\"addresses\":[1]}}", (int) gone);
+        ck_assert(!json_has(r, "continues"));
+        ck_assert_int_eq(json_get_u64(reply_error(r, "io.vmaq.NoSuchProcess"), "pid"), gone);
 
         r = (json_object_put(r), NULL);
-        r = client_call(c, "{\"method\":\"org.varlink.service.GetInfo\"}");
+        r = client_call(c, "{\"method\":\"org.varlink.service.GetInfo\",\"parameters\":null}");
         ck_assert_str_eq(json_get_string(reply_parameters(r), "version"), PACKAGE_VERSION);
+
+        r = (json_object_put(r), NULL);
+        r = client_call(c, "{\"method\":\"io.vmaq.Normalize\",\"parameters\":null}");
+        ck_assert_str_eq(json_get_string(reply_error(r, "org.varlink.service.InvalidParameter"), "parameter"), "pid");
 
         daemon_stop(d);
 }
