@@ -138,6 +138,12 @@ static const struct {
                 VMAQ_INTERFACE ".ForeignPidNamespace", { EXDEV }, 0 },
         [PROTO_ERROR_INTERNAL] = {
                 VMAQ_INTERFACE ".InternalError", { EIO }, FIELD_ERRNO },
+        [PROTO_ERROR_TOO_MANY_CONNECTIONS] = {
+                VMAQ_INTERFACE ".TooManyConnections", { EUSERS }, FIELD_REASON | FIELD_LIMIT },
+        [PROTO_ERROR_MEMORY_LIMIT] = {
+                VMAQ_INTERFACE ".MemoryLimitReached", { EBUSY }, FIELD_LIMIT },
+        [PROTO_ERROR_TIMED_OUT] = {
+                VMAQ_INTERFACE ".TimedOut", { ETIME }, FIELD_LIMIT },
 };
 
 const char *proto_error_to_string(ProtoError e) {
@@ -858,48 +864,56 @@ int proto_list_mappings_reply_encode(pid_t pid, uint64_t start_time, const Proto
         return 0;
 }
 
-static int cache_status_encode(uint64_t size, uint64_t max, uint64_t hits, uint64_t misses,
-                               struct json_object **ret) {
+/* An object of integers: names[i] is values[i]. */
+static int u64_object_encode(const char *const *names, const uint64_t *values, size_t n, struct json_object **ret) {
         _cleanup_(json_object_putp) struct json_object *o = NULL;
         int r;
 
         o = json_object_new_object();
         if (!o)
                 return -ENOMEM;
-
-        r = add_u64(o, "size", size);
-        if (r >= 0)
-                r = add_u64(o, "max", max);
-        if (r >= 0)
-                r = add_u64(o, "hits", hits);
-        if (r >= 0)
-                r = add_u64(o, "misses", misses);
-        if (r < 0)
-                return r;
+        for (size_t i = 0; i < n; i++) {
+                r = add_u64(o, names[i], values[i]);
+                if (r < 0)
+                        return r;
+        }
 
         *ret = TAKE_PTR(o);
         return 0;
 }
 
+/* The members of the GetStatus objects, in the order of their uint64_t in ProtoStatus. */
+static const char *const cache_status_names[] = { "size", "max", "hits", "misses" };
+static const char *const usage_names[] = { "used", "max" };
+static const char *const refused_names[] = { "connections", "user_connections", "memory", "timeouts", "idle" };
+
+static_assert(offsetof(ProtoStatus, proc_cache_misses) - offsetof(ProtoStatus, proc_cache_size) ==
+              3 * sizeof(uint64_t), "ProtoStatus layout");
+static_assert(offsetof(ProtoStatus, build_id_cache_misses) - offsetof(ProtoStatus, build_id_cache_size) ==
+              3 * sizeof(uint64_t), "ProtoStatus layout");
+static_assert(offsetof(ProtoStatus, refused_idle) - offsetof(ProtoStatus, refused_connections) ==
+              4 * sizeof(uint64_t), "ProtoStatus layout");
+
 int proto_status_encode(const ProtoStatus *status, struct json_object **ret) {
         /* The values of GetStatus.backend in proto/io.vmaq.varlink. */
         static const char *const backends[] = { "ioctl", "text" };
+        const struct {
+                const char *name;
+                const char *const *names;
+                const uint64_t *values;
+                size_t n;
+        } objects[] = {
+                { "proc_cache",     cache_status_names, &status->proc_cache_size,     ELEMENTSOF(cache_status_names) },
+                { "build_id_cache", cache_status_names, &status->build_id_cache_size, ELEMENTSOF(cache_status_names) },
+                { "workers",        usage_names,        &status->workers_used,        ELEMENTSOF(usage_names) },
+                { "memory",         usage_names,        &status->memory_used,         ELEMENTSOF(usage_names) },
+                { "refused",        refused_names,      &status->refused_connections, ELEMENTSOF(refused_names) },
+        };
         _cleanup_(json_object_putp) struct json_object *o = NULL;
-        _cleanup_(json_object_putp) struct json_object *proc_cache = NULL;
-        _cleanup_(json_object_putp) struct json_object *build_id_cache = NULL;
         int r;
 
         if (!string_in(status->backend, backends, ELEMENTSOF(backends)))
                 return -EINVAL;
-
-        r = cache_status_encode(status->proc_cache_size, status->proc_cache_max, status->proc_cache_hits,
-                                status->proc_cache_misses, &proc_cache);
-        if (r < 0)
-                return r;
-        r = cache_status_encode(status->build_id_cache_size, status->build_id_cache_max,
-                                status->build_id_cache_hits, status->build_id_cache_misses, &build_id_cache);
-        if (r < 0)
-                return r;
 
         o = json_object_new_object();
         if (!o)
@@ -915,9 +929,14 @@ int proto_status_encode(const ProtoStatus *status, struct json_object **ret) {
         if (r >= 0)
                 r = add_u64(o, "connections_max", status->connections_max);
         if (r >= 0)
-                r = add(o, "proc_cache", TAKE_PTR(proc_cache));
-        if (r >= 0)
-                r = add(o, "build_id_cache", TAKE_PTR(build_id_cache));
+                r = add_u64(o, "connections_per_user_max", status->connections_per_user_max);
+        for (size_t i = 0; r >= 0 && i < ELEMENTSOF(objects); i++) {
+                struct json_object *v = NULL;
+
+                r = u64_object_encode(objects[i].names, objects[i].values, objects[i].n, &v);
+                if (r >= 0)
+                        r = add(o, objects[i].name, v);
+        }
         if (r >= 0)
                 r = add_u64(o, "requests", status->requests);
         if (r >= 0)
@@ -1203,6 +1222,19 @@ static void error_reply_describe(ProtoErrorReply *e) {
                 break;
         case PROTO_ERROR_INTERNAL:
                 snprintf(what, sizeof(what), "internal error of the daemon: errno %d", d->error);
+                break;
+        case PROTO_ERROR_TOO_MANY_CONNECTIONS:
+                snprintf(what, sizeof(what), "too many connections: %llu %s", (unsigned long long) d->limit,
+                         d->reason);
+                break;
+        case PROTO_ERROR_MEMORY_LIMIT:
+                snprintf(what, sizeof(what), "the daemon holds its limit of %llu bytes for clients, try again later",
+                         (unsigned long long) d->limit);
+                break;
+        case PROTO_ERROR_TIMED_OUT:
+                snprintf(what, sizeof(what), "no answer within %llu.%03llu s, the daemon gave up",
+                         (unsigned long long) (d->limit / 1000000U),
+                         (unsigned long long) (d->limit % 1000000U / 1000U));
                 break;
         default:
                 snprintf(what, sizeof(what), "unknown error");
@@ -1544,19 +1576,31 @@ void proto_list_mappings_reply_done(ProtoListMappingsReply *reply) {
         reply->n_mappings = 0;
 }
 
-/* {"size", "max", "hits", "misses"} into four consecutive uint64_t. */
-static int field_cache_status(struct json_object *v, void *p) {
-        static const Field fields[] = {
-                { "size",   field_u64, 0 * sizeof(uint64_t), true },
-                { "max",    field_u64, 1 * sizeof(uint64_t), true },
-                { "hits",   field_u64, 2 * sizeof(uint64_t), true },
-                { "misses", field_u64, 3 * sizeof(uint64_t), true },
-        };
+/* An object of integers into consecutive uint64_t, named as @names; each is required. */
+static int u64_object_decode(struct json_object *v, const char *const *names, size_t n, uint64_t *p) {
         struct json_object *o = NULL;
 
         if (field_object(v, &o) < 0)
                 return -EINVAL;
-        return dispatch_reply_fields(o, fields, ELEMENTSOF(fields), p, NULL) < 0 ? -EINVAL : 0;
+        for (size_t i = 0; i < n; i++) {
+                struct json_object *m = NULL;
+
+                if (!json_object_object_get_ex(o, names[i], &m) || field_u64(m, p + i) < 0)
+                        return -EINVAL;
+        }
+        return 0;
+}
+
+static int field_cache_status(struct json_object *v, void *p) {
+        return u64_object_decode(v, cache_status_names, ELEMENTSOF(cache_status_names), p);
+}
+
+static int field_usage(struct json_object *v, void *p) {
+        return u64_object_decode(v, usage_names, ELEMENTSOF(usage_names), p);
+}
+
+static int field_refused(struct json_object *v, void *p) {
+        return u64_object_decode(v, refused_names, ELEMENTSOF(refused_names), p);
 }
 
 int proto_status_decode(struct json_object *parameters, ProtoStatus *ret, const char **ret_field) {
@@ -1572,15 +1616,15 @@ int proto_status_decode(struct json_object *parameters, ProtoStatus *ret, const 
                 { "requests",        field_u64,          offsetof(ProtoStatus, requests),            true },
                 { "errors",          field_u64,          offsetof(ProtoStatus, errors),              true },
                 { "denied",          field_u64,          offsetof(ProtoStatus, denied),              true },
+                /* Newer: absent from an older daemon's reply. */
+                { "connections_per_user_max", field_u64, offsetof(ProtoStatus, connections_per_user_max), false },
+                { "workers",         field_usage,        offsetof(ProtoStatus, workers_used),        false },
+                { "memory",          field_usage,        offsetof(ProtoStatus, memory_used),         false },
+                { "refused",         field_refused,      offsetof(ProtoStatus, refused_connections), false },
         };
         ProtoStatus s = {};
         int r;
 
-        /* field_cache_status() relies on the layout. */
-        static_assert(offsetof(ProtoStatus, proc_cache_misses) ==
-                      offsetof(ProtoStatus, proc_cache_size) + 3 * sizeof(uint64_t), "ProtoStatus layout");
-        static_assert(offsetof(ProtoStatus, build_id_cache_misses) ==
-                      offsetof(ProtoStatus, build_id_cache_size) + 3 * sizeof(uint64_t), "ProtoStatus layout");
 
         r = dispatch_reply_fields(parameters, fields, ELEMENTSOF(fields), &s, ret_field);
         if (r < 0)

@@ -66,6 +66,9 @@ typedef enum ProtoError {
         PROTO_ERROR_PROCESS_CHANGED,            /* io.vmaq.ProcessChanged (pid, start_time: the current one) */
         PROTO_ERROR_FOREIGN_PID_NAMESPACE,      /* io.vmaq.ForeignPidNamespace (): client in another pid namespace */
         PROTO_ERROR_INTERNAL,                   /* io.vmaq.InternalError (errno) */
+        PROTO_ERROR_TOO_MANY_CONNECTIONS,       /* io.vmaq.TooManyConnections (reason, limit) */
+        PROTO_ERROR_MEMORY_LIMIT,               /* io.vmaq.MemoryLimitReached (limit): try again later */
+        PROTO_ERROR_TIMED_OUT,                  /* io.vmaq.TimedOut (limit: microseconds) */
         _PROTO_ERROR_MAX,
         _PROTO_ERROR_INVALID = -EINVAL,
 } ProtoError;
@@ -300,14 +303,18 @@ typedef struct ProtoStatus {
         uint64_t uptime_usec;
         uint64_t connections;
         uint64_t connections_max;
-        uint64_t proc_cache_size;
-        uint64_t proc_cache_max;
-        uint64_t proc_cache_hits;
-        uint64_t proc_cache_misses;
-        uint64_t build_id_cache_size;
-        uint64_t build_id_cache_max;
-        uint64_t build_id_cache_hits;
-        uint64_t build_id_cache_misses;
+        uint64_t connections_per_user_max;
+        /* Each group below is one object on the wire, its members in this order. */
+        uint64_t proc_cache_size, proc_cache_max, proc_cache_hits, proc_cache_misses;
+        uint64_t build_id_cache_size, build_id_cache_max, build_id_cache_hits, build_id_cache_misses;
+        uint64_t workers_used, workers_max;     /* threads running a request, and their limit */
+        uint64_t memory_used, memory_max;       /* bytes held for clients, and the budget */
+        /*
+         * Refused: connections over the total limit, over a user's; requests
+         * over the memory budget, past their deadline; connections closed for
+         * making no progress.
+         */
+        uint64_t refused_connections, refused_user_connections, refused_memory, refused_timeouts, refused_idle;
         uint64_t requests;
         uint64_t errors;
         uint64_t denied;
@@ -318,8 +325,10 @@ int proto_empty_request_decode(struct json_object *parameters, const char **ret_
 
 /*
  * {"version", "backend", "uptime_usec", "connections", "connections_max",
- * "proc_cache": {"size", "max", "hits", "misses"}, "build_id_cache": {...},
- * "requests", "errors", "denied"}.
+ * "connections_per_user_max", "proc_cache": {"size", "max", "hits",
+ * "misses"}, "build_id_cache": {...}, "workers": {"used", "max"},
+ * "memory": {"used", "max"}, "refused": {"connections", "user_connections",
+ * "memory", "timeouts", "idle"}, "requests", "errors", "denied"}.
  * Errors: -EINVAL a NULL version, or backend not "ioctl" or "text"; -ENOMEM.
  */
 int proto_status_encode(const ProtoStatus *status, struct json_object **ret);

@@ -686,6 +686,9 @@ static const struct {
         { PROTO_ERROR_PROCESS_CHANGED,        "io.vmaq.ProcessChanged",                   -ESTALE },
         { PROTO_ERROR_FOREIGN_PID_NAMESPACE,  "io.vmaq.ForeignPidNamespace",              -EXDEV },
         { PROTO_ERROR_INTERNAL,               "io.vmaq.InternalError",                    -EIO },
+        { PROTO_ERROR_TOO_MANY_CONNECTIONS,   "io.vmaq.TooManyConnections",               -EUSERS },
+        { PROTO_ERROR_MEMORY_LIMIT,           "io.vmaq.MemoryLimitReached",               -EBUSY },
+        { PROTO_ERROR_TIMED_OUT,              "io.vmaq.TimedOut",                         -ETIME },
 };
 
 START_TEST(test_error_names) {
@@ -782,6 +785,12 @@ static const struct {
           "{\"error\":\"io.vmaq.ForeignPidNamespace\",\"parameters\":{}}" },
         { PROTO_ERROR_INTERNAL, { .error = ENOMEM, .pid = 9 },
           "{\"error\":\"io.vmaq.InternalError\",\"parameters\":{\"errno\":12}}" },
+        { PROTO_ERROR_TOO_MANY_CONNECTIONS, { .reason = "per user", .limit = 256 },
+          "{\"error\":\"io.vmaq.TooManyConnections\",\"parameters\":{\"reason\":\"per user\",\"limit\":256}}" },
+        { PROTO_ERROR_MEMORY_LIMIT, { .limit = 1024, .pid = 3 },
+          "{\"error\":\"io.vmaq.MemoryLimitReached\",\"parameters\":{\"limit\":1024}}" },
+        { PROTO_ERROR_TIMED_OUT, { .limit = 30000000 },
+          "{\"error\":\"io.vmaq.TimedOut\",\"parameters\":{\"limit\":30000000}}" },
         /* Strings are JSON-escaped, "/" is not, and bytes that are not UTF-8 become U+FFFD. */
         { PROTO_ERROR_INTERFACE_NOT_FOUND, { .interface = "a/\"b\"\\\n\x01\xff\xc3\xa9" },
           "{\"error\":\"org.varlink.service.InterfaceNotFound\",\"parameters\":"
@@ -1551,6 +1560,16 @@ START_TEST(test_status_encode) {
                 .build_id_cache_max = 4096,
                 .build_id_cache_hits = 20,
                 .build_id_cache_misses = UINT64_MAX,
+                .connections_per_user_max = 64,
+                .workers_used = 7,
+                .workers_max = 16,
+                .memory_used = 8,
+                .memory_max = 9,
+                .refused_connections = 11,
+                .refused_user_connections = 12,
+                .refused_memory = 13,
+                .refused_timeouts = 14,
+                .refused_idle = 15,
                 .requests = 30,
                 .errors = 6,
                 .denied = 1,
@@ -1560,9 +1579,12 @@ START_TEST(test_status_encode) {
         ck_assert_int_eq(proto_status_encode(&st, &o), 0);
         assert_reply(o,
                      "{\"version\":\"0.1\",\"backend\":\"ioctl\",\"uptime_usec\":1000000,\"connections\":2,"
-                     "\"connections_max\":256,\"proc_cache\":{\"size\":3,\"max\":1024,\"hits\":10,\"misses\":4},"
+                     "\"connections_max\":256,\"connections_per_user_max\":64,"
+                     "\"proc_cache\":{\"size\":3,\"max\":1024,\"hits\":10,\"misses\":4},"
                      "\"build_id_cache\":{\"size\":5,\"max\":4096,\"hits\":20,\"misses\":18446744073709551615},"
-                     "\"requests\":30,\"errors\":6,\"denied\":1}");
+                     "\"workers\":{\"used\":7,\"max\":16},\"memory\":{\"used\":8,\"max\":9},"
+                     "\"refused\":{\"connections\":11,\"user_connections\":12,\"memory\":13,\"timeouts\":14,"
+                     "\"idle\":15},\"requests\":30,\"errors\":6,\"denied\":1}");
 
         o = NULL;
         st.backend = "auto";
@@ -1848,6 +1870,13 @@ static const struct {
           "client in another pid namespace than the daemon (io.vmaq.ForeignPidNamespace)" },
         { "io.vmaq.InternalError", "{\"errno\":12}", 0, PROTO_ERROR_INTERNAL, -EIO,
           "internal error of the daemon: errno 12 (io.vmaq.InternalError)" },
+        { "io.vmaq.TooManyConnections", "{\"reason\":\"in total\",\"limit\":4096}", 0,
+          PROTO_ERROR_TOO_MANY_CONNECTIONS, -EUSERS, "too many connections: 4096 in total (io.vmaq.TooManyConnections)" },
+        { "io.vmaq.MemoryLimitReached", "{\"limit\":67108864}", 0, PROTO_ERROR_MEMORY_LIMIT, -EBUSY,
+          "the daemon holds its limit of 67108864 bytes for clients, try again later (io.vmaq.MemoryLimitReached)" },
+        { "io.vmaq.TimedOut", "{\"limit\":2500000}", 0, PROTO_ERROR_TIMED_OUT, -ETIME,
+          "no answer within 2.500 s, the daemon gave up (io.vmaq.TimedOut)" },
+        { "io.vmaq.TimedOut", "{}", -EBADMSG, 0, 0, "limit" },
         /* A later daemon may add fields. */
         { "io.vmaq.NoSuchProcess", "{\"pid\":5,\"new\":[1]}", 0, PROTO_ERROR_NO_SUCH_PROCESS, -ESRCH,
           "no such process: pid 5 (io.vmaq.NoSuchProcess)" },
@@ -2189,7 +2218,10 @@ START_TEST(test_status_decode) {
                 .connections_max = 256, .proc_cache_size = 2, .proc_cache_max = 3, .proc_cache_hits = 4,
                 .proc_cache_misses = 5, .build_id_cache_size = 6, .build_id_cache_max = 7,
                 .build_id_cache_hits = 8, .build_id_cache_misses = UINT64_C(9223372036854775808),
-                .requests = 10, .errors = 11, .denied = 12,
+                .requests = 10, .errors = 11, .denied = 12, .connections_per_user_max = 13,
+                .workers_used = 14, .workers_max = 15, .memory_used = 16, .memory_max = UINT64_MAX,
+                .refused_connections = 17, .refused_user_connections = 18, .refused_memory = 19,
+                .refused_timeouts = 20, .refused_idle = 21,
         };
         _cleanup_(json_object_putp) struct json_object *o = NULL;
         _cleanup_free_ char *msg = NULL;
@@ -2220,6 +2252,16 @@ START_TEST(test_status_decode) {
         ck_assert_uint_eq(got.requests, want.requests);
         ck_assert_uint_eq(got.errors, want.errors);
         ck_assert_uint_eq(got.denied, want.denied);
+        ck_assert_uint_eq(got.connections_per_user_max, want.connections_per_user_max);
+        ck_assert_uint_eq(got.workers_used, want.workers_used);
+        ck_assert_uint_eq(got.workers_max, want.workers_max);
+        ck_assert_uint_eq(got.memory_used, want.memory_used);
+        ck_assert_uint_eq(got.memory_max, want.memory_max);
+        ck_assert_uint_eq(got.refused_connections, want.refused_connections);
+        ck_assert_uint_eq(got.refused_user_connections, want.refused_user_connections);
+        ck_assert_uint_eq(got.refused_memory, want.refused_memory);
+        ck_assert_uint_eq(got.refused_timeouts, want.refused_timeouts);
+        ck_assert_uint_eq(got.refused_idle, want.refused_idle);
 }
 END_TEST
 
@@ -2227,6 +2269,8 @@ END_TEST
 #define ST(version, backend, uptime, cache) "{\"version\":" version ",\"backend\":" backend ",\"uptime_usec\":" uptime \
         ",\"connections\":1,\"connections_max\":2,\"proc_cache\":" cache ",\"build_id_cache\":" ST_CACHE \
         ",\"requests\":1,\"errors\":0,\"denied\":0}"
+#define ST_WITH(more) "{\"version\":\"1\",\"backend\":\"text\",\"uptime_usec\":0,\"connections\":1,\"connections_max\":2," \
+        "\"proc_cache\":" ST_CACHE ",\"build_id_cache\":" ST_CACHE ",\"requests\":1,\"errors\":0,\"denied\":0" more "}"
 
 static const struct {
         const char *text;
@@ -2244,6 +2288,13 @@ static const struct {
         { ST("\"1\"", "\"ioctl\"", "0", "{\"size\":0,\"max\":1,\"hits\":2,\"misses\":-3}"), "proc_cache" },
         { ST("\"1\"", "\"ioctl\"", "0", "[]"), "proc_cache" },
         { "{\"version\":\"1\"}", "backend" },
+        /* The newer members are optional, but checked when present. */
+        { ST_WITH(",\"workers\":{\"used\":1,\"max\":2},\"refused\":{\"connections\":0,\"user_connections\":0,"
+                  "\"memory\":0,\"timeouts\":0,\"idle\":0},\"connections_per_user_max\":3"), NULL },
+        { ST_WITH(",\"workers\":{\"used\":1}"), "workers" },
+        { ST_WITH(",\"memory\":{\"used\":-1,\"max\":2}"), "memory" },
+        { ST_WITH(",\"refused\":{\"connections\":0}"), "refused" },
+        { ST_WITH(",\"connections_per_user_max\":\"3\""), "connections_per_user_max" },
 };
 
 START_TEST(test_status_decode_vectors) {
