@@ -63,6 +63,12 @@ static inline void freep(void *p) {
 }
 
 /* Close @fd if it is valid, keeping errno intact; always returns -EBADF. */
+/* free() @p and return NULL, for "p = mfree(p)". */
+static inline void *mfree(void *p) {
+        free(p);
+        return NULL;
+}
+
 static inline int safe_close(int fd) {
         if (fd >= 0) {
                 int saved = errno;

@@ -7,6 +7,12 @@
  * never reads its replies costs at most its own buffers, never blocks the
  * loop, and is disconnected when it makes no progress: a whole message
  * must arrive, and the replies must be read, within the idle timeout.
+ *
+ * What the buffers hold is charged to the memory budget. Up to READ_CHUNK
+ * of input may always be held; more only while the budget has room. When
+ * it has none, a connection with earlier requests still to answer is not
+ * read until they are; otherwise the message it is receiving is refused
+ * with MemoryLimitReached.
  */
 
 #include <errno.h>
@@ -21,7 +27,7 @@
 #include "policy.h"
 #include "vmaq-proto.h"
 
-#define READ_CHUNK (64U * 1024U)
+#define READ_CHUNK (16U * 1024U)
 /* Stop reading requests while this much output waits for the client. */
 #define OUTPUT_HIGH_WATER (1U * 1024U * 1024U)
 /* Reading this much of its replies counts as progress for a client; so does reading them all. */
@@ -44,14 +50,53 @@ static size_t connection_pending_input(const Connection *c) {
         return c->in_end - c->in_start;
 }
 
-/* Whether a whole message waits at in_start; scans each received byte once. */
+static int connection_charge(Connection *c, size_t size, bool force, size_t *ret_limit) {
+        int r;
+
+        r = manager_charge(c->manager, c->user, c->peer.privileged, size, force, ret_limit);
+        if (r < 0)
+                return r;
+        c->charged += size;
+        return 0;
+}
+
+static void connection_uncharge(Connection *c, size_t size) {
+        manager_uncharge(c->manager, c->user, c->peer.privileged, size);
+        c->charged -= size;
+}
+
+/* Nothing left to read or to write in a buffer: give its memory back. */
+static void connection_release_input(Connection *c) {
+        connection_uncharge(c, c->in_allocated);
+        c->in = mfree(c->in);
+        c->in_start = c->in_end = c->in_allocated = c->in_scanned = 0;
+}
+
+static void connection_release_output(Connection *c) {
+        connection_uncharge(c, c->out_allocated);
+        c->out = mfree(c->out);
+        c->out_start = c->out_size = c->out_allocated = 0;
+}
+
+/*
+ * Whether a whole message waits at in_start; scans each received byte
+ * once. Once one is found, in_scanned is its size.
+ */
 static bool connection_has_message(Connection *c) {
         size_t n = connection_pending_input(c);
+        const char *p = c->in + c->in_start, *nul;
 
-        if (c->in_scanned < n && memchr(c->in + c->in_start + c->in_scanned, '\0', n - c->in_scanned))
+        if (c->in_scanned >= n)
+                return false;
+        if (p[c->in_scanned] == '\0')
                 return true;
-        c->in_scanned = n;
-        return false;
+        nul = memchr(p + c->in_scanned, '\0', n - c->in_scanned);
+        c->in_scanned = nul ? (size_t) (nul - p) : n;
+        return nul;
+}
+
+size_t connection_message_size(Connection *c) {
+        return connection_has_message(c) ? c->in_scanned : 0;
 }
 
 /* Write what the socket takes without blocking. */
@@ -75,7 +120,7 @@ static int connection_flush(Connection *c) {
                 c->deadline_base = connection_now(c);
         }
         if (c->out_start == c->out_size)
-                c->out_start = c->out_size = 0;
+                connection_release_output(c);
         return 0;
 }
 
@@ -97,10 +142,12 @@ static int connection_queue(Connection *c, const char *message, size_t size) {
                 if (__builtin_add_overflow(c->out_size, size, &need))
                         return -ENOMEM;
                 if (need > c->out_allocated) {
+                        /* Replies are charged by the jobs that make them: this copy is bounded by them. */
                         n = MAX(need, c->out_allocated * 2);
                         p = realloc(c->out, n);
                         if (!p)
                                 return -ENOMEM;
+                        (void) connection_charge(c, n - c->out_allocated, true, NULL);
                         c->out = p;
                         c->out_allocated = n;
                 }
@@ -108,6 +155,20 @@ static int connection_queue(Connection *c, const char *message, size_t size) {
 
         memcpy(c->out + c->out_size, message, size);
         c->out_size += size;
+        return connection_flush(c);
+}
+
+/* Queue the reply of @job: its buffer, when nothing else waits to be written. */
+static int connection_queue_reply(Connection *c, Job *job) {
+        if (connection_pending_output(c) > 0 || c->out)
+                return connection_queue(c, job->reply, job->reply_size);
+
+        c->deadline_base = connection_now(c);
+        c->out = TAKE_PTR(job->reply);
+        c->out_allocated = c->out_size = job->reply_size;
+        c->out_start = 0;
+        c->charged += job->reply_charged;
+        job->reply_charged = 0;
         return connection_flush(c);
 }
 
@@ -137,18 +198,33 @@ int connection_take_job(Connection *c, Job **ret) {
         job = calloc(1, sizeof(*job));
         if (!job)
                 return -ENOMEM;
-        job->message = malloc(len + 1);
-        if (!job->message)
-                return -ENOMEM;
-        memcpy(job->message, start, len + 1);
+        job->manager = c->manager;
+        job->user = c->user;
+        job->peer = c->peer;
         job->size = len;
 
-        c->in_start += len + 1;
-        c->in_scanned = 0;
+        if (start + len + 1 == c->in + c->in_end) {
+                /* The message is all there is: the job takes the buffer, and its charge. */
+                job->buffer = TAKE_PTR(c->in);
+                job->message = start;
+                job->buffer_charged = c->in_allocated;
+                c->charged -= c->in_allocated;
+                c->in_start = c->in_end = c->in_allocated = c->in_scanned = 0;
+        } else {
+                /* More follows: copy this one out, bounded as the buffer it comes from. */
+                job->buffer = malloc(len + 1);
+                if (!job->buffer)
+                        return -ENOMEM;
+                memcpy(job->buffer, start, len + 1);
+                job->message = job->buffer;
+                (void) manager_charge(c->manager, c->user, c->peer.privileged, len + 1, true, NULL);
+                job->buffer_charged = len + 1;
+                c->in_start += len + 1;
+                c->in_scanned = 0;
+        }
+
         /* A whole message is progress; the next one's clock starts now. */
         c->deadline_base = c->in_since = connection_now(c);
-        if (c->in_start == c->in_end)
-                c->in_start = c->in_end = 0;
 
         *ret = TAKE_PTR(job);
         return 1;
@@ -181,10 +257,12 @@ void connection_job_done(Connection *c, Job *job) {
         int r = 0;
 
         if (job->reply)
-                r = connection_queue(c, job->reply, job->reply_size);
+                r = connection_queue_reply(c, job);
         if (job->shutdown)
                 c->closing = true;
         job_free(job);
+        /* Memory came free: read again, and see whether the budget has room now. */
+        c->memory_blocked = false;
 
         if (r >= 0) {
                 connection_process(c);
@@ -194,12 +272,34 @@ void connection_job_done(Connection *c, Job *job) {
                 manager_connection_closed(m, c);
 }
 
+/*
+ * The budget has no room for more of the message being received. With
+ * requests before it still to answer, wait for them: they give memory
+ * back. Else refuse it; the rest of the stream cannot be told apart from
+ * it, so the connection closes after the reply.
+ */
+static void connection_out_of_memory(Connection *c, size_t limit) {
+        Manager *m = c->manager;
+
+        if (c->job || c->ready || connection_has_message(c)) {
+                c->memory_blocked = true;
+                return;
+        }
+
+        manager_count(&m->refused_memory);
+        log_ratelimit(&m->log_refused, m->log_level, LOG_WARNING, 0,
+                      "Refusing a request of pid %d uid %u: memory limit of %zu bytes reached.",
+                      (int) c->peer.cred.pid, (unsigned) c->peer.cred.uid, limit);
+        connection_release_input(c);
+        connection_fail(c, PROTO_ERROR_MEMORY_LIMIT, &(ProtoErrorDetails) { .limit = limit });
+}
+
 static int connection_read(Connection *c) {
         size_t limit = c->manager->config.max_message_size + 1, n_in;
         ssize_t n;
 
         /* Enough for the largest message, or more than one: no more until it is handled. */
-        if (connection_pending_input(c) >= limit)
+        if (connection_pending_input(c) >= limit || c->memory_blocked)
                 return 0;
 
         /* Make room: first by moving what is left to the front, then by growing. */
@@ -209,15 +309,26 @@ static int connection_read(Connection *c) {
                 c->in_start = 0;
         }
         if (c->in_allocated - c->in_end < READ_CHUNK && c->in_allocated < limit) {
-                size_t want = MIN(MAX(c->in_allocated * 2, c->in_end + READ_CHUNK), limit);
-                char *p = realloc(c->in, want);
+                size_t want = MIN(MAX(c->in_allocated * 2, c->in_end + READ_CHUNK), limit), over = 0;
+                char *p;
 
-                if (!p)
+                /* The first chunk is every connection's; beyond it, the budget decides. */
+                if (connection_charge(c, want - c->in_allocated, want <= READ_CHUNK, &over) < 0) {
+                        if (c->in_allocated > c->in_end)
+                                goto read;      /* the room left, then */
+                        connection_out_of_memory(c, over);
+                        return 0;
+                }
+                p = realloc(c->in, want);
+                if (!p) {
+                        connection_uncharge(c, want - c->in_allocated);
                         return -ENOMEM;
+                }
                 c->in = p;
                 c->in_allocated = want;
         }
 
+read:
         n_in = MIN(c->in_allocated - c->in_end, limit - connection_pending_input(c));
         if (n_in == 0)
                 return 0;
@@ -240,23 +351,30 @@ static int connection_read(Connection *c) {
 }
 
 /*
- * The deadline: from the last progress while the client owes us something
+ * The deadlines: from the last progress while the client owes us something
  * (the rest of a message, reading its replies) or has nothing going on;
- * none while a worker runs its request, which is our debt, not its.
+ * and the request timeout while a worker runs its request, which is our
+ * debt, not its. None while its request waits for a worker.
  */
 int connection_update_timer(Connection *c) {
-        uint64_t base;
+        const Manager *m = c->manager;
+        uint64_t deadline = UINT64_MAX;
         int r;
 
-        if ((c->job || c->ready) && connection_pending_output(c) == 0)
+        if (connection_pending_output(c) > 0 || (!c->job && !c->ready)) {
+                uint64_t base = c->deadline_base;
+
+                if (connection_pending_output(c) == 0 && connection_pending_input(c) > 0)
+                        /* Stuck inside a message: more bytes of it are no progress. */
+                        base = MAX(c->in_since, c->deadline_base);
+                deadline = base + m->config.idle_timeout_usec;
+        }
+        if (c->job)
+                deadline = MIN(deadline, c->request_since + m->config.request_timeout_usec);
+
+        if (deadline == UINT64_MAX)
                 return sd_event_source_set_enabled(c->timer_source, SD_EVENT_OFF);
-
-        base = c->deadline_base;
-        if (connection_pending_output(c) == 0 && connection_pending_input(c) > 0 && !c->job)
-                /* Stuck inside a message: more bytes of it are no progress. */
-                base = MAX(c->in_since, c->deadline_base);
-
-        r = sd_event_source_set_time(c->timer_source, base + c->manager->config.idle_timeout_usec);
+        r = sd_event_source_set_time(c->timer_source, deadline);
         if (r < 0)
                 return r;
         return sd_event_source_set_enabled(c->timer_source, SD_EVENT_ONESHOT);
@@ -266,7 +384,8 @@ static int connection_update(Connection *c) {
         uint32_t events = 0;
         int r;
 
-        if (!c->closing && !c->eof && !c->draining && connection_pending_output(c) < OUTPUT_HIGH_WATER &&
+        if (!c->closing && !c->eof && !c->draining && !c->memory_blocked &&
+            connection_pending_output(c) < OUTPUT_HIGH_WATER &&
             connection_pending_input(c) <= c->manager->config.max_message_size)
                 events |= EPOLLIN;
         /* Output to write, or received requests still to answer once it has room. */
@@ -338,13 +457,56 @@ int connection_drain(Connection *c) {
         return connection_update(c);
 }
 
+void connection_request_timeout(Connection *c) {
+        Manager *m = c->manager;
+        Job *job = TAKE_PTR(c->job);
+        int r = 0;
+
+        /* It runs on, stuck in the kernel maybe: its reply goes nowhere, its user keeps paying for it. */
+        job->connection = NULL;
+        manager_count(&m->refused_timeouts);
+        log_ratelimit(&m->log_refused, m->log_level, LOG_WARNING, 0,
+                      "Request of pid %d uid %u not answered within %llu ms, giving up on it.",
+                      (int) c->peer.cred.pid, (unsigned) c->peer.cred.uid,
+                      (unsigned long long) (m->config.request_timeout_usec / 1000U));
+
+        /* A oneway call is answered with nothing, not even this. */
+        if (!__atomic_load_n(&job->oneway, __ATOMIC_ACQUIRE)) {
+                _cleanup_free_ char *msg = NULL;
+                size_t size;
+
+                manager_count(&m->errors);
+                r = proto_error_format(PROTO_ERROR_TIMED_OUT, &(ProtoErrorDetails) {
+                                .limit = m->config.request_timeout_usec,
+                        }, &msg, &size);
+                if (r >= 0)
+                        r = connection_queue(c, msg, size);
+        }
+        c->memory_blocked = false;
+        if (r >= 0) {
+                connection_process(c);
+                r = connection_update(c);
+        }
+        if (r < 0)
+                manager_connection_closed(m, c);
+        manager_dispatch(m);
+}
+
 static int connection_on_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         Connection *c = userdata;
+        Manager *m = c->manager;
 
-        log_ratelimit(&c->manager->log_refused, c->manager->log_level, LOG_INFO, 0,
+        if (c->job && usec >= c->request_since + m->config.request_timeout_usec) {
+                connection_request_timeout(c);
+                return 0;
+        }
+
+        manager_count(&m->refused_idle);
+        log_ratelimit(&m->log_refused, m->log_level, LOG_INFO, 0,
                       "Closing connection of pid %d uid %u: no progress for too long.",
                       (int) c->peer.cred.pid, (unsigned) c->peer.cred.uid);
-        manager_connection_closed(c->manager, c);
+        manager_connection_closed(m, c);
+        manager_dispatch(m);
         return 0;
 }
 
@@ -428,6 +590,8 @@ Connection *connection_free(Connection *c) {
         sd_event_source_disable_unref(c->io_source);
         sd_event_source_disable_unref(c->timer_source);
         safe_close(c->fd);
+        if (c->user)
+                manager_uncharge(c->manager, c->user, c->peer.privileged, c->charged);
         free(c->in);
         free(c->out);
         free(c);

@@ -25,6 +25,9 @@ static uint64_t arg_max_message_size = DEFAULT_MAX_MESSAGE_SIZE;
 static uint64_t arg_max_reply_size = DEFAULT_MAX_REPLY_SIZE;
 static uint64_t arg_max_addresses = DEFAULT_MAX_ADDRESSES;
 static uint64_t arg_max_connections = DEFAULT_MAX_CONNECTIONS;
+static uint64_t arg_max_connections_per_user = DEFAULT_MAX_CONNECTIONS_PER_USER;
+static uint64_t arg_max_memory = DEFAULT_MAX_MEMORY;
+static uint64_t arg_request_timeout_usec = DEFAULT_REQUEST_TIMEOUT_USEC;
 static uint64_t arg_cache_size = DEFAULT_PROC_CACHE_SIZE;
 static uint64_t arg_build_id_cache_size = DEFAULT_BUILD_ID_CACHE_SIZE;
 static uint64_t arg_max_build_id_reads = DEFAULT_MAX_BUILD_ID_READS;
@@ -49,6 +52,12 @@ static void help(void) {
                "                             parts of this size (default: %u)\n"
                "     --max-addresses=N       Most addresses in one Normalize call (default: %u)\n"
                "     --max-connections=N     Most clients at once (default: %u)\n"
+               "     --max-connections-per-user=N\n"
+               "                             Most of them from one unprivileged user\n"
+               "                             (default: %u; privileged: half of all)\n"
+               "     --max-memory=N          Bytes held for all clients' requests and\n"
+               "                             replies; a user gets a quarter, root half\n"
+               "                             (default: %u)\n"
                "     --cache-size=N          Most processes kept open (default: %u, bounded\n"
                "                             by RLIMIT_NOFILE)\n"
                "     --build-id-cache-size=N Most files whose build ID is kept (default: %u)\n"
@@ -57,12 +66,15 @@ static void help(void) {
                "     --idle-timeout=SEC      Close connections idle this long, or this long\n"
                "                             inside one message or reading replies\n"
                "                             (default: %u)\n"
+               "     --request-timeout=SEC   Answer TimedOut to a request still running\n"
+               "                             after this long (default: %u)\n"
                "     --workers=N             Threads that serve requests; a user gets a\n"
                "                             quarter of them, root half (default: %u)\n",
                program_invocation_short_name, DEFAULT_SOCKET_PATH, DEFAULT_GROUP,
                DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_REPLY_SIZE, DEFAULT_MAX_ADDRESSES, DEFAULT_MAX_CONNECTIONS,
+               DEFAULT_MAX_CONNECTIONS_PER_USER, DEFAULT_MAX_MEMORY,
                DEFAULT_PROC_CACHE_SIZE, DEFAULT_BUILD_ID_CACHE_SIZE, DEFAULT_MAX_BUILD_ID_READS,
-               DEFAULT_IDLE_TIMEOUT_USEC / 1000000U,
+               DEFAULT_IDLE_TIMEOUT_USEC / 1000000U, DEFAULT_REQUEST_TIMEOUT_USEC / 1000000U,
                DEFAULT_WORKERS);
 }
 
@@ -91,6 +103,9 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_MAX_REPLY_SIZE,
                 ARG_MAX_ADDRESSES,
                 ARG_MAX_CONNECTIONS,
+                ARG_MAX_CONNECTIONS_PER_USER,
+                ARG_MAX_MEMORY,
+                ARG_REQUEST_TIMEOUT,
                 ARG_CACHE_SIZE,
                 ARG_BUILD_ID_CACHE_SIZE,
                 ARG_MAX_BUILD_ID_READS,
@@ -108,6 +123,9 @@ static int parse_argv(int argc, char *argv[]) {
                 { "max-reply-size",      required_argument, NULL, ARG_MAX_REPLY_SIZE },
                 { "max-addresses",       required_argument, NULL, ARG_MAX_ADDRESSES },
                 { "max-connections",     required_argument, NULL, ARG_MAX_CONNECTIONS },
+                { "max-connections-per-user", required_argument, NULL, ARG_MAX_CONNECTIONS_PER_USER },
+                { "max-memory",          required_argument, NULL, ARG_MAX_MEMORY },
+                { "request-timeout",     required_argument, NULL, ARG_REQUEST_TIMEOUT },
                 { "cache-size",          required_argument, NULL, ARG_CACHE_SIZE },
                 { "build-id-cache-size", required_argument, NULL, ARG_BUILD_ID_CACHE_SIZE },
                 { "max-build-id-reads",  required_argument, NULL, ARG_MAX_BUILD_ID_READS },
@@ -176,6 +194,22 @@ static int parse_argv(int argc, char *argv[]) {
                         if (r < 0)
                                 return r;
                         break;
+                case ARG_MAX_CONNECTIONS_PER_USER:
+                        r = parse_count("max-connections-per-user", optarg, 65536, &arg_max_connections_per_user);
+                        if (r < 0)
+                                return r;
+                        break;
+                case ARG_MAX_MEMORY:
+                        r = parse_count("max-memory", optarg, UINT64_C(1) << 40, &arg_max_memory);
+                        if (r < 0)
+                                return r;
+                        break;
+                case ARG_REQUEST_TIMEOUT:
+                        r = parse_count("request-timeout", optarg, 7 * 24 * 3600, &v);
+                        if (r < 0)
+                                return r;
+                        arg_request_timeout_usec = v * 1000000U;
+                        break;
                 case ARG_CACHE_SIZE:
                         r = parse_count("cache-size", optarg, 1U << 20, &arg_cache_size);
                         if (r < 0)
@@ -233,6 +267,9 @@ int main(int argc, char *argv[]) {
                 .max_reply_size = arg_max_reply_size,
                 .max_addresses = arg_max_addresses,
                 .max_connections = arg_max_connections,
+                .max_connections_per_user = MIN(arg_max_connections_per_user, arg_max_connections),
+                .max_memory = arg_max_memory,
+                .request_timeout_usec = arg_request_timeout_usec,
                 .proc_cache_size = arg_cache_size,
                 .build_id_cache_size = arg_build_id_cache_size,
                 .max_build_id_reads = arg_max_build_id_reads,

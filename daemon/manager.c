@@ -33,6 +33,13 @@
 #define WORKERS_STOP_TIMEOUT_USEC (1U * 1000000U)
 /* Out of fds: accept again after this long, or when a connection closes. */
 #define ACCEPT_RETRY_USEC (100U * 1000U)
+/*
+ * What a job may take while it runs, per value of its message, charged
+ * when it starts: its parse tree (json-c, about 90 bytes a value), the
+ * decoded addresses, the results of the core and of proto, and the reply's
+ * text as it grows. A message of n bytes has at most n / 2 + 1 values.
+ */
+#define JOB_BYTES_PER_VALUE 256U
 /* After a job that held this much, give the freed memory back to the system, once a second at most. */
 #define TRIM_THRESHOLD (1U * 1024U * 1024U)
 #define TRIM_INTERVAL_USEC (1U * 1000000U)
@@ -73,8 +80,8 @@ Proc *cached_proc_get(CachedProc *cp) {
         return cp->proc;
 }
 
-/* Raise the soft fd limit to the hard one and size the process cache to fit in it. */
-static size_t manager_fit_proc_cache(Manager *m) {
+/* Raise the soft fd limit to the hard one and size the process cache to fit in it, next to the connections. */
+static size_t manager_fit_fds(Manager *m) {
         struct rlimit rl;
         rlim_t reserved;
         size_t fit;
@@ -90,8 +97,12 @@ static size_t manager_fit_proc_cache(Manager *m) {
         }
 
         reserved = FDS_RESERVED + FDS_PER_JOB * m->config.workers + m->config.max_connections;
-        if (rl.rlim_cur <= reserved + FDS_PER_PROC)
+        if (rl.rlim_cur <= reserved + FDS_PER_PROC) {
+                log_warning(m->log_level, "RLIMIT_NOFILE %llu is too low for %zu connections: "
+                            "accepting pauses whenever fds run out.",
+                            (unsigned long long) rl.rlim_cur, m->config.max_connections);
                 return 1;
+        }
         fit = (size_t) MIN(rl.rlim_cur - reserved, (rlim_t) SIZE_MAX) / FDS_PER_PROC;
         if (fit < m->config.proc_cache_size)
                 log_warning(m->log_level, "RLIMIT_NOFILE %llu leaves room for %zu cached processes, not %zu.",
@@ -99,11 +110,13 @@ static size_t manager_fit_proc_cache(Manager *m) {
         return MIN(fit, m->config.proc_cache_size);
 }
 
+static size_t manager_job_cost(Manager *m, size_t size);
 static int manager_on_workers(sd_event_source *s, int fd, uint32_t revents, void *userdata);
 static int manager_on_proc_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata);
 
 int manager_new(Manager **ret, const ManagerConfig *config) {
         _cleanup_(manager_freep) Manager *m = NULL;
+        size_t proc_cache_size;
         int r;
 
         m = calloc(1, sizeof(*m));
@@ -143,6 +156,8 @@ int manager_new(Manager **ret, const ManagerConfig *config) {
         if (r < 0)
                 return log_error_errno(m->log_level, r, "Failed to identify our namespaces: %m");
 
+        proc_cache_size = manager_fit_fds(m);
+
         /*
          * Shares of the workers: no user may hold all of them, and all
          * unprivileged users together leave the privileged share free, so
@@ -151,15 +166,38 @@ int manager_new(Manager **ret, const ManagerConfig *config) {
         m->jobs_per_user = MAX(config->workers / 4, (size_t) 1);
         m->jobs_per_privileged_user = MAX(config->workers / 2, (size_t) 1);
         m->jobs_unprivileged = MAX(config->workers - m->jobs_per_privileged_user, (size_t) 1);
+
+        /*
+         * Connections and memory are shared out the same way: an
+         * unprivileged user gets its own limit, a privileged one half of
+         * all; all unprivileged users together leave an eighth of the
+         * connections and a quarter of the memory to the privileged.
+         */
+        m->connections_unprivileged = MAX(m->config.max_connections - m->config.max_connections / 8, (size_t) 1);
+        m->connections_per_privileged_user = MAX(m->config.max_connections / 2, m->config.max_connections_per_user);
+        m->memory_per_user = config->max_memory / 4;
+        m->memory_per_privileged_user = config->max_memory / 2;
+        m->memory_unprivileged = config->max_memory - config->max_memory / 4;
+        {
+                /* The largest request, while it runs, and its reply: one user must be able to make it. */
+                size_t largest = config->max_message_size + 1 + manager_job_cost(m, config->max_message_size) +
+                                 config->max_reply_size;
+
+                if (m->memory_per_user < largest)
+                        return log_error_errno(m->log_level, -EINVAL,
+                                               "--max-memory=%zu is too small for the largest request: a user's "
+                                               "quarter must hold %zu bytes, so at least %zu.",
+                                               config->max_memory, largest, largest * 4);
+        }
         r = worker_pool_new(&m->workers, config->workers);
         if (r < 0)
                 return log_error_errno(m->log_level, r, "Failed to set up the workers: %m");
 
-        r = lru_new(&m->procs, sizeof(pid_t), manager_fit_proc_cache(m), cached_proc_uncache);
+        r = lru_new(&m->procs, sizeof(pid_t), proc_cache_size, cached_proc_uncache);
         if (r < 0)
                 return log_error_errno(m->log_level, r, "Failed to allocate the process cache: %m");
         /* A user's share lives while it has connections or jobs: never more than these. */
-        r = lru_new(&m->users, sizeof(uid_t), config->max_connections + config->workers, free);
+        r = lru_new(&m->users, sizeof(uid_t), m->config.max_connections + config->workers, free);
         if (r < 0)
                 return log_error_errno(m->log_level, r, "Failed to allocate the user table: %m");
         r = build_id_cache_new(&m->build_ids, config->build_id_cache_size);
@@ -241,6 +279,53 @@ Manager *manager_free(Manager *m) {
         return NULL;
 }
 
+/* --- the memory budget ------------------------------------------------------------ */
+
+/* Add @size to @counter unless that passes @limit. */
+static bool memory_take(size_t *counter, size_t size, size_t limit, bool force) {
+        if (__atomic_add_fetch(counter, size, __ATOMIC_RELAXED) <= limit || force)
+                return true;
+        __atomic_sub_fetch(counter, size, __ATOMIC_RELAXED);
+        return false;
+}
+
+int manager_charge(Manager *m, UserShare *user, bool privileged, size_t size, bool force, size_t *ret_limit) {
+        size_t share = privileged ? m->memory_per_privileged_user : m->memory_per_user;
+        size_t limit;
+
+        if (size == 0)
+                return 0;
+
+        limit = share;
+        if (!memory_take(&user->memory, size, share, force))
+                goto refuse;
+        limit = m->config.max_memory;
+        if (!privileged && !memory_take(&m->memory_unprivileged_used, size, m->memory_unprivileged, force))
+                goto undo_user;
+        if (!memory_take(&m->memory_used, size, m->config.max_memory, force))
+                goto undo_unprivileged;
+        return 0;
+
+undo_unprivileged:
+        if (!privileged)
+                __atomic_sub_fetch(&m->memory_unprivileged_used, size, __ATOMIC_RELAXED);
+undo_user:
+        __atomic_sub_fetch(&user->memory, size, __ATOMIC_RELAXED);
+refuse:
+        if (ret_limit)
+                *ret_limit = limit;
+        return -EBUSY;
+}
+
+void manager_uncharge(Manager *m, UserShare *user, bool privileged, size_t size) {
+        if (size == 0)
+                return;
+        __atomic_sub_fetch(&user->memory, size, __ATOMIC_RELAXED);
+        if (!privileged)
+                __atomic_sub_fetch(&m->memory_unprivileged_used, size, __ATOMIC_RELAXED);
+        __atomic_sub_fetch(&m->memory_used, size, __ATOMIC_RELAXED);
+}
+
 /* --- users and scheduling ------------------------------------------------------ */
 
 static UserShare *manager_user(Manager *m, uid_t uid) {
@@ -264,6 +349,13 @@ static void manager_user_unref(Manager *m, UserShare *u) {
                 (void) lru_remove(m->users, &u->uid);
 }
 
+static uint64_t manager_now(Manager *m) {
+        uint64_t now = 0;
+
+        (void) sd_event_now(m->event, CLOCK_MONOTONIC, &now);
+        return now;
+}
+
 /*
  * malloc_trim() walks and locks every arena: a client must not be able to
  * make us run it at will.
@@ -278,9 +370,8 @@ static int manager_on_trim(sd_event_source *s, uint64_t usec, void *userdata) {
 }
 
 static void manager_trim(Manager *m) {
-        uint64_t now = 0;
+        uint64_t now = manager_now(m);
 
-        (void) sd_event_now(m->event, CLOCK_MONOTONIC, &now);
         if (m->last_trim_usec == 0 || now - m->last_trim_usec >= TRIM_INTERVAL_USEC) {
                 m->last_trim_usec = now;
                 (void) malloc_trim(0);
@@ -311,25 +402,31 @@ static void manager_run_job(WorkItem *item) {
         method_dispatch((Job *) item);
 }
 
-/* Start the job of @c now. Returns 0, or a negative errno when @c must be closed. */
-static int manager_start(Manager *m, Connection *c) {
+/* What the job for a message of @size bytes is charged while it runs. */
+static size_t manager_job_cost(Manager *m, size_t size) {
+        return MIN(size / 2 + 1, m->request_limits.max_values) * JOB_BYTES_PER_VALUE;
+}
+
+/* Start the job of @c now, @cost charged for it. Returns 0, or a negative errno when @c must be closed. */
+static int manager_start(Manager *m, Connection *c, size_t cost) {
         _cleanup_(job_freep) Job *job = NULL;
         int r;
 
         r = connection_take_job(c, &job);
-        if (r <= 0)
+        if (r <= 0) {
+                manager_uncharge(m, c->user, c->peer.privileged, cost);
                 return r;
+        }
+        job->work_charged = cost;
 
         job->item.run = manager_run_job;
-        job->manager = m;
         job->connection = c;
-        job->user = c->user;
-        job->peer = c->peer;
         r = worker_pool_submit(m->workers, &job->item);
         if (r < 0)
                 return log_error_errno(m->log_level, r, "Failed to hand a request to a worker: %m");
 
         c->job = TAKE_PTR(job);
+        c->request_since = manager_now(m);
         c->user->n_jobs++;
         m->n_jobs++;
         if (!c->peer.privileged)
@@ -339,15 +436,16 @@ static int manager_start(Manager *m, Connection *c) {
 }
 
 /*
- * Start what waits, oldest first, as far as the workers and each user's
- * share allow. A user at its share is skipped, not waited for: the others
- * go ahead.
+ * Start what waits, oldest first, as far as the workers, each user's share
+ * of them and the memory budget allow. A user at its share is skipped, not
+ * waited for: the others go ahead.
  */
 void manager_dispatch(Manager *m) {
         Connection *c, *next;
 
         for (c = m->ready_first; c && m->n_jobs < m->config.workers; c = next) {
                 size_t share = c->peer.privileged ? m->jobs_per_privileged_user : m->jobs_per_user;
+                size_t cost;
 
                 next = c->ready_next;
                 if (c->user->n_jobs >= share)
@@ -355,8 +453,12 @@ void manager_dispatch(Manager *m) {
                 /* Unprivileged users together leave the privileged share free. */
                 if (!c->peer.privileged && m->n_unprivileged_jobs >= m->jobs_unprivileged)
                         continue;
+                /* Until memory comes free: when a job ends, or a client reads its replies. */
+                cost = manager_job_cost(m, connection_message_size(c));
+                if (manager_charge(m, c->user, c->peer.privileged, cost, false, NULL) < 0)
+                        continue;
                 manager_unready(m, c);
-                if (manager_start(m, c) < 0)
+                if (manager_start(m, c, cost) < 0)
                         manager_connection_closed(m, c);
         }
 }
@@ -376,7 +478,9 @@ void manager_schedule(Manager *m, Connection *c) {
 Job *job_free(Job *job) {
         if (!job)
                 return NULL;
-        free(job->message);
+        manager_uncharge(job->manager, job->user, job->peer.privileged,
+                         job->buffer_charged + job->reply_charged + job->work_charged);
+        free(job->buffer);
         free(job->reply);
         free(job);
         return NULL;
@@ -395,12 +499,23 @@ static int manager_on_workers(sd_event_source *s, int fd, uint32_t revents, void
                 if (!job->peer.privileged)
                         m->n_unprivileged_jobs--;
                 trim = trim || job->size >= TRIM_THRESHOLD || job->reply_size >= TRIM_THRESHOLD;
+
+                /* Its message and working memory go back; what its reply holds is charged instead. */
+                (void) manager_charge(m, job->user, job->peer.privileged, job->reply_size, true, NULL);
+                job->reply_charged = job->reply_size;
+                manager_uncharge(m, job->user, job->peer.privileged, job->work_charged + job->buffer_charged);
+                job->work_charged = job->buffer_charged = 0;
+                job->buffer = mfree(job->buffer);
+                job->message = NULL;
                 if (job->connection) {
                         job->connection->job = NULL;
                         connection_job_done(job->connection, job);
                 } else {
-                        manager_user_unref(m, job->user);
+                        /* Its connection closed or gave up on it: the reply goes nowhere. */
+                        UserShare *u = job->user;
+
                         job_free(job);
+                        manager_user_unref(m, u);
                 }
         }
 
@@ -426,12 +541,19 @@ void manager_connection_closed(Manager *m, Connection *c) {
         if (c->next)
                 c->next->prev = c->prev;
         __atomic_sub_fetch(&m->n_connections, 1, __ATOMIC_RELAXED);
+        if (!c->peer.privileged)
+                m->n_unprivileged_connections--;
         if (c->job)
                 /* Still running: its reply goes nowhere, its user keeps paying for it. */
                 c->job->connection = NULL;
         c->user->n_connections--;
-        manager_user_unref(m, c->user);
-        connection_free(c);
+        /* Its buffers go back to the budget before its user may go. */
+        {
+                UserShare *u = c->user;
+
+                connection_free(c);
+                manager_user_unref(m, u);
+        }
         /* Its buffers grew large: give the memory back rather than keep it for the next one. */
         if (trim)
                 manager_trim(m);
@@ -455,9 +577,26 @@ static int manager_on_accept_retry(sd_event_source *s, uint64_t usec, void *user
         return 0;
 }
 
+/*
+ * Tell a refused client why, as the answer to whatever it sends first,
+ * if its socket takes it at once; the connection is closed right after.
+ */
+static void manager_refuse(int fd, const char *reason, size_t limit) {
+        _cleanup_free_ char *msg = NULL;
+        size_t size;
+
+        if (proto_error_format(PROTO_ERROR_TOO_MANY_CONNECTIONS, &(ProtoErrorDetails) {
+                                .reason = reason,
+                                .limit = limit,
+                        }, &msg, &size) >= 0)
+                (void) send(fd, msg, size, MSG_DONTWAIT|MSG_NOSIGNAL);
+}
+
 static int manager_on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Manager *m = userdata;
         Connection *c;
+        UserShare *u;
+        size_t share;
         int cfd, r;
 
         cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK|SOCK_CLOEXEC);
@@ -481,8 +620,10 @@ static int manager_on_accept(sd_event_source *s, int fd, uint32_t revents, void 
         }
 
         if (m->n_connections >= m->config.max_connections) {
+                manager_count(&m->refused_connections);
                 log_ratelimit(&m->log_refused, m->log_level, LOG_WARNING, 0,
                               "Refusing a connection: %zu connections already.", m->n_connections);
+                manager_refuse(cfd, "in total", m->config.max_connections);
                 safe_close(cfd);
                 return 0;
         }
@@ -493,12 +634,37 @@ static int manager_on_accept(sd_event_source *s, int fd, uint32_t revents, void 
                               "Failed to set up a connection, ignoring: %m");
                 return 0;
         }
+
+        /* A user at its share, or the unprivileged at theirs: the others still get in. */
+        u = lru_get(m->users, &c->peer.cred.uid);
+        share = c->peer.privileged ? m->connections_per_privileged_user : m->config.max_connections_per_user;
+        if (!c->peer.privileged && m->n_unprivileged_connections >= m->connections_unprivileged) {
+                manager_count(&m->refused_connections);
+                log_ratelimit(&m->log_refused, m->log_level, LOG_WARNING, 0,
+                              "Refusing a connection of uid %u: unprivileged users hold %zu connections.",
+                              (unsigned) c->peer.cred.uid, m->n_unprivileged_connections);
+                manager_refuse(c->fd, "in total for unprivileged users", m->connections_unprivileged);
+                connection_free(c);
+                return 0;
+        }
+        if (u && u->n_connections >= share) {
+                manager_count(&m->refused_user_connections);
+                log_ratelimit(&m->log_refused, m->log_level, LOG_WARNING, 0,
+                              "Refusing a connection of uid %u: it holds %zu connections.",
+                              (unsigned) c->peer.cred.uid, u->n_connections);
+                manager_refuse(c->fd, "per user", share);
+                connection_free(c);
+                return 0;
+        }
+
         c->user = manager_user(m, c->peer.cred.uid);
         if (!c->user) {
                 connection_free(c);
                 return 0;
         }
         c->user->n_connections++;
+        if (!c->peer.privileged)
+                m->n_unprivileged_connections++;
         c->next = m->connections;
         if (m->connections)
                 m->connections->prev = c;

@@ -39,7 +39,10 @@
 #define DEFAULT_MAX_MESSAGE_SIZE (16U * 1024U * 1024U)
 #define DEFAULT_MAX_REPLY_SIZE (16U * 1024U * 1024U)
 #define DEFAULT_MAX_ADDRESSES 100000U
-#define DEFAULT_MAX_CONNECTIONS 256U
+#define DEFAULT_MAX_CONNECTIONS 4096U
+#define DEFAULT_MAX_CONNECTIONS_PER_USER 256U
+#define DEFAULT_MAX_MEMORY (256U * 1024U * 1024U)
+#define DEFAULT_REQUEST_TIMEOUT_USEC (30U * 1000000U)
 #define DEFAULT_PROC_CACHE_SIZE 1024U
 #define DEFAULT_BUILD_ID_CACHE_SIZE 4096U
 #define DEFAULT_MAX_BUILD_ID_READS 256U
@@ -56,10 +59,13 @@ typedef struct ManagerConfig {
         size_t max_reply_size;
         size_t max_addresses;
         size_t max_connections;
+        size_t max_connections_per_user;
+        size_t max_memory;              /* bytes held for all clients together */
         size_t proc_cache_size;
         size_t build_id_cache_size;
         size_t max_build_id_reads;
         uint64_t idle_timeout_usec;
+        uint64_t request_timeout_usec;
         size_t workers;
         const char *group;              /* NULL or "": none */
         mode_t socket_mode;
@@ -77,11 +83,12 @@ typedef struct Peer {
         PolicyClient client;            /* for the access check of the unprivileged */
 } Peer;
 
-/* What one uid holds: its connections and the jobs run for it. */
+/* What one uid holds: its connections, the jobs run for it, and the memory of both. */
 typedef struct UserShare {
         uid_t uid;
         size_t n_connections;
         size_t n_jobs;
+        size_t memory;                  /* atomic: workers charge it too */
 } UserShare;
 
 /* One request, from its bytes to its reply, run by a worker. */
@@ -91,10 +98,15 @@ typedef struct Job {
         Connection *connection;         /* NULL once the connection closed: the reply is dropped */
         UserShare *user;
         Peer peer;                      /* a copy: the job may outlive its connection */
-        char *message;                  /* NUL-terminated */
+        char *buffer;                   /* holds the message; freed once it is parsed */
+        const char *message;            /* NUL-terminated, in buffer */
         size_t size;                    /* without the NUL */
+        size_t buffer_charged;          /* of the memory budget: for buffer */
         char *reply;                    /* with its NUL, NULL for none (oneway) */
         size_t reply_size;
+        size_t reply_charged;           /* for reply */
+        size_t work_charged;            /* for what the job takes while it runs */
+        bool oneway;                    /* atomic: set by the worker once the call is parsed */
         bool shutdown;                  /* the stream is broken: close after the reply */
 } Job;
 
@@ -111,11 +123,14 @@ struct Connection {
         Job *job;                       /* in flight */
         char *in;                       /* received bytes: [in_start, in_end) not yet processed */
         size_t in_start, in_end, in_allocated;
+        bool memory_blocked;            /* not read: its next bytes need memory the budget lacks */
         size_t in_scanned;              /* bytes after in_start known to hold no NUL */
         uint64_t in_since;              /* when the unfinished message's first byte arrived */
+        uint64_t request_since;         /* when a worker took up its job: the request timeout counts from there */
         char *out;                      /* replies not yet written */
         size_t out_start, out_size, out_allocated;
         size_t out_progress;            /* bytes written since the deadline was last pushed */
+        size_t charged;                 /* of the memory budget: in and out, as allocated */
         uint64_t deadline_base;         /* last progress: the deadline is this + the idle timeout */
         bool eof;                       /* the peer sent all it will send */
         bool draining;                  /* the daemon stops: answer what was received, read no more */
@@ -142,6 +157,11 @@ struct Manager {
         WorkerPool *workers;
         size_t jobs_per_user, jobs_per_privileged_user, jobs_unprivileged;
         size_t n_jobs, n_unprivileged_jobs;
+        size_t connections_per_privileged_user, connections_unprivileged;
+        size_t n_unprivileged_connections;
+        /* The memory budget and its shares; what is used is atomic, workers charge it too. */
+        size_t memory_per_user, memory_per_privileged_user, memory_unprivileged;
+        size_t memory_used, memory_unprivileged_used;
         uint64_t last_trim_usec;
         sd_event_source *trim_source;   /* a trim put off: the last one was too recent */
         Connection *connections;
@@ -154,6 +174,7 @@ struct Manager {
         uint64_t start_usec;
         /* Counters: updated with atomics, workers count too. */
         uint64_t requests, errors, denied;
+        uint64_t refused_connections, refused_user_connections, refused_memory, refused_timeouts, refused_idle;
         uint64_t proc_cache_hits, proc_cache_misses;
         RateLimit log_refused, log_denied, log_accept;
         bool stopping;
@@ -178,6 +199,15 @@ int manager_stop_workers(Manager *m);
 static inline void manager_count(uint64_t *counter) {
         __atomic_add_fetch(counter, 1, __ATOMIC_RELAXED);
 }
+
+/*
+ * The memory budget, from any thread: take @size bytes for @user, within
+ * the user's share, the unprivileged users' share and the whole budget.
+ * -EBUSY with *ret_limit set to the limit that was hit; @force takes it
+ * anyway (for what is already allocated, or bounded elsewhere).
+ */
+int manager_charge(Manager *m, UserShare *user, bool privileged, size_t size, bool force, size_t *ret_limit);
+void manager_uncharge(Manager *m, UserShare *user, bool privileged, size_t size);
 
 /*
  * From a worker: the process @pid as @peer may see it, checked by the
@@ -212,8 +242,12 @@ Connection *connection_free(Connection *c);
 int connection_drain(Connection *c);
 /* Arm the connection's deadline for its state: none while its job runs or waits for a worker. */
 int connection_update_timer(Connection *c);
+/* The size of the next complete message, 0 if there is none. */
+size_t connection_message_size(Connection *c);
 /* Take the next complete message into a new job. -ENOMEM; 0 if there is none. */
 int connection_take_job(Connection *c, Job **ret);
+/* The request of @c did not finish in time: answer it with TimedOut and go on. */
+void connection_request_timeout(Connection *c);
 /* The job of @c is done: queue its reply and go on with the next message. Frees the job. */
 void connection_job_done(Connection *c, Job *job);
 

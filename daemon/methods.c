@@ -17,12 +17,44 @@
 #include "varlink.h"
 #include "vmaq-proto.h"
 
+/* ListMappings holds its mappings and their reply: about twice the reply. */
+#define LIST_BYTES_PER_REPLY_BYTE 2U
+/* The smallest ListMappings part worth sending. */
+#define LIST_PART_MIN (64U * 1024U)
+
 typedef struct Call {
         Job *job;
         Manager *manager;
         const Peer *peer;
         const VarlinkCall *varlink;
+        size_t charged;                 /* of the memory budget, while the call runs */
 } Call;
+
+/* Take @size bytes of the memory budget for the call. -EBUSY with *ret_limit when it has not that much left. */
+static int call_try_reserve(Call *call, size_t size, size_t *ret_limit) {
+        int r;
+
+        r = manager_charge(call->manager, call->job->user, call->job->peer.privileged, size, false, ret_limit);
+        if (r < 0)
+                return r;
+        call->charged += size;
+        return 0;
+}
+
+/* Answer that the budget had no room for the call. */
+static int call_refuse_memory(Call *call, size_t limit) {
+        Job *job = call->job;
+
+        manager_count(&call->manager->refused_memory);
+        log_ratelimit(&call->manager->log_refused, call->manager->log_level, LOG_WARNING, 0,
+                      "Refusing a request of pid %d uid %u: memory limit of %zu bytes reached.",
+                      (int) job->peer.cred.pid, (unsigned) job->peer.cred.uid, limit);
+        if (call->varlink && call->varlink->oneway)
+                return 0;
+        manager_count(&call->manager->errors);
+        return proto_error_format(PROTO_ERROR_MEMORY_LIMIT, &(ProtoErrorDetails) { .limit = limit },
+                                  &job->reply, &job->reply_size);
+}
 
 static int call_reply(Call *call, struct json_object *parameters) {
         if (call->varlink->oneway) {
@@ -137,6 +169,16 @@ static int method_get_status(Call *call) {
                         .uptime_usec = now - m->start_usec,
                         .connections = __atomic_load_n(&m->n_connections, __ATOMIC_RELAXED),
                         .connections_max = m->config.max_connections,
+                        .connections_per_user_max = m->config.max_connections_per_user,
+                        .workers_used = worker_pool_busy(m->workers),
+                        .workers_max = m->config.workers,
+                        .memory_used = __atomic_load_n(&m->memory_used, __ATOMIC_RELAXED),
+                        .memory_max = m->config.max_memory,
+                        .refused_connections = __atomic_load_n(&m->refused_connections, __ATOMIC_RELAXED),
+                        .refused_user_connections = __atomic_load_n(&m->refused_user_connections, __ATOMIC_RELAXED),
+                        .refused_memory = __atomic_load_n(&m->refused_memory, __ATOMIC_RELAXED),
+                        .refused_timeouts = __atomic_load_n(&m->refused_timeouts, __ATOMIC_RELAXED),
+                        .refused_idle = __atomic_load_n(&m->refused_idle, __ATOMIC_RELAXED),
                         .proc_cache_size = manager_proc_cache_size(m),
                         .proc_cache_max = lru_max(m->procs),
                         .proc_cache_hits = __atomic_load_n(&m->proc_cache_hits, __ATOMIC_RELAXED),
@@ -406,9 +448,18 @@ static int method_list_mappings(Call *call) {
                 .max_build_id_reads = m->config.max_build_id_reads,
                 .start = req.start,
         };
+        /* A part as large as the budget has room for: what does not fit comes in the next one. */
+        for (size_t part = m->config.max_reply_size, limit = 0;; part /= 2) {
+                if (call_try_reserve(call, part * LIST_BYTES_PER_REPLY_BYTE, &limit) >= 0) {
+                        /* Room for the reply around the mappings. */
+                        list.budget = part - proto_list_mappings_reply_size_max();
+                        break;
+                }
+                if (part / 2 < LIST_PART_MIN)
+                        return call_refuse_memory(call, limit);
+        }
+
         generation = proc_generation(p);
-        /* Room for the reply around the mappings. */
-        list.budget = m->config.max_reply_size - proto_list_mappings_reply_size_max();
         r = proc_foreach_vma(p, PROC_LIST_RESTART | (req.exec_only ? PROC_LIST_EXEC_ONLY : 0) |
                              (req.build_ids ? PROC_LIST_BUILD_IDS : 0), &opts, mapping_list_add, &list);
         if (r == -ENOBUFS && list.full)
@@ -464,6 +515,9 @@ static int method_run(Call *call, const char *message, size_t size) {
                                 .parameter = "addresses",
                                 .limit = call->manager->config.max_addresses,
                         });
+        if (r >= 0)
+                /* Now it is known whether the call wants a reply, even one that gives up on it. */
+                __atomic_store_n(&call->job->oneway, v.oneway, __ATOMIC_RELEASE);
         if (r < 0) {
                 /* The stream cannot be trusted any more: answer and close. */
                 log_debug_errno(call->manager->log_level, r, "Invalid message from pid %d: %m",
@@ -526,6 +580,7 @@ void method_dispatch(Job *job) {
 
         manager_count(&m->requests);
         r = method_run(&call, job->message, job->size);
+        manager_uncharge(m, job->user, job->peer.privileged, call.charged);
         if (r < 0) {
                 /* Out of memory, mostly: say so if we still can, and end the connection. */
                 log_ratelimit(&m->log_denied, m->log_level, LOG_WARNING, r,

@@ -64,8 +64,10 @@
 
 #define NOBODY 65534
 
-/* vmaqd --help: "Most clients at once (default: 256)". */
-#define DOCUMENTED_MAX_CONNECTIONS 256
+/* vmaqd --help: the defaults of --max-connections, --max-connections-per-user, --max-memory. */
+#define DOCUMENTED_MAX_CONNECTIONS 4096
+#define DOCUMENTED_MAX_CONNECTIONS_PER_USER 256
+#define DOCUMENTED_MAX_MEMORY (256 << 20)
 
 #define streq(a, b) (strcmp((a), (b)) == 0)
 
@@ -427,6 +429,9 @@ static const struct {
         { "io.vmaq.ProcessChanged",                   { "pid", "start_time" } },
         { "io.vmaq.ForeignPidNamespace",              {} },
         { "io.vmaq.InternalError",                    { "errno" } },
+        { "io.vmaq.TooManyConnections",               { "reason", "limit" } },
+        { "io.vmaq.MemoryLimitReached",               { "limit" } },
+        { "io.vmaq.TimedOut",                         { "limit" } },
 };
 
 /* The parameters of an error reply, which must be @error, with exactly its documented parameters. */
@@ -1283,6 +1288,14 @@ START_TEST(test_status_counters) {
         ck_assert_uint_gt(cache_delta(s1, s2, "build_id_cache", "hits"), 0);
         ck_assert_uint_ge(status_field(s2, "uptime_usec"), status_field(s1, "uptime_usec"));
         ck_assert_uint_eq(status_field(s2, "connections_max"), DOCUMENTED_MAX_CONNECTIONS);
+        ck_assert_uint_eq(status_field(s2, "connections_per_user_max"), DOCUMENTED_MAX_CONNECTIONS_PER_USER);
+        ck_assert_uint_eq(status_cache(s2, "memory", "max"), DOCUMENTED_MAX_MEMORY);
+        /* What this connection holds now, at least: its request is being answered. */
+        ck_assert_uint_gt(status_cache(s2, "memory", "used"), 0);
+        ck_assert_uint_le(status_cache(s2, "memory", "used"), DOCUMENTED_MAX_MEMORY);
+        /* The GetStatus call itself is running. */
+        ck_assert_uint_ge(status_cache(s2, "workers", "used"), 1);
+        ck_assert_uint_eq(status_cache(s2, "workers", "max"), 16);
 
         s3 = get_status(c2);
         ck_assert_uint_eq(status_field(s3, "requests") - status_field(s2, "requests"), 1);
@@ -1897,6 +1910,7 @@ START_TEST(test_max_connections) {
         Daemon *d = daemon_start(ARGS("--max-connections", "2"));
         _cleanup_(client_freep) Client *c1 = client_connect(d), *c2 = client_connect(d), *c3 = NULL;
         _cleanup_(json_object_putp) struct json_object *r = NULL;
+        struct json_object *p;
         int64_t deadline;
         int k;
 
@@ -1905,12 +1919,24 @@ START_TEST(test_max_connections) {
         r = client_call(c2, "{\"method\":\"org.varlink.service.GetInfo\"}");
         (void) reply_parameters(r);
 
-        /* The third is accepted by the kernel and closed by the daemon unanswered, maybe before we send. */
+        /*
+         * The third is accepted by the kernel, told why and closed by the
+         * daemon, maybe before we send: the reason is there to read.
+         */
         c3 = client_connect(d);
         k = client_send(c3, "{\"method\":\"org.varlink.service.GetInfo\"}");
         ck_assert_msg(k == 0 || k == -EPIPE, "send: %s", strerror(-k));
+        r = (json_object_put(r), NULL);
+        r = client_reply(c3);
+        p = reply_error(r, "io.vmaq.TooManyConnections");
+        ck_assert_str_eq(json_get_string(p, "reason"), "in total");
+        ck_assert_int_eq(json_get_u64(p, "limit"), 2);
         assert_closed(c3, true);
         c3 = client_free(c3);
+        r = (json_object_put(r), NULL);
+        r = get_status(c1);
+        ck_assert_uint_eq(status_cache(r, "refused", "connections"), 1);
+        ck_assert_uint_eq(status_cache(r, "refused", "user_connections"), 0);
 
         /* Once one leaves, a new one is served. The close is seen asynchronously: retry, bounded. */
         c2 = client_free(c2);
@@ -2737,7 +2763,7 @@ START_TEST(test_fd_limit) {
 
         d->nofile_soft = 128;
         d->nofile_hard = 512;
-        daemon_spawn_in(d, NULL);
+        daemon_spawn_in(d, ARGS("--max-connections", "256"));
         daemon_wait_ready(d, d->socket_path);
 
         snprintf(path, sizeof(path), "/proc/%d/limits", (int) d->pid);
