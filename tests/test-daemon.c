@@ -3207,10 +3207,119 @@ START_TEST(test_accept_out_of_fds) {
 }
 END_TEST
 
+/* In a forked client: become @uid, with no groups, and stay dumpable. */
+static void drop_to(uid_t uid) {
+        CHILD_CHECK(setgroups(0, NULL) == 0);
+        CHILD_CHECK(setresgid(uid, uid, uid) == 0);
+        CHILD_CHECK(setresuid(uid, uid, uid) == 0);
+        CHILD_CHECK(prctl(PR_SET_DUMPABLE, 1) == 0);
+        CHILD_CHECK(prctl(PR_SET_PDEATHSIG, SIGKILL) == 0);
+}
+
+/* A forked client as @uid: @n connections at once, each calls GetInfo; exits 0 when all are answered. */
+static pid_t spawn_many_callers(const char *path, uid_t uid, size_t n) {
+        pid_t pid = fork_child();
+
+        if (pid == 0) {
+                Client **clients = calloc(n, sizeof(Client *));
+
+                CHILD_CHECK(clients);
+                if (uid != 0)
+                        drop_to(uid);
+                for (size_t i = 0; i < n; i++) {
+                        CHILD_CHECK(client_open(path, 0, &clients[i]) == 0);
+                        CHILD_CHECK(client_send(clients[i], "{\"method\":\"org.varlink.service.GetInfo\"}") == 0);
+                }
+                for (size_t i = 0; i < n; i++) {
+                        _cleanup_free_ char *m = NULL;
+
+                        CHILD_CHECK(client_read(clients[i], CLIENT_TIMEOUT_MS, &m) == 1);
+                        CHILD_CHECK(strstr(m, "\"version\":\"" PACKAGE_VERSION "\""));
+                        client_free(clients[i]);
+                }
+                free(clients);
+                _exit(EXIT_SUCCESS);
+        }
+        return pid;
+}
+
+/*
+ * A user holding all the connections it may, silent: its next one is
+ * refused and told why; root and another user are still answered. Then,
+ * with the default limits, 1,000 clients of four users at once are all
+ * answered.
+ */
+START_TEST(test_connection_shares) {
+        static const uid_t uids[] = { 0, NOBODY, NOBODY - 1, NOBODY - 2 };
+        Daemon *d = daemon_start(NULL);
+        _cleanup_(client_freep) Client *root = client_connect(d);
+        _cleanup_(json_object_putp) struct json_object *r = NULL;
+        pid_t holder, other, callers[ELEMENTSOF(uids)];
+        int ready[2], ctl[2];
+        char b;
+
+        ck_assert_int_eq(pipe2(ready, O_CLOEXEC), 0);
+        ck_assert_int_eq(pipe2(ctl, O_CLOEXEC), 0);
+        holder = fork_child();
+        if (holder == 0) {
+                Client *held[DOCUMENTED_MAX_CONNECTIONS_PER_USER], *extra = NULL;
+                _cleanup_free_ char *m = NULL;
+
+                close(ready[0]);
+                close(ctl[1]);
+                drop_to(NOBODY);
+                for (size_t i = 0; i < ELEMENTSOF(held); i++)
+                        CHILD_CHECK(client_open(d->socket_path, 0, &held[i]) == 0);
+                /* Accepted after all of those: over the share. The reason may come before we send. */
+                CHILD_CHECK(client_open(d->socket_path, 0, &extra) == 0);
+                (void) client_send(extra, "{\"method\":\"org.varlink.service.GetInfo\"}");
+                CHILD_CHECK(client_read(extra, TIMEOUT_MS, &m) == 1);
+                CHILD_CHECK(strstr(m, "\"error\":\"io.vmaq.TooManyConnections\""));
+                CHILD_CHECK(strstr(m, "\"reason\":\"per user\""));
+                CHILD_CHECK(strstr(m, "\"limit\":256"));
+                CHILD_CHECK(write(ready[1], "x", 1) == 1);
+                while (read(ctl[0], &b, 1) > 0)
+                        ;
+                _exit(EXIT_SUCCESS);
+        }
+        close(ready[1]);
+        close(ctl[0]);
+        ck_assert_int_eq(read(ready[0], &b, 1), 1);
+        close(ready[0]);
+
+        /* Root and another unprivileged user get in and are answered. */
+        r = client_call(root, "{\"method\":\"org.varlink.service.GetInfo\"}");
+        ck_assert_str_eq(json_get_string(reply_parameters(r), "version"), PACKAGE_VERSION);
+        other = spawn_many_callers(d->socket_path, NOBODY - 1, 1);
+        assert_child_ok(other, TIMEOUT_MS);
+        r = (json_object_put(r), NULL);
+        r = get_status(root);
+        ck_assert_uint_eq(status_cache(r, "refused", "user_connections"), 1);
+        ck_assert_uint_eq(status_cache(r, "refused", "connections"), 0);
+        ck_assert_uint_ge(status_field(r, "connections"), DOCUMENTED_MAX_CONNECTIONS_PER_USER + 1);
+
+        close(ctl[1]);
+        assert_child_ok(holder, TIMEOUT_MS);
+
+        /* 1,000 at once, of four users, each within its share. */
+        for (size_t i = 0; i < ELEMENTSOF(uids); i++)
+                callers[i] = spawn_many_callers(d->socket_path, uids[i], 250);
+        for (size_t i = 0; i < ELEMENTSOF(uids); i++)
+                assert_child_ok(callers[i], CLIENT_TIMEOUT_MS);
+        r = (json_object_put(r), NULL);
+        r = get_status(root);
+        ck_assert_uint_eq(status_cache(r, "refused", "user_connections"), 1);
+        ck_assert_uint_eq(status_cache(r, "refused", "connections"), 0);
+
+        daemon_stop(d);
+}
+END_TEST
+
 /*
  * A target maps a file whose reads never return. The request about it
- * waits, on a worker; every other client is answered meanwhile, and the
- * stuck request is answered once the file system goes away.
+ * waits, on a worker; every other client is answered meanwhile; after
+ * --request-timeout the stuck request is answered with TimedOut, and once
+ * the file system goes away the worker and its memory come back.
  */
 /* CPU time (user and system, in clock ticks) the daemon used so far. */
 static uint64_t daemon_cpu_ticks(const Daemon *d) {
@@ -3247,14 +3356,15 @@ static void assert_daemon_idle(const Daemon *d) {
 }
 
 START_TEST(test_stalled_target) {
-        Daemon *d = daemon_start(ARGS("--idle-timeout", "2"));
+        Daemon *d = daemon_start(ARGS("--idle-timeout", "10", "--request-timeout", "2"));
         TestChild *tc = spawn_test_child();
         _cleanup_(client_freep) Client *stuck = client_connect(d), *other = client_connect(d), *gone = NULL;
-        _cleanup_(json_object_putp) struct json_object *r = NULL;
+        _cleanup_(json_object_putp) struct json_object *r = NULL, *idle = NULL;
         _cleanup_free_ char *msg = NULL, *m = NULL;
         char exe[PATH_MAX];
         int ready[2], k;
         uint64_t addr = 0;
+        int64_t deadline;
         StallFs fs;
         pid_t target;
 
@@ -3283,6 +3393,9 @@ START_TEST(test_stalled_target) {
         ck_assert_int_eq(read(ready[0], &addr, sizeof(addr)), sizeof(addr));
         close(ready[0]);
 
+        /* What the daemon holds when nothing but a GetStatus runs. */
+        idle = get_status(other);
+
         msg = normalize_one(target, addr + 16);
         ck_assert_int_eq(client_send(stuck, msg), 0);
         ck_assert_int_eq(stall_fs_wait_read(&fs, TIMEOUT_MS), 0);
@@ -3299,19 +3412,22 @@ START_TEST(test_stalled_target) {
         }
         assert_serves(d);
 
-        /* Past the idle timeout: the wait is the daemon's, not the client's, and it is not cut off. */
-        for (unsigned i = 0; i < 15; i++) {
-                r = get_status(other);
-                r = (json_object_put(r), NULL);
-                (void) poll(NULL, 0, 200);
-        }
-        ck_assert_int_eq(client_read(stuck, NO_REPLY_MS, &m), -ETIMEDOUT);
+        /* After --request-timeout, the daemon gives up on it; the connection goes on. */
+        r = (json_object_put(r), NULL);
+        r = client_reply(stuck);
+        ck_assert_int_eq(json_get_u64(reply_error(r, "io.vmaq.TimedOut"), "limit"), 2000000);
+        r = (json_object_put(r), NULL);
+        r = get_status(stuck);
+        ck_assert_uint_eq(status_cache(r, "refused", "timeouts"), 1);
+        /* Its worker is still inside the read. */
+        ck_assert_uint_ge(status_cache(r, "workers", "used"), 2);
+        r = (json_object_put(r), NULL);
 
         /* A client that hangs up while its request waits: nothing to answer, nothing to spin on. */
         gone = client_connect(d);
         {
                 _cleanup_(json_object_putp) struct json_object *s0 = get_status(other);
-                int64_t deadline = now_ms() + TIMEOUT_MS;
+                deadline = now_ms() + TIMEOUT_MS;
 
                 ck_assert_int_eq(client_send(gone, msg), 0);
                 /* Its request is being handled (it waits for the same page) once it is counted. */
@@ -3333,17 +3449,23 @@ START_TEST(test_stalled_target) {
         (void) wait_child(target, TIMEOUT_MS);
         assert_daemon_idle(d);
 
-        /* The file system goes away: the read fails, and the request is answered after all. */
+        /*
+         * The file system goes away: the reads fail, the workers come back,
+         * and what they held is given back. The late answer goes nowhere.
+         */
         stall_fs_unmount(&fs);
-        k = client_read(stuck, TIMEOUT_MS, &m);
-        ck_assert_int_eq(k, 1);
-        r = json_tokener_parse(m);
-        ck_assert_ptr_nonnull(r);
-        /* About the target, which is gone by now: its map, or that it is gone. */
-        if (json_has(r, "error"))
-                ck_assert_int_eq(json_get_u64(reply_error(r, "io.vmaq.NoSuchProcess"), "pid"), target);
-        else
-                ck_assert_int_eq(json_get_u64(reply_parameters(r), "pid"), target);
+        deadline = now_ms() + TIMEOUT_MS;
+        for (;;) {
+                r = get_status(other);
+                if (status_cache(r, "workers", "used") == 1 &&
+                    status_cache(r, "memory", "used") == status_cache(idle, "memory", "used"))
+                        break;
+                ck_assert_msg(remaining_ms(deadline) > 0, "still held: %s", json_object_to_json_string(r));
+                r = (json_object_put(r), NULL);
+                (void) poll(NULL, 0, 20);
+        }
+        k = client_read(stuck, NO_REPLY_MS, &m);
+        ck_assert_msg(k != 1, "late answer: %s", m);
         assert_serves(d);
         test_child_stop(tc);
         daemon_stop(d);
@@ -3564,6 +3686,10 @@ static Suite *daemon_suite(void) {
         tcase_set_timeout(tc, 4 * TEST_TIMEOUT_SEC);
         tcase_add_test(tc, test_denied_learns_nothing);
         tcase_add_test(tc, test_setuid_exec_race);
+
+        tc = root_tcase(s, "quotas", "needs root to connect as several users");
+        tcase_set_timeout(tc, 4 * TEST_TIMEOUT_SEC);
+        tcase_add_test(tc, test_connection_shares);
 
         tc = root_tcase(s, "hostile-stalled", "needs root to mount a FUSE file system");
         if (access("/dev/fuse", R_OK|W_OK) >= 0)
