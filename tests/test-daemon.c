@@ -68,6 +68,8 @@
 #define DOCUMENTED_MAX_CONNECTIONS 4096
 #define DOCUMENTED_MAX_CONNECTIONS_PER_USER 256
 #define DOCUMENTED_MAX_MEMORY (256 << 20)
+/* docs/SECURITY.md: the input every connection may hold, budget or not. */
+#define READ_CHUNK_BYTES (16U * 1024U)
 
 #define streq(a, b) (strcmp((a), (b)) == 0)
 
@@ -3490,6 +3492,96 @@ static uint64_t daemon_memory_kib(const Daemon *d, const char *field) {
 }
 
 /*
+ * 256 connections each send a message near the size limit and read
+ * nothing. The daemon holds no more than its memory budget for them: the
+ * messages that do not fit are refused with MemoryLimitReached, the
+ * daemon's resident memory grows by at most the budget, one input chunk
+ * per connection and some slack, and another client is answered
+ * meanwhile. Scaled-down limits, so that the test moves megabytes, not
+ * gigabytes.
+ */
+START_TEST(test_memory_budget) {
+        const size_t budget = 16U << 20, n = 256, size = 1000000;
+        Daemon *d = daemon_start(ARGS("--max-message-size", "1048576", "--max-addresses", "1000",
+                                      "--max-reply-size", "65536", "--max-memory", "16777216"));
+        static const char call[] = "{\"method\":\"io.vmaq.GetStatus\"}";
+        _cleanup_(client_freep) Client *other = client_connect(d);
+        _cleanup_(json_object_putp) struct json_object *r = NULL;
+        _cleanup_free_ char *msg = malloc(size + sizeof(call));
+        Client *clients[256] = {};
+        size_t sent[256] = {}, n_done = 0, n_refused = 0;
+        uint64_t before, peak;
+        int64_t deadline;
+
+        ck_assert_ptr_nonnull(msg);
+        memset(msg, ' ', size);
+        memcpy(msg + size, call, sizeof(call));         /* with its NUL */
+        before = daemon_memory_kib(d, "VmRSS");
+
+        for (size_t i = 0; i < n; i++) {
+                clients[i] = client_connect(d);
+                ck_assert_int_eq(fcntl(clients[i]->fd, F_SETFL, O_NONBLOCK), 0);
+        }
+
+        /* Send all of each, or until the daemon closes it. */
+        deadline = now_ms() + CLIENT_TIMEOUT_MS;
+        while (n_done < n) {
+                ck_assert_msg(remaining_ms(deadline) > 0, "%zu of %zu connections still sending", n - n_done, n);
+                for (size_t i = 0; i < n; i++) {
+                        ssize_t k;
+
+                        if (sent[i] == SIZE_MAX || sent[i] == size + sizeof(call))
+                                continue;
+                        k = send(clients[i]->fd, msg + sent[i], size + sizeof(call) - sent[i], MSG_NOSIGNAL);
+                        if (k < 0 && IN_SET(errno, EPIPE, ECONNRESET)) {
+                                sent[i] = SIZE_MAX;
+                                n_done++;
+                                continue;
+                        }
+                        ck_assert_msg(k >= 0 || errno == EAGAIN, "send: %m");
+                        if (k > 0) {
+                                sent[i] += (size_t) k;
+                                if (sent[i] == size + sizeof(call))
+                                        n_done++;
+                        }
+                }
+                /* Others are served meanwhile. */
+                r = (json_object_put(r), NULL);
+                r = client_call(other, "{\"method\":\"org.varlink.service.GetInfo\"}");
+                ck_assert_str_eq(json_get_string(reply_parameters(r), "version"), PACKAGE_VERSION);
+        }
+
+        /* The refused were told why before their connection closed. */
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *m = NULL;
+
+                ck_assert_int_eq(fcntl(clients[i]->fd, F_SETFL, 0), 0);
+                if (sent[i] == SIZE_MAX) {
+                        int k = client_read(clients[i], TIMEOUT_MS, &m);
+
+                        ck_assert_msg(k == 1, "refused without a reason: %s", k == 0 ? "EOF" : strerror(-k));
+                        ck_assert_msg(strstr(m, "\"error\":\"io.vmaq.MemoryLimitReached\""), "%s", m);
+                        n_refused++;
+                }
+        }
+        ck_assert_uint_gt(n_refused, 0);
+
+        r = (json_object_put(r), NULL);
+        r = get_status(other);
+        ck_assert_uint_ge(status_cache(r, "refused", "memory"), n_refused);
+        ck_assert_uint_le(status_cache(r, "memory", "used"), budget);
+        peak = daemon_memory_kib(d, "VmHWM");
+        ck_assert_msg(peak - before <= (budget + n * READ_CHUNK_BYTES + (16U << 20)) / 1024,
+                      "grew by %" PRIu64 " KiB", peak - before);
+
+        for (size_t i = 0; i < n; i++)
+                client_free(clients[i]);
+        assert_serves(d);
+        daemon_stop(d);
+}
+END_TEST
+
+/*
  * Messages near the size limit whose values are costly to build: refused
  * before they are built, and what they took is given back afterwards.
  */
@@ -3681,6 +3773,7 @@ static Suite *daemon_suite(void) {
         tcase_add_test(tc, test_accept_out_of_fds);
         tcase_add_test(tc, test_oneway_flood_fair);
         tcase_add_test(tc, test_costly_messages);
+        tcase_add_test(tc, test_memory_budget);
 
         tc = root_tcase(s, "hostile-denied", "needs root to become nobody");
         tcase_set_timeout(tc, 4 * TEST_TIMEOUT_SEC);
