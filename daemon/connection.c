@@ -95,8 +95,11 @@ static bool connection_has_message(Connection *c) {
         return nul;
 }
 
-size_t connection_message_size(Connection *c) {
-        return connection_has_message(c) ? c->in_scanned : 0;
+size_t connection_message_size(Connection *c, bool *ret_last) {
+        if (!connection_has_message(c))
+                return 0;
+        *ret_last = c->in_scanned + 1 == connection_pending_input(c);
+        return c->in_scanned;
 }
 
 /* Write what the socket takes without blocking. */
@@ -211,14 +214,13 @@ int connection_take_job(Connection *c, Job **ret) {
                 c->charged -= c->in_allocated;
                 c->in_start = c->in_end = c->in_allocated = c->in_scanned = 0;
         } else {
-                /* More follows: copy this one out, bounded as the buffer it comes from. */
+                /* More follows: copy this one out. The caller charges the copy. */
                 job->buffer = malloc(len + 1);
                 if (!job->buffer)
                         return -ENOMEM;
                 memcpy(job->buffer, start, len + 1);
                 job->message = job->buffer;
-                (void) manager_charge(c->manager, c->user, c->peer.privileged, len + 1, true, NULL);
-                job->buffer_charged = len + 1;
+                job->copied = true;
                 c->in_start += len + 1;
                 c->in_scanned = 0;
         }

@@ -179,9 +179,11 @@ int manager_new(Manager **ret, const ManagerConfig *config) {
         m->memory_per_privileged_user = config->max_memory / 2;
         m->memory_unprivileged = config->max_memory - config->max_memory / 4;
         {
-                /* The largest request, while it runs, and its reply: one user must be able to make it. */
-                size_t largest = config->max_message_size + 1 + manager_job_cost(m, config->max_message_size) +
-                                 config->max_reply_size;
+                /*
+                 * The largest request while it runs, copied out of a buffer
+                 * that holds as much again: one user must be able to make it.
+                 */
+                size_t largest = 2 * (config->max_message_size + 1) + manager_job_cost(m, config->max_message_size);
 
                 if (m->memory_per_user < largest)
                         return log_error_errno(m->log_level, -EINVAL,
@@ -407,17 +409,23 @@ static size_t manager_job_cost(Manager *m, size_t size) {
         return MIN(size / 2 + 1, m->request_limits.max_values) * JOB_BYTES_PER_VALUE;
 }
 
-/* Start the job of @c now, @cost charged for it. Returns 0, or a negative errno when @c must be closed. */
-static int manager_start(Manager *m, Connection *c, size_t cost) {
+/*
+ * Start the job of @c now, @cost charged for its work and @copy for a copy
+ * of its message, if it needs one. Returns 0, or a negative errno when @c
+ * must be closed.
+ */
+static int manager_start(Manager *m, Connection *c, size_t cost, size_t copy) {
         _cleanup_(job_freep) Job *job = NULL;
         int r;
 
         r = connection_take_job(c, &job);
         if (r <= 0) {
-                manager_uncharge(m, c->user, c->peer.privileged, cost);
+                manager_uncharge(m, c->user, c->peer.privileged, cost + copy);
                 return r;
         }
         job->work_charged = cost;
+        if (job->copied)
+                job->buffer_charged = copy;
 
         job->item.run = manager_run_job;
         job->connection = c;
@@ -445,7 +453,8 @@ void manager_dispatch(Manager *m) {
 
         for (c = m->ready_first; c && m->n_jobs < m->config.workers; c = next) {
                 size_t share = c->peer.privileged ? m->jobs_per_privileged_user : m->jobs_per_user;
-                size_t cost;
+                size_t cost, size, copy;
+                bool last = false;
 
                 next = c->ready_next;
                 if (c->user->n_jobs >= share)
@@ -453,12 +462,18 @@ void manager_dispatch(Manager *m) {
                 /* Unprivileged users together leave the privileged share free. */
                 if (!c->peer.privileged && m->n_unprivileged_jobs >= m->jobs_unprivileged)
                         continue;
-                /* Until memory comes free: when a job ends, or a client reads its replies. */
-                cost = manager_job_cost(m, connection_message_size(c));
-                if (manager_charge(m, c->user, c->peer.privileged, cost, false, NULL) < 0)
+                /*
+                 * Until memory comes free: when a job ends, or a client reads
+                 * its replies. With room for a copy of the message when more
+                 * follows it: else the job takes the connection's buffer.
+                 */
+                size = connection_message_size(c, &last);
+                cost = manager_job_cost(m, size);
+                copy = last ? 0 : size + 1;
+                if (manager_charge(m, c->user, c->peer.privileged, cost + copy, false, NULL) < 0)
                         continue;
                 manager_unready(m, c);
-                if (manager_start(m, c, cost) < 0)
+                if (manager_start(m, c, cost, copy) < 0)
                         manager_connection_closed(m, c);
         }
 }

@@ -102,6 +102,7 @@ typedef struct Job {
         const char *message;            /* NUL-terminated, in buffer */
         size_t size;                    /* without the NUL */
         size_t buffer_charged;          /* of the memory budget: for buffer */
+        bool copied;                    /* buffer is a copy of the message, not the connection's buffer */
         char *reply;                    /* with its NUL, NULL for none (oneway) */
         size_t reply_size;
         size_t reply_charged;           /* for reply */
@@ -242,8 +243,8 @@ Connection *connection_free(Connection *c);
 int connection_drain(Connection *c);
 /* Arm the connection's deadline for its state: none while its job runs or waits for a worker. */
 int connection_update_timer(Connection *c);
-/* The size of the next complete message, 0 if there is none. */
-size_t connection_message_size(Connection *c);
+/* The size of the next complete message, 0 if there is none; whether it is all there is, in *ret_last. */
+size_t connection_message_size(Connection *c, bool *ret_last);
 /* Take the next complete message into a new job. -ENOMEM; 0 if there is none. */
 int connection_take_job(Connection *c, Job **ret);
 /* The request of @c did not finish in time: answer it with TimedOut and go on. */
