@@ -33,6 +33,7 @@ cat >"$work/expected" <<'END'
 SKIP: access-control: needs root to become nobody
 SKIP: pid-namespace: unshare(CLONE_NEWPID) needs root
 SKIP: hostile-denied: needs root to become nobody
+SKIP: quotas: needs root to connect as several users
 SKIP: hostile-stalled: needs root to mount a FUSE file system
 END
 cmp -s "$work/out" "$work/expected" || { echo "FAIL: expected exactly:"; cat "$work/expected"; exit 1; }

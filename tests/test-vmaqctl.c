@@ -379,7 +379,7 @@ START_TEST(test_status_human) {
                 lines += *p == '\n';
         ck_assert_uint_eq(lines, 2 + ELEMENTSOF(keys));
         ck_assert_ptr_nonnull(strstr(r.out, "\nconnections: 1\n"));
-        ck_assert_ptr_nonnull(strstr(r.out, "\nconnections_max: 256\n"));
+        ck_assert_ptr_nonnull(strstr(r.out, "\nconnections_max: 4096\n"));
 
         daemon_stop(d);
 }
@@ -401,7 +401,7 @@ START_TEST(test_status_json) {
         ck_assert(streq(backend, "ioctl") || streq(backend, "text"));
         (void) get_u64(o, "uptime_usec");
         ck_assert_uint_eq(get_u64(o, "connections"), 1);
-        ck_assert_uint_eq(get_u64(o, "connections_max"), 256);
+        ck_assert_uint_eq(get_u64(o, "connections_max"), 4096);
         cache = get(o, "proc_cache", json_type_object);
         ck_assert_int_eq(json_object_object_length(cache), 4);
         ck_assert_uint_eq(get_u64(cache, "max"), 1024);
