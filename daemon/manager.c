@@ -470,7 +470,12 @@ void manager_dispatch(Manager *m) {
                 size = connection_message_size(c, &last);
                 cost = manager_job_cost(m, size);
                 copy = last ? 0 : size + 1;
-                if (manager_charge(m, c->user, c->peer.privileged, cost + copy, false, NULL) < 0)
+                /*
+                 * A user with nothing running is let through anyway: its own
+                 * received messages may be what holds its share, and only
+                 * running them gives that back.
+                 */
+                if (manager_charge(m, c->user, c->peer.privileged, cost + copy, c->user->n_jobs == 0, NULL) < 0)
                         continue;
                 manager_unready(m, c);
                 if (manager_start(m, c, cost, copy) < 0)
