@@ -203,6 +203,8 @@ static Suite *build_id_cache_suite(void) {
         suite_add_tcase(s, tc);
 
         tc = tcase_create("threads");
+        /* Only against a hang: under sanitizers on a loaded machine, Check's default 4 s is not enough. */
+        tcase_set_timeout(tc, 120);
         tcase_add_test(tc, test_threads);
         suite_add_tcase(s, tc);
 
