@@ -2328,6 +2328,13 @@ END_TEST
 static const char status_call[] = "{\"method\":\"io.vmaq.GetStatus\"}";
 
 /*
+ * A reader that stops reading leaves up to one message size of calls
+ * unread in the daemon: with the default, hundreds of thousands of them,
+ * each answered once it reads again. A smaller bound keeps these tests short.
+ */
+#define FLOOD_ARGS ARGS("--max-message-size", "262144")
+
+/*
  * Send GetStatus calls without reading until the daemon stops taking them
  * (no progress for a while). Returns the number of complete calls sent;
  * *ret_partial is how many bytes of one more went out.
@@ -2382,7 +2389,7 @@ static void read_status_replies(Client *c, size_t n) {
 }
 
 START_TEST(test_stuck_reader) {
-        Daemon *d = daemon_start(NULL);
+        Daemon *d = daemon_start(FLOOD_ARGS);
         _cleanup_(client_freep) Client *stuck = NULL, *other = NULL;
         _cleanup_(json_object_putp) struct json_object *r = NULL, *s = NULL;
         size_t calls, partial;
@@ -2412,7 +2419,7 @@ END_TEST
 
 /* Stopping with a client whose replies are still queued: it gets them, then the daemon exits 0. */
 START_TEST(test_stop_flushes_replies) {
-        Daemon *d = daemon_start(NULL);
+        Daemon *d = daemon_start(FLOOD_ARGS);
         _cleanup_(client_freep) Client *stuck = NULL, *idle = NULL;
         _cleanup_free_ char *m = NULL;
         char buf[64];
@@ -3590,8 +3597,14 @@ START_TEST(test_memory_budget) {
         ck_assert_uint_ge(status_cache(r, "refused", "memory"), n_refused);
         ck_assert_uint_le(status_cache(r, "memory", "used"), budget);
         peak = daemon_memory_kib(d, "VmHWM");
+#if defined(__SANITIZE_ADDRESS__)
+        /* ASan's quarantine and shadow memory: the resident size measures ASan, not the budget. */
+        (void) before;
+        (void) peak;
+#else
         ck_assert_msg(peak - before <= (budget + n * READ_CHUNK_BYTES + (16U << 20)) / 1024,
                       "grew by %" PRIu64 " KiB", peak - before);
+#endif
 
         for (size_t i = 0; i < n; i++)
                 client_free(clients[i]);
