@@ -777,6 +777,16 @@ _public_ int vmaq_get_status(struct vmaq_client *client, struct vmaq_status **re
                 .requests = st.requests,
                 .errors = st.errors,
                 .denied = st.denied,
+                .connections_per_user_max = st.connections_per_user_max,
+                .workers_used = st.workers_used,
+                .workers_max = st.workers_max,
+                .memory_used = st.memory_used,
+                .memory_max = st.memory_max,
+                .refused_connections = st.refused_connections,
+                .refused_user_connections = st.refused_user_connections,
+                .refused_memory = st.refused_memory,
+                .refused_timeouts = st.refused_timeouts,
+                .refused_idle = st.refused_idle,
         };
 
         *ret = s;

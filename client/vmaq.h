@@ -23,6 +23,13 @@
  *   -EXDEV       the caller is in another pid namespace (io.vmaq.ForeignPidNamespace)
  *   -EOPNOTSUPP, -EADDRNOTAVAIL  method or interface unknown to the daemon
  *   -EIO         the daemon failed internally     (io.vmaq.InternalError)
+ *   -EUSERS      the daemon refused the connection: its user, or all
+ *                users together, hold their share (io.vmaq.TooManyConnections);
+ *                the daemon then closes it
+ *   -EBUSY       the daemon's memory budget cannot hold the request now
+ *                (io.vmaq.MemoryLimitReached); retry later
+ *   -ETIME       the request ran past the daemon's request timeout
+ *                (io.vmaq.TimedOut); the connection stays usable
  *   -EPROTO      an error the library does not know
  * Errors of the connection:
  *   -ENOENT, -ECONNREFUSED, -EACCES  from connecting: no daemon, or no access
@@ -205,6 +212,17 @@ struct vmaq_status {
         uint64_t requests;
         uint64_t errors;
         uint64_t denied;
+        /* The limits a shared daemon enforces; 0 from a daemon too old to tell. */
+        uint64_t connections_per_user_max;
+        uint64_t workers_used;                  /* threads running a request */
+        uint64_t workers_max;
+        uint64_t memory_used;                   /* bytes held for clients */
+        uint64_t memory_max;                    /* the memory budget */
+        uint64_t refused_connections;           /* over the total connection limit */
+        uint64_t refused_user_connections;      /* over a user's share of connections */
+        uint64_t refused_memory;                /* requests over the memory budget */
+        uint64_t refused_timeouts;              /* requests past the request timeout */
+        uint64_t refused_idle;                  /* connections closed for making no progress */
 };
 
 /* The daemon's state and counters; free *ret with vmaq_status_free(). */

@@ -683,14 +683,21 @@ static void print_status_json(const struct vmaq_status *s) {
         fputs(", \"backend\": ", stdout);
         json_print_string_or_null(s->backend);
         printf(", \"uptime_usec\": %" PRIu64 ", \"connections\": %" PRIu64 ", \"connections_max\": %" PRIu64
+               ", \"connections_per_user_max\": %" PRIu64
                ", \"proc_cache\": {\"size\": %" PRIu64 ", \"max\": %" PRIu64 ", \"hits\": %" PRIu64
                ", \"misses\": %" PRIu64 "}, \"build_id_cache\": {\"size\": %" PRIu64 ", \"max\": %" PRIu64
-               ", \"hits\": %" PRIu64 ", \"misses\": %" PRIu64 "}, \"requests\": %" PRIu64
-               ", \"errors\": %" PRIu64 ", \"denied\": %" PRIu64 "}\n",
-               s->uptime_usec, s->connections, s->connections_max,
+               ", \"hits\": %" PRIu64 ", \"misses\": %" PRIu64 "}"
+               ", \"workers\": {\"used\": %" PRIu64 ", \"max\": %" PRIu64 "}"
+               ", \"memory\": {\"used\": %" PRIu64 ", \"max\": %" PRIu64 "}"
+               ", \"refused\": {\"connections\": %" PRIu64 ", \"user_connections\": %" PRIu64
+               ", \"memory\": %" PRIu64 ", \"timeouts\": %" PRIu64 ", \"idle\": %" PRIu64 "}"
+               ", \"requests\": %" PRIu64 ", \"errors\": %" PRIu64 ", \"denied\": %" PRIu64 "}\n",
+               s->uptime_usec, s->connections, s->connections_max, s->connections_per_user_max,
                s->proc_cache_size, s->proc_cache_max, s->proc_cache_hits, s->proc_cache_misses,
                s->build_id_cache_size, s->build_id_cache_max, s->build_id_cache_hits,
-               s->build_id_cache_misses, s->requests, s->errors, s->denied);
+               s->build_id_cache_misses, s->workers_used, s->workers_max, s->memory_used, s->memory_max,
+               s->refused_connections, s->refused_user_connections, s->refused_memory,
+               s->refused_timeouts, s->refused_idle, s->requests, s->errors, s->denied);
 }
 
 static void print_status_human(const struct vmaq_status *s) {
@@ -701,6 +708,7 @@ static void print_status_human(const struct vmaq_status *s) {
         printf("\nuptime_usec: %" PRIu64 "\n"
                "connections: %" PRIu64 "\n"
                "connections_max: %" PRIu64 "\n"
+               "connections_per_user_max: %" PRIu64 "\n"
                "proc_cache_size: %" PRIu64 "\n"
                "proc_cache_max: %" PRIu64 "\n"
                "proc_cache_hits: %" PRIu64 "\n"
@@ -709,13 +717,24 @@ static void print_status_human(const struct vmaq_status *s) {
                "build_id_cache_max: %" PRIu64 "\n"
                "build_id_cache_hits: %" PRIu64 "\n"
                "build_id_cache_misses: %" PRIu64 "\n"
+               "workers_used: %" PRIu64 "\n"
+               "workers_max: %" PRIu64 "\n"
+               "memory_used: %" PRIu64 "\n"
+               "memory_max: %" PRIu64 "\n"
+               "refused_connections: %" PRIu64 "\n"
+               "refused_user_connections: %" PRIu64 "\n"
+               "refused_memory: %" PRIu64 "\n"
+               "refused_timeouts: %" PRIu64 "\n"
+               "refused_idle: %" PRIu64 "\n"
                "requests: %" PRIu64 "\n"
                "errors: %" PRIu64 "\n"
                "denied: %" PRIu64 "\n",
-               s->uptime_usec, s->connections, s->connections_max,
+               s->uptime_usec, s->connections, s->connections_max, s->connections_per_user_max,
                s->proc_cache_size, s->proc_cache_max, s->proc_cache_hits, s->proc_cache_misses,
                s->build_id_cache_size, s->build_id_cache_max, s->build_id_cache_hits,
-               s->build_id_cache_misses, s->requests, s->errors, s->denied);
+               s->build_id_cache_misses, s->workers_used, s->workers_max, s->memory_used, s->memory_max,
+               s->refused_connections, s->refused_user_connections, s->refused_memory,
+               s->refused_timeouts, s->refused_idle, s->requests, s->errors, s->denied);
 }
 
 static ExitStatus verb_status(int argc, char *argv[]) {

@@ -520,6 +520,17 @@ START_TEST(test_get_status) {
         ck_assert_uint_eq(s->requests, 1);
         ck_assert_uint_eq(s->errors, 0);
         ck_assert_uint_eq(s->denied, 0);
+        ck_assert_uint_eq(s->connections_per_user_max, 7);      /* clamped to the total */
+        ck_assert_uint_eq(s->workers_used, 1);                  /* the one answering */
+        ck_assert_uint_eq(s->workers_max, 16);
+        ck_assert_uint_gt(s->memory_used, 0);                   /* this connection's input */
+        ck_assert_uint_le(s->memory_used, s->memory_max);
+        ck_assert_uint_eq(s->memory_max, 256U << 20);
+        ck_assert_uint_eq(s->refused_connections, 0);
+        ck_assert_uint_eq(s->refused_user_connections, 0);
+        ck_assert_uint_eq(s->refused_memory, 0);
+        ck_assert_uint_eq(s->refused_timeouts, 0);
+        ck_assert_uint_eq(s->refused_idle, 0);
 
         /* A call and an error later, the counters moved. */
         ck_assert_int_eq(vmaq_normalize(c, child.pid, &child.file_addr, 1, 0, 0, &n), 0);
@@ -687,6 +698,48 @@ START_TEST(test_error_message_too_large) {
         ck_assert_int_eq(vmaq_get_status(c, &s), -ENOTCONN);
 
         vmaq_close(TAKE_PTR(c));
+        daemon_stop(d);
+}
+END_TEST
+
+/*
+ * A connection over the user's share: the daemon says why before it hangs
+ * up, the first call returns that, and the connection is then gone.
+ */
+START_TEST(test_error_too_many_connections) {
+        _cleanup_(vmaq_closep) struct vmaq_client *c = NULL, *over = NULL;
+        _cleanup_(vmaq_status_freep) struct vmaq_status *s = NULL;
+        int64_t deadline = now_ms() + TIMEOUT_MS;
+        int r;
+        Daemon *d;
+
+        /* One connection for any user, root (half the total) included. */
+        d = daemon_start(ARGS("--max-connections", "2", "--max-connections-per-user", "1"));
+
+        /* Until daemon_start()'s own probe is gone, it is the one connection. */
+        for (;;) {
+                c = connect_ok(d);
+                r = vmaq_get_status(c, &s);
+                if (r != -EUSERS || now_ms() > deadline)
+                        break;
+                vmaq_close(TAKE_PTR(c));
+                (void) poll(NULL, 0, 20);
+        }
+        ck_assert_int_eq(r, 0);
+        vmaq_status_free(TAKE_PTR(s));
+
+        over = connect_ok(d);
+        ck_assert_int_eq(vmaq_get_status(over, &s), -EUSERS);
+        ck_assert_ptr_null(s);
+        ck_assert_ptr_nonnull(strstr(vmaq_errmsg(over), "(io.vmaq.TooManyConnections)"));
+        ck_assert_int_eq(vmaq_get_status(over, &s), -ECONNRESET);
+
+        /* The one who holds the share is still served, and saw the refusal counted. */
+        ck_assert_int_eq(vmaq_get_status(c, &s), 0);
+        ck_assert_uint_ge(s->refused_connections + s->refused_user_connections, 1);
+
+        vmaq_close(TAKE_PTR(c));
+        vmaq_close(TAKE_PTR(over));
         daemon_stop(d);
 }
 END_TEST
@@ -1147,6 +1200,7 @@ static Suite *libvmaq_suite(void) {
         add_test(s, "error-permission-denied", test_error_permission_denied, NULL);
         add_test(s, "error-too-many-addresses", test_error_too_many_addresses, NULL);
         add_test(s, "error-message-too-large", test_error_message_too_large, NULL);
+        add_test(s, "error-too-many-connections", test_error_too_many_connections, NULL);
         add_test(s, "error-invalid", test_error_invalid, NULL);
         add_test(s, "connect-errors", test_connect_errors, NULL);
         add_test(s, "connect-env", test_connect_env, NULL);

@@ -348,9 +348,12 @@ START_TEST(test_status_human) {
         Daemon *d = daemon_start(NULL);
         _cleanup_(run_done) Run r = {};
         static const char *const keys[] = {
-                "uptime_usec", "connections", "connections_max", "proc_cache_size", "proc_cache_max",
-                "proc_cache_hits", "proc_cache_misses", "build_id_cache_size", "build_id_cache_max",
-                "build_id_cache_hits", "build_id_cache_misses", "requests", "errors", "denied",
+                "uptime_usec", "connections", "connections_max", "connections_per_user_max",
+                "proc_cache_size", "proc_cache_max", "proc_cache_hits", "proc_cache_misses",
+                "build_id_cache_size", "build_id_cache_max", "build_id_cache_hits", "build_id_cache_misses",
+                "workers_used", "workers_max", "memory_used", "memory_max", "refused_connections",
+                "refused_user_connections", "refused_memory", "refused_timeouts", "refused_idle",
+                "requests", "errors", "denied",
         };
         _cleanup_free_ char *version = xasprintf("version: %s\n", PACKAGE_VERSION);
         const char *p;
@@ -380,6 +383,8 @@ START_TEST(test_status_human) {
         ck_assert_uint_eq(lines, 2 + ELEMENTSOF(keys));
         ck_assert_ptr_nonnull(strstr(r.out, "\nconnections: 1\n"));
         ck_assert_ptr_nonnull(strstr(r.out, "\nconnections_max: 4096\n"));
+        ck_assert_ptr_nonnull(strstr(r.out, "\nconnections_per_user_max: 256\n"));
+        ck_assert_ptr_nonnull(strstr(r.out, "\nmemory_max: 268435456\n"));
 
         daemon_stop(d);
 }
@@ -395,7 +400,7 @@ START_TEST(test_status_json) {
         /* --json is accepted before and after the command. */
         ctl_ok(ARGS("--socket", d->socket_path, "--json", "status"), &r);
         o = parse_json(r.out);
-        ck_assert_int_eq(json_object_object_length(o), 10);
+        ck_assert_int_eq(json_object_object_length(o), 14);
         ck_assert_str_eq(get_str(o, "version"), PACKAGE_VERSION);
         backend = get_str(o, "backend");
         ck_assert(streq(backend, "ioctl") || streq(backend, "text"));
@@ -414,6 +419,22 @@ START_TEST(test_status_json) {
         (void) get_u64(cache, "size");
         (void) get_u64(cache, "hits");
         (void) get_u64(cache, "misses");
+        ck_assert_uint_eq(get_u64(o, "connections_per_user_max"), 256);
+        cache = get(o, "workers", json_type_object);
+        ck_assert_int_eq(json_object_object_length(cache), 2);
+        ck_assert_uint_eq(get_u64(cache, "used"), 1);        /* the one answering */
+        ck_assert_uint_eq(get_u64(cache, "max"), 16);
+        cache = get(o, "memory", json_type_object);
+        ck_assert_int_eq(json_object_object_length(cache), 2);
+        ck_assert_uint_gt(get_u64(cache, "used"), 0);
+        ck_assert_uint_eq(get_u64(cache, "max"), 256U << 20);
+        cache = get(o, "refused", json_type_object);
+        ck_assert_int_eq(json_object_object_length(cache), 5);
+        ck_assert_uint_eq(get_u64(cache, "connections"), 0);
+        ck_assert_uint_eq(get_u64(cache, "user_connections"), 0);
+        ck_assert_uint_eq(get_u64(cache, "memory"), 0);
+        ck_assert_uint_eq(get_u64(cache, "timeouts"), 0);
+        ck_assert_uint_eq(get_u64(cache, "idle"), 0);
         ck_assert_uint_ge(get_u64(o, "requests"), 1);
         (void) get_u64(o, "errors");
         ck_assert_uint_eq(get_u64(o, "denied"), 0);
