@@ -11,10 +11,21 @@
  */
 
 #include <limits.h>
+#include <json-c/json.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 #include <sys/resource.h>
 #include <sys/types.h>
+
+#include "macro.h"
+
+#define streq(a, b) (strcmp((a), (b)) == 0)
+
+/* A NULL-terminated argument list, for daemon_setup() and daemon_start(). */
+#define ARGS(...) ((const char *const[]) { __VA_ARGS__, NULL })
 
 /* Bounds the readiness and exit waits; not a timing assertion. */
 #define DAEMON_TIMEOUT_MS 20000
@@ -112,3 +123,135 @@ int remaining_ms(int64_t deadline);
 
 /* Remove @path and everything below it, ignoring errors. */
 void rm_rf(const char *path);
+
+/* --- forked helpers ---------------------------------------------------------- */
+
+/* nobody's uid and gid, the first user tests become. */
+#define NOBODY 65534
+
+/* Bounds client_reply() and so client_call(): not a timing assertion. */
+#define REPLY_TIMEOUT_MS 10000
+
+/*
+ * Forked clients never use ck_assert() (it would report from the wrong
+ * process): they check with CHILD_CHECK() and report through their exit
+ * status.
+ */
+#define CHILD_CHECK(expr)                                                               \
+        do {                                                                            \
+                if (!(expr)) {                                                          \
+                        fprintf(stderr, "%s:%d: check in child %d failed: %s\n",       \
+                                __FILE__, __LINE__, (int) getpid(), #expr);             \
+                        _exit(EXIT_FAILURE);                                            \
+                }                                                                       \
+        } while (0)
+
+/* Wait for child @pid, at most @timeout_ms, and reap it: its wait status. */
+int wait_child(pid_t pid, int timeout_ms);
+/* wait_child(), and it must have exited with status 0. */
+void assert_child_ok(pid_t pid, int timeout_ms);
+
+/* In a forked child: close every fd above stderr except @a and @b. */
+void close_all_but(int a, int b);
+
+/*
+ * A child that blocks until *ret_ctl is closed, then exits. With
+ * @exec_path it execs that (with the argument "30") instead of exiting;
+ * *ret_execd then reads EOF once the exec happened. @ret_execd may be NULL.
+ */
+pid_t spawn_waiting_child(int *ret_ctl, const char *exec_path, int *ret_execd);
+
+/* --- a raw Varlink client ---------------------------------------------------- */
+
+DEFINE_CLEANUP(struct json_object *, json_object_put);
+
+typedef struct Client {
+        int fd;
+        char *buf;
+        size_t start, size, allocated;
+} Client;
+
+Client *client_free(Client *c);
+DEFINE_CLEANUP(Client *, client_free);
+
+/*
+ * Connect to @path (SO_RCVBUF @rcvbuf if > 0). Returns 0 or -errno. This
+ * and the other calls returning an int or NULL never ck_assert(): forked
+ * clients use them.
+ */
+int client_open(const char *path, int rcvbuf, Client **ret);
+/* Connect, or fail the test. */
+Client *client_connect_path(const char *path);
+Client *client_connect(const Daemon *d);
+
+/* Send @size bytes; send @json and its terminating NUL. 0 or -errno. */
+int client_send_raw(Client *c, const void *data, size_t size);
+int client_send(Client *c, const char *json);
+
+/*
+ * Read one NUL-terminated message into *ret (owned by the caller). Returns
+ * 1; 0 on a clean EOF; -EBADMSG on EOF inside a message; -ETIMEDOUT when
+ * nothing complete arrived within @timeout_ms; or -errno (-ECONNRESET).
+ */
+int client_read(Client *c, int timeout_ms, char **ret);
+
+/* Send @json and parse the reply, a JSON object; NULL on any failure. */
+struct json_object *client_call_raw(Client *c, const char *json, int timeout_ms);
+/* Read and parse one reply, which must arrive within REPLY_TIMEOUT_MS. */
+struct json_object *client_reply(Client *c);
+/* Send the formatted call and return client_reply(). */
+__attribute__((__format__(__printf__, 2, 3)))
+struct json_object *client_call(Client *c, const char *format, ...);
+
+/* --- JSON ------------------------------------------------------------------ */
+
+/* Member @key of @o, which must be there and of @type. */
+struct json_object *json_get(struct json_object *o, const char *key, enum json_type type);
+bool json_has(struct json_object *o, const char *key);
+const char *json_get_string(struct json_object *o, const char *key);
+bool json_get_bool(struct json_object *o, const char *key);
+/* A non-negative integer. */
+uint64_t json_get_u64(struct json_object *o, const char *key);
+struct json_object *json_get_array(struct json_object *o, const char *key);
+
+/* The parameters of a successful reply. */
+struct json_object *reply_parameters(struct json_object *reply);
+/* The parameters of an error reply, which must be @error, with exactly its documented parameters. */
+struct json_object *reply_error(struct json_object *reply, const char *error);
+/* An error @error about the parameter @parameter. */
+void assert_error_parameter(struct json_object *reply, const char *error, const char *parameter);
+/* The error name of @reply, or NULL. For forked clients. */
+const char *error_name(struct json_object *reply);
+
+/* A fresh connection to @d is answered GetInfo. */
+void assert_serves(const Daemon *d);
+/* GetStatus, which must succeed; its fields and those of its objects ("proc_cache", ...). */
+struct json_object *get_status(Client *c);
+uint64_t status_field(struct json_object *reply, const char *key);
+uint64_t status_cache(struct json_object *reply, const char *cache, const char *key);
+/* How much a counter of object @cache moved from GetStatus reply @before to @after. */
+uint64_t cache_delta(struct json_object *before, struct json_object *after, const char *cache,
+                     const char *key);
+
+/* A Normalize call for one address, and for @n of them with "…,@extra" (may be NULL) in its parameters. */
+char *normalize_one(pid_t pid, uint64_t addr);
+char *normalize_call(pid_t pid, const uint64_t *addrs, size_t n, const char *extra);
+/* Whether @r is PermissionDenied about @pid. For forked clients. */
+bool is_denied_for(struct json_object *r, pid_t pid);
+/* The path of the single module of a one-address Normalize reply, or NULL. */
+const char *single_module_path(struct json_object *r);
+
+/* --- clients of other users ------------------------------------------------- */
+
+/*
+ * In a forked child: become nobody, or @uid (with that gid), with no
+ * supplementary groups; keep dying with the parent, and stay dumpable like
+ * any user process.
+ */
+void drop_to_nobody(void);
+void drop_to(uid_t uid);
+/* The same, as @uid and @gid with the supplementary groups @groups. */
+void drop_to_groups(uid_t uid, gid_t gid, const gid_t *groups, size_t n_groups);
+
+/* In a nobody client: a child of its own that blocks until *ret_ctl closes, optionally not dumpable. */
+pid_t nobody_target(bool dumpable, int *ret_ctl);

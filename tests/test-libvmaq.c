@@ -48,11 +48,7 @@
 /* Every wait here is bounded by this; none is a timing assertion. */
 #define TIMEOUT_MS 10000
 #define TEST_TIMEOUT_SEC 120
-#define NOBODY 65534
 #define BATCH 100000
-
-#define streq(a, b) (strcmp((a), (b)) == 0)
-#define ARGS(...) ((const char *const[]) { __VA_ARGS__, NULL })
 
 DEFINE_CLEANUP(struct vmaq_client *, vmaq_close);
 DEFINE_CLEANUP(struct vmaq_normalization *, vmaq_normalization_free);

@@ -46,17 +46,12 @@
 /* Every wait in this file is bounded by this; none is a timing assertion. */
 #define TIMEOUT_MS 20000
 #define TEST_TIMEOUT_SEC 120
-#define NOBODY 65534
 
 #define EXIT_DAEMON_ERROR 1
 #define EXIT_USAGE 2
 #define EXIT_UNREACHABLE 3
 
-#define streq(a, b) (strcmp((a), (b)) == 0)
 #define startswith(s, prefix) (strncmp((s), (prefix), strlen(prefix)) == 0)
-#define ARGS(...) ((const char *const[]) { __VA_ARGS__, NULL })
-
-DEFINE_CLEANUP(struct json_object *, json_object_put);
 
 static const char *vmaqd_path;
 static const char *vmaqctl_path;
