@@ -7,7 +7,12 @@
  * while another client is served; and a process that maps and unmaps
  * pages as fast as it can while it is queried.
  *
- * Both map one file page by page, each page at its own file offset, so
+ * And every kind of client (root, a member of the privileged group, two
+ * other users) against every kind of target: each other's processes, one
+ * that is not dumpable, one whose real and effective uids differ, a
+ * kernel thread, a zombie and a pid that is gone.
+ *
+ * The first two map one file page by page, each page at its own file offset, so
  * every answer can be checked: the address base + i * page + k is the
  * file at offset i * page + k, or nothing.
  */
@@ -15,13 +20,16 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "check-run.h"
@@ -288,6 +296,173 @@ START_TEST(test_churn) {
 }
 END_TEST
 
+/* --- who may ask about whom ------------------------------------------------ */
+
+/* The users of the matrix: the privileged one is in MATRIX_GROUP, which the daemon is given. */
+#define MATRIX_GROUP "users"
+#define UID_PRIV 61100U
+#define UID_A 61101U
+#define UID_B 61102U
+
+typedef enum Expect {
+        ALLOW,          /* the map: the test executable at the marker's address */
+        DENY,           /* PermissionDenied with the pid, nothing else */
+        NO_MM,          /* NoAddressSpace: allowed, but nothing is mapped */
+        GONE,           /* NoSuchProcess */
+} Expect;
+
+enum { T_ROOT, T_A, T_B, T_A_UNDUMPABLE, T_MIXED, T_KTHREADD, T_ZOMBIE_A, T_VANISHED, _T_MAX };
+enum { C_ROOT, C_PRIV, C_A, C_B, _C_MAX };
+
+static const char *const target_names[_T_MAX] = {
+        "root's process", "A's process", "B's process", "A's undumpable process",
+        "a process of real uid A, effective B", "kthreadd", "A's zombie", "a vanished pid",
+};
+static const char *const client_names[_C_MAX] = { "root", "privileged", "A", "B" };
+
+static const Expect matrix[_C_MAX][_T_MAX] = {
+        [C_ROOT] = { ALLOW, ALLOW, ALLOW, ALLOW, ALLOW, NO_MM, NO_MM, GONE },
+        [C_PRIV] = { ALLOW, ALLOW, ALLOW, ALLOW, ALLOW, NO_MM, NO_MM, GONE },
+        [C_A]    = { DENY,  ALLOW, DENY,  DENY,  DENY,  DENY,  NO_MM, GONE },
+        [C_B]    = { DENY,  DENY,  ALLOW, DENY,  DENY,  DENY,  DENY,  GONE },
+};
+
+static void marker(void) {
+}
+
+/* A target with these ids, dumpable or not, that waits until *ret_ctl closes. */
+static pid_t spawn_target(uid_t ruid, uid_t euid, bool dumpable, int *ret_ctl) {
+        int ctl[2], ready[2];
+        pid_t pid;
+        char b;
+
+        ck_assert_int_eq(pipe2(ctl, O_CLOEXEC), 0);
+        ck_assert_int_eq(pipe2(ready, O_CLOEXEC), 0);
+        pid = fork_child();
+        if (pid == 0) {
+                close(ctl[1]);
+                close(ready[0]);
+                CHILD_CHECK(setgroups(0, NULL) == 0);
+                CHILD_CHECK(setresgid(ruid, ruid, ruid) == 0);
+                CHILD_CHECK(setresuid(ruid, euid, ruid) == 0);
+                CHILD_CHECK(prctl(PR_SET_DUMPABLE, dumpable) == 0);
+                close(ready[1]);
+                while (read(ctl[0], &b, 1) > 0)
+                        ;
+                _exit(EXIT_SUCCESS);
+        }
+        close(ctl[0]);
+        close(ready[1]);
+        ck_assert_int_eq(read(ready[0], &b, 1), 0);
+        close(ready[0]);
+        *ret_ctl = ctl[1];
+        return pid;
+}
+
+static bool answer_is(struct json_object *r, const char *error, pid_t pid) {
+        struct json_object *p, *v;
+
+        /* The error names the pid, and nothing else: a refusal tells nothing about the target. */
+        return r && error_name(r) && streq(error_name(r), error) &&
+               json_object_object_get_ex(r, "parameters", &p) && json_object_object_length(p) == 1 &&
+               json_object_object_get_ex(p, "pid", &v) && json_object_get_int64(v) == pid;
+}
+
+/* In a forked client: ask about every target twice, and each answer must be the matrix's. */
+static void ask_all(const Daemon *d, unsigned client, const pid_t *targets, const char *exe) {
+        Client *c = NULL;
+
+        CHILD_CHECK(client_open(d->socket_path, 0, &c) == 0);
+        for (unsigned t = 0; t < _T_MAX; t++)
+                for (unsigned k = 0; k < 2; k++) {
+                        _cleanup_free_ char *msg = normalize_one(targets[t], (uintptr_t) marker);
+                        struct json_object *r = client_call_raw(c, msg, REPLY_TIMEOUT_MS);
+                        const char *path;
+                        bool ok = false;
+
+                        switch (matrix[client][t]) {
+                        case ALLOW:
+                                path = single_module_path(r);
+                                ok = path && streq(path, exe);
+                                break;
+                        case DENY:
+                                ok = answer_is(r, "io.vmaq.PermissionDenied", targets[t]);
+                                break;
+                        case NO_MM:
+                                ok = answer_is(r, "io.vmaq.NoAddressSpace", targets[t]);
+                                break;
+                        case GONE:
+                                ok = answer_is(r, "io.vmaq.NoSuchProcess", targets[t]);
+                                break;
+                        }
+                        if (!ok) {
+                                fprintf(stderr, "%s asking about %s (pid %d): %s\n",
+                                        client_names[client], target_names[t], (int) targets[t],
+                                        r ? json_object_to_json_string(r) : "no reply");
+                                _exit(EXIT_FAILURE);
+                        }
+                        json_object_put(r);
+                }
+        client_free(c);
+}
+
+START_TEST(test_permission_matrix) {
+        static const gid_t priv_groups[] = { 100 };
+        Daemon *d = daemon_start(ARGS("--group", MATRIX_GROUP));
+        int ctl[_T_MAX] = { -EBADF, -EBADF, -EBADF, -EBADF, -EBADF, -EBADF, -EBADF, -EBADF };
+        pid_t targets[_T_MAX], clients[_C_MAX];
+        char exe[PATH_MAX];
+        ssize_t n;
+        siginfo_t si = {};
+        struct group *g;
+
+        g = getgrnam(MATRIX_GROUP);
+        ck_assert_ptr_nonnull(g);
+        ck_assert_uint_eq(g->gr_gid, priv_groups[0]);
+        n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+        ck_assert_int_gt(n, 0);
+        exe[n] = '\0';
+
+        targets[T_ROOT] = spawn_target(0, 0, true, &ctl[T_ROOT]);
+        targets[T_A] = spawn_target(UID_A, UID_A, true, &ctl[T_A]);
+        targets[T_B] = spawn_target(UID_B, UID_B, true, &ctl[T_B]);
+        targets[T_A_UNDUMPABLE] = spawn_target(UID_A, UID_A, false, &ctl[T_A_UNDUMPABLE]);
+        targets[T_MIXED] = spawn_target(UID_A, UID_B, true, &ctl[T_MIXED]);
+        targets[T_KTHREADD] = 2;
+        targets[T_ZOMBIE_A] = spawn_target(UID_A, UID_A, true, &ctl[T_ZOMBIE_A]);
+        close(TAKE_FD(ctl[T_ZOMBIE_A]));
+        ck_assert_int_eq(waitid(P_PID, targets[T_ZOMBIE_A], &si, WEXITED|WNOWAIT), 0);
+        targets[T_VANISHED] = spawn_target(UID_A, UID_A, true, &ctl[T_VANISHED]);
+        close(TAKE_FD(ctl[T_VANISHED]));
+        assert_child_ok(targets[T_VANISHED], DAEMON_TIMEOUT_MS);
+
+        for (unsigned c = 0; c < _C_MAX; c++) {
+                clients[c] = fork_child();
+                if (clients[c] == 0) {
+                        if (c == C_PRIV)
+                                drop_to_groups(UID_PRIV, UID_PRIV, priv_groups, ELEMENTSOF(priv_groups));
+                        else if (c == C_A)
+                                drop_to(UID_A);
+                        else if (c == C_B)
+                                drop_to(UID_B);
+                        ask_all(d, c, targets, exe);
+                        _exit(EXIT_SUCCESS);
+                }
+        }
+        for (unsigned c = 0; c < _C_MAX; c++)
+                assert_child_ok(clients[c], HUGE_REPLY_TIMEOUT_MS);
+
+        /* The last one first: each target holds the ends of those before it. */
+        for (unsigned t = _T_MAX; t-- > 0;)
+                if (ctl[t] >= 0) {
+                        close(ctl[t]);
+                        assert_child_ok(targets[t], DAEMON_TIMEOUT_MS);
+                }
+        assert_child_ok(targets[T_ZOMBIE_A], DAEMON_TIMEOUT_MS);
+        daemon_stop(d);
+}
+END_TEST
+
 int main(void) {
         const char *vmaqd_path = getenv("VMAQD");
         unsigned long count = 0;
@@ -335,6 +510,14 @@ int main(void) {
                 suite_add_tcase(s, tc);
         } else
                 printf("SKIP: huge-map: needs root to raise vm.max_map_count to %u\n", HUGE_MAP_COUNT);
+
+        if (geteuid() == 0) {
+                tc = tcase_create("permission-matrix");
+                tcase_set_timeout(tc, TEST_TIMEOUT_SEC);
+                tcase_add_test(tc, test_permission_matrix);
+                suite_add_tcase(s, tc);
+        } else
+                printf("SKIP: permission-matrix: needs root to become other users\n");
 
         r = check_run(s);
         /* The test raised it in a child of ours: set it back even if that child died. */
