@@ -1,17 +1,15 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 /*
- * libFuzzer entry point for the ELF build-ID parser.
- *
- *   clang -fsanitize=fuzzer,address,undefined -I common -I daemon \
- *         tests/fuzz-elf.c daemon/elf-note.c -o fuzz-elf
+ * The ELF build-ID parser (daemon/elf-note.h) on an image of any bytes.
  *
  * ASan catches reads outside the input through elf_build_id_from_buffer();
  * the second pass through a reader that aborts on any request outside
  * [0, size) catches a bounds bug even where the memcpy would have stayed
  * inside the allocation, and one that costs more reads or bytes than
- * ELF_READS_MAX and ELF_BYTES_MAX. Any result outside the documented set
- * aborts.
+ * ELF_READS_MAX and ELF_BYTES_MAX. The third reads the image from a
+ * memfd with pread(), as the daemon reads files and /proc/PID/mem. Any
+ * result outside the documented set, or any disagreement, aborts.
  */
 
 #include <errno.h>
@@ -20,8 +18,8 @@
 #include <string.h>
 
 #include "elf-note.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz.h"
+#include "macro.h"
 
 typedef struct FuzzInput {
         const uint8_t *data;
@@ -33,37 +31,40 @@ typedef struct FuzzInput {
 static int fuzz_read(void *userdata, uint64_t off, void *buf, size_t n) {
         FuzzInput *in = userdata;
 
-        if (off > in->size || n > in->size - off)
-                abort();
+        FUZZ_CHECK(off <= in->size && n <= in->size - off);
 
         /* n is at most the input size, so the sum cannot wrap. */
         in->reads++;
         in->bytes += n;
-        if (in->reads > ELF_READS_MAX || in->bytes > ELF_BYTES_MAX)
-                abort();
+        FUZZ_CHECK(in->reads <= ELF_READS_MAX && in->bytes <= ELF_BYTES_MAX);
 
         memcpy(buf, in->data + off, n);
         return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-        uint8_t a[BUILD_ID_MAX], b[BUILD_ID_MAX];
+        uint8_t a[BUILD_ID_MAX], b[BUILD_ID_MAX], c[BUILD_ID_MAX];
         FuzzInput in = {
                 .data = data,
                 .size = size,
         };
-        int ra, rb;
+        _cleanup_close_ int fd = -EBADF;
+        int ra, rb, rc;
 
         ra = elf_build_id_from_buffer(data, size, a);
-        if (ra != -ENOEXEC && ra != -EBADMSG && ra != -ENOMEM && (ra < 0 || ra > BUILD_ID_MAX))
-                abort();
+        FUZZ_CHECK(IN_SET(ra, -ENOEXEC, -EBADMSG, -ENOMEM) || (ra >= 0 && ra <= BUILD_ID_MAX));
 
         /* The same parse through the strict reader must agree, ID bytes included. */
         rb = elf_read_build_id(fuzz_read, &in, size, b);
-        if (rb != ra)
-                abort();
-        if (ra > 0 && memcmp(a, b, (size_t) ra) != 0)
-                abort();
+        FUZZ_CHECK(rb == ra);
+        FUZZ_CHECK(ra <= 0 || memcmp(a, b, (size_t) ra) == 0);
+
+        /* And through pread(), but for the memory it may lack. */
+        fd = fuzz_memfd("fuzz-elf", data, size);
+        FUZZ_CHECK(fd >= 0);
+        rc = elf_build_id_from_fd(fd, 0, size, c);
+        FUZZ_CHECK(rc == ra || rc == -ENOMEM || ra == -ENOMEM);
+        FUZZ_CHECK(rc != ra || ra <= 0 || memcmp(a, c, (size_t) ra) == 0);
 
         return 0;
 }
