@@ -1009,8 +1009,6 @@ int proto_list_mappings_request_encode(const ProtoListMappingsRequest *req, stru
                 r = add_u64(o, "start_time", req->start_time);
         if (r >= 0 && req->start > 0)
                 r = add_u64(o, "start", req->start);
-        if (r >= 0 && req->start > 0)
-                r = add_u64(o, "start", req->start);
         if (r < 0)
                 return r;
 

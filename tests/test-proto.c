@@ -1748,6 +1748,19 @@ START_TEST(test_call_format) {
                          "\"build_ids\":false}}");
         free(TAKE_PTR(msg));
 
+        /* Each parameter once. */
+        ck_assert_int_eq(proto_list_mappings_request_encode(&(ProtoListMappingsRequest) {
+                        .pid = 9,
+                        .build_ids = true,
+                        .pin = true,
+                        .start_time = 4365,
+                        .start = UINT64_C(0x7f5f1fc26000),
+                }, &p), 0);
+        ck_assert_int_eq(proto_call_format(PROTO_METHOD_LIST_MAPPINGS, p, &msg, &size), 0);
+        ck_assert_str_eq(msg, "{\"method\":\"io.vmaq.ListMappings\",\"parameters\":{\"pid\":9,\"exec_only\":false,"
+                         "\"build_ids\":true,\"start_time\":4365,\"start\":140046531452928}}");
+        free(TAKE_PTR(msg));
+
         /* Taken over also on failure. */
         ck_assert_int_eq(proto_call_format(_PROTO_METHOD_MAX, json_object_new_object(), &msg, &size), -EINVAL);
         ck_assert_int_eq(proto_call_format(PROTO_METHOD_GET_STATUS, json_object_new_array(), &msg, &size), -EINVAL);
