@@ -1433,7 +1433,8 @@ int proto_normalize_reply_decode(struct json_object *parameters, ProtoNormalizeR
         r = alloc_with_build_ids(n_modules, sizeof(ProtoModule), (void **) &modules);
         if (r < 0)
                 return r;
-        ids = (uint8_t *) (modules + n_modules);
+        /* No arithmetic on NULL, not even + 0: with no modules there is no array. */
+        ids = modules ? (uint8_t *) (modules + n_modules) : NULL;
         for (size_t i = 0; i < n_modules; i++) {
                 r = module_decode(json_object_array_get_idx(modules_json, i), &modules[i],
                                   ids + i * VMAQ_BUILD_ID_MAX, ret_field);
@@ -1551,7 +1552,7 @@ int proto_list_mappings_reply_decode(struct json_object *parameters, ProtoListMa
         r = alloc_with_build_ids(n, sizeof(ProtoMapping), (void **) &mappings);
         if (r < 0)
                 return r;
-        ids = (uint8_t *) (mappings + n);
+        ids = mappings ? (uint8_t *) (mappings + n) : NULL;
         for (size_t i = 0; i < n; i++) {
                 r = mapping_decode(json_object_array_get_idx(array, i), &mappings[i], ids + i * VMAQ_BUILD_ID_MAX,
                                    ret_field);
