@@ -249,7 +249,6 @@ static int method_normalize(Call *call) {
         _cleanup_free_ ProtoResult *results = NULL;
         Manager *m = call->manager;
         _cleanup_(proc_handle_release) ProcHandle h = { .manager = m };
-        struct json_object *reply = NULL;
         const char *parameter = NULL;
         ProtoNormalizeReply out;
         NormalizeOptions opts;
@@ -324,10 +323,9 @@ static int method_normalize(Call *call) {
                                 .limit = m->config.max_reply_size,
                         });
 
-        r = proto_normalize_reply_encode(&out, &reply);
-        if (r < 0)
-                return r;
-        return call_reply(call, reply);
+        if (call->varlink->oneway)
+                return 0;
+        return proto_normalize_reply_format(&out, 0, false, &call->job->reply, &call->job->reply_size);
 }
 
 typedef struct MappingItem {
@@ -425,7 +423,6 @@ static int method_list_mappings(Call *call) {
         ProtoListMappingsRequest req = {};
         Manager *m = call->manager;
         _cleanup_(proc_handle_release) ProcHandle h = { .manager = m };
-        struct json_object *reply = NULL;
         const char *parameter = NULL;
         NormalizeOptions opts;
         unsigned generation;
@@ -491,11 +488,10 @@ static int method_list_mappings(Call *call) {
                 };
         }
 
-        r = proto_list_mappings_reply_encode(proc_pid(p), proc_start_time(p), mappings, list.n, list.full, list.next,
-                                             &reply);
-        if (r < 0)
-                return r;
-        return call_reply(call, reply);
+        if (call->varlink->oneway)
+                return 0;
+        return proto_list_mappings_reply_format(proc_pid(p), proc_start_time(p), mappings, list.n, list.full,
+                                                list.next, &call->job->reply, &call->job->reply_size);
 }
 
 static int method_run(Call *call, const char *message, size_t size) {

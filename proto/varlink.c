@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json-writer.h"
 #include "macro.h"
 #include "parse-util.h"
 #include "varlink.h"
@@ -26,42 +27,6 @@ static void json_object_putp(struct json_object **o) {
 static void json_tokener_freep(struct json_tokener **t) {
         if (*t)
                 json_tokener_free(*t);
-}
-
-/* The length of the valid UTF-8 sequence at @s (at most @n bytes), or 0 if there is none. */
-static size_t utf8_sequence_len(const unsigned char *s, size_t n) {
-        unsigned char lo = 0x80, hi = 0xbf;
-        size_t len;
-
-        if (n == 0)
-                return 0;
-        if (s[0] < 0x80)
-                return 1;
-
-        /* RFC 3629: the second byte's range rules out overlong forms, surrogates and > U+10FFFF. */
-        if (s[0] >= 0xc2 && s[0] <= 0xdf)
-                len = 2;
-        else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-                len = 3;
-                if (s[0] == 0xe0)
-                        lo = 0xa0;
-                else if (s[0] == 0xed)
-                        hi = 0x9f;
-        } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-                len = 4;
-                if (s[0] == 0xf0)
-                        lo = 0x90;
-                else if (s[0] == 0xf4)
-                        hi = 0x8f;
-        } else
-                return 0;
-
-        if (n < len || s[1] < lo || s[1] > hi)
-                return 0;
-        for (size_t i = 2; i < len; i++)
-                if (s[i] < 0x80 || s[i] > 0xbf)
-                        return 0;
-        return len;
 }
 
 static bool char_is_digit(char c) {

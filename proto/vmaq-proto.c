@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json-writer.h"
 #include "macro.h"
 #include "parse-util.h"
 #include "string-table.h"
@@ -194,12 +195,6 @@ static int add(struct json_object *o, const char *key, struct json_object *v) {
         return 0;
 }
 
-static int add_null(struct json_object *o, const char *key) {
-        if (json_object_object_add_ex(o, key, NULL, JSON_C_OBJECT_ADD_KEY_IS_NEW | JSON_C_OBJECT_ADD_CONSTANT_KEY) < 0)
-                return -ENOMEM;
-        return 0;
-}
-
 static int add_string(struct json_object *o, const char *key, const char *s) {
         if (!s)
                 return -EINVAL;
@@ -226,23 +221,6 @@ static int append(struct json_object *array, struct json_object *v) {
                 return -ENOMEM;
         }
         return 0;
-}
-
-/* "build_id": lowercase hex, or null when there is none. */
-static int add_build_id(struct json_object *o, const char *key, const uint8_t *id, size_t len) {
-        static const char hex[] = "0123456789abcdef";
-        char s[VMAQ_BUILD_ID_MAX * 2 + 1];
-
-        if (!id || len == 0)
-                return add_null(o, key);
-        if (len > VMAQ_BUILD_ID_MAX)
-                return -EINVAL;
-
-        for (size_t i = 0; i < len; i++) {
-                s[2 * i] = hex[id[i] >> 4];
-                s[2 * i + 1] = hex[id[i] & 0xf];
-        }
-        return add(o, key, json_object_new_string_len(s, (int) (2 * len)));
 }
 
 static bool string_in(const char *s, const char *const *set, size_t n) {
@@ -643,157 +621,168 @@ int proto_normalize_request_encode(const ProtoNormalizeRequest *req, struct json
         return 0;
 }
 
-static int module_encode(const ProtoModule *m, struct json_object **ret) {
-        _cleanup_(json_object_putp) struct json_object *o = NULL;
-        int r;
+/* "build_id": lowercase hex, or null when there is none. */
+static void write_build_id(JsonWriter *w, const uint8_t *id, size_t len) {
+        json_writer_key(w, "build_id");
+        if (!id || len == 0)
+                json_writer_null(w);
+        else
+                json_writer_hex(w, id, len);
+}
 
-        o = json_object_new_object();
-        if (!o)
-                return -ENOMEM;
-
-        r = add_string(o, "path", m->path);
-        if (r >= 0)
-                r = add_build_id(o, "build_id", m->build_id, m->build_id_len);
-        if (r >= 0 && m->build_id_skipped)
-                r = add_bool(o, "build_id_skipped", true);
-        if (r >= 0)
-                r = add_bool(o, "deleted", m->deleted);
-        if (r >= 0)
-                r = add_bool(o, "vdso", m->vdso);
-        if (r >= 0 && m->map_files)
-                r = add_string(o, "map_files", m->map_files);
-        if (r >= 0)
-                r = add_u64(o, "dev_major", m->dev_major);
-        if (r >= 0)
-                r = add_u64(o, "dev_minor", m->dev_minor);
-        if (r >= 0)
-                r = add_u64(o, "inode", m->inode);
-        if (r < 0)
-                return r;
-
-        *ret = TAKE_PTR(o);
+static int module_check(const ProtoModule *m) {
+        if (!m->path || (m->build_id && m->build_id_len > VMAQ_BUILD_ID_MAX))
+                return -EINVAL;
         return 0;
 }
 
-static int result_encode(const ProtoResult *res, size_t n_modules, struct json_object **ret) {
-        /* The values of Result.unknown in proto/io.vmaq.varlink. */
-        static const char *const unknown_kinds[] = { "unmapped", "anonymous", "special" };
-        _cleanup_(json_object_putp) struct json_object *o = NULL;
-        int r;
+static void module_write(JsonWriter *w, const ProtoModule *m) {
+        json_writer_object_open(w);
+        json_writer_key(w, "path");
+        json_writer_string(w, m->path);
+        write_build_id(w, m->build_id, m->build_id_len);
+        if (m->build_id_skipped) {
+                json_writer_key(w, "build_id_skipped");
+                json_writer_bool(w, true);
+        }
+        json_writer_key(w, "deleted");
+        json_writer_bool(w, m->deleted);
+        json_writer_key(w, "vdso");
+        json_writer_bool(w, m->vdso);
+        if (m->map_files) {
+                json_writer_key(w, "map_files");
+                json_writer_string(w, m->map_files);
+        }
+        json_writer_key(w, "dev_major");
+        json_writer_u64(w, m->dev_major);
+        json_writer_key(w, "dev_minor");
+        json_writer_u64(w, m->dev_minor);
+        json_writer_key(w, "inode");
+        json_writer_u64(w, m->inode);
+        json_writer_object_close(w);
+}
 
+/* The values of Result.unknown in proto/io.vmaq.varlink. */
+static const char *const unknown_kinds[] = { "unmapped", "anonymous", "special" };
+
+static int result_check(const ProtoResult *res, size_t n_modules) {
         if (res->unknown ? !string_in(res->unknown, unknown_kinds, ELEMENTSOF(unknown_kinds))
                          : res->module >= n_modules)
                 return -EINVAL;
-
-        o = json_object_new_object();
-        if (!o)
-                return -ENOMEM;
-
-        if (res->unknown)
-                r = add_string(o, "unknown", res->unknown);
-        else {
-                r = add_u64(o, "module", res->module);
-                if (r >= 0)
-                        r = add_u64(o, "offset", res->offset);
-        }
-        if (r < 0)
-                return r;
-
-        *ret = TAKE_PTR(o);
         return 0;
 }
 
-int proto_normalize_reply_encode(const ProtoNormalizeReply *reply, struct json_object **ret) {
-        _cleanup_(json_object_putp) struct json_object *o = NULL;
-        _cleanup_(json_object_putp) struct json_object *modules = NULL;
-        _cleanup_(json_object_putp) struct json_object *results = NULL;
+static void result_write(JsonWriter *w, const ProtoResult *res) {
+        json_writer_object_open(w);
+        if (res->unknown) {
+                json_writer_key(w, "unknown");
+                json_writer_string(w, res->unknown);
+        } else {
+                json_writer_key(w, "module");
+                json_writer_u64(w, res->module);
+                json_writer_key(w, "offset");
+                json_writer_u64(w, res->offset);
+        }
+        json_writer_object_close(w);
+}
+
+/* {"parameters":{ ... the caller writes the parameters' members ... */
+static void reply_open(JsonWriter *w) {
+        json_writer_object_open(w);
+        json_writer_key(w, "parameters");
+        json_writer_object_open(w);
+}
+
+/* ... }} or },"continues":true}, and the NUL. */
+static int reply_close(JsonWriter *w, bool continues, char **ret, size_t *ret_size) {
+        json_writer_object_close(w);
+        if (continues) {
+                json_writer_key(w, "continues");
+                json_writer_bool(w, true);
+        }
+        json_writer_object_close(w);
+        return json_writer_finish(w, ret, ret_size);
+}
+
+int proto_normalize_reply_format(const ProtoNormalizeReply *reply, size_t n_modules_before, bool continues,
+                                 char **ret, size_t *ret_size) {
+        JsonWriter w;
+        size_t n_modules;
         int r;
 
         if ((reply->n_modules > 0 && !reply->modules) || (reply->n_results > 0 && !reply->results) ||
-            reply->n_modules > INT32_MAX || reply->n_results > INT32_MAX)
+            __builtin_add_overflow(reply->n_modules, n_modules_before, &n_modules) || n_modules > UINT32_MAX)
                 return -EINVAL;
-
-        o = json_object_new_object();
-        modules = json_object_new_array_ext((int) MAX(reply->n_modules, (size_t) 1));
-        results = json_object_new_array_ext((int) MAX(reply->n_results, (size_t) 1));
-        if (!o || !modules || !results)
-                return -ENOMEM;
-
         for (size_t i = 0; i < reply->n_modules; i++) {
-                struct json_object *m = NULL;
-
-                r = module_encode(&reply->modules[i], &m);
-                if (r >= 0)
-                        r = append(modules, m);
+                r = module_check(&reply->modules[i]);
                 if (r < 0)
                         return r;
         }
-
         for (size_t i = 0; i < reply->n_results; i++) {
-                struct json_object *res = NULL;
-
-                r = result_encode(&reply->results[i], reply->n_modules, &res);
-                if (r >= 0)
-                        r = append(results, res);
+                r = result_check(&reply->results[i], n_modules);
                 if (r < 0)
                         return r;
         }
 
-        r = add_int(o, "pid", (int) reply->pid);
-        if (r >= 0)
-                r = add_u64(o, "start_time", reply->start_time);
-        if (r >= 0)
-                r = add(o, "modules", TAKE_PTR(modules));
-        if (r >= 0)
-                r = add(o, "results", TAKE_PTR(results));
-        if (r < 0)
-                return r;
+        json_writer_init(&w, proto_normalize_reply_size_max(reply));
+        reply_open(&w);
+        json_writer_key(&w, "pid");
+        json_writer_i64(&w, reply->pid);
+        json_writer_key(&w, "start_time");
+        json_writer_u64(&w, reply->start_time);
+        json_writer_key(&w, "modules");
+        json_writer_array_open(&w);
+        for (size_t i = 0; i < reply->n_modules; i++)
+                module_write(&w, &reply->modules[i]);
+        json_writer_array_close(&w);
+        json_writer_key(&w, "results");
+        json_writer_array_open(&w);
+        for (size_t i = 0; i < reply->n_results; i++)
+                result_write(&w, &reply->results[i]);
+        json_writer_array_close(&w);
+        return reply_close(&w, continues, ret, ret_size);
+}
 
-        *ret = TAKE_PTR(o);
+/* The values of Mapping.kind in proto/io.vmaq.varlink. */
+static const char *const mapping_kinds[] = { "file", "anonymous", "special", "vdso" };
+
+static int mapping_check(const ProtoMapping *m) {
+        if (!m->perms || !string_in(m->kind, mapping_kinds, ELEMENTSOF(mapping_kinds)) ||
+            (m->build_id && m->build_id_len > VMAQ_BUILD_ID_MAX))
+                return -EINVAL;
         return 0;
 }
 
-static int mapping_encode(const ProtoMapping *m, struct json_object **ret) {
-        /* The values of Mapping.kind in proto/io.vmaq.varlink. */
-        static const char *const kinds[] = { "file", "anonymous", "special", "vdso" };
-        _cleanup_(json_object_putp) struct json_object *o = NULL;
-        int r;
-
-        if (!string_in(m->kind, kinds, ELEMENTSOF(kinds)))
-                return -EINVAL;
-
-        o = json_object_new_object();
-        if (!o)
-                return -ENOMEM;
-
-        r = add_u64(o, "start", m->start);
-        if (r >= 0)
-                r = add_u64(o, "end", m->end);
-        if (r >= 0)
-                r = add_string(o, "perms", m->perms);
-        if (r >= 0)
-                r = add_u64(o, "offset", m->offset);
-        if (r >= 0)
-                r = add_u64(o, "dev_major", m->dev_major);
-        if (r >= 0)
-                r = add_u64(o, "dev_minor", m->dev_minor);
-        if (r >= 0)
-                r = add_u64(o, "inode", m->inode);
-        if (r >= 0 && m->path)
-                r = add_string(o, "path", m->path);
-        if (r >= 0)
-                r = add_string(o, "kind", m->kind);
-        if (r >= 0)
-                r = add_bool(o, "deleted", m->deleted);
-        if (r >= 0)
-                r = add_build_id(o, "build_id", m->build_id, m->build_id_len);
-        if (r >= 0 && m->build_id_skipped)
-                r = add_bool(o, "build_id_skipped", true);
-        if (r < 0)
-                return r;
-
-        *ret = TAKE_PTR(o);
-        return 0;
+static void mapping_write(JsonWriter *w, const ProtoMapping *m) {
+        json_writer_object_open(w);
+        json_writer_key(w, "start");
+        json_writer_u64(w, m->start);
+        json_writer_key(w, "end");
+        json_writer_u64(w, m->end);
+        json_writer_key(w, "perms");
+        json_writer_string(w, m->perms);
+        json_writer_key(w, "offset");
+        json_writer_u64(w, m->offset);
+        json_writer_key(w, "dev_major");
+        json_writer_u64(w, m->dev_major);
+        json_writer_key(w, "dev_minor");
+        json_writer_u64(w, m->dev_minor);
+        json_writer_key(w, "inode");
+        json_writer_u64(w, m->inode);
+        if (m->path) {
+                json_writer_key(w, "path");
+                json_writer_string(w, m->path);
+        }
+        json_writer_key(w, "kind");
+        json_writer_string(w, m->kind);
+        json_writer_key(w, "deleted");
+        json_writer_bool(w, m->deleted);
+        write_build_id(w, m->build_id, m->build_id_len);
+        if (m->build_id_skipped) {
+                json_writer_key(w, "build_id_skipped");
+                json_writer_bool(w, true);
+        }
+        json_writer_object_close(w);
 }
 
 /*
@@ -826,42 +815,37 @@ size_t proto_list_mappings_reply_size_max(void) {
         return REPLY_SIZE_MAX;
 }
 
-int proto_list_mappings_reply_encode(pid_t pid, uint64_t start_time, const ProtoMapping *mappings, size_t n,
-                                     bool has_next, uint64_t next, struct json_object **ret) {
-        _cleanup_(json_object_putp) struct json_object *o = NULL;
-        _cleanup_(json_object_putp) struct json_object *array = NULL;
+int proto_list_mappings_reply_format(pid_t pid, uint64_t start_time, const ProtoMapping *mappings, size_t n,
+                                     bool has_next, uint64_t next, char **ret, size_t *ret_size) {
+        size_t size = REPLY_SIZE_MAX;
+        JsonWriter w;
         int r;
 
-        if ((n > 0 && !mappings) || n > INT32_MAX)
+        if (n > 0 && !mappings)
                 return -EINVAL;
-
-        o = json_object_new_object();
-        array = json_object_new_array_ext((int) MAX(n, (size_t) 1));
-        if (!o || !array)
-                return -ENOMEM;
-
         for (size_t i = 0; i < n; i++) {
-                struct json_object *m = NULL;
-
-                r = mapping_encode(&mappings[i], &m);
-                if (r >= 0)
-                        r = append(array, m);
+                r = mapping_check(&mappings[i]);
                 if (r < 0)
                         return r;
+                size += proto_mapping_size_max(mappings[i].path ? strlen(mappings[i].path) : 0);
         }
 
-        r = add_int(o, "pid", (int) pid);
-        if (r >= 0)
-                r = add_u64(o, "start_time", start_time);
-        if (r >= 0)
-                r = add(o, "mappings", TAKE_PTR(array));
-        if (r >= 0 && has_next)
-                r = add_u64(o, "next", next);
-        if (r < 0)
-                return r;
-
-        *ret = TAKE_PTR(o);
-        return 0;
+        json_writer_init(&w, size);
+        reply_open(&w);
+        json_writer_key(&w, "pid");
+        json_writer_i64(&w, pid);
+        json_writer_key(&w, "start_time");
+        json_writer_u64(&w, start_time);
+        json_writer_key(&w, "mappings");
+        json_writer_array_open(&w);
+        for (size_t i = 0; i < n; i++)
+                mapping_write(&w, &mappings[i]);
+        json_writer_array_close(&w);
+        if (has_next) {
+                json_writer_key(&w, "next");
+                json_writer_u64(&w, next);
+        }
+        return reply_close(&w, false, ret, ret_size);
 }
 
 /* An object of integers: names[i] is values[i]. */
@@ -1338,7 +1322,6 @@ typedef struct ResultTarget {
 } ResultTarget;
 
 static int result_decode(struct json_object *o, size_t n_modules, ProtoResult *ret, const char **ret_field) {
-        static const char *const unknown_kinds[] = { "unmapped", "anonymous", "special" };
         static const Field fields[] = {
                 { "module",  field_u32,    offsetof(ResultTarget, module),  false },
                 { "offset",  field_u64,    offsetof(ResultTarget, offset),  false },
@@ -1484,7 +1467,6 @@ typedef struct MappingTarget {
 } MappingTarget;
 
 static int mapping_decode(struct json_object *o, ProtoMapping *ret, uint8_t *id_storage, const char **ret_field) {
-        static const char *const kinds[] = { "file", "anonymous", "special", "vdso" };
         static const Field fields[] = {
                 { "start",     field_u64,      offsetof(MappingTarget, m.start),     true  },
                 { "end",       field_u64,      offsetof(MappingTarget, m.end),       true  },
@@ -1514,7 +1496,7 @@ static int mapping_decode(struct json_object *o, ProtoMapping *ret, uint8_t *id_
                 set_field(ret_field, "perms");
                 return -EBADMSG;
         }
-        t.m.kind = string_pick(t.m.kind, kinds, ELEMENTSOF(kinds));
+        t.m.kind = string_pick(t.m.kind, mapping_kinds, ELEMENTSOF(mapping_kinds));
         if (!t.m.kind) {
                 set_field(ret_field, "kind");
                 return -EBADMSG;

@@ -228,16 +228,24 @@ typedef struct ProtoNormalizeReply {
 } ProtoNormalizeReply;
 
 /*
- * Encode the reply parameters: {"pid", "start_time", "modules": [{"path",
- * "build_id": "hex" | null, "build_id_skipped"?, "deleted", "vdso",
- * "map_files"?, "dev_major", "dev_minor", "inode"}], "results": [{"module",
- * "offset"} | {"unknown"}]}. "build_id_skipped": true is sent only when set.
- * Only the strings are referenced from @reply; they are copied.
+ * Format a whole reply message {"parameters": {"pid", "start_time",
+ * "modules": [{"path", "build_id": "hex" | null, "build_id_skipped"?,
+ * "deleted", "vdso", "map_files"?, "dev_major", "dev_minor", "inode"}],
+ * "results": [{"module", "offset"} | {"unknown"}]}} (plus "continues":
+ * true when @continues), NUL-terminated as on the wire: *ret_size counts
+ * the NUL. "build_id_skipped": true is sent only when set.
+ *
+ * A reply of a stream carries the modules its results introduce: its
+ * modules continue the list of the @n_modules_before modules of the
+ * replies before it, and a result's module indexes that whole list. A
+ * single reply has @n_modules_before 0.
+ *
  * Errors: -EINVAL a NULL path, a build ID longer than VMAQ_BUILD_ID_MAX, a
  * module index out of range, or "unknown" not one of "unmapped",
  * "anonymous", "special" (the enum in io.vmaq.varlink); -ENOMEM.
  */
-int proto_normalize_reply_encode(const ProtoNormalizeReply *reply, struct json_object **ret);
+int proto_normalize_reply_format(const ProtoNormalizeReply *reply, size_t n_modules_before, bool continues,
+                                 char **ret, size_t *ret_size);
 
 /* An upper bound on the bytes of @reply encoded, as for proto_mapping_size_max(). */
 size_t proto_normalize_reply_size_max(const ProtoNormalizeReply *reply);
@@ -277,15 +285,17 @@ typedef struct ProtoMapping {
 } ProtoMapping;
 
 /*
+ * Format a whole reply message, as proto_normalize_reply_format(), of
  * {"pid", "start_time", "mappings": [{"start", "end", "perms", "offset",
  * "dev_major", "dev_minor", "inode", "path"?, "kind", "deleted",
- * "build_id": "hex" | null, "build_id_skipped"?}], "next"?}. With @has_next, "next" is where the
- * mappings left out of this reply begin: the client asks again from there.
+ * "build_id": "hex" | null, "build_id_skipped"?}], "next"?}. With
+ * @has_next, "next" is where the mappings left out of this reply begin:
+ * the client asks again from there.
  * Errors: -EINVAL a NULL perms, a build ID too long, or "kind" not one of
  * "file", "anonymous", "special", "vdso"; -ENOMEM.
  */
-int proto_list_mappings_reply_encode(pid_t pid, uint64_t start_time, const ProtoMapping *mappings, size_t n,
-                                     bool has_next, uint64_t next, struct json_object **ret);
+int proto_list_mappings_reply_format(pid_t pid, uint64_t start_time, const ProtoMapping *mappings, size_t n,
+                                     bool has_next, uint64_t next, char **ret, size_t *ret_size);
 
 /*
  * Upper bounds on the bytes of encoded replies, whatever their strings

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "check-run.h"
+#include "json-writer.h"
 #include "macro.h"
 #include "varlink.h"
 #include "vmaq-proto.h"
@@ -35,16 +36,24 @@ static const char *plain(struct json_object *o) {
         return json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 }
 
-/* Format @parameters as a reply and compare the whole message, NUL included. */
-static void assert_reply(struct json_object *parameters, const char *expected_parameters) {
-        _cleanup_free_ char *msg = NULL, *expected = NULL;
-        size_t size = 0;
+/* The reply message @msg (NUL included in @size) is {"parameters": @expected_parameters}. Frees @msg. */
+static void assert_reply_message(char *msg_in, size_t size, const char *expected_parameters) {
+        _cleanup_free_ char *msg = msg_in, *expected = NULL;
 
-        ck_assert_int_eq(varlink_reply_format(parameters, false, &msg, &size), 0);
+        ck_assert_ptr_nonnull(msg);
         ck_assert_int_ge(asprintf(&expected, "{\"parameters\":%s}", expected_parameters), 0);
         ck_assert_str_eq(msg, expected);
         ck_assert_uint_eq(size, strlen(expected) + 1);
         ck_assert_int_eq(msg[size - 1], '\0');
+}
+
+/* Format @parameters as a reply and compare the whole message, NUL included. */
+static void assert_reply(struct json_object *parameters, const char *expected_parameters) {
+        char *msg = NULL;
+        size_t size = 0;
+
+        ck_assert_int_eq(varlink_reply_format(parameters, false, &msg, &size), 0);
+        assert_reply_message(msg, size, expected_parameters);
 }
 
 /* --- varlink_call_parse: valid calls ------------------------------------- */
@@ -1248,18 +1257,19 @@ START_TEST(test_normalize_reply_encode) {
                 { .unknown = "special" },
                 { .module = 0, .offset = 0x1234 },
         };
-        struct json_object *o = NULL;
+        char *msg = NULL;
+        size_t size = 0;
 
-        ck_assert_int_eq(proto_normalize_reply_encode(&(ProtoNormalizeReply) {
+        ck_assert_int_eq(proto_normalize_reply_format(&(ProtoNormalizeReply) {
                         .pid = 42,
                         .start_time = 123456,
                         .n_modules = 2,
                         .modules = test_modules,
                         .n_results = ELEMENTSOF(results),
                         .results = results,
-                }, &o), 0);
+                }, 0, false, &msg, &size), 0);
 
-        assert_reply(o,
+        assert_reply_message(TAKE_PTR(msg), size,
                      "{\"pid\":42,\"start_time\":123456,\"modules\":["
                      "{\"path\":\"/usr/bin/true\",\"build_id\":\"deadbeef00010aff\",\"deleted\":false,\"vdso\":false,"
                      "\"map_files\":\"/proc/42/map_files/400000-401000\",\"dev_major\":8,\"dev_minor\":1,\"inode\":1234},"
@@ -1271,10 +1281,11 @@ START_TEST(test_normalize_reply_encode) {
 END_TEST
 
 START_TEST(test_normalize_reply_empty) {
-        struct json_object *o = NULL;
+        char *msg = NULL;
+        size_t size = 0;
 
-        ck_assert_int_eq(proto_normalize_reply_encode(&(ProtoNormalizeReply) { .pid = 1 }, &o), 0);
-        assert_reply(o, "{\"pid\":1,\"start_time\":0,\"modules\":[],\"results\":[]}");
+        ck_assert_int_eq(proto_normalize_reply_format(&(ProtoNormalizeReply) { .pid = 1 }, 0, false, &msg, &size), 0);
+        assert_reply_message(TAKE_PTR(msg), size, "{\"pid\":1,\"start_time\":0,\"modules\":[],\"results\":[]}");
 }
 END_TEST
 
@@ -1283,7 +1294,6 @@ START_TEST(test_reply_size_max) {
         static const uint8_t id[VMAQ_BUILD_ID_MAX] = { 0xff };
         char path[101];
         _cleanup_free_ char *msg = NULL;
-        struct json_object *o = NULL;
         size_t size = 0;
 
         memset(path, '\x01', sizeof(path) - 1);
@@ -1297,9 +1307,8 @@ START_TEST(test_reply_size_max) {
                         .build_id_skipped = true,
                 };
 
-                ck_assert_int_eq(proto_list_mappings_reply_encode(INT32_MAX, UINT64_MAX, &m, 1, true, UINT64_MAX,
-                                                                  &o), 0);
-                ck_assert_int_eq(varlink_reply_format(o, false, &msg, &size), 0);
+                ck_assert_int_eq(proto_list_mappings_reply_format(INT32_MAX, UINT64_MAX, &m, 1, true, UINT64_MAX,
+                                                                  &msg, &size), 0);
                 ck_assert_uint_le(size, proto_list_mappings_reply_size_max() + proto_mapping_size_max(strlen(path)));
         }
         free(msg);
@@ -1319,9 +1328,7 @@ START_TEST(test_reply_size_max) {
                         .n_modules = 1, .modules = &mod, .n_results = 2, .results = res,
                 };
 
-                o = NULL;
-                ck_assert_int_eq(proto_normalize_reply_encode(&reply, &o), 0);
-                ck_assert_int_eq(varlink_reply_format(o, false, &msg, &size), 0);
+                ck_assert_int_eq(proto_normalize_reply_format(&reply, 0, false, &msg, &size), 0);
                 ck_assert_uint_le(size, proto_normalize_reply_size_max(&reply));
                 /* Not a bound so loose that it says nothing. */
                 ck_assert_uint_ge(proto_normalize_reply_size_max(&reply), 2 * 6 * strlen(path));
@@ -1338,15 +1345,14 @@ START_TEST(test_build_id_skipped) {
         static const ProtoResult results[] = { { .module = 0 }, { .module = 1 } };
         _cleanup_(json_object_putp) struct json_object *o = NULL;
         _cleanup_free_ char *msg = NULL;
-        struct json_object *enc = NULL, *p = NULL;
+        struct json_object *p = NULL;
         ProtoNormalizeReply reply = {};
         const char *error = NULL, *field = NULL;
         size_t size = 0;
 
-        ck_assert_int_eq(proto_normalize_reply_encode(&(ProtoNormalizeReply) {
+        ck_assert_int_eq(proto_normalize_reply_format(&(ProtoNormalizeReply) {
                         .pid = 1, .n_modules = 2, .modules = modules, .n_results = 2, .results = results,
-                }, &enc), 0);
-        ck_assert_int_eq(varlink_reply_format(enc, false, &msg, &size), 0);
+                }, 0, false, &msg, &size), 0);
         ck_assert_ptr_nonnull(strstr(msg, "{\"path\":\"/a\",\"build_id\":null,\"build_id_skipped\":true,"));
         ck_assert_ptr_nonnull(strstr(msg, "{\"path\":\"/b\",\"build_id\":null,\"deleted\""));
         ck_assert_int_eq(varlink_json_parse(msg, size - 1, NULL, &o), 0);
@@ -1366,18 +1372,17 @@ START_TEST(test_normalize_reply_u64) {
         };
         _cleanup_(json_object_putp) struct json_object *back = NULL;
         _cleanup_free_ char *msg = NULL;
-        struct json_object *o = NULL, *p, *r, *m;
+        struct json_object *p, *r, *m;
         size_t size;
 
-        ck_assert_int_eq(proto_normalize_reply_encode(&(ProtoNormalizeReply) {
+        ck_assert_int_eq(proto_normalize_reply_format(&(ProtoNormalizeReply) {
                         .pid = 1,
                         .start_time = UINT64_MAX,
                         .n_modules = 1,
                         .modules = &test_modules[2],
                         .n_results = ELEMENTSOF(results),
                         .results = results,
-                }, &o), 0);
-        ck_assert_int_eq(varlink_reply_format(o, false, &msg, &size), 0);
+                }, 0, false, &msg, &size), 0);
 
         ck_assert_ptr_nonnull(strstr(msg, "\"start_time\":18446744073709551615,"));
         ck_assert_ptr_nonnull(strstr(msg, "\"offset\":18446744073709551615}"));
@@ -1400,30 +1405,44 @@ END_TEST
 
 START_TEST(test_normalize_reply_invalid) {
         static const uint8_t long_id[VMAQ_BUILD_ID_MAX + 1] = {};
-        struct json_object *o = NULL;
         ProtoModule bad_module = test_modules[0];
+        char *msg = NULL;
+        size_t size = 0;
 
         /* A module index out of range. */
-        ck_assert_int_eq(proto_normalize_reply_encode(&(ProtoNormalizeReply) {
+        ck_assert_int_eq(proto_normalize_reply_format(&(ProtoNormalizeReply) {
                         .n_modules = 1, .modules = test_modules,
                         .n_results = 1, .results = &(ProtoResult) { .module = 1 },
-                }, &o), -EINVAL);
+                }, 0, false, &msg, &size), -EINVAL);
         /* An unknown reason the interface does not list. */
-        ck_assert_int_eq(proto_normalize_reply_encode(&(ProtoNormalizeReply) {
+        ck_assert_int_eq(proto_normalize_reply_format(&(ProtoNormalizeReply) {
                         .n_results = 1, .results = &(ProtoResult) { .unknown = "module" },
-                }, &o), -EINVAL);
+                }, 0, false, &msg, &size), -EINVAL);
         /* A build ID too long, and no path. */
         bad_module.build_id = long_id;
         bad_module.build_id_len = sizeof(long_id);
-        ck_assert_int_eq(proto_normalize_reply_encode(&(ProtoNormalizeReply) {
+        ck_assert_int_eq(proto_normalize_reply_format(&(ProtoNormalizeReply) {
                         .n_modules = 1, .modules = &bad_module,
-                }, &o), -EINVAL);
+                }, 0, false, &msg, &size), -EINVAL);
         bad_module = test_modules[1];
         bad_module.path = NULL;
-        ck_assert_int_eq(proto_normalize_reply_encode(&(ProtoNormalizeReply) {
+        ck_assert_int_eq(proto_normalize_reply_format(&(ProtoNormalizeReply) {
                         .n_modules = 1, .modules = &bad_module,
-                }, &o), -EINVAL);
-        ck_assert_ptr_null(o);
+                }, 0, false, &msg, &size), -EINVAL);
+        ck_assert_ptr_null(msg);
+
+        /* In a stream, an index may name the modules of the replies before: those, and no more. */
+        ck_assert_int_eq(proto_normalize_reply_format(&(ProtoNormalizeReply) {
+                        .n_modules = 1, .modules = test_modules,
+                        .n_results = 1, .results = &(ProtoResult) { .module = 2 },
+                }, 1, true, &msg, &size), -EINVAL);
+        ck_assert_int_eq(proto_normalize_reply_format(&(ProtoNormalizeReply) {
+                        .n_modules = 1, .modules = test_modules,
+                        .n_results = 1, .results = &(ProtoResult) { .module = 1 },
+                }, 1, true, &msg, &size), 0);
+        ck_assert_ptr_nonnull(strstr(msg, "\"results\":[{\"module\":1,\"offset\":0}]},\"continues\":true}"));
+        ck_assert_int_eq(msg[size - 1], '\0');
+        free(msg);
 }
 END_TEST
 
@@ -1505,10 +1524,12 @@ START_TEST(test_list_mappings_encode) {
                         .deleted = true,
                 },
         };
-        struct json_object *o = NULL;
+        char *msg = NULL;
+        size_t size = 0;
 
-        ck_assert_int_eq(proto_list_mappings_reply_encode(9, 77, mappings, ELEMENTSOF(mappings), false, 0, &o), 0);
-        assert_reply(o,
+        ck_assert_int_eq(proto_list_mappings_reply_format(9, 77, mappings, ELEMENTSOF(mappings), false, 0, &msg,
+                                                          &size), 0);
+        assert_reply_message(TAKE_PTR(msg), size,
                      "{\"pid\":9,\"start_time\":77,\"mappings\":["
                      "{\"start\":4194304,\"end\":4198400,\"perms\":\"r-xp\",\"offset\":4096,\"dev_major\":8,\"dev_minor\":2,"
                      "\"inode\":99,\"path\":\"/bin/x\",\"kind\":\"file\",\"deleted\":false,\"build_id\":\"0123ab\"},"
@@ -1520,26 +1541,22 @@ START_TEST(test_list_mappings_encode) {
                      "{\"start\":28672,\"end\":32768,\"perms\":\"r-xp\",\"offset\":0,\"dev_major\":0,\"dev_minor\":0,"
                      "\"inode\":0,\"path\":\"/gone\",\"kind\":\"file\",\"deleted\":true,\"build_id\":null}]}");
 
-        o = NULL;
-        ck_assert_int_eq(proto_list_mappings_reply_encode(9, 77, NULL, 0, false, 0, &o), 0);
-        assert_reply(o, "{\"pid\":9,\"start_time\":77,\"mappings\":[]}");
+        ck_assert_int_eq(proto_list_mappings_reply_format(9, 77, NULL, 0, false, 0, &msg, &size), 0);
+        assert_reply_message(TAKE_PTR(msg), size, "{\"pid\":9,\"start_time\":77,\"mappings\":[]}");
 
         /* Cut short: where to go on. */
-        o = NULL;
-        ck_assert_int_eq(proto_list_mappings_reply_encode(9, 77, mappings, 1, true, UINT64_MAX, &o), 0);
-        assert_reply(o,
+        ck_assert_int_eq(proto_list_mappings_reply_format(9, 77, mappings, 1, true, UINT64_MAX, &msg, &size), 0);
+        assert_reply_message(TAKE_PTR(msg), size,
                      "{\"pid\":9,\"start_time\":77,\"mappings\":["
                      "{\"start\":4194304,\"end\":4198400,\"perms\":\"r-xp\",\"offset\":4096,\"dev_major\":8,\"dev_minor\":2,"
                      "\"inode\":99,\"path\":\"/bin/x\",\"kind\":\"file\",\"deleted\":false,\"build_id\":\"0123ab\"}],"
                      "\"next\":18446744073709551615}");
 
-        o = NULL;
-        ck_assert_int_eq(proto_list_mappings_reply_encode(9, 77, &(ProtoMapping) { .perms = "r--p", .kind = "heap" }, 1, false, 0,
-                                                          &o),
-                         -EINVAL);
-        ck_assert_int_eq(proto_list_mappings_reply_encode(9, 77, &(ProtoMapping) { .kind = "file" }, 1, false, 0, &o),
-                         -EINVAL);
-        ck_assert_ptr_null(o);
+        ck_assert_int_eq(proto_list_mappings_reply_format(9, 77, &(ProtoMapping) { .perms = "r--p", .kind = "heap" }, 1,
+                                                          false, 0, &msg, &size), -EINVAL);
+        ck_assert_int_eq(proto_list_mappings_reply_format(9, 77, &(ProtoMapping) { .kind = "file" }, 1, false, 0, &msg,
+                                                          &size), -EINVAL);
+        ck_assert_ptr_null(msg);
 }
 END_TEST
 
@@ -1979,20 +1996,19 @@ START_TEST(test_normalize_reply_decode) {
         };
         _cleanup_(json_object_putp) struct json_object *o = NULL;
         _cleanup_free_ char *msg = NULL;
-        struct json_object *enc = NULL, *p = NULL;
+        struct json_object *p = NULL;
         ProtoNormalizeReply reply = {};
         const char *error = NULL, *field = NULL;
         size_t size = 0;
 
-        ck_assert_int_eq(proto_normalize_reply_encode(&(ProtoNormalizeReply) {
+        ck_assert_int_eq(proto_normalize_reply_format(&(ProtoNormalizeReply) {
                         .pid = 42,
                         .start_time = UINT64_MAX,
                         .n_modules = 2,
                         .modules = test_modules,
                         .n_results = ELEMENTSOF(results),
                         .results = results,
-                }, &enc), 0);
-        ck_assert_int_eq(varlink_reply_format(enc, false, &msg, &size), 0);
+                }, 0, false, &msg, &size), 0);
         ck_assert_int_eq(varlink_json_parse(msg, size - 1, NULL, &o), 0);
         ck_assert_int_eq(proto_reply_split(o, &error, &p, &field), 0);
         ck_assert_ptr_null(error);
@@ -2135,14 +2151,13 @@ START_TEST(test_list_mappings_reply_decode) {
         };
         _cleanup_(json_object_putp) struct json_object *o = NULL;
         _cleanup_free_ char *msg = NULL;
-        struct json_object *enc = NULL, *p = NULL;
+        struct json_object *p = NULL;
         ProtoListMappingsReply reply = {};
         const char *error = NULL, *field = NULL;
         size_t size = 0;
 
-        ck_assert_int_eq(proto_list_mappings_reply_encode(7, UINT64_MAX, mappings, ELEMENTSOF(mappings), true, 0x5000,
-                                                          &enc), 0);
-        ck_assert_int_eq(varlink_reply_format(enc, false, &msg, &size), 0);
+        ck_assert_int_eq(proto_list_mappings_reply_format(7, UINT64_MAX, mappings, ELEMENTSOF(mappings), true, 0x5000,
+                                                          &msg, &size), 0);
         ck_assert_int_eq(varlink_json_parse(msg, size - 1, NULL, &o), 0);
         ck_assert_int_eq(proto_reply_split(o, &error, &p, &field), 0);
 
@@ -2326,6 +2341,114 @@ START_TEST(test_status_decode_vectors) {
 }
 END_TEST
 
+/* --- the JSON writer ------------------------------------------------------ */
+
+/* What the writer makes of @s as an object's member, against json-c's text of the same. */
+static void assert_writer_string_as_json_c(const char *s) {
+        _cleanup_free_ char *mine = NULL, *theirs = NULL;
+        struct json_object *o;
+        size_t mine_size = 0, theirs_size = 0;
+        JsonWriter w;
+
+        json_writer_init(&w, 0);
+        json_writer_object_open(&w);
+        json_writer_key(&w, "parameters");
+        json_writer_object_open(&w);
+        json_writer_key(&w, "s");
+        json_writer_string(&w, s);
+        json_writer_object_close(&w);
+        json_writer_object_close(&w);
+        ck_assert_int_eq(json_writer_finish(&w, &mine, &mine_size), 0);
+
+        o = json_object_new_object();
+        ck_assert_ptr_nonnull(o);
+        ck_assert_int_eq(json_object_object_add(o, "s", json_object_new_string(s)), 0);
+        ck_assert_int_eq(varlink_reply_format(o, false, &theirs, &theirs_size), 0);
+
+        ck_assert_str_eq(mine, theirs);
+        ck_assert_uint_eq(mine_size, theirs_size);
+}
+
+/* Every byte, alone and in runs, valid UTF-8 or not, is written as json-c writes it (bad bytes as U+FFFD). */
+START_TEST(test_writer_strings) {
+        static const char *const vectors[] = {
+                "", "plain", "\"quoted\"", "back\\slash", "/slash/", "\b\f\n\r\t\x01\x1f\x7f",
+                "caf\xc3\xa9", "\xe2\x82\xac\xf0\x9f\x98\x80", "\xc3", "\xc0\xaf", "\xed\xa0\x80",
+                "\xf4\x90\x80\x80", "\xff\xfe", "a\xe2\x82", "/usr/lib/x (deleted)",
+        };
+        char one[2] = {}, buf[64];
+        unsigned seed = 1;
+
+        for (size_t i = 0; i < ELEMENTSOF(vectors); i++)
+                assert_writer_string_as_json_c(vectors[i]);
+        for (unsigned c = 1; c < 256; c++) {
+                one[0] = (char) c;
+                assert_writer_string_as_json_c(one);
+        }
+        for (int k = 0; k < 2000; k++) {
+                size_t n = (size_t) rand_r(&seed) % (sizeof(buf) - 1);
+
+                for (size_t i = 0; i < n; i++)
+                        buf[i] = (char) (1 + rand_r(&seed) % 255);
+                buf[n] = '\0';
+                assert_writer_string_as_json_c(buf);
+        }
+}
+END_TEST
+
+/* Integers over the whole range, commas, nesting; a misuse is an error, not bad text. */
+START_TEST(test_writer_structure) {
+        _cleanup_free_ char *text = NULL;
+        size_t size = 0;
+        JsonWriter w;
+
+        json_writer_init(&w, 1);
+        json_writer_object_open(&w);
+        json_writer_key(&w, "a");
+        json_writer_array_open(&w);
+        json_writer_u64(&w, 0);
+        json_writer_u64(&w, UINT64_MAX);
+        json_writer_i64(&w, INT64_MIN);
+        json_writer_i64(&w, -1);
+        json_writer_bool(&w, true);
+        json_writer_bool(&w, false);
+        json_writer_null(&w);
+        json_writer_hex(&w, (const uint8_t[]) { 0x00, 0xab, 0xff }, 3);
+        json_writer_array_open(&w);
+        json_writer_array_close(&w);
+        json_writer_object_open(&w);
+        json_writer_object_close(&w);
+        json_writer_array_close(&w);
+        json_writer_key(&w, "b");
+        json_writer_u64(&w, 7);
+        json_writer_object_close(&w);
+        ck_assert_int_eq(json_writer_finish(&w, &text, &size), 0);
+        ck_assert_str_eq(text, "{\"a\":[0,18446744073709551615,-9223372036854775808,-1,true,false,null,"
+                               "\"00abff\",[],{}],\"b\":7}");
+        ck_assert_uint_eq(size, strlen(text) + 1);
+
+        /* Unbalanced: refused, and the text is gone. */
+        json_writer_init(&w, 0);
+        json_writer_object_open(&w);
+        ck_assert_int_eq(json_writer_finish(&w, &text, &size), -EINVAL);
+        json_writer_init(&w, 0);
+        json_writer_array_close(&w);
+        ck_assert_int_eq(json_writer_finish(&w, &text, &size), -EINVAL);
+        json_writer_init(&w, 0);
+        json_writer_object_open(&w);
+        json_writer_key(&w, "dangling");
+        json_writer_object_close(&w);
+        ck_assert_int_eq(json_writer_finish(&w, &text, &size), -EINVAL);
+        /* Too deep for the writer. */
+        json_writer_init(&w, 0);
+        for (int i = 0; i <= JSON_WRITER_DEPTH_MAX; i++)
+                json_writer_array_open(&w);
+        ck_assert_int_eq(json_writer_finish(&w, &text, &size), -EINVAL);
+        ck_assert_str_eq(text, "{\"a\":[0,18446744073709551615,-9223372036854775808,-1,true,false,null,"
+                               "\"00abff\",[],{}],\"b\":7}");
+}
+END_TEST
+
 static Suite *proto_suite(void) {
         Suite *s = suite_create("proto");
         TCase *tc;
@@ -2403,6 +2526,11 @@ static Suite *proto_suite(void) {
 
         tc = tcase_create("normalize-request-encode");
         tcase_add_test(tc, test_normalize_request_encode);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("json-writer");
+        tcase_add_test(tc, test_writer_strings);
+        tcase_add_test(tc, test_writer_structure);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("normalize-reply-encode");

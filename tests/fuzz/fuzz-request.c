@@ -398,18 +398,27 @@ static void fuzz_request(const char *msg, size_t size) {
  * as libvmaq does: *ret_message holds it, *ret_parameters is borrowed from
  * it. Returns the size of the message, its NUL included.
  */
+/* The client's view of the reply message @text the daemon formatted: a reply, not an error. Frees @text. */
+static size_t receive_reply(char *text_in, size_t size, struct json_object **ret_message,
+                            struct json_object **ret_parameters) {
+        _cleanup_free_ char *text = text_in;
+        const char *error = NULL;
+
+        parse_reply_message(text, size, ret_message, ret_parameters, &error);
+        FUZZ_CHECK(!error);
+        return size;
+}
+
 static size_t resend_reply(struct json_object *parameters, struct json_object **ret_message,
                            struct json_object **ret_parameters) {
-        _cleanup_free_ char *text = NULL;
-        const char *error = NULL;
+        char *text = NULL;
         size_t size = 0, sent;
         int r;
 
         sent = tree_values(parameters);
         r = varlink_reply_format(parameters, false, &text, &size);
         FUZZ_CHECK(r == 0);
-        parse_reply_message(text, size, ret_message, ret_parameters, &error);
-        FUZZ_CHECK(!error);
+        (void) receive_reply(text, size, ret_message, ret_parameters);
         FUZZ_CHECK(tree_values(*ret_parameters) == sent);
         return size;
 }
@@ -454,7 +463,8 @@ static void check_normalize_reply(const ProtoNormalizeReply *reply) {
 static void fuzz_normalize_reply(struct json_object *parameters) {
         _cleanup_(proto_normalize_reply_done) ProtoNormalizeReply reply = {}, again = {};
         _cleanup_(json_object_putp) struct json_object *message = NULL;
-        struct json_object *encoded = NULL, *resent = NULL;
+        struct json_object *resent = NULL;
+        char *text = NULL;
         const char *field = NULL;
         size_t size;
         int r;
@@ -467,11 +477,11 @@ static void fuzz_normalize_reply(struct json_object *parameters) {
         FUZZ_CHECK(r == 0);
         check_normalize_reply(&reply);
 
-        r = proto_normalize_reply_encode(&reply, &encoded);
+        r = proto_normalize_reply_format(&reply, 0, false, &text, &size);
         if (r == -ENOMEM)
                 return;
         FUZZ_CHECK(r == 0);
-        size = resend_reply(encoded, &message, &resent);
+        size = receive_reply(text, size, &message, &resent);
         FUZZ_CHECK(size <= proto_normalize_reply_size_max(&reply));
 
         r = proto_normalize_reply_decode(resent, &again, &field);
@@ -505,7 +515,8 @@ static size_t list_mappings_size_max(const ProtoMapping *mappings, size_t n) {
 static void fuzz_list_mappings_reply(struct json_object *parameters) {
         _cleanup_(proto_list_mappings_reply_done) ProtoListMappingsReply reply = {}, again = {};
         _cleanup_(json_object_putp) struct json_object *message = NULL;
-        struct json_object *encoded = NULL, *resent = NULL;
+        struct json_object *resent = NULL;
+        char *text = NULL;
         const char *field = NULL;
         size_t size;
         int r;
@@ -527,12 +538,12 @@ static void fuzz_list_mappings_reply(struct json_object *parameters) {
                 FUZZ_CHECK((m->build_id_len == 0) == !m->build_id);
         }
 
-        r = proto_list_mappings_reply_encode(reply.pid, reply.start_time, reply.mappings, reply.n_mappings,
-                                             reply.has_next, reply.next, &encoded);
+        r = proto_list_mappings_reply_format(reply.pid, reply.start_time, reply.mappings, reply.n_mappings,
+                                             reply.has_next, reply.next, &text, &size);
         if (r == -ENOMEM)
                 return;
         FUZZ_CHECK(r == 0);
-        size = resend_reply(encoded, &message, &resent);
+        size = receive_reply(text, size, &message, &resent);
         FUZZ_CHECK(size <= list_mappings_size_max(reply.mappings, reply.n_mappings));
 
         r = proto_list_mappings_reply_decode(resent, &again, &field);
@@ -674,7 +685,8 @@ static void fuzz_path(const char *msg, size_t size) {
         _cleanup_(proto_normalize_reply_done) ProtoNormalizeReply got_normalize = {};
         _cleanup_(proto_list_mappings_reply_done) ProtoListMappingsReply got_list = {};
         _cleanup_(json_object_putp) struct json_object *message = NULL, *message2 = NULL;
-        struct json_object *encoded = NULL, *resent = NULL;
+        struct json_object *resent = NULL;
+        char *text = NULL;
         _cleanup_free_ char *path = NULL;
         ProtoModule module;
         ProtoResult result = { .offset = 0x1010 };
@@ -702,11 +714,11 @@ static void fuzz_path(const char *msg, size_t size) {
                 .n_results = 1,
                 .results = &result,
         };
-        r = proto_normalize_reply_encode(&reply, &encoded);
+        r = proto_normalize_reply_format(&reply, 0, false, &text, &sent);
         if (r == -ENOMEM)
                 return;
         FUZZ_CHECK(r == 0);
-        sent = resend_reply(encoded, &message, &resent);
+        sent = receive_reply(text, sent, &message, &resent);
         FUZZ_CHECK(sent <= proto_normalize_reply_size_max(&reply));
         r = proto_normalize_reply_decode(resent, &got_normalize, &field);
         FUZZ_CHECK(r == 0 && got_normalize.n_modules == 1);
@@ -720,11 +732,11 @@ static void fuzz_path(const char *msg, size_t size) {
                 .path = path[0] ? path : NULL,
                 .kind = "file",
         };
-        r = proto_list_mappings_reply_encode(1, 4365, &mapping, 1, false, 0, &encoded);
+        r = proto_list_mappings_reply_format(1, 4365, &mapping, 1, false, 0, &text, &sent);
         if (r == -ENOMEM)
                 return;
         FUZZ_CHECK(r == 0);
-        sent = resend_reply(encoded, &message2, &resent);
+        sent = receive_reply(text, sent, &message2, &resent);
         FUZZ_CHECK(sent <= list_mappings_size_max(&mapping, 1));
         r = proto_list_mappings_reply_decode(resent, &got_list, &field);
         FUZZ_CHECK(r == 0 && got_list.n_mappings == 1);
