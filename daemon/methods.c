@@ -26,7 +26,7 @@ typedef struct Call {
         Job *job;
         Manager *manager;
         const Peer *peer;
-        const VarlinkCall *varlink;
+        VarlinkCall *varlink;
         size_t charged;                 /* of the memory budget, while the call runs */
 } Call;
 
@@ -256,7 +256,8 @@ static int method_normalize(Call *call) {
         Proc *p;
         int r;
 
-        r = proto_normalize_request_decode(call->varlink->parameters, m->config.max_addresses, &req, &parameter);
+        r = proto_normalize_request_decode(call->varlink->parameters, &call->varlink->packed,
+                                           m->config.max_addresses, &req, &parameter);
         if (r < 0)
                 return call_invalid_parameter(call, r, parameter, m->config.max_addresses);
 
@@ -500,7 +501,7 @@ static int method_run(Call *call, const char *message, size_t size) {
         int r;
 
         call->varlink = &v;
-        r = varlink_call_parse(message, size, &call->manager->request_limits, &v);
+        r = proto_call_parse(message, size, &call->manager->request_limits, &v);
         if (r == -E2BIG)
                 /*
                  * Refused before it was built, for holding more values than

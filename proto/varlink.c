@@ -116,9 +116,10 @@ static int scan_string(const char *p, size_t n, size_t *i) {
 /*
  * Check the number starting at p[*i] against the RFC 8259 grammar and leave
  * *i after it. *ret_clamped tells whether it is an integer that json-c would
- * clamp: below INT64_MIN or above UINT64_MAX.
+ * clamp: below INT64_MIN or above UINT64_MAX. *ret_unsigned whether it is an
+ * integer in 0..UINT64_MAX, then *ret_value is it.
  */
-static int scan_number(const char *p, size_t n, size_t *i, bool *ret_clamped) {
+static int scan_number(const char *p, size_t n, size_t *i, bool *ret_clamped, bool *ret_unsigned, uint64_t *ret_value) {
         size_t k = *i, digits;
         bool negative = false, integer = true;
         uint64_t v;
@@ -165,17 +166,65 @@ static int scan_number(const char *p, size_t n, size_t *i, bool *ret_clamped) {
         if (!char_ends_token(p, n, k))
                 return -EBADMSG;
 
-        *ret_clamped = false;
+        *ret_clamped = *ret_unsigned = false;
         if (integer) {
                 r = parse_u64_n(p + digits, k - digits, 10, &v);
                 if (r == -ERANGE || (r >= 0 && negative && v > (uint64_t) INT64_MAX + 1))
                         *ret_clamped = true;
                 else if (r < 0)
                         return -EBADMSG;
+                else if (!negative) {
+                        *ret_unsigned = true;
+                        *ret_value = v;
+                }
         }
 
         *i = k;
         return 0;
+}
+
+/*
+ * An array of unsigned integers the scan takes out of the text: the value
+ * of @key in the message's "parameters". json-c is then given the text
+ * without the array's elements, [] in its place, so that it builds no
+ * object for each. When anything could make json-c see it differently
+ * (an element that is not such an integer, a key written with an escape,
+ * a key twice), the array is left to json-c: ->valid is false.
+ */
+typedef struct ScanPack {
+        const char *key;
+        VarlinkPacked packed;
+        size_t allocated;
+        size_t open, close;                     /* the offsets of its '[' and ']' */
+        bool found, abandoned;
+} ScanPack;
+
+static void scan_pack_done(ScanPack *pack) {
+        free(pack->packed.values);
+}
+
+static void scan_pack_abandon(ScanPack *pack) {
+        pack->abandoned = true;
+        pack->packed.values = mfree(pack->packed.values);
+        pack->packed.n = pack->allocated = 0;
+}
+
+static int scan_pack_add(ScanPack *pack, uint64_t v) {
+        if (pack->packed.n == pack->allocated) {
+                size_t n = MAX(pack->allocated * 2, (size_t) 256);
+                uint64_t *a = reallocarray(pack->packed.values, n, sizeof(uint64_t));
+
+                if (!a)
+                        return -ENOMEM;
+                pack->packed.values = a;
+                pack->allocated = n;
+        }
+        pack->packed.values[pack->packed.n++] = v;
+        return 0;
+}
+
+static bool key_is(const char *key, size_t len, const char *name) {
+        return key && len == strlen(name) && memcmp(key, name, len) == 0;
 }
 
 /*
@@ -191,8 +240,54 @@ typedef struct ScanState {
         struct {
                 char type;                      /* '{' or '[' */
                 size_t n_elements;              /* values directly inside an array */
+                const char *key;                /* of an object: the key of the value that follows, raw */
+                size_t key_len;
         } levels[VARLINK_DEPTH_MAX];
+        ScanPack *pack;                         /* NULL: nothing to pack */
+        bool packing;                           /* inside the array being packed */
+        size_t n_parameters;                    /* "parameters" keys of the message */
+        size_t n_packed_keys;                   /* pack->key keys of the parameters */
 } ScanState;
+
+/* A key of the message or of its parameters, @len bytes without quotes at @key: note what packing needs. */
+static void scan_key(ScanState *s, const char *key, size_t len) {
+        ScanPack *pack = s->pack;
+
+        s->levels[s->depth - 1].key = key;
+        s->levels[s->depth - 1].key_len = len;
+        if (!pack || pack->abandoned || s->depth > 2)
+                return;
+        /* An escape could spell the same key differently: json-c would see one we do not. */
+        if (memchr(key, '\\', len)) {
+                scan_pack_abandon(pack);
+                return;
+        }
+        if (s->depth == 1 && key_is(key, len, "parameters") && ++s->n_parameters > 1)
+                scan_pack_abandon(pack);
+        if (s->depth == 2 && s->levels[1].type == '{' &&
+            key_is(s->levels[0].key, s->levels[0].key_len, "parameters") && key_is(key, len, pack->key) &&
+            ++s->n_packed_keys > 1)
+                scan_pack_abandon(pack);
+}
+
+/* At the '[' at p[i]: start packing if it opens the array to pack. Called before the level is entered. */
+static void scan_pack_open(ScanState *s, size_t i) {
+        ScanPack *pack = s->pack;
+
+        if (!pack || pack->abandoned)
+                return;
+        if (s->packing) {
+                /* A container inside: not an array of integers. */
+                scan_pack_abandon(pack);
+                return;
+        }
+        if (s->depth == 2 && !pack->found && s->levels[0].type == '{' && s->levels[1].type == '{' &&
+            key_is(s->levels[0].key, s->levels[0].key_len, "parameters") &&
+            key_is(s->levels[1].key, s->levels[1].key_len, pack->key)) {
+                pack->found = s->packing = true;
+                pack->open = i;
+        }
+}
 
 /* Count a value: a scalar once it is checked, a container at its opening bracket. */
 static int scan_value(ScanState *s) {
@@ -252,9 +347,10 @@ static int scan_close(ScanState *s, char type) {
  * room for @n plus two bytes per clamped integer. Returns the number of
  * clamped integers.
  */
-static int scan_json(const char *p, size_t n, const VarlinkLimits *limits, char *out) {
+static int scan_json(const char *p, size_t n, const VarlinkLimits *limits, ScanPack *pack, char *out) {
         ScanState s = {
                 .limits = limits,
+                .pack = pack,
         };
         size_t i = 0, copied = 0, o = 0;
         int n_clamped = 0, r;
@@ -269,12 +365,20 @@ static int scan_json(const char *p, size_t n, const VarlinkLimits *limits, char 
                 }
 
                 if (char_is_structural(c)) {
+                        if (c == '[')
+                                scan_pack_open(&s, i);
+                        else if (c == '{' && s.packing)
+                                scan_pack_abandon(pack);
                         if (c == '{' || c == '[')
                                 r = scan_open(&s, c);
                         else if (c == '}' || c == ']')
                                 r = scan_close(&s, c == '}' ? '{' : '[');
                         else
                                 r = 0;
+                        if (r >= 0 && c == ']' && s.packing && s.depth == 2) {
+                                s.packing = false;
+                                pack->close = i;
+                        }
                         if (r < 0)
                                 return r;
                         last = c;
@@ -284,20 +388,31 @@ static int scan_json(const char *p, size_t n, const VarlinkLimits *limits, char 
 
                 if (c == '"') {
                         bool key = s.depth > 0 && s.levels[s.depth - 1].type == '{' && IN_SET(last, '{', ',');
+                        size_t start = i;
 
                         r = scan_string(p, n, &i);
                         if (r < 0)
                                 return r;
                         if (key) {
+                                scan_key(&s, p + start + 1, i - start - 2);
                                 last = 0;
                                 continue;
                         }
+                        if (s.packing)
+                                scan_pack_abandon(pack);
                 } else if (c == '-' || char_is_digit(c)) {
-                        bool clamped;
+                        bool clamped, is_unsigned;
+                        uint64_t v = 0;
 
-                        r = scan_number(p, n, &i, &clamped);
+                        r = scan_number(p, n, &i, &clamped, &is_unsigned, &v);
                         if (r < 0)
                                 return r;
+                        if (s.packing && !pack->abandoned) {
+                                if (!is_unsigned)
+                                        scan_pack_abandon(pack);
+                                else if (scan_pack_add(pack, v) < 0)
+                                        return -ENOMEM;
+                        }
                         if (clamped) {
                                 if (n_clamped == INT_MAX)
                                         return -EBADMSG;
@@ -325,6 +440,8 @@ static int scan_json(const char *p, size_t n, const VarlinkLimits *limits, char 
                         }
                         if (!found)
                                 return -EBADMSG;
+                        if (s.packing)
+                                scan_pack_abandon(pack);
                 } else
                         return -EBADMSG;
 
@@ -340,11 +457,21 @@ static int scan_json(const char *p, size_t n, const VarlinkLimits *limits, char 
         return n_clamped;
 }
 
-int varlink_json_parse(const char *data, size_t size, const VarlinkLimits *limits, struct json_object **ret) {
+/* Feed @size bytes at @data to @tok; returns json-c's verdict. */
+static enum json_tokener_error feed(struct json_tokener *tok, const char *data, size_t size,
+                                    struct json_object **ret) {
+        *ret = json_tokener_parse_ex(tok, data, (int) size);
+        return json_tokener_get_error(tok);
+}
+
+/* varlink_json_parse(), and with @pack (may be NULL) the array it names taken out. */
+static int json_parse(const char *data, size_t size, const VarlinkLimits *limits, ScanPack *pack,
+                      struct json_object **ret) {
         _cleanup_(json_tokener_freep) struct json_tokener *tok = NULL;
         _cleanup_(json_object_putp) struct json_object *o = NULL;
         _cleanup_free_ char *copy = NULL;
         enum json_tokener_error e;
+        size_t end;
         int n_clamped;
 
         if (!data && size > 0)
@@ -357,9 +484,11 @@ int varlink_json_parse(const char *data, size_t size, const VarlinkLimits *limit
                 return -EBADMSG;
 
         /* Before anything is allocated: json-c's tree costs up to hundreds of bytes per input byte. */
-        n_clamped = scan_json(data, size, limits, NULL);
+        n_clamped = scan_json(data, size, limits, pack, NULL);
         if (n_clamped < 0)
                 return n_clamped;
+        if (pack && (n_clamped > 0 || !pack->found))
+                scan_pack_abandon(pack);
         if (n_clamped > 0) {
                 size_t copy_size;
 
@@ -370,7 +499,7 @@ int varlink_json_parse(const char *data, size_t size, const VarlinkLimits *limit
                 copy = malloc(copy_size);
                 if (!copy)
                         return -ENOMEM;
-                (void) scan_json(data, size, limits, copy);
+                (void) scan_json(data, size, limits, NULL, copy);
                 data = copy;
                 size = copy_size;
         }
@@ -380,23 +509,37 @@ int varlink_json_parse(const char *data, size_t size, const VarlinkLimits *limit
                 return -ENOMEM;
         json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
 
-        o = json_tokener_parse_ex(tok, data ?: "", (int) size);
-        e = json_tokener_get_error(tok);
-        if (e == json_tokener_continue && json_tokener_get_parse_end(tok) == size) {
+        if (pack && !pack->abandoned) {
+                /* The text up to the array's '[', then from its ']': json-c sees []. The scan found both. */
+                e = feed(tok, data, pack->open + 1, &o);
+                if (e != json_tokener_continue)
+                        return -EBADMSG;
+                data += pack->close;
+                size -= pack->close;
+        }
+        e = feed(tok, data ?: "", size, &o);
+        end = json_tokener_get_parse_end(tok);
+        if (e == json_tokener_continue && end == size)
                 /* A number at the top level, or the end of the input came too early: say it ended. */
-                o = json_tokener_parse_ex(tok, "", 1);
-                e = json_tokener_get_error(tok);
-        } else if (e == json_tokener_success && json_tokener_get_parse_end(tok) != size)
+                e = feed(tok, "", 1, &o);
+        else if (e == json_tokener_success && end != size)
                 return -EBADMSG;        /* a second value after the first */
 
         /* json-c reports a failed allocation as a parse error: nothing better to say. */
         if (e != json_tokener_success)
                 return -EBADMSG;
 
+        if (pack)
+                pack->packed.valid = !pack->abandoned;
+
         /* NULL is JSON's null. */
 
         *ret = TAKE_PTR(o);
         return 0;
+}
+
+int varlink_json_parse(const char *data, size_t size, const VarlinkLimits *limits, struct json_object **ret) {
+        return json_parse(data, size, limits, NULL, ret);
 }
 
 static bool label_is_valid(const char *s, size_t n, bool first) {
@@ -453,13 +596,15 @@ bool varlink_qualified_name_is_valid(const char *name) {
                varlink_member_name_is_valid(dot + 1);
 }
 
-int varlink_call_parse(const char *data, size_t size, const VarlinkLimits *limits, VarlinkCall *ret) {
+int varlink_call_parse_packed(const char *data, size_t size, const VarlinkLimits *limits, const char *packed_key,
+                              VarlinkCall *ret) {
         _cleanup_(json_object_putp) struct json_object *o = NULL;
         struct json_object *method = NULL, *parameters = NULL;
+        _cleanup_(scan_pack_done) ScanPack pack = { .key = packed_key };
         bool oneway = false, more = false;
         int r;
 
-        r = varlink_json_parse(data, size, limits, &o);
+        r = json_parse(data, size, limits, packed_key ? &pack : NULL, &o);
         if (r < 0)
                 return r;
 
@@ -505,15 +650,22 @@ int varlink_call_parse(const char *data, size_t size, const VarlinkLimits *limit
                 .parameters = parameters,
                 .oneway = oneway,
                 .more = more,
+                .packed = pack.packed,
         };
+        pack.packed.values = NULL;      /* the call's now */
         ret->object = TAKE_PTR(o);
         return 0;
+}
+
+int varlink_call_parse(const char *data, size_t size, const VarlinkLimits *limits, VarlinkCall *ret) {
+        return varlink_call_parse_packed(data, size, limits, NULL, ret);
 }
 
 void varlink_call_done(VarlinkCall *call) {
         if (!call)
                 return;
         json_object_put(call->object);
+        free(call->packed.values);
         *call = (VarlinkCall) {};
 }
 

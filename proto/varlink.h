@@ -9,14 +9,26 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct json_object;
 
 /* Nesting deeper than this is refused: no vmaqd message needs more than a few levels. */
 #define VARLINK_DEPTH_MAX 16
 
+/*
+ * The elements of one array of a call's parameters, taken out of the
+ * message before json-c builds it: see varlink_call_parse_packed().
+ */
+typedef struct VarlinkPacked {
+        uint64_t *values;                       /* owned by the call; whoever uses them may take them */
+        size_t n;
+        bool valid;                             /* they were taken out: json-c saw the array as [] */
+} VarlinkPacked;
+
 typedef struct VarlinkCall {
         struct json_object *object;             /* the whole message, owned */
+        VarlinkPacked packed;
         const char *method;                     /* "interface.Method", points into object */
         struct json_object *parameters;         /* borrowed from object; an empty object if absent */
         bool oneway;
@@ -83,6 +95,20 @@ int varlink_json_parse(const char *data, size_t size, const VarlinkLimits *limit
  * on success.
  */
 int varlink_call_parse(const char *data, size_t size, const VarlinkLimits *limits, VarlinkCall *ret);
+
+/*
+ * As varlink_call_parse(), and if the value of @packed_key in the call's
+ * parameters is an array of integers in 0..UINT64_MAX, they come in
+ * ->packed instead of the tree, where the array is empty: one pass over
+ * the text, and no json-c object for each element. Whatever could make the
+ * tree differ from the text in that key (another "parameters" or
+ * @packed_key, a key written with an escape, an element of another kind,
+ * an integer beyond 64 bits anywhere) leaves the array to json-c, and
+ * ->packed.valid false. The strictness, the limits and the errors are
+ * those of varlink_call_parse().
+ */
+int varlink_call_parse_packed(const char *data, size_t size, const VarlinkLimits *limits, const char *packed_key,
+                              VarlinkCall *ret);
 /* Release a parsed call and reset it; accepts a zeroed or already released call. */
 void varlink_call_done(VarlinkCall *call);
 

@@ -289,6 +289,7 @@ typedef struct AddressList {
         uint64_t *addresses;
         size_t n;
         size_t max;
+        VarlinkPacked *packed;          /* NULL: none */
 } AddressList;
 
 static void address_list_done(AddressList *l) {
@@ -321,6 +322,20 @@ static int field_addresses(struct json_object *v, void *p) {
         if (!json_object_is_type(v, json_type_array))
                 return -EINVAL;
         n = json_object_array_length(v);
+        if (n == 0 && l->packed && l->packed->valid) {
+                /* Taken out of the message by the parser, checked already: take them over. */
+                n = l->packed->n;
+                if (n == 0)
+                        return -EINVAL;
+                if (n > l->max)
+                        return -E2BIG;
+                free(l->addresses);
+                l->addresses = TAKE_PTR(l->packed->values);
+                l->n = n;
+                l->packed->n = 0;
+                l->packed->valid = false;
+                return 0;
+        }
         if (n == 0)
                 return -EINVAL;
         if (n > l->max)
@@ -423,7 +438,11 @@ typedef struct NormalizeTarget {
         AddressList addresses;
 } NormalizeTarget;
 
-int proto_normalize_request_decode(struct json_object *parameters, size_t max_addresses,
+int proto_call_parse(const char *data, size_t size, const VarlinkLimits *limits, VarlinkCall *ret) {
+        return varlink_call_parse_packed(data, size, limits, "addresses", ret);
+}
+
+int proto_normalize_request_decode(struct json_object *parameters, VarlinkPacked *packed, size_t max_addresses,
                                    ProtoNormalizeRequest *ret, const char **ret_parameter) {
         static const Field fields[] = {
                 { "pid",        field_pid,       offsetof(NormalizeTarget, req.pid),        true  },
@@ -435,6 +454,7 @@ int proto_normalize_request_decode(struct json_object *parameters, size_t max_ad
         NormalizeTarget t = {
                 .req.build_ids = true,
                 .addresses.max = max_addresses,
+                .addresses.packed = packed,
         };
         int r;
 

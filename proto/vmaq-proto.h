@@ -129,6 +129,13 @@ int proto_error_format(ProtoError e, const ProtoErrorDetails *details, char **re
  */
 void proto_request_limits(size_t max_addresses, VarlinkLimits *ret);
 
+/*
+ * Parse a request as varlink_call_parse() does, with Normalize's
+ * "addresses" packed (varlink_call_parse_packed()): pass ->packed to
+ * proto_normalize_request_decode().
+ */
+int proto_call_parse(const char *data, size_t size, const VarlinkLimits *limits, VarlinkCall *ret);
+
 /* --- org.varlink.service ------------------------------------------------ */
 
 typedef struct ProtoInfo {
@@ -181,7 +188,8 @@ typedef struct ProtoNormalizeRequest {
  * Decode Normalize parameters: "pid" (required, 1..INT32_MAX), "addresses"
  * (required array of integers or address strings, 1..@max_addresses
  * entries), "build_ids" (bool), "map_files" (bool), "start_time" (integer).
- * Unknown parameters are refused.
+ * Unknown parameters are refused. With @packed (NULL: none) valid, an
+ * empty "addresses" array stands for its values, which are taken.
  *
  * Errors: -EINVAL  *ret_parameter names the missing, mistyped or out of
  *                  range parameter ("addresses" also for an empty array or
@@ -190,7 +198,7 @@ typedef struct ProtoNormalizeRequest {
  *                  told before any bad element)
  *         -ENOMEM
  */
-int proto_normalize_request_decode(struct json_object *parameters, size_t max_addresses,
+int proto_normalize_request_decode(struct json_object *parameters, VarlinkPacked *packed, size_t max_addresses,
                                    ProtoNormalizeRequest *ret, const char **ret_parameter);
 void proto_normalize_request_done(ProtoNormalizeRequest *req);
 /*

@@ -932,7 +932,7 @@ START_TEST(test_normalize_addresses) {
         ck_assert_int_ge(asprintf(&text, "{\"pid\":1,\"addresses\":[4096,%s,8192]}", address_vectors[_i].element), 0);
         p = parse(text);
 
-        r = proto_normalize_request_decode(p, 100, &req, &parameter);
+        r = proto_normalize_request_decode(p, NULL, 100, &req, &parameter);
         ck_assert_msg(r == address_vectors[_i].r, "%s: %d", address_vectors[_i].element, r);
         if (r < 0) {
                 ck_assert_str_eq(parameter, "addresses");
@@ -1020,7 +1020,7 @@ START_TEST(test_normalize_decode) {
         int r;
 
         p = parse(normalize_vectors[_i].parameters);
-        r = proto_normalize_request_decode(p, 100, &req, &parameter);
+        r = proto_normalize_request_decode(p, NULL, 100, &req, &parameter);
         ck_assert_msg(r == normalize_vectors[_i].r, "%s: %d", normalize_vectors[_i].parameters, r);
         if (r < 0) {
                 ck_assert_str_eq(parameter, normalize_vectors[_i].parameter);
@@ -1048,21 +1048,21 @@ START_TEST(test_normalize_decode_limit) {
         four = parse("{\"pid\":1,\"addresses\":[1,2,3,4]}");
         bad = parse("{\"pid\":1,\"addresses\":[1,2,3,\"zz\"]}");
 
-        ck_assert_int_eq(proto_normalize_request_decode(four, 3, &req, &parameter), -E2BIG);
+        ck_assert_int_eq(proto_normalize_request_decode(four, NULL, 3, &req, &parameter), -E2BIG);
         ck_assert_str_eq(parameter, "addresses");
         ck_assert_ptr_null(req.addresses);
 
         parameter = NULL;
-        ck_assert_int_eq(proto_normalize_request_decode(three, 0, &req, &parameter), -E2BIG);
+        ck_assert_int_eq(proto_normalize_request_decode(three, NULL, 0, &req, &parameter), -E2BIG);
         ck_assert_str_eq(parameter, "addresses");
 
         /* Too many is told before a bad element. */
         parameter = NULL;
-        ck_assert_int_eq(proto_normalize_request_decode(bad, 3, &req, &parameter), -E2BIG);
+        ck_assert_int_eq(proto_normalize_request_decode(bad, NULL, 3, &req, &parameter), -E2BIG);
         ck_assert_str_eq(parameter, "addresses");
-        ck_assert_int_eq(proto_normalize_request_decode(bad, 4, &req, &parameter), -EINVAL);
+        ck_assert_int_eq(proto_normalize_request_decode(bad, NULL, 4, &req, &parameter), -EINVAL);
 
-        ck_assert_int_eq(proto_normalize_request_decode(three, 3, &req, &parameter), 0);
+        ck_assert_int_eq(proto_normalize_request_decode(three, NULL, 3, &req, &parameter), 0);
         ck_assert_uint_eq(req.n_addresses, 3);
         ck_assert_uint_eq(req.addresses[2], 3);
 }
@@ -1140,7 +1140,7 @@ START_TEST(test_request_limits_largest) {
         if (r < 0)
                 return;
 
-        ck_assert_int_eq(proto_normalize_request_decode(call.parameters, request_limit_vectors[_i].max_addresses,
+        ck_assert_int_eq(proto_normalize_request_decode(call.parameters, NULL, request_limit_vectors[_i].max_addresses,
                                                         &req, &parameter), 0);
         ck_assert_uint_eq(req.n_addresses, request_limit_vectors[_i].n);
         ck_assert_uint_eq(req.addresses[0], 4096);
@@ -1174,7 +1174,7 @@ START_TEST(test_normalize_decode_no_parameters) {
         ProtoNormalizeRequest req = {};
         const char *parameter = NULL;
 
-        ck_assert_int_eq(proto_normalize_request_decode(NULL, 100, &req, &parameter), -EINVAL);
+        ck_assert_int_eq(proto_normalize_request_decode(NULL, NULL, 100, &req, &parameter), -EINVAL);
         ck_assert_str_eq(parameter, "pid");
 }
 END_TEST
@@ -1201,7 +1201,7 @@ START_TEST(test_normalize_request_encode) {
 
         /* What the client sends, the daemon reads back exactly. */
         reparsed = parse(text);
-        ck_assert_int_eq(proto_normalize_request_decode(reparsed, 3, &back, &parameter), 0);
+        ck_assert_int_eq(proto_normalize_request_decode(reparsed, NULL, 3, &back, &parameter), 0);
         ck_assert_int_eq(back.pid, 7);
         ck_assert_uint_eq(back.n_addresses, 3);
         ck_assert_uint_eq(back.addresses[1], 0xdeadbeef);
@@ -2341,6 +2341,71 @@ START_TEST(test_status_decode_vectors) {
 }
 END_TEST
 
+/* --- packed addresses ------------------------------------------------------ */
+
+static const struct {
+        const char *text;
+        bool packed;                    /* the addresses come packed */
+        int decoded;                    /* what proto_normalize_request_decode() says, either way */
+} packed_vectors[] = {
+        { "{\"method\":\"io.vmaq.Normalize\",\"parameters\":{\"pid\":1,\"addresses\":[1,2,18446744073709551615]}}", true, 0 },
+        { "{\"parameters\":{\"addresses\":[ 0 , 7 ],\"pid\":1},\"method\":\"io.vmaq.Normalize\"}", true, 0 },
+        { "{\"method\":\"io.vmaq.Normalize\",\"parameters\":{\"pid\":1,\"addresses\":[]}}", true, -EINVAL },
+        { "{\"method\":\"io.vmaq.Normalize\",\"parameters\":{\"pid\":1,\"addresses\":[1,2,3,4]}}", true, -E2BIG },
+        /* Elements of other kinds: json-c's, and the same answer. */
+        { "{\"method\":\"io.vmaq.Normalize\",\"parameters\":{\"pid\":1,\"addresses\":[1,\"0x10\"]}}", false, 0 },
+        { "{\"method\":\"io.vmaq.Normalize\",\"parameters\":{\"pid\":1,\"addresses\":[1,-1]}}", false, -EINVAL },
+        { "{\"method\":\"io.vmaq.Normalize\",\"parameters\":{\"pid\":1,\"addresses\":[1,1.5]}}", false, -EINVAL },
+        { "{\"method\":\"io.vmaq.Normalize\",\"parameters\":{\"pid\":1,\"addresses\":[1,[2]]}}", false, -EINVAL },
+        { "{\"method\":\"io.vmaq.Normalize\",\"parameters\":{\"pid\":1,\"addresses\":[{},2]}}", false, -EINVAL },
+        { "{\"method\":\"io.vmaq.Normalize\",\"parameters\":{\"pid\":1,\"addresses\":[null]}}", false, -EINVAL },
+        { "{\"method\":\"io.vmaq.Normalize\",\"parameters\":{\"pid\":1,\"addresses\":[1,18446744073709551616]}}", false, -EINVAL },
+        /* A big integer anywhere else is rewritten for json-c: no packing then. */
+        { "{\"method\":\"io.vmaq.Normalize\",\"parameters\":{\"pid\":1,\"start_time\":18446744073709551616,\"addresses\":[1]}}", false, -EINVAL },
+        /* Keys json-c could read differently from the text, or twice. */
+        { "{\"method\":\"io.vmaq.Normalize\",\"parameters\":{\"pid\":1,\"addresses\":[1],\"addr\\u0065sses\":[]}}", false, -EINVAL },
+        { "{\"method\":\"io.vmaq.Normalize\",\"parameters\":{\"pid\":1,\"addresses\":[1],\"addresses\":[]}}", false, -EINVAL },
+        { "{\"method\":\"io.vmaq.Normalize\",\"parameters\":{\"pid\":1,\"addresses\":[]},\"parameters\":{\"pid\":1,\"addresses\":[5]}}", false, 0 },
+        { "{\"method\":\"io.vmaq.Normalize\",\"param\\u0065ters\":{\"pid\":1,\"addresses\":[3]}}", false, 0 },
+        /* Not the parameters' "addresses": left alone. */
+        { "{\"method\":\"io.vmaq.Normalize\",\"parameters\":{\"pid\":1,\"x\":{\"addresses\":[1]},\"addresses\":[2]}}", true, -EINVAL },
+        { "{\"method\":\"io.vmaq.Normalize\",\"parameters\":{\"pid\":1,\"addresses\":2}}", false, -EINVAL },
+        { "{\"method\":\"io.vmaq.Normalize\",\"parameters\":[{\"addresses\":[1]}]}", false, -EPROTO },
+};
+
+/* Packed or not, the same call: only the cost differs. */
+START_TEST(test_packed_addresses) {
+        _cleanup_(proto_normalize_request_done) ProtoNormalizeRequest req = {}, ref = {};
+        _cleanup_(varlink_call_done) VarlinkCall call = {}, plain = {};
+        const char *text = packed_vectors[_i].text, *parameter = NULL, *ref_parameter = NULL;
+        VarlinkLimits limits;
+        int r, k;
+
+        proto_request_limits(3, &limits);
+        limits.max_array_elements = 4;  /* let 4 through the scan, for the decoder to refuse */
+        r = proto_call_parse(text, strlen(text), &limits, &call);
+        k = varlink_call_parse(text, strlen(text), &limits, &plain);
+        ck_assert_int_eq(r, k);
+        if (r < 0) {
+                ck_assert_int_eq(r, packed_vectors[_i].decoded);
+                return;
+        }
+        ck_assert_int_eq(call.packed.valid, packed_vectors[_i].packed);
+        ck_assert(!plain.packed.valid && !plain.packed.values);
+
+        r = proto_normalize_request_decode(call.parameters, &call.packed, 3, &req, &parameter);
+        k = proto_normalize_request_decode(plain.parameters, NULL, 3, &ref, &ref_parameter);
+        ck_assert_int_eq(r, packed_vectors[_i].decoded);
+        ck_assert_int_eq(r, k);
+        if (r < 0) {
+                ck_assert_str_eq(parameter, ref_parameter);
+                return;
+        }
+        ck_assert_uint_eq(req.n_addresses, ref.n_addresses);
+        ck_assert_mem_eq(req.addresses, ref.addresses, ref.n_addresses * sizeof(uint64_t));
+}
+END_TEST
+
 /* --- the JSON writer ------------------------------------------------------ */
 
 /* What the writer makes of @s as an object's member, against json-c's text of the same. */
@@ -2526,6 +2591,10 @@ static Suite *proto_suite(void) {
 
         tc = tcase_create("normalize-request-encode");
         tcase_add_test(tc, test_normalize_request_encode);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("packed-addresses");
+        tcase_add_loop_test(tc, test_packed_addresses, 0, ELEMENTSOF(packed_vectors));
         suite_add_tcase(s, tc);
 
         tc = tcase_create("json-writer");

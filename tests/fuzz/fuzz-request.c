@@ -226,14 +226,28 @@ static void resend_call(ProtoMethod m, struct json_object *parameters, VarlinkCa
         FUZZ_CHECK(tree_values(ret->parameters) == sent);
 }
 
-static void fuzz_normalize(const VarlinkCall *call) {
-        _cleanup_(proto_normalize_request_done) ProtoNormalizeRequest req = {}, again = {};
+/*
+ * @call as the daemon parsed it, its addresses packed; @plain the same
+ * message parsed without packing, all in json-c's tree. Both must decode
+ * to the same request, or fail the same way.
+ */
+static void fuzz_normalize(VarlinkCall *call, const VarlinkCall *plain) {
+        _cleanup_(proto_normalize_request_done) ProtoNormalizeRequest req = {}, again = {}, ref = {};
         _cleanup_(varlink_call_done) VarlinkCall resent = {};
         struct json_object *parameters = NULL;
-        const char *parameter = NULL;
-        int r;
+        const char *parameter = NULL, *ref_parameter = NULL;
+        int r, k;
 
-        r = proto_normalize_request_decode(call->parameters, FUZZ_MAX_ADDRESSES, &req, &parameter);
+        r = proto_normalize_request_decode(call->parameters, &call->packed, FUZZ_MAX_ADDRESSES, &req, &parameter);
+        k = proto_normalize_request_decode(plain->parameters, NULL, FUZZ_MAX_ADDRESSES, &ref, &ref_parameter);
+        FUZZ_CHECK(r == k || (r == -ENOMEM || k == -ENOMEM));
+        if (r == k && r < 0)
+                FUZZ_CHECK(streq_ptr(parameter, ref_parameter));
+        if (r == k && r >= 0)
+                FUZZ_CHECK(req.n_addresses == ref.n_addresses &&
+                           memcmp(req.addresses, ref.addresses, req.n_addresses * sizeof(uint64_t)) == 0 &&
+                           req.pid == ref.pid && req.build_ids == ref.build_ids && req.map_files == ref.map_files &&
+                           req.pin == ref.pin && req.start_time == ref.start_time);
         if (r < 0) {
                 check_invalid_parameter(r, parameter, FUZZ_MAX_ADDRESSES);
                 return;
@@ -249,7 +263,7 @@ static void fuzz_normalize(const VarlinkCall *call) {
         FUZZ_CHECK(r == 0);
         resend_call(PROTO_METHOD_NORMALIZE, parameters, &resent);
 
-        r = proto_normalize_request_decode(resent.parameters, FUZZ_MAX_ADDRESSES, &again, &parameter);
+        r = proto_normalize_request_decode(resent.parameters, NULL, FUZZ_MAX_ADDRESSES, &again, &parameter);
         FUZZ_CHECK(r == 0);
         FUZZ_CHECK(again.pid == req.pid);
         FUZZ_CHECK(again.n_addresses == req.n_addresses);
@@ -319,15 +333,23 @@ static void fuzz_interface_description(const VarlinkCall *call) {
 
 /* methods.c's method_run(), up to where a method would look at a process. */
 static void fuzz_request(const char *msg, size_t size) {
-        _cleanup_(varlink_call_done) VarlinkCall call = {};
+        _cleanup_(varlink_call_done) VarlinkCall call = {}, plain = {};
         _cleanup_free_ char *interface = NULL;
         const char *parameter = NULL;
         VarlinkLimits limits;
         ProtoMethod method;
-        int r;
+        int r, k;
 
         proto_request_limits(FUZZ_MAX_ADDRESSES, &limits);
-        r = varlink_call_parse(msg, size, &limits, &call);
+        r = proto_call_parse(msg, size, &limits, &call);
+        /* Packing the addresses changes nothing but the cost. */
+        k = varlink_call_parse(msg, size, &limits, &plain);
+        FUZZ_CHECK(r == k || r == -ENOMEM || k == -ENOMEM);
+        if (r >= 0 && k >= 0)
+                FUZZ_CHECK(call.oneway == plain.oneway && call.more == plain.more &&
+                           strcmp(call.method, plain.method) == 0);
+        if (r >= 0 && k < 0)
+                return;
         if (r == -E2BIG) {
                 check_error_reply(PROTO_ERROR_REQUEST_TOO_LARGE, &(ProtoErrorDetails) {
                                 .parameter = "addresses",
@@ -343,7 +365,7 @@ static void fuzz_request(const char *msg, size_t size) {
                 return;
         }
         FUZZ_CHECK(r == 0);
-        check_call(&call, size, &limits);
+        check_call(&plain, size, &limits);
 
         r = proto_method_lookup(call.method, &method);
         if (r == -EADDRNOTAVAIL) {
@@ -381,7 +403,7 @@ static void fuzz_request(const char *msg, size_t size) {
                 fuzz_interface_description(&call);
                 break;
         case PROTO_METHOD_NORMALIZE:
-                fuzz_normalize(&call);
+                fuzz_normalize(&call, &plain);
                 break;
         case PROTO_METHOD_LIST_MAPPINGS:
                 fuzz_list_mappings(&call);
