@@ -31,10 +31,17 @@
 #define REPLY_SIZE_MAX (UINT64_C(256) * 1024 * 1024)
 #define READ_CHUNK (64 * 1024)
 
+/* Normalize asks for its answer in several replies ("more") above this many addresses. */
+#define NORMALIZE_STREAM_MIN 16384U
+/* A stream of more replies than this is refused: the daemon sends thousands of results in each. */
+#define NORMALIZE_PARTS_MAX 65536U
+
 struct vmaq_client {
         int fd;
         uint64_t timeout_usec;                  /* 0: wait forever */
         bool broken;                            /* the stream is out of step: only close is left */
+        char *in;                               /* read past the last reply: the next ones of a stream */
+        size_t in_size;
         char errmsg[512];
 };
 
@@ -157,6 +164,7 @@ _public_ void vmaq_close(struct vmaq_client *client) {
         if (!client)
                 return;
         safe_close(client->fd);
+        free(client->in);
         free(client);
 }
 
@@ -238,15 +246,40 @@ static int send_all(struct vmaq_client *c, const char *msg, size_t size, uint64_
         return 0;
 }
 
-/* Read one reply; *ret holds it NUL-terminated, *ret_size without the NUL. */
-static int receive(struct vmaq_client *c, uint64_t deadline, char **ret, size_t *ret_size) {
-        _cleanup_free_ char *buf = NULL;
-        size_t size = 0, allocated = 0;
+/*
+ * Read one reply; *ret holds it NUL-terminated, *ret_size without the NUL.
+ * With @stream, more replies may follow it: what was read of them is kept
+ * for the next call. Without, nothing may follow.
+ */
+static int receive(struct vmaq_client *c, uint64_t deadline, bool stream, char **ret, size_t *ret_size) {
+        _cleanup_free_ char *buf = TAKE_PTR(c->in);
+        size_t size = c->in_size, allocated = c->in_size, scanned = 0;
 
+        c->in_size = 0;
         for (;;) {
-                char *nul;
+                char *nul = size > scanned ? memchr(buf + scanned, '\0', size - scanned) : NULL;
                 ssize_t n;
                 int r;
+
+                if (nul) {
+                        size_t len = (size_t) (nul - buf), rest = size - len - 1;
+
+                        if (rest > 0) {
+                                /* One call, one reply, unless it asked for a stream. */
+                                if (!stream)
+                                        return fail_broken(c, -EPROTO,
+                                                           "invalid reply: unexpected bytes after the reply");
+                                c->in = malloc(rest);
+                                if (!c->in)
+                                        return fail_broken(c, -ENOMEM, "out of memory");
+                                memcpy(c->in, nul + 1, rest);
+                                c->in_size = rest;
+                        }
+                        *ret_size = len;
+                        *ret = TAKE_PTR(buf);
+                        return 0;
+                }
+                scanned = size;
 
                 if (allocated - size < READ_CHUNK) {
                         size_t want = MAX(allocated * 2, (size_t) READ_CHUNK * 2);
@@ -281,18 +314,79 @@ static int receive(struct vmaq_client *c, uint64_t deadline, char **ret, size_t 
                 if (n == 0)
                         return fail_broken(c, -ECONNRESET, "the daemon closed the connection%s",
                                            size > 0 ? " in the middle of a reply" : "");
-
-                nul = memchr(buf + size, '\0', (size_t) n);
                 size += (size_t) n;
-                if (nul) {
-                        /* One call, one reply: anything after it is not ours. */
-                        if ((size_t) (nul - buf) + 1 != size)
-                                return fail_broken(c, -EPROTO, "invalid reply: unexpected bytes after the reply");
-                        *ret_size = (size_t) (nul - buf);
-                        *ret = TAKE_PTR(buf);
-                        return 0;
-                }
         }
+}
+
+/* Start a call: send @request whole, unless the connection is unusable. *ret_deadline bounds its replies. */
+static int call_send(struct vmaq_client *c, const char *request, size_t request_size, uint64_t *ret_deadline) {
+        int r;
+
+        if (c->broken)
+                return fail(c, -ENOTCONN, "the connection is unusable after an earlier failure");
+
+        *ret_deadline = c->timeout_usec == 0 ? UINT64_MAX : now_usec() + MIN(c->timeout_usec, UINT64_MAX / 2);
+
+        r = send_all(c, request, request_size, *ret_deadline);
+        /* On -EPIPE the daemon may have answered before closing (e.g. RequestTooLarge): read on. */
+        if (r < 0 && r != -EPIPE)
+                return r;
+        return 0;
+}
+
+/*
+ * Read the next reply of a call: its message in *ret_message and its
+ * parameters (NULL: {}) in *ret_parameters; an error reply is turned into
+ * its errno. With @span_key, that array of the parameters is left to the
+ * caller in *ret_span, pointing into *ret_text, which the caller frees.
+ * With @ret_continues, the reply may be one of a stream.
+ */
+static int call_receive(struct vmaq_client *c, uint64_t deadline, const char *span_key, char **ret_text,
+                        VarlinkPacked *ret_span, struct json_object **ret_message,
+                        struct json_object **ret_parameters, bool *ret_continues) {
+        _cleanup_(json_object_putp) struct json_object *message = NULL;
+        _cleanup_free_ char *reply = NULL;
+        struct json_object *reply_parameters = NULL;
+        const char *error = NULL, *field = NULL;
+        VarlinkPacked span = {};
+        size_t reply_size = 0;
+        ProtoErrorReply e;
+        int r;
+
+        r = receive(c, deadline, ret_continues, &reply, &reply_size);
+        if (r < 0)
+                return r;
+
+        if (span_key)
+                r = varlink_json_parse_span(reply, reply_size, NULL, span_key, &message, &span);
+        else
+                r = varlink_json_parse(reply, reply_size, NULL, &message);
+        if (r == -ENOMEM)
+                return fail_broken(c, r, "out of memory");
+        if (r < 0)
+                return fail_broken(c, -EPROTO, "invalid reply: not valid JSON");
+
+        r = proto_reply_split(message, &error, &reply_parameters, ret_continues, &field);
+        if (r < 0)
+                return fail_broken(c, -EPROTO, "invalid reply: bad '%s'", field);
+
+        if (error) {
+                /* An error ends a call, a stream too: nothing may follow it. */
+                if (c->in_size > 0)
+                        return fail_broken(c, -EPROTO, "invalid reply: unexpected bytes after an error");
+                r = proto_error_reply_decode(error, reply_parameters, &e, &field);
+                if (r < 0)
+                        return fail(c, -EPROTO, "invalid error reply '%s': bad '%s'", error, field);
+                return fail(c, e.error_errno, "%s", e.message);
+        }
+
+        if (ret_text)
+                *ret_text = TAKE_PTR(reply);
+        if (ret_span)
+                *ret_span = span;
+        *ret_message = TAKE_PTR(message);
+        *ret_parameters = reply_parameters;
+        return 0;
 }
 
 /*
@@ -302,55 +396,19 @@ static int receive(struct vmaq_client *c, uint64_t deadline, char **ret, size_t 
  */
 static int call(struct vmaq_client *c, ProtoMethod method, struct json_object *parameters,
                 struct json_object **ret_message, struct json_object **ret_parameters) {
-        _cleanup_(json_object_putp) struct json_object *message = NULL;
-        _cleanup_free_ char *request = NULL, *reply = NULL;
-        struct json_object *reply_parameters = NULL;
-        const char *error = NULL, *field = NULL;
-        size_t request_size = 0, reply_size = 0;
+        _cleanup_free_ char *request = NULL;
+        size_t request_size = 0;
         uint64_t deadline;
-        ProtoErrorReply e;
         int r;
-
-        if (c->broken) {
-                json_object_put(parameters);
-                return fail(c, -ENOTCONN, "the connection is unusable after an earlier failure");
-        }
 
         r = proto_call_format(method, parameters, &request, &request_size);
         if (r < 0)
                 return fail(c, r, "failed to format the call: %s", strerror(-r));
 
-        deadline = c->timeout_usec == 0 ? UINT64_MAX : now_usec() + MIN(c->timeout_usec, UINT64_MAX / 2);
-
-        r = send_all(c, request, request_size, deadline);
-        /* On -EPIPE the daemon may have answered before closing (e.g. RequestTooLarge): read on. */
-        if (r < 0 && r != -EPIPE)
-                return r;
-
-        r = receive(c, deadline, &reply, &reply_size);
+        r = call_send(c, request, request_size, &deadline);
         if (r < 0)
                 return r;
-
-        r = varlink_json_parse(reply, reply_size, NULL, &message);
-        if (r == -ENOMEM)
-                return fail(c, r, "out of memory");
-        if (r < 0)
-                return fail_broken(c, -EPROTO, "invalid reply: not valid JSON");
-
-        r = proto_reply_split(message, &error, &reply_parameters, &field);
-        if (r < 0)
-                return fail_broken(c, -EPROTO, "invalid reply: bad '%s'", field);
-
-        if (error) {
-                r = proto_error_reply_decode(error, reply_parameters, &e, &field);
-                if (r < 0)
-                        return fail(c, -EPROTO, "invalid error reply '%s': bad '%s'", error, field);
-                return fail(c, e.error_errno, "%s", e.message);
-        }
-
-        *ret_message = TAKE_PTR(message);
-        *ret_parameters = reply_parameters;
-        return 0;
+        return call_receive(c, deadline, NULL, NULL, NULL, ret_message, ret_parameters, NULL);
 }
 
 /* --- results ----------------------------------------------------------------- */
@@ -426,58 +484,107 @@ static enum vmaq_unknown unknown_from_string(const char *s) {
         return VMAQ_UNKNOWN_SPECIAL;    /* the decoder let nothing else through */
 }
 
-static int normalization_build(const ProtoNormalizeReply *reply, const uint64_t *addresses,
-                               struct vmaq_normalization **ret) {
+/* The replies of one Normalize call: one, or those of a stream, each part of the results and modules. */
+typedef struct Parts {
+        ProtoNormalizeReply *replies;
+        struct json_object **messages;          /* their strings point into these */
+        size_t n, allocated;
+        size_t n_results, n_modules;
+} Parts;
+
+static void parts_done(Parts *p) {
+        for (size_t i = 0; i < p->n; i++) {
+                proto_normalize_reply_done(&p->replies[i]);
+                json_object_put(p->messages[i]);
+        }
+        free(p->replies);
+        free(p->messages);
+}
+
+/* Take @message and @reply. */
+static int parts_add(Parts *p, struct json_object *message, ProtoNormalizeReply *reply) {
+        if (p->n == p->allocated) {
+                size_t n = MAX(p->allocated * 2, (size_t) 4);
+                struct json_object **m = reallocarray(p->messages, n, sizeof(*m));
+                ProtoNormalizeReply *r;
+
+                if (!m)
+                        return -ENOMEM;
+                p->messages = m;
+                r = reallocarray(p->replies, n, sizeof(*r));
+                if (!r)
+                        return -ENOMEM;
+                p->replies = r;
+                p->allocated = n;
+        }
+        p->messages[p->n] = message;
+        p->replies[p->n] = *reply;
+        *reply = (ProtoNormalizeReply) {};
+        p->n++;
+        p->n_results += p->replies[p->n - 1].n_results;
+        p->n_modules += p->replies[p->n - 1].n_modules;
+        return 0;
+}
+
+static int normalization_build(const Parts *p, const uint64_t *addresses, struct vmaq_normalization **ret) {
         struct vmaq_normalization *n;
         struct vmaq_result *results;
         struct vmaq_module *modules;
+        size_t k = 0, l = 0;
         Block b = {};
 
         block_count_array(&b, 1, sizeof(struct vmaq_normalization));
-        block_count_array(&b, reply->n_results, sizeof(struct vmaq_result));
-        block_count_array(&b, reply->n_modules, sizeof(struct vmaq_module));
-        for (size_t i = 0; i < reply->n_modules; i++) {
-                block_count_string(&b, reply->modules[i].path);
-                block_count_string(&b, reply->modules[i].map_files);
-                block_count(&b, reply->modules[i].build_id_len);
-        }
+        block_count_array(&b, p->n_results, sizeof(struct vmaq_result));
+        block_count_array(&b, p->n_modules, sizeof(struct vmaq_module));
+        for (size_t i = 0; i < p->n; i++)
+                for (size_t j = 0; j < p->replies[i].n_modules; j++) {
+                        const ProtoModule *m = &p->replies[i].modules[j];
+
+                        block_count_string(&b, m->path);
+                        block_count_string(&b, m->map_files);
+                        block_count(&b, m->build_id_len);
+                }
         if (block_alloc(&b) < 0)
                 return -ENOMEM;
 
         n = block_take(&b, 1, sizeof(*n));
-        results = block_take(&b, reply->n_results, sizeof(*results));
-        modules = block_take(&b, reply->n_modules, sizeof(*modules));
+        results = block_take(&b, p->n_results, sizeof(*results));
+        modules = block_take(&b, p->n_modules, sizeof(*modules));
 
-        for (size_t i = 0; i < reply->n_results; i++)
-                results[i] = (struct vmaq_result) {
-                        .address = addresses[i],
-                        .unknown = unknown_from_string(reply->results[i].unknown),
-                        .module = reply->results[i].unknown ? 0 : reply->results[i].module,
-                        .offset = reply->results[i].unknown ? 0 : reply->results[i].offset,
-                };
-        for (size_t i = 0; i < reply->n_modules; i++) {
-                const ProtoModule *m = &reply->modules[i];
+        for (size_t i = 0; i < p->n; i++) {
+                const ProtoNormalizeReply *reply = &p->replies[i];
 
-                modules[i] = (struct vmaq_module) {
-                        .path = block_string(&b, m->path),
-                        .map_files = block_string(&b, m->map_files),
-                        .build_id = block_bytes(&b, m->build_id, m->build_id_len),
-                        .build_id_len = m->build_id ? m->build_id_len : 0,
-                        .deleted = m->deleted,
-                        .vdso = m->vdso,
-                        .dev_major = m->dev_major,
-                        .dev_minor = m->dev_minor,
-                        .inode = m->inode,
-                };
+                for (size_t j = 0; j < reply->n_results; j++, k++)
+                        results[k] = (struct vmaq_result) {
+                                .address = addresses[k],
+                                .unknown = unknown_from_string(reply->results[j].unknown),
+                                .module = reply->results[j].unknown ? 0 : reply->results[j].module,
+                                .offset = reply->results[j].unknown ? 0 : reply->results[j].offset,
+                        };
+                for (size_t j = 0; j < reply->n_modules; j++, l++) {
+                        const ProtoModule *m = &reply->modules[j];
+
+                        modules[l] = (struct vmaq_module) {
+                                .path = block_string(&b, m->path),
+                                .map_files = block_string(&b, m->map_files),
+                                .build_id = block_bytes(&b, m->build_id, m->build_id_len),
+                                .build_id_len = m->build_id ? m->build_id_len : 0,
+                                .deleted = m->deleted,
+                                .vdso = m->vdso,
+                                .dev_major = m->dev_major,
+                                .dev_minor = m->dev_minor,
+                                .inode = m->inode,
+                        };
+                }
         }
 
         *n = (struct vmaq_normalization) {
-                .pid = reply->pid,
-                .start_time = reply->start_time,
-                .n_results = reply->n_results,
-                .results = reply->n_results > 0 ? results : NULL,
-                .n_modules = reply->n_modules,
-                .modules = reply->n_modules > 0 ? modules : NULL,
+                .pid = p->replies[0].pid,
+                .start_time = p->replies[0].start_time,
+                .n_results = p->n_results,
+                .results = p->n_results > 0 ? results : NULL,
+                .n_modules = p->n_modules,
+                .modules = p->n_modules > 0 ? modules : NULL,
         };
         *ret = n;
         return 0;
@@ -485,10 +592,11 @@ static int normalization_build(const ProtoNormalizeReply *reply, const uint64_t 
 
 _public_ int vmaq_normalize(struct vmaq_client *client, pid_t pid, const uint64_t *addresses, size_t n_addresses,
                             unsigned flags, uint64_t start_time, struct vmaq_normalization **ret) {
-        _cleanup_(json_object_putp) struct json_object *message = NULL;
-        struct json_object *parameters = NULL, *reply_parameters = NULL;
-        ProtoNormalizeReply reply = {};
-        const char *field = NULL;
+        _cleanup_(parts_done) Parts parts = {};
+        _cleanup_free_ char *request = NULL;
+        size_t request_size = 0;
+        uint64_t deadline;
+        bool stream, continues = false;
         int r;
 
         if (!client)
@@ -498,8 +606,11 @@ _public_ int vmaq_normalize(struct vmaq_client *client, pid_t pid, const uint64_
         if (flags & ~(unsigned) (VMAQ_NORMALIZE_NO_BUILD_IDS | VMAQ_NORMALIZE_MAP_FILES | VMAQ_NORMALIZE_PIN))
                 return fail(client, -EINVAL, "unknown flags 0x%x", flags);
 
+        /* A large batch comes back in parts: neither side holds the whole answer as text. */
+        stream = n_addresses > NORMALIZE_STREAM_MIN;
+
         /* The daemon judges pid and count: the same rules, one place, one message. */
-        r = proto_normalize_request_encode(&(ProtoNormalizeRequest) {
+        r = proto_normalize_request_format(&(ProtoNormalizeRequest) {
                         .pid = pid,
                         .addresses = (uint64_t *) addresses,
                         .n_addresses = n_addresses,
@@ -507,31 +618,55 @@ _public_ int vmaq_normalize(struct vmaq_client *client, pid_t pid, const uint64_
                         .map_files = flags & VMAQ_NORMALIZE_MAP_FILES,
                         .pin = flags & VMAQ_NORMALIZE_PIN,
                         .start_time = start_time,
-                }, &parameters);
-        if (r == -ENOMEM)
-                return fail(client, r, "out of memory");
+                }, stream, &request, &request_size);
         if (r < 0)
-                return fail(client, r, "too many addresses");
+                return fail(client, r, "out of memory");
 
-        r = call(client, PROTO_METHOD_NORMALIZE, parameters, &message, &reply_parameters);
+        r = call_send(client, request, request_size, &deadline);
         if (r < 0)
                 return r;
 
-        r = proto_normalize_reply_decode(reply_parameters, &reply, &field);
-        if (r == -ENOMEM)
-                return fail(client, r, "out of memory");
-        if (r < 0)
-                return fail(client, -EPROTO, "invalid Normalize reply: bad '%s'", field);
+        do {
+                _cleanup_(json_object_putp) struct json_object *message = NULL;
+                _cleanup_(proto_normalize_reply_done) ProtoNormalizeReply reply = {};
+                _cleanup_free_ char *text = NULL;
+                struct json_object *parameters = NULL;
+                const char *field = NULL;
+                VarlinkPacked span;
 
-        if (reply.n_results != n_addresses) {
-                r = fail(client, -EPROTO, "invalid Normalize reply: %zu results for %zu addresses", reply.n_results,
-                         n_addresses);
-                proto_normalize_reply_done(&reply);
-                return r;
-        }
+                r = call_receive(client, deadline, "results", &text, &span, &message, &parameters,
+                                 stream ? &continues : NULL);
+                if (r < 0)
+                        return r;
 
-        r = normalization_build(&reply, addresses, ret);
-        proto_normalize_reply_done(&reply);
+                /* A bad part in the middle of a stream leaves the rest of it unread. */
+                r = proto_normalize_reply_decode(parameters, &span, parts.n_modules, &reply, &field);
+                if (r < 0)
+                        client->broken = client->broken || continues;
+                if (r == -ENOMEM)
+                        return fail(client, r, "out of memory");
+                if (r < 0)
+                        return fail(client, -EPROTO, "invalid Normalize reply: bad '%s'", field);
+                if (parts.n > 0 && (reply.pid != parts.replies[0].pid ||
+                                    reply.start_time != parts.replies[0].start_time))
+                        return fail_broken(client, -EPROTO, "invalid Normalize reply: parts of different processes");
+                if (continues && reply.n_results > n_addresses - parts.n_results)
+                        return fail_broken(client, -EPROTO, "invalid Normalize reply: more results than addresses");
+                if (continues && parts.n + 1 >= NORMALIZE_PARTS_MAX)
+                        return fail_broken(client, -EPROTO, "invalid Normalize reply: more than %u parts",
+                                           NORMALIZE_PARTS_MAX);
+
+                r = parts_add(&parts, message, &reply);
+                if (r < 0)
+                        return fail_broken(client, r, "out of memory");
+                TAKE_PTR(message);
+        } while (continues);
+
+        if (parts.n_results != n_addresses)
+                return fail(client, -EPROTO, "invalid Normalize reply: %zu results for %zu addresses",
+                            parts.n_results, n_addresses);
+
+        r = normalization_build(&parts, addresses, ret);
         if (r < 0)
                 return fail(client, r, "out of memory");
 

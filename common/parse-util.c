@@ -29,8 +29,14 @@ int parse_u64_n(const char *s, size_t n, unsigned base, uint64_t *ret) {
 
                 if (d < 0 || (unsigned) d >= base)
                         return -EINVAL;
-                /* Checked arithmetic, not a division per digit: this parses every maps line. */
-                if (__builtin_mul_overflow(v, base, &v) || __builtin_add_overflow(v, (unsigned) d, &v))
+                /*
+                 * Checked arithmetic, not a division per digit: this parses
+                 * every maps line and address. 19 decimal or 15 hex digits
+                 * cannot overflow, so only longer numbers pay for the check.
+                 */
+                if (i < (base == 10 ? 19U : 15U))
+                        v = v * base + (unsigned) d;
+                else if (__builtin_mul_overflow(v, base, &v) || __builtin_add_overflow(v, (unsigned) d, &v))
                         return -ERANGE;
         }
 

@@ -230,12 +230,27 @@ void json_writer_string(JsonWriter *w, const char *s) {
         w->size += (size_t) (q - p);
 }
 
-/* The decimal digits of @u, written backwards from @end; returns where they begin. */
+/* The decimal digits of @u, written backwards from @end, two at a time; returns where they begin. */
 static char *format_u64(char *end, uint64_t u) {
-        do {
-                *--end = (char) ('0' + u % 10);
-                u /= 10;
-        } while (u > 0);
+        static const char pairs[] =
+                "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                "8081828384858687888990919293949596979899";
+
+        while (u >= 100) {
+                unsigned k = (unsigned) (u % 100) * 2;
+
+                u /= 100;
+                end -= 2;
+                end[0] = pairs[k];
+                end[1] = pairs[k + 1];
+        }
+        if (u >= 10) {
+                end -= 2;
+                end[0] = pairs[u * 2];
+                end[1] = pairs[u * 2 + 1];
+        } else
+                *--end = (char) ('0' + u);
         return end;
 }
 

@@ -42,7 +42,7 @@ static bool char_is_json_space(char c) {
 }
 
 static bool char_is_structural(char c) {
-        return c != '\0' && strchr("{}[]:,", c);
+        return IN_SET(c, '{', '}', '[', ']', ':', ',');
 }
 
 /* What may follow a number or a literal: anything else would make json-c read a different token. */
@@ -189,10 +189,13 @@ static int scan_number(const char *p, size_t n, size_t *i, bool *ret_clamped, bo
  * without the array's elements, [] in its place, so that it builds no
  * object for each. When anything could make json-c see it differently
  * (an element that is not such an integer, a key written with an escape,
- * a key twice), the array is left to json-c: ->valid is false.
+ * a key twice), the array is left to json-c: ->valid is false. With ->span,
+ * the elements are checked as anywhere else but not taken: the caller
+ * reads the array's text itself.
  */
 typedef struct ScanPack {
         const char *key;
+        bool span;                              /* only find the array: its elements may be anything */
         VarlinkPacked packed;
         size_t allocated;
         size_t open, close;                     /* the offsets of its '[' and ']' */
@@ -278,7 +281,8 @@ static void scan_pack_open(ScanState *s, size_t i) {
                 return;
         if (s->packing) {
                 /* A container inside: not an array of integers. */
-                scan_pack_abandon(pack);
+                if (!pack->span)
+                        scan_pack_abandon(pack);
                 return;
         }
         if (s->depth == 2 && !pack->found && s->levels[0].type == '{' && s->levels[1].type == '{' &&
@@ -367,7 +371,7 @@ static int scan_json(const char *p, size_t n, const VarlinkLimits *limits, ScanP
                 if (char_is_structural(c)) {
                         if (c == '[')
                                 scan_pack_open(&s, i);
-                        else if (c == '{' && s.packing)
+                        else if (c == '{' && s.packing && !pack->span)
                                 scan_pack_abandon(pack);
                         if (c == '{' || c == '[')
                                 r = scan_open(&s, c);
@@ -398,7 +402,7 @@ static int scan_json(const char *p, size_t n, const VarlinkLimits *limits, ScanP
                                 last = 0;
                                 continue;
                         }
-                        if (s.packing)
+                        if (s.packing && !pack->span)
                                 scan_pack_abandon(pack);
                 } else if (c == '-' || char_is_digit(c)) {
                         bool clamped, is_unsigned;
@@ -407,7 +411,7 @@ static int scan_json(const char *p, size_t n, const VarlinkLimits *limits, ScanP
                         r = scan_number(p, n, &i, &clamped, &is_unsigned, &v);
                         if (r < 0)
                                 return r;
-                        if (s.packing && !pack->abandoned) {
+                        if (s.packing && !pack->abandoned && !pack->span) {
                                 if (!is_unsigned)
                                         scan_pack_abandon(pack);
                                 else if (scan_pack_add(pack, v) < 0)
@@ -440,7 +444,7 @@ static int scan_json(const char *p, size_t n, const VarlinkLimits *limits, ScanP
                         }
                         if (!found)
                                 return -EBADMSG;
-                        if (s.packing)
+                        if (s.packing && !pack->span)
                                 scan_pack_abandon(pack);
                 } else
                         return -EBADMSG;
@@ -514,6 +518,10 @@ static int json_parse(const char *data, size_t size, const VarlinkLimits *limits
                 e = feed(tok, data, pack->open + 1, &o);
                 if (e != json_tokener_continue)
                         return -EBADMSG;
+                if (pack->span) {
+                        pack->packed.text = data + pack->open;
+                        pack->packed.size = pack->close - pack->open + 1;
+                }
                 data += pack->close;
                 size -= pack->close;
         }
@@ -540,6 +548,18 @@ static int json_parse(const char *data, size_t size, const VarlinkLimits *limits
 
 int varlink_json_parse(const char *data, size_t size, const VarlinkLimits *limits, struct json_object **ret) {
         return json_parse(data, size, limits, NULL, ret);
+}
+
+int varlink_json_parse_span(const char *data, size_t size, const VarlinkLimits *limits, const char *key,
+                            struct json_object **ret, VarlinkPacked *ret_span) {
+        ScanPack pack = { .key = key, .span = true };
+        int r;
+
+        r = json_parse(data, size, limits, &pack, ret);
+        if (r < 0)
+                return r;
+        *ret_span = pack.packed;
+        return 0;
 }
 
 static bool label_is_valid(const char *s, size_t n, bool first) {

@@ -23,6 +23,8 @@ struct json_object;
 typedef struct VarlinkPacked {
         uint64_t *values;                       /* owned by the call; whoever uses them may take them */
         size_t n;
+        const char *text;                       /* varlink_json_parse_span(): the array's text, in the message */
+        size_t size;
         bool valid;                             /* they were taken out: json-c saw the array as [] */
 } VarlinkPacked;
 
@@ -75,6 +77,17 @@ typedef struct VarlinkLimits {
  * Returns the value, owned by the caller, in *ret: NULL for JSON's null.
  */
 int varlink_json_parse(const char *data, size_t size, const VarlinkLimits *limits, struct json_object **ret);
+
+/*
+ * As varlink_json_parse(), for a message whose "parameters" hold an array
+ * @key too large to build with json-c: json-c sees it empty, and
+ * *ret_span (valid) points to its text, from '[' to ']', checked as the
+ * rest of the message is; the caller reads it. Whatever could make json-c
+ * see the key differently (as for varlink_call_parse_packed()) leaves the
+ * array in the tree and *ret_span not valid.
+ */
+int varlink_json_parse_span(const char *data, size_t size, const VarlinkLimits *limits, const char *key,
+                            struct json_object **ret, VarlinkPacked *ret_span);
 
 /*
  * Parse the message of @size bytes at @data (the NUL not included) with

@@ -606,39 +606,45 @@ int proto_interface_description_encode(struct json_object *parameters, struct js
         return 0;
 }
 
-int proto_normalize_request_encode(const ProtoNormalizeRequest *req, struct json_object **ret) {
-        _cleanup_(json_object_putp) struct json_object *o = NULL;
-        _cleanup_(json_object_putp) struct json_object *addresses = NULL;
-        int r;
+int proto_normalize_request_format(const ProtoNormalizeRequest *req, bool more, char **ret, size_t *ret_size) {
+        size_t hint;
+        JsonWriter w;
 
-        if ((req->n_addresses > 0 && !req->addresses) || req->n_addresses > INT32_MAX)
+        if (req->n_addresses > 0 && !req->addresses)
                 return -EINVAL;
 
-        o = json_object_new_object();
-        addresses = json_object_new_array_ext((int) MAX(req->n_addresses, (size_t) 1));
-        if (!o || !addresses)
+        /* 20 digits and a comma per address, and the rest. */
+        if (__builtin_mul_overflow(req->n_addresses, (size_t) 21, &hint) ||
+            __builtin_add_overflow(hint, (size_t) 256, &hint))
                 return -ENOMEM;
-
-        for (size_t i = 0; i < req->n_addresses; i++) {
-                r = append(addresses, json_object_new_uint64(req->addresses[i]));
-                if (r < 0)
-                        return r;
+        json_writer_init(&w, hint);
+        json_writer_object_open(&w);
+        json_writer_key(&w, "method");
+        json_writer_string(&w, proto_method_to_string(PROTO_METHOD_NORMALIZE));
+        json_writer_key(&w, "parameters");
+        json_writer_object_open(&w);
+        json_writer_key(&w, "pid");
+        json_writer_i64(&w, req->pid);
+        json_writer_key(&w, "addresses");
+        json_writer_array_open(&w);
+        for (size_t i = 0; i < req->n_addresses; i++)
+                json_writer_u64(&w, req->addresses[i]);
+        json_writer_array_close(&w);
+        json_writer_key(&w, "build_ids");
+        json_writer_bool(&w, req->build_ids);
+        json_writer_key(&w, "map_files");
+        json_writer_bool(&w, req->map_files);
+        if (req->pin) {
+                json_writer_key(&w, "start_time");
+                json_writer_u64(&w, req->start_time);
         }
-
-        r = add_int(o, "pid", (int) req->pid);
-        if (r >= 0)
-                r = add(o, "addresses", TAKE_PTR(addresses));
-        if (r >= 0)
-                r = add_bool(o, "build_ids", req->build_ids);
-        if (r >= 0)
-                r = add_bool(o, "map_files", req->map_files);
-        if (r >= 0 && req->pin)
-                r = add_u64(o, "start_time", req->start_time);
-        if (r < 0)
-                return r;
-
-        *ret = TAKE_PTR(o);
-        return 0;
+        json_writer_object_close(&w);
+        if (more) {
+                json_writer_key(&w, "more");
+                json_writer_bool(&w, true);
+        }
+        json_writer_object_close(&w);
+        return json_writer_finish(&w, ret, ret_size);
 }
 
 /* "build_id": lowercase hex, or null when there is none. */
@@ -1136,9 +1142,10 @@ static const char *string_pick(const char *s, const char *const *set, size_t n) 
 }
 
 int proto_reply_split(struct json_object *message, const char **ret_error, struct json_object **ret_parameters,
-                      const char **ret_field) {
+                      bool *ret_continues, const char **ret_field) {
         struct json_object *parameters = NULL;
         const char *error = NULL;
+        bool continues = false;
 
         if (!json_object_is_type(message, json_type_object)) {
                 set_field(ret_field, "message");
@@ -1158,19 +1165,29 @@ int proto_reply_split(struct json_object *message, const char **ret_error, struc
                                 return -EBADMSG;
                         }
                 } else if (strcmp(key, "continues") == 0) {
-                        /* We never ask for "more": a stream of replies is not ours to read. */
-                        if (!json_object_is_type(value, json_type_boolean) || json_object_get_boolean(value)) {
+                        /* A stream of replies only for whoever asked for one. */
+                        if (!json_object_is_type(value, json_type_boolean) ||
+                            (json_object_get_boolean(value) && !ret_continues)) {
                                 set_field(ret_field, "continues");
                                 return -EBADMSG;
                         }
+                        continues = json_object_get_boolean(value);
                 } else {
                         set_field(ret_field, "message");
                         return -EBADMSG;
                 }
         }
 
+        /* An error ends a stream. */
+        if (error && continues) {
+                set_field(ret_field, "continues");
+                return -EBADMSG;
+        }
+
         *ret_error = error;
         *ret_parameters = parameters;
+        if (ret_continues)
+                *ret_continues = continues;
         return 0;
 }
 
@@ -1404,7 +1421,118 @@ static int alloc_with_build_ids(size_t n, size_t size, void **ret) {
         return *ret ? 0 : -ENOMEM;
 }
 
-int proto_normalize_reply_decode(struct json_object *parameters, ProtoNormalizeReply *ret, const char **ret_field) {
+/* Whether @p (@n bytes left) starts with the literal @lit; if so, skip it. */
+static bool skip_literal(const char **p, const char *end, const char *lit) {
+        size_t len = strlen(lit);
+
+        if ((size_t) (end - *p) < len || memcmp(*p, lit, len) != 0)
+                return false;
+        *p += len;
+        return true;
+}
+
+/* A JSON integer in 0..UINT64_MAX at *p, if it is one and nothing else: no fraction, no exponent. */
+static bool skip_u64(const char **p, const char *end, uint64_t *ret) {
+        const char *q = *p;
+
+        while (q < end && *q >= '0' && *q <= '9')
+                q++;
+        if (q == *p || (q < end && IN_SET(*q, '.', 'e', 'E')) || parse_u64_n(*p, (size_t) (q - *p), 10, ret) < 0)
+                return false;
+        *p = q;
+        return true;
+}
+
+/*
+ * Read the results array @text (@size bytes, '[' to ']', valid JSON) the
+ * way the daemon writes it: {"module":N,"offset":N} and {"unknown":"kind"},
+ * without spaces. Anything else, valid JSON or not, is -EAGAIN: the array
+ * is then decoded through json-c, which names what is wrong, if anything.
+ */
+static int results_read(const char *text, size_t size, size_t n_modules, ProtoResult **ret, size_t *ret_n) {
+        _cleanup_free_ ProtoResult *results = NULL;
+        const char *p = text, *end = text + size;
+        size_t n = 0, max = 0;
+
+        /* Each result has its '{', and nothing else of the text has one. */
+        for (const char *q = text; (q = memchr(q, '{', (size_t) (end - q))); q++)
+                max++;
+        if (max > 0) {
+                results = calloc(max, sizeof(ProtoResult));
+                if (!results)
+                        return -ENOMEM;
+        }
+
+        if (!skip_literal(&p, end, "["))
+                return -EAGAIN;
+        if (skip_literal(&p, end, "]"))
+                goto done;
+        for (;;) {
+                ProtoResult *res;
+                uint64_t module;
+
+                if (n == max)
+                        return -EAGAIN;
+                res = &results[n++];
+                if (skip_literal(&p, end, "{\"module\":")) {
+                        if (!skip_u64(&p, end, &module) || module >= n_modules ||
+                            !skip_literal(&p, end, ",\"offset\":") || !skip_u64(&p, end, &res->offset))
+                                return -EAGAIN;
+                        res->module = (uint32_t) module;
+                } else if (skip_literal(&p, end, "{\"unknown\":\"")) {
+                        const char *q = memchr(p, '"', (size_t) (end - p));
+                        char kind[16];
+
+                        if (!q || (size_t) (q - p) >= sizeof(kind))
+                                return -EAGAIN;
+                        memcpy(kind, p, (size_t) (q - p));
+                        kind[q - p] = '\0';
+                        res->unknown = string_pick(kind, unknown_kinds, ELEMENTSOF(unknown_kinds));
+                        if (!res->unknown)
+                                return -EAGAIN;
+                        p = q + 1;
+                } else
+                        return -EAGAIN;
+                if (!skip_literal(&p, end, "}"))
+                        return -EAGAIN;
+                if (skip_literal(&p, end, "]"))
+                        break;
+                if (!skip_literal(&p, end, ","))
+                        return -EAGAIN;
+        }
+
+done:
+        if (p != end)
+                return -EAGAIN;
+        *ret = TAKE_PTR(results);
+        *ret_n = n;
+        return 0;
+}
+
+/* The results through json-c, each checked as result_decode() does. */
+static int results_decode(struct json_object *array, size_t n_modules, ProtoResult **ret, size_t *ret_n,
+                          const char **ret_field) {
+        _cleanup_free_ ProtoResult *results = NULL;
+        size_t n = json_object_array_length(array);
+        int r;
+
+        if (n > 0) {
+                results = calloc(n, sizeof(ProtoResult));
+                if (!results)
+                        return -ENOMEM;
+        }
+        for (size_t i = 0; i < n; i++) {
+                r = result_decode(json_object_array_get_idx(array, i), n_modules, &results[i], ret_field);
+                if (r < 0)
+                        return r;
+        }
+        *ret = TAKE_PTR(results);
+        *ret_n = n;
+        return 0;
+}
+
+int proto_normalize_reply_decode(struct json_object *parameters, const VarlinkPacked *results_span,
+                                 size_t n_modules_before, ProtoNormalizeReply *ret, const char **ret_field) {
         static const Field fields[] = {
                 { "pid",        field_pid,   offsetof(ProtoNormalizeReply, pid),        true },
                 { "start_time", field_u64,   offsetof(ProtoNormalizeReply, start_time), true },
@@ -1417,9 +1545,10 @@ int proto_normalize_reply_decode(struct json_object *parameters, ProtoNormalizeR
         };
         _cleanup_free_ ProtoModule *modules = NULL;
         _cleanup_free_ ProtoResult *results = NULL;
+        _cleanup_(json_object_putp) struct json_object *spanned = NULL;
         ProtoNormalizeReply reply = {};
         uint8_t *ids;
-        size_t n_modules, n_results;
+        size_t n_modules, n_results = 0, n_known;
         int r;
 
         r = dispatch_reply_fields(parameters, fields, ELEMENTSOF(fields), &reply, ret_field);
@@ -1445,14 +1574,29 @@ int proto_normalize_reply_decode(struct json_object *parameters, ProtoNormalizeR
                         return r;
         }
 
-        n_results = json_object_array_length(results_json);
-        if (n_results > 0) {
-                results = calloc(n_results, sizeof(ProtoResult));
-                if (!results)
-                        return -ENOMEM;
+        /* The modules a result may name: these and those of the replies before them in a stream. */
+        if (__builtin_add_overflow(n_modules, n_modules_before, &n_known)) {
+                set_field(ret_field, "modules");
+                return -EBADMSG;
         }
-        for (size_t i = 0; i < n_results; i++) {
-                r = result_decode(json_object_array_get_idx(results_json, i), n_modules, &results[i], ret_field);
+
+        if (results_span && results_span->valid && json_object_array_length(results_json) == 0) {
+                /* Left out of the tree by the parser, for us to read. */
+                r = results_read(results_span->text, results_span->size, n_known, &results, &n_results);
+                if (r == -EAGAIN) {
+                        r = varlink_json_parse(results_span->text, results_span->size, NULL, &spanned);
+                        if (r == -ENOMEM)
+                                return r;
+                        if (r < 0 || !json_object_is_type(spanned, json_type_array)) {
+                                set_field(ret_field, "results");
+                                return -EBADMSG;
+                        }
+                        results_json = spanned;
+                } else if (r < 0)
+                        return r;
+        }
+        if (!results) {
+                r = results_decode(results_json, n_known, &results, &n_results, ret_field);
                 if (r < 0)
                         return r;
         }

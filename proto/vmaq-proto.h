@@ -202,10 +202,12 @@ int proto_normalize_request_decode(struct json_object *parameters, VarlinkPacked
                                    ProtoNormalizeRequest *ret, const char **ret_parameter);
 void proto_normalize_request_done(ProtoNormalizeRequest *req);
 /*
- * The client's side: the request's parameters object, with "build_ids" and
- * "map_files" always and "start_time" when @req->pin. Errors: -EINVAL, -ENOMEM.
+ * The client's side: the whole call message, NUL-terminated as on the
+ * wire (*ret_size counts the NUL), with "build_ids" and "map_files"
+ * always, "start_time" when @req->pin, and "more": true with @more.
+ * Errors: -EINVAL, -ENOMEM.
  */
-int proto_normalize_request_encode(const ProtoNormalizeRequest *req, struct json_object **ret);
+int proto_normalize_request_format(const ProtoNormalizeRequest *req, bool more, char **ret, size_t *ret_size);
 
 typedef struct ProtoModule {
         const char *path;
@@ -382,13 +384,15 @@ int proto_list_mappings_request_encode(const ProtoListMappingsRequest *req, stru
 /*
  * Split a whole reply message: an object with "parameters" (object,
  * optional), "error" (an "interface.Name" string, optional) and
- * "continues" (a boolean, which must be false: vmaqd never streams), and
- * no other key. *ret_error is the error name or NULL for a reply;
- * *ret_parameters is borrowed from @message, NULL when absent (= {}).
+ * "continues" (a boolean), and no other key. "continues": true is taken
+ * only with @ret_continues (a call that asked for "more"), and never with
+ * an error, which ends a stream. *ret_error is the error name or NULL for
+ * a reply; *ret_parameters is borrowed from @message, NULL when absent
+ * (= {}).
  * Errors: -EBADMSG.
  */
 int proto_reply_split(struct json_object *message, const char **ret_error, struct json_object **ret_parameters,
-                      const char **ret_field);
+                      bool *ret_continues, const char **ret_field);
 
 typedef struct ProtoErrorReply {
         const char *name;                       /* the Varlink error name, as received */
@@ -412,16 +416,21 @@ int proto_error_reply_decode(const char *name, struct json_object *parameters, P
                              const char **ret_field);
 
 /*
- * Decode Normalize reply parameters (see proto_normalize_reply_encode()).
- * Each module index must be below the number of modules, "unknown" one of
- * "unmapped", "anonymous", "special", a build ID an even number (2 to
- * 2 * VMAQ_BUILD_ID_MAX) of lowercase hex digits or null. ->modules and
- * ->results are allocated, and the build ID bytes with the modules: free
- * them with proto_normalize_reply_done(). Strings point into @parameters
- * (->unknown to constants).
+ * Decode Normalize reply parameters (see proto_normalize_reply_format()).
+ * Each module index must be below the number of modules, those of the
+ * @n_modules_before of earlier replies of a stream included, "unknown" one
+ * of "unmapped", "anonymous", "special", a build ID an even number (2 to
+ * 2 * VMAQ_BUILD_ID_MAX) of lowercase hex digits or null. With
+ * @results_span (NULL: none) valid, from varlink_json_parse_span() with
+ * "results", the results are read from its text; written as the daemon
+ * writes them, without json-c. ->modules and ->results are allocated, and
+ * the build ID bytes with the modules: free them with
+ * proto_normalize_reply_done(). Strings point into @parameters (->unknown
+ * to constants).
  * Errors: -EBADMSG (*ret_field names the field); -ENOMEM.
  */
-int proto_normalize_reply_decode(struct json_object *parameters, ProtoNormalizeReply *ret, const char **ret_field);
+int proto_normalize_reply_decode(struct json_object *parameters, const VarlinkPacked *results_span,
+                                 size_t n_modules_before, ProtoNormalizeReply *ret, const char **ret_field);
 void proto_normalize_reply_done(ProtoNormalizeReply *reply);
 
 typedef struct ProtoListMappingsReply {

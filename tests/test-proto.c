@@ -1190,18 +1190,22 @@ START_TEST(test_normalize_request_encode) {
                 .start_time = UINT64_MAX,
         };
         _cleanup_(proto_normalize_request_done) ProtoNormalizeRequest back = {};
-        _cleanup_(json_object_putp) struct json_object *o = NULL, *reparsed = NULL;
+        _cleanup_(varlink_call_done) VarlinkCall call = {};
+        _cleanup_free_ char *text = NULL;
         const char *parameter = NULL;
-        const char *text;
+        size_t size = 0;
 
-        ck_assert_int_eq(proto_normalize_request_encode(&req, &o), 0);
-        text = plain(o);
-        ck_assert_str_eq(text, "{\"pid\":7,\"addresses\":[0,3735928559,18446744073709551615],"
-                               "\"build_ids\":true,\"map_files\":false,\"start_time\":18446744073709551615}");
+        ck_assert_int_eq(proto_normalize_request_format(&req, false, &text, &size), 0);
+        ck_assert_str_eq(text, "{\"method\":\"io.vmaq.Normalize\",\"parameters\":{\"pid\":7,"
+                               "\"addresses\":[0,3735928559,18446744073709551615],"
+                               "\"build_ids\":true,\"map_files\":false,\"start_time\":18446744073709551615}}");
+        ck_assert_uint_eq(size, strlen(text) + 1);
 
-        /* What the client sends, the daemon reads back exactly. */
-        reparsed = parse(text);
-        ck_assert_int_eq(proto_normalize_request_decode(reparsed, NULL, 3, &back, &parameter), 0);
+        /* What the client sends, the daemon reads back exactly, its addresses packed. */
+        ck_assert_int_eq(proto_call_parse(text, size - 1, NULL, &call), 0);
+        ck_assert(call.packed.valid);
+        ck_assert(!call.more);
+        ck_assert_int_eq(proto_normalize_request_decode(call.parameters, &call.packed, 3, &back, &parameter), 0);
         ck_assert_int_eq(back.pid, 7);
         ck_assert_uint_eq(back.n_addresses, 3);
         ck_assert_uint_eq(back.addresses[1], 0xdeadbeef);
@@ -1209,13 +1213,14 @@ START_TEST(test_normalize_request_encode) {
         ck_assert(back.pin);
         ck_assert_uint_eq(back.start_time, UINT64_MAX);
 
-        json_object_put(o);
         req.pin = false;
         req.map_files = true;
         req.build_ids = false;
         req.n_addresses = 1;
-        ck_assert_int_eq(proto_normalize_request_encode(&req, &o), 0);
-        ck_assert_str_eq(plain(o), "{\"pid\":7,\"addresses\":[0],\"build_ids\":false,\"map_files\":true}");
+        free(TAKE_PTR(text));
+        ck_assert_int_eq(proto_normalize_request_format(&req, true, &text, &size), 0);
+        ck_assert_str_eq(text, "{\"method\":\"io.vmaq.Normalize\",\"parameters\":{\"pid\":7,\"addresses\":[0],"
+                               "\"build_ids\":false,\"map_files\":true},\"more\":true}");
 }
 END_TEST
 
@@ -1356,8 +1361,8 @@ START_TEST(test_build_id_skipped) {
         ck_assert_ptr_nonnull(strstr(msg, "{\"path\":\"/a\",\"build_id\":null,\"build_id_skipped\":true,"));
         ck_assert_ptr_nonnull(strstr(msg, "{\"path\":\"/b\",\"build_id\":null,\"deleted\""));
         ck_assert_int_eq(varlink_json_parse(msg, size - 1, NULL, &o), 0);
-        ck_assert_int_eq(proto_reply_split(o, &error, &p, &field), 0);
-        ck_assert_int_eq(proto_normalize_reply_decode(p, &reply, &field), 0);
+        ck_assert_int_eq(proto_reply_split(o, &error, &p, NULL, &field), 0);
+        ck_assert_int_eq(proto_normalize_reply_decode(p, NULL, 0, &reply, &field), 0);
         ck_assert(reply.modules[0].build_id_skipped);
         ck_assert(!reply.modules[1].build_id_skipped);
         proto_normalize_reply_done(&reply);
@@ -1741,15 +1746,14 @@ START_TEST(test_call_format) {
         ck_assert_uint_eq(size, strlen(msg) + 1);
         free(TAKE_PTR(msg));
 
-        ck_assert_int_eq(proto_normalize_request_encode(&(ProtoNormalizeRequest) {
+        ck_assert_int_eq(proto_normalize_request_format(&(ProtoNormalizeRequest) {
                         .pid = 7,
                         .addresses = (uint64_t[]) { 0, UINT64_MAX },
                         .n_addresses = 2,
                         .build_ids = true,
                         .pin = true,
                         .start_time = UINT64_C(9223372036854775808),
-                }, &p), 0);
-        ck_assert_int_eq(proto_call_format(PROTO_METHOD_NORMALIZE, p, &msg, &size), 0);
+                }, false, &msg, &size), 0);
         ck_assert_str_eq(msg, "{\"method\":\"io.vmaq.Normalize\",\"parameters\":{\"pid\":7,\"addresses\":"
                          "[0,18446744073709551615],\"build_ids\":true,\"map_files\":false,"
                          "\"start_time\":9223372036854775808}}");
@@ -1841,7 +1845,7 @@ START_TEST(test_reply_split) {
         const char *error = "unset", *field = NULL;
         int r;
 
-        r = proto_reply_split(o, &error, &parameters, &field);
+        r = proto_reply_split(o, &error, &parameters, NULL, &field);
         ck_assert_msg(r == reply_split_vectors[_i].r, "'%s': %d", reply_split_vectors[_i].text, r);
         if (r < 0) {
                 ck_assert_str_eq(field, reply_split_vectors[_i].field);
@@ -1976,7 +1980,7 @@ START_TEST(test_error_reply_roundtrip) {
                         .error = 5,
                 }, &msg, &size), 0);
         ck_assert_int_eq(varlink_json_parse(msg, size - 1, NULL, &o), 0);
-        ck_assert_int_eq(proto_reply_split(o, &name, &p, &field), 0);
+        ck_assert_int_eq(proto_reply_split(o, &name, &p, NULL, &field), 0);
         ck_assert_int_eq(proto_error_reply_decode(name, p, &e, &field), 0);
         ck_assert_int_eq(e.error, (ProtoError) _i);
         ck_assert_int_eq(e.error_errno, proto_error_to_errno((ProtoError) _i));
@@ -2010,10 +2014,10 @@ START_TEST(test_normalize_reply_decode) {
                         .results = results,
                 }, 0, false, &msg, &size), 0);
         ck_assert_int_eq(varlink_json_parse(msg, size - 1, NULL, &o), 0);
-        ck_assert_int_eq(proto_reply_split(o, &error, &p, &field), 0);
+        ck_assert_int_eq(proto_reply_split(o, &error, &p, NULL, &field), 0);
         ck_assert_ptr_null(error);
 
-        ck_assert_int_eq(proto_normalize_reply_decode(p, &reply, &field), 0);
+        ck_assert_int_eq(proto_normalize_reply_decode(p, NULL, 0, &reply, &field), 0);
         ck_assert_int_eq(reply.pid, 42);
         ck_assert_uint_eq(reply.start_time, UINT64_MAX);
         ck_assert_uint_eq(reply.n_modules, 2);
@@ -2118,7 +2122,7 @@ START_TEST(test_normalize_reply_decode_vectors) {
         const char *field = NULL;
         int r;
 
-        r = proto_normalize_reply_decode(p, &reply, &field);
+        r = proto_normalize_reply_decode(p, NULL, 0, &reply, &field);
         if (!normalize_reply_vectors[_i].field) {
                 ck_assert_msg(r == 0, "'%s': %d (%s)", normalize_reply_vectors[_i].text, r, field);
                 proto_normalize_reply_done(&reply);
@@ -2134,7 +2138,7 @@ START_TEST(test_normalize_reply_decode_none) {
         ProtoNormalizeReply reply = {};
         const char *field = NULL;
 
-        ck_assert_int_eq(proto_normalize_reply_decode(NULL, &reply, &field), -EBADMSG);
+        ck_assert_int_eq(proto_normalize_reply_decode(NULL, NULL, 0, &reply, &field), -EBADMSG);
         ck_assert_str_eq(field, "pid");
         proto_normalize_reply_done(NULL);
 }
@@ -2159,7 +2163,7 @@ START_TEST(test_list_mappings_reply_decode) {
         ck_assert_int_eq(proto_list_mappings_reply_format(7, UINT64_MAX, mappings, ELEMENTSOF(mappings), true, 0x5000,
                                                           &msg, &size), 0);
         ck_assert_int_eq(varlink_json_parse(msg, size - 1, NULL, &o), 0);
-        ck_assert_int_eq(proto_reply_split(o, &error, &p, &field), 0);
+        ck_assert_int_eq(proto_reply_split(o, &error, &p, NULL, &field), 0);
 
         ck_assert_int_eq(proto_list_mappings_reply_decode(p, &reply, &field), 0);
         ck_assert_int_eq(reply.pid, 7);
@@ -2261,7 +2265,7 @@ START_TEST(test_status_decode) {
         ck_assert_int_eq(proto_status_encode(&want, &enc), 0);
         ck_assert_int_eq(varlink_reply_format(enc, false, &msg, &size), 0);
         ck_assert_int_eq(varlink_json_parse(msg, size - 1, NULL, &o), 0);
-        ck_assert_int_eq(proto_reply_split(o, &error, &p, &field), 0);
+        ck_assert_int_eq(proto_reply_split(o, &error, &p, NULL, &field), 0);
         ck_assert_int_eq(proto_status_decode(p, &got, &field), 0);
 
         ck_assert_str_eq(got.version, want.version);

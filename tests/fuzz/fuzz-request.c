@@ -147,7 +147,7 @@ static void parse_reply_message(const char *text, size_t size, struct json_objec
         FUZZ_CHECK(size > 0 && text[size - 1] == '\0' && strlen(text) == size - 1);
         r = varlink_json_parse(text, size - 1, NULL, ret_message);
         FUZZ_CHECK(r == 0);
-        r = proto_reply_split(*ret_message, ret_error, ret_parameters, &field);
+        r = proto_reply_split(*ret_message, ret_error, ret_parameters, NULL, &field);
         FUZZ_CHECK(r == 0);
 }
 
@@ -234,8 +234,10 @@ static void resend_call(ProtoMethod m, struct json_object *parameters, VarlinkCa
 static void fuzz_normalize(VarlinkCall *call, const VarlinkCall *plain) {
         _cleanup_(proto_normalize_request_done) ProtoNormalizeRequest req = {}, again = {}, ref = {};
         _cleanup_(varlink_call_done) VarlinkCall resent = {};
-        struct json_object *parameters = NULL;
         const char *parameter = NULL, *ref_parameter = NULL;
+        _cleanup_free_ char *text = NULL;
+        VarlinkLimits limits;
+        size_t size = 0;
         int r, k;
 
         r = proto_normalize_request_decode(call->parameters, &call->packed, FUZZ_MAX_ADDRESSES, &req, &parameter);
@@ -257,13 +259,19 @@ static void fuzz_normalize(VarlinkCall *call, const VarlinkCall *plain) {
         FUZZ_CHECK(req.addresses && req.n_addresses >= 1 && req.n_addresses <= FUZZ_MAX_ADDRESSES);
         FUZZ_CHECK(req.pin == json_object_object_get_ex(call->parameters, "start_time", NULL));
 
-        r = proto_normalize_request_encode(&req, &parameters);
+        /* What libvmaq sends for it, the daemon reads back exactly. */
+        r = proto_normalize_request_format(&req, call->more, &text, &size);
         if (r == -ENOMEM)
                 return;
         FUZZ_CHECK(r == 0);
-        resend_call(PROTO_METHOD_NORMALIZE, parameters, &resent);
+        FUZZ_CHECK(size > 0 && text[size - 1] == '\0' && strlen(text) == size - 1);
+        proto_request_limits(FUZZ_MAX_ADDRESSES, &limits);
+        r = proto_call_parse(text, size - 1, &limits, &resent);
+        if (r == -ENOMEM)
+                return;
+        FUZZ_CHECK(r == 0 && resent.packed.valid && resent.more == call->more);
 
-        r = proto_normalize_request_decode(resent.parameters, NULL, FUZZ_MAX_ADDRESSES, &again, &parameter);
+        r = proto_normalize_request_decode(resent.parameters, &resent.packed, FUZZ_MAX_ADDRESSES, &again, &parameter);
         FUZZ_CHECK(r == 0);
         FUZZ_CHECK(again.pid == req.pid);
         FUZZ_CHECK(again.n_addresses == req.n_addresses);
@@ -491,7 +499,7 @@ static void fuzz_normalize_reply(struct json_object *parameters) {
         size_t size;
         int r;
 
-        r = proto_normalize_reply_decode(parameters, &reply, &field);
+        r = proto_normalize_reply_decode(parameters, NULL, 0, &reply, &field);
         if (r < 0) {
                 FUZZ_CHECK(r == -ENOMEM || (r == -EBADMSG && field));
                 return;
@@ -506,7 +514,7 @@ static void fuzz_normalize_reply(struct json_object *parameters) {
         size = receive_reply(text, size, &message, &resent);
         FUZZ_CHECK(size <= proto_normalize_reply_size_max(&reply));
 
-        r = proto_normalize_reply_decode(resent, &again, &field);
+        r = proto_normalize_reply_decode(resent, NULL, 0, &again, &field);
         FUZZ_CHECK(r == 0);
         FUZZ_CHECK(again.pid == reply.pid && again.start_time == reply.start_time);
         FUZZ_CHECK(again.n_modules == reply.n_modules && again.n_results == reply.n_results);
@@ -645,6 +653,44 @@ static void fuzz_error_reply(const char *name, struct json_object *parameters) {
         check_error_reply(e.error, &e.details, e.message);
 }
 
+/*
+ * The reply @msg read as libvmaq reads a Normalize reply, its results
+ * left out of json-c's tree and read from the text, against @plain, the
+ * parameters of the same message all in the tree: the same answer, or
+ * the same failure.
+ */
+static void fuzz_normalize_reply_span(const char *msg, size_t size, struct json_object *plain) {
+        _cleanup_(proto_normalize_reply_done) ProtoNormalizeReply fast = {}, ref = {};
+        _cleanup_(json_object_putp) struct json_object *o = NULL;
+        struct json_object *parameters = NULL;
+        const char *error = NULL, *field = NULL, *ref_field = NULL;
+        VarlinkPacked span = {};
+        bool continues;
+        int r, k;
+
+        r = varlink_json_parse_span(msg, size, NULL, "results", &o, &span);
+        if (r == -ENOMEM)
+                return;
+        FUZZ_CHECK(r == 0);
+        r = proto_reply_split(o, &error, &parameters, &continues, &field);
+        FUZZ_CHECK(r == 0 && !error);
+
+        r = proto_normalize_reply_decode(parameters, &span, 0, &fast, &field);
+        k = proto_normalize_reply_decode(plain, NULL, 0, &ref, &ref_field);
+        if (r == -ENOMEM || k == -ENOMEM)
+                return;
+        FUZZ_CHECK(r == k);
+        if (r < 0) {
+                FUZZ_CHECK(streq_ptr(field, ref_field));
+                return;
+        }
+        FUZZ_CHECK(fast.n_results == ref.n_results && fast.n_modules == ref.n_modules);
+        for (size_t i = 0; i < ref.n_results; i++)
+                FUZZ_CHECK(streq_ptr(fast.results[i].unknown, ref.results[i].unknown) &&
+                           fast.results[i].module == ref.results[i].module &&
+                           fast.results[i].offset == ref.results[i].offset);
+}
+
 /* libvmaq's call(), from the reply received on. */
 static void fuzz_reply(const char *msg, size_t size) {
         _cleanup_(json_object_putp) struct json_object *o = NULL;
@@ -662,7 +708,7 @@ static void fuzz_reply(const char *msg, size_t size) {
         tree_count(o, 1, &c);
         FUZZ_CHECK(c.depth <= VARLINK_DEPTH_MAX);
 
-        r = proto_reply_split(o, &error, &parameters, &field);
+        r = proto_reply_split(o, &error, &parameters, NULL, &field);
         if (r < 0) {
                 FUZZ_CHECK(r == -EBADMSG && field);
                 return;
@@ -678,6 +724,7 @@ static void fuzz_reply(const char *msg, size_t size) {
 
         /* The client knows which method it called; any of them may get this reply. */
         fuzz_normalize_reply(parameters);
+        fuzz_normalize_reply_span(msg, size, parameters);
         fuzz_list_mappings_reply(parameters);
         fuzz_status(parameters);
 }
@@ -742,7 +789,7 @@ static void fuzz_path(const char *msg, size_t size) {
         FUZZ_CHECK(r == 0);
         sent = receive_reply(text, sent, &message, &resent);
         FUZZ_CHECK(sent <= proto_normalize_reply_size_max(&reply));
-        r = proto_normalize_reply_decode(resent, &got_normalize, &field);
+        r = proto_normalize_reply_decode(resent, NULL, 0, &got_normalize, &field);
         FUZZ_CHECK(r == 0 && got_normalize.n_modules == 1);
         check_path_received(path, got_normalize.modules[0].path);
 
