@@ -30,6 +30,8 @@
 #define READ_CHUNK (16U * 1024U)
 /* Stop reading requests while this much output waits for the client. */
 #define OUTPUT_HIGH_WATER (1U * 1024U * 1024U)
+/* Make the next part of a streamed reply when less than this waits to be read. */
+#define STREAM_LOW_WATER (256U * 1024U)
 /* Reading this much of its replies counts as progress for a client; so does reading them all. */
 #define OUTPUT_PROGRESS (64U * 1024U)
 
@@ -233,8 +235,51 @@ int connection_take_job(Connection *c, Job **ret) {
 }
 
 /* Hand the next complete message to a worker when we may, or refuse what cannot be one. */
+/* The stream is done, or given up on: its memory goes back. */
+static void connection_end_stream(Connection *c) {
+        c->stream = reply_stream_free(c->stream);
+        connection_uncharge(c, c->stream_charged);
+        c->stream_charged = 0;
+}
+
+/*
+ * Queue the next parts of the reply being streamed while the client reads
+ * the ones before: at most STREAM_LOW_WATER waits in the buffer. Returns
+ * true when the stream is done and the next request may be handled.
+ */
+static bool connection_stream(Connection *c) {
+        while (c->stream && connection_pending_output(c) < STREAM_LOW_WATER) {
+                _cleanup_free_ char *msg = NULL;
+                size_t size = 0;
+                int r;
+
+                r = reply_stream_next(c->stream, &msg, &size);
+                if (r <= 0)
+                        connection_end_stream(c);
+                if (r < 0) {
+                        /* Out of memory: an error ends the stream, and the connection with it. */
+                        log_ratelimit(&c->manager->log_denied, c->manager->log_level, LOG_WARNING, r,
+                                      "Failed to stream a reply to pid %d: %m", (int) c->peer.cred.pid);
+                        connection_fail(c, PROTO_ERROR_INTERNAL, &(ProtoErrorDetails) {});
+                        return false;
+                }
+                /* Charged while it waits, as any reply: connection_queue() charges what it copies. */
+                if (connection_queue(c, msg, size) < 0) {
+                        connection_end_stream(c);
+                        c->closing = true;
+                        return false;
+                }
+        }
+        return !c->stream;
+}
+
 static void connection_process(Connection *c) {
+        if (c->closing && c->stream)
+                /* Whatever ended the connection ended the stream. */
+                connection_end_stream(c);
         if (c->closing || c->job)
+                return;
+        if (c->stream && !connection_stream(c))
                 return;
 
         if (connection_has_message(c)) {
@@ -262,6 +307,13 @@ void connection_job_done(Connection *c, Job *job) {
                 r = connection_queue_reply(c, job);
         if (job->shutdown)
                 c->closing = true;
+        if (job->stream) {
+                /* Its charge moves with it. */
+                c->stream = TAKE_PTR(job->stream);
+                c->stream_charged = job->stream_charged;
+                c->charged += job->stream_charged;
+                job->stream_charged = 0;
+        }
         job_free(job);
         /* Memory came free: read again, and see whether the budget has room now. */
         c->memory_blocked = false;
@@ -395,7 +447,7 @@ static int connection_update(Connection *c) {
                 events |= EPOLLOUT;
 
         /* Nothing to read, nothing to write, nothing running, nothing left to run: done. */
-        if (events == 0 && !c->job && !c->ready &&
+        if (events == 0 && !c->job && !c->ready && !c->stream &&
             (c->closing || !connection_has_message(c)))
                 return -ECONNRESET;
 
@@ -594,6 +646,7 @@ Connection *connection_free(Connection *c) {
         safe_close(c->fd);
         if (c->user)
                 manager_uncharge(c->manager, c->user, c->peer.privileged, c->charged);
+        reply_stream_free(c->stream);
         free(c->in);
         free(c->out);
         free(c);

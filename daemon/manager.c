@@ -499,9 +499,10 @@ Job *job_free(Job *job) {
         if (!job)
                 return NULL;
         manager_uncharge(job->manager, job->user, job->peer.privileged,
-                         job->buffer_charged + job->reply_charged + job->work_charged);
+                         job->buffer_charged + job->reply_charged + job->stream_charged + job->work_charged);
         free(job->buffer);
         free(job->reply);
+        reply_stream_free(job->stream);
         free(job);
         return NULL;
 }
@@ -523,6 +524,10 @@ static int manager_on_workers(sd_event_source *s, int fd, uint32_t revents, void
                 /* Its message and working memory go back; what its reply holds is charged instead. */
                 (void) manager_charge(m, job->user, job->peer.privileged, job->reply_size, true, NULL);
                 job->reply_charged = job->reply_size;
+                if (job->stream) {
+                        job->stream_charged = reply_stream_size(job->stream);
+                        (void) manager_charge(m, job->user, job->peer.privileged, job->stream_charged, true, NULL);
+                }
                 manager_uncharge(m, job->user, job->peer.privileged, job->work_charged + job->buffer_charged);
                 job->work_charged = job->buffer_charged = 0;
                 job->buffer = mfree(job->buffer);

@@ -91,6 +91,19 @@ typedef struct UserShare {
         size_t memory;                  /* atomic: workers charge it too */
 } UserShare;
 
+/*
+ * The rest of a reply that comes in parts (a call with "more"): made on
+ * the loop, a part at a time, as the client reads the parts before it.
+ * It holds the answer, not its text. methods.c.
+ */
+typedef struct ReplyStream ReplyStream;
+/* The next part into *ret, NUL included in *ret_size. Returns 1 if more follow, 0 after the last. */
+int reply_stream_next(ReplyStream *s, char **ret, size_t *ret_size);
+/* The bytes it holds, to charge to the memory budget. */
+size_t reply_stream_size(const ReplyStream *s);
+ReplyStream *reply_stream_free(ReplyStream *s);
+DEFINE_CLEANUP(ReplyStream *, reply_stream_free);
+
 /* One request, from its bytes to its reply, run by a worker. */
 typedef struct Job {
         WorkItem item;
@@ -106,6 +119,8 @@ typedef struct Job {
         char *reply;                    /* with its NUL, NULL for none (oneway) */
         size_t reply_size;
         size_t reply_charged;           /* for reply */
+        ReplyStream *stream;            /* the parts after reply, if it is the first of several */
+        size_t stream_charged;          /* for stream */
         size_t work_charged;            /* for what the job takes while it runs */
         bool oneway;                    /* atomic: set by the worker once the call is parsed */
         bool shutdown;                  /* the stream is broken: close after the reply */
@@ -128,6 +143,8 @@ struct Connection {
         size_t in_scanned;              /* bytes after in_start known to hold no NUL */
         uint64_t in_since;              /* when the unfinished message's first byte arrived */
         uint64_t request_since;         /* when a worker took up its job: the request timeout counts from there */
+        ReplyStream *stream;            /* parts of a reply still to send, before the next request */
+        size_t stream_charged;
         char *out;                      /* replies not yet written */
         size_t out_start, out_size, out_allocated;
         size_t out_progress;            /* bytes written since the deadline was last pushed */

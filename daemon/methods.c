@@ -242,6 +242,146 @@ static void proc_handle_release(ProcHandle *h) {
         manager_release_proc(h->manager, TAKE_PTR(h->cp), false);
 }
 
+static ProtoModule module_to_proto(const NormModule *nm) {
+        return (ProtoModule) {
+                .path = nm->path,
+                .map_files = nm->map_files,
+                .build_id = nm->build_id,
+                .build_id_len = nm->build_id_len,
+                .build_id_skipped = nm->build_id_skipped,
+                .deleted = nm->deleted,
+                .vdso = nm->vdso,
+                .dev_major = nm->dev_major,
+                .dev_minor = nm->dev_minor,
+                .inode = nm->inode,
+        };
+}
+
+/* A result as proto/ sends it, its module numbered by @remap (NULL: as the core numbers it). */
+static ProtoResult result_to_proto(const NormResult *nr, const uint32_t *remap) {
+        if (nr->kind != NORM_MODULE)
+                return (ProtoResult) { .unknown = norm_kind_to_string(nr->kind) };
+        return (ProtoResult) {
+                .module = remap ? remap[nr->module] : nr->module,
+                .offset = nr->offset,
+        };
+}
+
+/*
+ * A Normalize answer sent in parts: each of at most PART_RESULTS results
+ * and about PART_BYTES, with the modules its results name first. Modules
+ * are numbered in the order the results first name them, so that each
+ * part's modules continue the list of the parts before it.
+ */
+#define PART_RESULTS 4096U
+#define PART_BYTES (512U * 1024U)
+
+struct ReplyStream {
+        Normalization *n;
+        uint32_t *order;                /* order[i]: the core's index of the i-th module sent */
+        uint32_t *remap;                /* remap[core's index]: the index sent */
+        ProtoModule *modules;           /* room for one part */
+        ProtoResult *results;
+        size_t next;                    /* the first result not sent */
+        size_t n_modules_sent;
+        size_t size;                    /* the memory all this holds */
+};
+
+ReplyStream *reply_stream_free(ReplyStream *s) {
+        if (!s)
+                return NULL;
+        normalization_free(s->n);
+        free(s->order);
+        free(s->remap);
+        free(s->modules);
+        free(s->results);
+        free(s);
+        return NULL;
+}
+
+size_t reply_stream_size(const ReplyStream *s) {
+        return s->size;
+}
+
+/* Take @n, to send in parts. */
+static int reply_stream_new(Normalization *n, ReplyStream **ret) {
+        _cleanup_(reply_stream_freep) ReplyStream *s = NULL;
+        size_t n_sent = 0;
+
+        s = calloc(1, sizeof(*s));
+        if (!s) {
+                normalization_free(n);
+                return -ENOMEM;
+        }
+        s->n = n;
+        s->order = calloc(MAX(n->n_modules, (size_t) 1), sizeof(uint32_t));
+        s->remap = calloc(MAX(n->n_modules, (size_t) 1), sizeof(uint32_t));
+        s->modules = calloc(PART_RESULTS, sizeof(ProtoModule));
+        s->results = calloc(PART_RESULTS, sizeof(ProtoResult));
+        if (!s->order || !s->remap || !s->modules || !s->results)
+                return -ENOMEM;
+
+        memset(s->remap, 0xff, n->n_modules * sizeof(uint32_t));
+        for (size_t i = 0; i < n->n_results; i++) {
+                const NormResult *nr = &n->results[i];
+
+                if (nr->kind == NORM_MODULE && s->remap[nr->module] == UINT32_MAX) {
+                        s->remap[nr->module] = (uint32_t) n_sent;
+                        s->order[n_sent++] = nr->module;
+                }
+        }
+
+        s->size = sizeof(*s) + n->n_results * sizeof(NormResult) +
+                  n->n_modules * (sizeof(NormModule) + 2 * sizeof(uint32_t)) +
+                  PART_RESULTS * (sizeof(ProtoModule) + sizeof(ProtoResult));
+        for (size_t i = 0; i < n->n_modules; i++)
+                s->size += strlen(n->modules[i].path) + 1 +
+                           (n->modules[i].map_files ? strlen(n->modules[i].map_files) + 1 : 0);
+
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+int reply_stream_next(ReplyStream *s, char **ret, size_t *ret_size) {
+        const Normalization *n = s->n;
+        size_t first = s->next, end, n_modules = s->n_modules_sent, used = 0;
+        bool continues;
+        int r;
+
+        /* As many results as fit, one at least; a module the first time a result names it. */
+        for (end = first; end < n->n_results && end - first < PART_RESULTS; end++) {
+                const NormResult *nr = &n->results[end];
+                size_t add = proto_result_size_max();
+                bool introduces = nr->kind == NORM_MODULE && s->remap[nr->module] == n_modules;
+
+                if (introduces) {
+                        s->modules[n_modules - s->n_modules_sent] = module_to_proto(&n->modules[nr->module]);
+                        add += proto_module_size_max(&s->modules[n_modules - s->n_modules_sent]);
+                }
+                if (end > first && used + add > PART_BYTES)
+                        break;
+                used += add;
+                n_modules += introduces;
+                s->results[end - first] = result_to_proto(nr, s->remap);
+        }
+
+        continues = end < n->n_results;
+        r = proto_normalize_reply_format(&(ProtoNormalizeReply) {
+                        .pid = n->pid,
+                        .start_time = n->start_time,
+                        .n_modules = n_modules - s->n_modules_sent,
+                        .modules = s->modules,
+                        .n_results = end - first,
+                        .results = s->results,
+                }, s->n_modules_sent, continues, ret, ret_size);
+        if (r < 0)
+                return r;
+
+        s->next = end;
+        s->n_modules_sent = n_modules;
+        return continues;
+}
+
 static int method_normalize(Call *call) {
         _cleanup_(proto_normalize_request_done) ProtoNormalizeRequest req = {};
         _cleanup_(normalization_freep) Normalization *n = NULL;
@@ -280,35 +420,32 @@ static int method_normalize(Call *call) {
         if (r <= 0)
                 return r;
 
+        if (call->varlink->oneway)
+                return 0;
+
+        if (call->varlink->more) {
+                /* Asked for a stream: the first part now, the rest as the client reads. */
+                _cleanup_(reply_stream_freep) ReplyStream *stream = NULL;
+
+                r = reply_stream_new(TAKE_PTR(n), &stream);
+                if (r < 0)
+                        return r;
+                r = reply_stream_next(stream, &call->job->reply, &call->job->reply_size);
+                if (r < 0)
+                        return r;
+                if (r > 0)
+                        call->job->stream = TAKE_PTR(stream);
+                return 0;
+        }
+
         modules = calloc(MAX(n->n_modules, (size_t) 1), sizeof(ProtoModule));
         results = calloc(MAX(n->n_results, (size_t) 1), sizeof(ProtoResult));
         if (!modules || !results)
                 return -ENOMEM;
-        for (size_t i = 0; i < n->n_modules; i++) {
-                const NormModule *nm = &n->modules[i];
-
-                modules[i] = (ProtoModule) {
-                        .path = nm->path,
-                        .map_files = nm->map_files,
-                        .build_id = nm->build_id,
-                        .build_id_len = nm->build_id_len,
-                        .build_id_skipped = nm->build_id_skipped,
-                        .deleted = nm->deleted,
-                        .vdso = nm->vdso,
-                        .dev_major = nm->dev_major,
-                        .dev_minor = nm->dev_minor,
-                        .inode = nm->inode,
-                };
-        }
-        for (size_t i = 0; i < n->n_results; i++) {
-                const NormResult *nr = &n->results[i];
-
-                results[i] = (ProtoResult) {
-                        .unknown = nr->kind == NORM_MODULE ? NULL : norm_kind_to_string(nr->kind),
-                        .module = nr->module,
-                        .offset = nr->offset,
-                };
-        }
+        for (size_t i = 0; i < n->n_modules; i++)
+                modules[i] = module_to_proto(&n->modules[i]);
+        for (size_t i = 0; i < n->n_results; i++)
+                results[i] = result_to_proto(&n->results[i], NULL);
 
         out = (ProtoNormalizeReply) {
                 .pid = n->pid,
@@ -324,8 +461,6 @@ static int method_normalize(Call *call) {
                                 .limit = m->config.max_reply_size,
                         });
 
-        if (call->varlink->oneway)
-                return 0;
         return proto_normalize_reply_format(&out, 0, false, &call->job->reply, &call->job->reply_size);
 }
 
@@ -526,8 +661,8 @@ static int method_run(Call *call, const char *message, size_t size) {
         }
 
         /*
-         * No method streams replies: one asked for "more" gets its one
-         * reply, without "continues", as Varlink allows.
+         * Only Normalize streams: a call of another method that asked for
+         * "more" gets its one reply, without "continues", as Varlink allows.
          */
         r = proto_method_lookup(v.method, &method);
         if (r == -EADDRNOTAVAIL || r == -EINVAL) {

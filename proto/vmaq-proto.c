@@ -826,14 +826,19 @@ size_t proto_mapping_size_max(size_t path_len) {
         return ENTRY_SIZE_MAX + 6 * path_len;
 }
 
+size_t proto_module_size_max(const ProtoModule *m) {
+        return ENTRY_SIZE_MAX + 6 * strlen(m->path) + (m->map_files ? 6 * strlen(m->map_files) : 0);
+}
+
+size_t proto_result_size_max(void) {
+        return RESULT_SIZE_MAX;
+}
+
 size_t proto_normalize_reply_size_max(const ProtoNormalizeReply *reply) {
         size_t size = REPLY_SIZE_MAX + reply->n_results * RESULT_SIZE_MAX;
 
-        for (size_t i = 0; i < reply->n_modules; i++) {
-                const ProtoModule *m = &reply->modules[i];
-
-                size += ENTRY_SIZE_MAX + 6 * strlen(m->path) + (m->map_files ? 6 * strlen(m->map_files) : 0);
-        }
+        for (size_t i = 0; i < reply->n_modules; i++)
+                size += proto_module_size_max(&reply->modules[i]);
         return size;
 }
 

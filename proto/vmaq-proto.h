@@ -257,8 +257,14 @@ typedef struct ProtoNormalizeReply {
 int proto_normalize_reply_format(const ProtoNormalizeReply *reply, size_t n_modules_before, bool continues,
                                  char **ret, size_t *ret_size);
 
-/* An upper bound on the bytes of @reply encoded, as for proto_mapping_size_max(). */
+/*
+ * An upper bound on the bytes of @reply encoded, as for
+ * proto_mapping_size_max(): the reply around them, each result, and each
+ * module, as the two below give.
+ */
 size_t proto_normalize_reply_size_max(const ProtoNormalizeReply *reply);
+size_t proto_module_size_max(const ProtoModule *m);
+size_t proto_result_size_max(void);
 
 /* --- io.vmaq.ListMappings ----------------------------------------------- */
 

@@ -1003,8 +1003,9 @@ static pid_t spawn_exited_pid(void) {
 }
 
 /*
- * No method streams: "more": true gets the one ordinary reply, without
- * "continues", and the connection goes on. "parameters": null is {}.
+ * A method that does not stream, or a Normalize answer small enough for
+ * one part: "more": true gets the one ordinary reply, without "continues",
+ * and the connection goes on. "parameters": null is {}.
  */
 START_TEST(test_more) {
         Daemon *d = daemon_start(NULL);
@@ -1042,6 +1043,114 @@ START_TEST(test_more) {
         r = client_call(c, "{\"method\":\"io.vmaq.Normalize\",\"parameters\":null}");
         ck_assert_str_eq(json_get_string(reply_error(r, "org.varlink.service.InvalidParameter"), "parameter"), "pid");
 
+        daemon_stop(d);
+}
+END_TEST
+
+/* The largest part of a streamed Normalize reply, in results (methods.c). */
+#define STREAM_PART_RESULTS 4096U
+#define STREAM_N (3 * STREAM_PART_RESULTS + 17)
+
+/* @msg, a call, with "more": true. */
+static char *call_with_more(const char *msg) {
+        char *m = NULL;
+
+        ck_assert_uint_gt(strlen(msg), 1);
+        ck_assert_int_ge(asprintf(&m, "%.*s,\"more\":true}", (int) (strlen(msg) - 1), msg), 0);
+        return m;
+}
+
+/*
+ * "more": true streams a large Normalize answer in parts: each bounded,
+ * all but the last with "continues", each with the modules its results
+ * name first, their indexes going on from the parts before. Together they
+ * say what the core says, and the connection goes on after them.
+ */
+START_TEST(test_normalize_stream) {
+        Daemon *d = daemon_start(NULL);
+        TestChild *tc = spawn_test_child();
+        _cleanup_(client_freep) Client *c = client_connect(d);
+        _cleanup_(json_object_putp) struct json_object *all = NULL, *r = NULL;
+        _cleanup_(normalization_freep) Normalization *n = NULL;
+        _cleanup_free_ char *msg = NULL, *streamed = NULL, *got = NULL, *want = NULL;
+        _cleanup_free_ uint64_t *addrs = calloc(STREAM_N, sizeof(uint64_t));
+        struct json_object *modules, *results;
+        uint64_t mixed[MIXED_N];
+        size_t n_parts = 0;
+        bool continues;
+
+        ck_assert_ptr_nonnull(addrs);
+        /* Nothing but unmapped addresses in the first part: its modules come in later parts. */
+        mixed_addrs(tc, mixed);
+        for (size_t i = 0; i < STREAM_N; i++)
+                addrs[i] = i < STREAM_PART_RESULTS + 5 ? 8 * i : mixed[i % MIXED_N];
+        msg = normalize_call(tc->pid, addrs, STREAM_N, NULL);
+        streamed = call_with_more(msg);
+        ck_assert_int_ge(client_send(c, streamed), 0);
+        /* Pipelined: answered once the stream is done. */
+        ck_assert_int_ge(client_send(c, "{\"method\":\"io.vmaq.GetStatus\"}"), 0);
+
+        all = json_object_new_object();
+        modules = json_object_new_array();
+        results = json_object_new_array();
+        ck_assert(all && modules && results);
+        do {
+                _cleanup_(json_object_putp) struct json_object *part = client_reply(c);
+                struct json_object *p, *a;
+
+                ck_assert(!json_has(part, "error"));
+                p = json_get(part, "parameters", json_type_object);
+                continues = json_has(part, "continues");
+                if (continues)
+                        ck_assert(json_object_get_boolean(json_get(part, "continues", json_type_boolean)));
+                if (n_parts == 0) {
+                        json_object_object_add(all, "pid", json_object_get(json_get(p, "pid", json_type_int)));
+                        json_object_object_add(all, "start_time",
+                                               json_object_get(json_get(p, "start_time", json_type_int)));
+                        ck_assert_uint_eq(json_object_array_length(json_get_array(p, "modules")), 0);
+                }
+                a = json_get_array(p, "results");
+                ck_assert_uint_ge(json_object_array_length(a), 1);
+                ck_assert_uint_le(json_object_array_length(a), STREAM_PART_RESULTS);
+                for (size_t i = 0; i < json_object_array_length(a); i++) {
+                        struct json_object *res = json_object_array_get_idx(a, i), *v;
+
+                        /* An index names a module of this part or of one before. */
+                        if (json_object_object_get_ex(res, "module", &v))
+                                ck_assert_uint_lt(json_object_get_uint64(v), json_object_array_length(modules) +
+                                                  json_object_array_length(json_get_array(p, "modules")));
+                        json_object_array_add(results, json_object_get(res));
+                }
+                a = json_get_array(p, "modules");
+                for (size_t i = 0; i < json_object_array_length(a); i++)
+                        json_object_array_add(modules, json_object_get(json_object_array_get_idx(a, i)));
+                n_parts++;
+        } while (continues);
+        json_object_object_add(all, "modules", modules);
+        json_object_object_add(all, "results", results);
+
+        ck_assert_uint_ge(n_parts, 4);
+        ck_assert_uint_eq(json_object_array_length(results), STREAM_N);
+        n = core_normalize(tc->pid, addrs, STREAM_N);
+        got = canonical_from_reply(all);
+        want = canonical_from_core(n);
+        ck_assert_ptr_nonnull(got);
+        ck_assert_str_eq(got, want);
+
+        r = client_reply(c);
+        ck_assert_str_eq(json_get_string(reply_parameters(r), "version"), PACKAGE_VERSION);
+
+        /* Oneway: no reply, streamed or not; the next call is answered. */
+        r = (json_object_put(r), NULL);
+        free(streamed);
+        streamed = NULL;
+        ck_assert_int_ge(asprintf(&streamed, "%.*s,\"more\":true,\"oneway\":true}", (int) (strlen(msg) - 1),
+                                  msg), 0);
+        ck_assert_int_ge(client_send(c, streamed), 0);
+        r = client_call(c, "{\"method\":\"io.vmaq.GetStatus\"}");
+        ck_assert_str_eq(json_get_string(reply_parameters(r), "version"), PACKAGE_VERSION);
+
+        test_child_stop(tc);
         daemon_stop(d);
 }
 END_TEST
@@ -3259,6 +3368,7 @@ static Suite *daemon_suite(void) {
         tcase_add_test(tc, test_pipelined);
         tcase_add_test(tc, test_oneway);
         tcase_add_test(tc, test_more);
+        tcase_add_test(tc, test_normalize_stream);
         tcase_add_test(tc, test_split_and_eof);
 
         tc = tcase(s, "bad-input");

@@ -99,35 +99,44 @@ static Normalization *core_normalize(pid_t pid, const uint64_t *addrs, size_t n,
         return result;
 }
 
-/* @got must say exactly what the core says for the same batch. */
+static void assert_same_module(const struct vmaq_module *g, const NormModule *w) {
+        ck_assert_str_eq(g->path, w->path);
+        if (w->map_files)
+                ck_assert_str_eq(g->map_files, w->map_files);
+        else
+                ck_assert_ptr_null(g->map_files);
+        ck_assert_uint_eq(g->build_id_len, w->build_id_len);
+        if (w->build_id_len > 0)
+                ck_assert_mem_eq(g->build_id, w->build_id, w->build_id_len);
+        else
+                ck_assert_ptr_null(g->build_id);
+        ck_assert_int_eq(g->deleted, w->deleted);
+        ck_assert_int_eq(g->vdso, w->vdso);
+        ck_assert_uint_eq(g->dev_major, w->dev_major);
+        ck_assert_uint_eq(g->dev_minor, w->dev_minor);
+        ck_assert_uint_eq(g->inode, w->inode);
+}
+
+/*
+ * @got must say exactly what the core says for the same batch. Its modules
+ * may come in another order (a streamed answer numbers them as its
+ * results first name them), but each of the core's is one of them, once.
+ */
 static void assert_same_as_core(const struct vmaq_normalization *got, const Normalization *want,
                                 const uint64_t *addrs, size_t n) {
+        _cleanup_free_ size_t *got_of = NULL, *want_of = NULL;
+
         ck_assert_int_eq(got->pid, want->pid);
         ck_assert_uint_eq(got->start_time, want->start_time);
         ck_assert_uint_eq(got->n_results, n);
         ck_assert_uint_eq(want->n_results, n);
         ck_assert_uint_eq(got->n_modules, want->n_modules);
 
-        for (size_t i = 0; i < want->n_modules; i++) {
-                const struct vmaq_module *g = &got->modules[i];
-                const NormModule *w = &want->modules[i];
-
-                ck_assert_str_eq(g->path, w->path);
-                if (w->map_files)
-                        ck_assert_str_eq(g->map_files, w->map_files);
-                else
-                        ck_assert_ptr_null(g->map_files);
-                ck_assert_uint_eq(g->build_id_len, w->build_id_len);
-                if (w->build_id_len > 0)
-                        ck_assert_mem_eq(g->build_id, w->build_id, w->build_id_len);
-                else
-                        ck_assert_ptr_null(g->build_id);
-                ck_assert_int_eq(g->deleted, w->deleted);
-                ck_assert_int_eq(g->vdso, w->vdso);
-                ck_assert_uint_eq(g->dev_major, w->dev_major);
-                ck_assert_uint_eq(g->dev_minor, w->dev_minor);
-                ck_assert_uint_eq(g->inode, w->inode);
-        }
+        got_of = calloc(want->n_modules + 1, sizeof(size_t));
+        want_of = calloc(got->n_modules + 1, sizeof(size_t));
+        ck_assert(got_of && want_of);
+        for (size_t i = 0; i < want->n_modules; i++)
+                got_of[i] = want_of[i] = SIZE_MAX;
 
         for (size_t i = 0; i < n; i++) {
                 const struct vmaq_result *g = &got->results[i];
@@ -141,10 +150,18 @@ static void assert_same_as_core(const struct vmaq_normalization *got, const Norm
 
                 ck_assert_uint_eq(g->address, addrs[i]);
                 ck_assert_int_eq(g->unknown, kinds[w->kind]);
-                if (w->kind == NORM_MODULE) {
-                        ck_assert_uint_eq(g->module, w->module);
-                        ck_assert_uint_eq(g->offset, w->offset);
-                }
+                if (w->kind != NORM_MODULE)
+                        continue;
+                ck_assert_uint_eq(g->offset, w->offset);
+                ck_assert_uint_lt(g->module, got->n_modules);
+                /* One module of the core's is one of ours, the same every time. */
+                if (got_of[w->module] == SIZE_MAX) {
+                        ck_assert_uint_eq(want_of[g->module], SIZE_MAX);
+                        got_of[w->module] = g->module;
+                        want_of[g->module] = w->module;
+                        assert_same_module(&got->modules[g->module], &want->modules[w->module]);
+                } else
+                        ck_assert_uint_eq(g->module, got_of[w->module]);
         }
 }
 
@@ -296,6 +313,7 @@ END_TEST
 
 /* 100,000 addresses in one call: every result there, in input order. */
 START_TEST(test_normalize_batch) {
+        static const size_t sizes[] = { 10000, BATCH };
         _cleanup_(vmaq_closep) struct vmaq_client *c = NULL;
         _cleanup_(vmaq_normalization_freep) struct vmaq_normalization *n = NULL;
         _cleanup_(normalization_freep) Normalization *want = NULL;
@@ -315,12 +333,18 @@ START_TEST(test_normalize_batch) {
                 /* Every other one walks the file mapping, so each result is told apart by its offset. */
                 addrs[i] = i % 2 == 0 ? child.file_addr + (i / 2) % span : a[(i / 2) % _A_MAX];
 
-        ck_assert_int_eq(vmaq_normalize(c, child.pid, addrs, BATCH, 0, 0, &n), 0);
-        ck_assert_uint_eq(n->n_results, BATCH);
-        want = core_normalize(child.pid, addrs, BATCH, NORMALIZE_BUILD_IDS);
-        assert_same_as_core(n, want, addrs, BATCH);
-        for (size_t i = 0; i < BATCH; i += 2)
-                ck_assert_uint_eq(n->results[i].offset, TEST_FILE_MAP_PGOFF * test_page_size() + (i / 2) % span);
+        /* In one reply, and in a stream of them. */
+        for (size_t k = 0; k < ELEMENTSOF(sizes); k++) {
+                ck_assert_int_eq(vmaq_normalize(c, child.pid, addrs, sizes[k], 0, 0, &n), 0);
+                ck_assert_uint_eq(n->n_results, sizes[k]);
+                want = core_normalize(child.pid, addrs, sizes[k], NORMALIZE_BUILD_IDS);
+                assert_same_as_core(n, want, addrs, sizes[k]);
+                for (size_t i = 0; i < sizes[k]; i += 2)
+                        ck_assert_uint_eq(n->results[i].offset,
+                                          TEST_FILE_MAP_PGOFF * test_page_size() + (i / 2) % span);
+                vmaq_normalization_free(TAKE_PTR(n));
+                want = normalization_free(want);
+        }
 
         test_child_stop(&child);
         vmaq_close(TAKE_PTR(c));
@@ -1144,6 +1168,48 @@ START_TEST(test_bad_reply) {
 }
 END_TEST
 
+/* Streams that are not valid, for a batch large enough to ask for one. */
+#define PART_OK "{\"parameters\":{\"pid\":1,\"start_time\":1,\"modules\":[{\"path\":\"/a\",\"build_id\":null," \
+        "\"deleted\":false,\"vdso\":false,\"dev_major\":0,\"dev_minor\":0,\"inode\":1}]," \
+        "\"results\":[{\"module\":0,\"offset\":0}]},\"continues\":true}"
+#define STREAM_VECTOR(s, e, m) { s, sizeof(s), e, m }
+static const struct {
+        const char *reply;                      /* NUL-separated messages, with their NULs */
+        size_t size;
+        int error;
+        const char *errmsg;
+} bad_stream_vectors[] = {
+        /* A later part may name the modules of the parts before it, not more. */
+        STREAM_VECTOR(PART_OK "\0{\"parameters\":{\"pid\":1,\"start_time\":1,\"modules\":[],"
+                      "\"results\":[{\"module\":1,\"offset\":0}]},\"continues\":true}",
+                      -EPROTO, "invalid Normalize reply: bad 'module'"),
+        STREAM_VECTOR(PART_OK "\0{\"parameters\":{\"pid\":2,\"start_time\":1,\"modules\":[],"
+                      "\"results\":[{\"module\":0,\"offset\":0}]}}",
+                      -EPROTO, "invalid Normalize reply: parts of different processes"),
+        /* An error ends a stream. */
+        STREAM_VECTOR(PART_OK "\0{\"error\":\"io.vmaq.NoSuchProcess\",\"parameters\":{\"pid\":1}}",
+                      -ESRCH, "no such process: pid 1 (io.vmaq.NoSuchProcess)"),
+        STREAM_VECTOR("{\"error\":\"io.vmaq.NoSuchProcess\",\"parameters\":{\"pid\":1},\"continues\":true}",
+                      -EPROTO, "invalid reply: bad 'continues'"),
+        /* The last part leaves addresses without results. */
+        STREAM_VECTOR(PART_OK "\0{\"parameters\":{\"pid\":1,\"start_time\":1,\"modules\":[],"
+                      "\"results\":[{\"unknown\":\"unmapped\"}]}}",
+                      -EPROTO, "invalid Normalize reply: 2 results for 20000 addresses"),
+};
+
+START_TEST(test_bad_stream) {
+        _cleanup_free_ char *reply = NULL;
+        char msg[512];
+
+        reply = malloc(bad_stream_vectors[_i].size);
+        ck_assert_ptr_nonnull(reply);
+        memcpy(reply, bad_stream_vectors[_i].reply, bad_stream_vectors[_i].size);
+        ck_assert_int_eq(call_fake(true, reply, bad_stream_vectors[_i].size, 20000, msg, sizeof(msg)),
+                         bad_stream_vectors[_i].error);
+        ck_assert_str_eq(msg, bad_stream_vectors[_i].errmsg);
+}
+END_TEST
+
 /* A reply that never ends is cut at 256 MiB. */
 START_TEST(test_reply_too_large) {
         const size_t size = 257 * 1024 * 1024;
@@ -1213,6 +1279,11 @@ static Suite *libvmaq_suite(void) {
         tc = tcase_create("bad-reply");
         tcase_set_timeout(tc, TEST_TIMEOUT_SEC);
         tcase_add_loop_test(tc, test_bad_reply, 0, ELEMENTSOF(bad_reply_vectors));
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("bad-stream");
+        tcase_set_timeout(tc, TEST_TIMEOUT_SEC);
+        tcase_add_loop_test(tc, test_bad_stream, 0, ELEMENTSOF(bad_stream_vectors));
         suite_add_tcase(s, tc);
 
         return s;

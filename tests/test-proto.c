@@ -1863,6 +1863,37 @@ START_TEST(test_reply_split) {
 }
 END_TEST
 
+/* For a call that asked for "more": "continues" is taken, and ends with an error or false. */
+static const struct {
+        const char *text;
+        int r;
+        bool continues;
+} reply_stream_vectors[] = {
+        { "{\"parameters\":{},\"continues\":true}", 0, true },
+        { "{\"parameters\":{},\"continues\":false}", 0, false },
+        { "{\"parameters\":{}}", 0, false },
+        { "{\"error\":\"io.vmaq.NoSuchProcess\",\"parameters\":{\"pid\":1}}", 0, false },
+        { "{\"error\":\"io.vmaq.NoSuchProcess\",\"parameters\":{\"pid\":1},\"continues\":true}",
+          -EBADMSG, false },
+        { "{\"parameters\":{},\"continues\":\"yes\"}", -EBADMSG, false },
+};
+
+START_TEST(test_reply_split_stream) {
+        _cleanup_(json_object_putp) struct json_object *o = parse(reply_stream_vectors[_i].text);
+        struct json_object *parameters = NULL;
+        const char *error = NULL, *field = NULL;
+        bool continues = !reply_stream_vectors[_i].continues;
+        int r;
+
+        r = proto_reply_split(o, &error, &parameters, &continues, &field);
+        ck_assert_int_eq(r, reply_stream_vectors[_i].r);
+        if (r < 0)
+                ck_assert_str_eq(field, "continues");
+        else
+                ck_assert_int_eq(continues, reply_stream_vectors[_i].continues);
+}
+END_TEST
+
 static const struct {
         const char *name;
         const char *parameters;                 /* NULL: absent */
@@ -2410,6 +2441,65 @@ START_TEST(test_packed_addresses) {
 }
 END_TEST
 
+/* --- Normalize results read from the text ---------------------------------- */
+
+#define SPAN_REPLY(results) "{\"parameters\":{\"pid\":1,\"start_time\":2,\"modules\":[{\"path\":\"/a\"," \
+        "\"build_id\":null,\"deleted\":false,\"vdso\":false,\"dev_major\":0,\"dev_minor\":0,\"inode\":1}]," \
+        "\"results\":" results "}}"
+
+/* The reader takes the daemon's own form; anything else goes through json-c: the same answer either way. */
+static const struct {
+        const char *text;
+        int r;
+        const char *field;
+} span_vectors[] = {
+        { SPAN_REPLY("[{\"module\":0,\"offset\":18446744073709551615},{\"unknown\":\"special\"}]"), 0, NULL },
+        { SPAN_REPLY("[]"), 0, NULL },
+        { SPAN_REPLY("[ {\"module\": 0, \"offset\": 5} ]"), 0, NULL },
+        { SPAN_REPLY("[{\"offset\":5,\"module\":0}]"), 0, NULL },
+        { SPAN_REPLY("[{\"module\":0,\"offset\":5,\"future\":[1,{}]}]"), 0, NULL },
+        { SPAN_REPLY("[{\"unknown\":\"\\u0075nmapped\"}]"), 0, NULL },
+        { SPAN_REPLY("[{\"module\":1,\"offset\":5}]"), -EBADMSG, "module" },
+        { SPAN_REPLY("[{\"module\":0,\"offset\":5.0}]"), -EBADMSG, "offset" },
+        { SPAN_REPLY("[{\"module\":0,\"offset\":1e3}]"), -EBADMSG, "offset" },
+        { SPAN_REPLY("[{\"module\":0,\"offset\":-1}]"), -EBADMSG, "offset" },
+        { SPAN_REPLY("[{\"module\":0}]"), -EBADMSG, "offset" },
+        { SPAN_REPLY("[{\"unknown\":\"weird\"}]"), -EBADMSG, "unknown" },
+        { SPAN_REPLY("[{\"unknown\":\"unmapped\",\"module\":0}]"), -EBADMSG, "unknown" },
+        { SPAN_REPLY("[7]"), -EBADMSG, "results" },
+};
+
+START_TEST(test_results_span) {
+        _cleanup_(proto_normalize_reply_done) ProtoNormalizeReply fast = {}, ref = {};
+        _cleanup_(json_object_putp) struct json_object *o = NULL, *plain = NULL;
+        const char *text = span_vectors[_i].text, *error = NULL, *field = NULL, *ref_field = NULL;
+        struct json_object *p = NULL, *q = NULL;
+        VarlinkPacked span = {};
+
+        ck_assert_int_eq(varlink_json_parse_span(text, strlen(text), NULL, "results", &o, &span), 0);
+        ck_assert(span.valid);
+        ck_assert_int_eq(proto_reply_split(o, &error, &p, NULL, &field), 0);
+        ck_assert_int_eq(varlink_json_parse(text, strlen(text), NULL, &plain), 0);
+        ck_assert_int_eq(proto_reply_split(plain, &error, &q, NULL, &field), 0);
+
+        ck_assert_int_eq(proto_normalize_reply_decode(p, &span, 0, &fast, &field), span_vectors[_i].r);
+        ck_assert_int_eq(proto_normalize_reply_decode(q, NULL, 0, &ref, &ref_field), span_vectors[_i].r);
+        if (span_vectors[_i].r < 0) {
+                ck_assert_str_eq(field, span_vectors[_i].field);
+                ck_assert_str_eq(ref_field, span_vectors[_i].field);
+                return;
+        }
+        ck_assert_uint_eq(fast.n_results, ref.n_results);
+        for (size_t i = 0; i < ref.n_results; i++) {
+                ck_assert_int_eq(!fast.results[i].unknown, !ref.results[i].unknown);
+                if (ref.results[i].unknown)
+                        ck_assert_str_eq(fast.results[i].unknown, ref.results[i].unknown);
+                ck_assert_uint_eq(fast.results[i].module, ref.results[i].module);
+                ck_assert_uint_eq(fast.results[i].offset, ref.results[i].offset);
+        }
+}
+END_TEST
+
 /* --- the JSON writer ------------------------------------------------------ */
 
 /* What the writer makes of @s as an object's member, against json-c's text of the same. */
@@ -2601,6 +2691,10 @@ static Suite *proto_suite(void) {
         tcase_add_loop_test(tc, test_packed_addresses, 0, ELEMENTSOF(packed_vectors));
         suite_add_tcase(s, tc);
 
+        tc = tcase_create("results-span");
+        tcase_add_loop_test(tc, test_results_span, 0, ELEMENTSOF(span_vectors));
+        suite_add_tcase(s, tc);
+
         tc = tcase_create("json-writer");
         tcase_add_test(tc, test_writer_strings);
         tcase_add_test(tc, test_writer_structure);
@@ -2638,6 +2732,7 @@ static Suite *proto_suite(void) {
 
         tc = tcase_create("reply-split");
         tcase_add_loop_test(tc, test_reply_split, 0, ELEMENTSOF(reply_split_vectors));
+        tcase_add_loop_test(tc, test_reply_split_stream, 0, ELEMENTSOF(reply_stream_vectors));
         suite_add_tcase(s, tc);
 
         tc = tcase_create("error-reply-decode");
