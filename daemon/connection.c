@@ -16,6 +16,7 @@
  */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -165,13 +166,18 @@ static int connection_queue(Connection *c, const char *message, size_t size) {
 
 /* Queue the reply of @job: its buffer, when nothing else waits to be written. */
 static int connection_queue_reply(Connection *c, Job *job) {
+        /* What the worker sent itself is progress, as what we send. */
+        if (job->direct_sent == job->reply_size) {
+                c->deadline_base = connection_now(c);
+                return 0;
+        }
         if (connection_pending_output(c) > 0 || c->out)
-                return connection_queue(c, job->reply, job->reply_size);
+                return connection_queue(c, job->reply + job->direct_sent, job->reply_size - job->direct_sent);
 
         c->deadline_base = connection_now(c);
         c->out = TAKE_PTR(job->reply);
         c->out_allocated = c->out_size = job->reply_size;
-        c->out_start = 0;
+        c->out_start = job->direct_sent;
         c->charged += job->reply_charged;
         job->reply_charged = 0;
         return connection_flush(c);
@@ -186,6 +192,16 @@ static void connection_fail(Connection *c, ProtoError e, const ProtoErrorDetails
         if (proto_error_format(e, details, &msg, &size) >= 0)
                 (void) connection_queue(c, msg, size);
         c->closing = true;
+}
+
+int connection_direct_fd(Connection *c) {
+        int fd;
+
+        if (connection_pending_output(c) > 0 || c->stream)
+                return -EBUSY;
+        /* A dup: should the connection close meanwhile, its number may be another client's. */
+        fd = fcntl(c->fd, F_DUPFD_CLOEXEC, 3);
+        return fd < 0 ? -errno : fd;
 }
 
 int connection_take_job(Connection *c, Job **ret) {
@@ -204,6 +220,7 @@ int connection_take_job(Connection *c, Job **ret) {
         if (!job)
                 return -ENOMEM;
         job->manager = c->manager;
+        job->direct_fd = -EBADF;
         job->user = c->user;
         job->peer = c->peer;
         job->size = len;
@@ -513,8 +530,13 @@ int connection_drain(Connection *c) {
 
 void connection_request_timeout(Connection *c) {
         Manager *m = c->manager;
-        Job *job = TAKE_PTR(c->job);
+        Job *job = c->job;
         int r = 0;
+
+        /* Its reply is being sent: it is done, and about to come back. */
+        if (!job_disarm_direct(job))
+                return;
+        c->job = NULL;
 
         /* It runs on, stuck in the kernel maybe: its reply goes nowhere, its user keeps paying for it. */
         job->connection = NULL;

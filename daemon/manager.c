@@ -400,8 +400,45 @@ static void manager_unready(Manager *m, Connection *c) {
         c->ready = false;
 }
 
+bool job_disarm_direct(Job *job) {
+        int state = JOB_DIRECT_ARMED;
+
+        return __atomic_compare_exchange_n(&job->direct, &state, JOB_DIRECT_OFF, false, __ATOMIC_ACQ_REL,
+                                           __ATOMIC_ACQUIRE) || state == JOB_DIRECT_OFF;
+}
+
+/*
+ * On the worker, once the reply is made: send what the socket takes now,
+ * unless the loop gave up on the job. The loop sends the rest, if any,
+ * when it takes the job back.
+ */
+static void job_send_direct(Job *job) {
+        int state = JOB_DIRECT_ARMED;
+
+        if (job->direct_fd < 0)
+                return;
+        if (job->reply &&
+            __atomic_compare_exchange_n(&job->direct, &state, JOB_DIRECT_TAKEN, false, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE))
+                while (job->direct_sent < job->reply_size) {
+                        ssize_t n = send(job->direct_fd, job->reply + job->direct_sent,
+                                         job->reply_size - job->direct_sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+                        if (n < 0) {
+                                if (errno == EINTR)
+                                        continue;
+                                break;          /* full, or gone: the loop finds out */
+                        }
+                        job->direct_sent += (size_t) n;
+                }
+        job->direct_fd = safe_close(job->direct_fd);
+}
+
 static void manager_run_job(WorkItem *item) {
-        method_dispatch((Job *) item);
+        Job *job = (Job *) item;
+
+        method_dispatch(job);
+        job_send_direct(job);
 }
 
 /* What the job for a message of @size bytes is charged while it runs. */
@@ -426,6 +463,9 @@ static int manager_start(Manager *m, Connection *c, size_t cost, size_t copy) {
         job->work_charged = cost;
         if (job->copied)
                 job->buffer_charged = copy;
+        job->direct_fd = connection_direct_fd(c);
+        if (job->direct_fd >= 0)
+                job->direct = JOB_DIRECT_ARMED;
 
         job->item.run = manager_run_job;
         job->connection = c;
@@ -500,6 +540,7 @@ Job *job_free(Job *job) {
                 return NULL;
         manager_uncharge(job->manager, job->user, job->peer.privileged,
                          job->buffer_charged + job->reply_charged + job->stream_charged + job->work_charged);
+        safe_close(job->direct_fd);
         free(job->buffer);
         free(job->reply);
         reply_stream_free(job->stream);
@@ -568,9 +609,11 @@ void manager_connection_closed(Manager *m, Connection *c) {
         __atomic_sub_fetch(&m->n_connections, 1, __ATOMIC_RELAXED);
         if (!c->peer.privileged)
                 m->n_unprivileged_connections--;
-        if (c->job)
+        if (c->job) {
                 /* Still running: its reply goes nowhere, its user keeps paying for it. */
+                (void) job_disarm_direct(c->job);
                 c->job->connection = NULL;
+        }
         c->user->n_connections--;
         /* Its buffers go back to the budget before its user may go. */
         {

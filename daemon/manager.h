@@ -9,7 +9,8 @@
  * Threads: the event loop runs on the main thread and never touches a
  * target process or a file it maps. Each request is a Job that a worker
  * thread runs from its raw bytes to its formatted reply: parsing, the
- * access check, the core, encoding. What workers share is locked (the
+ * access check, the core, encoding, and sending it when nothing waits to
+ * be written before it (see JOB_DIRECT_ARMED). What workers share is locked (the
  * process cache), internally synchronized (the build-ID cache, the log
  * rate limits) or atomic (the counters); config is read-only. A connection
  * has at most one job in flight, so its replies keep their order, and each
@@ -73,6 +74,7 @@ typedef struct ManagerConfig {
 
 typedef struct Manager Manager;
 typedef struct Connection Connection;
+typedef struct Job Job;
 typedef struct CachedProc CachedProc;
 
 /* Who a connection's peer is, taken once when it connects. */
@@ -104,8 +106,23 @@ size_t reply_stream_size(const ReplyStream *s);
 ReplyStream *reply_stream_free(ReplyStream *s);
 DEFINE_CLEANUP(ReplyStream *, reply_stream_free);
 
+/*
+ * A worker may send its job's reply itself, when nothing else waits to be
+ * written before it: the client then need not wait for the loop to wake
+ * up. The loop disarms it when it gives up on the job; whoever changes the
+ * state first wins.
+ */
+enum {
+        JOB_DIRECT_OFF,
+        JOB_DIRECT_ARMED,               /* the worker may send */
+        JOB_DIRECT_TAKEN,               /* the worker sends, or has sent: the loop must not write before */
+};
+
+/* On the loop: stop the worker from sending. false if it has begun: the job is done but for being taken back. */
+bool job_disarm_direct(Job *job);
+
 /* One request, from its bytes to its reply, run by a worker. */
-typedef struct Job {
+struct Job {
         WorkItem item;
         Manager *manager;
         Connection *connection;         /* NULL once the connection closed: the reply is dropped */
@@ -122,9 +139,12 @@ typedef struct Job {
         ReplyStream *stream;            /* the parts after reply, if it is the first of several */
         size_t stream_charged;          /* for stream */
         size_t work_charged;            /* for what the job takes while it runs */
+        int direct_fd;                  /* a dup of its connection's socket, or -EBADF: see job_send_direct() */
+        int direct;                     /* atomic: JOB_DIRECT_* */
+        size_t direct_sent;             /* bytes of reply the worker sent itself */
         bool oneway;                    /* atomic: set by the worker once the call is parsed */
         bool shutdown;                  /* the stream is broken: close after the reply */
-} Job;
+};
 
 struct Connection {
         Manager *manager;
@@ -264,6 +284,8 @@ int connection_update_timer(Connection *c);
 size_t connection_message_size(Connection *c, bool *ret_last);
 /* Take the next complete message into a new job. -ENOMEM; 0 if there is none. */
 int connection_take_job(Connection *c, Job **ret);
+/* A socket for @c's job to send its reply on (a dup), when nothing waits to be written before it; else -EBUSY. */
+int connection_direct_fd(Connection *c);
 /* The request of @c did not finish in time: answer it with TimedOut and go on. */
 void connection_request_timeout(Connection *c);
 /* The job of @c is done: queue its reply and go on with the next message. Frees the job. */

@@ -24,6 +24,8 @@ struct WorkerPool {
         size_t n_queued;
         size_t n_exited;                /* exited and not joined */
         size_t busy;                    /* submitted, not taken back */
+        unsigned generation;            /* atomic: bumped by each submit, for the spinning thread */
+        bool spinning;                  /* an idle thread spins before it sleeps */
         bool stopping;
         int event_fd;
         pthread_t *threads;
@@ -59,6 +61,38 @@ int worker_pool_new(WorkerPool **ret, size_t max_threads) {
         return 0;
 }
 
+/*
+ * How long one idle thread polls for work before it sleeps. A client
+ * that asks again as soon as it has its answer finds it awake: on a
+ * virtual machine, waking a thread whose CPU went idle costs tens of
+ * microseconds, more than a small request. One thread at most spins,
+ * and only right after it finished an item.
+ */
+#define SPIN_NSEC (200 * 1000)
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#elif defined(__aarch64__)
+        __asm__ __volatile__("yield");
+#endif
+}
+
+static uint64_t now_nsec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000000U + (uint64_t) ts.tv_nsec;
+}
+
+/* Without the lock: until an item may have been queued since @generation, or SPIN_NSEC passed. */
+static void worker_spin(WorkerPool *p, unsigned generation) {
+        uint64_t deadline = now_nsec() + SPIN_NSEC;
+
+        while (__atomic_load_n(&p->generation, __ATOMIC_ACQUIRE) == generation && now_nsec() < deadline)
+                cpu_relax();
+}
+
 static void *worker_main(void *userdata) {
         WorkerPool *p = userdata;
 
@@ -69,7 +103,17 @@ static void *worker_main(void *userdata) {
 
                 while (!p->queue && !p->stopping) {
                         p->n_idle++;
-                        pthread_cond_wait(&p->wake, &p->lock);
+                        if (!p->spinning) {
+                                unsigned generation = p->generation;
+
+                                p->spinning = true;
+                                pthread_mutex_unlock(&p->lock);
+                                worker_spin(p, generation);
+                                pthread_mutex_lock(&p->lock);
+                                p->spinning = false;
+                        }
+                        if (!p->queue && !p->stopping)
+                                pthread_cond_wait(&p->wake, &p->lock);
                         p->n_idle--;
                 }
                 if (p->stopping)
@@ -88,8 +132,10 @@ static void *worker_main(void *userdata) {
                 pthread_mutex_lock(&p->lock);
                 *p->finished_tail = item;
                 p->finished_tail = &item->next;
-                /* Cannot fail short of a counter at 2^64 - 1; the loop resets it. */
+                pthread_mutex_unlock(&p->lock);
+                /* Outside the lock, which the loop takes when it wakes. Cannot fail short of a counter at 2^64 - 1. */
                 (void) write(p->event_fd, &one, sizeof(one));
+                pthread_mutex_lock(&p->lock);
         }
         p->n_exited++;
         pthread_cond_broadcast(&p->exited);
@@ -135,9 +181,12 @@ int worker_pool_submit(WorkerPool *p, WorkItem *item) {
                 p->queue_tail = &item->next;
                 p->n_queued++;
                 __atomic_add_fetch(&p->busy, 1, __ATOMIC_RELAXED);
-                pthread_cond_signal(&p->wake);
+                __atomic_add_fetch(&p->generation, 1, __ATOMIC_RELEASE);
         }
         pthread_mutex_unlock(&p->lock);
+        /* After the unlock: a thread woken with the lock held would only wait for it. */
+        if (r >= 0)
+                pthread_cond_signal(&p->wake);
         return r;
 }
 
