@@ -65,8 +65,10 @@ int worker_pool_new(WorkerPool **ret, size_t max_threads) {
  * How long one idle thread polls for work before it sleeps. A client
  * that asks again as soon as it has its answer finds it awake: on a
  * virtual machine, waking a thread whose CPU went idle costs tens of
- * microseconds, more than a small request. One thread at most spins,
- * and only right after it finished an item.
+ * microseconds, more than a small request. One thread at most spins, only
+ * right after an item that took less than this (a longer one would not
+ * gain from it), and only while no other thread runs one (they need the
+ * CPU more).
  */
 #define SPIN_NSEC (200 * 1000)
 
@@ -95,15 +97,16 @@ static void worker_spin(WorkerPool *p, unsigned generation) {
 
 static void *worker_main(void *userdata) {
         WorkerPool *p = userdata;
+        bool spin = false;              /* the last item was short: it may be followed by another soon */
 
         pthread_mutex_lock(&p->lock);
         for (;;) {
                 WorkItem *item;
-                uint64_t one = 1;
+                uint64_t one = 1, start;
 
                 while (!p->queue && !p->stopping) {
                         p->n_idle++;
-                        if (!p->spinning) {
+                        if (!p->spinning && spin && p->n_idle == p->n_threads) {
                                 unsigned generation = p->generation;
 
                                 p->spinning = true;
@@ -112,6 +115,7 @@ static void *worker_main(void *userdata) {
                                 pthread_mutex_lock(&p->lock);
                                 p->spinning = false;
                         }
+                        spin = false;
                         if (!p->queue && !p->stopping)
                                 pthread_cond_wait(&p->wake, &p->lock);
                         p->n_idle--;
@@ -127,7 +131,9 @@ static void *worker_main(void *userdata) {
                 pthread_mutex_unlock(&p->lock);
 
                 item->next = NULL;
+                start = now_nsec();
                 item->run(item);
+                spin = now_nsec() - start < SPIN_NSEC;
 
                 pthread_mutex_lock(&p->lock);
                 *p->finished_tail = item;
