@@ -122,7 +122,7 @@ static int scan_string(const char *p, size_t n, size_t *i) {
 static int scan_number(const char *p, size_t n, size_t *i, bool *ret_clamped, bool *ret_unsigned, uint64_t *ret_value) {
         size_t k = *i, digits;
         bool negative = false, integer = true;
-        uint64_t v;
+        uint64_t v = 0;
         int r;
 
         if (p[k] == '-') {
@@ -130,12 +130,15 @@ static int scan_number(const char *p, size_t n, size_t *i, bool *ret_clamped, bo
                 k++;
         }
 
+        /* The value on the way: 19 digits cannot overflow; more are parsed again below, checked. */
         digits = k;
         if (k < n && p[k] == '0')
                 k++;
         else if (k < n && p[k] >= '1' && p[k] <= '9')
-                while (k < n && char_is_digit(p[k]))
+                while (k < n && char_is_digit(p[k])) {
+                        v = v * 10 + (uint64_t) (p[k] - '0');
                         k++;
+                }
         else
                 return -EBADMSG;
 
@@ -167,7 +170,14 @@ static int scan_number(const char *p, size_t n, size_t *i, bool *ret_clamped, bo
                 return -EBADMSG;
 
         *ret_clamped = *ret_unsigned = false;
-        if (integer) {
+        if (integer && k - digits < 20) {
+                if (negative && v > (uint64_t) INT64_MAX + 1)
+                        *ret_clamped = true;
+                else if (!negative) {
+                        *ret_unsigned = true;
+                        *ret_value = v;
+                }
+        } else if (integer) {
                 r = parse_u64_n(p + digits, k - digits, 10, &v);
                 if (r == -ERANGE || (r >= 0 && negative && v > (uint64_t) INT64_MAX + 1))
                         *ret_clamped = true;
