@@ -484,6 +484,31 @@ static enum vmaq_unknown unknown_from_string(const char *s) {
         return VMAQ_UNKNOWN_SPECIAL;    /* the decoder let nothing else through */
 }
 
+/*
+ * Room for one more in the two arrays of a reply made of parts: the
+ * messages, and the replies decoded from them (@reply_size bytes each).
+ */
+static int parts_reserve(struct json_object ***messages, void **replies, size_t reply_size, size_t n,
+                         size_t *allocated) {
+        struct json_object **m;
+        void *r;
+        size_t a;
+
+        if (n < *allocated)
+                return 0;
+        a = MAX(*allocated * 2, (size_t) 4);
+        m = reallocarray(*messages, a, sizeof(*m));
+        if (!m)
+                return -ENOMEM;
+        *messages = m;
+        r = reallocarray(*replies, a, reply_size);
+        if (!r)
+                return -ENOMEM;
+        *replies = r;
+        *allocated = a;
+        return 0;
+}
+
 /* The replies of one Normalize call: one, or those of a stream, each part of the results and modules. */
 typedef struct Parts {
         ProtoNormalizeReply *replies;
@@ -503,20 +528,11 @@ static void parts_done(Parts *p) {
 
 /* Take @message and @reply. */
 static int parts_add(Parts *p, struct json_object *message, ProtoNormalizeReply *reply) {
-        if (p->n == p->allocated) {
-                size_t n = MAX(p->allocated * 2, (size_t) 4);
-                struct json_object **m = reallocarray(p->messages, n, sizeof(*m));
-                ProtoNormalizeReply *r;
+        int r;
 
-                if (!m)
-                        return -ENOMEM;
-                p->messages = m;
-                r = reallocarray(p->replies, n, sizeof(*r));
-                if (!r)
-                        return -ENOMEM;
-                p->replies = r;
-                p->allocated = n;
-        }
+        r = parts_reserve(&p->messages, (void **) &p->replies, sizeof(*p->replies), p->n, &p->allocated);
+        if (r < 0)
+                return r;
         p->messages[p->n] = message;
         p->replies[p->n] = *reply;
         *reply = (ProtoNormalizeReply) {};
@@ -745,20 +761,11 @@ static void pages_done(Pages *p) {
 }
 
 static int pages_add(Pages *p, struct json_object *message, const ProtoListMappingsReply *reply) {
-        if (p->n == p->allocated) {
-                size_t n = MAX(p->allocated * 2, (size_t) 4);
-                struct json_object **m = reallocarray(p->messages, n, sizeof(*m));
-                ProtoListMappingsReply *r;
+        int r;
 
-                if (!m)
-                        return -ENOMEM;
-                p->messages = m;
-                r = reallocarray(p->replies, n, sizeof(*r));
-                if (!r)
-                        return -ENOMEM;
-                p->replies = r;
-                p->allocated = n;
-        }
+        r = parts_reserve(&p->messages, (void **) &p->replies, sizeof(*p->replies), p->n, &p->allocated);
+        if (r < 0)
+                return r;
         p->messages[p->n] = message;
         p->replies[p->n] = *reply;
         p->n++;

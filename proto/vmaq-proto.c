@@ -606,6 +606,22 @@ int proto_interface_description_encode(struct json_object *parameters, struct js
         return 0;
 }
 
+/* "key": value members of the object being written. */
+static void write_u64(JsonWriter *w, const char *key, uint64_t u) {
+        json_writer_key(w, key);
+        json_writer_u64(w, u);
+}
+
+static void write_bool(JsonWriter *w, const char *key, bool b) {
+        json_writer_key(w, key);
+        json_writer_bool(w, b);
+}
+
+static void write_string(JsonWriter *w, const char *key, const char *str) {
+        json_writer_key(w, key);
+        json_writer_string(w, str);
+}
+
 int proto_normalize_request_format(const ProtoNormalizeRequest *req, bool more, char **ret, size_t *ret_size) {
         size_t hint;
         JsonWriter w;
@@ -619,8 +635,7 @@ int proto_normalize_request_format(const ProtoNormalizeRequest *req, bool more, 
                 return -ENOMEM;
         json_writer_init(&w, hint);
         json_writer_object_open(&w);
-        json_writer_key(&w, "method");
-        json_writer_string(&w, proto_method_to_string(PROTO_METHOD_NORMALIZE));
+        write_string(&w, "method", proto_method_to_string(PROTO_METHOD_NORMALIZE));
         json_writer_key(&w, "parameters");
         json_writer_object_open(&w);
         json_writer_key(&w, "pid");
@@ -630,19 +645,13 @@ int proto_normalize_request_format(const ProtoNormalizeRequest *req, bool more, 
         for (size_t i = 0; i < req->n_addresses; i++)
                 json_writer_u64(&w, req->addresses[i]);
         json_writer_array_close(&w);
-        json_writer_key(&w, "build_ids");
-        json_writer_bool(&w, req->build_ids);
-        json_writer_key(&w, "map_files");
-        json_writer_bool(&w, req->map_files);
-        if (req->pin) {
-                json_writer_key(&w, "start_time");
-                json_writer_u64(&w, req->start_time);
-        }
+        write_bool(&w, "build_ids", req->build_ids);
+        write_bool(&w, "map_files", req->map_files);
+        if (req->pin)
+                write_u64(&w, "start_time", req->start_time);
         json_writer_object_close(&w);
-        if (more) {
-                json_writer_key(&w, "more");
-                json_writer_bool(&w, true);
-        }
+        if (more)
+                write_bool(&w, "more", true);
         json_writer_object_close(&w);
         return json_writer_finish(&w, ret, ret_size);
 }
@@ -664,27 +673,17 @@ static int module_check(const ProtoModule *m) {
 
 static void module_write(JsonWriter *w, const ProtoModule *m) {
         json_writer_object_open(w);
-        json_writer_key(w, "path");
-        json_writer_string(w, m->path);
+        write_string(w, "path", m->path);
         write_build_id(w, m->build_id, m->build_id_len);
-        if (m->build_id_skipped) {
-                json_writer_key(w, "build_id_skipped");
-                json_writer_bool(w, true);
-        }
-        json_writer_key(w, "deleted");
-        json_writer_bool(w, m->deleted);
-        json_writer_key(w, "vdso");
-        json_writer_bool(w, m->vdso);
-        if (m->map_files) {
-                json_writer_key(w, "map_files");
-                json_writer_string(w, m->map_files);
-        }
-        json_writer_key(w, "dev_major");
-        json_writer_u64(w, m->dev_major);
-        json_writer_key(w, "dev_minor");
-        json_writer_u64(w, m->dev_minor);
-        json_writer_key(w, "inode");
-        json_writer_u64(w, m->inode);
+        if (m->build_id_skipped)
+                write_bool(w, "build_id_skipped", true);
+        write_bool(w, "deleted", m->deleted);
+        write_bool(w, "vdso", m->vdso);
+        if (m->map_files)
+                write_string(w, "map_files", m->map_files);
+        write_u64(w, "dev_major", m->dev_major);
+        write_u64(w, "dev_minor", m->dev_minor);
+        write_u64(w, "inode", m->inode);
         json_writer_object_close(w);
 }
 
@@ -700,14 +699,10 @@ static int result_check(const ProtoResult *res, size_t n_modules) {
 
 static void result_write(JsonWriter *w, const ProtoResult *res) {
         json_writer_object_open(w);
-        if (res->unknown) {
-                json_writer_key(w, "unknown");
-                json_writer_string(w, res->unknown);
-        } else {
-                json_writer_key(w, "module");
-                json_writer_u64(w, res->module);
-                json_writer_key(w, "offset");
-                json_writer_u64(w, res->offset);
+        if (res->unknown)
+                write_string(w, "unknown", res->unknown); else {
+                write_u64(w, "module", res->module);
+                write_u64(w, "offset", res->offset);
         }
         json_writer_object_close(w);
 }
@@ -722,10 +717,8 @@ static void reply_open(JsonWriter *w) {
 /* ... }} or },"continues":true}, and the NUL. */
 static int reply_close(JsonWriter *w, bool continues, char **ret, size_t *ret_size) {
         json_writer_object_close(w);
-        if (continues) {
-                json_writer_key(w, "continues");
-                json_writer_bool(w, true);
-        }
+        if (continues)
+                write_bool(w, "continues", true);
         json_writer_object_close(w);
         return json_writer_finish(w, ret, ret_size);
 }
@@ -754,8 +747,7 @@ int proto_normalize_reply_format(const ProtoNormalizeReply *reply, size_t n_modu
         reply_open(&w);
         json_writer_key(&w, "pid");
         json_writer_i64(&w, reply->pid);
-        json_writer_key(&w, "start_time");
-        json_writer_u64(&w, reply->start_time);
+        write_u64(&w, "start_time", reply->start_time);
         json_writer_key(&w, "modules");
         json_writer_array_open(&w);
         for (size_t i = 0; i < reply->n_modules; i++)
@@ -781,33 +773,20 @@ static int mapping_check(const ProtoMapping *m) {
 
 static void mapping_write(JsonWriter *w, const ProtoMapping *m) {
         json_writer_object_open(w);
-        json_writer_key(w, "start");
-        json_writer_u64(w, m->start);
-        json_writer_key(w, "end");
-        json_writer_u64(w, m->end);
-        json_writer_key(w, "perms");
-        json_writer_string(w, m->perms);
-        json_writer_key(w, "offset");
-        json_writer_u64(w, m->offset);
-        json_writer_key(w, "dev_major");
-        json_writer_u64(w, m->dev_major);
-        json_writer_key(w, "dev_minor");
-        json_writer_u64(w, m->dev_minor);
-        json_writer_key(w, "inode");
-        json_writer_u64(w, m->inode);
-        if (m->path) {
-                json_writer_key(w, "path");
-                json_writer_string(w, m->path);
-        }
-        json_writer_key(w, "kind");
-        json_writer_string(w, m->kind);
-        json_writer_key(w, "deleted");
-        json_writer_bool(w, m->deleted);
+        write_u64(w, "start", m->start);
+        write_u64(w, "end", m->end);
+        write_string(w, "perms", m->perms);
+        write_u64(w, "offset", m->offset);
+        write_u64(w, "dev_major", m->dev_major);
+        write_u64(w, "dev_minor", m->dev_minor);
+        write_u64(w, "inode", m->inode);
+        if (m->path)
+                write_string(w, "path", m->path);
+        write_string(w, "kind", m->kind);
+        write_bool(w, "deleted", m->deleted);
         write_build_id(w, m->build_id, m->build_id_len);
-        if (m->build_id_skipped) {
-                json_writer_key(w, "build_id_skipped");
-                json_writer_bool(w, true);
-        }
+        if (m->build_id_skipped)
+                write_bool(w, "build_id_skipped", true);
         json_writer_object_close(w);
 }
 
@@ -865,17 +844,14 @@ int proto_list_mappings_reply_format(pid_t pid, uint64_t start_time, const Proto
         reply_open(&w);
         json_writer_key(&w, "pid");
         json_writer_i64(&w, pid);
-        json_writer_key(&w, "start_time");
-        json_writer_u64(&w, start_time);
+        write_u64(&w, "start_time", start_time);
         json_writer_key(&w, "mappings");
         json_writer_array_open(&w);
         for (size_t i = 0; i < n; i++)
                 mapping_write(&w, &mappings[i]);
         json_writer_array_close(&w);
-        if (has_next) {
-                json_writer_key(&w, "next");
-                json_writer_u64(&w, next);
-        }
+        if (has_next)
+                write_u64(&w, "next", next);
         return reply_close(&w, false, ret, ret_size);
 }
 
