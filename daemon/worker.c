@@ -3,6 +3,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -72,14 +73,6 @@ int worker_pool_new(WorkerPool **ret, size_t max_threads) {
  */
 #define SPIN_NSEC (200 * 1000)
 
-static inline void cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
-#elif defined(__aarch64__)
-        __asm__ __volatile__("yield");
-#endif
-}
-
 static uint64_t now_nsec(void) {
         struct timespec ts;
 
@@ -91,8 +84,12 @@ static uint64_t now_nsec(void) {
 static void worker_spin(WorkerPool *p, unsigned generation) {
         uint64_t deadline = now_nsec() + SPIN_NSEC;
 
+        /*
+         * Yielding, not only pausing: on a machine with few CPUs the thread
+         * that will queue the item may be waiting for this one's.
+         */
         while (__atomic_load_n(&p->generation, __ATOMIC_ACQUIRE) == generation && now_nsec() < deadline)
-                cpu_relax();
+                (void) sched_yield();
 }
 
 static void *worker_main(void *userdata) {
