@@ -27,6 +27,7 @@
  * $BENCH_JSON (default bench-e2e.json).
  */
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -65,10 +66,16 @@
 #define CONCURRENT_SECONDS 1.0
 #define CONCURRENT_BATCH 10000
 
-/* Each median: at least MIN_SAMPLES calls and MIN_SECONDS, at most MAX_SAMPLES calls. */
+/*
+ * Each median: at least MIN_SAMPLES calls and MIN_SECONDS, at most
+ * MAX_SAMPLES calls. The rows of one batch are measured in turn, ROUNDS
+ * times over, so that all of them see the same machine: the VMs this runs
+ * on are shared, and their load comes and goes within seconds.
+ */
 #define MIN_SECONDS 0.25
-#define MIN_SAMPLES 5
+#define MIN_SAMPLES 6
 #define MAX_SAMPLES 20000
+#define ROUNDS 4
 
 static const size_t batch_sizes[] = { 1, 100, 10000, 100000 };
 #define N_BATCHES ELEMENTSOF(batch_sizes)
@@ -114,6 +121,9 @@ typedef struct Batch {
         size_t distinct;                /* VMAs they fall in */
         size_t request_size, reply_size;        /* on the wire, NUL included */
         double ns[_ROW_MAX];            /* median per call */
+        bool has_json;
+        double json_ns[_JSON_PART_MAX]; /* median of each part, in-process */
+        double json_share;              /* their sum over the end to end median */
 } Batch;
 
 typedef struct Target {
@@ -128,8 +138,6 @@ typedef struct Target {
         Proc *ioctl_proc, *text_proc;
         BuildIdCache *build_ids;
         Batch batches[N_BATCHES];
-        double json_ns[_JSON_PART_MAX];
-        double json_share;
 } Target;
 
 typedef struct Bench {
@@ -180,23 +188,45 @@ static int compare_double(const void *a, const void *b) {
 
 typedef void (*BenchFn)(void *userdata);
 
-/* The median of @fn's duration in ns, after one call to warm up. */
-static double median_ns(BenchFn fn, void *userdata) {
-        static double samples[MAX_SAMPLES];
-        size_t n = 0;
+typedef struct Samples {
+        double v[MAX_SAMPLES];          /* seconds */
+        size_t n;
+} Samples;
+
+/* Time calls of @fn for one round (a share of MIN_SECONDS), the first one not counted. */
+static void samples_round(Samples *s, BenchFn fn, void *userdata, unsigned rounds) {
+        size_t added = 0;
         double start;
 
-        fn(userdata);
+        if (s->n == 0)
+                fn(userdata);
         start = now();
-        do {
+        while (s->n < MAX_SAMPLES &&
+               (added < (MIN_SAMPLES + rounds - 1) / rounds || now() - start < MIN_SECONDS / rounds)) {
                 double t = now();
 
                 fn(userdata);
-                samples[n++] = now() - t;
-        } while (n < MAX_SAMPLES && (n < MIN_SAMPLES || now() - start < MIN_SECONDS));
+                s->v[s->n++] = now() - t;
+                added++;
+        }
+}
 
-        qsort(samples, n, sizeof(double), compare_double);
-        return 1e9 * (n % 2 ? samples[n / 2] : (samples[n / 2 - 1] + samples[n / 2]) / 2);
+/* The median in ns. */
+static double samples_median(Samples *s) {
+        size_t n = s->n;
+
+        assert(n > 0);
+        qsort(s->v, n, sizeof(double), compare_double);
+        return 1e9 * (n % 2 ? s->v[n / 2] : (s->v[n / 2 - 1] + s->v[n / 2]) / 2);
+}
+
+/* The median of @fn's duration in ns, alone. */
+static double median_ns(BenchFn fn, void *userdata) {
+        static Samples s;
+
+        s.n = 0;
+        samples_round(&s, fn, userdata, 1);
+        return samples_median(&s);
 }
 
 static int read_exact(int fd, void *buf, size_t size) {
@@ -488,15 +518,17 @@ static void run_pingpong(void *userdata) {
                 die("ping-pong", EIO);
 }
 
-/* A request and a reply of these sizes exchanged with a forked child over a socketpair. */
-static double pingpong_ns(size_t request_size, size_t reply_size) {
-        _cleanup_free_ void *request = xmalloc(request_size), *reply = xmalloc(reply_size);
-        int sv[2], status;
-        double ns;
+/* A forked child that answers each request of @request_size bytes with @reply_size bytes, over a socketpair. */
+static void pingpong_start(Run *run, size_t request_size, size_t reply_size, pid_t *ret_pid) {
+        int sv[2];
         pid_t pid;
 
-        memset(request, 'q', request_size);
-        memset(reply, 'r', reply_size);
+        run->request = xmalloc(request_size);
+        run->reply = xmalloc(reply_size);
+        run->request_size = request_size;
+        run->reply_size = reply_size;
+        memset(run->request, 'q', request_size);
+        memset(run->reply, 'r', reply_size);
         if (socketpair(AF_UNIX, SOCK_STREAM|SOCK_CLOEXEC, 0, sv) < 0)
                 die("socketpair", errno);
         pid = fork();
@@ -505,21 +537,21 @@ static double pingpong_ns(size_t request_size, size_t reply_size) {
         if (pid == 0) {
                 (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
                 close(sv[0]);
-                while (read_exact(sv[1], request, request_size) >= 0)
-                        if (write_all(sv[1], reply, reply_size) < 0)
+                while (read_exact(sv[1], run->request, request_size) >= 0)
+                        if (write_all(sv[1], run->reply, reply_size) < 0)
                                 break;
                 _exit(EXIT_SUCCESS);
         }
         close(sv[1]);
-        ns = median_ns(run_pingpong, &(Run) {
-                        .fd = sv[0],
-                        .request = request, .request_size = request_size,
-                        .reply = reply, .reply_size = reply_size,
-                });
-        close(sv[0]);
-        if (waitpid(pid, &status, 0) != pid)
-                die("waitpid", errno);
-        return ns;
+        run->fd = sv[0];
+        *ret_pid = pid;
+}
+
+static void pingpong_stop(Run *run, pid_t pid) {
+        run->fd = safe_close(run->fd);
+        (void) waitpid(pid, NULL, 0);
+        run->request = mfree(run->request);
+        run->reply = mfree(run->reply);
 }
 
 /* --- JSON, as the daemon and libvmaq do it ----------------------------------- */
@@ -640,6 +672,8 @@ static void run_reply_parse(void *userdata) {
 
 /* The four JSON parts at batch @b, each alone, in-process. */
 static void measure_json(Target *t, Batch *b) {
+        double sum = 0;
+
         _cleanup_(normalization_freep) Normalization *n = core_normalize(t, t->ioctl_proc, b);
         ProtoNormalizeRequest req = batch_request(t, b);
         _cleanup_free_ char *request = NULL, *reply = NULL;
@@ -655,14 +689,19 @@ static void measure_json(Target *t, Batch *b) {
                 die("proto_normalize_reply_format", r);
         proto_request_limits(MAX_ADDRESSES, &run.limits);
 
-        t->json_ns[JSON_REQUEST_FORMAT] = median_ns(run_request_format, &run);
+        b->json_ns[JSON_REQUEST_FORMAT] = median_ns(run_request_format, &run);
         run.text = request;
         run.text_size = request_size;
-        t->json_ns[JSON_REQUEST_PARSE] = median_ns(run_request_parse, &run);
-        t->json_ns[JSON_REPLY_FORMAT] = median_ns(run_reply_format, &run);
+        b->json_ns[JSON_REQUEST_PARSE] = median_ns(run_request_parse, &run);
+        b->json_ns[JSON_REPLY_FORMAT] = median_ns(run_reply_format, &run);
         run.text = reply;
         run.text_size = reply_size;
-        t->json_ns[JSON_REPLY_PARSE] = median_ns(run_reply_parse, &run);
+        b->json_ns[JSON_REPLY_PARSE] = median_ns(run_reply_parse, &run);
+
+        for (JsonPart p = 0; p < _JSON_PART_MAX; p++)
+                sum += b->json_ns[p];
+        b->json_share = sum / b->ns[ROW_E2E];
+        b->has_json = true;
 }
 
 /* --- the daemon ---------------------------------------------------------------- */
@@ -743,6 +782,30 @@ static void bench_connect(Bench *b) {
         r = vmaq_connect(&b->client, b->socket_path);
         if (r < 0)
                 die("vmaq_connect", r);
+}
+
+/* A fresh daemon, and a new connection to it. */
+static void bench_restart(Bench *b) {
+        int r;
+
+        vmaq_close(b->client);
+        b->client = NULL;
+        daemon_stop(b);
+        r = daemon_launch(b);
+        if (r < 0)
+                die("restarting vmaqd", r);
+        bench_connect(b);
+}
+
+static void run_status(void *userdata) {
+        Bench *b = userdata;
+        struct vmaq_status *status = NULL;
+        int r;
+
+        r = vmaq_get_status(b->client, &status);
+        if (r < 0)
+                die("vmaq_get_status", r);
+        vmaq_status_free(status);
 }
 
 static void bench_cleanup(void) {
@@ -906,19 +969,21 @@ static uintptr_t some_static_address(void) {
 }
 
 /*
- * Bytes the daemon holds per cached process: @n sleeping children, one
- * address each, the daemon's RSS before and after.
+ * Bytes the daemon holds per cached process: @n + 1 sleeping children, one
+ * address each; the daemon's RSS after the first (which fills what any
+ * call fills once: the build ID of this program, the allocator) and after
+ * the last.
  */
 static double bytes_per_cached(Bench *b, unsigned n, uint64_t *ret_before, uint64_t *ret_after,
                                uint64_t *ret_cached) {
-        _cleanup_free_ pid_t *pids = xmalloc(n * sizeof(pid_t));
+        _cleanup_free_ pid_t *pids = xmalloc((n + 1) * sizeof(pid_t));
         uint64_t addr = some_static_address();
         struct vmaq_status *status = NULL;
         int ctl[2], r;
 
         if (pipe2(ctl, O_CLOEXEC) < 0)
                 die("pipe", errno);
-        for (unsigned i = 0; i < n; i++) {
+        for (unsigned i = 0; i <= n; i++) {
                 pids[i] = fork();
                 if (pids[i] < 0)
                         die("fork", errno);
@@ -930,10 +995,11 @@ static double bytes_per_cached(Bench *b, unsigned n, uint64_t *ret_before, uint6
         }
         close(ctl[0]);
 
-        *ret_before = proc_status_bytes(b->daemon, "VmRSS");
-        for (unsigned i = 0; i < n; i++) {
+        for (unsigned i = 0; i <= n; i++) {
                 struct vmaq_normalization *out = NULL;
 
+                if (i == 1)
+                        *ret_before = proc_status_bytes(b->daemon, "VmRSS");
                 r = vmaq_normalize(b->client, pids[i], &addr, 1, 0, 0, &out);
                 if (r < 0)
                         die("vmaq_normalize (cached)", r);
@@ -947,7 +1013,7 @@ static double bytes_per_cached(Bench *b, unsigned n, uint64_t *ret_before, uint6
         vmaq_status_free(status);
 
         close(ctl[1]);
-        for (unsigned i = 0; i < n; i++)
+        for (unsigned i = 0; i <= n; i++)
                 (void) waitpid(pids[i], NULL, 0);
         return ((double) *ret_after - (double) *ret_before) / n;
 }
@@ -989,17 +1055,24 @@ static void target_print(const Target *t) {
                        us(b->ns[ROW_CORE_TEXT]), us(b->ns[ROW_E2E]), b->ns[ROW_E2E] / b->ns[ROW_CORE_IOCTL]);
         }
         printf("  (median µs per call)\n");
-        printf("JSON at %zu addresses: client request format %.1f µs, daemon request parse+decode %.1f µs,\n"
-               "  daemon reply format %.1f µs, client reply parse+decode %.1f µs: %.1f µs, %.0f%% of end to end\n\n",
-               t->batches[BATCH_10K].n,
-               us(t->json_ns[JSON_REQUEST_FORMAT]), us(t->json_ns[JSON_REQUEST_PARSE]),
-               us(t->json_ns[JSON_REPLY_FORMAT]), us(t->json_ns[JSON_REPLY_PARSE]),
-               us(t->json_share * t->batches[BATCH_10K].ns[ROW_E2E]), 100 * t->json_share);
+        printf("%-7s %12s %12s %12s %12s %10s %9s\n", "JSON", "client req", "daemon req", "daemon reply",
+               "client reply", "sum", "of e2e");
+        for (size_t i = 0; i < N_BATCHES; i++) {
+                const Batch *b = &t->batches[i];
+
+                if (!b->has_json)
+                        continue;
+                printf("%-7zu %12.1f %12.1f %12.1f %12.1f %10.1f %8.0f%%\n", b->n,
+                       us(b->json_ns[JSON_REQUEST_FORMAT]), us(b->json_ns[JSON_REQUEST_PARSE]),
+                       us(b->json_ns[JSON_REPLY_FORMAT]), us(b->json_ns[JSON_REPLY_PARSE]),
+                       us(b->json_share * b->ns[ROW_E2E]), 100 * b->json_share);
+        }
+        printf("  (median µs: client request format, daemon request parse+decode, daemon reply\n"
+               "  format, client reply parse+decode; in-process, on the real request and answer)\n\n");
 }
 
 static struct json_object *target_json(const Target *t) {
-        struct json_object *o = json_object_new_object(), *batches = json_object_new_array(),
-                *js = json_object_new_object();
+        struct json_object *o = json_object_new_object(), *batches = json_object_new_array();
 
         json_object_object_add(o, "name", json_object_new_string(t->name));
         json_add_uint(o, "vmas", t->n_vmas);
@@ -1015,27 +1088,43 @@ static struct json_object *target_json(const Target *t) {
                 for (Row r = 0; r < _ROW_MAX; r++)
                         json_add_double(ns, row_keys[r], b->ns[r]);
                 json_object_object_add(bo, "median_ns", ns);
+                if (b->has_json) {
+                        struct json_object *js = json_object_new_object();
+
+                        for (JsonPart p = 0; p < _JSON_PART_MAX; p++)
+                                json_add_double(js, json_part_keys[p], b->json_ns[p]);
+                        json_add_double(js, "share_of_e2e", b->json_share);
+                        json_object_object_add(bo, "json_median_ns", js);
+                }
                 json_object_array_add(batches, bo);
         }
         json_object_object_add(o, "batches", batches);
-        json_add_uint(js, "addresses", t->batches[BATCH_10K].n);
-        for (JsonPart p = 0; p < _JSON_PART_MAX; p++)
-                json_add_double(js, json_part_keys[p], t->json_ns[p]);
-        json_add_double(js, "share_of_e2e", t->json_share);
-        json_object_object_add(o, "json_median_ns", js);
         return o;
 }
 
 /* --- main -------------------------------------------------------------------------- */
 
 static void measure_target(Bench *b, Target *t, unsigned seed) {
+        static const BenchFn row_fns[_ROW_MAX] = {
+                [ROW_PINGPONG]    = run_pingpong,
+                [ROW_IOCTL_FLOOR] = run_floor,
+                [ROW_CORE_IOCTL]  = run_core,
+                [ROW_CORE_TEXT]   = run_core,
+                [ROW_E2E]         = run_e2e,
+        };
+        static Samples samples[_ROW_MAX];
+
         for (size_t i = 0; i < N_BATCHES; i++) {
                 Batch *batch = &t->batches[i];
                 _cleanup_(normalization_freep) Normalization *n = NULL;
                 _cleanup_free_ char *request = NULL, *reply = NULL;
                 ProtoNormalizeRequest req;
-                Run run = { .bench = b, .target = t, .batch = batch };
+                Run runs[_ROW_MAX];
+                pid_t pingpong_pid;
                 int r;
+
+                for (Row row = 0; row < _ROW_MAX; row++)
+                        runs[row] = (Run) { .bench = b, .target = t, .batch = batch, .fd = -EBADF };
 
                 batch->n = batch_sizes[i];
                 batch->addrs = xmalloc(batch->n * sizeof(uint64_t));
@@ -1062,33 +1151,34 @@ static void measure_target(Bench *b, Target *t, unsigned seed) {
                 if (r < 0)
                         die("reply format", r);
 
-                batch->ns[ROW_PINGPONG] = pingpong_ns(batch->request_size, batch->reply_size);
-                batch->ns[ROW_IOCTL_FLOOR] = median_ns(run_floor, &run);
-                run.proc = t->ioctl_proc;
-                batch->ns[ROW_CORE_IOCTL] = median_ns(run_core, &run);
-                run.proc = t->text_proc;
-                batch->ns[ROW_CORE_TEXT] = median_ns(run_core, &run);
-                batch->ns[ROW_E2E] = median_ns(run_e2e, &run);
+                pingpong_start(&runs[ROW_PINGPONG], batch->request_size, batch->reply_size, &pingpong_pid);
+                runs[ROW_CORE_IOCTL].proc = t->ioctl_proc;
+                runs[ROW_CORE_TEXT].proc = t->text_proc;
+                for (Row row = 0; row < _ROW_MAX; row++)
+                        samples[row].n = 0;
+                for (unsigned round = 0; round < ROUNDS; round++)
+                        for (Row row = 0; row < _ROW_MAX; row++)
+                                samples_round(&samples[row], row_fns[row], &runs[row], ROUNDS);
+                for (Row row = 0; row < _ROW_MAX; row++)
+                        batch->ns[row] = samples_median(&samples[row]);
+                pingpong_stop(&runs[ROW_PINGPONG], pingpong_pid);
         }
 
         measure_json(t, &t->batches[BATCH_10K]);
-        t->json_share = 0;
-        for (JsonPart p = 0; p < _JSON_PART_MAX; p++)
-                t->json_share += t->json_ns[p];
-        t->json_share /= t->batches[BATCH_10K].ns[ROW_E2E];
+        measure_json(t, &t->batches[BATCH_100K]);
 }
 
 int main(int argc, char *argv[]) {
         static const unsigned client_counts[] = { 1, 8, 64 };
         static Bench b = { .targets = { { .maps_fd = -EBADF, .ctl = -EBADF }, { .maps_fd = -EBADF, .ctl = -EBADF } } };
         _cleanup_(json_object_putp) struct json_object *root = NULL;
-        uint64_t idle, before_peak, peak, peak_current, cached_before, cached_after, cached;
-        double rates[ELEMENTSOF(client_counts)], per_cached, start = now();
+        uint64_t idle, cold_before, peak, cold_after, warm_before = 0, warm_peak = 0;
+        uint64_t cached_before = 0, cached_after = 0, cached = 0;
+        double rates[ELEMENTSOF(client_counts)], per_cached, status_ns, start = now();
         uint64_t calls[ELEMENTSOF(client_counts)], busy[ELEMENTSOF(client_counts)];
         struct json_object *targets, *conc, *mem, *ratios;
         const char *json_path = getenv("BENCH_JSON") ?: "bench-e2e.json";
         Target *big = &b.targets[0], *small = &b.targets[1];
-        bool peak_fresh = false;
         int r;
 
         b.vmaqd = argc > 1 ? argv[1] : getenv("VMAQD");
@@ -1137,12 +1227,25 @@ int main(int argc, char *argv[]) {
         idle = proc_status_bytes(b.daemon, "VmRSS");
         bench_connect(&b);
 
-        printf("vmaqd %s, backend ioctl, build IDs on; median of >= %d calls and >= %.0f ms per figure\n\n",
-               b.vmaqd, MIN_SAMPLES, MIN_SECONDS * 1000);
+        printf("vmaqd %s, backend ioctl, build IDs on; each figure the median of >= %d calls over >= %.0f ms,\n"
+               "in %d rounds taking the rows of a batch in turn\n\n", b.vmaqd, MIN_SAMPLES, MIN_SECONDS * 1000, ROUNDS);
+        status_ns = median_ns(run_status, &b);
         measure_target(&b, big, 1);
         target_print(big);
         measure_target(&b, small, 2);
         target_print(small);
+
+        /*
+         * The peak over one 100,000-address call on this daemon, warm: its heap
+         * held such calls already. VmHWM is reset to the RSS of now, if that
+         * works.
+         */
+        if (clear_peak(b.daemon) >= 0 &&
+            proc_status_bytes(b.daemon, "VmHWM") <= proc_status_bytes(b.daemon, "VmRSS") + (256U << 10)) {
+                warm_before = proc_status_bytes(b.daemon, "VmRSS");
+                run_e2e(&(Run) { .bench = &b, .target = big, .batch = &big->batches[BATCH_100K] });
+                warm_peak = proc_status_bytes(b.daemon, "VmHWM");
+        }
 
         /* Concurrent clients, on the 2,000 mappings. */
         printf("%-8s %8s %8s %14s %8s\n", "clients", "calls", "busy", "addresses/s", "vs 1");
@@ -1153,31 +1256,29 @@ int main(int argc, char *argv[]) {
                        rates[i], rates[i] / rates[0]);
         }
         printf("  (%d-address batches on the 2,000 mappings, %.0f s each; busy: refused for the memory\n"
-               "  budget, MemoryLimitReached, and retried on a new connection after 1 ms)\n\n", CONCURRENT_BATCH, CONCURRENT_SECONDS);
+               "  budget, MemoryLimitReached, and retried on a new connection after 1 ms)\n\n",
+               CONCURRENT_BATCH, CONCURRENT_SECONDS);
 
-        /* The peak over one 100,000-address call: VmHWM reset first, else a fresh daemon. */
-        if (clear_peak(b.daemon) < 0) {
-                vmaq_close(b.client);
-                b.client = NULL;
-                daemon_stop(&b);
-                r = daemon_launch(&b);
-                if (r < 0)
-                        die("restarting vmaqd", r);
-                bench_connect(&b);
-                peak_fresh = true;
-        }
-        before_peak = proc_status_bytes(b.daemon, "VmHWM");
+        /* Cold: a fresh daemon, whose first call is the 100,000 addresses. */
+        bench_restart(&b);
+        cold_before = proc_status_bytes(b.daemon, "VmRSS");
         run_e2e(&(Run) { .bench = &b, .target = big, .batch = &big->batches[BATCH_100K] });
         peak = proc_status_bytes(b.daemon, "VmHWM");
-        peak_current = proc_status_bytes(b.daemon, "VmRSS");
+        cold_after = proc_status_bytes(b.daemon, "VmRSS");
 
+        /* A fresh daemon again: the processes cached must not fill memory that earlier calls freed. */
+        bench_restart(&b);
         per_cached = bytes_per_cached(&b, N_CACHED, &cached_before, &cached_after, &cached);
 
-        printf("daemon memory: idle %.1f MiB; before the %zu-address call %.1f MiB (%s), peak %.1f MiB, after %.1f MiB\n",
-               mib(idle), big->batches[BATCH_100K].n, mib(before_peak),
-               peak_fresh ? "fresh daemon" : "VmHWM reset", mib(peak), mib(peak_current));
-        printf("daemon memory: %u processes cached (%" PRIu64 " in the cache): %.1f -> %.1f MiB, %.0f bytes each\n\n",
+        printf("daemon memory: idle %.1f MiB after start\n", mib(idle));
+        printf("daemon memory: %zu-address call on a fresh daemon: %.1f MiB before, peak %.1f MiB, %.1f MiB after\n",
+               big->batches[BATCH_100K].n, mib(cold_before), mib(peak), mib(cold_after));
+        if (warm_peak > 0)
+                printf("daemon memory: the same call on the daemon of the figures above: %.1f MiB before, "
+                       "peak %.1f MiB (VmHWM reset)\n", mib(warm_before), mib(warm_peak));
+        printf("daemon memory: %u more processes cached (%" PRIu64 " in the cache): %.1f -> %.1f MiB, %.0f bytes each\n",
                N_CACHED, cached, mib(cached_before), mib(cached_after), per_cached);
+        printf("daemon round trip: GetStatus %.1f µs (median)\n\n", us(status_ns));
 
         {
                 const Batch *b1 = &big->batches[0], *b100 = &big->batches[1], *b10k = &big->batches[BATCH_10K],
@@ -1186,15 +1287,17 @@ int main(int argc, char *argv[]) {
                 double r_100 = b100->ns[ROW_E2E] / (b100->ns[ROW_IOCTL_FLOOR] + b100->ns[ROW_PINGPONG]);
                 double r_1 = b1->ns[ROW_E2E] / (b1->ns[ROW_PINGPONG] + b1->ns[ROW_IOCTL_FLOOR]);
                 double r_peak = (double) peak / (b100k->request_size + b100k->reply_size);
+                double r_peak_growth = ((double) peak - (double) cold_before) / (b100k->request_size + b100k->reply_size);
 
                 printf("Ratios (2,000 file mappings):\n");
                 printf("  10,000 e2e / ioctl floor                 %8.2fx\n", r_10k);
                 printf("  100 e2e / (ioctl floor + ping-pong)      %8.2fx\n", r_100);
                 printf("  1 e2e / (ping-pong + one ioctl)          %8.2fx\n", r_1);
-                printf("  JSON share of e2e at 10,000              %8.0f%%\n", 100 * big->json_share);
+                printf("  JSON share of e2e at 10,000              %8.0f%%\n", 100 * big->batches[BATCH_10K].json_share);
                 printf("  8 clients / 1 client                     %8.2fx\n", rates[1] / rates[0]);
                 printf("  64 clients / 1 client                    %8.2fx\n", rates[2] / rates[0]);
                 printf("  peak RSS / wire bytes at 100,000         %8.2fx\n", r_peak);
+                printf("  (peak - RSS before) / wire bytes         %8.2fx\n", r_peak_growth);
                 printf("Ratios (small process):\n");
                 printf("  10,000 e2e / ioctl floor                 %8.2fx\n",
                        small->batches[BATCH_10K].ns[ROW_E2E] / small->batches[BATCH_10K].ns[ROW_IOCTL_FLOOR]);
@@ -1204,7 +1307,7 @@ int main(int argc, char *argv[]) {
                 printf("  1 e2e / (ping-pong + one ioctl)          %8.2fx\n",
                        small->batches[0].ns[ROW_E2E] /
                        (small->batches[0].ns[ROW_PINGPONG] + small->batches[0].ns[ROW_IOCTL_FLOOR]));
-                printf("  JSON share of e2e at 10,000              %8.0f%%\n", 100 * small->json_share);
+                printf("  JSON share of e2e at 10,000              %8.0f%%\n", 100 * small->batches[BATCH_10K].json_share);
 
                 root = json_object_new_object();
                 targets = json_object_new_object();
@@ -1227,24 +1330,30 @@ int main(int argc, char *argv[]) {
 
                 mem = json_object_new_object();
                 json_add_uint(mem, "idle_rss_bytes", idle);
-                json_add_uint(mem, "hwm_before_100k_bytes", before_peak);
+                json_add_uint(mem, "rss_before_100k_bytes", cold_before);
                 json_add_uint(mem, "peak_rss_100k_bytes", peak);
-                json_object_object_add(mem, "peak_from_fresh_daemon", json_object_new_boolean(peak_fresh));
+                json_add_uint(mem, "rss_after_100k_bytes", cold_after);
+                if (warm_peak > 0) {
+                        json_add_uint(mem, "warm_rss_before_100k_bytes", warm_before);
+                        json_add_uint(mem, "warm_peak_rss_100k_bytes", warm_peak);
+                }
                 json_add_uint(mem, "cached_processes", N_CACHED);
                 json_add_uint(mem, "proc_cache_size", cached);
                 json_add_uint(mem, "rss_before_cached_bytes", cached_before);
                 json_add_uint(mem, "rss_after_cached_bytes", cached_after);
                 json_add_double(mem, "bytes_per_cached_process", per_cached);
                 json_object_object_add(root, "memory", mem);
+                json_add_double(root, "getstatus_roundtrip_ns", status_ns);
 
                 ratios = json_object_new_object();
                 json_add_double(ratios, "e2e_10000_vs_ioctl_floor", r_10k);
                 json_add_double(ratios, "e2e_100_vs_floor_plus_pingpong", r_100);
                 json_add_double(ratios, "e2e_1_vs_pingpong_plus_ioctl", r_1);
-                json_add_double(ratios, "json_share_10000", big->json_share);
+                json_add_double(ratios, "json_share_10000", big->batches[BATCH_10K].json_share);
                 json_add_double(ratios, "clients_8_vs_1", rates[1] / rates[0]);
                 json_add_double(ratios, "clients_64_vs_1", rates[2] / rates[0]);
                 json_add_double(ratios, "peak_rss_vs_wire_bytes_100000", r_peak);
+                json_add_double(ratios, "peak_growth_vs_wire_bytes_100000", r_peak_growth);
                 json_object_object_add(root, "ratios", ratios);
         }
         json_add_double(root, "seconds", now() - start);
