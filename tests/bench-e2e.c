@@ -18,10 +18,13 @@
  *   - end to end: vmaq_normalize() on one reused connection, build IDs on,
  *     daemon on the ioctl backend.
  *
- * Then what the JSON costs at 10,000 addresses, both sides, in-process on
- * the real request and answer; the aggregate rate of 1, 8 and 64 clients;
- * and the daemon's memory: idle, peak over a 100,000-address call, and per
- * cached process with 1,000 of them cached.
+ * Then what the JSON costs at 10,000 and 100,000 addresses, both sides,
+ * in-process on the real request and answer; a GetStatus round trip, the
+ * daemon's cost of a call without work; the aggregate rate of 1, 8 and 64
+ * clients, each its own process and connection; and the daemon's memory:
+ * idle, peak over a 100,000-address call (on a fresh daemon, and on the
+ * warm one with VmHWM reset), and per cached process with 1,000 of them
+ * cached (on a fresh daemon again).
  *
  * A table for people on stdout, and the same figures as JSON in
  * $BENCH_JSON (default bench-e2e.json).
@@ -64,7 +67,6 @@
 #define BUILD_ID_CACHE_SIZE 4096        /* the daemon's defaults */
 #define MAX_BUILD_ID_READS 256
 #define CONCURRENT_SECONDS 1.0
-#define CONCURRENT_BATCH 10000
 
 /*
  * Each median: at least MIN_SAMPLES calls and MIN_SECONDS, at most
@@ -500,7 +502,8 @@ static void run_e2e(void *userdata) {
         struct vmaq_normalization *out = NULL;
         int r;
 
-        r = vmaq_normalize(run->bench->client, run->target->pid, run->batch->addrs, run->batch->n, 0, 0, &out);
+        r = vmaq_normalize(run->bench->client, run->target->pid, run->batch->addrs, run->batch->n, 0, 0,
+                           &out);
         if (r < 0) {
                 fprintf(stderr, "bench-e2e: vmaq_normalize: %s\n", vmaq_errmsg(run->bench->client));
                 die("vmaq_normalize", r);
@@ -518,7 +521,7 @@ static void run_pingpong(void *userdata) {
                 die("ping-pong", EIO);
 }
 
-/* A forked child that answers each request of @request_size bytes with @reply_size bytes, over a socketpair. */
+/* A forked child answering each request of @request_size bytes with @reply_size bytes, over a socketpair. */
 static void pingpong_start(Run *run, size_t request_size, size_t reply_size, pid_t *ret_pid) {
         int sv[2];
         pid_t pid;
@@ -1170,7 +1173,9 @@ static void measure_target(Bench *b, Target *t, unsigned seed) {
 
 int main(int argc, char *argv[]) {
         static const unsigned client_counts[] = { 1, 8, 64 };
-        static Bench b = { .targets = { { .maps_fd = -EBADF, .ctl = -EBADF }, { .maps_fd = -EBADF, .ctl = -EBADF } } };
+        static Bench b = {
+                .targets = { { .maps_fd = -EBADF, .ctl = -EBADF }, { .maps_fd = -EBADF, .ctl = -EBADF } },
+        };
         _cleanup_(json_object_putp) struct json_object *root = NULL;
         uint64_t idle, cold_before, peak, cold_after, warm_before = 0, warm_peak = 0;
         uint64_t cached_before = 0, cached_after = 0, cached = 0;
@@ -1219,7 +1224,8 @@ int main(int argc, char *argv[]) {
 
         r = daemon_launch(&b);
         if (r < 0) {
-                fprintf(stderr, "bench-e2e: starting %s: %s (see %s/vmaqd.log)\n", b.vmaqd, strerror(-r), b.dir);
+                fprintf(stderr, "bench-e2e: starting %s: %s (see %s/vmaqd.log)\n",
+                        b.vmaqd, strerror(-r), b.dir);
                 bench_cleanup_target = NULL;
                 return EXIT_FAILURE;
         }
@@ -1228,7 +1234,8 @@ int main(int argc, char *argv[]) {
         bench_connect(&b);
 
         printf("vmaqd %s, backend ioctl, build IDs on; each figure the median of >= %d calls over >= %.0f ms,\n"
-               "in %d rounds taking the rows of a batch in turn\n\n", b.vmaqd, MIN_SAMPLES, MIN_SECONDS * 1000, ROUNDS);
+               "in %d rounds taking the rows of a batch in turn\n\n",
+               b.vmaqd, MIN_SAMPLES, MIN_SECONDS * 1000, ROUNDS);
         status_ns = median_ns(run_status, &b);
         measure_target(&b, big, 1);
         target_print(big);
@@ -1255,9 +1262,9 @@ int main(int argc, char *argv[]) {
                 printf("%-8u %8" PRIu64 " %8" PRIu64 " %14.0f %7.2fx\n", client_counts[i], calls[i], busy[i],
                        rates[i], rates[i] / rates[0]);
         }
-        printf("  (%d-address batches on the 2,000 mappings, %.0f s each; busy: refused for the memory\n"
+        printf("  (%zu-address batches on the 2,000 mappings, %.0f s each; busy: refused for the memory\n"
                "  budget, MemoryLimitReached, and retried on a new connection after 1 ms)\n\n",
-               CONCURRENT_BATCH, CONCURRENT_SECONDS);
+               big->batches[BATCH_10K].n, CONCURRENT_SECONDS);
 
         /* Cold: a fresh daemon, whose first call is the 100,000 addresses. */
         bench_restart(&b);
@@ -1271,29 +1278,32 @@ int main(int argc, char *argv[]) {
         per_cached = bytes_per_cached(&b, N_CACHED, &cached_before, &cached_after, &cached);
 
         printf("daemon memory: idle %.1f MiB after start\n", mib(idle));
-        printf("daemon memory: %zu-address call on a fresh daemon: %.1f MiB before, peak %.1f MiB, %.1f MiB after\n",
+        printf("daemon memory: %zu-address call on a fresh daemon: %.1f MiB before, peak %.1f MiB, "
+               "%.1f MiB after\n",
                big->batches[BATCH_100K].n, mib(cold_before), mib(peak), mib(cold_after));
         if (warm_peak > 0)
                 printf("daemon memory: the same call on the daemon of the figures above: %.1f MiB before, "
                        "peak %.1f MiB (VmHWM reset)\n", mib(warm_before), mib(warm_peak));
-        printf("daemon memory: %u more processes cached (%" PRIu64 " in the cache): %.1f -> %.1f MiB, %.0f bytes each\n",
+        printf("daemon memory: %u more processes cached (%" PRIu64 " in the cache): %.1f -> %.1f MiB, "
+               "%.0f bytes each\n",
                N_CACHED, cached, mib(cached_before), mib(cached_after), per_cached);
         printf("daemon round trip: GetStatus %.1f µs (median)\n\n", us(status_ns));
 
         {
-                const Batch *b1 = &big->batches[0], *b100 = &big->batches[1], *b10k = &big->batches[BATCH_10K],
-                        *b100k = &big->batches[BATCH_100K];
+                const Batch *b1 = &big->batches[0], *b100 = &big->batches[1],
+                        *b10k = &big->batches[BATCH_10K], *b100k = &big->batches[BATCH_100K];
+                double wire_100k = b100k->request_size + b100k->reply_size;
                 double r_10k = b10k->ns[ROW_E2E] / b10k->ns[ROW_IOCTL_FLOOR];
                 double r_100 = b100->ns[ROW_E2E] / (b100->ns[ROW_IOCTL_FLOOR] + b100->ns[ROW_PINGPONG]);
                 double r_1 = b1->ns[ROW_E2E] / (b1->ns[ROW_PINGPONG] + b1->ns[ROW_IOCTL_FLOOR]);
-                double r_peak = (double) peak / (b100k->request_size + b100k->reply_size);
-                double r_peak_growth = ((double) peak - (double) cold_before) / (b100k->request_size + b100k->reply_size);
+                double r_peak = (double) peak / wire_100k;
+                double r_peak_growth = ((double) peak - (double) cold_before) / wire_100k;
 
                 printf("Ratios (2,000 file mappings):\n");
                 printf("  10,000 e2e / ioctl floor                 %8.2fx\n", r_10k);
                 printf("  100 e2e / (ioctl floor + ping-pong)      %8.2fx\n", r_100);
                 printf("  1 e2e / (ping-pong + one ioctl)          %8.2fx\n", r_1);
-                printf("  JSON share of e2e at 10,000              %8.0f%%\n", 100 * big->batches[BATCH_10K].json_share);
+                printf("  JSON share of e2e at 10,000              %8.0f%%\n", 100 * b10k->json_share);
                 printf("  8 clients / 1 client                     %8.2fx\n", rates[1] / rates[0]);
                 printf("  64 clients / 1 client                    %8.2fx\n", rates[2] / rates[0]);
                 printf("  peak RSS / wire bytes at 100,000         %8.2fx\n", r_peak);
@@ -1307,7 +1317,8 @@ int main(int argc, char *argv[]) {
                 printf("  1 e2e / (ping-pong + one ioctl)          %8.2fx\n",
                        small->batches[0].ns[ROW_E2E] /
                        (small->batches[0].ns[ROW_PINGPONG] + small->batches[0].ns[ROW_IOCTL_FLOOR]));
-                printf("  JSON share of e2e at 10,000              %8.0f%%\n", 100 * small->batches[BATCH_10K].json_share);
+                printf("  JSON share of e2e at 10,000              %8.0f%%\n",
+                       100 * small->batches[BATCH_10K].json_share);
 
                 root = json_object_new_object();
                 targets = json_object_new_object();
@@ -1357,8 +1368,11 @@ int main(int argc, char *argv[]) {
                 json_object_object_add(root, "ratios", ratios);
         }
         json_add_double(root, "seconds", now() - start);
+        /* Four decimals are plenty, for ns and ratios alike: not json-c's 17 digits. */
+        (void) json_c_set_serialization_double_format("%.4f", JSON_C_OPTION_GLOBAL);
 
-        if (json_object_to_file_ext(json_path, root, JSON_C_TO_STRING_PRETTY|JSON_C_TO_STRING_NOSLASHESCAPE) < 0) {
+        r = json_object_to_file_ext(json_path, root, JSON_C_TO_STRING_PRETTY|JSON_C_TO_STRING_NOSLASHESCAPE);
+        if (r < 0) {
                 fprintf(stderr, "bench-e2e: writing %s: %s\n", json_path, json_util_get_last_err());
                 return EXIT_FAILURE;
         }
