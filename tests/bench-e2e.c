@@ -800,6 +800,85 @@ static void bench_restart(Bench *b) {
         bench_connect(b);
 }
 
+/*
+ * The bytes one vmaq_normalize() of @batch moves each way, counted by a
+ * forked relay between libvmaq and the daemon: what is really sent, a
+ * streamed answer's parts and all.
+ */
+static void wire_sizes(Bench *b, const Target *t, const Batch *batch, size_t *ret_request, size_t *ret_reply) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        struct vmaq_client *c = NULL;
+        struct vmaq_normalization *out = NULL;
+        uint64_t counts[2];
+        int listen_fd, report[2], r;
+        pid_t pid;
+
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/relay.sock", b->dir);
+        (void) unlink(sa.sun_path);
+        listen_fd = socket(AF_UNIX, SOCK_STREAM|SOCK_CLOEXEC, 0);
+        if (listen_fd < 0 || bind(listen_fd, (struct sockaddr *) &sa, sizeof(sa)) < 0 || listen(listen_fd, 1) < 0)
+                die("relay socket", errno);
+        if (pipe2(report, O_CLOEXEC) < 0)
+                die("pipe", errno);
+        pid = fork();
+        if (pid < 0)
+                die("fork", errno);
+        if (pid == 0) {
+                static char buf[1 << 16];
+                uint64_t moved[2] = {};
+                struct pollfd p[2];
+                int fds[2];
+
+                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+                fds[0] = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+                fds[1] = connect_to(b->socket_path);
+                if (fds[0] < 0 || fds[1] < 0)
+                        _exit(EXIT_FAILURE);
+                /* Until the client hangs up: moved[0] client to daemon, moved[1] back. */
+                for (;;) {
+                        p[0] = (struct pollfd) { .fd = fds[0], .events = POLLIN };
+                        p[1] = (struct pollfd) { .fd = fds[1], .events = POLLIN };
+                        if (poll(p, 2, -1) < 0) {
+                                if (errno == EINTR)
+                                        continue;
+                                _exit(EXIT_FAILURE);
+                        }
+                        for (unsigned k = 0; k < 2; k++) {
+                                ssize_t n;
+
+                                if (!(p[k].revents & (POLLIN|POLLHUP|POLLERR)))
+                                        continue;
+                                n = read(fds[k], buf, sizeof(buf));
+                                if (n <= 0)
+                                        goto done;
+                                if (write_all(fds[!k], buf, (size_t) n) < 0)
+                                        _exit(EXIT_FAILURE);
+                                moved[k] += (uint64_t) n;
+                        }
+                }
+        done:
+                _exit(write_all(report[1], moved, sizeof(moved)) < 0 ? EXIT_FAILURE : EXIT_SUCCESS);
+        }
+        close(listen_fd);
+        close(report[1]);
+
+        r = vmaq_connect(&c, sa.sun_path);
+        if (r < 0)
+                die("vmaq_connect (relay)", r);
+        r = vmaq_normalize(c, t->pid, batch->addrs, batch->n, 0, 0, &out);
+        if (r < 0)
+                die("vmaq_normalize (relay)", r);
+        vmaq_normalization_free(out);
+        vmaq_close(c);
+        if (read_exact(report[0], counts, sizeof(counts)) < 0)
+                die("relay", EIO);
+        close(report[0]);
+        (void) waitpid(pid, NULL, 0);
+        (void) unlink(sa.sun_path);
+        *ret_request = counts[0];
+        *ret_reply = counts[1];
+}
+
 static void run_status(void *userdata) {
         Bench *b = userdata;
         struct vmaq_status *status = NULL;
@@ -1119,12 +1198,8 @@ static void measure_target(Bench *b, Target *t, unsigned seed) {
 
         for (size_t i = 0; i < N_BATCHES; i++) {
                 Batch *batch = &t->batches[i];
-                _cleanup_(normalization_freep) Normalization *n = NULL;
-                _cleanup_free_ char *request = NULL, *reply = NULL;
-                ProtoNormalizeRequest req;
                 Run runs[_ROW_MAX];
                 pid_t pingpong_pid;
-                int r;
 
                 for (Row row = 0; row < _ROW_MAX; row++)
                         runs[row] = (Run) { .bench = b, .target = t, .batch = batch, .fd = -EBADF };
@@ -1144,15 +1219,8 @@ static void measure_target(Bench *b, Target *t, unsigned seed) {
                 qsort(batch->sorted, batch->n, sizeof(uint64_t), compare_u64);
                 batch->distinct = ioctl_floor(t->maps_fd, batch->sorted, batch->n);
 
-                /* The real sizes on the wire: the request libvmaq sends, the reply the daemon makes. */
-                req = batch_request(t, batch);
-                r = proto_normalize_request_format(&req, false, &request, &batch->request_size);
-                if (r < 0)
-                        die("proto_normalize_request_format", r);
-                n = core_normalize(t, t->ioctl_proc, batch);
-                r = reply_format(n, &reply, &batch->reply_size);
-                if (r < 0)
-                        die("reply format", r);
+                /* The real sizes on the wire, of one call through a relay. */
+                wire_sizes(b, t, batch, &batch->request_size, &batch->reply_size);
 
                 pingpong_start(&runs[ROW_PINGPONG], batch->request_size, batch->reply_size, &pingpong_pid);
                 runs[ROW_CORE_IOCTL].proc = t->ioctl_proc;
