@@ -200,8 +200,8 @@ static int scan_number(const char *p, size_t n, size_t *i, bool *ret_clamped, bo
  * object for each. When anything could make json-c see it differently
  * (an element that is not such an integer, a key written with an escape,
  * a key twice), the array is left to json-c: ->valid is false. With ->span,
- * the elements are checked as anywhere else but not taken: the caller
- * reads the array's text itself.
+ * the array's text is not even checked, only skipped: the caller reads it
+ * itself, strictly.
  */
 typedef struct ScanPack {
         const char *key;
@@ -238,6 +238,30 @@ static int scan_pack_add(ScanPack *pack, uint64_t v) {
 
 static bool key_is(const char *key, size_t len, const char *name) {
         return key && len == strlen(name) && memcmp(key, name, len) == 0;
+}
+
+/*
+ * From the '[' at p[i]: the offset of the ']' that closes it in *ret.
+ * Strings are skipped whole; nothing else is checked.
+ */
+static int skip_array(const char *p, size_t n, size_t i, size_t *ret) {
+        size_t depth = 0;
+
+        for (; i < n; i++) {
+                if (p[i] == '"') {
+                        for (i++; i < n && p[i] != '"'; i++)
+                                if (p[i] == '\\')
+                                        i++;
+                        if (i >= n)
+                                return -EBADMSG;
+                } else if (p[i] == '[')
+                        depth++;
+                else if (p[i] == ']' && --depth == 0) {
+                        *ret = i;
+                        return 0;
+                }
+        }
+        return -EBADMSG;
 }
 
 /*
@@ -381,6 +405,21 @@ static int scan_json(const char *p, size_t n, const VarlinkLimits *limits, ScanP
                 if (char_is_structural(c)) {
                         if (c == '[')
                                 scan_pack_open(&s, i);
+                        if (c == '[' && s.packing && pack->span) {
+                                /* Its text is the caller's to read, strictly: only find where it ends. */
+                                r = scan_open(&s, c);
+                                if (r >= 0)
+                                        r = skip_array(p, n, i, &i);
+                                if (r >= 0)
+                                        r = scan_close(&s, '[');
+                                if (r < 0)
+                                        return r;
+                                s.packing = false;
+                                pack->close = i;
+                                last = ']';
+                                i++;
+                                continue;
+                        }
                         else if (c == '{' && s.packing && !pack->span)
                                 scan_pack_abandon(pack);
                         if (c == '{' || c == '[')

@@ -81,10 +81,12 @@ int varlink_json_parse(const char *data, size_t size, const VarlinkLimits *limit
 /*
  * As varlink_json_parse(), for a message whose "parameters" hold an array
  * @key too large to build with json-c: json-c sees it empty, and
- * *ret_span (valid) points to its text, from '[' to ']', checked as the
- * rest of the message is; the caller reads it. Whatever could make json-c
- * see the key differently (as for varlink_call_parse_packed()) leaves the
- * array in the tree and *ret_span not valid.
+ * *ret_span (valid) points to its text, from '[' to ']'. That text is only
+ * skipped, not checked (its values are not counted against @limits
+ * either): the caller must read it strictly, or give it to
+ * varlink_json_parse(). Whatever could make json-c see the key
+ * differently (as for varlink_call_parse_packed()) leaves the array in the
+ * tree and *ret_span not valid.
  */
 int varlink_json_parse_span(const char *data, size_t size, const VarlinkLimits *limits, const char *key,
                             struct json_object **ret, VarlinkPacked *ret_span);

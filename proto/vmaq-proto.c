@@ -1412,13 +1412,15 @@ static bool skip_literal(const char **p, const char *end, const char *lit) {
         return true;
 }
 
-/* A JSON integer in 0..UINT64_MAX at *p, if it is one and nothing else: no fraction, no exponent. */
+/* A JSON integer in 0..UINT64_MAX at *p, if it is one and nothing else: no fraction, no exponent, no leading zero. */
 static bool skip_u64(const char **p, const char *end, uint64_t *ret) {
         const char *q = *p;
 
         while (q < end && *q >= '0' && *q <= '9')
                 q++;
-        if (q == *p || (q < end && IN_SET(*q, '.', 'e', 'E')) || parse_u64_n(*p, (size_t) (q - *p), 10, ret) < 0)
+        /* JSON has no leading zeros. */
+        if (q == *p || (**p == '0' && q - *p > 1) || (q < end && IN_SET(*q, '.', 'e', 'E')) ||
+            parse_u64_n(*p, (size_t) (q - *p), 10, ret) < 0)
                 return false;
         *p = q;
         return true;

@@ -2500,6 +2500,40 @@ START_TEST(test_results_span) {
 }
 END_TEST
 
+/* The results' text is only skipped by the parse: the decoder refuses what is not JSON in it. */
+START_TEST(test_results_span_invalid) {
+        static const char *const texts[] = {
+                SPAN_REPLY("[{\"module\":0,\"offset\":5},]"),
+                SPAN_REPLY("[{\"unknown\":\"unmapped\"}}]"),
+                SPAN_REPLY("[{\"module\":0,\"offset\":05}]"),
+                SPAN_REPLY("[\"\\x\"]"),
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(texts); i++) {
+                _cleanup_(proto_normalize_reply_done) ProtoNormalizeReply reply = {};
+                _cleanup_(json_object_putp) struct json_object *o = NULL, *plain = NULL;
+                struct json_object *p = NULL;
+                const char *error = NULL, *field = NULL;
+                VarlinkPacked span = {};
+
+                ck_assert_int_eq(varlink_json_parse(texts[i], strlen(texts[i]), NULL, &plain), -EBADMSG);
+                ck_assert_int_eq(varlink_json_parse_span(texts[i], strlen(texts[i]), NULL, "results", &o, &span), 0);
+                ck_assert(span.valid);
+                ck_assert_int_eq(proto_reply_split(o, &error, &p, NULL, &field), 0);
+                ck_assert_int_eq(proto_normalize_reply_decode(p, &span, 0, &reply, &field), -EBADMSG);
+                ck_assert_str_eq(field, "results");
+        }
+        /* Where the array does not end, the message does not either. */
+        {
+                static const char text[] = SPAN_REPLY("[\"]}}");
+                _cleanup_(json_object_putp) struct json_object *o = NULL;
+                VarlinkPacked span = {};
+
+                ck_assert_int_eq(varlink_json_parse_span(text, strlen(text), NULL, "results", &o, &span), -EBADMSG);
+        }
+}
+END_TEST
+
 /* --- the JSON writer ------------------------------------------------------ */
 
 /* What the writer makes of @s as an object's member, against json-c's text of the same. */
@@ -2693,6 +2727,7 @@ static Suite *proto_suite(void) {
 
         tc = tcase_create("results-span");
         tcase_add_loop_test(tc, test_results_span, 0, ELEMENTSOF(span_vectors));
+        tcase_add_test(tc, test_results_span_invalid);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("json-writer");
