@@ -34,12 +34,12 @@
 /* Out of fds: accept again after this long, or when a connection closes. */
 #define ACCEPT_RETRY_USEC (100U * 1000U)
 /*
- * What a job may take while it runs, per value of its message, charged
- * when it starts: its parse tree (json-c, about 90 bytes a value), the
- * decoded addresses, the results of the core and of proto, and the reply's
- * text as it grows. A message of n bytes has at most n / 2 + 1 values.
+ * What a job takes before its message is scanned, per value the message
+ * may hold (at most n / 2 + 1 for n bytes, and the limit): the addresses
+ * the scan packs, as their array grows. The rest is charged once the scan
+ * has counted them (JOB_BYTES_PER_VALUE, JOB_BYTES_PER_ADDRESS).
  */
-#define JOB_BYTES_PER_VALUE 256U
+#define JOB_BYTES_PER_SCANNED_VALUE 16U
 /* After a job that held this much, give the freed memory back to the system, once a second at most. */
 #define TRIM_THRESHOLD (1U * 1024U * 1024U)
 #define TRIM_INTERVAL_USEC (1U * 1000000U)
@@ -183,7 +183,8 @@ int manager_new(Manager **ret, const ManagerConfig *config) {
                  * The largest request while it runs, copied out of a buffer
                  * that holds as much again: one user must be able to make it.
                  */
-                size_t largest = 2 * (config->max_message_size + 1) + manager_job_cost(m, config->max_message_size);
+                size_t largest = 2 * (config->max_message_size + 1) + manager_job_cost(m, config->max_message_size) +
+                                 m->request_limits.max_values * JOB_BYTES_PER_VALUE;
 
                 if (m->memory_per_user < largest)
                         return log_error_errno(m->log_level, -EINVAL,
@@ -443,7 +444,7 @@ static void manager_run_job(WorkItem *item) {
 
 /* What the job for a message of @size bytes is charged while it runs. */
 static size_t manager_job_cost(Manager *m, size_t size) {
-        return MIN(size / 2 + 1, m->request_limits.max_values) * JOB_BYTES_PER_VALUE;
+        return MIN(size / 2 + 1, m->request_limits.max_values) * JOB_BYTES_PER_SCANNED_VALUE;
 }
 
 /*
@@ -463,6 +464,8 @@ static int manager_start(Manager *m, Connection *c, size_t cost, size_t copy) {
         job->work_charged = cost;
         if (job->copied)
                 job->buffer_charged = copy;
+        /* What the scan finds is charged on the worker: forced for a user's only job, as here. */
+        job->alone = c->user->n_jobs == 0;
         job->direct_fd = connection_direct_fd(c);
         if (job->direct_fd >= 0)
                 job->direct = JOB_DIRECT_ARMED;

@@ -121,6 +121,16 @@ enum {
 /* On the loop: stop the worker from sending. false if it has begun: the job is done but for being taken back. */
 bool job_disarm_direct(Job *job);
 
+/*
+ * What a job takes while it runs, charged once its message is scanned and
+ * before anything is built: per value json-c builds, its parse tree (about
+ * 90 bytes) and what is decoded from it; per address the scan packed, the
+ * address, the core's result and proto's, and the reply's text (at most 64
+ * bytes a result).
+ */
+#define JOB_BYTES_PER_VALUE 256U
+#define JOB_BYTES_PER_ADDRESS 128U
+
 /* One request, from its bytes to its reply, run by a worker. */
 struct Job {
         WorkItem item;
@@ -142,6 +152,7 @@ struct Job {
         int direct_fd;                  /* a dup of its connection's socket, or -EBADF: see job_send_direct() */
         int direct;                     /* atomic: JOB_DIRECT_* */
         size_t direct_sent;             /* bytes of reply the worker sent itself */
+        bool alone;                     /* its user had no other job running when it started */
         bool oneway;                    /* atomic: set by the worker once the call is parsed */
         bool shutdown;                  /* the stream is broken: close after the reply */
 };

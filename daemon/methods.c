@@ -28,13 +28,17 @@ typedef struct Call {
         const Peer *peer;
         VarlinkCall *varlink;
         size_t charged;                 /* of the memory budget, while the call runs */
+        size_t refused_limit;           /* the limit the parse's reservation hit */
 } Call;
 
-/* Take @size bytes of the memory budget for the call. -EBUSY with *ret_limit when it has not that much left. */
-static int call_try_reserve(Call *call, size_t size, size_t *ret_limit) {
+/*
+ * Take @size bytes of the memory budget for the call (@force: even beyond
+ * it). -EBUSY with *ret_limit when it has not that much left.
+ */
+static int call_try_reserve(Call *call, size_t size, bool force, size_t *ret_limit) {
         int r;
 
-        r = manager_charge(call->manager, call->job->user, call->job->peer.privileged, size, false, ret_limit);
+        r = manager_charge(call->manager, call->job->user, call->job->peer.privileged, size, force, ret_limit);
         if (r < 0)
                 return r;
         call->charged += size;
@@ -583,7 +587,7 @@ static int method_list_mappings(Call *call) {
         };
         /* A part as large as the budget has room for: what does not fit comes in the next one. */
         for (size_t part = m->config.max_reply_size, limit = 0;; part /= 2) {
-                if (call_try_reserve(call, part * LIST_BYTES_PER_REPLY_BYTE, &limit) >= 0) {
+                if (call_try_reserve(call, part * LIST_BYTES_PER_REPLY_BYTE, false, &limit) >= 0) {
                         /* Room for the reply around the mappings. */
                         list.budget = part - proto_list_mappings_reply_size_max();
                         break;
@@ -630,13 +634,31 @@ static int method_list_mappings(Call *call) {
                                                 list.next, &call->job->reply, &call->job->reply_size);
 }
 
+/* VarlinkLimits.reserve: what parsing and then handling the message will take. */
+static int call_reserve_parse(void *userdata, size_t n_values, size_t n_packed) {
+        Call *call = userdata;
+        size_t size;
+
+        if (__builtin_mul_overflow(n_values, (size_t) JOB_BYTES_PER_VALUE, &size) ||
+            __builtin_add_overflow(size, n_packed * JOB_BYTES_PER_ADDRESS, &size))
+                size = SIZE_MAX;
+        /* A user's only job goes ahead: only running it gives its memory back. */
+        return call_try_reserve(call, size, call->job->alone, &call->refused_limit) < 0 ? -ENOBUFS : 0;
+}
+
 static int method_run(Call *call, const char *message, size_t size) {
+        VarlinkLimits limits = call->manager->request_limits;
         VarlinkCall v = {};
         ProtoMethod method;
         int r;
 
         call->varlink = &v;
-        r = proto_call_parse(message, size, &call->manager->request_limits, &v);
+        limits.reserve = call_reserve_parse;
+        limits.userdata = call;
+        r = proto_call_parse(message, size, &limits, &v);
+        if (r == -ENOBUFS)
+                /* Nothing was built, the framing is intact: the connection carries on. */
+                return call_refuse_memory(call, call->refused_limit);
         if (r == -E2BIG)
                 /*
                  * Refused before it was built, for holding more values than

@@ -385,7 +385,8 @@ static int scan_close(ScanState *s, char type) {
  * room for @n plus two bytes per clamped integer. Returns the number of
  * clamped integers.
  */
-static int scan_json(const char *p, size_t n, const VarlinkLimits *limits, ScanPack *pack, char *out) {
+static int scan_json(const char *p, size_t n, const VarlinkLimits *limits, ScanPack *pack, char *out,
+                     size_t *ret_values) {
         ScanState s = {
                 .limits = limits,
                 .pack = pack,
@@ -507,6 +508,8 @@ static int scan_json(const char *p, size_t n, const VarlinkLimits *limits, ScanP
 
         if (out)
                 memcpy(out + o, p + copied, n - copied);
+        if (ret_values)
+                *ret_values = s.n_values;
         return n_clamped;
 }
 
@@ -524,7 +527,7 @@ static int json_parse(const char *data, size_t size, const VarlinkLimits *limits
         _cleanup_(json_object_putp) struct json_object *o = NULL;
         _cleanup_free_ char *copy = NULL;
         enum json_tokener_error e;
-        size_t end;
+        size_t end, n_values = 0;
         int n_clamped;
 
         if (!data && size > 0)
@@ -537,11 +540,19 @@ static int json_parse(const char *data, size_t size, const VarlinkLimits *limits
                 return -EBADMSG;
 
         /* Before anything is allocated: json-c's tree costs up to hundreds of bytes per input byte. */
-        n_clamped = scan_json(data, size, limits, pack, NULL);
+        n_clamped = scan_json(data, size, limits, pack, NULL, &n_values);
         if (n_clamped < 0)
                 return n_clamped;
         if (pack && (n_clamped > 0 || !pack->found))
                 scan_pack_abandon(pack);
+        if (limits && limits->reserve) {
+                /* The array's elements were counted as values: json-c will not build them. */
+                size_t n_packed = pack && !pack->abandoned && !pack->span ? pack->packed.n : 0;
+                int r = limits->reserve(limits->userdata, n_values - n_packed, n_packed);
+
+                if (r < 0)
+                        return r;
+        }
         if (n_clamped > 0) {
                 size_t copy_size;
 
@@ -552,7 +563,7 @@ static int json_parse(const char *data, size_t size, const VarlinkLimits *limits
                 copy = malloc(copy_size);
                 if (!copy)
                         return -ENOMEM;
-                (void) scan_json(data, size, limits, NULL, copy);
+                (void) scan_json(data, size, limits, NULL, copy, NULL);
                 data = copy;
                 size = copy_size;
         }

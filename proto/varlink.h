@@ -50,6 +50,15 @@ typedef struct VarlinkLimits {
         size_t max_values;                      /* scalars and containers in the message */
         size_t max_containers;                  /* objects and arrays, the message included */
         size_t max_array_elements;              /* values directly inside any one array */
+        /*
+         * Called once the text is scanned and within the limits, before
+         * anything is built (NULL: not called): json-c will build
+         * @n_values values, and @n_packed more were packed (see
+         * varlink_call_parse_packed()). A negative errno refuses the
+         * message: the parse fails with it, having built nothing.
+         */
+        int (*reserve)(void *userdata, size_t n_values, size_t n_packed);
+        void *userdata;
 } VarlinkLimits;
 
 /*

@@ -2534,6 +2534,48 @@ START_TEST(test_results_span_invalid) {
 }
 END_TEST
 
+/* The reservation is asked for once, after the scan, with what json-c will build and what was packed. */
+static int reserve_record(void *userdata, size_t n_values, size_t n_packed) {
+        size_t *counts = userdata;
+
+        counts[0] = n_values;
+        counts[1] = n_packed;
+        counts[2]++;
+        return counts[3] ? -ENOBUFS : 0;
+}
+
+START_TEST(test_parse_reserve) {
+        static const char packed[] = "{\"method\":\"io.vmaq.Normalize\",\"parameters\":{\"pid\":1,\"addresses\":[1,2,3]}}";
+        static const char strings[] = "{\"method\":\"io.vmaq.Normalize\",\"parameters\":{\"pid\":1,\"addresses\":[\"1\",2]}}";
+        size_t counts[4] = {};
+        VarlinkLimits limits = { .reserve = reserve_record, .userdata = counts };
+        VarlinkCall call = {};
+
+        /* The message, method, parameters, pid and the array; its three elements packed. */
+        ck_assert_int_eq(proto_call_parse(packed, strlen(packed), &limits, &call), 0);
+        ck_assert_uint_eq(counts[0], 5);
+        ck_assert_uint_eq(counts[1], 3);
+        ck_assert_uint_eq(counts[2], 1);
+        varlink_call_done(&call);
+
+        /* Not packed: every element is json-c's to build. */
+        ck_assert_int_eq(proto_call_parse(strings, strlen(strings), &limits, &call), 0);
+        ck_assert_uint_eq(counts[0], 7);
+        ck_assert_uint_eq(counts[1], 0);
+        varlink_call_done(&call);
+
+        /* Refused: the parse fails with the reservation's error, nothing built. */
+        counts[3] = 1;
+        ck_assert_int_eq(proto_call_parse(packed, strlen(packed), &limits, &call), -ENOBUFS);
+        ck_assert_ptr_null(call.object);
+        ck_assert_ptr_null(call.packed.values);
+        /* A message the scan refuses is not reserved for at all. */
+        counts[2] = 0;
+        ck_assert_int_eq(proto_call_parse("{\"method\":01}", 13, &limits, &call), -EBADMSG);
+        ck_assert_uint_eq(counts[2], 0);
+}
+END_TEST
+
 /* --- the JSON writer ------------------------------------------------------ */
 
 /* What the writer makes of @s as an object's member, against json-c's text of the same. */
@@ -2723,6 +2765,7 @@ static Suite *proto_suite(void) {
 
         tc = tcase_create("packed-addresses");
         tcase_add_loop_test(tc, test_packed_addresses, 0, ELEMENTSOF(packed_vectors));
+        tcase_add_test(tc, test_parse_reserve);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("results-span");
