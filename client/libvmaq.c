@@ -337,18 +337,18 @@ static int call_send(struct vmaq_client *c, const char *request, size_t request_
 /*
  * Read the next reply of a call: its message in *ret_message and its
  * parameters (NULL: {}) in *ret_parameters; an error reply is turned into
- * its errno. With @span_key, that array of the parameters is left to the
- * caller in *ret_span, pointing into *ret_text, which the caller frees.
- * With @ret_continues, the reply may be one of a stream.
+ * its errno. With @ret_results, a Normalize reply's results are read from
+ * the text into it (see proto_reply_parse()); the caller frees them. With
+ * @ret_continues, the reply may be one of a stream.
  */
-static int call_receive(struct vmaq_client *c, uint64_t deadline, const char *span_key, char **ret_text,
-                        VarlinkPacked *ret_span, struct json_object **ret_message,
-                        struct json_object **ret_parameters, bool *ret_continues) {
+static int call_receive(struct vmaq_client *c, uint64_t deadline, ProtoResults *ret_results,
+                        struct json_object **ret_message, struct json_object **ret_parameters,
+                        bool *ret_continues) {
         _cleanup_(json_object_putp) struct json_object *message = NULL;
         _cleanup_free_ char *reply = NULL;
         struct json_object *reply_parameters = NULL;
+        _cleanup_(proto_results_done) ProtoResults results = {};
         const char *error = NULL, *field = NULL;
-        VarlinkPacked span = {};
         size_t reply_size = 0;
         ProtoErrorReply e;
         int r;
@@ -357,8 +357,8 @@ static int call_receive(struct vmaq_client *c, uint64_t deadline, const char *sp
         if (r < 0)
                 return r;
 
-        if (span_key)
-                r = varlink_json_parse_span(reply, reply_size, NULL, span_key, &message, &span);
+        if (ret_results)
+                r = proto_reply_parse(reply, reply_size, &message, &results);
         else
                 r = varlink_json_parse(reply, reply_size, NULL, &message);
         if (r == -ENOMEM)
@@ -380,10 +380,10 @@ static int call_receive(struct vmaq_client *c, uint64_t deadline, const char *sp
                 return fail(c, e.error_errno, "%s", e.message);
         }
 
-        if (ret_text)
-                *ret_text = TAKE_PTR(reply);
-        if (ret_span)
-                *ret_span = span;
+        if (ret_results) {
+                *ret_results = results;
+                results = (ProtoResults) {};
+        }
         *ret_message = TAKE_PTR(message);
         *ret_parameters = reply_parameters;
         return 0;
@@ -408,7 +408,7 @@ static int call(struct vmaq_client *c, ProtoMethod method, struct json_object *p
         r = call_send(c, request, request_size, &deadline);
         if (r < 0)
                 return r;
-        return call_receive(c, deadline, NULL, NULL, NULL, ret_message, ret_parameters, NULL);
+        return call_receive(c, deadline, NULL, ret_message, ret_parameters, NULL);
 }
 
 /* --- results ----------------------------------------------------------------- */
@@ -645,18 +645,16 @@ _public_ int vmaq_normalize(struct vmaq_client *client, pid_t pid, const uint64_
         do {
                 _cleanup_(json_object_putp) struct json_object *message = NULL;
                 _cleanup_(proto_normalize_reply_done) ProtoNormalizeReply reply = {};
-                _cleanup_free_ char *text = NULL;
+                _cleanup_(proto_results_done) ProtoResults results = {};
                 struct json_object *parameters = NULL;
                 const char *field = NULL;
-                VarlinkPacked span;
 
-                r = call_receive(client, deadline, "results", &text, &span, &message, &parameters,
-                                 stream ? &continues : NULL);
+                r = call_receive(client, deadline, &results, &message, &parameters, stream ? &continues : NULL);
                 if (r < 0)
                         return r;
 
                 /* A bad part in the middle of a stream leaves the rest of it unread. */
-                r = proto_normalize_reply_decode(parameters, &span, parts.n_modules, &reply, &field);
+                r = proto_normalize_reply_decode(parameters, &results, parts.n_modules, &reply, &field);
                 if (r < 0)
                         client->broken = client->broken || continues;
                 if (r == -ENOMEM)

@@ -254,6 +254,24 @@ static char *format_u64(char *end, uint64_t u) {
         return end;
 }
 
+char *json_format_u64(char *p, uint64_t u) {
+        char buf[20], *q = format_u64(buf + sizeof(buf), u);
+        size_t n = (size_t) (buf + sizeof(buf) - q);
+
+        memcpy(p, q, n);
+        return p + n;
+}
+
+char *json_writer_value_begin(JsonWriter *w, size_t max) {
+        separate(w);
+        return reserve(w, max);
+}
+
+void json_writer_value_end(JsonWriter *w, char *end) {
+        if (w->error >= 0)
+                w->size = (size_t) (end - w->data);
+}
+
 void json_writer_u64(JsonWriter *w, uint64_t u) {
         char buf[20], *p;
 

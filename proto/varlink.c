@@ -8,6 +8,7 @@
  * lexer of our own, and json-c only builds the tree.
  */
 
+#include <assert.h>
 #include <errno.h>
 #include <json-c/json.h>
 #include <limits.h>
@@ -199,13 +200,15 @@ static int scan_number(const char *p, size_t n, size_t *i, bool *ret_clamped, bo
  * without the array's elements, [] in its place, so that it builds no
  * object for each. When anything could make json-c see it differently
  * (an element that is not such an integer, a key written with an escape,
- * a key twice), the array is left to json-c: ->valid is false. With ->span,
- * the array's text is not even checked, only skipped: the caller reads it
- * itself, strictly.
+ * a key twice), the array is left to json-c: ->valid is false. With
+ * ->reader, the array is the reader's to read instead, as it goes: if it
+ * does not take it, the scan goes on into the array as anywhere else and
+ * json-c builds it.
  */
 typedef struct ScanPack {
         const char *key;
-        bool span;                              /* only find the array: its elements may be anything */
+        VarlinkSpanReader reader;               /* reads the array itself; NULL: pack integers */
+        void *userdata;
         VarlinkPacked packed;
         size_t allocated;
         size_t open, close;                     /* the offsets of its '[' and ']' */
@@ -238,30 +241,6 @@ static int scan_pack_add(ScanPack *pack, uint64_t v) {
 
 static bool key_is(const char *key, size_t len, const char *name) {
         return key && len == strlen(name) && memcmp(key, name, len) == 0;
-}
-
-/*
- * From the '[' at p[i]: the offset of the ']' that closes it in *ret.
- * Strings are skipped whole; nothing else is checked.
- */
-static int skip_array(const char *p, size_t n, size_t i, size_t *ret) {
-        size_t depth = 0;
-
-        for (; i < n; i++) {
-                if (p[i] == '"') {
-                        for (i++; i < n && p[i] != '"'; i++)
-                                if (p[i] == '\\')
-                                        i++;
-                        if (i >= n)
-                                return -EBADMSG;
-                } else if (p[i] == '[')
-                        depth++;
-                else if (p[i] == ']' && --depth == 0) {
-                        *ret = i;
-                        return 0;
-                }
-        }
-        return -EBADMSG;
 }
 
 /*
@@ -315,7 +294,7 @@ static void scan_pack_open(ScanState *s, size_t i) {
                 return;
         if (s->packing) {
                 /* A container inside: not an array of integers. */
-                if (!pack->span)
+                if (!pack->reader)
                         scan_pack_abandon(pack);
                 return;
         }
@@ -406,22 +385,33 @@ static int scan_json(const char *p, size_t n, const VarlinkLimits *limits, ScanP
                 if (char_is_structural(c)) {
                         if (c == '[')
                                 scan_pack_open(&s, i);
-                        if (c == '[' && s.packing && pack->span) {
-                                /* Its text is the caller's to read, strictly: only find where it ends. */
-                                r = scan_open(&s, c);
-                                if (r >= 0)
-                                        r = skip_array(p, n, i, &i);
-                                if (r >= 0)
-                                        r = scan_close(&s, '[');
-                                if (r < 0)
-                                        return r;
+                        if (c == '[' && s.packing && pack->reader) {
+                                size_t len = 0;
+
                                 s.packing = false;
-                                pack->close = i;
-                                last = ']';
-                                i++;
-                                continue;
+                                r = pack->reader(pack->userdata, p + i, n - i, &len);
+                                if (r == -EAGAIN)
+                                        /* Not in the reader's form: scanned and built as any other. */
+                                        scan_pack_abandon(pack);
+                                else if (r < 0)
+                                        return r;
+                                else if (len < 2 || len > n - i || p[i + len - 1] != ']')
+                                        return -EINVAL;
+                                else {
+                                        /* Read, strictly, by the reader: counted as one array. */
+                                        r = scan_open(&s, c);
+                                        if (r >= 0)
+                                                r = scan_close(&s, '[');
+                                        if (r < 0)
+                                                return r;
+                                        i += len - 1;
+                                        pack->close = i;
+                                        last = ']';
+                                        i++;
+                                        continue;
+                                }
                         }
-                        else if (c == '{' && s.packing && !pack->span)
+                        else if (c == '{' && s.packing && !pack->reader)
                                 scan_pack_abandon(pack);
                         if (c == '{' || c == '[')
                                 r = scan_open(&s, c);
@@ -452,7 +442,7 @@ static int scan_json(const char *p, size_t n, const VarlinkLimits *limits, ScanP
                                 last = 0;
                                 continue;
                         }
-                        if (s.packing && !pack->span)
+                        if (s.packing && !pack->reader)
                                 scan_pack_abandon(pack);
                 } else if (c == '-' || char_is_digit(c)) {
                         bool clamped, is_unsigned;
@@ -461,7 +451,7 @@ static int scan_json(const char *p, size_t n, const VarlinkLimits *limits, ScanP
                         r = scan_number(p, n, &i, &clamped, &is_unsigned, &v);
                         if (r < 0)
                                 return r;
-                        if (s.packing && !pack->abandoned && !pack->span) {
+                        if (s.packing && !pack->abandoned && !pack->reader) {
                                 if (!is_unsigned)
                                         scan_pack_abandon(pack);
                                 else if (scan_pack_add(pack, v) < 0)
@@ -494,7 +484,7 @@ static int scan_json(const char *p, size_t n, const VarlinkLimits *limits, ScanP
                         }
                         if (!found)
                                 return -EBADMSG;
-                        if (s.packing && !pack->span)
+                        if (s.packing && !pack->reader)
                                 scan_pack_abandon(pack);
                 } else
                         return -EBADMSG;
@@ -547,7 +537,7 @@ static int json_parse(const char *data, size_t size, const VarlinkLimits *limits
                 scan_pack_abandon(pack);
         if (limits && limits->reserve) {
                 /* The array's elements were counted as values: json-c will not build them. */
-                size_t n_packed = pack && !pack->abandoned && !pack->span ? pack->packed.n : 0;
+                size_t n_packed = pack && !pack->abandoned && !pack->reader ? pack->packed.n : 0;
                 int r = limits->reserve(limits->userdata, n_values - n_packed, n_packed);
 
                 if (r < 0)
@@ -578,10 +568,6 @@ static int json_parse(const char *data, size_t size, const VarlinkLimits *limits
                 e = feed(tok, data, pack->open + 1, &o);
                 if (e != json_tokener_continue)
                         return -EBADMSG;
-                if (pack->span) {
-                        pack->packed.text = data + pack->open;
-                        pack->packed.size = pack->close - pack->open + 1;
-                }
                 data += pack->close;
                 size -= pack->close;
         }
@@ -611,14 +597,16 @@ int varlink_json_parse(const char *data, size_t size, const VarlinkLimits *limit
 }
 
 int varlink_json_parse_span(const char *data, size_t size, const VarlinkLimits *limits, const char *key,
-                            struct json_object **ret, VarlinkPacked *ret_span) {
-        ScanPack pack = { .key = key, .span = true };
+                            VarlinkSpanReader reader, void *userdata, struct json_object **ret, bool *ret_read) {
+        ScanPack pack = { .key = key, .reader = reader, .userdata = userdata };
         int r;
+
+        assert(reader);
 
         r = json_parse(data, size, limits, &pack, ret);
         if (r < 0)
                 return r;
-        *ret_span = pack.packed;
+        *ret_read = pack.packed.valid;
         return 0;
 }
 

@@ -23,8 +23,6 @@ struct json_object;
 typedef struct VarlinkPacked {
         uint64_t *values;                       /* owned by the call; whoever uses them may take them */
         size_t n;
-        const char *text;                       /* varlink_json_parse_span(): the array's text, in the message */
-        size_t size;
         bool valid;                             /* they were taken out: json-c saw the array as [] */
 } VarlinkPacked;
 
@@ -88,17 +86,25 @@ typedef struct VarlinkLimits {
 int varlink_json_parse(const char *data, size_t size, const VarlinkLimits *limits, struct json_object **ret);
 
 /*
+ * Read the array at @text, its '[' first, with @size bytes of the message
+ * left from there: 0 with *ret_len its length, its ']' included; -EAGAIN
+ * when it is not in the form the reader takes; or another negative errno.
+ * The reader must take only valid JSON.
+ */
+typedef int (*VarlinkSpanReader)(void *userdata, const char *text, size_t size, size_t *ret_len);
+
+/*
  * As varlink_json_parse(), for a message whose "parameters" hold an array
- * @key too large to build with json-c: json-c sees it empty, and
- * *ret_span (valid) points to its text, from '[' to ']'. That text is only
- * skipped, not checked (its values are not counted against @limits
- * either): the caller must read it strictly, or give it to
- * varlink_json_parse(). Whatever could make json-c see the key
- * differently (as for varlink_call_parse_packed()) leaves the array in the
- * tree and *ret_span not valid.
+ * @key too large to build with json-c: @reader reads it as the scan comes
+ * to it, and json-c sees it empty; then *ret_read is true. When the reader
+ * does not take it (-EAGAIN), or anything could make json-c see the key
+ * differently (as for varlink_call_parse_packed()), the array is scanned
+ * and built as any other and *ret_read is false: what the reader read of
+ * it is to be ignored. The reader's values are not counted against
+ * @limits.
  */
 int varlink_json_parse_span(const char *data, size_t size, const VarlinkLimits *limits, const char *key,
-                            struct json_object **ret, VarlinkPacked *ret_span);
+                            VarlinkSpanReader reader, void *userdata, struct json_object **ret, bool *ret_read);
 
 /*
  * Parse the message of @size bytes at @data (the NUL not included) with

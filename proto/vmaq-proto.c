@@ -642,8 +642,12 @@ int proto_normalize_request_format(const ProtoNormalizeRequest *req, bool more, 
         json_writer_i64(&w, req->pid);
         json_writer_key(&w, "addresses");
         json_writer_array_open(&w);
-        for (size_t i = 0; i < req->n_addresses; i++)
-                json_writer_u64(&w, req->addresses[i]);
+        for (size_t i = 0; i < req->n_addresses; i++) {
+                char *p = json_writer_value_begin(&w, 20);
+
+                if (p)
+                        json_writer_value_end(&w, json_format_u64(p, req->addresses[i]));
+        }
         json_writer_array_close(&w);
         write_bool(&w, "build_ids", req->build_ids);
         write_bool(&w, "map_files", req->map_files);
@@ -697,14 +701,29 @@ static int result_check(const ProtoResult *res, size_t n_modules) {
         return 0;
 }
 
+/* {"module":4294967295,"offset":18446744073709551615}, or {"unknown":"anonymous"}, and a comma. */
+#define RESULT_SIZE_MAX 64U
+
+/* The form results_read() takes: there are many results, and they are written and read a lot. */
 static void result_write(JsonWriter *w, const ProtoResult *res) {
-        json_writer_object_open(w);
-        if (res->unknown)
-                write_string(w, "unknown", res->unknown); else {
-                write_u64(w, "module", res->module);
-                write_u64(w, "offset", res->offset);
+        static const char module[] = "{\"module\":", offset[] = ",\"offset\":", unknown[] = "{\"unknown\":\"";
+        char *p = json_writer_value_begin(w, RESULT_SIZE_MAX);
+
+        if (!p)
+                return;
+        if (res->unknown) {
+                /* One of unknown_kinds: nothing to escape. */
+                p = mempcpy(p, unknown, sizeof(unknown) - 1);
+                p = mempcpy(p, res->unknown, strlen(res->unknown));
+                p = mempcpy(p, "\"}", 2);
+        } else {
+                p = mempcpy(p, module, sizeof(module) - 1);
+                p = json_format_u64(p, res->module);
+                p = mempcpy(p, offset, sizeof(offset) - 1);
+                p = json_format_u64(p, res->offset);
+                *p++ = '}';
         }
-        json_writer_object_close(w);
+        json_writer_value_end(w, p);
 }
 
 /* {"parameters":{ ... the caller writes the parameters' members ... */
@@ -796,8 +815,6 @@ static void mapping_write(JsonWriter *w, const ProtoMapping *m) {
  * each byte at most a six-byte escape.
  */
 #define ENTRY_SIZE_MAX (512U + 2U * VMAQ_BUILD_ID_MAX)
-/* {"module":4294967295,"offset":18446744073709551615}, or {"unknown":"anonymous"}, and a comma. */
-#define RESULT_SIZE_MAX 64U
 /* The reply around them: pid, start_time, next, the keys of the arrays. */
 #define REPLY_SIZE_MAX 256U
 
@@ -1402,42 +1419,53 @@ static int alloc_with_build_ids(size_t n, size_t size, void **ret) {
         return *ret ? 0 : -ENOMEM;
 }
 
-/* Whether @p (@n bytes left) starts with the literal @lit; if so, skip it. */
-static bool skip_literal(const char **p, const char *end, const char *lit) {
-        size_t len = strlen(lit);
-
+/* Whether *p (up to @end) starts with the @len bytes of @lit; if so, skip them. */
+static bool skip_bytes(const char **p, const char *end, const char *lit, size_t len) {
         if ((size_t) (end - *p) < len || memcmp(*p, lit, len) != 0)
                 return false;
         *p += len;
         return true;
 }
 
+#define skip_literal(p, end, lit) skip_bytes(p, end, "" lit, sizeof(lit) - 1)
+
 /* A JSON integer in 0..UINT64_MAX at *p, if it is one and nothing else: no fraction, no exponent, no leading zero. */
 static bool skip_u64(const char **p, const char *end, uint64_t *ret) {
         const char *q = *p;
+        uint64_t v = 0;
 
-        while (q < end && *q >= '0' && *q <= '9')
-                q++;
+        /* 19 digits cannot overflow; 20 are parsed again, checked. */
+        while (q < end && *q >= '0' && *q <= '9' && q - *p < 19)
+                v = v * 10 + (uint64_t) (*q++ - '0');
+        if (q < end && *q >= '0' && *q <= '9') {
+                while (q < end && *q >= '0' && *q <= '9')
+                        q++;
+                if (parse_u64_n(*p, (size_t) (q - *p), 10, &v) < 0)
+                        return false;
+        }
         /* JSON has no leading zeros. */
-        if (q == *p || (**p == '0' && q - *p > 1) || (q < end && IN_SET(*q, '.', 'e', 'E')) ||
-            parse_u64_n(*p, (size_t) (q - *p), 10, ret) < 0)
+        if (q == *p || (**p == '0' && q - *p > 1) || (q < end && IN_SET(*q, '.', 'e', 'E')))
                 return false;
         *p = q;
+        *ret = v;
         return true;
 }
 
 /*
- * Read the results array @text (@size bytes, '[' to ']', valid JSON) the
- * way the daemon writes it: {"module":N,"offset":N} and {"unknown":"kind"},
- * without spaces. Anything else, valid JSON or not, is -EAGAIN: the array
- * is then decoded through json-c, which names what is wrong, if anything.
+ * VarlinkSpanReader for a Normalize reply's results, in the form the
+ * daemon writes them: {"module":N,"offset":N} and {"unknown":"kind"},
+ * without spaces, read straight into a ProtoResults. Anything else, valid
+ * JSON or not, is -EAGAIN: json-c then builds the array and the decoder
+ * names what is wrong, if anything. Module indexes are checked by the
+ * decoder, which knows the modules.
  */
-static int results_read(const char *text, size_t size, size_t n_modules, ProtoResult **ret, size_t *ret_n) {
+static int results_read(void *userdata, const char *text, size_t size, size_t *ret_len) {
+        ProtoResults *out = userdata;
         _cleanup_free_ ProtoResult *results = NULL;
         const char *p = text, *end = text + size;
         size_t n = 0, max = 0;
 
-        /* Each result has its '{', and nothing else of the text has one. */
+        /* Each result has its '{': no more results than those of the rest of the message. */
         for (const char *q = text; (q = memchr(q, '{', (size_t) (end - q))); q++)
                 max++;
         if (max > 0) {
@@ -1448,48 +1476,69 @@ static int results_read(const char *text, size_t size, size_t n_modules, ProtoRe
 
         if (!skip_literal(&p, end, "["))
                 return -EAGAIN;
-        if (skip_literal(&p, end, "]"))
-                goto done;
-        for (;;) {
-                ProtoResult *res;
-                uint64_t module;
+        if (!skip_literal(&p, end, "]"))
+                for (;;) {
+                        ProtoResult *res;
+                        uint64_t module;
 
-                if (n == max)
-                        return -EAGAIN;
-                res = &results[n++];
-                if (skip_literal(&p, end, "{\"module\":")) {
-                        if (!skip_u64(&p, end, &module) || module >= n_modules ||
-                            !skip_literal(&p, end, ",\"offset\":") || !skip_u64(&p, end, &res->offset))
+                        if (n == max)
                                 return -EAGAIN;
-                        res->module = (uint32_t) module;
-                } else if (skip_literal(&p, end, "{\"unknown\":\"")) {
-                        const char *q = memchr(p, '"', (size_t) (end - p));
-                        char kind[16];
+                        res = &results[n++];
+                        if (skip_literal(&p, end, "{\"module\":")) {
+                                if (!skip_u64(&p, end, &module) || module > UINT32_MAX ||
+                                    !skip_literal(&p, end, ",\"offset\":") || !skip_u64(&p, end, &res->offset))
+                                        return -EAGAIN;
+                                res->module = (uint32_t) module;
+                        } else if (skip_literal(&p, end, "{\"unknown\":\"")) {
+                                const char *q = memchr(p, '"', (size_t) (end - p));
+                                char kind[16];
 
-                        if (!q || (size_t) (q - p) >= sizeof(kind))
+                                if (!q || (size_t) (q - p) >= sizeof(kind))
+                                        return -EAGAIN;
+                                memcpy(kind, p, (size_t) (q - p));
+                                kind[q - p] = '\0';
+                                res->unknown = string_pick(kind, unknown_kinds, ELEMENTSOF(unknown_kinds));
+                                if (!res->unknown)
+                                        return -EAGAIN;
+                                p = q + 1;
+                        } else
                                 return -EAGAIN;
-                        memcpy(kind, p, (size_t) (q - p));
-                        kind[q - p] = '\0';
-                        res->unknown = string_pick(kind, unknown_kinds, ELEMENTSOF(unknown_kinds));
-                        if (!res->unknown)
+                        if (!skip_literal(&p, end, "}"))
                                 return -EAGAIN;
-                        p = q + 1;
-                } else
-                        return -EAGAIN;
-                if (!skip_literal(&p, end, "}"))
-                        return -EAGAIN;
-                if (skip_literal(&p, end, "]"))
-                        break;
-                if (!skip_literal(&p, end, ","))
-                        return -EAGAIN;
-        }
+                        if (skip_literal(&p, end, "]"))
+                                break;
+                        if (!skip_literal(&p, end, ","))
+                                return -EAGAIN;
+                }
 
-done:
-        if (p != end)
-                return -EAGAIN;
-        *ret = TAKE_PTR(results);
-        *ret_n = n;
+        free(out->results);
+        out->results = TAKE_PTR(results);
+        out->n = n;
+        *ret_len = (size_t) (p - text);
         return 0;
+}
+
+int proto_reply_parse(const char *text, size_t size, struct json_object **ret, ProtoResults *ret_results) {
+        ProtoResults results = {};
+        bool read = false;
+        int r;
+
+        r = varlink_json_parse_span(text, size, NULL, "results", results_read, &results, ret, &read);
+        if (r < 0 || !read) {
+                proto_results_done(&results);
+                *ret_results = (ProtoResults) {};
+                return r;
+        }
+        results.valid = true;
+        *ret_results = results;
+        return 0;
+}
+
+void proto_results_done(ProtoResults *r) {
+        if (!r)
+                return;
+        free(r->results);
+        *r = (ProtoResults) {};
 }
 
 /* The results through json-c, each checked as result_decode() does. */
@@ -1514,8 +1563,8 @@ static int results_decode(struct json_object *array, size_t n_modules, ProtoResu
         return 0;
 }
 
-int proto_normalize_reply_decode(struct json_object *parameters, const VarlinkPacked *results_span,
-                                 size_t n_modules_before, ProtoNormalizeReply *ret, const char **ret_field) {
+int proto_normalize_reply_decode(struct json_object *parameters, ProtoResults *read, size_t n_modules_before,
+                                 ProtoNormalizeReply *ret, const char **ret_field) {
         static const Field fields[] = {
                 { "pid",        field_pid,   offsetof(ProtoNormalizeReply, pid),        true },
                 { "start_time", field_u64,   offsetof(ProtoNormalizeReply, start_time), true },
@@ -1528,7 +1577,6 @@ int proto_normalize_reply_decode(struct json_object *parameters, const VarlinkPa
         };
         _cleanup_free_ ProtoModule *modules = NULL;
         _cleanup_free_ ProtoResult *results = NULL;
-        _cleanup_(json_object_putp) struct json_object *spanned = NULL;
         ProtoNormalizeReply reply = {};
         uint8_t *ids;
         size_t n_modules, n_results = 0, n_known;
@@ -1563,20 +1611,16 @@ int proto_normalize_reply_decode(struct json_object *parameters, const VarlinkPa
                 return -EBADMSG;
         }
 
-        if (results_span && results_span->valid && json_object_array_length(results_json) == 0) {
-                /* Left out of the tree by the parser, for us to read. */
-                r = results_read(results_span->text, results_span->size, n_known, &results, &n_results);
-                if (r == -EAGAIN) {
-                        r = varlink_json_parse(results_span->text, results_span->size, NULL, &spanned);
-                        if (r == -ENOMEM)
-                                return r;
-                        if (r < 0 || !json_object_is_type(spanned, json_type_array)) {
-                                set_field(ret_field, "results");
+        if (read && read->valid && json_object_array_length(results_json) == 0) {
+                /* Read from the text by the parser: take them, and check what it could not. */
+                for (size_t i = 0; i < read->n; i++)
+                        if (!read->results[i].unknown && read->results[i].module >= n_known) {
+                                set_field(ret_field, "module");
                                 return -EBADMSG;
                         }
-                        results_json = spanned;
-                } else if (r < 0)
-                        return r;
+                results = TAKE_PTR(read->results);
+                n_results = read->n;
+                *read = (ProtoResults) {};
         }
         if (!results) {
                 r = results_decode(results_json, n_known, &results, &n_results, ret_field);

@@ -422,21 +422,40 @@ int proto_error_reply_decode(const char *name, struct json_object *parameters, P
                              const char **ret_field);
 
 /*
+ * The results of a Normalize reply, read from its text by the parser
+ * rather than built by json-c (see proto_reply_parse()): valid when they
+ * were, and the tree's "results" is then empty.
+ */
+typedef struct ProtoResults {
+        ProtoResult *results;
+        size_t n;
+        bool valid;
+} ProtoResults;
+
+/*
+ * Parse the reply message of @size bytes at @text (the NUL not included)
+ * as varlink_json_parse() does, without limits (the daemon is trusted that
+ * far), reading a "results" array in its parameters into *ret_results
+ * when it is written as the daemon writes it. Errors as varlink_json_parse().
+ */
+int proto_reply_parse(const char *text, size_t size, struct json_object **ret, ProtoResults *ret_results);
+void proto_results_done(ProtoResults *r);
+
+/*
  * Decode Normalize reply parameters (see proto_normalize_reply_format()).
  * Each module index must be below the number of modules, those of the
  * @n_modules_before of earlier replies of a stream included, "unknown" one
  * of "unmapped", "anonymous", "special", a build ID an even number (2 to
- * 2 * VMAQ_BUILD_ID_MAX) of lowercase hex digits or null. With
- * @results_span (NULL: none) valid, from varlink_json_parse_span() with
- * "results", the results are read from its text; written as the daemon
- * writes them, without json-c. ->modules and ->results are allocated, and
+ * 2 * VMAQ_BUILD_ID_MAX) of lowercase hex digits or null. With @read
+ * (NULL: none) valid, from proto_reply_parse() of the same message, its
+ * results are taken from it. ->modules and ->results are allocated, and
  * the build ID bytes with the modules: free them with
  * proto_normalize_reply_done(). Strings point into @parameters (->unknown
  * to constants).
  * Errors: -EBADMSG (*ret_field names the field); -ENOMEM.
  */
-int proto_normalize_reply_decode(struct json_object *parameters, const VarlinkPacked *results_span,
-                                 size_t n_modules_before, ProtoNormalizeReply *ret, const char **ret_field);
+int proto_normalize_reply_decode(struct json_object *parameters, ProtoResults *read, size_t n_modules_before,
+                                 ProtoNormalizeReply *ret, const char **ret_field);
 void proto_normalize_reply_done(ProtoNormalizeReply *reply);
 
 typedef struct ProtoListMappingsReply {

@@ -657,15 +657,15 @@ static void run_reply_parse(void *userdata) {
         _cleanup_(proto_normalize_reply_done) ProtoNormalizeReply out = {};
         struct json_object *msg = NULL, *params = NULL;
         const char *error = NULL, *field = NULL;
-        VarlinkPacked span = {};
+        _cleanup_(proto_results_done) ProtoResults read = {};
         int r;
 
-        r = varlink_json_parse_span(run->text, run->text_size - 1, NULL, "results", &msg, &span);
+        r = proto_reply_parse(run->text, run->text_size - 1, &msg, &read);
         if (r < 0)
-                die("varlink_json_parse_span", r);
+                die("proto_reply_parse", r);
         r = proto_reply_split(msg, &error, &params, NULL, &field);
         if (r >= 0)
-                r = proto_normalize_reply_decode(params, &span, 0, &out, &field);
+                r = proto_normalize_reply_decode(params, &read, 0, &out, &field);
         if (r >= 0 && out.n_results != run->batch->n)
                 r = -EPROTO;
         json_object_put(msg);

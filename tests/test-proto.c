@@ -2452,21 +2452,22 @@ static const struct {
         const char *text;
         int r;
         const char *field;
+        bool read;                      /* in the daemon's form: read by the parser */
 } span_vectors[] = {
-        { SPAN_REPLY("[{\"module\":0,\"offset\":18446744073709551615},{\"unknown\":\"special\"}]"), 0, NULL },
-        { SPAN_REPLY("[]"), 0, NULL },
-        { SPAN_REPLY("[ {\"module\": 0, \"offset\": 5} ]"), 0, NULL },
-        { SPAN_REPLY("[{\"offset\":5,\"module\":0}]"), 0, NULL },
-        { SPAN_REPLY("[{\"module\":0,\"offset\":5,\"future\":[1,{}]}]"), 0, NULL },
-        { SPAN_REPLY("[{\"unknown\":\"\\u0075nmapped\"}]"), 0, NULL },
-        { SPAN_REPLY("[{\"module\":1,\"offset\":5}]"), -EBADMSG, "module" },
-        { SPAN_REPLY("[{\"module\":0,\"offset\":5.0}]"), -EBADMSG, "offset" },
-        { SPAN_REPLY("[{\"module\":0,\"offset\":1e3}]"), -EBADMSG, "offset" },
-        { SPAN_REPLY("[{\"module\":0,\"offset\":-1}]"), -EBADMSG, "offset" },
-        { SPAN_REPLY("[{\"module\":0}]"), -EBADMSG, "offset" },
-        { SPAN_REPLY("[{\"unknown\":\"weird\"}]"), -EBADMSG, "unknown" },
-        { SPAN_REPLY("[{\"unknown\":\"unmapped\",\"module\":0}]"), -EBADMSG, "unknown" },
-        { SPAN_REPLY("[7]"), -EBADMSG, "results" },
+        { SPAN_REPLY("[{\"module\":0,\"offset\":18446744073709551615},{\"unknown\":\"special\"}]"), 0, NULL, true },
+        { SPAN_REPLY("[]"), 0, NULL, true },
+        { SPAN_REPLY("[ {\"module\": 0, \"offset\": 5} ]"), 0, NULL, false },
+        { SPAN_REPLY("[{\"offset\":5,\"module\":0}]"), 0, NULL, false },
+        { SPAN_REPLY("[{\"module\":0,\"offset\":5,\"future\":[1,{}]}]"), 0, NULL, false },
+        { SPAN_REPLY("[{\"unknown\":\"\\u0075nmapped\"}]"), 0, NULL, false },
+        { SPAN_REPLY("[{\"module\":1,\"offset\":5}]"), -EBADMSG, "module", true },
+        { SPAN_REPLY("[{\"module\":0,\"offset\":5.0}]"), -EBADMSG, "offset", false },
+        { SPAN_REPLY("[{\"module\":0,\"offset\":1e3}]"), -EBADMSG, "offset", false },
+        { SPAN_REPLY("[{\"module\":0,\"offset\":-1}]"), -EBADMSG, "offset", false },
+        { SPAN_REPLY("[{\"module\":0}]"), -EBADMSG, "offset", false },
+        { SPAN_REPLY("[{\"unknown\":\"weird\"}]"), -EBADMSG, "unknown", false },
+        { SPAN_REPLY("[{\"unknown\":\"unmapped\",\"module\":0}]"), -EBADMSG, "unknown", false },
+        { SPAN_REPLY("[7]"), -EBADMSG, "results", false },
 };
 
 START_TEST(test_results_span) {
@@ -2474,15 +2475,15 @@ START_TEST(test_results_span) {
         _cleanup_(json_object_putp) struct json_object *o = NULL, *plain = NULL;
         const char *text = span_vectors[_i].text, *error = NULL, *field = NULL, *ref_field = NULL;
         struct json_object *p = NULL, *q = NULL;
-        VarlinkPacked span = {};
+        _cleanup_(proto_results_done) ProtoResults read = {};
 
-        ck_assert_int_eq(varlink_json_parse_span(text, strlen(text), NULL, "results", &o, &span), 0);
-        ck_assert(span.valid);
+        ck_assert_int_eq(proto_reply_parse(text, strlen(text), &o, &read), 0);
+        ck_assert_int_eq(read.valid, span_vectors[_i].read);
         ck_assert_int_eq(proto_reply_split(o, &error, &p, NULL, &field), 0);
         ck_assert_int_eq(varlink_json_parse(text, strlen(text), NULL, &plain), 0);
         ck_assert_int_eq(proto_reply_split(plain, &error, &q, NULL, &field), 0);
 
-        ck_assert_int_eq(proto_normalize_reply_decode(p, &span, 0, &fast, &field), span_vectors[_i].r);
+        ck_assert_int_eq(proto_normalize_reply_decode(p, &read, 0, &fast, &field), span_vectors[_i].r);
         ck_assert_int_eq(proto_normalize_reply_decode(q, NULL, 0, &ref, &ref_field), span_vectors[_i].r);
         if (span_vectors[_i].r < 0) {
                 ck_assert_str_eq(field, span_vectors[_i].field);
@@ -2500,36 +2501,23 @@ START_TEST(test_results_span) {
 }
 END_TEST
 
-/* The results' text is only skipped by the parse: the decoder refuses what is not JSON in it. */
+/* What the reader does not take is the strict parser's: invalid JSON in the results is still refused. */
 START_TEST(test_results_span_invalid) {
         static const char *const texts[] = {
                 SPAN_REPLY("[{\"module\":0,\"offset\":5},]"),
                 SPAN_REPLY("[{\"unknown\":\"unmapped\"}}]"),
                 SPAN_REPLY("[{\"module\":0,\"offset\":05}]"),
                 SPAN_REPLY("[\"\\x\"]"),
+                SPAN_REPLY("[\"]}}"),
         };
 
         for (size_t i = 0; i < ELEMENTSOF(texts); i++) {
-                _cleanup_(proto_normalize_reply_done) ProtoNormalizeReply reply = {};
-                _cleanup_(json_object_putp) struct json_object *o = NULL, *plain = NULL;
-                struct json_object *p = NULL;
-                const char *error = NULL, *field = NULL;
-                VarlinkPacked span = {};
-
-                ck_assert_int_eq(varlink_json_parse(texts[i], strlen(texts[i]), NULL, &plain), -EBADMSG);
-                ck_assert_int_eq(varlink_json_parse_span(texts[i], strlen(texts[i]), NULL, "results", &o, &span), 0);
-                ck_assert(span.valid);
-                ck_assert_int_eq(proto_reply_split(o, &error, &p, NULL, &field), 0);
-                ck_assert_int_eq(proto_normalize_reply_decode(p, &span, 0, &reply, &field), -EBADMSG);
-                ck_assert_str_eq(field, "results");
-        }
-        /* Where the array does not end, the message does not either. */
-        {
-                static const char text[] = SPAN_REPLY("[\"]}}");
+                _cleanup_(proto_results_done) ProtoResults read = {};
                 _cleanup_(json_object_putp) struct json_object *o = NULL;
-                VarlinkPacked span = {};
 
-                ck_assert_int_eq(varlink_json_parse_span(text, strlen(text), NULL, "results", &o, &span), -EBADMSG);
+                ck_assert_int_eq(proto_reply_parse(texts[i], strlen(texts[i]), &o, &read), -EBADMSG);
+                ck_assert_ptr_null(o);
+                ck_assert(!read.valid && !read.results);
         }
 }
 END_TEST

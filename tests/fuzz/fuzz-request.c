@@ -664,18 +664,18 @@ static void fuzz_normalize_reply_span(const char *msg, size_t size, struct json_
         _cleanup_(json_object_putp) struct json_object *o = NULL;
         struct json_object *parameters = NULL;
         const char *error = NULL, *field = NULL, *ref_field = NULL;
-        VarlinkPacked span = {};
+        _cleanup_(proto_results_done) ProtoResults read = {};
         bool continues;
         int r, k;
 
-        r = varlink_json_parse_span(msg, size, NULL, "results", &o, &span);
+        r = proto_reply_parse(msg, size, &o, &read);
         if (r == -ENOMEM)
                 return;
         FUZZ_CHECK(r == 0);
         r = proto_reply_split(o, &error, &parameters, &continues, &field);
         FUZZ_CHECK(r == 0 && !error);
 
-        r = proto_normalize_reply_decode(parameters, &span, 0, &fast, &field);
+        r = proto_normalize_reply_decode(parameters, &read, 0, &fast, &field);
         k = proto_normalize_reply_decode(plain, NULL, 0, &ref, &ref_field);
         if (r == -ENOMEM || k == -ENOMEM)
                 return;
