@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "macro.h"
@@ -21,12 +22,15 @@
  * kernel may have escaped every byte to four ("\012"), so a line always
  * fits.
  */
-#define TEXT_BUFFER_SIZE (64U * 1024U)
+#define TEXT_BUFFER_SIZE VMA_TEXT_READ_SIZE
 #define DELETED_SUFFIX " (deleted)"
 
 struct VmaSource {
         int fd;
         VmaBackend backend;
+        VmaBackend pass;                /* what the current pass reads */
+        uint64_t max_text_bytes;        /* of the current text pass; 0: no limit */
+        VmaPassStats stats;             /* of the current pass */
 
         /* ioctl backend: the kernel writes the VMA's name here */
         char name[PATH_MAX];
@@ -39,6 +43,9 @@ struct VmaSource {
         bool have_line;                 /* line holds the last parsed line */
         Vma line;
         uint64_t floor;                 /* no VMA below this was skipped */
+        uint64_t buf_base;              /* file offset of buf[0] */
+        size_t line_no;                 /* lines parsed in this pass */
+        VmaTextProfile *profile;        /* what text passes saw, allocated by the first */
 };
 
 static const char *const vma_backend_table[_VMA_BACKEND_MAX] = {
@@ -303,7 +310,7 @@ int vma_source_new(VmaSource **ret, int maps_fd, VmaBackend backend) {
         s = calloc(1, sizeof(*s));
         if (!s)
                 return -ENOMEM;
-        s->backend = backend;
+        s->backend = s->pass = backend;
         if (backend == VMA_BACKEND_TEXT) {
                 s->buf = malloc(TEXT_BUFFER_SIZE);
                 if (!s->buf) {
@@ -311,6 +318,7 @@ int vma_source_new(VmaSource **ret, int maps_fd, VmaBackend backend) {
                         return -ENOMEM;
                 }
         }
+        /* An ioctl source allocates its text buffer when it first reads the text. */
         s->fd = TAKE_FD(fd);
 
         *ret = s;
@@ -322,6 +330,7 @@ VmaSource *vma_source_free(VmaSource *s) {
                 return NULL;
         safe_close(s->fd);
         free(s->buf);
+        free(s->profile);
         free(s);
         return NULL;
 }
@@ -330,20 +339,47 @@ VmaBackend vma_source_backend(const VmaSource *s) {
         return s->backend;
 }
 
-/* Read more of the maps file behind what is buffered. Returns bytes read, 0 at EOF. */
+static uint64_t now_ns(void) {
+        struct timespec ts;
+
+        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * UINT64_C(1000000000) + (uint64_t) ts.tv_nsec;
+}
+
+/*
+ * Read more of the maps file behind what is buffered. Returns bytes read,
+ * 0 at EOF, -EDQUOT when the pass has read its budget.
+ */
 static int text_fill(VmaSource *s) {
+        size_t want;
         ssize_t n;
 
         if (s->buf_pos > 0) {
                 memmove(s->buf, s->buf + s->buf_pos, s->buf_len - s->buf_pos);
                 s->buf_len -= s->buf_pos;
+                s->buf_base += s->buf_pos;
                 s->buf_pos = 0;
         }
         if (s->buf_len == TEXT_BUFFER_SIZE)
                 return -EBADMSG;        /* a line longer than the kernel can write */
 
+        /*
+         * The kernel prints as much as we ask for, and that is the cost: a
+         * pass on a budget asks for no more than what is left of it (but
+         * a page, so that any line fits in a few reads).
+         */
+        want = TEXT_BUFFER_SIZE - s->buf_len;
+        if (s->max_text_bytes > 0) {
+                uint64_t left;
+
+                if (s->stats.text_bytes >= s->max_text_bytes)
+                        return -EDQUOT;
+                left = s->max_text_bytes - s->stats.text_bytes;
+                want = (size_t) MIN((uint64_t) want, MAX(left, (uint64_t) 4096));
+        }
+
         do
-                n = read(s->fd, s->buf + s->buf_len, TEXT_BUFFER_SIZE - s->buf_len);
+                n = read(s->fd, s->buf + s->buf_len, want);
         while (n < 0 && errno == EINTR);
         if (n < 0)
                 return -errno;
@@ -369,6 +405,7 @@ static int text_fill(VmaSource *s) {
         }
 
         s->buf_len += n;
+        s->stats.text_bytes += (uint64_t) n;
         return (int) n;
 }
 
@@ -379,6 +416,8 @@ static int text_rewind(VmaSource *s) {
                 return -errno;
 
         s->buf_len = s->buf_pos = 0;
+        s->buf_base = 0;
+        s->line_no = 0;
         s->eof = false;
         s->have_line = false;
         s->floor = 0;
@@ -390,6 +429,55 @@ static int text_rewind(VmaSource *s) {
         if (r == 0)
                 return -ESRCH;
         return 0;
+}
+
+/*
+ * Note the line just parsed in the profile, if it is a stride-th one. The
+ * samples of an earlier pass beyond this one are kept, as long as they
+ * still follow in address order.
+ */
+static void text_profile_note(VmaSource *s) {
+        VmaTextProfile *pr = s->profile;
+        size_t i = s->line_no++, k;
+
+        if (!pr)
+                return;
+        if (s->line.end > pr->reach_end) {
+                pr->reach_end = s->line.end;
+                pr->reach_bytes = s->buf_base + s->buf_pos;
+        }
+        if (i % pr->stride != 0)
+                return;
+        k = i / pr->stride;
+        if (k >= ELEMENTSOF(pr->ends)) {
+                /* Full: keep every other sample, at twice the stride. */
+                for (size_t j = 0; 2 * j < pr->n; j++) {
+                        pr->ends[j] = pr->ends[2 * j];
+                        pr->bytes[j] = pr->bytes[2 * j];
+                }
+                pr->n = (pr->n + 1) / 2;
+                pr->stride *= 2;
+                if (i % pr->stride != 0)
+                        return;
+                k = i / pr->stride;
+        }
+
+        pr->ends[k] = s->line.end;
+        pr->bytes[k] = s->buf_base + s->buf_pos;
+        if (k >= pr->n)
+                pr->n = k + 1;
+        else if (k + 1 < pr->n && pr->ends[k + 1] <= pr->ends[k])
+                pr->n = k + 1;
+}
+
+static void text_profile_end(VmaSource *s) {
+        VmaTextProfile *pr = s->profile;
+
+        if (!pr)
+                return;
+        pr->n = MIN(pr->n, (s->line_no + pr->stride - 1) / pr->stride);
+        pr->complete = true;
+        pr->total_bytes = s->buf_base + s->buf_len;
 }
 
 /* Parse the next line into s->line. Returns 1, or 0 at the end of the file. */
@@ -404,12 +492,17 @@ static int text_next_line(VmaSource *s) {
                         r = vma_parse_maps_line(start, nl - start, &s->line);
                         if (r < 0)
                                 return r;
+                        text_profile_note(s);
                         return 1;
                 }
 
-                if (s->eof)
+                if (s->eof) {
                         /* Every line ends in a newline; a rest is a torn line. */
-                        return s->buf_pos < s->buf_len ? -EBADMSG : 0;
+                        if (s->buf_pos < s->buf_len)
+                                return -EBADMSG;
+                        text_profile_end(s);
+                        return 0;
+                }
 
                 r = text_fill(s);
                 if (r < 0)
@@ -417,7 +510,7 @@ static int text_next_line(VmaSource *s) {
         }
 }
 
-static int text_find(VmaSource *s, uint64_t addr, Vma *ret) {
+static int text_find_slow(VmaSource *s, uint64_t addr, Vma *ret) {
         int r;
 
         /* Lines are in address order: going backwards means reading again. */
@@ -449,15 +542,132 @@ static int text_find(VmaSource *s, uint64_t addr, Vma *ret) {
         }
 }
 
-int vma_source_begin(VmaSource *s) {
+static int text_find(VmaSource *s, uint64_t addr, Vma *ret) {
+        uint64_t t;
+        int r;
+
+        /* The line at hand answers most finds of a dense batch; only reading and parsing is timed. */
+        if (s->have_line && addr >= s->floor && addr < s->line.end) {
+                *ret = s->line;
+                return 1;
+        }
+
+        t = now_ns();
+        r = text_find_slow(s, addr, ret);
+        s->stats.text_ns += now_ns() - t;
+        return r;
+}
+
+int vma_source_begin_pass(VmaSource *s, VmaBackend how, uint64_t max_text_bytes) {
+        uint64_t t;
+        int r;
+
+        if (how != VMA_BACKEND_IOCTL && how != VMA_BACKEND_TEXT)
+                return -EINVAL;
+        if (how != VMA_BACKEND_TEXT && how != s->backend)
+                return -EOPNOTSUPP;
+
+        s->stats = (VmaPassStats) {};
+        s->pass = how;
+        s->max_text_bytes = s->backend == VMA_BACKEND_IOCTL ? max_text_bytes : 0;
         /* Each ioctl reads the live map, there is nothing to prepare. */
-        if (s->backend == VMA_BACKEND_TEXT)
-                return text_rewind(s);
-        return 0;
+        if (how == VMA_BACKEND_IOCTL)
+                return 0;
+
+        if (!s->buf) {
+                s->buf = malloc(TEXT_BUFFER_SIZE);
+                if (!s->buf)
+                        return -ENOMEM;
+        }
+        if (!s->profile) {
+                s->profile = calloc(1, sizeof(VmaTextProfile));
+                if (!s->profile)
+                        return -ENOMEM;
+                s->profile->stride = 1;
+        }
+
+        t = now_ns();
+        r = text_rewind(s);
+        s->stats.text_ns += now_ns() - t;
+        return r;
+}
+
+int vma_source_begin(VmaSource *s) {
+        return vma_source_begin_pass(s, s->backend, 0);
+}
+
+VmaBackend vma_source_pass_backend(const VmaSource *s) {
+        return s->pass;
+}
+
+void vma_source_pass_stats(const VmaSource *s, VmaPassStats *ret) {
+        *ret = s->stats;
+}
+
+const VmaTextProfile *vma_source_text_profile(const VmaSource *s) {
+        return s->profile && s->profile->n > 0 ? s->profile : NULL;
+}
+
+uint64_t vma_source_text_bytes_to(const VmaSource *s, uint64_t addr) {
+        const VmaTextProfile *pr = vma_source_text_profile(s);
+        size_t lo = 0, hi;
+        uint64_t b;
+
+        if (!pr)
+                return 0;
+
+        /* The first sample ending above @addr: the line covering it is no further. */
+        hi = pr->n;
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+
+                if (pr->ends[mid] > addr)
+                        hi = mid;
+                else
+                        lo = mid + 1;
+        }
+        if (lo < pr->n)
+                b = pr->bytes[lo];
+        else if (addr < pr->reach_end)
+                b = pr->reach_bytes;
+        else if (pr->complete)
+                b = pr->total_bytes;
+        else
+                return 0;
+
+        /* The kernel prints whole reads. */
+        b = ALIGN_POW2(MAX(b, (uint64_t) 1), (uint64_t) TEXT_BUFFER_SIZE);
+        if (pr->complete)
+                b = MIN(b, MAX(pr->total_bytes, (uint64_t) 1));
+        return b;
 }
 
 int vma_source_find(VmaSource *s, uint64_t addr, unsigned flags, Vma *ret) {
-        if (s->backend == VMA_BACKEND_TEXT)
-                return text_find(s, addr, ret);
-        return procmap_query(s->fd, addr, s->name, sizeof(s->name), flags, ret);
+        bool timed;
+        uint64_t t = 0;
+        int r;
+
+        if (s->backend == VMA_BACKEND_IOCTL && (flags & (VMA_FIND_LIVE | VMA_FIND_BUILD_ID)))
+                return procmap_query(s->fd, addr, s->name, sizeof(s->name), flags, ret);
+        if (flags & VMA_FIND_LIVE)
+                return -EOPNOTSUPP;
+
+        if (s->pass == VMA_BACKEND_TEXT) {
+                r = text_find(s, addr, ret);
+                if (r != -EDQUOT)
+                        return r;
+                /* Over its budget: the pass goes on with the ioctl (only an ioctl source has one). */
+                s->pass = VMA_BACKEND_IOCTL;
+        }
+
+        timed = s->stats.n_ioctls % VMA_STATS_IOCTL_SAMPLE == 0;
+        if (timed)
+                t = now_ns();
+        r = procmap_query(s->fd, addr, s->name, sizeof(s->name), flags, ret);
+        if (timed) {
+                s->stats.ioctl_ns += now_ns() - t;
+                s->stats.n_ioctls_timed++;
+        }
+        s->stats.n_ioctls++;
+        return r;
 }

@@ -106,9 +106,18 @@ int vma_parse_maps_line(char *line, size_t len, Vma *ret);
 
 typedef struct VmaSource VmaSource;
 
+/* The text backend reads the maps file in chunks of this size, and the kernel prints whole chunks. */
+#define VMA_TEXT_READ_SIZE (64U * 1024U)
+
 enum {
-        /* Ask the kernel for the build ID too (ioctl backend only). */
+        /* Ask the kernel for the build ID too (ioctl backend only); implies VMA_FIND_LIVE. */
         VMA_FIND_BUILD_ID = 1 << 0,
+        /*
+         * Ask the live map with the ioctl, also during a text pass, whose
+         * place this leaves alone (ioctl backend only, else -EOPNOTSUPP).
+         * Not counted in the pass's statistics.
+         */
+        VMA_FIND_LIVE     = 1 << 1,
 };
 
 /*
@@ -131,6 +140,66 @@ VmaBackend vma_source_backend(const VmaSource *s);
  *                 backend reports it from the first find instead
  */
 int vma_source_begin(VmaSource *s);
+
+/*
+ * vma_source_begin() for a pass that reads the map with @how: TEXT, or
+ * IOCTL if that is the source's backend. An ioctl source can run text
+ * passes: its fd is the maps file, which it can read as well. In such a
+ * pass, once more than @max_text_bytes (0: no limit) have been read, the
+ * finds go on with the ioctl, so that a text pass costs what its caller
+ * budgeted at most (plus one read) however the map grew.
+ *
+ * Errors: those of vma_source_begin(); -EOPNOTSUPP for IOCTL on a text
+ * source; -ENOMEM.
+ */
+int vma_source_begin_pass(VmaSource *s, VmaBackend how, uint64_t max_text_bytes);
+
+/* How the current pass reads the map now: TEXT, or IOCTL (also after a text pass went over its budget). */
+VmaBackend vma_source_pass_backend(const VmaSource *s);
+
+/*
+ * What the finds of the current pass cost, measured with CLOCK_MONOTONIC
+ * around the kernel calls and the parsing. Every VMA_STATS_IOCTL_SAMPLE-th
+ * ioctl is timed, which is enough for a mean and keeps the clock out of
+ * the way; text is timed wherever a find reads or parses a line. Finds
+ * with VMA_FIND_LIVE or VMA_FIND_BUILD_ID are not counted.
+ */
+#define VMA_STATS_IOCTL_SAMPLE 4U
+typedef struct VmaPassStats {
+        size_t n_ioctls;                /* lookups with the ioctl */
+        size_t n_ioctls_timed;
+        uint64_t ioctl_ns;              /* spent in the timed ones */
+        uint64_t text_bytes;            /* read from the maps file */
+        uint64_t text_ns;               /* spent reading and parsing them */
+} VmaPassStats;
+
+void vma_source_pass_stats(const VmaSource *s, VmaPassStats *ret);
+
+/*
+ * How many bytes of the maps file a text pass reads to reach @addr, by
+ * what the text passes so far saw of this map, in whole reads; 0 if no
+ * text pass has read that far, or none ran yet. The map may have changed
+ * since: this is an estimate, never a promise.
+ */
+uint64_t vma_source_text_bytes_to(const VmaSource *s, uint64_t addr);
+
+/*
+ * What text passes saw of the map, for estimates: the end of every
+ * @stride-th line (lines 0, stride, 2 * stride, ...) in address order,
+ * up to where they read. NULL before the first text pass.
+ */
+typedef struct VmaTextProfile {
+        size_t n;
+        size_t stride;                  /* a power of two */
+        bool complete;                  /* a pass read to the end: total_bytes holds */
+        uint64_t total_bytes;
+        uint64_t reach_end;             /* the highest line end read so far */
+        uint64_t reach_bytes;           /* and the bytes up to that line */
+        uint64_t ends[256];
+        uint64_t bytes[256];            /* of the file, up to and including that line */
+} VmaTextProfile;
+
+const VmaTextProfile *vma_source_text_profile(const VmaSource *s);
 
 /*
  * Find the VMA covering @addr or, if none does, the next VMA above it.

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -386,6 +387,152 @@ START_TEST(test_ioctl_find_untouched) {
 }
 END_TEST
 
+/* A text source takes no ioctl pass and no live find. */
+START_TEST(test_text_source_no_ioctl) {
+        VmaSource *s = text_source(text_map, strlen(text_map));
+        VmaPassStats st;
+        Vma v;
+
+        ck_assert_int_eq(vma_source_begin_pass(s, VMA_BACKEND_IOCTL, 0), -EOPNOTSUPP);
+        ck_assert_int_eq(vma_source_begin_pass(s, VMA_BACKEND_AUTO, 0), -EINVAL);
+        ck_assert_int_eq(vma_source_begin_pass(s, VMA_BACKEND_TEXT, 1), 0);
+        ck_assert_int_eq(vma_source_pass_backend(s), VMA_BACKEND_TEXT);
+        ck_assert_int_eq(vma_source_find(s, 0x1000, VMA_FIND_LIVE, &v), -EOPNOTSUPP);
+        /* No budget on a text source: it has nothing else to go on with. */
+        ck_assert_int_eq(vma_source_find(s, 0x7800, 0, &v), 1);
+        ck_assert_int_eq(v.kind, VMA_KIND_VDSO);
+        ck_assert_int_eq(vma_source_pass_backend(s), VMA_BACKEND_TEXT);
+        vma_source_pass_stats(s, &st);
+        ck_assert_uint_eq(st.n_ioctls, 0);
+        ck_assert_uint_eq(st.text_bytes, strlen(text_map));
+        vma_source_free(s);
+}
+END_TEST
+
+/* Lines of a long map, and where the profile says a text pass reads to. */
+START_TEST(test_text_profile) {
+        const size_t n = 2000;
+        const VmaTextProfile *pr;
+        _cleanup_free_ char *map = malloc(n * 64);
+        size_t len = 0;
+        VmaSource *s;
+        Vma v;
+
+        ck_assert_ptr_nonnull(map);
+        for (size_t i = 0; i < n; i++)
+                /* Lines of one length: the addresses have as many digits. */
+                len += (size_t) sprintf(map + len, "%zx-%zx r--p 00000000 fe:00 11 /bin/a\n",
+                                        0x10000000 + i * 0x2000, 0x10001000 + i * 0x2000);
+        s = text_source(map, len);
+        ck_assert_ptr_null(vma_source_text_profile(s));
+        ck_assert_uint_eq(vma_source_text_bytes_to(s, 0), 0);
+
+        /* Half way: what lies beyond is not known yet. */
+        ck_assert_int_eq(vma_source_begin(s), 0);
+        ck_assert_int_eq(vma_source_find(s, 0x10000000 + 1000 * 0x2000, 0, &v), 1);
+        pr = vma_source_text_profile(s);
+        ck_assert_ptr_nonnull(pr);
+        ck_assert(!pr->complete);
+        ck_assert_uint_eq(pr->ends[0], 0x10001000);
+        ck_assert_uint_eq(vma_source_text_bytes_to(s, 0x1000), VMA_TEXT_READ_SIZE);
+        ck_assert_uint_eq(vma_source_text_bytes_to(s, 0x10000000 + 1999 * 0x2000), 0);
+
+        /* To the end: every address is known, in whole reads but the last. */
+        ck_assert_int_eq(vma_source_find(s, UINT64_MAX, 0, &v), 0);
+        ck_assert(pr->complete);
+        ck_assert_uint_eq(pr->total_bytes, len);
+        ck_assert_uint_le(pr->n, ELEMENTSOF(pr->ends));
+        ck_assert_uint_ge(pr->stride * pr->n, n);
+        for (size_t i = 1; i < pr->n; i++) {
+                ck_assert_uint_eq(pr->ends[i], 0x10001000 + i * pr->stride * 0x2000);
+                ck_assert_uint_eq(pr->bytes[i], (i * pr->stride + 1) * (len / n));
+        }
+        ck_assert_uint_eq(vma_source_text_bytes_to(s, 0x10000000 + 1999 * 0x2000), len);
+        ck_assert_uint_eq(vma_source_text_bytes_to(s, UINT64_MAX), len);
+        ck_assert_uint_eq(vma_source_text_bytes_to(s, 0x1000), VMA_TEXT_READ_SIZE);
+        vma_source_free(s);
+}
+END_TEST
+
+static void assert_vma_eq(const Vma *x, const Vma *y) {
+        ck_assert_uint_eq(x->start, y->start);
+        ck_assert_uint_eq(x->end, y->end);
+        ck_assert_uint_eq(x->offset, y->offset);
+        ck_assert_uint_eq(x->inode, y->inode);
+        ck_assert_uint_eq(x->dev_major, y->dev_major);
+        ck_assert_uint_eq(x->dev_minor, y->dev_minor);
+        ck_assert_uint_eq(x->perms, y->perms);
+        ck_assert_int_eq(x->kind, y->kind);
+        ck_assert_int_eq(x->deleted, y->deleted);
+        ck_assert_str_eq(x->name, y->name);
+}
+
+/*
+ * An ioctl source reads the text for a pass when asked, with the ioctl's
+ * answers; a live find in between leaves the pass where it was; a pass
+ * over its budget goes on with the ioctl.
+ */
+START_TEST(test_ioctl_source_text_pass) {
+        long ps = sysconf(_SC_PAGESIZE);
+        const size_t n = 1500;
+        char name[PATH_MAX];
+        VmaSource *s = NULL;
+        VmaPassStats st;
+        uint8_t *m;
+        Vma v, k;
+
+        /* Many VMAs: every other page of an anonymous mapping made read-only. */
+        m = mmap(NULL, 2 * n * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        ck_assert_ptr_ne(m, MAP_FAILED);
+        for (size_t i = 0; i < n; i++)
+                ck_assert_int_eq(mprotect(m + 2 * i * ps, ps, PROT_READ), 0);
+
+        ck_assert_int_eq(vma_source_new(&s, open("/proc/self/maps", O_RDONLY|O_CLOEXEC), VMA_BACKEND_IOCTL), 0);
+        ck_assert_int_eq(vma_source_pass_backend(s), VMA_BACKEND_IOCTL);
+        ck_assert_int_eq(vma_source_begin_pass(s, VMA_BACKEND_TEXT, 0), 0);
+        ck_assert_int_eq(vma_source_pass_backend(s), VMA_BACKEND_TEXT);
+        for (size_t i = 0; i < n; i += 100) {
+                uint64_t a = (uintptr_t) m + (2 * i + 1) * ps + 8;
+
+                ck_assert_int_eq(vma_source_find(s, a, 0, &v), 1);
+                ck_assert_uint_eq(v.start, a - 8);
+                snprintf(name, sizeof(name), "%s", v.name);
+                v.name = name;
+                /* Back to the start of the map, and live: the pass goes on where it stood. */
+                ck_assert_int_eq(vma_source_find(s, 0, VMA_FIND_LIVE, &k), 1);
+                ck_assert_int_eq(vma_source_find(s, a, VMA_FIND_LIVE, &k), 1);
+                assert_vma_eq(&v, &k);
+        }
+        ck_assert_int_eq(vma_source_pass_backend(s), VMA_BACKEND_TEXT);
+        vma_source_pass_stats(s, &st);
+        ck_assert_uint_eq(st.n_ioctls, 0);
+        ck_assert_uint_gt(st.text_bytes, 0);
+        ck_assert_ptr_nonnull(vma_source_text_profile(s));
+
+        /* An ioctl pass counts its lookups and times every VMA_STATS_IOCTL_SAMPLE-th. */
+        ck_assert_int_eq(vma_source_begin_pass(s, VMA_BACKEND_IOCTL, 0), 0);
+        for (size_t i = 0; i < 9; i++)
+                ck_assert_int_eq(vma_source_find(s, (uintptr_t) m + 2 * i * ps, 0, &v), 1);
+        ck_assert_int_eq(vma_source_find(s, (uintptr_t) m, VMA_FIND_LIVE, &v), 1);
+        vma_source_pass_stats(s, &st);
+        ck_assert_uint_eq(st.n_ioctls, 9);
+        ck_assert_uint_eq(st.n_ioctls_timed, (9 + VMA_STATS_IOCTL_SAMPLE - 1) / VMA_STATS_IOCTL_SAMPLE);
+        ck_assert_uint_eq(st.text_bytes, 0);
+
+        /* On a budget of one byte: one page is read, then the ioctl answers. */
+        ck_assert_int_eq(vma_source_begin_pass(s, VMA_BACKEND_TEXT, 1), 0);
+        ck_assert_int_eq(vma_source_find(s, (uintptr_t) m + (2 * n - 1) * ps, 0, &v), 1);
+        ck_assert_uint_eq(v.start, (uintptr_t) m + (2 * n - 1) * ps);
+        ck_assert_int_eq(vma_source_pass_backend(s), VMA_BACKEND_IOCTL);
+        vma_source_pass_stats(s, &st);
+        ck_assert_uint_le(st.text_bytes, 4096);
+        ck_assert_uint_eq(st.n_ioctls, 1);
+
+        vma_source_free(s);
+        ck_assert_int_eq(munmap(m, 2 * n * ps), 0);
+}
+END_TEST
+
 static Suite *vma_suite(bool have_ioctl) {
         Suite *s = suite_create("vma");
         TCase *tc;
@@ -418,11 +565,14 @@ static Suite *vma_suite(bool have_ioctl) {
         tcase_add_test(tc, test_text_source_errors);
         tcase_add_test(tc, test_text_source_long_file);
         tcase_add_test(tc, test_source_new_invalid);
+        tcase_add_test(tc, test_text_source_no_ioctl);
+        tcase_add_test(tc, test_text_profile);
         suite_add_tcase(s, tc);
 
         if (have_ioctl) {
                 tc = tcase_create("ioctl-source");
                 tcase_add_test(tc, test_ioctl_find_untouched);
+                tcase_add_test(tc, test_ioctl_source_text_pass);
                 suite_add_tcase(s, tc);
         } else
                 fprintf(stderr, "NOTE: ioctl source tests not run: the kernel lacks PROCMAP_QUERY\n");
