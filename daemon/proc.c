@@ -23,6 +23,18 @@
 /* Passes over a map that an exec or exit cut short before a call gives up with -ESRCH. */
 #define PROC_ATTEMPTS 3
 
+/*
+ * The automatic strategy (see proc_set_costs() in proc.h): how much a new
+ * measurement moves an estimate, after how many batches without one an
+ * estimate counts as stale, and how close the prediction for the other
+ * strategy must be for a stale one to be tried. A trial costs at most
+ * PROC_TRIAL_FACTOR times the choice, once in PROC_STALE_BATCHES batches
+ * at most: a few percent.
+ */
+#define PROC_EMA_WEIGHT 0.25
+#define PROC_STALE_BATCHES 16U
+#define PROC_TRIAL_FACTOR 2.0
+
 /* From the kernel's include/linux/sched.h: the task is a kernel thread. */
 #define PF_KTHREAD 0x00200000U
 
@@ -43,6 +55,13 @@ struct Proc {
         uint64_t vdso_end;
         size_t vdso_build_id_len;
         uint8_t vdso_build_id[BUILD_ID_MAX];
+
+        /* The automatic strategy's estimates, in ns; 0: not measured yet. */
+        double ioctl_ns;                /* per lookup */
+        double text_ns;                 /* per byte of text */
+        unsigned ioctl_age;             /* batches since the last measurement */
+        unsigned text_age;
+        bool costs_fixed;               /* proc_set_costs(): no measurements, no trials */
 };
 
 static const char *const norm_kind_table[_NORM_KIND_MAX] = {
@@ -179,6 +198,8 @@ int proc_open_at(Proc **ret, pid_t pid, int dir_fd, VmaBackend backend) {
         p->pid = pid;
         p->backend = backend;
         p->dir_fd = TAKE_FD(fd);
+        /* Never measured: stale, so that the text is tried once it may be cheaper. */
+        p->text_age = PROC_STALE_BATCHES;
 
         r = proc_attach(p, p->dir_fd);
         if (r < 0)
@@ -222,6 +243,16 @@ int proc_dir_fd(const Proc *p) {
 
 uint64_t proc_start_time(const Proc *p) {
         return p->start_time;
+}
+
+int proc_set_costs(Proc *p, double ioctl_ns_per_lookup, double text_ns_per_byte) {
+        if (!(ioctl_ns_per_lookup > 0) || !(text_ns_per_byte > 0))
+                return -EINVAL;
+        p->ioctl_ns = ioctl_ns_per_lookup;
+        p->text_ns = text_ns_per_byte;
+        p->ioctl_age = p->text_age = 0;
+        p->costs_fixed = true;
+        return 0;
 }
 
 /*
@@ -388,8 +419,9 @@ static int proc_open_vma_file(ProcCall *c, const Vma *v, struct stat *ret_st) {
  * The vDSO has no file: read its image from the process's memory. The mem
  * file is opened on the address space the process has now, which is ours
  * unless it exec'd since we found @v: the ioctl backend can tell cheaply,
- * by finding the same vDSO again after the read; the text backend cannot
- * without disturbing its pass, and relies on the next pass noticing.
+ * by finding the same vDSO again after the read, also in a text pass; the
+ * text backend cannot without disturbing its pass, and relies on the next
+ * pass noticing.
  */
 static int proc_read_vdso_build_id(Proc *p, const Vma *v, uint8_t ret[static BUILD_ID_MAX]) {
         _cleanup_close_ int fd = -EBADF;
@@ -407,7 +439,7 @@ static int proc_read_vdso_build_id(Proc *p, const Vma *v, uint8_t ret[static BUI
                 Vma k;
                 int q;
 
-                q = vma_source_find(p->source, v->start, 0, &k);
+                q = vma_source_find(p->source, v->start, VMA_FIND_LIVE, &k);
                 if (q < 0)
                         return q;
                 if (q == 0 || k.kind != VMA_KIND_VDSO || k.start != v->start || k.end != v->end)
@@ -564,6 +596,11 @@ static bool link_matches_parsed_name(const char *link, size_t len, const Vma *v)
  *     that look costs more than this one (a map_files lookup walks the
  *     map), so it is not asked.
  *
+ * A text pass of an ioctl source asks the ioctl for the raw name of a VMA
+ * whose name has a "\012" instead: it needs no privilege, and so the
+ * answer is the one the ioctl strategy gives, whatever map_files allows.
+ * The " (deleted)" mark reads the same in both and is told the same way.
+ *
  * Rewrites @v to the name in @buf and returns 1 if that changed anything,
  * else 0 and leaves @v alone.
  */
@@ -577,11 +614,32 @@ static int proc_vma_resolve_name(ProcCall *c, Vma *v, char buf[static PATH_MAX])
         if (v->kind != VMA_KIND_FILE || v->inode == 0)
                 return 0;
         /* Only the text escapes; a newline here came from "\012". The ioctl's names are raw. */
-        escaped = vma_source_backend(p->source) == VMA_BACKEND_TEXT && memchr(v->name, '\n', v->name_len);
+        escaped = vma_source_pass_backend(p->source) == VMA_BACKEND_TEXT && memchr(v->name, '\n', v->name_len);
         if (!escaped && !v->deleted)
                 return 0;
 
-        if (escaped) {
+        if (escaped && vma_source_backend(p->source) == VMA_BACKEND_IOCTL) {
+                Vma k;
+
+                /* Only an answer about the same range of the same file counts; else leave it as parsed. */
+                if (vma_source_find(p->source, v->start, VMA_FIND_LIVE, &k) <= 0 || k.start != v->start ||
+                    k.end != v->end || k.inode != v->inode || k.dev_major != v->dev_major ||
+                    k.dev_minor != v->dev_minor || k.kind != VMA_KIND_FILE)
+                        return 0;
+                if (!k.deleted) {
+                        memcpy(buf, k.name, k.name_len + 1);
+                        v->name = buf;
+                        v->name_len = k.name_len;
+                        v->deleted = false;
+                        v->kind = k.kind;
+                        return 1;
+                }
+                /* Marked deleted: tell the mark from the name as below, on the raw name. */
+                len = k.name_len + strlen(DELETED_SUFFIX);
+                memcpy(link, k.name, k.name_len);
+                memcpy(link + k.name_len, DELETED_SUFFIX, sizeof(DELETED_SUFFIX));
+                /* It may equal the parsed name only if it has no newline: then this changes nothing. */
+        } else if (escaped) {
                 char map_files[sizeof("map_files/-") + 32];
                 struct stat st;
                 ssize_t n;
@@ -766,6 +824,8 @@ typedef struct NormalizeState {
         uint32_t *slots;
         size_t n_slots;         /* a power of two, or 0 */
         uint32_t vdso_module;   /* index + 1, or 0 */
+        VmaBackend how;         /* how the pass reads the map */
+        uint64_t max_text_bytes;        /* its budget, for a text pass */
 } NormalizeState;
 
 static void normalize_state_done(NormalizeState *s) {
@@ -971,7 +1031,7 @@ static int normalize_once(NormalizeState *s, const AddrIndex *sorted, size_t n) 
         uint64_t vma_start = 0, vma_offset = 0;
         int r;
 
-        r = vma_source_begin(s->proc->source);
+        r = vma_source_begin_pass(s->proc->source, s->how, s->max_text_bytes);
         if (r < 0)
                 return r;
 
@@ -1032,6 +1092,114 @@ static void normalization_reset(Normalization *n) {
         n->n_build_ids_skipped = 0;
 }
 
+/*
+ * The lookups a batch will make, by what text passes saw of the map: in
+ * each stretch of @stride lines, as many as there are distinct addresses,
+ * @stride at most; beyond the lines seen, one per distinct address.
+ */
+static size_t estimate_lookups(const VmaTextProfile *pr, const AddrIndex *sorted, size_t n) {
+        size_t lookups = 0, k = 0, in_stretch = 0;
+
+        for (size_t i = 0; i < n; i++) {
+                uint64_t a = sorted[i].addr;
+
+                if (i > 0 && a == sorted[i - 1].addr)
+                        continue;
+                if (!pr) {
+                        lookups++;
+                        continue;
+                }
+                while (k < pr->n && pr->ends[k] <= a) {
+                        k++;
+                        in_stretch = 0;
+                }
+                if (k == pr->n || in_stretch < pr->stride) {
+                        in_stretch++;
+                        lookups++;
+                }
+        }
+        return lookups;
+}
+
+static double ema(double old, double sample) {
+        return old > 0 ? old + PROC_EMA_WEIGHT * (sample - old) : sample;
+}
+
+/*
+ * How a batch of @n sorted addresses reads the map, and a text pass's
+ * budget in bytes (0: none). See proc_set_costs() in proc.h.
+ */
+static int proc_choose(Proc *p, const NormalizeOptions *opts, const AddrIndex *sorted, size_t n,
+                       VmaBackend *ret_how, uint64_t *ret_max_text_bytes) {
+        double ioctl_cost, text_cost, text_ns;
+        uint64_t bytes;
+        VmaBackend how;
+
+        *ret_max_text_bytes = 0;
+        if (!IN_SET(opts->strategy, VMA_BACKEND_AUTO, VMA_BACKEND_IOCTL, VMA_BACKEND_TEXT))
+                return -EINVAL;
+        if (opts->strategy == VMA_BACKEND_IOCTL && p->backend != VMA_BACKEND_IOCTL)
+                return -EOPNOTSUPP;
+        if (opts->strategy != VMA_BACKEND_AUTO) {
+                *ret_how = opts->strategy;
+                return 0;
+        }
+
+        /* Nothing measured yet, or nothing to choose. */
+        if (p->backend != VMA_BACKEND_IOCTL || n == 0 || !(p->ioctl_ns > 0)) {
+                *ret_how = p->backend;
+                return 0;
+        }
+        if (p->ioctl_age < PROC_STALE_BATCHES)
+                p->ioctl_age++;
+        if (p->text_age < PROC_STALE_BATCHES)
+                p->text_age++;
+
+        ioctl_cost = (double) estimate_lookups(vma_source_text_profile(p->source), sorted, n) * p->ioctl_ns;
+        /*
+         * Before the text was measured: a line of some 64 bytes costs
+         * about a lookup, and a pass reads at least one chunk. Only the
+         * first trial rests on this; the budget bounds what it costs.
+         */
+        text_ns = p->text_ns > 0 ? p->text_ns : p->ioctl_ns / 64;
+        bytes = vma_source_text_bytes_to(p->source, sorted[n - 1].addr);
+        text_cost = (double) (bytes > 0 ? bytes : VMA_TEXT_READ_SIZE) * text_ns;
+
+        how = text_cost < ioctl_cost ? VMA_BACKEND_TEXT : VMA_BACKEND_IOCTL;
+        if (!p->costs_fixed) {
+                if (how == VMA_BACKEND_IOCTL && p->text_age >= PROC_STALE_BATCHES &&
+                    text_cost <= PROC_TRIAL_FACTOR * ioctl_cost)
+                        how = VMA_BACKEND_TEXT;
+                else if (how == VMA_BACKEND_TEXT && p->ioctl_age >= PROC_STALE_BATCHES &&
+                         ioctl_cost <= PROC_TRIAL_FACTOR * text_cost)
+                        how = VMA_BACKEND_IOCTL;
+        }
+
+        /* A text pass may cost the trial factor times the ioctl's prediction, then the ioctl takes over. */
+        if (how == VMA_BACKEND_TEXT)
+                *ret_max_text_bytes = MAX((uint64_t) (PROC_TRIAL_FACTOR * ioctl_cost / text_ns), (uint64_t) 1);
+        *ret_how = how;
+        return 0;
+}
+
+/* Learn from the pass just done what its lookups and its text cost. */
+static void proc_learn(Proc *p) {
+        VmaPassStats st;
+
+        if (p->costs_fixed || p->backend != VMA_BACKEND_IOCTL)
+                return;
+
+        vma_source_pass_stats(p->source, &st);
+        if (st.n_ioctls_timed > 0) {
+                p->ioctl_ns = ema(p->ioctl_ns, (double) st.ioctl_ns / (double) st.n_ioctls_timed);
+                p->ioctl_age = 0;
+        }
+        if (st.text_bytes > 0) {
+                p->text_ns = ema(p->text_ns, (double) st.text_ns / (double) st.text_bytes);
+                p->text_age = 0;
+        }
+}
+
 int proc_normalize(Proc *p, const uint64_t *addrs, size_t n_addrs, const NormalizeOptions *opts,
                    Normalization **ret) {
         _cleanup_(normalization_freep) Normalization *out = NULL;
@@ -1040,6 +1208,8 @@ int proc_normalize(Proc *p, const uint64_t *addrs, size_t n_addrs, const Normali
         _cleanup_(proc_call_done) ProcCall call = { .proc = p, .root_fd = -EBADF };
         NormalizeOptions no_opts = {};
         bool reattached = false, in_order = true;
+        VmaBackend how = VMA_BACKEND_IOCTL;
+        uint64_t max_text_bytes = 0;
         int r;
 
         if (n_addrs > 0 && !addrs)
@@ -1084,6 +1254,12 @@ int proc_normalize(Proc *p, const uint64_t *addrs, size_t n_addrs, const Normali
                 r = proc_prepare(p, opts, &reattached);
                 if (r < 0)
                         return r;
+                /* Chosen on the source the pass runs on: another address space has another map. */
+                r = proc_choose(p, opts, sorted, n_addrs, &how, &max_text_bytes);
+                if (r < 0)
+                        return r;
+                s.how = how;
+                s.max_text_bytes = max_text_bytes;
 
                 normalization_reset(out);
                 s.n_modules_allocated = 0;
@@ -1093,6 +1269,8 @@ int proc_normalize(Proc *p, const uint64_t *addrs, size_t n_addrs, const Normali
                 r = normalize_once(&s, sorted, n_addrs);
                 normalize_state_done(&s);
                 proc_call_reset(&call);
+                if (r >= 0)
+                        proc_learn(p);
                 if (r != -ESRCH)
                         break;
                 p->source = vma_source_free(p->source);
@@ -1104,6 +1282,7 @@ int proc_normalize(Proc *p, const uint64_t *addrs, size_t n_addrs, const Normali
 
         out->start_time = p->start_time;
         out->reattached = reattached;
+        out->strategy = how;
         *ret = TAKE_PTR(out);
         return 0;
 }

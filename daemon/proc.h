@@ -123,6 +123,7 @@ typedef struct Normalization {
         size_t n_modules;       /* each distinct file once, in the order of its lowest address */
         NormModule *modules;
         size_t n_build_ids_skipped;     /* modules with build_id_skipped */
+        VmaBackend strategy;    /* how the batch read the map: IOCTL or TEXT, see NormalizeOptions */
 } Normalization;
 
 Normalization *normalization_free(Normalization *n);
@@ -149,16 +150,47 @@ typedef struct NormalizeOptions {
         size_t max_build_id_reads;
         /* proc_foreach_vma(): walk from the VMA that covers or follows this address. */
         uint64_t start;
+        /*
+         * proc_normalize() on a Proc with the ioctl backend: how the batch
+         * reads the map. AUTO (the default): whichever the Proc's costs so
+         * far predict to be cheaper, see proc_set_costs(); IOCTL: one
+         * ioctl per VMA; TEXT: one read of the maps file, up to the
+         * highest address. A Proc with the text backend always reads the
+         * text, and refuses IOCTL with -EOPNOTSUPP. The answer is the
+         * same either way (see "Names and deletion" above, and proc.c).
+         */
+        VmaBackend strategy;
 } NormalizeOptions;
 
 /*
  * Normalize @n_addrs addresses, in any order and with duplicates, of the
  * process. Addresses in one VMA cost one lookup. On success *ret holds one
  * result per address in input order, to be freed with normalization_free().
- * Build ID failures are not errors: the module just has none.
+ * Build ID failures are not errors: the module just has none. Besides the
+ * shared errors: -EOPNOTSUPP for the IOCTL strategy on a text Proc,
+ * -EINVAL for a strategy that is none of AUTO, IOCTL and TEXT.
  */
 int proc_normalize(Proc *p, const uint64_t *addrs, size_t n_addrs, const NormalizeOptions *opts,
                    Normalization **ret);
+
+/*
+ * The automatic strategy. A Proc with the ioctl backend keeps running
+ * estimates (moving averages) of what one ioctl lookup costs and what one
+ * byte of maps text costs to read and parse, measured around that work in
+ * its batches, and what its text passes saw of the map (where its lines
+ * lie). Each batch then predicts both costs: the VMAs it touches times
+ * the lookup, against the bytes up to its highest address times the byte.
+ * Before it has measured the ioctl, it takes the ioctl; now and then it
+ * tries the other when the prediction is close, so that neither estimate
+ * goes stale; a text pass that reads past twice what the ioctl was
+ * predicted to cost goes on with the ioctl.
+ *
+ * proc_set_costs() replaces the estimates with @ioctl_ns_per_lookup and
+ * @text_ns_per_byte and keeps them fixed, without trials: for tests and
+ * benchmarks, whose choices must not depend on the machine. Returns
+ * -EINVAL for a cost that is not positive.
+ */
+int proc_set_costs(Proc *p, double ioctl_ns_per_lookup, double text_ns_per_byte);
 
 enum {
         PROC_LIST_EXEC_ONLY     = 1 << 0,       /* only VMAs with VMA_PERM_EXEC */

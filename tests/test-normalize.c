@@ -63,6 +63,49 @@ static Normalization *normalize(Proc *p, const uint64_t *addrs, size_t n, unsign
         return out;
 }
 
+static Normalization *normalize_with(Proc *p, const uint64_t *addrs, size_t n, unsigned flags,
+                                     VmaBackend strategy) {
+        NormalizeOptions opts = { .flags = flags, .strategy = strategy };
+        Normalization *out = NULL;
+        int r;
+
+        r = proc_normalize(p, addrs, n, &opts, &out);
+        ck_assert_msg(r == 0, "proc_normalize: %s", strerror(-r));
+        if (strategy != VMA_BACKEND_AUTO)
+                ck_assert_int_eq(out->strategy, strategy);
+        return out;
+}
+
+/* Every field of two answers, but how they read the map. */
+static void assert_same_answer(const Normalization *a, const Normalization *b) {
+        ck_assert_int_eq(a->pid, b->pid);
+        ck_assert_uint_eq(a->start_time, b->start_time);
+        ck_assert_int_eq(a->reattached, b->reattached);
+        ck_assert_uint_eq(a->n_lookups, b->n_lookups);
+        ck_assert_uint_eq(a->n_results, b->n_results);
+        ck_assert_uint_eq(a->n_build_ids_skipped, b->n_build_ids_skipped);
+        ck_assert_uint_eq(a->n_modules, b->n_modules);
+        for (size_t i = 0; i < a->n_modules; i++) {
+                const NormModule *x = &a->modules[i], *y = &b->modules[i];
+
+                ck_assert_str_eq(x->path, y->path);
+                ck_assert_pstr_eq(x->map_files, y->map_files);
+                ck_assert_uint_eq(x->inode, y->inode);
+                ck_assert_uint_eq(x->dev_major, y->dev_major);
+                ck_assert_uint_eq(x->dev_minor, y->dev_minor);
+                ck_assert_int_eq(x->deleted, y->deleted);
+                ck_assert_int_eq(x->vdso, y->vdso);
+                ck_assert_uint_eq(x->build_id_len, y->build_id_len);
+                ck_assert_mem_eq(x->build_id, y->build_id, x->build_id_len);
+                ck_assert_int_eq(x->build_id_skipped, y->build_id_skipped);
+        }
+        for (size_t i = 0; i < a->n_results; i++) {
+                ck_assert_int_eq(a->results[i].kind, b->results[i].kind);
+                ck_assert_uint_eq(a->results[i].module, b->results[i].module);
+                ck_assert_uint_eq(a->results[i].offset, b->results[i].offset);
+        }
+}
+
 static const NormModule *result_module(const Normalization *n, size_t i) {
         ck_assert_int_eq(n->results[i].kind, NORM_MODULE);
         ck_assert_uint_lt(n->results[i].module, n->n_modules);
@@ -642,6 +685,18 @@ static void tricky_file_names(bool drop_caps) {
                 ck_assert_int_eq(m->deleted, tricky_names[i].deleted);
                 ck_assert_str_eq(w.names[i], expect);
                 ck_assert_int_eq(w.deleted[i], tricky_names[i].deleted);
+        }
+
+        /*
+         * An ioctl Proc that reads the text for a batch asks the ioctl for
+         * the raw names the text cannot tell: the same answer, also
+         * without map_files.
+         */
+        if (TEST_BACKEND == VMA_BACKEND_IOCTL) {
+                _cleanup_(normalization_freep) Normalization *t = NULL;
+
+                t = normalize_with(p, w.addrs, ELEMENTSOF(tricky_names), NORMALIZE_BUILD_IDS, VMA_BACKEND_TEXT);
+                assert_same_answer(n, t);
         }
 
         close(ctl[1]);
@@ -1642,6 +1697,246 @@ typedef struct VmaList {
         char names[4096][256];
 } VmaList;
 
+#define STRATEGY_MAPPINGS 2000
+
+/*
+ * A child with many VMAs: the first page of the test executable (which
+ * has a build ID) mapped STRATEGY_MAPPINGS times, and a file mapped then
+ * unlinked, besides what it inherits (libraries, heap, stack, vDSO).
+ */
+static pid_t spawn_many_mappings(char deleted[static 64], int *ret_ctl) {
+        char exe[PATH_MAX];
+        int ready[2], ctl[2], fd;
+        pid_t pid;
+        char b;
+
+        test_self_exe(exe);
+        strcpy(deleted, "/tmp/vmaq-strategy-XXXXXX");
+        fd = mkostemp(deleted, O_CLOEXEC);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(ftruncate(fd, 8192), 0);
+        ck_assert_int_eq(pipe2(ready, O_CLOEXEC), 0);
+        ck_assert_int_eq(pipe2(ctl, O_CLOEXEC), 0);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                int exe_fd = open(exe, O_RDONLY|O_CLOEXEC);
+
+                close(ctl[1]);
+                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+                if (exe_fd < 0 || mmap(NULL, 8192, PROT_READ, MAP_PRIVATE, fd, 0) == MAP_FAILED ||
+                    unlink(deleted) < 0)
+                        _exit(EXIT_FAILURE);
+                for (size_t i = 0; i < STRATEGY_MAPPINGS; i++)
+                        if (mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, exe_fd, 0) == MAP_FAILED)
+                                _exit(EXIT_FAILURE);
+                if (write(ready[1], "x", 1) != 1)
+                        _exit(EXIT_FAILURE);
+                (void) read(ctl[0], &b, 1);
+                _exit(EXIT_SUCCESS);
+        }
+        close(fd);
+        close(ready[1]);
+        close(ctl[0]);
+        ck_assert_int_eq(read(ready[0], &b, 1), 1);
+        close(ready[0]);
+        *ret_ctl = ctl[1];
+        return pid;
+}
+
+static int collect_cb(const Vma *v, void *userdata);
+
+/* The length of the maps file of @pid. */
+static size_t maps_size(pid_t pid) {
+        _cleanup_close_ int fd = -EBADF;
+        char path[64], buf[65536];
+        size_t total = 0;
+        ssize_t k;
+
+        snprintf(path, sizeof(path), "/proc/%d/maps", (int) pid);
+        fd = open(path, O_RDONLY|O_CLOEXEC);
+        ck_assert_int_ge(fd, 0);
+        while ((k = read(fd, buf, sizeof(buf))) > 0)
+                total += (size_t) k;
+        ck_assert_int_eq(k, 0);
+        return total;
+}
+
+/*
+ * @n random addresses, unsorted and with repeats: most in the VMAs of @l,
+ * some in the gaps between them and beyond, and the last VMA's, so that a
+ * text pass reads the whole map.
+ */
+static void random_addrs(const VmaList *l, uint64_t *addrs, size_t n, unsigned *seed) {
+        for (size_t i = 0; i < n; i++) {
+                const Vma *v = &l->vmas[rand_r(seed) % l->n];
+                unsigned dice = rand_r(seed) % 16;
+
+                if (i > 0 && dice < 4)
+                        addrs[i] = addrs[rand_r(seed) % i];             /* a repeat */
+                else if (dice == 4)
+                        addrs[i] = v->end + rand_r(seed) % 4096;        /* a gap, or the next VMA */
+                else if (dice == 5 && i % 7 == 0)
+                        addrs[i] = UINT64_MAX - rand_r(seed) % 4096;    /* beyond every VMA */
+                else
+                        addrs[i] = v->start + (uint64_t) rand_r(seed) % (v->end - v->start);
+        }
+        if (n > 1)
+                addrs[rand_r(seed) % n] = l->vmas[l->n - 1].start;
+}
+
+/*
+ * The same batches on the same process give the very same answers whether
+ * an ioctl Proc reads them with the ioctl, the text, or as it chooses,
+ * build IDs included: also when its choice is made for it by the costs,
+ * either way, and when a text pass runs over its budget.
+ */
+START_TEST(test_strategies_agree) {
+        static const size_t sizes[] = { 1, 3, 100, 5000, 100000 };
+        _cleanup_(proc_freep) Proc *p = NULL, *to_text = NULL, *to_ioctl = NULL;
+        _cleanup_free_ VmaList *l = calloc(1, sizeof(VmaList));
+        _cleanup_free_ uint64_t *addrs = malloc(100000 * sizeof(uint64_t));
+        char deleted[64];
+        unsigned seed = 11;
+        int ctl;
+        pid_t pid;
+
+        ck_assert_ptr_nonnull(l);
+        ck_assert_ptr_nonnull(addrs);
+        pid = spawn_many_mappings(deleted, &ctl);
+        ck_assert_int_eq(proc_open(&p, pid, VMA_BACKEND_IOCTL), 0);
+        ck_assert_int_eq(proc_open(&to_text, pid, VMA_BACKEND_IOCTL), 0);
+        ck_assert_int_eq(proc_open(&to_ioctl, pid, VMA_BACKEND_IOCTL), 0);
+        ck_assert_int_eq(proc_set_costs(to_text, 1e6, 1e-3), 0);
+        ck_assert_int_eq(proc_set_costs(to_ioctl, 1e-3, 1e6), 0);
+        ck_assert_int_eq(proc_foreach_vma(p, 0, NULL, collect_cb, l), 0);
+        ck_assert_uint_gt(l->n, STRATEGY_MAPPINGS);
+
+        for (unsigned round = 0; round < 2; round++)
+                for (size_t k = 0; k < ELEMENTSOF(sizes); k++) {
+                        _cleanup_(normalization_freep) Normalization *a = NULL, *b = NULL, *c = NULL,
+                                *d = NULL, *e = NULL;
+                        unsigned flags = NORMALIZE_BUILD_IDS | (round ? NORMALIZE_MAP_FILES : 0);
+
+                        random_addrs(l, addrs, sizes[k], &seed);
+                        a = normalize_with(p, addrs, sizes[k], flags, VMA_BACKEND_IOCTL);
+                        b = normalize_with(p, addrs, sizes[k], flags, VMA_BACKEND_TEXT);
+                        c = normalize_with(p, addrs, sizes[k], flags, VMA_BACKEND_AUTO);
+                        d = normalize_with(to_text, addrs, sizes[k], flags, VMA_BACKEND_AUTO);
+                        e = normalize_with(to_ioctl, addrs, sizes[k], flags, VMA_BACKEND_AUTO);
+                        ck_assert_int_eq(d->strategy, VMA_BACKEND_TEXT);
+                        ck_assert_int_eq(e->strategy, VMA_BACKEND_IOCTL);
+                        ck_assert_uint_gt(a->n_modules, 0);
+                        assert_same_answer(a, b);
+                        assert_same_answer(a, c);
+                        assert_same_answer(a, d);
+                        assert_same_answer(a, e);
+                }
+
+        /*
+         * A Proc that has never read the text assumes a read of one chunk:
+         * at 1000 ns a lookup and 1 ns a byte, 70 addresses (70 µs) pick
+         * the text with a budget of 140,000 bytes, which the map is longer
+         * than. The ioctl answers the rest.
+         */
+        {
+                _cleanup_(normalization_freep) Normalization *a = NULL, *b = NULL;
+                _cleanup_(proc_freep) Proc *q = NULL;
+
+                ck_assert_uint_gt(maps_size(pid), 150000);
+                ck_assert_int_eq(proc_open(&q, pid, VMA_BACKEND_IOCTL), 0);
+                ck_assert_int_eq(proc_set_costs(q, 1000, 1), 0);
+                for (size_t i = 0; i < 70; i++)
+                        addrs[i] = l->vmas[l->n - 1 - i].start;
+                a = normalize_with(p, addrs, 70, NORMALIZE_BUILD_IDS, VMA_BACKEND_IOCTL);
+                ck_assert_uint_eq(a->n_lookups, 70);
+                b = normalize_with(q, addrs, 70, NORMALIZE_BUILD_IDS, VMA_BACKEND_AUTO);
+                ck_assert_int_eq(b->strategy, VMA_BACKEND_TEXT);
+                assert_same_answer(a, b);
+        }
+
+        close(ctl);
+        ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+}
+END_TEST
+
+/*
+ * The automatic choice, with the costs given: the ioctl for one address,
+ * the text for a batch over every mapping once the Proc has seen the map,
+ * and the ioctl again when lookups are cheap. Before any measurement, the
+ * ioctl.
+ */
+START_TEST(test_strategy_choice) {
+        _cleanup_(proc_freep) Proc *p = NULL;
+        _cleanup_free_ VmaList *l = calloc(1, sizeof(VmaList));
+        _cleanup_free_ uint64_t *addrs = malloc(100000 * sizeof(uint64_t));
+        Normalization *n;
+        char deleted[64];
+        unsigned seed = 5;
+        int ctl;
+        pid_t pid;
+
+        ck_assert_ptr_nonnull(l);
+        ck_assert_ptr_nonnull(addrs);
+        pid = spawn_many_mappings(deleted, &ctl);
+        ck_assert_int_eq(proc_open(&p, pid, VMA_BACKEND_IOCTL), 0);
+        ck_assert_int_eq(proc_foreach_vma(p, 0, NULL, collect_cb, l), 0);
+        random_addrs(l, addrs, 100000, &seed);
+
+        n = normalize_with(p, addrs, 100000, 0, VMA_BACKEND_AUTO);
+        ck_assert_int_eq(n->strategy, VMA_BACKEND_IOCTL);
+        normalization_free(n);
+
+        /* Seeing the whole map once, then 1000 ns a lookup against 1 ns a byte. */
+        normalization_free(normalize_with(p, addrs, 100000, 0, VMA_BACKEND_TEXT));
+        ck_assert_int_eq(proc_set_costs(p, 1000, 1), 0);
+        n = normalize_with(p, addrs, 1, 0, VMA_BACKEND_AUTO);
+        ck_assert_int_eq(n->strategy, VMA_BACKEND_IOCTL);
+        normalization_free(n);
+        n = normalize_with(p, &l->vmas[l->n - 1].start, 1, 0, VMA_BACKEND_AUTO);
+        ck_assert_int_eq(n->strategy, VMA_BACKEND_IOCTL);
+        normalization_free(n);
+        n = normalize_with(p, addrs, 100000, 0, VMA_BACKEND_AUTO);
+        ck_assert_int_eq(n->strategy, VMA_BACKEND_TEXT);
+        ck_assert_uint_gt(n->n_lookups, STRATEGY_MAPPINGS);
+        normalization_free(n);
+
+        ck_assert_int_eq(proc_set_costs(p, 1, 1000), 0);
+        n = normalize_with(p, addrs, 100000, 0, VMA_BACKEND_AUTO);
+        ck_assert_int_eq(n->strategy, VMA_BACKEND_IOCTL);
+        normalization_free(n);
+
+        ck_assert_int_eq(proc_set_costs(p, 0, 1), -EINVAL);
+        ck_assert_int_eq(proc_set_costs(p, 1, -1), -EINVAL);
+        n = NULL;
+        ck_assert_int_eq(proc_normalize(p, addrs, 1, &(NormalizeOptions) { .strategy = _VMA_BACKEND_MAX }, &n),
+                         -EINVAL);
+        ck_assert_ptr_null(n);
+
+        close(ctl);
+        ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+}
+END_TEST
+
+/* A text Proc always reads the text, and refuses the ioctl. */
+START_TEST(test_strategy_text_backend) {
+        _cleanup_(normalization_freep) Normalization *a = NULL, *b = NULL;
+        _cleanup_(proc_freep) Proc *p = NULL;
+        uint64_t addr = (uintptr_t) test_marker_function;
+        Normalization *n = NULL;
+
+        ck_assert_int_eq(proc_open(&p, getpid(), VMA_BACKEND_TEXT), 0);
+        ck_assert_int_eq(proc_normalize(p, &addr, 1, &(NormalizeOptions) { .strategy = VMA_BACKEND_IOCTL }, &n),
+                         -EOPNOTSUPP);
+        ck_assert_ptr_null(n);
+        a = normalize_with(p, &addr, 1, 0, VMA_BACKEND_AUTO);
+        ck_assert_int_eq(a->strategy, VMA_BACKEND_TEXT);
+        ck_assert_int_eq(proc_set_costs(p, 1e6, 1e-3), 0);
+        b = normalize_with(p, &addr, 1, 0, VMA_BACKEND_TEXT);
+        assert_same_answer(a, b);
+}
+END_TEST
+
 static int collect_cb(const Vma *v, void *userdata) {
         VmaList *l = userdata;
 
@@ -1904,6 +2199,15 @@ static Suite *normalize_suite(bool have_ioctl) {
                 suite_add_tcase(s, tc);
         } else
                 fprintf(stderr, "NOTE: build ID source tests not run: they need root\n");
+
+        tc = tcase_create("strategy");
+        if (have_ioctl && TEST_BACKEND == VMA_BACKEND_IOCTL) {
+                tcase_add_test(tc, test_strategies_agree);
+                tcase_add_test(tc, test_strategy_choice);
+        }
+        tcase_add_test(tc, test_strategy_text_backend);
+        tcase_set_timeout(tc, 60);
+        suite_add_tcase(s, tc);
 
         if (have_ioctl) {
                 tc = tcase_create("backends-agree");
