@@ -6,7 +6,7 @@
  * the text backend, on a child process with ~2,000 mappings. Reports ns per
  * address, ns per distinct VMA, and ratios measured in the same run; for
  * the automatic strategy also the ratio to the cheaper of the ioctl and
- * the text.
+ * the text, and how many of its batches read the text.
  *
  * Then the cost of many distinct files in one batch: children mapping
  * thousands of memfds, one address in each, so that every VMA is a module
@@ -34,7 +34,7 @@
 
 #define N_MAPPINGS 2000
 #define MIN_SECONDS 0.3
-/* The methods take turns, in this many rounds of MIN_SECONDS / ROUNDS each; the best round counts. */
+/* The methods take turns, in this many rounds of MIN_SECONDS / ROUNDS each: the best counts. */
 #define ROUNDS 5
 
 static double now(void) {
@@ -114,14 +114,20 @@ static void raw_ioctl_batch(int maps_fd, const uint64_t *addrs, size_t n) {
         }
 }
 
-static void core_batch(Proc *p, const uint64_t *addrs, size_t n, unsigned flags, VmaBackend strategy) {
+/* Returns how the batch read the map. */
+static VmaBackend core_batch(Proc *p, const uint64_t *addrs, size_t n, unsigned flags,
+                             VmaBackend strategy) {
+        NormalizeOptions opts = { .flags = flags, .strategy = strategy };
         Normalization *out = NULL;
+        VmaBackend how;
         int r;
 
-        r = proc_normalize(p, addrs, n, &(NormalizeOptions) { .flags = flags, .strategy = strategy }, &out);
+        r = proc_normalize(p, addrs, n, &opts, &out);
         if (r < 0)
                 die("proc_normalize", r);
+        how = out->strategy;
         normalization_free(out);
+        return how;
 }
 
 typedef enum Method {
@@ -141,9 +147,13 @@ static const char *const method_names[_METHOD_MAX] = {
         [METHOD_CORE_AUTO]            = "core, auto",
 };
 
-/* Nanoseconds per batch, over enough repetitions to last @seconds. */
+/*
+ * Nanoseconds per batch, over enough repetitions to last @seconds. Adds
+ * the batches to *n_batches and those that read the text to *n_text.
+ */
 static double measure(Method m, int maps_fd, Proc *ioctl_proc, Proc *text_proc, Proc *auto_proc,
-                      const uint64_t *addrs, size_t n, double seconds) {
+                      const uint64_t *addrs, size_t n, double seconds,
+                      unsigned long *n_batches, unsigned long *n_text) {
         unsigned long reps = 0;
         double start = now(), t;
 
@@ -162,7 +172,8 @@ static double measure(Method m, int maps_fd, Proc *ioctl_proc, Proc *text_proc, 
                         core_batch(text_proc, addrs, n, 0, VMA_BACKEND_AUTO);
                         break;
                 case METHOD_CORE_AUTO:
-                        core_batch(auto_proc, addrs, n, 0, VMA_BACKEND_AUTO);
+                        if (core_batch(auto_proc, addrs, n, 0, VMA_BACKEND_AUTO) == VMA_BACKEND_TEXT)
+                                (*n_text)++;
                         break;
                 default:
                         abort();
@@ -171,6 +182,7 @@ static double measure(Method m, int maps_fd, Proc *ioctl_proc, Proc *text_proc, 
                 t = now() - start;
         } while (t < seconds);
 
+        *n_batches += reps;
         return t * 1e9 / reps;
 }
 
@@ -297,7 +309,8 @@ static void bench_many_files(void) {
                 reps = 0;
                 start = now();
                 do {
-                        r = proc_normalize(p, addrs, counts[c], &(NormalizeOptions) { .strategy = VMA_BACKEND_IOCTL }, &out);
+                        r = proc_normalize(p, addrs, counts[c],
+                                           &(NormalizeOptions) { .strategy = VMA_BACKEND_IOCTL }, &out);
                         if (r < 0)
                                 die("proc_normalize", r);
                         if (out->n_modules != counts[c])
@@ -353,12 +366,13 @@ int main(void) {
 
         printf("Target: pid %d with %d file mappings (plus its own); best of %d rounds of %d ms per measurement.\n\n",
                (int) pid, N_MAPPINGS, ROUNDS, (int) (MIN_SECONDS * 1000 / ROUNDS));
-        printf("%-7s %-9s %-24s %12s %12s %12s %10s %10s\n",
-               "batch", "distinct", "method", "ns/batch", "ns/address", "ns/VMA", "vs raw", "vs best");
+        printf("%-7s %-9s %-24s %12s %12s %12s %10s %10s %9s\n",
+               "batch", "distinct", "method", "ns/batch", "ns/address", "ns/VMA", "vs raw", "vs best", "as text");
 
         for (size_t b = 0; b < ELEMENTSOF(batch_sizes); b++) {
                 size_t n = batch_sizes[b], distinct;
                 _cleanup_free_ uint64_t *addrs = malloc(n * sizeof(uint64_t));
+                unsigned long n_batches[_METHOD_MAX] = {}, n_text[_METHOD_MAX] = {};
                 double best[_METHOD_MAX];
 
                 if (!addrs)
@@ -375,7 +389,7 @@ int main(void) {
                 for (unsigned round = 0; round < ROUNDS; round++)
                         for (Method m = 0; m < _METHOD_MAX; m++) {
                                 double ns = measure(m, maps_fd, ioctl_proc, text_proc, auto_proc, addrs, n,
-                                                    MIN_SECONDS / ROUNDS);
+                                                    MIN_SECONDS / ROUNDS, &n_batches[m], &n_text[m]);
 
                                 best[m] = round == 0 ? ns : MIN(best[m], ns);
                         }
@@ -388,7 +402,9 @@ int main(void) {
                                ns / best[METHOD_RAW_IOCTL]);
                         /* The automatic strategy against the cheaper of the two it chooses from. */
                         if (m == METHOD_CORE_AUTO)
-                                printf(" %9.2fx", ns / MIN(best[METHOD_CORE_IOCTL], best[METHOD_CORE_TEXT]));
+                                printf(" %9.2fx %8.1f%%",
+                                       ns / MIN(best[METHOD_CORE_IOCTL], best[METHOD_CORE_TEXT]),
+                                       100.0 * n_text[m] / n_batches[m]);
                         printf("\n");
                 }
                 printf("\n");
