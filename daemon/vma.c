@@ -31,6 +31,7 @@ struct VmaSource {
         VmaBackend pass;                /* what the current pass reads */
         uint64_t max_text_bytes;        /* of the current text pass; 0: no limit */
         VmaPassStats stats;             /* of the current pass */
+        size_t n_ioctls_ever;           /* counted finds over all passes, to pick those timed */
 
         /* ioctl backend: the kernel writes the VMA's name here */
         char name[PATH_MAX];
@@ -660,7 +661,8 @@ int vma_source_find(VmaSource *s, uint64_t addr, unsigned flags, Vma *ret) {
                 s->pass = VMA_BACKEND_IOCTL;
         }
 
-        timed = s->stats.n_ioctls % VMA_STATS_IOCTL_SAMPLE == 0;
+        /* Sampled over all passes, so that a pass of one lookup is timed once in a while only. */
+        timed = s->n_ioctls_ever++ % VMA_STATS_IOCTL_SAMPLE == 0;
         if (timed)
                 t = now_ns();
         r = procmap_query(s->fd, addr, s->name, sizeof(s->name), flags, ret);

@@ -160,9 +160,10 @@ VmaBackend vma_source_pass_backend(const VmaSource *s);
 /*
  * What the finds of the current pass cost, measured with CLOCK_MONOTONIC
  * around the kernel calls and the parsing. Every VMA_STATS_IOCTL_SAMPLE-th
- * ioctl is timed, which is enough for a mean and keeps the clock out of
- * the way; text is timed wherever a find reads or parses a line. Finds
- * with VMA_FIND_LIVE or VMA_FIND_BUILD_ID are not counted.
+ * ioctl is timed, counted over all passes of the source (the first one
+ * is), which is enough for a mean and keeps the clock out of the way;
+ * text is timed wherever a find reads or parses a line. Finds with
+ * VMA_FIND_LIVE or VMA_FIND_BUILD_ID are not counted.
  */
 #define VMA_STATS_IOCTL_SAMPLE 4U
 typedef struct VmaPassStats {

@@ -516,7 +516,9 @@ START_TEST(test_ioctl_source_text_pass) {
         ck_assert_int_eq(vma_source_find(s, (uintptr_t) m, VMA_FIND_LIVE, &v), 1);
         vma_source_pass_stats(s, &st);
         ck_assert_uint_eq(st.n_ioctls, 9);
-        ck_assert_uint_eq(st.n_ioctls_timed, (9 + VMA_STATS_IOCTL_SAMPLE - 1) / VMA_STATS_IOCTL_SAMPLE);
+        /* The sample is counted over all passes: 9 in a row hold 2 or 3 of them. */
+        ck_assert_uint_ge(st.n_ioctls_timed, 9 / VMA_STATS_IOCTL_SAMPLE);
+        ck_assert_uint_le(st.n_ioctls_timed, (9 + VMA_STATS_IOCTL_SAMPLE - 1) / VMA_STATS_IOCTL_SAMPLE);
         ck_assert_uint_eq(st.text_bytes, 0);
 
         /* On a budget of one byte: one page is read, then the ioctl answers. */
