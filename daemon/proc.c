@@ -25,15 +25,21 @@
 
 /*
  * The automatic strategy (see proc_set_costs() in proc.h): how much a new
- * measurement moves an estimate, after how many batches without one an
- * estimate counts as stale, and how close the prediction for the other
- * strategy must be for a stale one to be tried. A trial costs at most
- * PROC_TRIAL_FACTOR times the choice, once in PROC_STALE_BATCHES batches
- * at most: a few percent.
+ * measurement moves an estimate, and how far above the estimate it may
+ * pull it (noise only ever slows things down: a stray slow batch must not
+ * move an estimate by more than a quarter); after how many batches
+ * without a measurement an estimate counts as stale, and how close the
+ * prediction for the other strategy must be then for it to be tried.
+ * That bound grows with the age, so that an estimate far off is tried
+ * again too, only more rarely: a trial at r times the choice comes once
+ * in 8r batches at most, so that trials cost less than an eighth more in
+ * the worst case, and a text trial is held to its budget besides.
  */
 #define PROC_EMA_WEIGHT 0.25
+#define PROC_EMA_MAX_RISE 2.0
 #define PROC_STALE_BATCHES 16U
 #define PROC_TRIAL_FACTOR 2.0
+#define PROC_AGE_MAX (1U << 20)
 
 /* From the kernel's include/linux/sched.h: the task is a kernel thread. */
 #define PF_KTHREAD 0x00200000U
@@ -1122,7 +1128,15 @@ static size_t estimate_lookups(const VmaTextProfile *pr, const AddrIndex *sorted
 }
 
 static double ema(double old, double sample) {
-        return old > 0 ? old + PROC_EMA_WEIGHT * (sample - old) : sample;
+        if (!(old > 0))
+                return sample;
+        return old + PROC_EMA_WEIGHT * (MIN(sample, PROC_EMA_MAX_RISE * old) - old);
+}
+
+/* Whether an estimate @age batches old, predicting @cost against the choice's, is tried. */
+static bool proc_should_try(unsigned age, double cost, double choice_cost) {
+        return age >= PROC_STALE_BATCHES &&
+                cost <= PROC_TRIAL_FACTOR * choice_cost * (double) age / (double) PROC_STALE_BATCHES;
 }
 
 /*
@@ -1150,9 +1164,9 @@ static int proc_choose(Proc *p, const NormalizeOptions *opts, const AddrIndex *s
                 *ret_how = p->backend;
                 return 0;
         }
-        if (p->ioctl_age < PROC_STALE_BATCHES)
+        if (p->ioctl_age < PROC_AGE_MAX)
                 p->ioctl_age++;
-        if (p->text_age < PROC_STALE_BATCHES)
+        if (p->text_age < PROC_AGE_MAX)
                 p->text_age++;
 
         ioctl_cost = (double) estimate_lookups(vma_source_text_profile(p->source), sorted, n) * p->ioctl_ns;
@@ -1167,11 +1181,9 @@ static int proc_choose(Proc *p, const NormalizeOptions *opts, const AddrIndex *s
 
         how = text_cost < ioctl_cost ? VMA_BACKEND_TEXT : VMA_BACKEND_IOCTL;
         if (!p->costs_fixed) {
-                if (how == VMA_BACKEND_IOCTL && p->text_age >= PROC_STALE_BATCHES &&
-                    text_cost <= PROC_TRIAL_FACTOR * ioctl_cost)
+                if (how == VMA_BACKEND_IOCTL && proc_should_try(p->text_age, text_cost, ioctl_cost))
                         how = VMA_BACKEND_TEXT;
-                else if (how == VMA_BACKEND_TEXT && p->ioctl_age >= PROC_STALE_BATCHES &&
-                         ioctl_cost <= PROC_TRIAL_FACTOR * text_cost)
+                else if (how == VMA_BACKEND_TEXT && proc_should_try(p->ioctl_age, ioctl_cost, text_cost))
                         how = VMA_BACKEND_IOCTL;
         }
 

@@ -181,9 +181,12 @@ int proc_normalize(Proc *p, const uint64_t *addrs, size_t n_addrs, const Normali
  * lie). Each batch then predicts both costs: the VMAs it touches times
  * the lookup, against the bytes up to its highest address times the byte.
  * Before it has measured the ioctl, it takes the ioctl; now and then it
- * tries the other when the prediction is close, so that neither estimate
- * goes stale; a text pass that reads past twice what the ioctl was
- * predicted to cost goes on with the ioctl.
+ * tries the other, so that neither estimate goes stale: after 16 batches
+ * without a measurement if its prediction is within twice the choice's,
+ * the later the further off it is (once in 8r batches at most for r
+ * times the choice); a text pass that reads past twice what the ioctl was
+ * predicted to cost goes on with the ioctl. A slow measurement raises an
+ * estimate by a quarter at most, so that one noisy batch does not tip it.
  *
  * proc_set_costs() replaces the estimates with @ioctl_ns_per_lookup and
  * @text_ns_per_byte and keeps them fixed, without trials: for tests and
