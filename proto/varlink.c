@@ -410,8 +410,14 @@ static int scan_json(const char *p, size_t n, const VarlinkLimits *limits, ScanP
                                         i++;
                                         continue;
                                 }
-                        }
-                        else if (c == '{' && s.packing && !pack->reader)
+                        } else if (c == '{' && s.packing && !pack->reader)
+                                scan_pack_abandon(pack);
+                        /*
+                         * json-c will not see the array's punctuation: check it
+                         * here, or leave the array to json-c, which does.
+                         */
+                        if (s.packing && s.depth == 3 && !pack->abandoned &&
+                            ((c == ',' && last != 0) || (c == ']' && !IN_SET(last, 0, '[')) || c == ':'))
                                 scan_pack_abandon(pack);
                         if (c == '{' || c == '[')
                                 r = scan_open(&s, c);
@@ -452,7 +458,7 @@ static int scan_json(const char *p, size_t n, const VarlinkLimits *limits, ScanP
                         if (r < 0)
                                 return r;
                         if (s.packing && !pack->abandoned && !pack->reader) {
-                                if (!is_unsigned)
+                                if (!is_unsigned || !IN_SET(last, '[', ','))
                                         scan_pack_abandon(pack);
                                 else if (scan_pack_add(pack, v) < 0)
                                         return -ENOMEM;

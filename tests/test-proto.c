@@ -2402,6 +2402,12 @@ static const struct {
         { "{\"method\":\"io.vmaq.Normalize\",\"parameters\":{\"pid\":1,\"addresses\":[1],\"addresses\":[]}}", false, -EINVAL },
         { "{\"method\":\"io.vmaq.Normalize\",\"parameters\":{\"pid\":1,\"addresses\":[]},\"parameters\":{\"pid\":1,\"addresses\":[5]}}", false, 0 },
         { "{\"method\":\"io.vmaq.Normalize\",\"param\\u0065ters\":{\"pid\":1,\"addresses\":[3]}}", false, 0 },
+        /* json-c never sees the punctuation of a packed array: the scan checks it. */
+        { "{\"method\":\"io.vmaq.Normalize\",\"parameters\":{\"pid\":1,\"addresses\":[1,,2]}}", false, -EBADMSG },
+        { "{\"method\":\"io.vmaq.Normalize\",\"parameters\":{\"pid\":1,\"addresses\":[1 2]}}", false, -EBADMSG },
+        { "{\"method\":\"io.vmaq.Normalize\",\"parameters\":{\"pid\":1,\"addresses\":[,1]}}", false, -EBADMSG },
+        { "{\"method\":\"io.vmaq.Normalize\",\"parameters\":{\"pid\":1,\"addresses\":[1,]}}", false, -EBADMSG },
+        { "{\"method\":\"io.vmaq.Normalize\",\"parameters\":{\"pid\":1,\"addresses\":[1:2]}}", false, -EBADMSG },
         /* Not the parameters' "addresses": left alone. */
         { "{\"method\":\"io.vmaq.Normalize\",\"parameters\":{\"pid\":1,\"x\":{\"addresses\":[1]},\"addresses\":[2]}}", true, -EINVAL },
         { "{\"method\":\"io.vmaq.Normalize\",\"parameters\":{\"pid\":1,\"addresses\":2}}", false, -EINVAL },
