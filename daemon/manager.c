@@ -444,7 +444,7 @@ static void manager_run_job(WorkItem *item) {
 
 /* What the job for a message of @size bytes is charged while it runs. */
 static size_t manager_job_cost(Manager *m, size_t size) {
-        return MIN(size / 2 + 1, m->request_limits.max_values) * JOB_BYTES_PER_SCANNED_VALUE;
+        return MIN(size / 2 + 1, m->request_limits.max_values) * JOB_BYTES_PER_SCANNED_VALUE + JOB_BYTES_BASE;
 }
 
 /*

@@ -130,6 +130,12 @@ bool job_disarm_direct(Job *job);
  */
 #define JOB_BYTES_PER_VALUE 256U
 #define JOB_BYTES_PER_ADDRESS 128U
+/*
+ * Charged with the scan's share before the job starts, so that a small
+ * request waits for memory there rather than being refused after its scan:
+ * only what it needs beyond this is charged then.
+ */
+#define JOB_BYTES_BASE (4U * 1024U)
 
 /* One request, from its bytes to its reply, run by a worker. */
 struct Job {

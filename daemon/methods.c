@@ -642,6 +642,10 @@ static int call_reserve_parse(void *userdata, size_t n_values, size_t n_packed) 
         if (__builtin_mul_overflow(n_values, (size_t) JOB_BYTES_PER_VALUE, &size) ||
             __builtin_add_overflow(size, n_packed * JOB_BYTES_PER_ADDRESS, &size))
                 size = SIZE_MAX;
+        /* JOB_BYTES_BASE of it was charged before the job started. */
+        size -= MIN(size, (size_t) JOB_BYTES_BASE);
+        if (size == 0)
+                return 0;
         /* A user's only job goes ahead: only running it gives its memory back. */
         return call_try_reserve(call, size, call->job->alone, &call->refused_limit) < 0 ? -ENOBUFS : 0;
 }
