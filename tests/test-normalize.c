@@ -1826,7 +1826,9 @@ START_TEST(test_strategies_agree) {
                         e = normalize_with(to_ioctl, addrs, sizes[k], flags, VMA_BACKEND_AUTO);
                         ck_assert_int_eq(d->strategy, VMA_BACKEND_TEXT);
                         ck_assert_int_eq(e->strategy, VMA_BACKEND_IOCTL);
-                        ck_assert_uint_gt(a->n_modules, 0);
+                        /* A few random addresses may all fall into anonymous maps (ASan has large ones). */
+                        if (sizes[k] >= 100)
+                                ck_assert_uint_gt(a->n_modules, 0);
                         assert_same_answer(a, b);
                         assert_same_answer(a, c);
                         assert_same_answer(a, d);
