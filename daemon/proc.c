@@ -313,10 +313,15 @@ typedef struct ProcCall {
         bool root_tried;
 } ProcCall;
 
-/* Drop what the last pass opened: the next may be on another process (a reused pid). */
+/*
+ * Drop what the last pass opened: the next may be on another process (a
+ * reused pid); and the source's buffers, so that a cached Proc is small.
+ */
 static void proc_call_reset(ProcCall *c) {
         c->root_fd = safe_close(c->root_fd);
         c->root_tried = false;
+        if (c->proc->source)
+                vma_source_release(c->proc->source);
 }
 
 static void proc_call_done(ProcCall *c) {

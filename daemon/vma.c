@@ -33,10 +33,14 @@ struct VmaSource {
         VmaPassStats stats;             /* of the current pass */
         size_t n_ioctls_ever;           /* counted finds over all passes, to pick those timed */
 
-        /* ioctl backend: the kernel writes the VMA's name here */
-        char name[PATH_MAX];
+        /*
+         * What a pass needs, allocated by it and dropped by
+         * vma_source_release(), so that a cached source is small.
+         * ioctl: the kernel writes the VMA's name here, PATH_MAX bytes.
+         */
+        char *name;
 
-        /* text backend: a window on the file, and the line last parsed */
+        /* text: a window on the file, and the line last parsed */
         char *buf;
         size_t buf_len;                 /* bytes of buf that hold data */
         size_t buf_pos;                 /* start of the next unparsed line */
@@ -312,14 +316,6 @@ int vma_source_new(VmaSource **ret, int maps_fd, VmaBackend backend) {
         if (!s)
                 return -ENOMEM;
         s->backend = s->pass = backend;
-        if (backend == VMA_BACKEND_TEXT) {
-                s->buf = malloc(TEXT_BUFFER_SIZE);
-                if (!s->buf) {
-                        free(s);
-                        return -ENOMEM;
-                }
-        }
-        /* An ioctl source allocates its text buffer when it first reads the text. */
         s->fd = TAKE_FD(fd);
 
         *ret = s;
@@ -330,10 +326,18 @@ VmaSource *vma_source_free(VmaSource *s) {
         if (!s)
                 return NULL;
         safe_close(s->fd);
-        free(s->buf);
+        vma_source_release(s);
         free(s->profile);
         free(s);
         return NULL;
+}
+
+void vma_source_release(VmaSource *s) {
+        s->name = mfree(s->name);
+        s->buf = mfree(s->buf);
+        s->buf_len = s->buf_pos = 0;
+        s->have_line = false;
+        s->pass = s->backend;
 }
 
 VmaBackend vma_source_backend(const VmaSource *s) {
@@ -580,7 +584,8 @@ int vma_source_begin_pass(VmaSource *s, VmaBackend how, uint64_t max_text_bytes)
                 if (!s->buf)
                         return -ENOMEM;
         }
-        if (!s->profile) {
+        /* Only an ioctl source chooses, by what its text passes saw. */
+        if (!s->profile && s->backend == VMA_BACKEND_IOCTL) {
                 s->profile = calloc(1, sizeof(VmaTextProfile));
                 if (!s->profile)
                         return -ENOMEM;
@@ -643,17 +648,28 @@ uint64_t vma_source_text_bytes_to(const VmaSource *s, uint64_t addr) {
         return b;
 }
 
+static int ioctl_find(VmaSource *s, uint64_t addr, unsigned flags, Vma *ret) {
+        if (!s->name) {
+                s->name = malloc(PATH_MAX);
+                if (!s->name)
+                        return -ENOMEM;
+        }
+        return procmap_query(s->fd, addr, s->name, PATH_MAX, flags, ret);
+}
+
 int vma_source_find(VmaSource *s, uint64_t addr, unsigned flags, Vma *ret) {
         bool timed;
         uint64_t t = 0;
         int r;
 
         if (s->backend == VMA_BACKEND_IOCTL && (flags & (VMA_FIND_LIVE | VMA_FIND_BUILD_ID)))
-                return procmap_query(s->fd, addr, s->name, sizeof(s->name), flags, ret);
+                return ioctl_find(s, addr, flags, ret);
         if (flags & VMA_FIND_LIVE)
                 return -EOPNOTSUPP;
 
         if (s->pass == VMA_BACKEND_TEXT) {
+                if (!s->buf)
+                        return -EINVAL;         /* no pass begun */
                 r = text_find(s, addr, ret);
                 if (r != -EDQUOT)
                         return r;
@@ -665,7 +681,7 @@ int vma_source_find(VmaSource *s, uint64_t addr, unsigned flags, Vma *ret) {
         timed = s->n_ioctls_ever++ % VMA_STATS_IOCTL_SAMPLE == 0;
         if (timed)
                 t = now_ns();
-        r = procmap_query(s->fd, addr, s->name, sizeof(s->name), flags, ret);
+        r = ioctl_find(s, addr, flags, ret);
         if (timed) {
                 s->stats.ioctl_ns += now_ns() - t;
                 s->stats.n_ioctls_timed++;

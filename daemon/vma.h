@@ -130,6 +130,14 @@ VmaSource *vma_source_free(VmaSource *s);
 VmaBackend vma_source_backend(const VmaSource *s);
 
 /*
+ * Drop the buffers passes and finds allocated (a name buffer, the text
+ * window), keeping the fd and what text passes saw, so that an idle source
+ * costs little. Invalidates the Vma last found; the next find needs a new
+ * pass on a text source.
+ */
+void vma_source_release(VmaSource *s);
+
+/*
  * Start a pass over the map. The text backend takes a fresh reading of the
  * file here; finds within one pass are cheapest in ascending address order
  * (one read of the file), but any order is correct. The ioctl backend reads
@@ -196,8 +204,8 @@ typedef struct VmaTextProfile {
         uint64_t total_bytes;
         uint64_t reach_end;             /* the highest line end read so far */
         uint64_t reach_bytes;           /* and the bytes up to that line */
-        uint64_t ends[256];
-        uint64_t bytes[256];            /* of the file, up to and including that line */
+        uint64_t ends[64];
+        uint64_t bytes[64];            /* of the file, up to and including that line */
 } VmaTextProfile;
 
 const VmaTextProfile *vma_source_text_profile(const VmaSource *s);

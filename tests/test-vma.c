@@ -207,7 +207,7 @@ START_TEST(test_parse_line_embedded_nul) {
 END_TEST
 
 /* A text source over a file with @content instead of a real maps file. */
-static VmaSource *text_source(const char *content, size_t len) {
+static VmaSource *file_source(const char *content, size_t len, VmaBackend backend) {
         char path[] = "/tmp/vmaq-maps-XXXXXX";
         VmaSource *s = NULL;
         int fd;
@@ -216,8 +216,12 @@ static VmaSource *text_source(const char *content, size_t len) {
         ck_assert_int_ge(fd, 0);
         ck_assert_int_eq(unlink(path), 0);
         ck_assert_int_eq(write(fd, content, len), (ssize_t) len);
-        ck_assert_int_eq(vma_source_new(&s, fd, VMA_BACKEND_TEXT), 0);
+        ck_assert_int_eq(vma_source_new(&s, fd, backend), 0);
         return s;
+}
+
+static VmaSource *text_source(const char *content, size_t len) {
+        return file_source(content, len, VMA_BACKEND_TEXT);
 }
 
 static const char text_map[] =
@@ -260,6 +264,13 @@ START_TEST(test_text_source_find) {
         ck_assert_int_eq(vma_source_begin(s), 0);
         ck_assert_int_eq(vma_source_find(s, 0x2500, 0, &v), 1);
         ck_assert_uint_eq(v.start, 0x2000);
+
+        /* Released, it keeps its fd: a find needs a pass again, and a pass reads as before. */
+        vma_source_release(s);
+        ck_assert_int_eq(vma_source_find(s, 0x2500, 0, &v), -EINVAL);
+        ck_assert_int_eq(vma_source_begin(s), 0);
+        ck_assert_int_eq(vma_source_find(s, 0x7800, 0, &v), 1);
+        ck_assert_int_eq(v.kind, VMA_KIND_VDSO);
 
         vma_source_free(s);
 }
@@ -409,7 +420,10 @@ START_TEST(test_text_source_no_ioctl) {
 }
 END_TEST
 
-/* Lines of a long map, and where the profile says a text pass reads to. */
+/*
+ * Lines of a long map, and where the profile says a text pass reads to.
+ * Only an ioctl source keeps one: it chooses how to read by it.
+ */
 START_TEST(test_text_profile) {
         const size_t n = 2000;
         const VmaTextProfile *pr;
@@ -424,11 +438,18 @@ START_TEST(test_text_profile) {
                 len += (size_t) sprintf(map + len, "%zx-%zx r--p 00000000 fe:00 11 /bin/a\n",
                                         0x10000000 + i * 0x2000, 0x10001000 + i * 0x2000);
         s = text_source(map, len);
+        ck_assert_int_eq(vma_source_begin(s), 0);
+        ck_assert_int_eq(vma_source_find(s, UINT64_MAX, 0, &v), 0);
+        ck_assert_ptr_null(vma_source_text_profile(s));
+        vma_source_free(s);
+
+        /* The file stands in for a maps fd: a text pass only reads it. */
+        s = file_source(map, len, VMA_BACKEND_IOCTL);
         ck_assert_ptr_null(vma_source_text_profile(s));
         ck_assert_uint_eq(vma_source_text_bytes_to(s, 0), 0);
 
         /* Half way: what lies beyond is not known yet. */
-        ck_assert_int_eq(vma_source_begin(s), 0);
+        ck_assert_int_eq(vma_source_begin_pass(s, VMA_BACKEND_TEXT, 0), 0);
         ck_assert_int_eq(vma_source_find(s, 0x10000000 + 1000 * 0x2000, 0, &v), 1);
         pr = vma_source_text_profile(s);
         ck_assert_ptr_nonnull(pr);
@@ -529,6 +550,13 @@ START_TEST(test_ioctl_source_text_pass) {
         vma_source_pass_stats(s, &st);
         ck_assert_uint_le(st.text_bytes, 4096);
         ck_assert_uint_eq(st.n_ioctls, 1);
+
+        /* Released, it answers with the ioctl as before, and keeps what the text passes saw. */
+        vma_source_release(s);
+        ck_assert_int_eq(vma_source_pass_backend(s), VMA_BACKEND_IOCTL);
+        ck_assert_int_eq(vma_source_find(s, (uintptr_t) m + 3 * ps, 0, &v), 1);
+        ck_assert_uint_eq(v.start, (uintptr_t) m + 3 * ps);
+        ck_assert_ptr_nonnull(vma_source_text_profile(s));
 
         vma_source_free(s);
         ck_assert_int_eq(munmap(m, 2 * n * ps), 0);
