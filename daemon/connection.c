@@ -81,6 +81,15 @@ static void connection_release_output(Connection *c) {
         c->out_start = c->out_size = c->out_allocated = 0;
 }
 
+/* Close the fds received for messages not taken yet. */
+static void connection_close_fds(Connection *c) {
+        for (size_t i = 0; i < c->n_in_fds; i++)
+                safe_close(c->in_fds[i]);
+        if (c->user)
+                manager_release_fds(c->manager, c->user, c->n_in_fds);
+        c->n_in_fds = 0;
+}
+
 /*
  * Whether a whole message waits at in_start; scans each received byte
  * once. Once one is found, in_scanned is its size.
@@ -225,6 +234,16 @@ int connection_take_job(Connection *c, Job **ret) {
         job->peer = c->peer;
         job->size = len;
 
+        /* The fds that came with its bytes are its; those of later messages move up. */
+        for (size_t i = 0, k = 0; i < c->n_in_fds; i++)
+                if (c->in_fd_at[i] <= len)
+                        job->fds[job->n_fds++] = c->in_fds[i];
+                else {
+                        c->in_fds[k] = c->in_fds[i];
+                        c->in_fd_at[k++] = c->in_fd_at[i] - (len + 1);
+                }
+        c->n_in_fds -= job->n_fds;
+
         if (start + len + 1 == c->in + c->in_end) {
                 /* The message is all there is: the job takes the buffer, and its charge. */
                 job->buffer = TAKE_PTR(c->in);
@@ -365,9 +384,68 @@ static void connection_out_of_memory(Connection *c, size_t limit) {
         connection_fail(c, PROTO_ERROR_MEMORY_LIMIT, &(ProtoErrorDetails) { .limit = limit });
 }
 
+/*
+ * Keep the fds a read brought (SCM_RIGHTS) for the message that holds @at,
+ * the read's last byte: the kernel ends a read with the data the fds were
+ * sent with. More than a connection may hold, or than the control buffer
+ * took, end the stream: which message they were for is lost.
+ */
+static int connection_take_fds(Connection *c, struct msghdr *mh, size_t at) {
+        size_t n = 0;
+        int fds[MESSAGE_FDS_MAX];
+        const char *reason = NULL;
+
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
+                size_t k;
+
+                if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+                        continue;
+                k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                for (size_t i = 0; i < k; i++) {
+                        int fd;
+
+                        memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+                        if (n < ELEMENTSOF(fds))
+                                fds[n++] = fd;
+                        else
+                                safe_close(fd);
+                }
+        }
+
+        if (mh->msg_flags & MSG_CTRUNC)
+                reason = "too many file descriptors with one message";
+        else if (n == 0)
+                return 0;
+        else if (n > MESSAGE_FDS_MAX - c->n_in_fds)
+                reason = "too many file descriptors with messages not answered yet";
+        else if (manager_take_fds(c->manager, c->user, n) < 0)
+                reason = "too many file descriptors held for this user";
+        if (reason) {
+                for (size_t i = 0; i < n; i++)
+                        safe_close(fds[i]);
+                log_debug(c->manager->log_level, "Closing connection of pid %d: %s.", (int) c->peer.cred.pid,
+                          reason);
+                connection_fail(c, PROTO_ERROR_BAD_FILE_DESCRIPTOR, &(ProtoErrorDetails) { .reason = reason });
+                return 0;
+        }
+
+        for (size_t i = 0; i < n; i++) {
+                c->in_fds[c->n_in_fds] = fds[i];
+                c->in_fd_at[c->n_in_fds++] = at;
+        }
+        return 0;
+}
+
 static int connection_read(Connection *c) {
         size_t limit = c->manager->config.max_message_size + 1, n_in;
+        union {
+                struct cmsghdr header;
+                uint8_t buf[CMSG_SPACE(sizeof(int) * MESSAGE_FDS_MAX)];
+        } control;
+        struct msghdr mh;
+        struct iovec iov;
         ssize_t n;
+        int r;
 
         /* Enough for the largest message, or more than one: no more until it is handled. */
         if (connection_pending_input(c) >= limit || c->memory_blocked)
@@ -403,11 +481,23 @@ read:
         n_in = MIN(c->in_allocated - c->in_end, limit - connection_pending_input(c));
         if (n_in == 0)
                 return 0;
-        n = recv(c->fd, c->in + c->in_end, n_in, MSG_DONTWAIT);
+        iov = (struct iovec) { .iov_base = c->in + c->in_end, .iov_len = n_in };
+        mh = (struct msghdr) {
+                .msg_iov = &iov,
+                .msg_iovlen = 1,
+                .msg_control = &control,
+                .msg_controllen = sizeof(control),
+        };
+        n = recvmsg(c->fd, &mh, MSG_DONTWAIT|MSG_CMSG_CLOEXEC);
         if (n < 0) {
                 if (errno == EAGAIN || errno == EINTR)
                         return 0;
                 return -errno;
+        }
+        if (n > 0) {
+                r = connection_take_fds(c, &mh, connection_pending_input(c) + (size_t) n - 1);
+                if (r < 0)
+                        return r;
         }
         if (n == 0) {
                 c->eof = true;
@@ -668,6 +758,7 @@ Connection *connection_free(Connection *c) {
         safe_close(c->fd);
         if (c->user)
                 manager_uncharge(c->manager, c->user, c->peer.privileged, c->charged);
+        connection_close_fds(c);
         reply_stream_free(c->stream);
         free(c->in);
         free(c->out);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -538,11 +539,28 @@ void manager_schedule(Manager *m, Connection *c) {
         m->ready_last = c;
 }
 
+int manager_take_fds(Manager *m, UserShare *user, size_t n) {
+        if (n > USER_FDS_MAX - user->n_fds || n > PASSED_FDS_MAX - m->n_passed_fds)
+                return -EMFILE;
+        user->n_fds += n;
+        m->n_passed_fds += n;
+        return 0;
+}
+
+void manager_release_fds(Manager *m, UserShare *user, size_t n) {
+        assert(user->n_fds >= n && m->n_passed_fds >= n);
+        user->n_fds -= n;
+        m->n_passed_fds -= n;
+}
+
 Job *job_free(Job *job) {
         if (!job)
                 return NULL;
         manager_uncharge(job->manager, job->user, job->peer.privileged,
                          job->buffer_charged + job->reply_charged + job->stream_charged + job->work_charged);
+        for (size_t i = 0; i < job->n_fds; i++)
+                safe_close(job->fds[i]);
+        manager_release_fds(job->manager, job->user, job->n_fds);
         safe_close(job->direct_fd);
         free(job->buffer);
         free(job->reply);
@@ -1013,12 +1031,10 @@ static int manager_open_proc(Manager *m, const Peer *peer, pid_t pid, CachedProc
         return 0;
 }
 
-int manager_acquire_proc(Manager *m, const Peer *peer, pid_t pid, CachedProc **ret) {
+/* @pid, a pid of our namespace. */
+static int manager_acquire(Manager *m, const Peer *peer, pid_t pid, CachedProc **ret) {
         CachedProc *cp, *fresh;
         int r;
-
-        if (peer->foreign_pidns)
-                return -EXDEV;
 
         pthread_mutex_lock(&m->procs_lock);
         cp = lru_get(m->procs, &pid);
@@ -1067,6 +1083,74 @@ int manager_acquire_proc(Manager *m, const Peer *peer, pid_t pid, CachedProc **r
 
         *ret = fresh;
         return 0;
+}
+
+int manager_acquire_proc(Manager *m, const Peer *peer, pid_t pid, CachedProc **ret) {
+        if (peer->foreign_pidns)
+                return -EXDEV;
+        return manager_acquire(m, peer, pid, ret);
+}
+
+/* Whether @fd is a pidfd, by the kernel's name for it ("anon_inode:[pidfd]", or "pidfd:[...]" on pidfs). */
+static bool fd_is_pidfd(int fd) {
+        char link[sizeof("/proc/self/fd/") + 3 * sizeof(int)], name[64];
+        ssize_t n;
+
+        snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+        n = readlink(link, name, sizeof(name) - 1);
+        if (n < 0)
+                return false;
+        name[n] = '\0';
+        return strcmp(name, "anon_inode:[pidfd]") == 0 || strncmp(name, "pidfd:", strlen("pidfd:")) == 0;
+}
+
+int manager_acquire_pidfd(Manager *m, const Peer *peer, int pidfd, CachedProc **ret, pid_t *ret_pid) {
+        pid_t pid, now;
+        int r;
+
+        if (!fd_is_pidfd(pidfd))
+                return -EBADF;
+        r = pidfd_get_pid(pidfd, &pid);
+        if (r == -EOPNOTSUPP)
+                return -EBADF;
+        if (r < 0)
+                return r;
+        *ret_pid = pid;
+        /* Exited, or in a pid namespace we cannot see into. */
+        if (pid <= 0)
+                return -ESRCH;
+
+        /*
+         * The pid is the pidfd's process as long as that lives: a pid is
+         * reused only once its process is gone. So what we acquire for it
+         * is that process if, after acquiring, the pidfd's process still
+         * holds the pid, and so does the process we hold (the cache's may
+         * be an older one that exited, its exit not handled yet). Both
+         * holding it at the second look means they are one.
+         */
+        for (unsigned attempt = 0; attempt < 2; attempt++) {
+                CachedProc *cp;
+
+                r = manager_acquire(m, peer, pid, &cp);
+                if (r < 0)
+                        return r;
+                r = pidfd_get_pid(pidfd, &now);
+                if (r >= 0 && now == pid)
+                        r = pidfd_get_pid(cp->pidfd, &now);
+                if (r >= 0 && now == pid) {
+                        *ret = cp;
+                        return 0;
+                }
+                manager_release_proc(m, cp, true);
+                if (r < 0)
+                        return r;
+                r = pidfd_get_pid(pidfd, &now);
+                if (r < 0)
+                        return r;
+                if (now != pid)
+                        return -ESRCH;
+        }
+        return -ESRCH;
 }
 
 void manager_release_proc(Manager *m, CachedProc *cp, bool gone) {

@@ -90,6 +90,7 @@ typedef struct UserShare {
         uid_t uid;
         size_t n_connections;
         size_t n_jobs;
+        size_t n_fds;                   /* sent by its clients, held for their messages */
         size_t memory;                  /* atomic: workers charge it too */
 } UserShare;
 
@@ -137,6 +138,16 @@ bool job_disarm_direct(Job *job);
  */
 #define JOB_BYTES_BASE (4U * 1024U)
 
+/*
+ * File descriptors a client may send (SCM_RIGHTS): one message carries at
+ * most MESSAGE_FDS_MAX, and a connection holds at most as many for the
+ * messages it has received and not handled yet; all connections of one
+ * user at most USER_FDS_MAX, all of them PASSED_FDS_MAX.
+ */
+#define MESSAGE_FDS_MAX 8U
+#define USER_FDS_MAX 64U
+#define PASSED_FDS_MAX 1024U
+
 /* One request, from its bytes to its reply, run by a worker. */
 struct Job {
         WorkItem item;
@@ -149,6 +160,8 @@ struct Job {
         size_t size;                    /* without the NUL */
         size_t buffer_charged;          /* of the memory budget: for buffer */
         bool copied;                    /* buffer is a copy of the message, not the connection's buffer */
+        int fds[MESSAGE_FDS_MAX];       /* sent with the message, in order; -EBADF once taken */
+        size_t n_fds;
         char *reply;                    /* with its NUL, NULL for none (oneway) */
         size_t reply_size;
         size_t reply_charged;           /* for reply */
@@ -178,6 +191,9 @@ struct Connection {
         size_t in_start, in_end, in_allocated;
         bool memory_blocked;            /* not read: its next bytes need memory the budget lacks */
         size_t in_scanned;              /* bytes after in_start known to hold no NUL */
+        int in_fds[MESSAGE_FDS_MAX];    /* received, for messages not taken yet, in order */
+        size_t in_fd_at[MESSAGE_FDS_MAX]; /* the message of each: one of its bytes, counted from in_start */
+        size_t n_in_fds;
         uint64_t in_since;              /* when the unfinished message's first byte arrived */
         uint64_t request_since;         /* when a worker took up its job: the request timeout counts from there */
         ReplyStream *stream;            /* parts of a reply still to send, before the next request */
@@ -222,6 +238,7 @@ struct Manager {
         Connection *connections;
         size_t n_connections;
         Connection *ready_first, *ready_last;
+        size_t n_passed_fds;            /* held for clients' messages, over all users */
         Lru *users;                     /* uid_t -> UserShare */
         pthread_mutex_t procs_lock;     /* guards procs and every CachedProc */
         Lru *procs;                     /* pid_t -> CachedProc */
@@ -273,12 +290,27 @@ void manager_uncharge(Manager *m, UserShare *user, bool privileged, size_t size)
  * for a thread id), and those of proc_open().
  */
 int manager_acquire_proc(Manager *m, const Peer *peer, pid_t pid, CachedProc **ret);
+/*
+ * The same, for the process behind the pidfd @pidfd a client sent, in any
+ * pid namespace: its pid in ours in *ret_pid (-1 or 0 when it has none,
+ * then -ESRCH). The policy decides as for its pid.
+ * Errors: -EBADF (not a pidfd), and those above.
+ */
+int manager_acquire_pidfd(Manager *m, const Peer *peer, int pidfd, CachedProc **ret, pid_t *ret_pid);
 Proc *cached_proc_get(CachedProc *cp);
 /* Give the handle back; with @gone, the process is gone or changed and leaves the cache. */
 void manager_release_proc(Manager *m, CachedProc *cp, bool gone);
 /* Re-check access after the address space was replaced (exec). -EACCES if now refused. */
 int manager_recheck_proc(Manager *m, const Peer *peer, Proc *p);
 size_t manager_proc_cache_size(Manager *m);
+
+/*
+ * Main thread: count @n fds a client of @user sent as held, within
+ * USER_FDS_MAX and PASSED_FDS_MAX; -EMFILE if they do not fit. Then give
+ * them back.
+ */
+int manager_take_fds(Manager *m, UserShare *user, size_t n);
+void manager_release_fds(Manager *m, UserShare *user, size_t n);
 
 /* Main thread: connections and their jobs. */
 void manager_connection_closed(Manager *m, Connection *c);

@@ -200,14 +200,104 @@ static int method_get_status(Call *call) {
         return call_reply(call, reply);
 }
 
-/* The process for @pid: > 0 with *ret set, or 0 when the caller got an error reply instead. */
-static int call_acquire(Call *call, pid_t pid, CachedProc **ret) {
+/*
+ * The process of one call: taken from the manager and given back when the
+ * call is done, or a Proc of the call's own on a maps fd it was sent.
+ */
+typedef struct ProcHandle {
+        Manager *manager;
+        CachedProc *cp;
+        Proc *own;
+} ProcHandle;
+
+static Proc *proc_handle_get(ProcHandle *h) {
+        return h->cp ? cached_proc_get(h->cp) : h->own;
+}
+
+static void proc_handle_release(ProcHandle *h) {
+        manager_release_proc(h->manager, TAKE_PTR(h->cp), false);
+        h->own = proc_free(h->own);
+}
+
+static int call_bad_fd(Call *call, const char *parameter, const char *reason) {
+        return call_error(call, PROTO_ERROR_BAD_FILE_DESCRIPTOR, &(ProtoErrorDetails) {
+                        .parameter = parameter,
+                        .reason = reason,
+                });
+}
+
+/*
+ * Whether the fds sent with the call are those it uses: none, or the one
+ * at @index (-1: none). > 0 if so, else 0 after an error reply: an fd sent
+ * in vain is a mistake of the client's, and it is closed.
+ */
+static int call_check_fds(Call *call, const char *parameter, int64_t index) {
+        size_t n = call->job->n_fds;
+
+        if (index < 0 && n > 0)
+                return call_bad_fd(call, NULL, "file descriptors were sent with a call that takes none");
+        if (index >= 0 && (uint64_t) index >= n)
+                return call_bad_fd(call, parameter, "no file descriptor of this index was sent with the call");
+        if (index >= 0 && n > 1)
+                return call_bad_fd(call, NULL, "more file descriptors were sent than the call uses");
+        return 1;
+}
+
+/* The maps file a client sent: a Proc of the call's own on it, if it is one. */
+static int call_open_maps(Call *call, unsigned index, ProcHandle *h) {
+        int *fd = &call->job->fds[index], r;
+
+        r = vma_check_maps_fd(*fd, call->manager->backend);
+        if (r == -EBADF)
+                return call_bad_fd(call, "maps_fd", "not open for reading");
+        if (r == -EMEDIUMTYPE)
+                return call_bad_fd(call, "maps_fd", "not a file of /proc");
+        if (r == -ENOTTY)
+                return call_bad_fd(call, "maps_fd", "not a /proc/PID/maps file");
+        if (r < 0)
+                return call_error_errno(call, r, 0, NULL);
+
+        r = proc_open_maps(&h->own, TAKE_FD(*fd), call->manager->backend);
+        if (r < 0)
+                return r;
+        return 1;
+}
+
+/*
+ * The process a call names, by @target: its pid, a pidfd or a maps fd sent
+ * with it (@fd_index). > 0 with @h holding it, or 0 when the caller got an
+ * error reply instead.
+ */
+static int call_acquire(Call *call, ProtoTarget target, pid_t pid, unsigned fd_index, ProcHandle *h) {
         int r;
 
-        r = manager_acquire_proc(call->manager, call->peer, pid, ret);
+        r = call_check_fds(call, proto_target_to_string(target), target == PROTO_TARGET_PID ? -1 : (int64_t) fd_index);
+        if (r <= 0)
+                return r;
+
+        switch (target) {
+        case PROTO_TARGET_PID:
+                r = manager_acquire_proc(call->manager, call->peer, pid, &h->cp);
+                break;
+        case PROTO_TARGET_PIDFD:
+                r = manager_acquire_pidfd(call->manager, call->peer, call->job->fds[fd_index], &h->cp, &pid);
+                if (r == -EBADF)
+                        return call_bad_fd(call, "pidfd", "not a pidfd");
+                pid = call->peer->foreign_pidns ? 0 : MAX(pid, 0);
+                break;
+        case PROTO_TARGET_MAPS_FD:
+                return call_open_maps(call, fd_index, h);
+        default:
+                return -EINVAL;
+        }
         if (r < 0)
                 return call_error_errno(call, r, pid, NULL);
         return 1;
+}
+
+/* The pid to tell the client: none (0) for a client in another pid namespace, whose pids differ. */
+static pid_t call_reply_pid(Call *call, const Proc *p) {
+        return call->peer->foreign_pidns ? 0 : proc_pid(p);
 }
 
 /*
@@ -215,9 +305,9 @@ static int call_acquire(Call *call, pid_t pid, CachedProc **ret) {
  * the address space was replaced (an exec may have made it setuid). > 0 if
  * the answer may be sent, else as call_acquire().
  */
-static int call_finish(Call *call, CachedProc **cp, int r, bool reattached) {
-        Proc *p = cached_proc_get(*cp);
-        pid_t pid = proc_pid(p);
+static int call_finish(Call *call, ProcHandle *h, int r, bool reattached) {
+        Proc *p = proc_handle_get(h);
+        pid_t pid = call_reply_pid(call, p);
         int k = 1;
 
         if (r == -ESRCH || r == -ENXIO)
@@ -230,20 +320,10 @@ static int call_finish(Call *call, CachedProc **cp, int r, bool reattached) {
                         k = call_error_errno(call, r, pid, NULL);
         }
         if (k <= 0) {
-                manager_release_proc(call->manager, TAKE_PTR(*cp), r == -ESRCH || r == -ENXIO);
+                manager_release_proc(call->manager, TAKE_PTR(h->cp), r == -ESRCH || r == -ENXIO);
                 return k;
         }
         return 1;
-}
-
-/* A process taken from the manager for one call, given back when the call is done. */
-typedef struct ProcHandle {
-        Manager *manager;
-        CachedProc *cp;
-} ProcHandle;
-
-static void proc_handle_release(ProcHandle *h) {
-        manager_release_proc(h->manager, TAKE_PTR(h->cp), false);
 }
 
 static ProtoModule module_to_proto(const NormModule *nm) {
@@ -405,10 +485,10 @@ static int method_normalize(Call *call) {
         if (r < 0)
                 return call_invalid_parameter(call, r, parameter, m->config.max_addresses);
 
-        r = call_acquire(call, req.pid, &h.cp);
+        r = call_acquire(call, req.target, req.pid, req.fd_index, &h);
         if (r <= 0)
                 return r;
-        p = cached_proc_get(h.cp);
+        p = proc_handle_get(&h);
 
         opts = (NormalizeOptions) {
                 .flags = (req.build_ids ? NORMALIZE_BUILD_IDS : 0) |
@@ -420,9 +500,10 @@ static int method_normalize(Call *call) {
         };
         generation = proc_generation(p);
         r = proc_normalize(p, req.addresses, req.n_addresses, &opts, &n);
-        r = call_finish(call, &h.cp, r, proc_generation(p) != generation);
+        r = call_finish(call, &h, r, proc_generation(p) != generation);
         if (r <= 0)
                 return r;
+        n->pid = call_reply_pid(call, p);
 
         if (call->varlink->oneway)
                 return 0;
@@ -573,10 +654,10 @@ static int method_list_mappings(Call *call) {
         if (r < 0)
                 return call_invalid_parameter(call, r, parameter, 0);
 
-        r = call_acquire(call, req.pid, &h.cp);
+        r = call_acquire(call, req.target, req.pid, req.fd_index, &h);
         if (r <= 0)
                 return r;
-        p = cached_proc_get(h.cp);
+        p = proc_handle_get(&h);
 
         opts = (NormalizeOptions) {
                 .flags = req.pin ? NORMALIZE_PIN : 0,
@@ -601,7 +682,7 @@ static int method_list_mappings(Call *call) {
                              (req.build_ids ? PROC_LIST_BUILD_IDS : 0), &opts, mapping_list_add, &list);
         if (r == -ENOBUFS && list.full)
                 r = 0;          /* a full reply: the rest in the next */
-        r = call_finish(call, &h.cp, r, proc_generation(p) != generation);
+        r = call_finish(call, &h, r, proc_generation(p) != generation);
         if (r <= 0)
                 return r;
 
@@ -630,7 +711,7 @@ static int method_list_mappings(Call *call) {
 
         if (call->varlink->oneway)
                 return 0;
-        return proto_list_mappings_reply_format(proc_pid(p), proc_start_time(p), mappings, list.n, list.full,
+        return proto_list_mappings_reply_format(call_reply_pid(call, p), proc_start_time(p), mappings, list.n, list.full,
                                                 list.next, &call->job->reply, &call->job->reply_size);
 }
 
@@ -702,6 +783,8 @@ static int method_run(Call *call, const char *message, size_t size) {
                 r = call_error(call, PROTO_ERROR_METHOD_NOT_FOUND, &(ProtoErrorDetails) {
                                 .method = v.method,
                         });
+        else if (!IN_SET(method, PROTO_METHOD_NORMALIZE, PROTO_METHOD_LIST_MAPPINGS) && call->job->n_fds > 0)
+                r = call_check_fds(call, NULL, -1);
         else
                 switch (method) {
                 case PROTO_METHOD_GET_INFO:

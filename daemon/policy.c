@@ -245,8 +245,7 @@ int policy_namespace(pid_t pid, const char *type, NsId *ret) {
         return 0;
 }
 
-/* The pid the pidfd @fd names in our namespace, from its fdinfo: -1 if it exited, 0 if not visible. */
-static int pidfd_get_pid(int fd, pid_t *ret) {
+int pidfd_get_pid(int fd, pid_t *ret) {
         _cleanup_close_ int info = -EBADF;
         char path[64], buf[1024], *p;
         uint64_t v;

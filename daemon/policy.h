@@ -73,3 +73,10 @@ int policy_namespace(pid_t pid, const char *type, NsId *ret);
  * Errors: -ESRCH  the peer is gone, or not visible in our pid namespace
  */
 int policy_peer_namespaces(int fd, pid_t pid, NsId *ret_pidns, NsId *ret_userns);
+
+/*
+ * The pid the pidfd @fd names in our namespace, from its fdinfo: -1 once
+ * it exited, 0 if it is not visible here. -EOPNOTSUPP if @fd is no pidfd
+ * (its fdinfo has no pid).
+ */
+int pidfd_get_pid(int fd, pid_t *ret);

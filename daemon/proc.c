@@ -215,6 +215,30 @@ int proc_open_at(Proc **ret, pid_t pid, int dir_fd, VmaBackend backend) {
         return 0;
 }
 
+int proc_open_maps(Proc **ret, int maps_fd, VmaBackend backend) {
+        _cleanup_close_ int fd = maps_fd;
+        _cleanup_(proc_freep) Proc *p = NULL;
+        int r;
+
+        if (fd < 0 || (backend != VMA_BACKEND_IOCTL && backend != VMA_BACKEND_TEXT))
+                return -EINVAL;
+
+        p = calloc(1, sizeof(*p));
+        if (!p)
+                return -ENOMEM;
+        p->backend = backend;
+        p->dir_fd = -EBADF;
+        p->text_age = PROC_STALE_BATCHES;
+        p->generation = 1;
+
+        r = vma_source_new(&p->source, TAKE_FD(fd), backend);
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(p);
+        return 0;
+}
+
 int proc_open(Proc **ret, pid_t pid, VmaBackend backend) {
         int dir_fd;
 
@@ -270,6 +294,9 @@ static int proc_reattach(Proc *p) {
         int r, dir_fd;
 
         p->source = vma_source_free(p->source);
+        /* Opened on a maps file alone: there is no process to follow. */
+        if (p->dir_fd < 0)
+                return -ESRCH;
 
         r = proc_attach(p, p->dir_fd);
         if (r != -ESRCH)
@@ -961,7 +988,7 @@ static int normalize_module(NormalizeState *s, const Vma *v, uint32_t *ret) {
         else
                 module_table_put(s->slots, s->n_slots, h, index);
 
-        if ((s->opts->flags & NORMALIZE_MAP_FILES) && !m->vdso &&
+        if ((s->opts->flags & NORMALIZE_MAP_FILES) && !m->vdso && s->proc->dir_fd >= 0 &&
             asprintf(&m->map_files, "/proc/%d/map_files/%" PRIx64 "-%" PRIx64,
                      (int) s->proc->pid, v->start, v->end) < 0) {
                 m->map_files = NULL;

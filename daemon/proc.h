@@ -44,6 +44,15 @@ int proc_open(Proc **ret, pid_t pid, VmaBackend backend);
 int proc_open_dir(pid_t pid);
 /* proc_open() on the open /proc/@pid directory @dir_fd, which it takes over, also on failure. */
 int proc_open_at(Proc **ret, pid_t pid, int dir_fd, VmaBackend backend);
+/*
+ * A Proc on the open maps file @maps_fd alone (see vma_check_maps_fd()),
+ * which it takes over, also on failure. It reads that address space and
+ * no other: when it is gone, calls fail with -ESRCH. Without the process's
+ * directory, nothing else of it is opened: build IDs are the kernel's
+ * (ioctl backend) or none, no map_files paths; its pid and start time are
+ * 0.
+ */
+int proc_open_maps(Proc **ret, int maps_fd, VmaBackend backend);
 Proc *proc_free(Proc *p);
 DEFINE_CLEANUP(Proc *, proc_free);
 

@@ -6,7 +6,11 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
+#include <stdio.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -282,6 +286,63 @@ int vma_backend_probe(void) {
         if (r < 0)
                 return r;
         return 1;
+}
+
+/* Whether the link target @path of an fd names a maps file of a process or thread: ".../N/maps". */
+static bool path_is_maps(const char *path) {
+        const char *slash, *digits;
+        size_t n;
+
+        n = strlen(path);
+        if (n < strlen("/1/maps") || strcmp(path + n - strlen("/maps"), "/maps") != 0)
+                return false;
+        slash = path + n - strlen("/maps");
+        digits = slash;
+        while (digits > path && digits[-1] >= '0' && digits[-1] <= '9')
+                digits--;
+        return digits < slash && digits > path && digits[-1] == '/';
+}
+
+int vma_check_maps_fd(int fd, VmaBackend backend) {
+        char link[sizeof("/proc/self/fd/") + 3 * sizeof(int)], path[PATH_MAX];
+        struct statfs sfs;
+        struct stat st;
+        ssize_t n;
+        Vma v;
+        int flags, r;
+
+        if (fd < 0)
+                return -EBADF;
+
+        /* The kernel's name for what the fd is: its path, or "socket:[...]", "pipe:[...]". */
+        snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+        n = readlink(link, path, sizeof(path) - 1);
+        if (n < 0)
+                return -errno;
+        path[n] = '\0';
+
+        flags = fcntl(fd, F_GETFL);
+        if (flags < 0)
+                return -errno;
+        if ((flags & O_PATH) || (flags & O_ACCMODE) == O_WRONLY)
+                return -EBADF;
+        if (fstatfs(fd, &sfs) < 0)
+                return -errno;
+        if (sfs.f_type != PROC_SUPER_MAGIC)
+                return -EMEDIUMTYPE;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        /* Another file of /proc: status, smaps, a directory... */
+        if (!S_ISREG(st.st_mode) || !path_is_maps(path))
+                return -ENOTTY;
+
+        if (backend != VMA_BACKEND_IOCTL)
+                return 0;
+        /* The ioctl answers only on a maps file, and only while its address space lives. */
+        r = procmap_query(fd, 0, NULL, 0, 0, &v);
+        if (r == -EOPNOTSUPP)
+                return -ENOTTY;
+        return r < 0 ? r : 0;
 }
 
 int vma_backend_resolve(VmaBackend requested, VmaBackend *ret) {

@@ -121,6 +121,19 @@ enum {
 };
 
 /*
+ * Whether @fd, which a client sent, is an open /proc/PID/maps (or
+ * /proc/PID/task/TID/maps) that a source with @backend can read: open for
+ * reading, and with the ioctl backend, one the kernel answers on. Nothing
+ * is read from it with the text backend.
+ *
+ * Errors: -EBADF       not open for reading (O_PATH, write-only)
+ *         -EMEDIUMTYPE not a file of /proc: a regular file, a socket...
+ *         -ENOTTY      another file of /proc
+ *         -ESRCH       the address space it was opened on is gone
+ */
+int vma_check_maps_fd(int fd, VmaBackend backend);
+
+/*
  * Create a source reading the open /proc/PID/maps @maps_fd with the
  * concrete @backend (IOCTL or TEXT). Takes ownership of @maps_fd, also on
  * failure.

@@ -145,7 +145,21 @@ static const struct {
                 VMAQ_INTERFACE ".MemoryLimitReached", { EBUSY }, FIELD_LIMIT },
         [PROTO_ERROR_TIMED_OUT] = {
                 VMAQ_INTERFACE ".TimedOut", { ETIME }, FIELD_LIMIT },
+        [PROTO_ERROR_BAD_FILE_DESCRIPTOR] = {
+                VMAQ_INTERFACE ".BadFileDescriptor", { EBADF }, FIELD_PARAMETER_OPTIONAL | FIELD_REASON },
 };
+
+static const char *const proto_target_table[_PROTO_TARGET_MAX] = {
+        [PROTO_TARGET_PID]     = "pid",
+        [PROTO_TARGET_PIDFD]   = "pidfd",
+        [PROTO_TARGET_MAPS_FD] = "maps_fd",
+};
+
+const char *proto_target_to_string(ProtoTarget t) {
+        if ((int) t < 0 || t >= _PROTO_TARGET_MAX)
+                return NULL;
+        return proto_target_table[t];
+}
 
 const char *proto_error_to_string(ProtoError e) {
         if ((int) e < 0 || e >= _PROTO_ERROR_MAX)
@@ -267,6 +281,26 @@ static int field_pid(struct json_object *v, void *p) {
         if (json_get_u64(v, &u) < 0 || u == 0 || u > INT32_MAX)
                 return -EINVAL;
         *(pid_t *) p = (pid_t) u;
+        return 0;
+}
+
+/* A pid in a reply: 0 when the process has none the client could use. */
+static int field_reply_pid(struct json_object *v, void *p) {
+        uint64_t u;
+
+        if (json_get_u64(v, &u) < 0 || u > INT32_MAX)
+                return -EINVAL;
+        *(pid_t *) p = (pid_t) u;
+        return 0;
+}
+
+/* An index of the fds sent with a call; -1 until one is given. */
+static int field_fd_index(struct json_object *v, void *p) {
+        uint64_t u;
+
+        if (json_get_u64(v, &u) < 0 || u > INT32_MAX)
+                return -EINVAL;
+        *(int64_t *) p = (int64_t) u;
         return 0;
 }
 
@@ -433,8 +467,56 @@ void proto_request_limits(size_t max_addresses, VarlinkLimits *ret) {
         };
 }
 
+/* The "pid", "pidfd" and "maps_fd" parameters as given: 0 and -1 for none. */
+typedef struct TargetFields {
+        pid_t pid;
+        int64_t pidfd;
+        int64_t maps_fd;
+} TargetFields;
+
+#define TARGET_FIELDS_INIT { .pidfd = -1, .maps_fd = -1 }
+
+/* Exactly one of them, or *ret_parameter names what is missing or too much. */
+static int target_fields_resolve(const TargetFields *f, bool pin, ProtoTarget *ret_target, pid_t *ret_pid,
+                                 unsigned *ret_fd_index, const char **ret_parameter) {
+        const char *second = NULL;
+        unsigned n = 0;
+
+        *ret_target = PROTO_TARGET_PID;
+        if (f->pid > 0)
+                n++;
+        if (f->pidfd >= 0 && n++ == 0)
+                *ret_target = PROTO_TARGET_PIDFD;
+        else if (f->pidfd >= 0)
+                second = "pidfd";
+        if (f->maps_fd >= 0 && n++ == 0)
+                *ret_target = PROTO_TARGET_MAPS_FD;
+        else if (f->maps_fd >= 0)
+                second = second ?: "maps_fd";
+
+        if (n == 0) {
+                *ret_parameter = "pid";
+                return -EINVAL;
+        }
+        if (n > 1) {
+                *ret_parameter = second;
+                return -EINVAL;
+        }
+        /* A maps file is bound to one address space: there is no other process to tell apart. */
+        if (pin && *ret_target == PROTO_TARGET_MAPS_FD) {
+                *ret_parameter = "start_time";
+                return -EINVAL;
+        }
+
+        *ret_pid = f->pid;
+        *ret_fd_index = (unsigned) (*ret_target == PROTO_TARGET_PIDFD ? f->pidfd :
+                                    *ret_target == PROTO_TARGET_MAPS_FD ? f->maps_fd : 0);
+        return 0;
+}
+
 typedef struct NormalizeTarget {
         ProtoNormalizeRequest req;
+        TargetFields target;
         AddressList addresses;
 } NormalizeTarget;
 
@@ -445,26 +527,37 @@ int proto_call_parse(const char *data, size_t size, const VarlinkLimits *limits,
 int proto_normalize_request_decode(struct json_object *parameters, VarlinkPacked *packed, size_t max_addresses,
                                    ProtoNormalizeRequest *ret, const char **ret_parameter) {
         static const Field fields[] = {
-                { "pid",        field_pid,       offsetof(NormalizeTarget, req.pid),        true  },
-                { "addresses",  field_addresses, offsetof(NormalizeTarget, addresses),      true  },
+                { "pid",        field_pid,       offsetof(NormalizeTarget, target.pid),     false },
+                { "pidfd",      field_fd_index,  offsetof(NormalizeTarget, target.pidfd),   false },
+                { "maps_fd",    field_fd_index,  offsetof(NormalizeTarget, target.maps_fd), false },
+                /* Required, but told after the process: see below. */
+                { "addresses",  field_addresses, offsetof(NormalizeTarget, addresses),      false },
                 { "build_ids",  field_bool,      offsetof(NormalizeTarget, req.build_ids),  false },
                 { "map_files",  field_bool,      offsetof(NormalizeTarget, req.map_files),  false },
                 { "start_time", field_u64,       offsetof(NormalizeTarget, req.start_time), false },
         };
         NormalizeTarget t = {
                 .req.build_ids = true,
+                .target = TARGET_FIELDS_INIT,
                 .addresses.max = max_addresses,
                 .addresses.packed = packed,
         };
         int r;
 
         r = dispatch_fields(parameters, fields, ELEMENTSOF(fields), &t, ret_parameter);
+        t.req.pin = has_parameter(parameters, "start_time");
+        if (r >= 0)
+                r = target_fields_resolve(&t.target, t.req.pin, &t.req.target, &t.req.pid, &t.req.fd_index,
+                                          ret_parameter);
+        if (r >= 0 && !has_parameter(parameters, "addresses")) {
+                *ret_parameter = "addresses";
+                r = -EINVAL;
+        }
         if (r < 0) {
                 address_list_done(&t.addresses);
                 return r;
         }
 
-        t.req.pin = has_parameter(parameters, "start_time");
         t.req.addresses = TAKE_PTR(t.addresses.addresses);
         t.req.n_addresses = t.addresses.n;
         *ret = t.req;
@@ -481,24 +574,34 @@ void proto_normalize_request_done(ProtoNormalizeRequest *req) {
 
 int proto_list_mappings_request_decode(struct json_object *parameters, ProtoListMappingsRequest *ret,
                                        const char **ret_parameter) {
+        typedef struct ListTarget {
+                ProtoListMappingsRequest req;
+                TargetFields target;
+        } ListTarget;
         static const Field fields[] = {
-                { "pid",        field_pid,  offsetof(ProtoListMappingsRequest, pid),        true  },
-                { "exec_only",  field_bool, offsetof(ProtoListMappingsRequest, exec_only),  false },
-                { "build_ids",  field_bool, offsetof(ProtoListMappingsRequest, build_ids),  false },
-                { "start_time", field_u64,  offsetof(ProtoListMappingsRequest, start_time), false },
-                { "start",      field_address, offsetof(ProtoListMappingsRequest, start),   false },
+                { "pid",        field_pid,      offsetof(ListTarget, target.pid),     false },
+                { "pidfd",      field_fd_index, offsetof(ListTarget, target.pidfd),   false },
+                { "maps_fd",    field_fd_index, offsetof(ListTarget, target.maps_fd), false },
+                { "exec_only",  field_bool,     offsetof(ListTarget, req.exec_only),  false },
+                { "build_ids",  field_bool,     offsetof(ListTarget, req.build_ids),  false },
+                { "start_time", field_u64,      offsetof(ListTarget, req.start_time), false },
+                { "start",      field_address,  offsetof(ListTarget, req.start),      false },
         };
-        ProtoListMappingsRequest req = {
-                .build_ids = true,
+        ListTarget t = {
+                .req.build_ids = true,
+                .target = TARGET_FIELDS_INIT,
         };
         int r;
 
-        r = dispatch_fields(parameters, fields, ELEMENTSOF(fields), &req, ret_parameter);
+        r = dispatch_fields(parameters, fields, ELEMENTSOF(fields), &t, ret_parameter);
         if (r < 0)
                 return r;
 
-        req.pin = has_parameter(parameters, "start_time");
-        *ret = req;
+        t.req.pin = has_parameter(parameters, "start_time");
+        r = target_fields_resolve(&t.target, t.req.pin, &t.req.target, &t.req.pid, &t.req.fd_index, ret_parameter);
+        if (r < 0)
+                return r;
+        *ret = t.req;
         return 0;
 }
 
@@ -626,7 +729,8 @@ int proto_normalize_request_format(const ProtoNormalizeRequest *req, bool more, 
         size_t hint;
         JsonWriter w;
 
-        if (req->n_addresses > 0 && !req->addresses)
+        if ((req->n_addresses > 0 && !req->addresses) || !proto_target_to_string(req->target) ||
+            req->fd_index > INT32_MAX)
                 return -EINVAL;
 
         /* 20 digits and a comma per address, and the rest. */
@@ -638,8 +742,8 @@ int proto_normalize_request_format(const ProtoNormalizeRequest *req, bool more, 
         write_string(&w, "method", proto_method_to_string(PROTO_METHOD_NORMALIZE));
         json_writer_key(&w, "parameters");
         json_writer_object_open(&w);
-        json_writer_key(&w, "pid");
-        json_writer_i64(&w, req->pid);
+        json_writer_key(&w, proto_target_to_string(req->target));
+        json_writer_i64(&w, req->target == PROTO_TARGET_PID ? req->pid : (int64_t) req->fd_index);
         json_writer_key(&w, "addresses");
         json_writer_array_open(&w);
         for (size_t i = 0; i < req->n_addresses; i++) {
@@ -1008,7 +1112,10 @@ int proto_list_mappings_request_encode(const ProtoListMappingsRequest *req, stru
         if (!o)
                 return -ENOMEM;
 
-        r = add_int(o, "pid", (int) req->pid);
+        if (!proto_target_to_string(req->target) || req->fd_index > INT32_MAX)
+                return -EINVAL;
+        r = add_int(o, proto_target_to_string(req->target),
+                    req->target == PROTO_TARGET_PID ? (int) req->pid : (int) req->fd_index);
         if (r >= 0)
                 r = add_bool(o, "exec_only", req->exec_only);
         if (r >= 0)
@@ -1253,6 +1360,12 @@ static void error_reply_describe(ProtoErrorReply *e) {
                          (unsigned long long) (d->limit / 1000000U),
                          (unsigned long long) (d->limit % 1000000U / 1000U));
                 break;
+        case PROTO_ERROR_BAD_FILE_DESCRIPTOR:
+                if (d->parameter)
+                        snprintf(what, sizeof(what), "bad file descriptor for '%s': %s", d->parameter, d->reason);
+                else
+                        snprintf(what, sizeof(what), "bad file descriptors: %s", d->reason);
+                break;
         default:
                 snprintf(what, sizeof(what), "unknown error");
                 break;
@@ -1298,7 +1411,7 @@ int proto_error_reply_decode(const char *name, struct json_object *parameters, P
         if (f & FIELD_REASON)
                 fields[n++] = (Field) { "reason", field_string, offsetof(ProtoErrorDetails, reason), true };
         if (f & FIELD_PID)
-                fields[n++] = (Field) { "pid", field_pid, offsetof(ProtoErrorDetails, pid), true };
+                fields[n++] = (Field) { "pid", field_reply_pid, offsetof(ProtoErrorDetails, pid), true };
         if (f & FIELD_START_TIME)
                 fields[n++] = (Field) { "start_time", field_u64, offsetof(ProtoErrorDetails, start_time), true };
         if (f & FIELD_LIMIT)
@@ -1566,7 +1679,7 @@ static int results_decode(struct json_object *array, size_t n_modules, ProtoResu
 int proto_normalize_reply_decode(struct json_object *parameters, ProtoResults *read, size_t n_modules_before,
                                  ProtoNormalizeReply *ret, const char **ret_field) {
         static const Field fields[] = {
-                { "pid",        field_pid,   offsetof(ProtoNormalizeReply, pid),        true },
+                { "pid",        field_reply_pid, offsetof(ProtoNormalizeReply, pid),    true },
                 { "start_time", field_u64,   offsetof(ProtoNormalizeReply, start_time), true },
         };
         struct json_object *modules_json = NULL, *results_json = NULL;
@@ -1702,7 +1815,7 @@ int proto_list_mappings_reply_decode(struct json_object *parameters, ProtoListMa
                                      const char **ret_field) {
         struct json_object *array = NULL;
         const Field fields[] = {
-                { "pid",        field_pid,   offsetof(ProtoListMappingsReply, pid),        true },
+                { "pid",        field_reply_pid, offsetof(ProtoListMappingsReply, pid),    true },
                 { "start_time", field_u64,   offsetof(ProtoListMappingsReply, start_time), true },
                 { "next",       field_u64,   offsetof(ProtoListMappingsReply, next),       false },
         }, array_fields[] = {

@@ -69,6 +69,7 @@ typedef enum ProtoError {
         PROTO_ERROR_TOO_MANY_CONNECTIONS,       /* io.vmaq.TooManyConnections (reason, limit) */
         PROTO_ERROR_MEMORY_LIMIT,               /* io.vmaq.MemoryLimitReached (limit): try again later */
         PROTO_ERROR_TIMED_OUT,                  /* io.vmaq.TimedOut (limit: microseconds) */
+        PROTO_ERROR_BAD_FILE_DESCRIPTOR,        /* io.vmaq.BadFileDescriptor (parameter, reason) */
         _PROTO_ERROR_MAX,
         _PROTO_ERROR_INVALID = -EINVAL,
 } ProtoError;
@@ -172,10 +173,27 @@ int proto_interface_description_encode(struct json_object *parameters, struct js
  * be JSON booleans.
  */
 
+/*
+ * Which process a call is about: a pid, or a file descriptor sent along
+ * with the call (SCM_RIGHTS), by its index among those: a pidfd, or an open
+ * /proc/PID/maps. proto/ only carries the index.
+ */
+typedef enum ProtoTarget {
+        PROTO_TARGET_PID,                       /* "pid" */
+        PROTO_TARGET_PIDFD,                     /* "pidfd" */
+        PROTO_TARGET_MAPS_FD,                   /* "maps_fd" */
+        _PROTO_TARGET_MAX,
+} ProtoTarget;
+
+/* The parameter that names @t: "pid", "pidfd", "maps_fd". */
+const char *proto_target_to_string(ProtoTarget t);
+
 /* --- io.vmaq.Normalize -------------------------------------------------- */
 
 typedef struct ProtoNormalizeRequest {
-        pid_t pid;
+        ProtoTarget target;                     /* default PROTO_TARGET_PID */
+        pid_t pid;                              /* PROTO_TARGET_PID */
+        unsigned fd_index;                      /* the others: of the fds sent with the call */
         uint64_t *addresses;                    /* owned */
         size_t n_addresses;
         bool build_ids;                         /* default true */
@@ -185,9 +203,12 @@ typedef struct ProtoNormalizeRequest {
 } ProtoNormalizeRequest;
 
 /*
- * Decode Normalize parameters: "pid" (required, 1..INT32_MAX), "addresses"
- * (required array of integers or address strings, 1..@max_addresses
- * entries), "build_ids" (bool), "map_files" (bool), "start_time" (integer).
+ * Decode Normalize parameters: one of "pid" (1..INT32_MAX), "pidfd" and
+ * "maps_fd" (indexes of fds, 0..INT32_MAX), "addresses" (required array of
+ * integers or address strings, 1..@max_addresses entries), "build_ids"
+ * (bool), "map_files" (bool), "start_time" (integer; not with "maps_fd",
+ * whose fd is bound to one address space already). With none of the three,
+ * *ret_parameter is "pid"; with two, the second.
  * Unknown parameters are refused. With @packed (NULL: none) valid, an
  * empty "addresses" array stands for its values, which are taken.
  *
@@ -269,7 +290,9 @@ size_t proto_result_size_max(void);
 /* --- io.vmaq.ListMappings ----------------------------------------------- */
 
 typedef struct ProtoListMappingsRequest {
+        ProtoTarget target;                     /* as for Normalize */
         pid_t pid;
+        unsigned fd_index;
         bool exec_only;                         /* default false */
         bool build_ids;                         /* default true */
         bool pin;
@@ -278,8 +301,9 @@ typedef struct ProtoListMappingsRequest {
 } ProtoListMappingsRequest;
 
 /*
- * "pid" (required), "exec_only", "build_ids", "start_time", "start" (an
- * address: an integer or a "0x..." string); errors as for Normalize.
+ * "pid", "pidfd" or "maps_fd" as for Normalize, "exec_only", "build_ids",
+ * "start_time", "start" (an address: an integer or a "0x..." string);
+ * errors as for Normalize.
  */
 int proto_list_mappings_request_decode(struct json_object *parameters, ProtoListMappingsRequest *ret,
                                        const char **ret_parameter);

@@ -32,6 +32,7 @@ cat "$work/out"
 cat >"$work/expected" <<'END'
 SKIP: access-control: needs root to become nobody
 SKIP: pid-namespace: unshare(CLONE_NEWPID) needs root
+SKIP: fds-root: needs root to become nobody and to unshare(CLONE_NEWPID)
 SKIP: hostile-denied: needs root to become nobody
 SKIP: quotas: needs root to connect as several users
 SKIP: hostile-stalled: needs root to mount a FUSE file system

@@ -549,6 +549,37 @@ int client_send(Client *c, const char *json) {
         return client_send_raw(c, json, strlen(json) + 1);
 }
 
+int client_send_fds(Client *c, const char *json, const int *fds, size_t n_fds) {
+        size_t size = strlen(json) + 1;
+        union {
+                struct cmsghdr header;
+                uint8_t buf[CMSG_SPACE(sizeof(int) * 16)];
+        } control = {};
+        struct iovec iov = { .iov_base = (char *) json, .iov_len = size };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+        ssize_t n;
+
+        if (n_fds > 16)
+                return -EINVAL;
+        if (n_fds > 0) {
+                struct cmsghdr *cm;
+
+                mh.msg_control = &control;
+                mh.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
+                cm = CMSG_FIRSTHDR(&mh);
+                cm->cmsg_level = SOL_SOCKET;
+                cm->cmsg_type = SCM_RIGHTS;
+                cm->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
+                memcpy(CMSG_DATA(cm), fds, sizeof(int) * n_fds);
+        }
+        do
+                n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return -errno;
+        return client_send_raw(c, json + n, size - (size_t) n);
+}
+
 /*
  * Read one NUL-terminated message into *ret (owned by the caller). Returns
  * 1; 0 on a clean EOF; -EBADMSG on EOF inside a message; -ETIMEDOUT when
@@ -649,6 +680,20 @@ struct json_object *client_call(Client *c, const char *format, ...) {
         return client_reply(c);
 }
 
+struct json_object *client_call_fds(Client *c, const int *fds, size_t n_fds, const char *format, ...) {
+        _cleanup_free_ char *json = NULL;
+        va_list ap;
+        int r;
+
+        va_start(ap, format);
+        r = vasprintf(&json, format, ap);
+        va_end(ap);
+        ck_assert_int_ge(r, 0);
+        r = client_send_fds(c, json, fds, n_fds);
+        ck_assert_msg(r == 0, "send: %s", strerror(-r));
+        return client_reply(c);
+}
+
 /* --- JSON ------------------------------------------------------------------ */
 
 struct json_object *json_get(struct json_object *o, const char *key, enum json_type type) {
@@ -717,6 +762,7 @@ static const struct {
         { "io.vmaq.TooManyConnections",               { "reason", "limit" } },
         { "io.vmaq.MemoryLimitReached",               { "limit" } },
         { "io.vmaq.TimedOut",                         { "limit" } },
+        { "io.vmaq.BadFileDescriptor",                { "reason", "?parameter" } },
 };
 
 /* The parameters of an error reply, which must be @error, with exactly its documented parameters. */

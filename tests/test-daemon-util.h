@@ -187,6 +187,8 @@ Client *client_connect(const Daemon *d);
 /* Send @size bytes; send @json and its terminating NUL. 0 or -errno. */
 int client_send_raw(Client *c, const void *data, size_t size);
 int client_send(Client *c, const char *json);
+/* client_send() with the @n_fds fds @fds (SCM_RIGHTS) on its first bytes. */
+int client_send_fds(Client *c, const char *json, const int *fds, size_t n_fds);
 
 /*
  * Read one NUL-terminated message into *ret (owned by the caller). Returns
@@ -202,6 +204,9 @@ struct json_object *client_reply(Client *c);
 /* Send the formatted call and return client_reply(). */
 __attribute__((__format__(__printf__, 2, 3)))
 struct json_object *client_call(Client *c, const char *format, ...);
+/* The same, with fds as client_send_fds(). */
+__attribute__((__format__(__printf__, 4, 5)))
+struct json_object *client_call_fds(Client *c, const int *fds, size_t n_fds, const char *format, ...);
 
 /* --- JSON ------------------------------------------------------------------ */
 

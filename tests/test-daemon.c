@@ -38,8 +38,10 @@
 #include <sys/mount.h>
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
+#include <linux/kcmp.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -2194,6 +2196,353 @@ START_TEST(test_foreign_pid_namespace) {
 }
 END_TEST
 
+/* --- tests: file descriptors sent with a call -------------------------------- */
+
+#define BAD_FD "io.vmaq.BadFileDescriptor"
+
+/* Whether @d has the open file behind our @fd (the same file description, as SCM_RIGHTS passes it). */
+static bool daemon_holds(const Daemon *d, int fd) {
+        char path[64];
+        bool found = false;
+        DIR *dir;
+
+        snprintf(path, sizeof(path), "/proc/%d/fd", (int) d->pid);
+        dir = opendir(path);
+        ck_assert_ptr_nonnull(dir);
+        for (struct dirent *e; !found && (e = readdir(dir));) {
+                long r;
+
+                if (e->d_name[0] == '.')
+                        continue;
+                r = syscall(SYS_kcmp, d->pid, getpid(), KCMP_FILE, atoi(e->d_name), fd);
+                ck_assert_msg(r >= 0, "kcmp: %s", strerror(errno));
+                found = r == 0;
+        }
+        closedir(dir);
+        return found;
+}
+
+/* Until @d holds none of the @n fds @fds: a call's fds are closed once its job is freed, after the reply. */
+static void wait_daemon_closed(const Daemon *d, const int *fds, size_t n) {
+        int64_t deadline = now_ms() + DAEMON_TIMEOUT_MS;
+
+        for (size_t i = 0; i < n; i++)
+                while (daemon_holds(d, fds[i])) {
+                        ck_assert_msg(remaining_ms(deadline) > 0, "the daemon still holds fd %d we sent", fds[i]);
+                        usleep(1000);
+                }
+}
+
+static struct json_object *normalize_by_fd(Client *c, const char *parameter, int fd, uint64_t addr) {
+        return client_call_fds(c, &fd, 1, "{\"method\":\"io.vmaq.Normalize\",\"parameters\":"
+                               "{\"%s\":0,\"addresses\":[%" PRIu64 "]}}", parameter, addr);
+}
+
+/* The offset of the single result of a one-address Normalize reply. */
+static uint64_t single_offset(struct json_object *r) {
+        struct json_object *results = json_get_array(reply_parameters(r), "results");
+
+        ck_assert_uint_eq(json_object_array_length(results), 1);
+        return json_get_u64(json_object_array_get_idx(results, 0), "offset");
+}
+
+/* Another process's map, through a maps file it opened itself: the answer of a call by pid. */
+START_TEST(test_fd_maps) {
+        Daemon *d = daemon_start(NULL);
+        _cleanup_(client_freep) Client *c = client_connect(d);
+        _cleanup_(json_object_putp) struct json_object *by_pid = NULL, *by_fd = NULL, *list = NULL;
+        _cleanup_free_ char *call = NULL;
+        uint64_t code = (uintptr_t) test_marker_function;
+        _cleanup_close_ int maps = -EBADF;
+        pid_t child;
+        int ctl;
+
+        child = spawn_waiting_child(&ctl, NULL, NULL);
+        call = normalize_one(child, code);
+        by_pid = client_call(c, "%s", call);
+
+        {
+                char path[64];
+
+                snprintf(path, sizeof(path), "/proc/%d/maps", (int) child);
+                maps = open(path, O_RDONLY|O_CLOEXEC);
+                ck_assert_int_ge(maps, 0);
+        }
+        by_fd = normalize_by_fd(c, "maps_fd", maps, code);
+        ck_assert_str_eq(single_module_path(by_fd), single_module_path(by_pid));
+        ck_assert_uint_eq(single_offset(by_fd), single_offset(by_pid));
+        /* Whose map it is, the daemon does not look up. */
+        ck_assert_uint_eq(json_get_u64(reply_parameters(by_fd), "pid"), 0);
+        ck_assert_uint_eq(json_get_u64(reply_parameters(by_fd), "start_time"), 0);
+        wait_daemon_closed(d, &maps, 1);
+
+        list = client_call_fds(c, &maps, 1, "{\"method\":\"io.vmaq.ListMappings\",\"parameters\":"
+                               "{\"maps_fd\":0,\"exec_only\":true,\"start\":%" PRIu64 "}}", code);
+        ck_assert_uint_le(json_get_u64(json_object_array_get_idx(json_get_array(reply_parameters(list), "mappings"), 0),
+                                       "start"), code);
+        wait_daemon_closed(d, &maps, 1);
+
+        /* The fd is bound to the address space it was opened on: gone with it. */
+        close(ctl);
+        ck_assert_int_eq(wait_child(child, TIMEOUT_MS), 0);
+        json_object_put(by_fd);
+        by_fd = normalize_by_fd(c, "maps_fd", maps, code);
+        ck_assert_uint_eq(json_get_u64(reply_error(by_fd, "io.vmaq.NoSuchProcess"), "pid"), 0);
+        wait_daemon_closed(d, &maps, 1);
+
+        daemon_stop(d);
+}
+END_TEST
+
+/* A process named by its pidfd: the answer of a call by pid, and none once it is gone. */
+START_TEST(test_fd_pidfd) {
+        Daemon *d = daemon_start(NULL);
+        _cleanup_(client_freep) Client *c = client_connect(d);
+        _cleanup_(json_object_putp) struct json_object *by_pid = NULL, *by_fd = NULL;
+        _cleanup_free_ char *call = NULL;
+        uint64_t code = (uintptr_t) test_marker_function;
+        _cleanup_close_ int pidfd = -EBADF;
+        pid_t child;
+        int ctl;
+
+        child = spawn_waiting_child(&ctl, NULL, NULL);
+        pidfd = pidfd_open(child, 0);
+        ck_assert_int_ge(pidfd, 0);
+        call = normalize_one(child, code);
+        by_pid = client_call(c, "%s", call);
+
+        by_fd = normalize_by_fd(c, "pidfd", pidfd, code);
+        ck_assert_int_eq(json_get_u64(reply_parameters(by_fd), "pid"), child);
+        ck_assert_uint_eq(json_get_u64(reply_parameters(by_fd), "start_time"),
+                          json_get_u64(reply_parameters(by_pid), "start_time"));
+        ck_assert_str_eq(single_module_path(by_fd), single_module_path(by_pid));
+        ck_assert_uint_eq(single_offset(by_fd), single_offset(by_pid));
+
+        /* Reaped: the pidfd names no process any more, whoever gets its pid next. */
+        close(ctl);
+        ck_assert_int_eq(wait_child(child, TIMEOUT_MS), 0);
+        json_object_put(by_fd);
+        by_fd = normalize_by_fd(c, "pidfd", pidfd, code);
+        reply_error(by_fd, "io.vmaq.NoSuchProcess");
+
+        daemon_stop(d);
+}
+END_TEST
+
+/* Fds of the wrong kind, or not the ones the call uses: told which, closed, and the connection goes on. */
+START_TEST(test_fd_wrong) {
+        Daemon *d = daemon_start(NULL);
+        _cleanup_(client_freep) Client *c = client_connect(d);
+        uint64_t code = (uintptr_t) test_marker_function;
+        int pair[2], file, status, smaps, path_maps, maps, pidfd, dir;
+        char tmp[] = "/tmp/vmaq-not-maps-XXXXXX";
+        struct {
+                const char *parameter;
+                int *fd;
+                const char *reason;
+        } wrong[] = {
+                { "maps_fd", &file,      "not a file of /proc" },
+                { "maps_fd", &pair[0],   "not a file of /proc" },
+                { "maps_fd", &status,    "not a /proc/PID/maps file" },
+                { "maps_fd", &smaps,     "not a /proc/PID/maps file" },
+                { "maps_fd", &dir,       "not a /proc/PID/maps file" },
+                { "maps_fd", &path_maps, "not open for reading" },
+                { "maps_fd", &pidfd,     "not a file of /proc" },
+                { "pidfd",   &maps,      "not a pidfd" },
+                { "pidfd",   &file,      "not a pidfd" },
+        };
+        int all[9];
+
+        file = mkostemp(tmp, O_CLOEXEC);
+        ck_assert_int_ge(file, 0);
+        ck_assert_int_eq(unlink(tmp), 0);
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM|SOCK_CLOEXEC, 0, pair), 0);
+        status = open("/proc/self/status", O_RDONLY|O_CLOEXEC);
+        smaps = open("/proc/self/smaps", O_RDONLY|O_CLOEXEC);
+        dir = open("/proc/self", O_RDONLY|O_DIRECTORY|O_CLOEXEC);
+        path_maps = open("/proc/self/maps", O_PATH|O_CLOEXEC);
+        maps = open("/proc/self/maps", O_RDONLY|O_CLOEXEC);
+        pidfd = pidfd_open(getpid(), 0);
+        ck_assert(status >= 0 && smaps >= 0 && dir >= 0 && path_maps >= 0 && maps >= 0 && pidfd >= 0);
+
+        all[0] = file, all[1] = pair[0], all[2] = status, all[3] = smaps, all[4] = dir;
+        all[5] = path_maps, all[6] = maps, all[7] = pidfd, all[8] = pair[1];
+
+        for (size_t i = 0; i < ELEMENTSOF(wrong); i++) {
+                _cleanup_(json_object_putp) struct json_object *r = NULL;
+                struct json_object *p;
+
+                r = normalize_by_fd(c, wrong[i].parameter, *wrong[i].fd, code);
+                p = reply_error(r, BAD_FD);
+                ck_assert_str_eq(json_get_string(p, "parameter"), wrong[i].parameter);
+                ck_assert_msg(streq(json_get_string(p, "reason"), wrong[i].reason), "%zu: %s", i,
+                              json_get_string(p, "reason"));
+        }
+
+        /* An index no fd was sent for; more fds than the call uses; fds with a call that takes none. */
+        {
+                _cleanup_(json_object_putp) struct json_object *r = NULL, *two = NULL, *none = NULL, *status_fd = NULL;
+                int both[2] = { maps, maps };
+
+                r = client_call_fds(c, &maps, 1, "{\"method\":\"io.vmaq.Normalize\",\"parameters\":"
+                                    "{\"maps_fd\":1,\"addresses\":[%" PRIu64 "]}}", code);
+                ck_assert_str_eq(json_get_string(reply_error(r, BAD_FD), "parameter"), "maps_fd");
+                two = client_call_fds(c, both, 2, "{\"method\":\"io.vmaq.Normalize\",\"parameters\":"
+                                      "{\"maps_fd\":0,\"addresses\":[%" PRIu64 "]}}", code);
+                ck_assert(!json_has(reply_error(two, BAD_FD), "parameter"));
+                none = client_call_fds(c, &maps, 1, "{\"method\":\"io.vmaq.Normalize\",\"parameters\":"
+                                       "{\"pid\":%d,\"addresses\":[%" PRIu64 "]}}", (int) getpid(), code);
+                ck_assert(!json_has(reply_error(none, BAD_FD), "parameter"));
+                status_fd = client_call_fds(c, &maps, 1, "{\"method\":\"io.vmaq.GetStatus\"}");
+                reply_error(status_fd, BAD_FD);
+        }
+        {
+                _cleanup_(json_object_putp) struct json_object *r = NULL;
+
+                /* Without any fd. */
+                r = client_call(c, "{\"method\":\"io.vmaq.Normalize\",\"parameters\":"
+                                   "{\"pidfd\":0,\"addresses\":[%" PRIu64 "]}}", code);
+                ck_assert_str_eq(json_get_string(reply_error(r, BAD_FD), "parameter"), "pidfd");
+                r = (json_object_put(r), NULL);
+                r = client_call(c, "{\"method\":\"org.varlink.service.GetInfo\"}");
+                ck_assert_str_eq(json_get_string(reply_parameters(r), "version"), PACKAGE_VERSION);
+        }
+        wait_daemon_closed(d, all, ELEMENTSOF(all));
+
+        /* More than a message may carry: the stream cannot be trusted, the connection closes. */
+        {
+                _cleanup_(client_freep) Client *many = client_connect(d);
+                _cleanup_(json_object_putp) struct json_object *r = NULL;
+                int nine[9];
+                char *msg = NULL;
+
+                for (size_t i = 0; i < ELEMENTSOF(nine); i++)
+                        nine[i] = maps;
+                r = client_call_fds(many, nine, ELEMENTSOF(nine), "{\"method\":\"io.vmaq.Normalize\","
+                                    "\"parameters\":{\"maps_fd\":0,\"addresses\":[1]}}");
+                ck_assert(!json_has(reply_error(r, BAD_FD), "parameter"));
+                ck_assert_int_eq(client_read(many, TIMEOUT_MS, &msg), 0);
+        }
+        wait_daemon_closed(d, &maps, 1);
+
+        safe_close(file);
+        safe_close(pair[0]);
+        safe_close(pair[1]);
+        safe_close(status);
+        safe_close(smaps);
+        safe_close(dir);
+        safe_close(path_maps);
+        safe_close(maps);
+        safe_close(pidfd);
+        daemon_stop(d);
+}
+END_TEST
+
+/*
+ * The kernel decides who may open a maps file, not the policy: a client
+ * that may not ask about its non-dumpable process by pid may hand over the
+ * maps file the process opened itself.
+ */
+START_TEST(test_fd_maps_unprivileged) {
+        Daemon *d = daemon_start(NULL);
+        uint64_t code = (uintptr_t) test_marker_function;
+        pid_t pid;
+
+        pid = fork_child();
+        if (pid == 0) {
+                _cleanup_free_ char *call = NULL;
+                struct json_object *r;
+                Client *c = NULL;
+                int fd;
+
+                drop_to_nobody();
+                CHILD_CHECK(prctl(PR_SET_DUMPABLE, 0) == 0);
+                CHILD_CHECK(client_open(d->socket_path, 0, &c) == 0);
+
+                call = normalize_one(getpid(), code);
+                r = client_call_raw(c, call, TIMEOUT_MS);
+                CHILD_CHECK(r && is_denied_for(r, getpid()));
+
+                fd = open("/proc/self/maps", O_RDONLY|O_CLOEXEC);
+                CHILD_CHECK(fd >= 0);
+                CHILD_CHECK(client_send_fds(c, "{\"method\":\"io.vmaq.Normalize\",\"parameters\":"
+                                               "{\"maps_fd\":0,\"addresses\":[1]}}", &fd, 1) == 0);
+                r = client_reply(c);
+                CHILD_CHECK(r && !error_name(r));
+                _exit(EXIT_SUCCESS);
+        }
+        assert_child_ok(pid, CLIENT_TIMEOUT_MS);
+
+        daemon_stop(d);
+}
+END_TEST
+
+/* A pidfd names its process from any pid namespace: a client in another one is answered about it. */
+START_TEST(test_fd_pidfd_foreign) {
+        Daemon *d = daemon_start(NULL);
+        uint64_t code = (uintptr_t) test_marker_function;
+        struct json_object *want;
+        const char *path;
+        uint64_t offset;
+        pid_t pid;
+
+        {
+                _cleanup_(client_freep) Client *c = client_connect(d);
+                _cleanup_free_ char *call = normalize_one(getpid(), code);
+
+                want = client_call(c, "%s", call);
+                path = single_module_path(want);
+                offset = single_offset(want);
+        }
+
+        pid = fork_child();
+        if (pid == 0) {
+                pid_t inner;
+                int status;
+
+                CHILD_CHECK(unshare(CLONE_NEWPID) == 0);
+                inner = fork();
+                CHILD_CHECK(inner >= 0);
+                if (inner == 0) {
+                        struct json_object *r, *results;
+                        Client *c = NULL;
+                        int fd;
+
+                        CHILD_CHECK(prctl(PR_SET_PDEATHSIG, SIGKILL) == 0);
+                        CHILD_CHECK(client_open(d->socket_path, 0, &c) == 0);
+                        fd = pidfd_open(getpid(), 0);
+                        CHILD_CHECK(fd >= 0);
+                        CHILD_CHECK(client_send_fds(c, "{\"method\":\"io.vmaq.Normalize\",\"parameters\":"
+                                                       "{\"pidfd\":0,\"addresses\":[1]}}", &fd, 1) == 0);
+                        r = client_reply(c);
+                        CHILD_CHECK(r && !error_name(r));
+                        /* Its pid here is not the daemon's: none is told. */
+                        CHILD_CHECK(json_get_u64(reply_parameters(r), "pid") == 0);
+                        {
+                                char *msg = NULL;
+
+                                if (asprintf(&msg, "{\"method\":\"io.vmaq.Normalize\",\"parameters\":"
+                                                   "{\"pidfd\":0,\"addresses\":[%" PRIu64 "]}}", code) < 0)
+                                        _exit(EXIT_FAILURE);
+                                CHILD_CHECK(client_send_fds(c, msg, &fd, 1) == 0);
+                        }
+                        r = client_reply(c);
+                        CHILD_CHECK(r && !error_name(r));
+                        CHILD_CHECK(streq(single_module_path(r), path));
+                        results = json_get_array(reply_parameters(r), "results");
+                        CHILD_CHECK(json_get_u64(json_object_array_get_idx(results, 0), "offset") == offset);
+                        _exit(EXIT_SUCCESS);
+                }
+                CHILD_CHECK(waitpid(inner, &status, 0) == inner);
+                _exit(WIFEXITED(status) ? WEXITSTATUS(status) : EXIT_FAILURE);
+        }
+        assert_child_ok(pid, CLIENT_TIMEOUT_MS);
+
+        json_object_put(want);
+        daemon_stop(d);
+}
+END_TEST
+
 /* --- tests: the socket ------------------------------------------------------- */
 
 /* The path of executable @name found through $PATH, or NULL. No ck_assert(): the runner uses it. */
@@ -3405,6 +3754,15 @@ static Suite *daemon_suite(void) {
 
         tc = root_tcase(s, "pid-namespace", "unshare(CLONE_NEWPID) needs root");
         tcase_add_test(tc, test_foreign_pid_namespace);
+
+        tc = tcase(s, "fds");
+        tcase_add_test(tc, test_fd_maps);
+        tcase_add_test(tc, test_fd_pidfd);
+        tcase_add_test(tc, test_fd_wrong);
+
+        tc = root_tcase(s, "fds-root", "needs root to become nobody and to unshare(CLONE_NEWPID)");
+        tcase_add_test(tc, test_fd_maps_unprivileged);
+        tcase_add_test(tc, test_fd_pidfd_foreign);
 
         tc = tcase(s, "service");
         tcase_add_test(tc, test_notify);

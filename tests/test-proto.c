@@ -698,6 +698,7 @@ static const struct {
         { PROTO_ERROR_TOO_MANY_CONNECTIONS,   "io.vmaq.TooManyConnections",               -EUSERS },
         { PROTO_ERROR_MEMORY_LIMIT,           "io.vmaq.MemoryLimitReached",               -EBUSY },
         { PROTO_ERROR_TIMED_OUT,              "io.vmaq.TimedOut",                         -ETIME },
+        { PROTO_ERROR_BAD_FILE_DESCRIPTOR,    "io.vmaq.BadFileDescriptor",                -EBADF },
 };
 
 START_TEST(test_error_names) {
@@ -730,7 +731,7 @@ static const struct {
         { EXDEV,         PROTO_ERROR_FOREIGN_PID_NAMESPACE },
         { EIO,           PROTO_ERROR_INTERNAL },
         { ENOMEM,        PROTO_ERROR_INTERNAL },
-        { EBADF,         PROTO_ERROR_INTERNAL },
+        { EBADF,         PROTO_ERROR_BAD_FILE_DESCRIPTOR },
         { ENOENT,        PROTO_ERROR_INTERNAL },
         { 0,             PROTO_ERROR_INTERNAL },
         { 100000,        PROTO_ERROR_INTERNAL },
@@ -800,6 +801,11 @@ static const struct {
           "{\"error\":\"io.vmaq.MemoryLimitReached\",\"parameters\":{\"limit\":1024}}" },
         { PROTO_ERROR_TIMED_OUT, { .limit = 30000000 },
           "{\"error\":\"io.vmaq.TimedOut\",\"parameters\":{\"limit\":30000000}}" },
+        { PROTO_ERROR_BAD_FILE_DESCRIPTOR, { .parameter = "maps_fd", .reason = "not a file of /proc", .pid = 1 },
+          "{\"error\":\"io.vmaq.BadFileDescriptor\",\"parameters\":{\"parameter\":\"maps_fd\","
+          "\"reason\":\"not a file of /proc\"}}" },
+        { PROTO_ERROR_BAD_FILE_DESCRIPTOR, { .reason = "x" },
+          "{\"error\":\"io.vmaq.BadFileDescriptor\",\"parameters\":{\"reason\":\"x\"}}" },
         /* Strings are JSON-escaped, "/" is not, and bytes that are not UTF-8 become U+FFFD. */
         { PROTO_ERROR_INTERFACE_NOT_FOUND, { .interface = "a/\"b\"\\\n\x01\xff\xc3\xa9" },
           "{\"error\":\"org.varlink.service.InterfaceNotFound\",\"parameters\":"
@@ -962,6 +968,8 @@ static const struct {
         size_t n_addresses;
         bool build_ids, map_files, pin;
         uint64_t start_time;
+        ProtoTarget target;
+        unsigned fd_index;
 } normalize_vectors[] = {
         { "{\"pid\":1,\"addresses\":[0]}", 0, NULL, 1, 1, true, false, false, 0 },
         { "{\"addresses\":[1,2,3],\"pid\":2147483647,\"build_ids\":false,\"map_files\":true}",
@@ -982,6 +990,20 @@ static const struct {
         { "{\"pid\":null,\"addresses\":[1]}",                   -EINVAL, "pid" },
         { "{\"pid\":[1],\"addresses\":[1]}",                    -EINVAL, "pid" },
         { "{\"addresses\":[1]}",                                -EINVAL, "pid" },
+        /* or a file descriptor sent along, by its index */
+        { "{\"pidfd\":0,\"addresses\":[1]}", 0, NULL, 0, 1, true, false, false, 0, PROTO_TARGET_PIDFD, 0 },
+        { "{\"addresses\":[1],\"maps_fd\":2147483647}",
+          0, NULL, 0, 1, true, false, false, 0, PROTO_TARGET_MAPS_FD, 2147483647 },
+        { "{\"pidfd\":3,\"addresses\":[1],\"start_time\":7}", 0, NULL, 0, 1, true, false, true, 7, PROTO_TARGET_PIDFD, 3 },
+        { "{\"pid\":1,\"pidfd\":0,\"addresses\":[1]}",          -EINVAL, "pidfd" },
+        { "{\"maps_fd\":0,\"pid\":1,\"addresses\":[1]}",        -EINVAL, "maps_fd" },
+        { "{\"pidfd\":0,\"maps_fd\":0,\"addresses\":[1]}",      -EINVAL, "maps_fd" },
+        { "{\"maps_fd\":0,\"addresses\":[1],\"start_time\":7}", -EINVAL, "start_time" },
+        { "{\"pidfd\":-1,\"addresses\":[1]}",                   -EINVAL, "pidfd" },
+        { "{\"pidfd\":2147483648,\"addresses\":[1]}",           -EINVAL, "pidfd" },
+        { "{\"maps_fd\":\"0\",\"addresses\":[1]}",              -EINVAL, "maps_fd" },
+        { "{\"maps_fd\":null,\"addresses\":[1]}",               -EINVAL, "maps_fd" },
+        { "{\"pidfd\":0}",                                      -EINVAL, "addresses" },
         /* addresses */
         { "{\"pid\":1}",                                        -EINVAL, "addresses" },
         { "{\"pid\":1,\"addresses\":[]}",                       -EINVAL, "addresses" },
@@ -1030,6 +1052,8 @@ START_TEST(test_normalize_decode) {
         }
 
         ck_assert_int_eq(req.pid, normalize_vectors[_i].pid);
+        ck_assert_int_eq(req.target, normalize_vectors[_i].target);
+        ck_assert_uint_eq(req.fd_index, normalize_vectors[_i].fd_index);
         ck_assert_uint_eq(req.n_addresses, normalize_vectors[_i].n_addresses);
         ck_assert_ptr_nonnull(req.addresses);
         ck_assert_int_eq(req.build_ids, normalize_vectors[_i].build_ids);
@@ -1221,6 +1245,31 @@ START_TEST(test_normalize_request_encode) {
         ck_assert_int_eq(proto_normalize_request_format(&req, true, &text, &size), 0);
         ck_assert_str_eq(text, "{\"method\":\"io.vmaq.Normalize\",\"parameters\":{\"pid\":7,\"addresses\":[0],"
                                "\"build_ids\":false,\"map_files\":true},\"more\":true}");
+
+        /* A process named by a file descriptor: its index instead of the pid. */
+        req.target = PROTO_TARGET_MAPS_FD;
+        req.fd_index = 0;
+        free(TAKE_PTR(text));
+        ck_assert_int_eq(proto_normalize_request_format(&req, false, &text, &size), 0);
+        ck_assert_str_eq(text, "{\"method\":\"io.vmaq.Normalize\",\"parameters\":{\"maps_fd\":0,\"addresses\":[0],"
+                               "\"build_ids\":false,\"map_files\":true}}");
+        varlink_call_done(&call);
+        proto_normalize_request_done(&back);
+        ck_assert_int_eq(proto_call_parse(text, size - 1, NULL, &call), 0);
+        ck_assert_int_eq(proto_normalize_request_decode(call.parameters, &call.packed, 3, &back, &parameter), 0);
+        ck_assert_int_eq(back.target, PROTO_TARGET_MAPS_FD);
+        ck_assert_uint_eq(back.fd_index, 0);
+
+        req.target = PROTO_TARGET_PIDFD;
+        req.fd_index = 5;
+        free(TAKE_PTR(text));
+        ck_assert_int_eq(proto_normalize_request_format(&req, false, &text, &size), 0);
+        ck_assert_ptr_nonnull(strstr(text, "{\"pidfd\":5,\"addresses\""));
+
+        req.target = _PROTO_TARGET_MAX;
+        free(TAKE_PTR(text));
+        ck_assert_int_eq(proto_normalize_request_format(&req, false, &text, &size), -EINVAL);
+        ck_assert_ptr_null(text);
 }
 END_TEST
 
@@ -1461,6 +1510,8 @@ static const struct {
         bool exec_only, build_ids, pin;
         uint64_t start_time;
         uint64_t start;
+        ProtoTarget target;
+        unsigned fd_index;
 } list_mappings_vectors[] = {
         { "{\"pid\":1}", 0, NULL, 1, false, true, false, 0 },
         { "{\"pid\":3,\"exec_only\":true,\"build_ids\":false,\"start_time\":5}", 0, NULL, 3, true, false, true, 5 },
@@ -1483,6 +1534,11 @@ static const struct {
         { "{\"pid\":1,\"start\":-1}",                  -EINVAL, "start" },
         { "{\"pid\":1,\"start\":\"0x\"}",              -EINVAL, "start" },
         { "{\"pid\":1,\"start\":null}",                -EINVAL, "start" },
+        { "{\"pidfd\":1,\"exec_only\":true}", 0, NULL, 0, true, true, false, 0, 0, PROTO_TARGET_PIDFD, 1 },
+        { "{\"maps_fd\":0}", 0, NULL, 0, false, true, false, 0, 0, PROTO_TARGET_MAPS_FD, 0 },
+        { "{\"maps_fd\":0,\"start_time\":1}",          -EINVAL, "start_time" },
+        { "{\"pid\":1,\"maps_fd\":0}",                 -EINVAL, "maps_fd" },
+        { "{\"pidfd\":true}",                          -EINVAL, "pidfd" },
 };
 
 START_TEST(test_list_mappings_decode) {
@@ -1506,6 +1562,8 @@ START_TEST(test_list_mappings_decode) {
         ck_assert_int_eq(req.pin, list_mappings_vectors[_i].pin);
         ck_assert_uint_eq(req.start_time, list_mappings_vectors[_i].start_time);
         ck_assert_uint_eq(req.start, list_mappings_vectors[_i].start);
+        ck_assert_int_eq(req.target, list_mappings_vectors[_i].target);
+        ck_assert_uint_eq(req.fd_index, list_mappings_vectors[_i].fd_index);
 }
 END_TEST
 
@@ -1942,6 +2000,11 @@ static const struct {
         { "io.vmaq.TimedOut", "{\"limit\":2500000}", 0, PROTO_ERROR_TIMED_OUT, -ETIME,
           "no answer within 2.500 s, the daemon gave up (io.vmaq.TimedOut)" },
         { "io.vmaq.TimedOut", "{}", -EBADMSG, 0, 0, "limit" },
+        { "io.vmaq.BadFileDescriptor", "{\"parameter\":\"pidfd\",\"reason\":\"not a pidfd\"}", 0,
+          PROTO_ERROR_BAD_FILE_DESCRIPTOR, -EBADF, "bad file descriptor for 'pidfd': not a pidfd (io.vmaq.BadFileDescriptor)" },
+        { "io.vmaq.BadFileDescriptor", "{\"reason\":\"too many\"}", 0,
+          PROTO_ERROR_BAD_FILE_DESCRIPTOR, -EBADF, "bad file descriptors: too many (io.vmaq.BadFileDescriptor)" },
+        { "io.vmaq.BadFileDescriptor", "{\"parameter\":\"pidfd\"}", -EBADMSG, 0, 0, "reason" },
         /* A later daemon may add fields. */
         { "io.vmaq.NoSuchProcess", "{\"pid\":5,\"new\":[1]}", 0, PROTO_ERROR_NO_SUCH_PROCESS, -ESRCH,
           "no such process: pid 5 (io.vmaq.NoSuchProcess)" },
@@ -1951,7 +2014,7 @@ static const struct {
         /* Malformed. */
         { "io.vmaq.NoSuchProcess", "{}", -EBADMSG, 0, 0, "pid" },
         { "io.vmaq.NoSuchProcess", NULL, -EBADMSG, 0, 0, "pid" },
-        { "io.vmaq.NoSuchProcess", "{\"pid\":0}", -EBADMSG, 0, 0, "pid" },
+        { "io.vmaq.NoSuchProcess", "{\"pid\":-1}", -EBADMSG, 0, 0, "pid" },
         { "io.vmaq.NoSuchProcess", "{\"pid\":-1}", -EBADMSG, 0, 0, "pid" },
         { "io.vmaq.NoSuchProcess", "{\"pid\":2147483648}", -EBADMSG, 0, 0, "pid" },
         { "io.vmaq.NoSuchProcess", "{\"pid\":\"1\"}", -EBADMSG, 0, 0, "pid" },
@@ -2138,7 +2201,7 @@ static const struct {
         { NR("", "[]"), "results" },
         /* top level */
         { "{\"start_time\":5,\"modules\":[],\"results\":[]}", "pid" },
-        { "{\"pid\":0,\"start_time\":5,\"modules\":[],\"results\":[]}", "pid" },
+        { "{\"pid\":-1,\"start_time\":5,\"modules\":[],\"results\":[]}", "pid" },
         { "{\"pid\":2147483648,\"start_time\":5,\"modules\":[],\"results\":[]}", "pid" },
         { "{\"pid\":1,\"modules\":[],\"results\":[]}", "start_time" },
         { "{\"pid\":1,\"start_time\":5,\"results\":[]}", "modules" },
