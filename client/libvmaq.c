@@ -9,6 +9,7 @@
  */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <json-c/json.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -218,8 +219,37 @@ static int timed_out(struct vmaq_client *c) {
                            (unsigned long long) (c->timeout_usec / 1000));
 }
 
-/* Send all of @msg. -EPIPE when the daemon closed its end (its reply may still be readable). */
-static int send_all(struct vmaq_client *c, const char *msg, size_t size, uint64_t deadline) {
+/*
+ * Send @fd (-1: none) with the first bytes of @msg, as SCM_RIGHTS: the
+ * daemon gives a message the fds that come with its bytes.
+ */
+static ssize_t send_with_fd(int sock, const char *msg, size_t size, int fd) {
+        union {
+                struct cmsghdr header;
+                uint8_t buf[CMSG_SPACE(sizeof(int))];
+        } control = {};
+        struct iovec iov = { .iov_base = (char *) msg, .iov_len = size };
+        struct msghdr mh = {
+                .msg_iov = &iov,
+                .msg_iovlen = 1,
+        };
+        struct cmsghdr *cm;
+
+        if (fd < 0)
+                return send(sock, msg, size, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+        mh.msg_control = &control;
+        mh.msg_controllen = sizeof(control.buf);
+        cm = CMSG_FIRSTHDR(&mh);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+        return sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+/* Send all of @msg, and @fd with it. -EPIPE when the daemon closed its end (its reply may still be readable). */
+static int send_all(struct vmaq_client *c, const char *msg, size_t size, int fd, uint64_t deadline) {
         while (size > 0) {
                 ssize_t n;
                 int r;
@@ -231,7 +261,7 @@ static int send_all(struct vmaq_client *c, const char *msg, size_t size, uint64_
                         return fail_broken(c, r, "failed to wait for the daemon: %s", strerror(-r));
 
                 /* MSG_NOSIGNAL: a daemon going away must not raise SIGPIPE in the caller. */
-                n = send(c->fd, msg, size, MSG_NOSIGNAL | MSG_DONTWAIT);
+                n = send_with_fd(c->fd, msg, size, fd);
                 if (n < 0) {
                         if (errno == EAGAIN || errno == EINTR)
                                 continue;
@@ -242,6 +272,7 @@ static int send_all(struct vmaq_client *c, const char *msg, size_t size, uint64_
                 }
                 msg += n;
                 size -= (size_t) n;
+                fd = -1;                /* sent with the first bytes */
         }
         return 0;
 }
@@ -318,8 +349,12 @@ static int receive(struct vmaq_client *c, uint64_t deadline, bool stream, char *
         }
 }
 
-/* Start a call: send @request whole, unless the connection is unusable. *ret_deadline bounds its replies. */
-static int call_send(struct vmaq_client *c, const char *request, size_t request_size, uint64_t *ret_deadline) {
+/*
+ * Start a call: send @request whole, with @fd (-1: none), unless the
+ * connection is unusable. *ret_deadline bounds its replies.
+ */
+static int call_send(struct vmaq_client *c, const char *request, size_t request_size, int fd,
+                     uint64_t *ret_deadline) {
         int r;
 
         if (c->broken)
@@ -327,7 +362,7 @@ static int call_send(struct vmaq_client *c, const char *request, size_t request_
 
         *ret_deadline = c->timeout_usec == 0 ? UINT64_MAX : now_usec() + MIN(c->timeout_usec, UINT64_MAX / 2);
 
-        r = send_all(c, request, request_size, *ret_deadline);
+        r = send_all(c, request, request_size, fd, *ret_deadline);
         /* On -EPIPE the daemon may have answered before closing (e.g. RequestTooLarge): read on. */
         if (r < 0 && r != -EPIPE)
                 return r;
@@ -405,7 +440,7 @@ static int call(struct vmaq_client *c, ProtoMethod method, struct json_object *p
         if (r < 0)
                 return fail(c, r, "failed to format the call: %s", strerror(-r));
 
-        r = call_send(c, request, request_size, &deadline);
+        r = call_send(c, request, request_size, -1, &deadline);
         if (r < 0)
                 return r;
         return call_receive(c, deadline, NULL, ret_message, ret_parameters, NULL);
@@ -606,8 +641,9 @@ static int normalization_build(const Parts *p, const uint64_t *addresses, struct
         return 0;
 }
 
-_public_ int vmaq_normalize(struct vmaq_client *client, pid_t pid, const uint64_t *addresses, size_t n_addresses,
-                            unsigned flags, uint64_t start_time, struct vmaq_normalization **ret) {
+/* Normalize for the process @target names: @pid, or the pidfd or maps fd @fd, sent with the call. */
+static int normalize(struct vmaq_client *client, ProtoTarget target, pid_t pid, int fd, const uint64_t *addresses,
+                     size_t n_addresses, unsigned flags, uint64_t start_time, struct vmaq_normalization **ret) {
         _cleanup_(parts_done) Parts parts = {};
         _cleanup_free_ char *request = NULL;
         size_t request_size = 0;
@@ -627,7 +663,9 @@ _public_ int vmaq_normalize(struct vmaq_client *client, pid_t pid, const uint64_
 
         /* The daemon judges pid and count: the same rules, one place, one message. */
         r = proto_normalize_request_format(&(ProtoNormalizeRequest) {
+                        .target = target,
                         .pid = pid,
+                        .fd_index = 0,
                         .addresses = (uint64_t *) addresses,
                         .n_addresses = n_addresses,
                         .build_ids = !(flags & VMAQ_NORMALIZE_NO_BUILD_IDS),
@@ -638,7 +676,7 @@ _public_ int vmaq_normalize(struct vmaq_client *client, pid_t pid, const uint64_
         if (r < 0)
                 return fail(client, r, "out of memory");
 
-        r = call_send(client, request, request_size, &deadline);
+        r = call_send(client, request, request_size, target == PROTO_TARGET_PID ? -1 : fd, &deadline);
         if (r < 0)
                 return r;
 
@@ -686,6 +724,48 @@ _public_ int vmaq_normalize(struct vmaq_client *client, pid_t pid, const uint64_
 
         client->errmsg[0] = '\0';
         return 0;
+}
+
+_public_ int vmaq_normalize(struct vmaq_client *client, pid_t pid, const uint64_t *addresses, size_t n_addresses,
+                            unsigned flags, uint64_t start_time, struct vmaq_normalization **ret) {
+        return normalize(client, PROTO_TARGET_PID, pid, -1, addresses, n_addresses, flags, start_time, ret);
+}
+
+static int normalize_fd(struct vmaq_client *client, ProtoTarget target, int fd, const uint64_t *addresses,
+                        size_t n_addresses, unsigned flags, struct vmaq_normalization **ret) {
+        if (!client)
+                return -EINVAL;
+        if (fd < 0)
+                return fail(client, -EBADF, "invalid file descriptor");
+        /* The fd names one process already; there is no start time to pin. */
+        if (flags & VMAQ_NORMALIZE_PIN)
+                return fail(client, -EINVAL, "VMAQ_NORMALIZE_PIN needs a pid");
+        return normalize(client, target, 0, fd, addresses, n_addresses, flags, 0, ret);
+}
+
+_public_ int vmaq_normalize_pidfd(struct vmaq_client *client, int pidfd, const uint64_t *addresses,
+                                  size_t n_addresses, unsigned flags, struct vmaq_normalization **ret) {
+        return normalize_fd(client, PROTO_TARGET_PIDFD, pidfd, addresses, n_addresses, flags, ret);
+}
+
+_public_ int vmaq_normalize_maps_fd(struct vmaq_client *client, int maps_fd, const uint64_t *addresses,
+                                    size_t n_addresses, unsigned flags, struct vmaq_normalization **ret) {
+        return normalize_fd(client, PROTO_TARGET_MAPS_FD, maps_fd, addresses, n_addresses, flags, ret);
+}
+
+_public_ int vmaq_normalize_self(struct vmaq_client *client, const uint64_t *addresses, size_t n_addresses,
+                                 unsigned flags, struct vmaq_normalization **ret) {
+        _cleanup_close_ int fd = -EBADF;
+
+        if (!client)
+                return -EINVAL;
+        fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+                int r = negative_errno();
+
+                return fail(client, r, "failed to open /proc/self/maps: %s", strerror(-r));
+        }
+        return vmaq_normalize_maps_fd(client, fd, addresses, n_addresses, flags, ret);
 }
 
 _public_ void vmaq_normalization_free(struct vmaq_normalization *n) {

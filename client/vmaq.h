@@ -157,6 +157,27 @@ int vmaq_normalize(struct vmaq_client *client, pid_t pid, const uint64_t *addres
                    unsigned flags, uint64_t start_time, struct vmaq_normalization **ret);
 void vmaq_normalization_free(struct vmaq_normalization *n);
 
+/*
+ * vmaq_normalize() for the process behind a file descriptor, sent to the
+ * daemon with the call: a pidfd (pidfd_open(2)), which names the process
+ * whatever pid namespace the caller is in and cannot be mistaken for a
+ * later process with its pid (access is checked as for a pid); or an open
+ * /proc/PID/maps, which the daemon reads as it is, without checking
+ * access: whoever opened it was allowed to. The answer's pid is the
+ * process's pid for a pidfd, if the caller is in the daemon's pid
+ * namespace (else 0); for a maps fd, pid and start_time are 0, and build
+ * IDs only those the kernel gives (Linux 6.11 and later, ioctl backend).
+ * VMAQ_NORMALIZE_PIN is refused (-EINVAL). The fd stays the caller's.
+ * -EBADF if the daemon finds it is not of that kind.
+ */
+int vmaq_normalize_pidfd(struct vmaq_client *client, int pidfd, const uint64_t *addresses, size_t n_addresses,
+                         unsigned flags, struct vmaq_normalization **ret);
+int vmaq_normalize_maps_fd(struct vmaq_client *client, int maps_fd, const uint64_t *addresses, size_t n_addresses,
+                           unsigned flags, struct vmaq_normalization **ret);
+/* Addresses of the calling process: vmaq_normalize_maps_fd() on /proc/self/maps, which needs no privilege. */
+int vmaq_normalize_self(struct vmaq_client *client, const uint64_t *addresses, size_t n_addresses, unsigned flags,
+                        struct vmaq_normalization **ret);
+
 /* --- ListMappings ---------------------------------------------------------- */
 
 enum {

@@ -10,6 +10,7 @@
  */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -18,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "macro.h"
 #include "parse-util.h"
@@ -51,10 +54,12 @@ static void help(void) {
         printf("%1$s [OPTIONS...] COMMAND ...\n\n"
                "Ask vmaqd to normalize the addresses of a process to file offsets and build IDs.\n\n"
                "Commands:\n"
-               "  normalize [--no-build-ids] [--map-files] [--start-time T] PID ADDR...\n"
-               "                          Normalize addresses of PID; ADDR is 0x... (hex) or\n"
+               "  normalize [--no-build-ids] [--map-files] [--start-time T] [--pidfd|--maps-fd]\n"
+               "            PID ADDR...   Normalize addresses of PID; ADDR is 0x... (hex) or\n"
                "                          decimal, \"-\" reads addresses from standard input,\n"
-               "                          one per line\n"
+               "                          one per line. --pidfd sends a pidfd of PID instead of\n"
+               "                          its number, --maps-fd its /proc/PID/maps as opened\n"
+               "                          here, with our own access\n"
                "  maps [--exec-only] [--no-build-ids] PID\n"
                "                          List the mappings of PID\n"
                "  status                  Show the daemon's state\n\n"
@@ -66,7 +71,8 @@ static void help(void) {
                "     --timeout=SEC        Give up when the daemon does not take the connection,\n"
                "                          or does not answer, within SEC seconds; 0 waits\n"
                "                          forever (default: %3$" PRIu64 ")\n\n"
-               "Exit status: 0 success, 1 the daemon answered with an error, 2 usage error,\n"
+               "Exit status: 0 success, 1 the daemon answered with an error (or the process\n"
+               "could not be opened for --pidfd or --maps-fd), 2 usage error,\n"
                "3 the daemon could not be reached (no socket, refused, timeout, connection lost).\n",
                PROGRAM_NAME, VMAQ_DEFAULT_SOCKET,
                VMAQ_DEFAULT_TIMEOUT_USEC / UINT64_C(1000000));
@@ -232,6 +238,16 @@ static ExitStatus connect_daemon(struct vmaq_client **ret) {
  * return the exit status: a broken connection is "unreachable", anything
  * else is an answer of the daemon.
  */
+/* We could not open what --pidfd or --maps-fd send: the process is gone, or not ours to open. */
+static ExitStatus open_error(const char *what, pid_t pid) {
+        int r = errno;
+
+        fprintf(stderr, "%s: cannot open %s pid %d: %s\n", PROGRAM_NAME, what, (int) pid,
+                r == ENOENT || r == ESRCH ? "no such process" : strerror(r));
+        /* As the daemon would have answered about the pid itself. */
+        return EXIT_DAEMON_ERROR;
+}
+
 static ExitStatus call_error(struct vmaq_client *c, int r, pid_t pid, uint64_t start_time) {
         const char *name = PROGRAM_NAME;
         const char *detail = vmaq_errmsg(c);
@@ -307,6 +323,8 @@ enum {
         ARG_MAP_FILES,
         ARG_START_TIME,
         ARG_EXEC_ONLY,
+        ARG_PIDFD,
+        ARG_MAPS_FD,
 };
 
 #define COMMON_OPTIONS                                                  \
@@ -506,11 +524,15 @@ static ExitStatus verb_normalize(int argc, char *argv[]) {
                 { "no-build-ids", no_argument,       NULL, ARG_NO_BUILD_IDS },
                 { "map-files",    no_argument,       NULL, ARG_MAP_FILES },
                 { "start-time",   required_argument, NULL, ARG_START_TIME },
+                { "pidfd",        no_argument,       NULL, ARG_PIDFD },
+                { "maps-fd",      no_argument,       NULL, ARG_MAPS_FD },
                 {}
         };
         _cleanup_(vmaq_closep) struct vmaq_client *c = NULL;
         _cleanup_(vmaq_normalization_freep) struct vmaq_normalization *n = NULL;
         _cleanup_(addresses_done) Addresses addrs = {};
+        _cleanup_close_ int fd = -EBADF;
+        bool by_pidfd = false, by_maps_fd = false;
         uint64_t start_time = 0;
         unsigned flags = 0;
         ExitStatus e;
@@ -531,12 +553,22 @@ static ExitStatus verb_normalize(int argc, char *argv[]) {
                                 return usage_error("invalid --start-time '%s': a decimal number", optarg);
                         flags |= VMAQ_NORMALIZE_PIN;
                         break;
+                case ARG_PIDFD:
+                        by_pidfd = true;
+                        break;
+                case ARG_MAPS_FD:
+                        by_maps_fd = true;
+                        break;
                 default:
                         r = parse_common_option(o, optarg, argv);
                         if (r <= 0)
                                 return common_option_exit(r);
                 }
 
+        if (by_pidfd && by_maps_fd)
+                return usage_error("--pidfd and --maps-fd exclude each other");
+        if ((by_pidfd || by_maps_fd) && (flags & VMAQ_NORMALIZE_PIN))
+                return usage_error("--start-time needs the PID itself, not --pidfd or --maps-fd");
         if (optind >= argc)
                 return usage_error("normalize needs a PID and at least one ADDR");
         e = parse_pid_arg(argv[optind], &pid);
@@ -562,10 +594,29 @@ static ExitStatus verb_normalize(int argc, char *argv[]) {
         if (addrs.n == 0)
                 return usage_error("no addresses given");
 
+        /* Opened here, before connecting, with our own access: the daemon takes the fd as it is. */
+        if (by_pidfd) {
+                fd = (int) syscall(SYS_pidfd_open, pid, 0);
+                if (fd < 0)
+                        return open_error("a pidfd of", pid);
+        } else if (by_maps_fd) {
+                char path[sizeof("/proc//maps") + 3 * sizeof(pid_t)];
+
+                snprintf(path, sizeof(path), "/proc/%d/maps", (int) pid);
+                fd = open(path, O_RDONLY | O_CLOEXEC);
+                if (fd < 0)
+                        return open_error("/proc/PID/maps of", pid);
+        }
+
         e = connect_daemon(&c);
         if (e != EXIT_OK)
                 return e;
-        r = vmaq_normalize(c, pid, addrs.v, addrs.n, flags, start_time, &n);
+        if (by_pidfd)
+                r = vmaq_normalize_pidfd(c, fd, addrs.v, addrs.n, flags, &n);
+        else if (by_maps_fd)
+                r = vmaq_normalize_maps_fd(c, fd, addrs.v, addrs.n, flags, &n);
+        else
+                r = vmaq_normalize(c, pid, addrs.v, addrs.n, flags, start_time, &n);
         if (r < 0)
                 return call_error(c, r, pid, start_time);
 

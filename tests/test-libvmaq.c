@@ -30,6 +30,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/time.h>
 #include <sys/un.h>
@@ -246,6 +247,87 @@ START_TEST(test_normalize) {
         ck_assert_ptr_null(m->map_files);
 
         test_child_stop(&child);
+        vmaq_close(TAKE_PTR(c));
+        daemon_stop(d);
+}
+END_TEST
+
+/* The same results as @want, each in a module of the same path; pid and start time aside. */
+static void assert_same_results(const struct vmaq_normalization *got, const struct vmaq_normalization *want) {
+        ck_assert_uint_eq(got->n_results, want->n_results);
+        for (size_t i = 0; i < got->n_results; i++) {
+                const struct vmaq_result *g = &got->results[i], *w = &want->results[i];
+
+                ck_assert_uint_eq(g->address, w->address);
+                ck_assert_int_eq(g->unknown, w->unknown);
+                if (w->unknown != VMAQ_NORMALIZED)
+                        continue;
+                ck_assert_uint_eq(g->offset, w->offset);
+                ck_assert_str_eq(got->modules[g->module].path, want->modules[w->module].path);
+                ck_assert_int_eq(got->modules[g->module].deleted, want->modules[w->module].deleted);
+                ck_assert_int_eq(got->modules[g->module].vdso, want->modules[w->module].vdso);
+                ck_assert_uint_eq(got->modules[g->module].inode, want->modules[w->module].inode);
+        }
+}
+
+/* A process named by a pidfd, or by its maps file, as by its pid; the fds stay the caller's. */
+START_TEST(test_normalize_fds) {
+        _cleanup_(vmaq_closep) struct vmaq_client *c = NULL;
+        _cleanup_(vmaq_normalization_freep) struct vmaq_normalization *by_pid = NULL, *by_pidfd = NULL,
+                *by_maps = NULL, *self = NULL, *self_by_pid = NULL, *bad = NULL;
+        _cleanup_(normalization_freep) Normalization *want = NULL;
+        _cleanup_close_ int pidfd = -EBADF, maps = -EBADF, file = -EBADF;
+        uint64_t a[_A_MAX], code = (uintptr_t) test_marker_function;
+        char path[64];
+        TestChild child;
+        Daemon *d;
+
+        d = daemon_start(NULL);
+        test_child_spawn(&child);
+        child_addresses(&child, a);
+        c = connect_ok(d);
+
+        pidfd = (int) syscall(SYS_pidfd_open, child.pid, 0);
+        ck_assert_int_ge(pidfd, 0);
+        ck_assert_int_eq(vmaq_normalize_pidfd(c, pidfd, a, _A_MAX, VMAQ_NORMALIZE_MAP_FILES, &by_pidfd), 0);
+        want = core_normalize(child.pid, a, _A_MAX, NORMALIZE_BUILD_IDS | NORMALIZE_MAP_FILES);
+        assert_same_as_core(by_pidfd, want, a, _A_MAX);
+
+        ck_assert_int_eq(vmaq_normalize(c, child.pid, a, _A_MAX, 0, 0, &by_pid), 0);
+        snprintf(path, sizeof(path), "/proc/%d/maps", (int) child.pid);
+        maps = open(path, O_RDONLY | O_CLOEXEC);
+        ck_assert_int_ge(maps, 0);
+        ck_assert_int_eq(vmaq_normalize_maps_fd(c, maps, a, _A_MAX, VMAQ_NORMALIZE_MAP_FILES, &by_maps), 0);
+        assert_same_results(by_maps, by_pid);
+        ck_assert_int_eq(by_maps->pid, 0);
+        ck_assert_uint_eq(by_maps->start_time, 0);
+        /* Nothing but the map is opened: no map_files paths. */
+        for (size_t i = 0; i < by_maps->n_modules; i++)
+                ck_assert_ptr_null(by_maps->modules[i].map_files);
+        ck_assert_int_ge(fcntl(pidfd, F_GETFD), 0);
+        ck_assert_int_ge(fcntl(maps, F_GETFD), 0);
+
+        ck_assert_int_eq(vmaq_normalize_self(c, &code, 1, 0, &self), 0);
+        ck_assert_int_eq(vmaq_normalize(c, getpid(), &code, 1, 0, 0, &self_by_pid), 0);
+        assert_same_results(self, self_by_pid);
+        ck_assert_int_eq(self->results[0].unknown, VMAQ_NORMALIZED);
+
+        /* What the caller and the daemon refuse. */
+        ck_assert_int_eq(vmaq_normalize_pidfd(c, pidfd, a, 1, VMAQ_NORMALIZE_PIN, &bad), -EINVAL);
+        ck_assert_int_eq(vmaq_normalize_maps_fd(c, -1, a, 1, 0, &bad), -EBADF);
+        file = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        ck_assert_int_ge(file, 0);
+        ck_assert_int_eq(vmaq_normalize_maps_fd(c, file, a, 1, 0, &bad), -EBADF);
+        ck_assert_ptr_nonnull(strstr(vmaq_errmsg(c), "not a file of /proc"));
+        ck_assert_int_eq(vmaq_normalize_pidfd(c, maps, a, 1, 0, &bad), -EBADF);
+        ck_assert_ptr_nonnull(strstr(vmaq_errmsg(c), "not a pidfd"));
+        ck_assert_ptr_null(bad);
+
+        /* Once the process is gone, so is what its fds name. */
+        test_child_stop(&child);
+        ck_assert_int_eq(vmaq_normalize_pidfd(c, pidfd, a, 1, 0, &bad), -ESRCH);
+        ck_assert_int_eq(vmaq_normalize_maps_fd(c, maps, a, 1, 0, &bad), -ESRCH);
+
         vmaq_close(TAKE_PTR(c));
         daemon_stop(d);
 }
@@ -1253,6 +1335,7 @@ static Suite *libvmaq_suite(void) {
         add_test(s, "normalize-no-build-ids", test_normalize_no_build_ids, NULL);
         add_test(s, "normalize-pin", test_normalize_pin, NULL);
         add_test(s, "normalize-batch", test_normalize_batch, NULL);
+        add_test(s, "normalize-fds", test_normalize_fds, NULL);
         add_test(s, "list-mappings", test_list_mappings, "layout");
         add_test(s, "list-mappings-flags", test_list_mappings_flags, NULL);
         add_test(s, "list-mappings-parts", test_list_mappings_parts, NULL);

@@ -666,6 +666,37 @@ START_TEST(test_normalize_start_time) {
 }
 END_TEST
 
+/* --pidfd and --maps-fd: the same answer, the process sent as an fd of ours. */
+START_TEST(test_normalize_fds) {
+        Daemon *d = daemon_start(NULL);
+        TestChild *tc = spawn_test_child();
+        _cleanup_(normalization_freep) Normalization *n = NULL;
+        _cleanup_(run_done) Run plain = {}, by_pidfd = {}, by_maps = {}, json = {}, gone = {};
+        _cleanup_free_ char *pid = xasprintf("%d", (int) tc->pid);
+        _cleanup_free_ char *a = xasprintf("0x%" PRIx64, tc->file_addr);
+        _cleanup_free_ char *msg = NULL;
+
+        ctl_ok(ARGS("--socket", d->socket_path, "normalize", pid, a), &plain);
+        ctl_ok(ARGS("--socket", d->socket_path, "normalize", "--pidfd", pid, a), &by_pidfd);
+        ck_assert_str_eq(by_pidfd.out, plain.out);
+        ctl_ok(ARGS("--socket", d->socket_path, "normalize", "--maps-fd", pid, a), &by_maps);
+        ck_assert_str_eq(by_maps.out, plain.out);
+
+        n = core_normalize(tc->pid, &tc->file_addr, 1, NORMALIZE_BUILD_IDS);
+        ctl_ok(ARGS("--socket", d->socket_path, "--json", "normalize", "--pidfd", pid, a), &json);
+        check_json_matches_core(json.out, n, &tc->file_addr, 1, true, false);
+
+        test_child_stop(tc);
+        /* Nothing to open: said by vmaqctl, as the daemon would. */
+        ctl_expect(NULL, ARGS("--socket", d->socket_path, "normalize", "--maps-fd", pid, a), EXIT_DAEMON_ERROR,
+                   &gone);
+        ck_assert_str_eq(gone.out, "");
+        msg = xasprintf("vmaqctl: cannot open /proc/PID/maps of pid %s: no such process\n", pid);
+        ck_assert_str_eq(gone.err, msg);
+        daemon_stop(d);
+}
+END_TEST
+
 START_TEST(test_normalize_stdin) {
         Daemon *d = daemon_start(NULL);
         TestChild *tc = spawn_test_child();
@@ -1034,6 +1065,9 @@ START_TEST(test_usage_errors) {
                 ARGS("--socket", s, "normalize", "1", "0x10", " 1"),
                 ARGS("--socket", s, "normalize", "--start-time", "x", "1", "0x10"),
                 ARGS("--socket", s, "normalize", "--bogus", "1", "0x10"),
+                ARGS("--socket", s, "normalize", "--pidfd", "--maps-fd", "1", "0x10"),
+                ARGS("--socket", s, "normalize", "--pidfd", "--start-time", "5", "1", "0x10"),
+                ARGS("--socket", s, "normalize", "--maps-fd", "--start-time", "5", "1", "0x10"),
                 ARGS("--socket", s, "maps"),
                 ARGS("--socket", s, "maps", "x"),
                 ARGS("--socket", s, "maps", "1", "2"),
@@ -1243,6 +1277,7 @@ static Suite *vmaqctl_suite(void) {
                 { "normalize_human",    test_normalize_human },
                 { "normalize_json",     test_normalize_json },
                 { "normalize_start_time", test_normalize_start_time },
+                { "normalize_fds",      test_normalize_fds },
                 { "normalize_stdin",    test_normalize_stdin },
                 { "normalize_odd_path", test_normalize_odd_path },
                 { "maps",               test_maps },
