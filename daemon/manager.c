@@ -97,7 +97,7 @@ static size_t manager_fit_fds(Manager *m) {
                         rl.rlim_cur = soft;
         }
 
-        reserved = FDS_RESERVED + FDS_PER_JOB * m->config.workers + m->config.max_connections;
+        reserved = FDS_RESERVED + FDS_PER_JOB * m->config.workers + m->config.max_connections + PASSED_FDS_MAX;
         if (rl.rlim_cur <= reserved + FDS_PER_PROC) {
                 log_warning(m->log_level, "RLIMIT_NOFILE %llu is too low for %zu connections: "
                             "accepting pauses whenever fds run out.",
