@@ -444,8 +444,13 @@ static int text_fill(VmaSource *s) {
                 want = (size_t) MIN((uint64_t) want, MAX(left, (uint64_t) 4096));
         }
 
+        /*
+         * At our own offset, not the file position: a maps fd a client sent
+         * shares its position with the client's. Reading where the last
+         * read ended costs the kernel nothing more than read() would.
+         */
         do
-                n = read(s->fd, s->buf + s->buf_len, want);
+                n = pread(s->fd, s->buf + s->buf_len, want, (off_t) (s->buf_base + s->buf_len));
         while (n < 0 && errno == EINTR);
         if (n < 0)
                 return -errno;
@@ -477,9 +482,6 @@ static int text_fill(VmaSource *s) {
 
 static int text_rewind(VmaSource *s) {
         int r;
-
-        if (lseek(s->fd, 0, SEEK_SET) < 0)
-                return -errno;
 
         s->buf_len = s->buf_pos = 0;
         s->buf_base = 0;

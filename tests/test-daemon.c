@@ -2265,10 +2265,15 @@ START_TEST(test_fd_maps) {
                 char path[64];
 
                 snprintf(path, sizeof(path), "/proc/%d/maps", (int) child);
+                char head[100];
+
                 maps = open(path, O_RDONLY|O_CLOEXEC);
                 ck_assert_int_ge(maps, 0);
+                /* The client reads it too: the daemon reads at its own offsets, and leaves ours. */
+                ck_assert_int_eq(read(maps, head, sizeof(head)), (ssize_t) sizeof(head));
         }
         by_fd = normalize_by_fd(c, "maps_fd", maps, code);
+        ck_assert_int_eq(lseek(maps, 0, SEEK_CUR), 100);
         ck_assert_str_eq(single_module_path(by_fd), single_module_path(by_pid));
         ck_assert_uint_eq(single_offset(by_fd), single_offset(by_pid));
         /* Whose map it is, the daemon does not look up. */
