@@ -231,6 +231,16 @@ static void resend_call(ProtoMethod m, struct json_object *parameters, VarlinkCa
  * message parsed without packing, all in json-c's tree. Both must decode
  * to the same request, or fail the same way.
  */
+/* A decoded request names its process one way: a pid, or an fd index, never both; a maps fd is not pinned. */
+static void check_target(ProtoTarget target, pid_t pid, unsigned fd_index, bool pin) {
+        FUZZ_CHECK(proto_target_to_string(target));
+        if (target == PROTO_TARGET_PID)
+                FUZZ_CHECK(pid > 0 && fd_index == 0);
+        else
+                FUZZ_CHECK(pid == 0 && fd_index <= INT32_MAX);
+        FUZZ_CHECK(!(pin && target == PROTO_TARGET_MAPS_FD));
+}
+
 static void fuzz_normalize(VarlinkCall *call, const VarlinkCall *plain) {
         _cleanup_(proto_normalize_request_done) ProtoNormalizeRequest req = {}, again = {}, ref = {};
         _cleanup_(varlink_call_done) VarlinkCall resent = {};
@@ -248,14 +258,15 @@ static void fuzz_normalize(VarlinkCall *call, const VarlinkCall *plain) {
         if (r == k && r >= 0)
                 FUZZ_CHECK(req.n_addresses == ref.n_addresses &&
                            memcmp(req.addresses, ref.addresses, req.n_addresses * sizeof(uint64_t)) == 0 &&
-                           req.pid == ref.pid && req.build_ids == ref.build_ids && req.map_files == ref.map_files &&
+                           req.pid == ref.pid && req.target == ref.target && req.fd_index == ref.fd_index &&
+                           req.build_ids == ref.build_ids && req.map_files == ref.map_files &&
                            req.pin == ref.pin && req.start_time == ref.start_time);
         if (r < 0) {
                 check_invalid_parameter(r, parameter, FUZZ_MAX_ADDRESSES);
                 return;
         }
         FUZZ_CHECK(r == 0);
-        FUZZ_CHECK(req.pid > 0);
+        check_target(req.target, req.pid, req.fd_index, req.pin);
         FUZZ_CHECK(req.addresses && req.n_addresses >= 1 && req.n_addresses <= FUZZ_MAX_ADDRESSES);
         FUZZ_CHECK(req.pin == json_object_object_get_ex(call->parameters, "start_time", NULL));
 
@@ -273,7 +284,7 @@ static void fuzz_normalize(VarlinkCall *call, const VarlinkCall *plain) {
 
         r = proto_normalize_request_decode(resent.parameters, &resent.packed, FUZZ_MAX_ADDRESSES, &again, &parameter);
         FUZZ_CHECK(r == 0);
-        FUZZ_CHECK(again.pid == req.pid);
+        FUZZ_CHECK(again.pid == req.pid && again.target == req.target && again.fd_index == req.fd_index);
         FUZZ_CHECK(again.n_addresses == req.n_addresses);
         FUZZ_CHECK(memcmp(again.addresses, req.addresses, req.n_addresses * sizeof(uint64_t)) == 0);
         FUZZ_CHECK(again.build_ids == req.build_ids);
@@ -295,7 +306,7 @@ static void fuzz_list_mappings(const VarlinkCall *call) {
                 return;
         }
         FUZZ_CHECK(r == 0);
-        FUZZ_CHECK(req.pid > 0);
+        check_target(req.target, req.pid, req.fd_index, req.pin);
         FUZZ_CHECK(req.pin == json_object_object_get_ex(call->parameters, "start_time", NULL));
 
         r = proto_list_mappings_request_encode(&req, &parameters);
@@ -306,7 +317,7 @@ static void fuzz_list_mappings(const VarlinkCall *call) {
 
         r = proto_list_mappings_request_decode(resent.parameters, &again, &parameter);
         FUZZ_CHECK(r == 0);
-        FUZZ_CHECK(again.pid == req.pid);
+        FUZZ_CHECK(again.pid == req.pid && again.target == req.target && again.fd_index == req.fd_index);
         FUZZ_CHECK(again.exec_only == req.exec_only);
         FUZZ_CHECK(again.build_ids == req.build_ids);
         FUZZ_CHECK(again.pin == req.pin);
@@ -468,7 +479,7 @@ static bool result_eq(const ProtoResult *a, const ProtoResult *b) {
 static void check_normalize_reply(const ProtoNormalizeReply *reply) {
         static const char *const unknown[] = { "unmapped", "anonymous", "special" };
 
-        FUZZ_CHECK(reply->pid > 0);
+        FUZZ_CHECK(reply->pid >= 0);
         FUZZ_CHECK(reply->n_modules == 0 || reply->modules);
         FUZZ_CHECK(reply->n_results == 0 || reply->results);
         for (size_t i = 0; i < reply->n_modules; i++) {
@@ -557,7 +568,7 @@ static void fuzz_list_mappings_reply(struct json_object *parameters) {
                 return;
         }
         FUZZ_CHECK(r == 0);
-        FUZZ_CHECK(reply.pid > 0);
+        FUZZ_CHECK(reply.pid >= 0);
         FUZZ_CHECK(reply.n_mappings == 0 || reply.mappings);
         for (size_t i = 0; i < reply.n_mappings; i++) {
                 const ProtoMapping *m = &reply.mappings[i];
