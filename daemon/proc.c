@@ -75,6 +75,7 @@ static const char *const norm_kind_table[_NORM_KIND_MAX] = {
         [NORM_UNMAPPED]  = "unmapped",
         [NORM_ANONYMOUS] = "anonymous",
         [NORM_SPECIAL]   = "special",
+        [NORM_EXITED]    = "exited",
 };
 
 DEFINE_STRING_TABLE_LOOKUP(norm_kind, NormKind);

@@ -76,6 +76,7 @@ typedef enum NormKind {
         NORM_UNMAPPED,          /* no VMA covers the address */
         NORM_ANONYMOUS,         /* the VMA has no backing file */
         NORM_SPECIAL,           /* a kernel special mapping: [heap], [stack], [vvar], ... */
+        NORM_EXITED,            /* not known: the process exited, only its executable file mappings were kept */
         _NORM_KIND_MAX,
         _NORM_KIND_INVALID = -EINVAL,
 } NormKind;
