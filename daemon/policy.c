@@ -24,8 +24,6 @@
 
 /* /proc/PID/status is a few KiB; a "Groups:" line of 65536 groups makes it some 400 KiB. */
 #define STATUS_SIZE_MAX (1024U * 1024U)
-/* The kernel nests user namespaces 32 deep at most. */
-#define USERNS_DEPTH_MAX 33
 
 bool policy_is_privileged(uid_t uid, gid_t gid, const gid_t *groups, size_t n_groups, gid_t privileged_gid) {
         if (uid == 0)
@@ -120,48 +118,14 @@ static int ns_id_from_fd(int fd, NsId *ret) {
         return 0;
 }
 
-/*
- * Whether the user namespace @ns_fd lies below @client's and its ancestor
- * right below the client's is owned by the client's uid: then the client
- * holds every capability in it, as cap_capable() decides. Returns 1, 0, or
- * a negative errno.
- */
-static int userns_owned_by(int ns_fd, const PolicyClient *client) {
-        _cleanup_close_ int fd = -EBADF;
-
-        for (unsigned depth = 0; depth < USERNS_DEPTH_MAX; depth++) {
-                _cleanup_close_ int parent = -EBADF;
-                NsId id = {};
-                uid_t owner;
-                int r;
-
-                parent = ioctl(fd >= 0 ? fd : ns_fd, NS_GET_PARENT);
-                if (parent < 0)
-                        /* EPERM: the parent is outside our own namespace; the top has none. */
-                        return errno == EPERM || errno == ENOENT ? 0 : -errno;
-                r = ns_id_from_fd(parent, &id);
-                if (r < 0)
-                        return r;
-                if (ns_id_equal(&id, &client->userns)) {
-                        if (ioctl(fd >= 0 ? fd : ns_fd, NS_GET_OWNER_UID, &owner) < 0)
-                                return -errno;
-                        return owner == client->uid;
-                }
-                safe_close(fd);
-                fd = TAKE_FD(parent);
-        }
-        return 0;
-}
-
-int policy_check_target(int dir_fd, const PolicyClient *client) {
-        _cleanup_close_ int ns_fd = -EBADF;
+int policy_read_target(int dir_fd, PolicyTarget *ret) {
+        _cleanup_close_ int ns_fd = -EBADF, fd = -EBADF;
         _cleanup_free_ char *status = NULL;
-        uint64_t uids[3], gids[3], cap_prm;
+        PolicyTarget t = {};
         struct stat st;
-        NsId ns = {};
         int r;
 
-        /* First, as it fails for a process that is gone, which the checks below would not tell. */
+        /* First, as it fails for a process that is gone, which the reads below would not tell. */
         r = read_status(dir_fd, &status);
         if (r < 0)
                 return r;
@@ -169,15 +133,68 @@ int policy_check_target(int dir_fd, const PolicyClient *client) {
         ns_fd = openat(dir_fd, "ns/user", O_RDONLY|O_CLOEXEC);
         if (ns_fd < 0)
                 return errno_proc(errno);
-        r = ns_id_from_fd(ns_fd, &ns);
+        r = ns_id_from_fd(ns_fd, &t.userns);
         if (r < 0)
                 return r;
 
-        if (!ns_id_equal(&ns, &client->userns)) {
-                r = userns_owned_by(ns_fd, client);
+        r = status_field(status, "Uid", 10, t.uids, 3);
+        if (r >= 0)
+                r = status_field(status, "Gid", 10, t.gids, 3);
+        if (r >= 0)
+                r = status_field(status, "CapPrm", 16, &t.cap_prm, 1);
+        if (r < 0)
+                return r;
+
+        t.has_mm = strstr(status, "\nVmSize:");
+        if (t.has_mm) {
+                /*
+                 * Not dumpable: the kernel hands the files in /proc/PID to root
+                 * (not the directory itself, which keeps the effective uid).
+                 */
+                if (fstatat(dir_fd, "stat", &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        return errno_proc(errno);
+                t.files_uid = st.st_uid;
+        }
+
+        /* The namespaces above the target's, each with the owner of the one right below it. */
+        for (; t.n_parents < USERNS_DEPTH_MAX; t.n_parents++) {
+                _cleanup_close_ int parent = -EBADF;
+                uid_t owner;
+
+                parent = ioctl(fd >= 0 ? fd : ns_fd, NS_GET_PARENT);
+                if (parent < 0) {
+                        /* EPERM: the parent is outside our own namespace; the top has none. */
+                        if (errno == EPERM || errno == ENOENT)
+                                break;
+                        return -errno;
+                }
+                if (ioctl(fd >= 0 ? fd : ns_fd, NS_GET_OWNER_UID, &owner) < 0)
+                        return -errno;
+                r = ns_id_from_fd(parent, &t.parents[t.n_parents].ns);
                 if (r < 0)
                         return r;
-                if (r == 0)
+                t.parents[t.n_parents].owner = owner;
+                safe_close(fd);
+                fd = TAKE_FD(parent);
+        }
+
+        *ret = t;
+        return 0;
+}
+
+int policy_check_client(const PolicyTarget *t, const PolicyClient *client) {
+        if (!ns_id_equal(&t->userns, &client->userns)) {
+                size_t i;
+
+                /*
+                 * Below the client's namespace, and the one right below it
+                 * owned by the client's uid: there the client holds every
+                 * capability, as cap_capable() decides.
+                 */
+                for (i = 0; i < t->n_parents; i++)
+                        if (ns_id_equal(&t->parents[i].ns, &client->userns))
+                                break;
+                if (i == t->n_parents || t->parents[i].owner != client->uid)
                         return -EACCES;
                 /*
                  * There the client holds CAP_SYS_PTRACE, but a process that is
@@ -185,49 +202,35 @@ int policy_check_target(int dir_fd, const PolicyClient *client) {
                  * was made in, which may be ours: require it to be dumpable,
                  * its files then belonging to its effective uid.
                  */
-                if (!strstr(status, "\nVmSize:"))
+                if (!t->has_mm)
                         return 0;
-                r = status_field(status, "Uid", 10, uids, 2);
-                if (r < 0)
-                        return r;
-                if (fstatat(dir_fd, "stat", &st, AT_SYMLINK_NOFOLLOW) < 0)
-                        return errno_proc(errno);
-                return st.st_uid == uids[1] ? 0 : -EACCES;
+                return t->files_uid == t->uids[1] ? 0 : -EACCES;
         }
 
-        r = status_field(status, "Uid", 10, uids, 3);
-        if (r < 0)
-                return r;
-        r = status_field(status, "Gid", 10, gids, 3);
-        if (r < 0)
-                return r;
-        r = status_field(status, "CapPrm", 16, &cap_prm, 1);
-        if (r < 0)
-                return r;
-
         for (unsigned i = 0; i < 3; i++)
-                if (uids[i] != client->uid || gids[i] != client->gid)
+                if (t->uids[i] != client->uid || t->gids[i] != client->gid)
                         return -EACCES;
         /* The client holds no capabilities: the target's must be a subset of none. */
-        if (cap_prm != 0)
+        if (t->cap_prm != 0)
                 return -EACCES;
 
         /*
          * Without an address space (a zombie) the process's files belong to
          * root and dumpability means nothing: the IDs above decided.
          */
-        if (!strstr(status, "\nVmSize:"))
+        if (!t->has_mm)
                 return 0;
+        return t->files_uid == client->uid ? 0 : -EACCES;
+}
 
-        /*
-         * Not dumpable: the kernel hands the files in /proc/PID to root
-         * (not the directory itself, which keeps the effective uid).
-         */
-        if (fstatat(dir_fd, "stat", &st, AT_SYMLINK_NOFOLLOW) < 0)
-                return errno_proc(errno);
-        if (st.st_uid != client->uid)
-                return -EACCES;
-        return 0;
+int policy_check_target(int dir_fd, const PolicyClient *client) {
+        PolicyTarget t;
+        int r;
+
+        r = policy_read_target(dir_fd, &t);
+        if (r < 0)
+                return r;
+        return policy_check_client(&t, client);
 }
 
 int policy_namespace(pid_t pid, const char *type, NsId *ret) {

@@ -29,6 +29,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* A namespace, as the kernel identifies it: the nsfs inode. */
@@ -51,10 +52,43 @@ typedef struct PolicyClient {
 /* Whether a client with these credentials may query any process. @privileged_gid (gid_t) -1: no group. */
 bool policy_is_privileged(uid_t uid, gid_t gid, const gid_t *groups, size_t n_groups, gid_t privileged_gid);
 
+/* The kernel nests user namespaces 32 deep at most. */
+#define USERNS_DEPTH_MAX 33
+
+/*
+ * What the policy needs to know of a target to judge any client: its
+ * credentials, whether it has an address space and whom its /proc files
+ * belong to, and its user namespace with those above it.
+ */
+typedef struct PolicyTarget {
+        uint64_t uids[3];       /* real, effective, saved */
+        uint64_t gids[3];
+        uint64_t cap_prm;
+        bool has_mm;
+        uid_t files_uid;        /* of /proc/PID/stat, with has_mm */
+        NsId userns;
+        size_t n_parents;
+        struct {
+                NsId ns;        /* an ancestor of userns, nearest first */
+                uid_t owner;    /* of the namespace right below it */
+        } parents[USERNS_DEPTH_MAX];
+} PolicyTarget;
+
+/*
+ * Read what the policy needs of the process behind the open /proc/PID
+ * directory @dir_fd. Returns 0; -ESRCH if the process is gone, -EBADMSG if
+ * its status file cannot be parsed.
+ */
+int policy_read_target(int dir_fd, PolicyTarget *ret);
+
+/* Whether the non-privileged @client may query the target @t: 0 if so, -EACCES if not. */
+int policy_check_client(const PolicyTarget *t, const PolicyClient *client);
+
 /*
  * Whether the non-privileged @client may query the process behind the open
- * /proc/PID directory @dir_fd. Returns 0 if so, -EACCES if not, -ESRCH if
- * the process is gone, -EBADMSG if its status file cannot be parsed.
+ * /proc/PID directory @dir_fd: policy_read_target(), then
+ * policy_check_client(). Returns 0 if so, -EACCES if not, -ESRCH if the
+ * process is gone, -EBADMSG if its status file cannot be parsed.
  */
 int policy_check_target(int dir_fd, const PolicyClient *client);
 

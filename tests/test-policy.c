@@ -236,6 +236,7 @@ START_TEST(test_check_target) {
 
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
                 _cleanup_close_ int dir_fd = -EBADF;
+                PolicyTarget target;
                 Client client;
                 pid_t pid;
                 int ctl, kernel;
@@ -247,12 +248,18 @@ START_TEST(test_check_target) {
                 ck_assert_msg(policy_check_target(dir_fd, &client.policy) == cases[i].expect,
                               "%s: policy says %d", cases[i].name, policy_check_target(dir_fd, &client.policy));
                 ck_assert_msg(-kernel == cases[i].expect, "%s: the kernel says %d", cases[i].name, kernel);
+                ck_assert_int_eq(policy_read_target(dir_fd, &target), 0);
 
                 stop_client(&client);
                 stop_child(pid, ctl);
 
                 /* Gone: the pinned directory says so. */
                 ck_assert_int_eq(policy_check_target(dir_fd, &client.policy), -ESRCH);
+                ck_assert_int_eq(policy_read_target(dir_fd, &target), -ESRCH);
+                /* What was read while it lived judges the same after it is gone. */
+                ck_assert_msg(policy_check_client(&target, &client.policy) == cases[i].expect,
+                              "%s: policy on what was read says %d", cases[i].name,
+                              policy_check_client(&target, &client.policy));
         }
 }
 END_TEST
