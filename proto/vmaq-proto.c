@@ -64,6 +64,7 @@ static const char *const proto_method_table[_PROTO_METHOD_MAX] = {
         [PROTO_METHOD_NORMALIZE]                 = VMAQ_INTERFACE ".Normalize",
         [PROTO_METHOD_LIST_MAPPINGS]             = VMAQ_INTERFACE ".ListMappings",
         [PROTO_METHOD_GET_STATUS]                = VMAQ_INTERFACE ".GetStatus",
+        [PROTO_METHOD_TRACK]                     = VMAQ_INTERFACE ".Track",
 };
 
 DEFINE_STRING_TABLE_LOOKUP(proto_method, ProtoMethod);
@@ -605,6 +606,23 @@ int proto_list_mappings_request_decode(struct json_object *parameters, ProtoList
         return 0;
 }
 
+int proto_track_request_decode(struct json_object *parameters, ProtoTrackRequest *ret, const char **ret_parameter) {
+        static const Field fields[] = {
+                { "pid",        field_pid, offsetof(ProtoTrackRequest, pid),        true  },
+                { "start_time", field_u64, offsetof(ProtoTrackRequest, start_time), false },
+        };
+        ProtoTrackRequest req = {};
+        int r;
+
+        r = dispatch_fields(parameters, fields, ELEMENTSOF(fields), &req, ret_parameter);
+        if (r < 0)
+                return r;
+
+        req.pin = has_parameter(parameters, "start_time");
+        *ret = req;
+        return 0;
+}
+
 /* --- encoding ----------------------------------------------------------- */
 
 int proto_error_format(ProtoError e, const ProtoErrorDetails *details, char **ret, size_t *ret_size) {
@@ -796,7 +814,7 @@ static void module_write(JsonWriter *w, const ProtoModule *m) {
 }
 
 /* The values of Result.unknown in proto/io.vmaq.varlink. */
-static const char *const unknown_kinds[] = { "unmapped", "anonymous", "special" };
+static const char *const unknown_kinds[] = { "unmapped", "anonymous", "special", "exited" };
 
 static int result_check(const ProtoResult *res, size_t n_modules) {
         if (res->unknown ? !string_in(res->unknown, unknown_kinds, ELEMENTSOF(unknown_kinds))
@@ -871,6 +889,8 @@ int proto_normalize_reply_format(const ProtoNormalizeReply *reply, size_t n_modu
         json_writer_key(&w, "pid");
         json_writer_i64(&w, reply->pid);
         write_u64(&w, "start_time", reply->start_time);
+        if (reply->exited)
+                write_bool(&w, "exited", true);
         json_writer_key(&w, "modules");
         json_writer_array_open(&w);
         for (size_t i = 0; i < reply->n_modules; i++)
@@ -998,6 +1018,7 @@ static int u64_object_encode(const char *const *names, const uint64_t *values, s
 static const char *const cache_status_names[] = { "size", "max", "hits", "misses" };
 static const char *const usage_names[] = { "used", "max" };
 static const char *const refused_names[] = { "connections", "user_connections", "memory", "timeouts", "idle" };
+static const char *const snapshot_names[] = { "held", "exited", "memory_used", "memory_max" };
 
 static_assert(offsetof(ProtoStatus, proc_cache_misses) - offsetof(ProtoStatus, proc_cache_size) ==
               3 * sizeof(uint64_t), "ProtoStatus layout");
@@ -1005,6 +1026,8 @@ static_assert(offsetof(ProtoStatus, build_id_cache_misses) - offsetof(ProtoStatu
               3 * sizeof(uint64_t), "ProtoStatus layout");
 static_assert(offsetof(ProtoStatus, refused_idle) - offsetof(ProtoStatus, refused_connections) ==
               4 * sizeof(uint64_t), "ProtoStatus layout");
+static_assert(offsetof(ProtoStatus, snapshot_memory_max) - offsetof(ProtoStatus, snapshots_held) ==
+              3 * sizeof(uint64_t), "ProtoStatus layout");
 
 int proto_status_encode(const ProtoStatus *status, struct json_object **ret) {
         /* The values of GetStatus.backend in proto/io.vmaq.varlink. */
@@ -1055,6 +1078,30 @@ int proto_status_encode(const ProtoStatus *status, struct json_object **ret) {
                 r = add_u64(o, "errors", status->errors);
         if (r >= 0)
                 r = add_u64(o, "denied", status->denied);
+        if (r >= 0) {
+                struct json_object *v = NULL;
+
+                r = u64_object_encode(snapshot_names, &status->snapshots_held, ELEMENTSOF(snapshot_names), &v);
+                if (r >= 0)
+                        r = add(o, "snapshots", v);
+        }
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(o);
+        return 0;
+}
+
+int proto_track_reply_encode(pid_t pid, uint64_t start_time, struct json_object **ret) {
+        _cleanup_(json_object_putp) struct json_object *o = NULL;
+        int r;
+
+        o = json_object_new_object();
+        if (!o)
+                return -ENOMEM;
+        r = add_int(o, "pid", (int) pid);
+        if (r >= 0)
+                r = add_u64(o, "start_time", start_time);
         if (r < 0)
                 return r;
 
@@ -1124,6 +1171,24 @@ int proto_list_mappings_request_encode(const ProtoListMappingsRequest *req, stru
                 r = add_u64(o, "start_time", req->start_time);
         if (r >= 0 && req->start > 0)
                 r = add_u64(o, "start", req->start);
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(o);
+        return 0;
+}
+
+int proto_track_request_encode(const ProtoTrackRequest *req, struct json_object **ret) {
+        _cleanup_(json_object_putp) struct json_object *o = NULL;
+        int r;
+
+        o = json_object_new_object();
+        if (!o)
+                return -ENOMEM;
+
+        r = add_int(o, "pid", (int) req->pid);
+        if (r >= 0 && req->pin)
+                r = add_u64(o, "start_time", req->start_time);
         if (r < 0)
                 return r;
 
@@ -1681,6 +1746,7 @@ int proto_normalize_reply_decode(struct json_object *parameters, ProtoResults *r
         static const Field fields[] = {
                 { "pid",        field_reply_pid, offsetof(ProtoNormalizeReply, pid),    true },
                 { "start_time", field_u64,   offsetof(ProtoNormalizeReply, start_time), true },
+                { "exited",     field_bool,  offsetof(ProtoNormalizeReply, exited),     false },
         };
         struct json_object *modules_json = NULL, *results_json = NULL;
         const Field array_fields[] = {
@@ -1888,6 +1954,28 @@ static int field_refused(struct json_object *v, void *p) {
         return u64_object_decode(v, refused_names, ELEMENTSOF(refused_names), p);
 }
 
+static int field_snapshots(struct json_object *v, void *p) {
+        return u64_object_decode(v, snapshot_names, ELEMENTSOF(snapshot_names), p);
+}
+
+int proto_track_reply_decode(struct json_object *parameters, pid_t *ret_pid, uint64_t *ret_start_time,
+                             const char **ret_field) {
+        static const Field fields[] = {
+                { "pid",        field_pid, offsetof(ProtoTrackRequest, pid),        true },
+                { "start_time", field_u64, offsetof(ProtoTrackRequest, start_time), true },
+        };
+        ProtoTrackRequest t = {};
+        int r;
+
+        r = dispatch_reply_fields(parameters, fields, ELEMENTSOF(fields), &t, ret_field);
+        if (r < 0)
+                return r;
+
+        *ret_pid = t.pid;
+        *ret_start_time = t.start_time;
+        return 0;
+}
+
 int proto_status_decode(struct json_object *parameters, ProtoStatus *ret, const char **ret_field) {
         static const char *const backends[] = { "ioctl", "text" };
         static const Field fields[] = {
@@ -1906,6 +1994,7 @@ int proto_status_decode(struct json_object *parameters, ProtoStatus *ret, const 
                 { "workers",         field_usage,        offsetof(ProtoStatus, workers_used),        false },
                 { "memory",          field_usage,        offsetof(ProtoStatus, memory_used),         false },
                 { "refused",         field_refused,      offsetof(ProtoStatus, refused_connections), false },
+                { "snapshots",       field_snapshots,    offsetof(ProtoStatus, snapshots_held),      false },
         };
         ProtoStatus s = {};
         int r;

@@ -34,6 +34,7 @@ typedef enum ProtoMethod {
         PROTO_METHOD_NORMALIZE,                 /* io.vmaq.Normalize */
         PROTO_METHOD_LIST_MAPPINGS,             /* io.vmaq.ListMappings */
         PROTO_METHOD_GET_STATUS,                /* io.vmaq.GetStatus */
+        PROTO_METHOD_TRACK,                     /* io.vmaq.Track */
         _PROTO_METHOD_MAX,
         _PROTO_METHOD_INVALID = -EINVAL,
 } ProtoMethod;
@@ -244,7 +245,7 @@ typedef struct ProtoModule {
 } ProtoModule;
 
 typedef struct ProtoResult {
-        const char *unknown;                    /* NULL: normalized; else "unmapped", "anonymous", "special" */
+        const char *unknown;                    /* NULL: normalized; else "unmapped", "anonymous", "special", "exited" */
         uint32_t module;                        /* index into modules */
         uint64_t offset;
 } ProtoResult;
@@ -256,6 +257,7 @@ typedef struct ProtoNormalizeReply {
         const ProtoModule *modules;
         size_t n_results;
         const ProtoResult *results;
+        bool exited;                            /* answered from the snapshot of an exited process */
 } ProtoNormalizeReply;
 
 /*
@@ -264,7 +266,8 @@ typedef struct ProtoNormalizeReply {
  * "deleted", "vdso", "map_files"?, "dev_major", "dev_minor", "inode"}],
  * "results": [{"module", "offset"} | {"unknown"}]}} (plus "continues":
  * true when @continues), NUL-terminated as on the wire: *ret_size counts
- * the NUL. "build_id_skipped": true is sent only when set.
+ * the NUL. "build_id_skipped": true is sent only when set, and so is
+ * "exited": true, after "start_time", in every reply of a stream.
  *
  * A reply of a stream carries the modules its results introduce: its
  * modules continue the list of the @n_modules_before modules of the
@@ -273,7 +276,7 @@ typedef struct ProtoNormalizeReply {
  *
  * Errors: -EINVAL a NULL path, a build ID longer than VMAQ_BUILD_ID_MAX, a
  * module index out of range, or "unknown" not one of "unmapped",
- * "anonymous", "special" (the enum in io.vmaq.varlink); -ENOMEM.
+ * "anonymous", "special", "exited" (the enum in io.vmaq.varlink); -ENOMEM.
  */
 int proto_normalize_reply_format(const ProtoNormalizeReply *reply, size_t n_modules_before, bool continues,
                                  char **ret, size_t *ret_size);
@@ -368,6 +371,12 @@ typedef struct ProtoStatus {
         uint64_t requests;
         uint64_t errors;
         uint64_t denied;
+        /*
+         * Snapshots of processes' executable mappings: of cached and of
+         * exited processes, of exited ones alone, the bytes all of them
+         * hold and their limit. One object on the wire, in this order.
+         */
+        uint64_t snapshots_held, snapshots_exited, snapshot_memory_used, snapshot_memory_max;
 } ProtoStatus;
 
 /* GetStatus and GetInfo take no parameters: -EINVAL with *ret_parameter for any it is given. */
@@ -378,10 +387,30 @@ int proto_empty_request_decode(struct json_object *parameters, const char **ret_
  * "connections_per_user_max", "proc_cache": {"size", "max", "hits",
  * "misses"}, "build_id_cache": {...}, "workers": {"used", "max"},
  * "memory": {"used", "max"}, "refused": {"connections", "user_connections",
- * "memory", "timeouts", "idle"}, "requests", "errors", "denied"}.
+ * "memory", "timeouts", "idle"}, "requests", "errors", "denied",
+ * "snapshots": {"held", "exited", "memory_used", "memory_max"}}.
  * Errors: -EINVAL a NULL version, or backend not "ioctl" or "text"; -ENOMEM.
  */
 int proto_status_encode(const ProtoStatus *status, struct json_object **ret);
+
+/* --- io.vmaq.Track ------------------------------------------------------ */
+
+typedef struct ProtoTrackRequest {
+        pid_t pid;
+        bool pin;                               /* start_time given */
+        uint64_t start_time;
+} ProtoTrackRequest;
+
+/* "pid" (required), "start_time"; errors as for Normalize. */
+int proto_track_request_decode(struct json_object *parameters, ProtoTrackRequest *ret, const char **ret_parameter);
+/* The client's side: "pid", and "start_time" when @req->pin. */
+int proto_track_request_encode(const ProtoTrackRequest *req, struct json_object **ret);
+
+/* The reply {"pid", "start_time"}: the process tracked. -ENOMEM. */
+int proto_track_reply_encode(pid_t pid, uint64_t start_time, struct json_object **ret);
+/* Both required, checked as for Normalize. -EBADMSG (*ret_field). */
+int proto_track_reply_decode(struct json_object *parameters, pid_t *ret_pid, uint64_t *ret_start_time,
+                             const char **ret_field);
 
 /* --- the client's side: calls and replies ------------------------------------ */
 
@@ -469,7 +498,7 @@ void proto_results_done(ProtoResults *r);
  * Decode Normalize reply parameters (see proto_normalize_reply_format()).
  * Each module index must be below the number of modules, those of the
  * @n_modules_before of earlier replies of a stream included, "unknown" one
- * of "unmapped", "anonymous", "special", a build ID an even number (2 to
+ * of "unmapped", "anonymous", "special", "exited", a build ID an even number (2 to
  * 2 * VMAQ_BUILD_ID_MAX) of lowercase hex digits or null. With @read
  * (NULL: none) valid, from proto_reply_parse() of the same message, its
  * results are taken from it. ->modules and ->results are allocated, and

@@ -638,6 +638,7 @@ static const struct {
         { "io.vmaq.Normalize",                           0, PROTO_METHOD_NORMALIZE },
         { "io.vmaq.ListMappings",                        0, PROTO_METHOD_LIST_MAPPINGS },
         { "io.vmaq.GetStatus",                           0, PROTO_METHOD_GET_STATUS },
+        { "io.vmaq.Track",                               0, PROTO_METHOD_TRACK },
         { "io.vmaq.GetInfo",                             -EOPNOTSUPP, 0 },
         { "io.vmaq.Nope",                                -EOPNOTSUPP, 0 },
         { "org.varlink.service.Normalize",               -EOPNOTSUPP, 0 },
@@ -1334,6 +1335,45 @@ START_TEST(test_normalize_reply_encode) {
 }
 END_TEST
 
+/* An answer from an exited process's snapshot says so; every other answer is as before. */
+START_TEST(test_normalize_reply_exited) {
+        static const ProtoResult results[] = {
+                { .module = 0, .offset = 0x10 },
+                { .unknown = "exited" },
+        };
+        char *msg = NULL;
+        size_t size = 0;
+
+        ck_assert_int_eq(proto_normalize_reply_format(&(ProtoNormalizeReply) {
+                        .pid = 7,
+                        .start_time = 8,
+                        .exited = true,
+                        .n_modules = 1,
+                        .modules = &test_modules[1],
+                        .n_results = ELEMENTSOF(results),
+                        .results = results,
+                }, 0, false, &msg, &size), 0);
+        assert_reply_message(TAKE_PTR(msg), size,
+                     "{\"pid\":7,\"start_time\":8,\"exited\":true,\"modules\":["
+                     "{\"path\":\"[vdso]\",\"build_id\":null,\"deleted\":false,\"vdso\":true,"
+                     "\"dev_major\":0,\"dev_minor\":0,\"inode\":0}],"
+                     "\"results\":[{\"module\":0,\"offset\":16},{\"unknown\":\"exited\"}]}");
+
+        /* A later part of a stream says it too. */
+        ck_assert_int_eq(proto_normalize_reply_format(&(ProtoNormalizeReply) {
+                        .pid = 7,
+                        .start_time = 8,
+                        .exited = true,
+                        .n_results = 1,
+                        .results = results,
+                }, 1, true, &msg, &size), 0);
+        ck_assert_str_eq(msg, "{\"parameters\":{\"pid\":7,\"start_time\":8,\"exited\":true,\"modules\":[],"
+                         "\"results\":[{\"module\":0,\"offset\":16}]},\"continues\":true}");
+        ck_assert_uint_eq(size, strlen(msg) + 1);
+        free(msg);
+}
+END_TEST
+
 START_TEST(test_normalize_reply_empty) {
         char *msg = NULL;
         size_t size = 0;
@@ -1653,6 +1693,10 @@ START_TEST(test_status_encode) {
                 .requests = 30,
                 .errors = 6,
                 .denied = 1,
+                .snapshots_held = 22,
+                .snapshots_exited = 23,
+                .snapshot_memory_used = 24,
+                .snapshot_memory_max = UINT64_MAX,
         };
         struct json_object *o = NULL;
 
@@ -1664,7 +1708,9 @@ START_TEST(test_status_encode) {
                      "\"build_id_cache\":{\"size\":5,\"max\":4096,\"hits\":20,\"misses\":18446744073709551615},"
                      "\"workers\":{\"used\":7,\"max\":16},\"memory\":{\"used\":8,\"max\":9},"
                      "\"refused\":{\"connections\":11,\"user_connections\":12,\"memory\":13,\"timeouts\":14,"
-                     "\"idle\":15},\"requests\":30,\"errors\":6,\"denied\":1}");
+                     "\"idle\":15},\"requests\":30,\"errors\":6,\"denied\":1,"
+                     "\"snapshots\":{\"held\":22,\"exited\":23,\"memory_used\":24,"
+                     "\"memory_max\":18446744073709551615}}");
 
         o = NULL;
         st.backend = "auto";
@@ -1848,6 +1894,81 @@ START_TEST(test_call_format) {
 END_TEST
 
 /* A ListMappings request the client encodes reads back the same on the daemon's side. */
+static const struct {
+        const char *parameters;
+        int r;
+        const char *parameter;
+        pid_t pid;
+        bool pin;
+        uint64_t start_time;
+} track_vectors[] = {
+        { "{\"pid\":1}",                                0, NULL, 1, false, 0 },
+        { "{\"pid\":2147483647,\"start_time\":0}",      0, NULL, 2147483647, true, 0 },
+        { "{\"start_time\":18446744073709551615,\"pid\":3}", 0, NULL, 3, true, UINT64_MAX },
+        { "{\"start_time\":9223372036854775808,\"pid\":3}", 0, NULL, 3, true, UINT64_C(9223372036854775808) },
+        { "{}",                                         -EINVAL, "pid" },
+        { "{\"pid\":0}",                                -EINVAL, "pid" },
+        { "{\"pid\":-1}",                               -EINVAL, "pid" },
+        { "{\"pid\":2147483648}",                       -EINVAL, "pid" },
+        { "{\"pid\":\"1\"}",                            -EINVAL, "pid" },
+        { "{\"pid\":1,\"start_time\":-1}",              -EINVAL, "start_time" },
+        { "{\"pid\":1,\"start_time\":18446744073709551616}", -EINVAL, "start_time" },
+        { "{\"pid\":1,\"start_time\":1.5}",             -EINVAL, "start_time" },
+        { "{\"pid\":1,\"addresses\":[1]}",              -EINVAL, "addresses" },
+        { "[]",                                         -EINVAL, "parameters" },
+};
+
+START_TEST(test_track_request_decode) {
+        _cleanup_(json_object_putp) struct json_object *p = parse(track_vectors[_i].parameters);
+        ProtoTrackRequest req = { .pid = -42 };
+        const char *parameter = NULL;
+        int r;
+
+        r = proto_track_request_decode(p, &req, &parameter);
+        ck_assert_msg(r == track_vectors[_i].r, "%s: %d", track_vectors[_i].parameters, r);
+        if (r < 0) {
+                ck_assert_str_eq(parameter, track_vectors[_i].parameter);
+                ck_assert_int_eq(req.pid, -42);
+                return;
+        }
+        ck_assert_int_eq(req.pid, track_vectors[_i].pid);
+        ck_assert_int_eq(req.pin, track_vectors[_i].pin);
+        ck_assert_uint_eq(req.start_time, track_vectors[_i].start_time);
+}
+END_TEST
+
+START_TEST(test_track_roundtrip) {
+        _cleanup_(json_object_putp) struct json_object *p = NULL, *r = NULL, *bad = NULL;
+        ProtoTrackRequest req = {};
+        const char *parameter = NULL, *field = NULL;
+        uint64_t start_time = 0;
+        pid_t pid = 0;
+
+        ck_assert_int_eq(proto_track_request_encode(&(ProtoTrackRequest) {
+                        .pid = 12, .pin = true, .start_time = UINT64_MAX }, &p), 0);
+        ck_assert_str_eq(json_object_to_json_string_ext(p, JSON_C_TO_STRING_PLAIN),
+                         "{\"pid\":12,\"start_time\":18446744073709551615}");
+        ck_assert_int_eq(proto_track_request_decode(p, &req, &parameter), 0);
+        ck_assert_int_eq(req.pid, 12);
+        ck_assert(req.pin);
+        ck_assert_uint_eq(req.start_time, UINT64_MAX);
+
+        ck_assert_int_eq(proto_track_reply_encode(13, 14, &r), 0);
+        ck_assert_str_eq(json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN),
+                         "{\"pid\":13,\"start_time\":14}");
+        ck_assert_int_eq(proto_track_reply_decode(r, &pid, &start_time, &field), 0);
+        ck_assert_int_eq(pid, 13);
+        ck_assert_uint_eq(start_time, 14);
+
+        bad = parse("{\"pid\":13}");
+        pid = 99;
+        ck_assert_int_eq(proto_track_reply_decode(bad, &pid, &start_time, &field), -EBADMSG);
+        ck_assert_str_eq(field, "start_time");
+        ck_assert_int_eq(pid, 99);
+        ck_assert_int_eq(proto_method_from_string("io.vmaq.Track"), PROTO_METHOD_TRACK);
+}
+END_TEST
+
 START_TEST(test_list_mappings_request_roundtrip) {
         _cleanup_(json_object_putp) struct json_object *p = NULL;
         ProtoListMappingsRequest req = {};
@@ -2163,6 +2284,9 @@ static const struct {
         { NR(NR_MODULE "}", "{\"module\":0,\"offset\":0}"), NULL },
         { NR(NR_MODULE ",\"map_files\":\"/proc/1/map_files/1-2\",\"future\":1}", "{\"module\":0,\"offset\":18446744073709551615}"), NULL },
         { "{\"pid\":1,\"start_time\":0,\"modules\":[],\"results\":[],\"future\":{}}", NULL },
+        { "{\"pid\":1,\"start_time\":0,\"exited\":true,\"modules\":[],\"results\":[{\"unknown\":\"exited\"}]}", NULL },
+        { "{\"pid\":1,\"start_time\":0,\"exited\":1,\"modules\":[],\"results\":[]}", "exited" },
+        { "{\"pid\":1,\"start_time\":0,\"modules\":[],\"results\":[{\"unknown\":\"gone\"}]}", "unknown" },
         /* build IDs: even length, 1 to 64 bytes, lowercase hex, or null */
         { NR("{\"path\":\"/a\",\"build_id\":\"00\",\"deleted\":false,\"vdso\":false,\"dev_major\":1,\"dev_minor\":2,\"inode\":3}", ""), NULL },
         { NR("{\"path\":\"/a\",\"build_id\":\"00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000\",\"deleted\":false,\"vdso\":false,\"dev_major\":1,\"dev_minor\":2,\"inode\":3}", ""), NULL },
@@ -2347,7 +2471,8 @@ START_TEST(test_status_decode) {
                 .requests = 10, .errors = 11, .denied = 12, .connections_per_user_max = 13,
                 .workers_used = 14, .workers_max = 15, .memory_used = 16, .memory_max = UINT64_MAX,
                 .refused_connections = 17, .refused_user_connections = 18, .refused_memory = 19,
-                .refused_timeouts = 20, .refused_idle = 21,
+                .refused_timeouts = 20, .refused_idle = 21, .snapshots_held = 22, .snapshots_exited = 23,
+                .snapshot_memory_used = 24, .snapshot_memory_max = UINT64_MAX,
         };
         _cleanup_(json_object_putp) struct json_object *o = NULL;
         _cleanup_free_ char *msg = NULL;
@@ -2388,6 +2513,10 @@ START_TEST(test_status_decode) {
         ck_assert_uint_eq(got.refused_memory, want.refused_memory);
         ck_assert_uint_eq(got.refused_timeouts, want.refused_timeouts);
         ck_assert_uint_eq(got.refused_idle, want.refused_idle);
+        ck_assert_uint_eq(got.snapshots_held, want.snapshots_held);
+        ck_assert_uint_eq(got.snapshots_exited, want.snapshots_exited);
+        ck_assert_uint_eq(got.snapshot_memory_used, want.snapshot_memory_used);
+        ck_assert_uint_eq(got.snapshot_memory_max, want.snapshot_memory_max);
 }
 END_TEST
 
@@ -2838,6 +2967,7 @@ static Suite *proto_suite(void) {
         tc = tcase_create("normalize-reply-encode");
         tcase_add_test(tc, test_normalize_reply_encode);
         tcase_add_test(tc, test_normalize_reply_empty);
+        tcase_add_test(tc, test_normalize_reply_exited);
         tcase_add_test(tc, test_build_id_skipped);
         tcase_add_test(tc, test_reply_size_max);
         tcase_add_test(tc, test_normalize_reply_u64);
@@ -2863,6 +2993,8 @@ static Suite *proto_suite(void) {
         tc = tcase_create("call-format");
         tcase_add_test(tc, test_call_format);
         tcase_add_test(tc, test_list_mappings_request_roundtrip);
+        tcase_add_loop_test(tc, test_track_request_decode, 0, ELEMENTSOF(track_vectors));
+        tcase_add_test(tc, test_track_roundtrip);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("reply-split");
