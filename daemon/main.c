@@ -33,6 +33,8 @@ static uint64_t arg_build_id_cache_size = DEFAULT_BUILD_ID_CACHE_SIZE;
 static uint64_t arg_max_build_id_reads = DEFAULT_MAX_BUILD_ID_READS;
 static uint64_t arg_idle_timeout_usec = DEFAULT_IDLE_TIMEOUT_USEC;
 static uint64_t arg_workers = DEFAULT_WORKERS;
+static uint64_t arg_exit_grace_usec = DEFAULT_EXIT_GRACE_USEC;
+static uint64_t arg_max_snapshot_memory = DEFAULT_MAX_SNAPSHOT_MEMORY;
 static const char *arg_group = DEFAULT_GROUP;
 
 static void help(void) {
@@ -69,13 +71,18 @@ static void help(void) {
                "     --request-timeout=SEC   Answer TimedOut to a request still running\n"
                "                             after this long (default: %u)\n"
                "     --workers=N             Threads that serve requests; a user gets a\n"
-               "                             quarter of them, root half (default: %u)\n",
+               "                             quarter of them, root half (default: %u)\n"
+               "     --exit-grace=SEC        Answer for an exited process from the snapshot\n"
+               "                             of its executable mappings this long; 0: never\n"
+               "                             (default: %u)\n"
+               "     --max-snapshot-memory=N Bytes all snapshots may hold; the oldest\n"
+               "                             exited ones go first (default: %u)\n",
                program_invocation_short_name, DEFAULT_SOCKET_PATH, DEFAULT_GROUP,
                DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_REPLY_SIZE, DEFAULT_MAX_ADDRESSES, DEFAULT_MAX_CONNECTIONS,
                DEFAULT_MAX_CONNECTIONS_PER_USER, DEFAULT_MAX_MEMORY,
                DEFAULT_PROC_CACHE_SIZE, DEFAULT_BUILD_ID_CACHE_SIZE, DEFAULT_MAX_BUILD_ID_READS,
                DEFAULT_IDLE_TIMEOUT_USEC / 1000000U, DEFAULT_REQUEST_TIMEOUT_USEC / 1000000U,
-               DEFAULT_WORKERS);
+               DEFAULT_WORKERS, DEFAULT_EXIT_GRACE_USEC / 1000000U, DEFAULT_MAX_SNAPSHOT_MEMORY);
 }
 
 /* A count option: 1 .. @max. */
@@ -111,6 +118,8 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_MAX_BUILD_ID_READS,
                 ARG_IDLE_TIMEOUT,
                 ARG_WORKERS,
+                ARG_EXIT_GRACE,
+                ARG_MAX_SNAPSHOT_MEMORY,
         };
         static const struct option options[] = {
                 { "help",                no_argument,       NULL, 'h' },
@@ -131,6 +140,8 @@ static int parse_argv(int argc, char *argv[]) {
                 { "max-build-id-reads",  required_argument, NULL, ARG_MAX_BUILD_ID_READS },
                 { "idle-timeout",        required_argument, NULL, ARG_IDLE_TIMEOUT },
                 { "workers",             required_argument, NULL, ARG_WORKERS },
+                { "exit-grace",          required_argument, NULL, ARG_EXIT_GRACE },
+                { "max-snapshot-memory", required_argument, NULL, ARG_MAX_SNAPSHOT_MEMORY },
                 {}
         };
         uint64_t v;
@@ -236,6 +247,22 @@ static int parse_argv(int argc, char *argv[]) {
                         if (r < 0)
                                 return r;
                         break;
+                case ARG_EXIT_GRACE:
+                        /* 0 turns it off: no count, but the same range and rules. */
+                        if (strcmp(optarg, "0") == 0)
+                                v = 0;
+                        else {
+                                r = parse_count("exit-grace", optarg, 7 * 24 * 3600, &v);
+                                if (r < 0)
+                                        return r;
+                        }
+                        arg_exit_grace_usec = v * 1000000U;
+                        break;
+                case ARG_MAX_SNAPSHOT_MEMORY:
+                        r = parse_count("max-snapshot-memory", optarg, UINT64_C(1) << 40, &arg_max_snapshot_memory);
+                        if (r < 0)
+                                return r;
+                        break;
                 default:
                         return -EINVAL;
                 }
@@ -275,6 +302,8 @@ int main(int argc, char *argv[]) {
                 .max_build_id_reads = arg_max_build_id_reads,
                 .idle_timeout_usec = arg_idle_timeout_usec,
                 .workers = arg_workers,
+                .exit_grace_usec = arg_exit_grace_usec,
+                .max_snapshot_memory = arg_max_snapshot_memory,
                 .group = arg_group,
                 .socket_mode = DEFAULT_SOCKET_MODE,
         };

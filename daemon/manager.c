@@ -45,6 +45,32 @@
 #define TRIM_THRESHOLD (1U * 1024U * 1024U)
 #define TRIM_INTERVAL_USEC (1U * 1000000U)
 
+/*
+ * A snapshot of a process's executable mappings, and what the policy
+ * needs to judge who may read it once the process is gone: held by its
+ * CachedProc while the process lives, then in Manager.exited for the
+ * grace. All under procs_lock.
+ */
+struct SnapshotRecord {
+        Manager *manager;
+        SnapshotRecord *older, *newer;  /* in the exited list */
+        pid_t pid;
+        uint64_t start_time;
+        uint64_t expire_usec;           /* CLOCK_MONOTONIC, once exited */
+        size_t size;                    /* charged to Manager.snapshot_memory */
+        Snapshot *snapshot;
+        PolicyTarget target;
+};
+
+/* What a record's entry in Manager.exited takes besides the record: counted with it. */
+#define SNAPSHOT_ENTRY_SIZE 64U
+
+/* The key of Manager.exited: no padding, so that its bytes compare as its fields. */
+typedef struct SnapshotKey {
+        uint64_t pid;
+        uint64_t start_time;
+} SnapshotKey;
+
 struct CachedProc {
         unsigned n_ref;                 /* the cache's, and the worker's using it */
         pid_t pid;
@@ -53,7 +79,41 @@ struct CachedProc {
         Proc *proc;
         int pidfd;                      /* readable once the process exits */
         int exit_fd;                    /* the epoll set watching pidfd, while cached */
+        Manager *manager;
+        SnapshotRecord *record;         /* while cached, under procs_lock */
+        bool track_failed;              /* the last snapshot could not be kept: wait for a new address space */
+        unsigned track_generation;      /* the Proc's generation then */
 };
+
+/* Let go of a record that is in no list: with procs_lock held. */
+static void snapshot_record_free(SnapshotRecord *rec) {
+        Manager *m;
+
+        if (!rec)
+                return;
+        m = rec->manager;
+        m->snapshot_memory -= rec->size;
+        m->n_snapshots--;
+        snapshot_unref(rec->snapshot);
+        free(rec);
+}
+
+/* Manager.exited lets go of a record (expired, evicted, replaced): with procs_lock held. */
+static void snapshot_record_unexit(void *p) {
+        SnapshotRecord *rec = p;
+        Manager *m = rec->manager;
+
+        if (rec->older)
+                rec->older->newer = rec->newer;
+        else
+                m->exited_oldest = rec->newer;
+        if (rec->newer)
+                rec->newer->older = rec->older;
+        else
+                m->exited_newest = rec->older;
+        m->n_exited--;
+        snapshot_record_free(rec);
+}
 
 /* With procs_lock held, or before the object is shared. */
 static void cached_proc_unref(CachedProc *cp) {
@@ -74,6 +134,7 @@ static void cached_proc_uncache(void *p) {
          */
         (void) epoll_ctl(cp->exit_fd, EPOLL_CTL_DEL, cp->pidfd, NULL);
         cp->cached = false;
+        snapshot_record_free(TAKE_PTR(cp->record));
         cached_proc_unref(cp);
 }
 
@@ -207,6 +268,14 @@ int manager_new(Manager **ret, const ManagerConfig *config) {
         r = build_id_cache_new(&m->build_ids, config->build_id_cache_size);
         if (r < 0)
                 return log_error_errno(m->log_level, r, "Failed to allocate the build ID cache: %m");
+        if (config->exit_grace_usec > 0) {
+                /* Never more than the snapshot memory holds of the smallest records. */
+                size_t max = MIN(config->max_snapshot_memory / sizeof(SnapshotRecord) + 1, (size_t) 65536);
+
+                r = lru_new(&m->exited, sizeof(SnapshotKey), max, snapshot_record_unexit);
+                if (r < 0)
+                        return log_error_errno(m->log_level, r, "Failed to allocate the exited processes: %m");
+        }
 
         m->proc_exit_fd = epoll_create1(EPOLL_CLOEXEC);
         if (m->proc_exit_fd < 0)
@@ -256,6 +325,7 @@ Manager *manager_free(Manager *m) {
         sd_event_source_disable_unref(m->exit_timer_source);
         sd_event_source_disable_unref(m->workers_source);
         sd_event_source_disable_unref(m->proc_exit_source);
+        sd_event_source_disable_unref(m->exited_timer_source);
         if (m->socket_bound)
                 (void) unlink(m->config.socket_path);
         safe_close(m->listen_fd);
@@ -274,6 +344,7 @@ Manager *manager_free(Manager *m) {
         worker_pool_free(m->workers);
 
         lru_free(m->procs);
+        lru_free(m->exited);
         lru_free(m->users);
         build_id_cache_free(m->build_ids);
         safe_close(m->proc_exit_fd);
@@ -952,7 +1023,216 @@ int manager_run(Manager *m) {
 
 /* --- the process cache ----------------------------------------------------------- */
 
-/* Cached processes exited: their entries go, with their fds. */
+/* --- snapshots of exited processes --------------------------------------------- */
+
+/* Let go of the oldest exited process's snapshot: with procs_lock held. false if it was not in the table. */
+static bool manager_drop_oldest_exited(Manager *m) {
+        SnapshotRecord *rec = m->exited_oldest;
+
+        /* Every record in the list is in the table, and leaves the list as it leaves the table. */
+        return lru_remove(m->exited, &(SnapshotKey) { .pid = (uint64_t) rec->pid,
+                                                     .start_time = rec->start_time }) > 0;
+}
+
+/* Expire the exited processes whose grace is over, and wait for the next. */
+static int manager_on_exited_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        uint64_t next = 0, now;
+        size_t n = 0;
+        int r;
+
+        r = sd_event_now(m->event, CLOCK_MONOTONIC, &now);
+        if (r < 0)
+                now = usec;
+        pthread_mutex_lock(&m->procs_lock);
+        while (m->exited_oldest && m->exited_oldest->expire_usec <= now) {
+                if (!manager_drop_oldest_exited(m))
+                        break;
+                n++;
+        }
+        if (m->exited_oldest)
+                next = m->exited_oldest->expire_usec;
+        pthread_mutex_unlock(&m->procs_lock);
+
+        if (n > 0)
+                log_debug(m->log_level, "The grace of %zu exited processes is over.", n);
+        if (next > 0) {
+                (void) sd_event_source_set_time(s, next);
+                (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        }
+        return 0;
+}
+
+/* Move the snapshot of the exited @cp to the exited processes: on the loop, with procs_lock held. */
+static void manager_keep_exited(Manager *m, CachedProc *cp) {
+        SnapshotRecord *rec = cp->record;
+        SnapshotKey key;
+        uint64_t now;
+        int r;
+
+        if (!rec || !m->exited || sd_event_now(m->event, CLOCK_MONOTONIC, &now) < 0)
+                return;
+
+        key = (SnapshotKey) { .pid = (uint64_t) rec->pid, .start_time = rec->start_time };
+        /* A record of the same process, had one come back from a cache entry: the newer stays. */
+        (void) lru_remove(m->exited, &key);
+        if (lru_put(m->exited, &key, rec) < 0)
+                return;
+        cp->record = NULL;
+        rec->expire_usec = now + m->config.exit_grace_usec;
+        rec->older = m->exited_newest;
+        rec->newer = NULL;
+        if (m->exited_newest)
+                m->exited_newest->newer = rec;
+        else
+                m->exited_oldest = rec;
+        m->exited_newest = rec;
+        m->n_exited++;
+
+        /* The list is in the order of expiry: an armed timer is due no later than this one. */
+        if (!m->exited_timer_source)
+                r = sd_event_add_time(m->event, &m->exited_timer_source, CLOCK_MONOTONIC, rec->expire_usec,
+                                      10U * 1000U, manager_on_exited_timer, m);
+        else {
+                int enabled = SD_EVENT_OFF;
+
+                r = sd_event_source_get_enabled(m->exited_timer_source, &enabled);
+                if (r >= 0 && enabled == SD_EVENT_OFF) {
+                        r = sd_event_source_set_time(m->exited_timer_source, m->exited_oldest->expire_usec);
+                        if (r >= 0)
+                                r = sd_event_source_set_enabled(m->exited_timer_source, SD_EVENT_ONESHOT);
+                }
+        }
+        if (r < 0)
+                log_warning_errno(m->log_level, r, "Failed to arm the timer of exited processes, ignoring: %m");
+}
+
+/* Make room for @add bytes of snapshots in place of @sub, evicting the oldest exited: with procs_lock held. */
+static bool manager_snapshot_make_room(Manager *m, size_t add, size_t sub) {
+        while (m->snapshot_memory - sub + add > m->config.max_snapshot_memory && m->exited_oldest)
+                if (!manager_drop_oldest_exited(m))
+                        break;
+        return m->snapshot_memory - sub + add <= m->config.max_snapshot_memory;
+}
+
+int manager_track_proc(Manager *m, CachedProc *cp, const Normalization *n, const uint64_t *addrs, size_t n_addrs,
+                       bool force) {
+        _cleanup_(snapshot_unrefp) Snapshot *held = NULL, *snapshot = NULL;
+        _cleanup_free_ SnapshotRecord *rec = NULL;
+        Proc *p = cp->proc;
+        NormalizeOptions opts = {
+                .build_id_cache = m->build_ids,
+                .max_build_id_reads = m->config.max_build_id_reads,
+        };
+        int r;
+
+        if (!m->exited)
+                return 0;
+
+        pthread_mutex_lock(&m->procs_lock);
+        if (cp->record)
+                held = snapshot_ref(cp->record->snapshot);
+        pthread_mutex_unlock(&m->procs_lock);
+
+        if (!force) {
+                if (held && (!n || !snapshot_is_stale(held, addrs, n_addrs, n)))
+                        return 0;
+                /* One that could not be kept is tried again once the address space changed. */
+                if (cp->track_failed && cp->track_generation == proc_generation(p))
+                        return 0;
+        }
+
+        if (n) {
+                /* Of the process the answer described, or none. */
+                opts.flags = NORMALIZE_PIN;
+                opts.start_time = n->start_time;
+        }
+        rec = calloc(1, sizeof(*rec));
+        if (!rec)
+                return -ENOMEM;
+        r = snapshot_take(p, &opts, m->config.max_snapshot_memory / 4, &snapshot);
+        if (r >= 0)
+                /*
+                 * After the walk, through the directory it attached to: the
+                 * credentials of the address space walked, or of one a later
+                 * exec made, which a setuid program only makes stricter.
+                 */
+                r = policy_read_target(proc_dir_fd(p), &rec->target);
+        if (r < 0)
+                goto fail;
+
+        rec->manager = m;
+        rec->pid = snapshot_pid(snapshot);
+        rec->start_time = snapshot_start_time(snapshot);
+        rec->size = sizeof(SnapshotRecord) + SNAPSHOT_ENTRY_SIZE + snapshot_size(snapshot);
+        rec->snapshot = TAKE_PTR(snapshot);
+
+        pthread_mutex_lock(&m->procs_lock);
+        if (!cp->cached) {
+                /* Not the cache's (another request holds that one), or no longer: the snapshot goes with it. */
+                snapshot = TAKE_PTR(rec->snapshot);
+                pthread_mutex_unlock(&m->procs_lock);
+                return 0;
+        }
+        if (!manager_snapshot_make_room(m, rec->size, cp->record ? cp->record->size : 0)) {
+                snapshot = TAKE_PTR(rec->snapshot);
+                pthread_mutex_unlock(&m->procs_lock);
+                r = -ENOBUFS;
+                goto fail;
+        }
+        m->snapshot_memory += rec->size;
+        m->n_snapshots++;
+        snapshot_record_free(cp->record);
+        cp->record = TAKE_PTR(rec);
+        pthread_mutex_unlock(&m->procs_lock);
+        cp->track_failed = false;
+        return 1;
+
+fail:
+        cp->track_failed = true;
+        cp->track_generation = proc_generation(p);
+        return r;
+}
+
+int manager_lookup_exited(Manager *m, const Peer *peer, pid_t pid, uint64_t start_time, Snapshot **ret) {
+        SnapshotRecord *rec = NULL;
+        CachedProc *cp;
+        int r = 0;
+
+        /* Its pids are of another namespace: never look them up as ours. */
+        if (peer->foreign_pidns)
+                return -EXDEV;
+        if (!m->exited)
+                return -ESRCH;
+
+        pthread_mutex_lock(&m->procs_lock);
+        rec = lru_get(m->exited, &(SnapshotKey) { .pid = (uint64_t) pid, .start_time = start_time });
+        if (!rec) {
+                /* Exited, but the loop has not handled it yet: its record is still with the cache. */
+                cp = lru_get(m->procs, &pid);
+                if (cp && cp->record && cp->record->start_time == start_time &&
+                    poll(&(struct pollfd) { .fd = cp->pidfd, .events = POLLIN }, 1, 0) > 0)
+                        rec = cp->record;
+        }
+        if (!rec)
+                r = -ESRCH;
+        else if (!peer->privileged)
+                r = policy_check_client(&rec->target, &peer->client);
+        if (r >= 0)
+                *ret = snapshot_ref(rec->snapshot);
+        pthread_mutex_unlock(&m->procs_lock);
+        return r;
+}
+
+void manager_snapshot_stats(Manager *m, size_t *ret_held, size_t *ret_exited, size_t *ret_memory) {
+        pthread_mutex_lock(&m->procs_lock);
+        *ret_held = m->n_snapshots;
+        *ret_exited = m->n_exited;
+        *ret_memory = m->snapshot_memory;
+        pthread_mutex_unlock(&m->procs_lock);
+}
+
+/* Cached processes exited: their entries go, with their fds; their snapshots stay for the grace. */
 static int manager_on_proc_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Manager *m = userdata;
         struct epoll_event events[64];
@@ -968,6 +1248,7 @@ static int manager_on_proc_exit(sd_event_source *s, int fd, uint32_t revents, vo
                 /* The entry may be a newer process of the same pid by now: only drop one that exited. */
                 if (cp && poll(&(struct pollfd) { .fd = cp->pidfd, .events = POLLIN }, 1, 0) > 0) {
                         log_debug(m->log_level, "Process %d exited, dropping it from the cache.", (int) pid);
+                        manager_keep_exited(m, cp);
                         (void) lru_remove(m->procs, &pid);
                 }
                 pthread_mutex_unlock(&m->procs_lock);
@@ -1012,6 +1293,7 @@ static int manager_open_proc(Manager *m, const Peer *peer, pid_t pid, CachedProc
         cp->pid = pid;
         cp->pidfd = TAKE_FD(pidfd);
         cp->exit_fd = -EBADF;
+        cp->manager = m;
         r = proc_open_at(&cp->proc, pid, TAKE_FD(dir_fd), m->backend);
         /*
          * Once more, now that the maps file is open: an exec (of a setuid
@@ -1158,6 +1440,12 @@ void manager_release_proc(Manager *m, CachedProc *cp, bool gone) {
                 return;
         pthread_mutex_lock(&m->procs_lock);
         cp->busy = false;
+        /*
+         * One that exited with a snapshot stays for the loop, which moves
+         * the snapshot to the exited processes: its pidfd is readable.
+         */
+        if (gone && cp->record && poll(&(struct pollfd) { .fd = cp->pidfd, .events = POLLIN }, 1, 0) > 0)
+                gone = false;
         if (gone && cp->cached && lru_get(m->procs, &cp->pid) == cp)
                 (void) lru_remove(m->procs, &cp->pid);
         cached_proc_unref(cp);

@@ -32,6 +32,7 @@
 #include "macro.h"
 #include "policy.h"
 #include "proc.h"
+#include "snapshot.h"
 #include "varlink.h"
 #include "vma.h"
 #include "worker.h"
@@ -49,6 +50,8 @@
 #define DEFAULT_MAX_BUILD_ID_READS 256U
 #define DEFAULT_IDLE_TIMEOUT_USEC (60U * 1000000U)
 #define DEFAULT_WORKERS 16U
+#define DEFAULT_EXIT_GRACE_USEC (30U * 1000000U)
+#define DEFAULT_MAX_SNAPSHOT_MEMORY (16U * 1024U * 1024U)
 #define DEFAULT_GROUP "vmaq"
 #define DEFAULT_SOCKET_MODE 0666
 
@@ -70,12 +73,15 @@ typedef struct ManagerConfig {
         size_t workers;
         const char *group;              /* NULL or "": none */
         mode_t socket_mode;
+        uint64_t exit_grace_usec;       /* how long an exited process's snapshot answers; 0: never */
+        size_t max_snapshot_memory;     /* bytes all snapshots together may hold */
 } ManagerConfig;
 
 typedef struct Manager Manager;
 typedef struct Connection Connection;
 typedef struct Job Job;
 typedef struct CachedProc CachedProc;
+typedef struct SnapshotRecord SnapshotRecord;
 
 /* Who a connection's peer is, taken once when it connects. */
 typedef struct Peer {
@@ -243,6 +249,15 @@ struct Manager {
         pthread_mutex_t procs_lock;     /* guards procs and every CachedProc */
         Lru *procs;                     /* pid_t -> CachedProc */
         BuildIdCache *build_ids;
+        /*
+         * Snapshots of executable mappings, under procs_lock: one per cached
+         * process that has one, and those of exited processes, oldest first,
+         * which expire after the grace.
+         */
+        Lru *exited;                    /* SnapshotKey -> SnapshotRecord */
+        SnapshotRecord *exited_oldest, *exited_newest;
+        sd_event_source *exited_timer_source;
+        size_t n_snapshots, n_exited, snapshot_memory;
         uint64_t start_usec;
         /* Counters: updated with atomics, workers count too. */
         uint64_t requests, errors, denied;
@@ -302,6 +317,29 @@ Proc *cached_proc_get(CachedProc *cp);
 void manager_release_proc(Manager *m, CachedProc *cp, bool gone);
 /* Re-check access after the address space was replaced (exec). -EACCES if now refused. */
 int manager_recheck_proc(Manager *m, const Peer *peer, Proc *p);
+
+/*
+ * From a worker holding @cp: keep a snapshot of its executable mappings,
+ * taking one if it has none, if @force, or if @n (the answer the core just
+ * gave for the @n_addrs addresses @addrs; NULL: none) shows a mapping its
+ * snapshot lacks. Returns 1 if one was taken, 0 if the one held stands;
+ * -ENOBUFS if the snapshot memory cannot hold it (the oldest exited
+ * processes' went first), -E2BIG if it is too large, -ESTALE if the
+ * process is no longer the one @n described, and the errors of
+ * snapshot_take() and policy_read_target().
+ */
+int manager_track_proc(Manager *m, CachedProc *cp, const Normalization *n, const uint64_t *addrs, size_t n_addrs,
+                       bool force);
+/*
+ * From a worker: the snapshot of the exited process @pid that started at
+ * @start_time, if the daemon kept it and @peer may read it as it could
+ * the live process. A reference the caller drops with snapshot_unref().
+ * Errors: -ESRCH (none kept, or the process lives), -EACCES, -EXDEV (peer
+ * in another pid namespace).
+ */
+int manager_lookup_exited(Manager *m, const Peer *peer, pid_t pid, uint64_t start_time, Snapshot **ret);
+/* The counters of the snapshots, as one consistent reading. */
+void manager_snapshot_stats(Manager *m, size_t *ret_held, size_t *ret_exited, size_t *ret_memory);
 size_t manager_proc_cache_size(Manager *m);
 
 /*

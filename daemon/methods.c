@@ -156,6 +156,7 @@ static int method_get_status(Call *call) {
         struct json_object *reply = NULL;
         const char *parameter = NULL;
         BuildIdCacheStats st;
+        size_t snapshots, exited, snapshot_memory;
         struct timespec ts;
         uint64_t now;
         int r;
@@ -167,6 +168,7 @@ static int method_get_status(Call *call) {
         clock_gettime(CLOCK_MONOTONIC, &ts);
         now = (uint64_t) ts.tv_sec * 1000000U + (uint64_t) ts.tv_nsec / 1000U;
         build_id_cache_stats(m->build_ids, &st);
+        manager_snapshot_stats(m, &snapshots, &exited, &snapshot_memory);
         r = proto_status_encode(&(ProtoStatus) {
                         .version = PACKAGE_VERSION,
                         .backend = vma_backend_to_string(m->backend),
@@ -194,6 +196,10 @@ static int method_get_status(Call *call) {
                         .requests = __atomic_load_n(&m->requests, __ATOMIC_RELAXED),
                         .errors = __atomic_load_n(&m->errors, __ATOMIC_RELAXED),
                         .denied = __atomic_load_n(&m->denied, __ATOMIC_RELAXED),
+                        .snapshots_held = snapshots,
+                        .snapshots_exited = exited,
+                        .snapshot_memory_used = snapshot_memory,
+                        .snapshot_memory_max = m->config.max_snapshot_memory,
                 }, &reply);
         if (r < 0)
                 return r;
@@ -369,6 +375,7 @@ struct ReplyStream {
         size_t next;                    /* the first result not sent */
         size_t n_modules_sent;
         size_t size;                    /* the memory all this holds */
+        bool exited;                    /* answered from an exited process's snapshot */
 };
 
 ReplyStream *reply_stream_free(ReplyStream *s) {
@@ -388,7 +395,7 @@ size_t reply_stream_size(const ReplyStream *s) {
 }
 
 /* Take @n, to send in parts. */
-static int reply_stream_new(Normalization *n, ReplyStream **ret) {
+static int reply_stream_new(Normalization *n, bool exited, ReplyStream **ret) {
         _cleanup_(reply_stream_freep) ReplyStream *s = NULL;
         size_t n_sent = 0;
 
@@ -398,6 +405,7 @@ static int reply_stream_new(Normalization *n, ReplyStream **ret) {
                 return -ENOMEM;
         }
         s->n = n;
+        s->exited = exited;
         s->order = calloc(MAX(n->n_modules, (size_t) 1), sizeof(uint32_t));
         s->remap = calloc(MAX(n->n_modules, (size_t) 1), sizeof(uint32_t));
         s->modules = calloc(PART_RESULTS, sizeof(ProtoModule));
@@ -457,6 +465,7 @@ int reply_stream_next(ReplyStream *s, char **ret, size_t *ret_size) {
                         .modules = s->modules,
                         .n_results = end - first,
                         .results = s->results,
+                        .exited = s->exited,
                 }, s->n_modules_sent, continues, ret, ret_size);
         if (r < 0)
                 return r;
@@ -466,44 +475,14 @@ int reply_stream_next(ReplyStream *s, char **ret, size_t *ret_size) {
         return continues;
 }
 
-static int method_normalize(Call *call) {
-        _cleanup_(proto_normalize_request_done) ProtoNormalizeRequest req = {};
-        _cleanup_(normalization_freep) Normalization *n = NULL;
+/* Send the answer @n (taken), whole or in parts as the call asked. */
+static int call_normalize_reply(Call *call, Normalization *n_in, bool exited) {
+        _cleanup_(normalization_freep) Normalization *n = n_in;
         _cleanup_free_ ProtoModule *modules = NULL;
         _cleanup_free_ ProtoResult *results = NULL;
         Manager *m = call->manager;
-        _cleanup_(proc_handle_release) ProcHandle h = { .manager = m };
-        const char *parameter = NULL;
         ProtoNormalizeReply out;
-        NormalizeOptions opts;
-        unsigned generation;
-        Proc *p;
         int r;
-
-        r = proto_normalize_request_decode(call->varlink->parameters, &call->varlink->packed,
-                                           m->config.max_addresses, &req, &parameter);
-        if (r < 0)
-                return call_invalid_parameter(call, r, parameter, m->config.max_addresses);
-
-        r = call_acquire(call, req.target, req.pid, req.fd_index, &h);
-        if (r <= 0)
-                return r;
-        p = proc_handle_get(&h);
-
-        opts = (NormalizeOptions) {
-                .flags = (req.build_ids ? NORMALIZE_BUILD_IDS : 0) |
-                         (req.map_files ? NORMALIZE_MAP_FILES : 0) |
-                         (req.pin ? NORMALIZE_PIN : 0),
-                .start_time = req.start_time,
-                .build_id_cache = m->build_ids,
-                .max_build_id_reads = m->config.max_build_id_reads,
-        };
-        generation = proc_generation(p);
-        r = proc_normalize(p, req.addresses, req.n_addresses, &opts, &n);
-        r = call_finish(call, &h, r, proc_generation(p) != generation);
-        if (r <= 0)
-                return r;
-        n->pid = call_reply_pid(call, p);
 
         if (call->varlink->oneway)
                 return 0;
@@ -512,7 +491,7 @@ static int method_normalize(Call *call) {
                 /* Asked for a stream: the first part now, the rest as the client reads. */
                 _cleanup_(reply_stream_freep) ReplyStream *stream = NULL;
 
-                r = reply_stream_new(TAKE_PTR(n), &stream);
+                r = reply_stream_new(TAKE_PTR(n), exited, &stream);
                 if (r < 0)
                         return r;
                 r = reply_stream_next(stream, &call->job->reply, &call->job->reply_size);
@@ -539,6 +518,7 @@ static int method_normalize(Call *call) {
                 .modules = modules,
                 .n_results = n->n_results,
                 .results = results,
+                .exited = exited,
         };
         /* Refused before it is built: a reply costs more to build than to send. */
         if (proto_normalize_reply_size_max(&out) > m->config.max_reply_size)
@@ -547,6 +527,102 @@ static int method_normalize(Call *call) {
                         });
 
         return proto_normalize_reply_format(&out, 0, false, &call->job->reply, &call->job->reply_size);
+}
+
+/*
+ * The process the call pinned is gone (@error: -ESRCH, -ENXIO or -ESTALE):
+ * answer from its snapshot if one was kept and the client may read it. > 0
+ * if answered, 0 if not kept (the caller answers @error), or the reply's
+ * failure.
+ */
+static int call_normalize_exited(Call *call, const ProtoNormalizeRequest *req, int error) {
+        _cleanup_(snapshot_unrefp) Snapshot *s = NULL;
+        Normalization *n = NULL;
+        int r;
+
+        if (!req->pin || !IN_SET(error, -ESRCH, -ENXIO, -ESTALE))
+                return 0;
+        r = manager_lookup_exited(call->manager, call->peer, req->pid, req->start_time, &s);
+        if (r == -EACCES) {
+                r = call_error_errno(call, r, req->pid, NULL);
+                return r < 0 ? r : 1;
+        }
+        if (r < 0)
+                return 0;
+
+        r = snapshot_normalize(s, req->addresses, req->n_addresses, req->build_ids ? NORMALIZE_BUILD_IDS : 0, &n);
+        if (r < 0)
+                return r;
+        r = call_normalize_reply(call, n, true);
+        return r < 0 ? r : 1;
+}
+
+static int method_normalize(Call *call) {
+        _cleanup_(proto_normalize_request_done) ProtoNormalizeRequest req = {};
+        _cleanup_(normalization_freep) Normalization *n = NULL;
+        Manager *m = call->manager;
+        _cleanup_(proc_handle_release) ProcHandle h = { .manager = m };
+        const char *parameter = NULL;
+        NormalizeOptions opts;
+        unsigned generation;
+        Proc *p;
+        int r, k;
+
+        r = proto_normalize_request_decode(call->varlink->parameters, &call->varlink->packed,
+                                           m->config.max_addresses, &req, &parameter);
+        if (r < 0)
+                return call_invalid_parameter(call, r, parameter, m->config.max_addresses);
+
+        if (req.target == PROTO_TARGET_PID) {
+                /* By pid, it may be an exited process whose snapshot is kept. */
+                r = call_check_fds(call, "pid", -1);
+                if (r <= 0)
+                        return r;
+                r = manager_acquire_proc(m, call->peer, req.pid, &h.cp);
+                if (r < 0) {
+                        k = call_normalize_exited(call, &req, r);
+                        if (k != 0)
+                                return k < 0 ? k : 0;
+                        return call_error_errno(call, r, req.pid, NULL);
+                }
+        } else {
+                r = call_acquire(call, req.target, req.pid, req.fd_index, &h);
+                if (r <= 0)
+                        return r;
+        }
+        p = proc_handle_get(&h);
+
+        opts = (NormalizeOptions) {
+                .flags = (req.build_ids ? NORMALIZE_BUILD_IDS : 0) |
+                         (req.map_files ? NORMALIZE_MAP_FILES : 0) |
+                         (req.pin ? NORMALIZE_PIN : 0),
+                .start_time = req.start_time,
+                .build_id_cache = m->build_ids,
+                .max_build_id_reads = m->config.max_build_id_reads,
+        };
+        generation = proc_generation(p);
+        r = proc_normalize(p, req.addresses, req.n_addresses, &opts, &n);
+        if (r < 0 && req.target == PROTO_TARGET_PID) {
+                k = call_normalize_exited(call, &req, r);
+                if (k != 0) {
+                        manager_release_proc(m, TAKE_PTR(h.cp), r != -ESTALE);
+                        return k < 0 ? k : 0;
+                }
+        }
+        r = call_finish(call, &h, r, proc_generation(p) != generation);
+        if (r <= 0)
+                return r;
+        n->pid = call_reply_pid(call, p);
+
+        /* Keep what the process maps, for when it is gone; a maps fd's Proc is the call's alone. */
+        if (h.cp) {
+                r = manager_track_proc(m, h.cp, n, req.addresses, req.n_addresses, false);
+                if (r < 0)
+                        log_debug_errno(m->log_level, r, "Failed to keep a snapshot of pid %d, ignoring: %m",
+                                        (int) proc_pid(p));
+        }
+
+        return call_normalize_reply(call, TAKE_PTR(n), false);
 }
 
 typedef struct MappingItem {
@@ -686,6 +762,13 @@ static int method_list_mappings(Call *call) {
         if (r <= 0)
                 return r;
 
+        if (h.cp) {
+                r = manager_track_proc(m, h.cp, NULL, NULL, 0, false);
+                if (r < 0)
+                        log_debug_errno(m->log_level, r, "Failed to keep a snapshot of pid %d, ignoring: %m",
+                                        (int) proc_pid(p));
+        }
+
         mappings = calloc(MAX(list.n, (size_t) 1), sizeof(ProtoMapping));
         if (!mappings)
                 return -ENOMEM;
@@ -713,6 +796,51 @@ static int method_list_mappings(Call *call) {
                 return 0;
         return proto_list_mappings_reply_format(call_reply_pid(call, p), proc_start_time(p), mappings, list.n, list.full,
                                                 list.next, &call->job->reply, &call->job->reply_size);
+}
+
+static int method_track(Call *call) {
+        Manager *m = call->manager;
+        _cleanup_(proc_handle_release) ProcHandle h = { .manager = m };
+        struct json_object *reply = NULL;
+        const char *parameter = NULL;
+        ProtoTrackRequest req = {};
+        unsigned generation;
+        Proc *p;
+        int r;
+
+        r = proto_track_request_decode(call->varlink->parameters, &req, &parameter);
+        if (r < 0)
+                return call_invalid_parameter(call, r, parameter, 0);
+
+        r = call_acquire(call, PROTO_TARGET_PID, req.pid, 0, &h);
+        if (r <= 0)
+                return r;
+        p = proc_handle_get(&h);
+
+        /*
+         * The walk attaches to the process the pid names now; the snapshot,
+         * and the start time it is checked against, are of that one.
+         */
+        generation = proc_generation(p);
+        r = manager_track_proc(m, h.cp, NULL, NULL, 0, true);
+        if (r >= 0 && req.pin && proc_start_time(p) != req.start_time)
+                r = -ESTALE;
+        if (r >= 0 || IN_SET(r, -ESRCH, -ENXIO, -ESTALE, -EACCES)) {
+                r = call_finish(call, &h, MIN(r, 0), proc_generation(p) != generation);
+                if (r <= 0)
+                        return r;
+        }
+        if (r == -ENOBUFS || r == -E2BIG)
+                return call_error(call, PROTO_ERROR_MEMORY_LIMIT, &(ProtoErrorDetails) {
+                                .limit = m->config.max_snapshot_memory,
+                        });
+        if (r < 0)
+                return r;
+
+        r = proto_track_reply_encode(proc_pid(p), proc_start_time(p), &reply);
+        if (r < 0)
+                return r;
+        return call_reply(call, reply);
 }
 
 /* VarlinkLimits.reserve: what parsing and then handling the message will take. */
@@ -801,6 +929,9 @@ static int method_run(Call *call, const char *message, size_t size) {
                         break;
                 case PROTO_METHOD_GET_STATUS:
                         r = method_get_status(call);
+                        break;
+                case PROTO_METHOD_TRACK:
+                        r = method_track(call);
                         break;
                 default:
                         r = -EINVAL;

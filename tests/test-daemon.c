@@ -1618,6 +1618,331 @@ START_TEST(test_max_connections) {
 }
 END_TEST
 
+/* --- tests: the post-mortem window ------------------------------------------ */
+
+/* In the test executable's read-only data: a file mapping that is not executable. */
+static const char post_mortem_rodata[] = "kept only while the process lives";
+
+/* Poll GetStatus (bounded) until snapshots.@key is @n. */
+static void wait_snapshots(Client *c, const char *key, uint64_t n) {
+        int64_t deadline = now_ms() + TIMEOUT_MS;
+
+        for (;;) {
+                _cleanup_(json_object_putp) struct json_object *s = get_status(c);
+                uint64_t seen = status_cache(s, "snapshots", key);
+
+                if (seen == n)
+                        return;
+                ck_assert_msg(now_ms() < deadline, "snapshots.%s stayed %" PRIu64 ", not %" PRIu64, key, seen, n);
+                (void) poll(NULL, 0, 10);
+        }
+}
+
+/* A Normalize call of @n addresses pinned to @start_time. */
+static char *normalize_pinned(pid_t pid, const uint64_t *addrs, size_t n, uint64_t start_time) {
+        _cleanup_free_ char *pin = NULL;
+
+        if (asprintf(&pin, "\"start_time\":%" PRIu64, start_time) < 0)
+                return NULL;
+        return normalize_call(pid, addrs, n, pin);
+}
+
+static struct json_object *track(Client *c, pid_t pid, uint64_t start_time) {
+        return client_call(c, "{\"method\":\"io.vmaq.Track\",\"parameters\":{\"pid\":%d,\"start_time\":%" PRIu64 "}}",
+                           (int) pid, start_time);
+}
+
+/* The module of result @i of a Normalize reply's parameters @p, or NULL for an unknown one (its reason in *ret_unknown). */
+static struct json_object *result_module(struct json_object *p, size_t i, uint64_t *ret_offset, const char **ret_unknown) {
+        struct json_object *res = json_object_array_get_idx(json_get_array(p, "results"), i);
+
+        ck_assert_ptr_nonnull(res);
+        if (json_has(res, "unknown")) {
+                *ret_unknown = json_get_string(res, "unknown");
+                return NULL;
+        }
+        *ret_unknown = NULL;
+        *ret_offset = json_get_u64(res, "offset");
+        return json_object_array_get_idx(json_get_array(p, "modules"), json_get_u64(res, "module"));
+}
+
+START_TEST(test_post_mortem) {
+        Daemon *d = daemon_start(ARGS("--exit-grace", "600"));
+        _cleanup_(client_freep) Client *c = client_connect(d);
+        _cleanup_(json_object_putp) struct json_object *r = NULL, *live = NULL, *s = NULL;
+        _cleanup_free_ char *heap = malloc(16);
+        const uint64_t addrs[] = {
+                (uintptr_t) test_marker_function,
+                (uintptr_t) getpid,
+                (uintptr_t) post_mortem_rodata,
+                (uintptr_t) heap,
+                1,
+                (uintptr_t) test_marker_function + 1,
+        };
+        /* Which of them only the live process could answer. */
+        static const bool kept[] = { true, true, false, false, false, true };
+        _cleanup_free_ char *pinned = NULL, *unpinned = NULL, *other = NULL, *streamed = NULL;
+        struct json_object *p;
+        uint64_t st;
+        int ctl;
+        pid_t pid;
+
+        ck_assert_ptr_nonnull(heap);
+        pid = spawn_waiting_child(&ctl, NULL, NULL);
+        st = core_start_time(pid);
+        pinned = normalize_pinned(pid, addrs, ELEMENTSOF(addrs), st);
+        other = normalize_pinned(pid, addrs, ELEMENTSOF(addrs), st + 1);
+        unpinned = normalize_call(pid, addrs, ELEMENTSOF(addrs), NULL);
+
+        /* Track answers about the process it snapshot. */
+        r = track(c, pid, st);
+        ck_assert_int_eq(json_get_u64(reply_parameters(r), "pid"), pid);
+        ck_assert_uint_eq(json_get_u64(reply_parameters(r), "start_time"), st);
+        r = (json_object_put(r), NULL);
+        r = track(c, pid, st + 1);
+        ck_assert_uint_eq(json_get_u64(reply_error(r, "io.vmaq.ProcessChanged"), "start_time"), st);
+
+        live = client_call(c, "%s", pinned);
+        ck_assert(!json_has(reply_parameters(live), "exited"));
+
+        s = get_status(c);
+        ck_assert_uint_eq(status_cache(s, "snapshots", "held"), 1);
+        ck_assert_uint_eq(status_cache(s, "snapshots", "exited"), 0);
+        ck_assert_uint_gt(status_cache(s, "snapshots", "memory_used"), 0);
+        ck_assert_uint_eq(status_cache(s, "snapshots", "memory_max"), 16U << 20);
+
+        close(ctl);
+        assert_child_ok(pid, TIMEOUT_MS);
+        wait_snapshots(c, "exited", 1);
+
+        /* Gone: answered from the snapshot, the same for what it kept, "exited" for the rest. */
+        r = (json_object_put(r), NULL);
+        r = client_call(c, "%s", pinned);
+        p = reply_parameters(r);
+        ck_assert(json_get_bool(p, "exited"));
+        ck_assert_int_eq(json_get_u64(p, "pid"), pid);
+        ck_assert_uint_eq(json_get_u64(p, "start_time"), st);
+        for (size_t i = 0; i < ELEMENTSOF(addrs); i++) {
+                const char *unknown = NULL, *live_unknown = NULL;
+                uint64_t offset = 0, live_offset = 0;
+                struct json_object *m = result_module(p, i, &offset, &unknown);
+                struct json_object *lm = result_module(reply_parameters(live), i, &live_offset, &live_unknown);
+
+                if (!kept[i]) {
+                        ck_assert_pstr_eq(unknown, "exited");
+                        continue;
+                }
+                ck_assert_ptr_nonnull(m);
+                ck_assert_ptr_nonnull(lm);
+                ck_assert_uint_eq(offset, live_offset);
+                ck_assert_str_eq(json_get_string(m, "path"), json_get_string(lm, "path"));
+                ck_assert_str_eq(json_object_to_json_string(json_object_object_get(m, "build_id")),
+                                 json_object_to_json_string(json_object_object_get(lm, "build_id")));
+                ck_assert_uint_eq(json_get_u64(m, "inode"), json_get_u64(lm, "inode"));
+        }
+        /* The live answer had a module for the read-only data: the snapshot has not. */
+        ck_assert_ptr_nonnull(result_module(reply_parameters(live), 2, &(uint64_t) { 0 }, &(const char *) { NULL }));
+
+        /* In parts too, each saying so. */
+        streamed = strdup(pinned);
+        ck_assert_ptr_nonnull(streamed);
+        streamed[strlen(streamed) - 1] = '\0';
+        r = (json_object_put(r), NULL);
+        r = client_call(c, "%s,\"more\":true}", streamed);
+        ck_assert(json_get_bool(reply_parameters(r), "exited"));
+
+        /* A pid alone is ambiguous, and another start time is another process. */
+        r = (json_object_put(r), NULL);
+        r = client_call(c, "%s", unpinned);
+        ck_assert_int_eq(json_get_u64(reply_error(r, "io.vmaq.NoSuchProcess"), "pid"), pid);
+        r = (json_object_put(r), NULL);
+        r = client_call(c, "%s", other);
+        ck_assert_int_eq(json_get_u64(reply_error(r, "io.vmaq.NoSuchProcess"), "pid"), pid);
+        r = (json_object_put(r), NULL);
+        r = track(c, pid, st);
+        ck_assert_int_eq(json_get_u64(reply_error(r, "io.vmaq.NoSuchProcess"), "pid"), pid);
+
+        daemon_stop(d);
+}
+END_TEST
+
+/* After the grace, and with the window closed, a gone process is gone. */
+START_TEST(test_post_mortem_expiry) {
+        Daemon *d = daemon_start(ARGS("--exit-grace", "1"));
+        _cleanup_(client_freep) Client *c = client_connect(d);
+        _cleanup_(json_object_putp) struct json_object *r = NULL;
+        _cleanup_free_ char *msg = NULL;
+        uint64_t code = (uintptr_t) test_marker_function, st;
+        int ctl;
+        pid_t pid;
+
+        pid = spawn_waiting_child(&ctl, NULL, NULL);
+        st = core_start_time(pid);
+        msg = normalize_pinned(pid, &code, 1, st);
+        r = client_call(c, "%s", msg);
+        ck_assert(!json_has(reply_parameters(r), "exited"));
+        wait_snapshots(c, "held", 1);
+
+        close(ctl);
+        assert_child_ok(pid, TIMEOUT_MS);
+        /* Kept, then expired: none is held once the grace is over. */
+        wait_snapshots(c, "held", 0);
+        ck_assert_uint_eq(status_cache(r = (json_object_put(r), get_status(c)), "snapshots", "exited"), 0);
+        r = (json_object_put(r), NULL);
+        r = client_call(c, "%s", msg);
+        ck_assert_int_eq(json_get_u64(reply_error(r, "io.vmaq.NoSuchProcess"), "pid"), pid);
+        daemon_stop(d);
+
+        /* --exit-grace=0: nothing is kept at all. */
+        d = daemon_start(ARGS("--exit-grace", "0"));
+        client_free(c);
+        c = client_connect(d);
+        pid = spawn_waiting_child(&ctl, NULL, NULL);
+        r = (json_object_put(r), NULL);
+        r = track(c, pid, core_start_time(pid));
+        ck_assert_int_eq(json_get_u64(reply_parameters(r), "pid"), pid);
+        r = (json_object_put(r), get_status(c));
+        ck_assert_uint_eq(status_cache(r, "snapshots", "held"), 0);
+        close(ctl);
+        assert_child_ok(pid, TIMEOUT_MS);
+        daemon_stop(d);
+}
+END_TEST
+
+/* Snapshot memory is bounded: what does not fit is refused, and the oldest exited go first. */
+START_TEST(test_post_mortem_memory) {
+        Daemon *d = daemon_start(ARGS("--exit-grace", "600", "--max-snapshot-memory", "1000"));
+        _cleanup_(client_freep) Client *c = client_connect(d);
+        _cleanup_(json_object_putp) struct json_object *r = NULL;
+        _cleanup_free_ char *limit = NULL;
+        uint64_t code = (uintptr_t) test_marker_function, one, st[5];
+        int ctl[5];
+        pid_t pid[5];
+
+        pid[0] = spawn_waiting_child(&ctl[0], NULL, NULL);
+        r = track(c, pid[0], core_start_time(pid[0]));
+        ck_assert_uint_eq(json_get_u64(reply_error(r, "io.vmaq.MemoryLimitReached"), "limit"), 1000);
+        r = (json_object_put(r), get_status(c));
+        ck_assert_uint_eq(status_cache(r, "snapshots", "held"), 0);
+        ck_assert_uint_eq(status_cache(r, "snapshots", "memory_used"), 0);
+        close(ctl[0]);
+        assert_child_ok(pid[0], TIMEOUT_MS);
+        daemon_stop(d);
+
+        /* What one snapshot of a child like ours takes. */
+        d = daemon_start(ARGS("--exit-grace", "600"));
+        client_free(c);
+        c = client_connect(d);
+        pid[0] = spawn_waiting_child(&ctl[0], NULL, NULL);
+        r = (json_object_put(r), track(c, pid[0], core_start_time(pid[0])));
+        r = (json_object_put(r), get_status(c));
+        one = status_cache(r, "snapshots", "memory_used");
+        ck_assert_uint_gt(one, 0);
+        close(ctl[0]);
+        assert_child_ok(pid[0], TIMEOUT_MS);
+        daemon_stop(d);
+
+        /* Room for four and a half: the fifth pushes out the first to exit. */
+        ck_assert_int_ge(asprintf(&limit, "%" PRIu64, 4 * one + one / 2), 0);
+        d = daemon_start(ARGS("--exit-grace", "600", "--max-snapshot-memory", limit));
+        client_free(c);
+        c = client_connect(d);
+        for (unsigned i = 0; i < 5; i++) {
+                pid[i] = spawn_waiting_child(&ctl[i], NULL, NULL);
+                st[i] = core_start_time(pid[i]);
+                r = (json_object_put(r), track(c, pid[i], st[i]));
+                ck_assert_uint_eq(json_get_u64(reply_parameters(r), "start_time"), st[i]);
+                close(ctl[i]);
+                assert_child_ok(pid[i], TIMEOUT_MS);
+                wait_snapshots(c, "exited", MIN(i + 1, 4U));
+        }
+        r = (json_object_put(r), get_status(c));
+        ck_assert_uint_le(status_cache(r, "snapshots", "memory_used"), 4 * one + one / 2);
+        for (unsigned i = 0; i < 5; i++) {
+                _cleanup_free_ char *msg = normalize_pinned(pid[i], &code, 1, st[i]);
+
+                r = (json_object_put(r), client_call(c, "%s", msg));
+                if (i == 0)
+                        ck_assert_int_eq(json_get_u64(reply_error(r, "io.vmaq.NoSuchProcess"), "pid"), pid[i]);
+                else
+                        ck_assert(json_get_bool(reply_parameters(r), "exited"));
+        }
+        daemon_stop(d);
+}
+END_TEST
+
+/* An exited process's snapshot is shown to whom the live process was: never another user's. */
+START_TEST(test_post_mortem_access) {
+        Daemon *d = daemon_start(ARGS("--group", "", "--exit-grace", "600"));
+        _cleanup_(client_freep) Client *c = client_connect(d);
+        _cleanup_(json_object_putp) struct json_object *r = NULL, *s = NULL;
+        _cleanup_free_ char *msg = NULL;
+        uint64_t code = (uintptr_t) test_marker_function, st;
+        int ctl;
+        pid_t pid, client;
+
+        /* Root's process, tracked by root, exited. */
+        pid = spawn_waiting_child(&ctl, NULL, NULL);
+        st = core_start_time(pid);
+        r = track(c, pid, st);
+        ck_assert_uint_eq(json_get_u64(reply_parameters(r), "start_time"), st);
+        close(ctl);
+        assert_child_ok(pid, TIMEOUT_MS);
+        wait_snapshots(c, "exited", 1);
+        msg = normalize_pinned(pid, &code, 1, st);
+
+        client = fork_child();
+        if (client == 0) {
+                Client *nc = NULL;
+                struct json_object *q, *p;
+                char *own_msg = NULL;
+                siginfo_t si = {};
+                uint64_t own_st;
+                int own_ctl;
+                pid_t own;
+
+                drop_to_nobody();
+                CHILD_CHECK(client_open(d->socket_path, 0, &nc) == 0);
+
+                /* Root's: refused, as the live process would have been. */
+                q = client_call_raw(nc, msg, TIMEOUT_MS);
+                CHILD_CHECK(is_denied_for(q, pid));
+                q = client_call_raw(nc, "{\"method\":\"io.vmaq.Track\",\"parameters\":{\"pid\":1}}", TIMEOUT_MS);
+                CHILD_CHECK(is_denied_for(q, 1));
+
+                /* Its own: tracked, exited, answered. */
+                own = nobody_target(true, &own_ctl);
+                q = client_call_raw(nc, normalize_one(own, code), TIMEOUT_MS);
+                CHILD_CHECK(q && !error_name(q));
+                p = json_object_object_get(q, "parameters");
+                own_st = json_object_get_uint64(json_object_object_get(p, "start_time"));
+                /* It holds its own copy of the pipe's end: only a signal ends it. */
+                CHILD_CHECK(kill(own, SIGKILL) == 0);
+                CHILD_CHECK(waitid(P_PID, own, &si, WEXITED) == 0);
+                close(own_ctl);
+                own_msg = normalize_pinned(own, &code, 1, own_st);
+                CHILD_CHECK(own_msg);
+                for (int64_t deadline = now_ms() + TIMEOUT_MS;;) {
+                        q = client_call_raw(nc, own_msg, TIMEOUT_MS);
+                        CHILD_CHECK(q);
+                        if (!error_name(q))
+                                break;
+                        /* The daemon may not have seen the exit yet: then it answers live, or NoSuchProcess. */
+                        CHILD_CHECK(streq(error_name(q), "io.vmaq.NoSuchProcess") && now_ms() < deadline);
+                        (void) poll(NULL, 0, 10);
+                }
+                p = json_object_object_get(q, "parameters");
+                CHILD_CHECK(json_object_get_boolean(json_object_object_get(p, "exited")));
+                _exit(EXIT_SUCCESS);
+        }
+        assert_child_ok(client, CLIENT_TIMEOUT_MS);
+
+        s = get_status(c);
+        ck_assert_uint_eq(status_field(s, "denied"), 2);
+        daemon_stop(d);
+}
+END_TEST
+
 /* --- tests: access control --------------------------------------------------- */
 
 START_TEST(test_access_nobody) {
@@ -3741,6 +4066,12 @@ static Suite *daemon_suite(void) {
         tc = root_tcase(s, "access-control", "needs root to become nobody");
         tcase_add_test(tc, test_access_nobody);
         tcase_add_test(tc, test_access_non_dumpable);
+        tcase_add_test(tc, test_post_mortem_access);
+
+        tc = tcase(s, "post-mortem");
+        tcase_add_test(tc, test_post_mortem);
+        tcase_add_test(tc, test_post_mortem_expiry);
+        tcase_add_test(tc, test_post_mortem_memory);
 
         tc = tcase(s, "lifecycle");
         tcase_add_test(tc, test_exit_between_calls);
