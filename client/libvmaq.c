@@ -516,6 +516,8 @@ static enum vmaq_unknown unknown_from_string(const char *s) {
                 return VMAQ_UNKNOWN_UNMAPPED;
         if (strcmp(s, "anonymous") == 0)
                 return VMAQ_UNKNOWN_ANONYMOUS;
+        if (strcmp(s, "exited") == 0)
+                return VMAQ_UNKNOWN_EXITED;
         return VMAQ_UNKNOWN_SPECIAL;    /* the decoder let nothing else through */
 }
 
@@ -636,6 +638,7 @@ static int normalization_build(const Parts *p, const uint64_t *addresses, struct
                 .results = p->n_results > 0 ? results : NULL,
                 .n_modules = p->n_modules,
                 .modules = p->n_modules > 0 ? modules : NULL,
+                .exited = p->replies[0].exited,
         };
         *ret = n;
         return 0;
@@ -700,7 +703,8 @@ static int normalize(struct vmaq_client *client, ProtoTarget target, pid_t pid, 
                 if (r < 0)
                         return fail(client, -EPROTO, "invalid Normalize reply: bad '%s'", field);
                 if (parts.n > 0 && (reply.pid != parts.replies[0].pid ||
-                                    reply.start_time != parts.replies[0].start_time))
+                                    reply.start_time != parts.replies[0].start_time ||
+                                    reply.exited != parts.replies[0].exited))
                         return fail_broken(client, -EPROTO, "invalid Normalize reply: parts of different processes");
                 if (continues && reply.n_results > n_addresses - parts.n_results)
                         return fail_broken(client, -EPROTO, "invalid Normalize reply: more results than addresses");
@@ -1007,6 +1011,10 @@ _public_ int vmaq_get_status(struct vmaq_client *client, struct vmaq_status **re
                 .refused_memory = st.refused_memory,
                 .refused_timeouts = st.refused_timeouts,
                 .refused_idle = st.refused_idle,
+                .snapshots_held = st.snapshots_held,
+                .snapshots_exited = st.snapshots_exited,
+                .snapshot_memory_used = st.snapshot_memory_used,
+                .snapshot_memory_max = st.snapshot_memory_max,
         };
 
         *ret = s;
@@ -1016,4 +1024,39 @@ _public_ int vmaq_get_status(struct vmaq_client *client, struct vmaq_status **re
 
 _public_ void vmaq_status_free(struct vmaq_status *s) {
         free(s);
+}
+
+_public_ int vmaq_track(struct vmaq_client *client, pid_t pid, uint64_t start_time, uint64_t *ret_start_time) {
+        _cleanup_(json_object_putp) struct json_object *message = NULL;
+        struct json_object *parameters = NULL, *reply_parameters = NULL;
+        const char *field = NULL;
+        uint64_t got = 0;
+        pid_t got_pid = 0;
+        int r;
+
+        if (!client)
+                return -EINVAL;
+
+        r = proto_track_request_encode(&(ProtoTrackRequest) {
+                        .pid = pid,
+                        .pin = start_time != 0,
+                        .start_time = start_time,
+                }, &parameters);
+        if (r < 0)
+                return fail(client, r, "out of memory");
+
+        r = call(client, PROTO_METHOD_TRACK, parameters, &message, &reply_parameters);
+        if (r < 0)
+                return r;
+
+        r = proto_track_reply_decode(reply_parameters, &got_pid, &got, &field);
+        if (r < 0)
+                return fail(client, -EPROTO, "invalid Track reply: bad '%s'", field);
+        if (got_pid != pid)
+                return fail(client, -EPROTO, "invalid Track reply: about pid %d, not %d", (int) got_pid, (int) pid);
+
+        if (ret_start_time)
+                *ret_start_time = got;
+        client->errmsg[0] = '\0';
+        return 0;
 }

@@ -117,6 +117,7 @@ enum vmaq_unknown {
         VMAQ_UNKNOWN_UNMAPPED,                  /* no mapping covers the address */
         VMAQ_UNKNOWN_ANONYMOUS,                 /* the mapping has no file */
         VMAQ_UNKNOWN_SPECIAL,                   /* a kernel mapping: [heap], [stack], [vvar], ... */
+        VMAQ_UNKNOWN_EXITED,                    /* the process exited; no executable file mapping it had covers it */
 };
 
 struct vmaq_module {
@@ -145,6 +146,7 @@ struct vmaq_normalization {
         const struct vmaq_result *results;
         size_t n_modules;                       /* each file once */
         const struct vmaq_module *modules;
+        int exited;                             /* answered from the snapshot of the exited process */
 };
 
 /*
@@ -152,6 +154,11 @@ struct vmaq_normalization {
  * the call fails with -ESTALE unless the process's start time is
  * @start_time (take it from an earlier answer). On success *ret holds the
  * answer, to be freed with vmaq_normalization_free().
+ *
+ * With VMAQ_NORMALIZE_PIN, a process that exited a short while ago (the
+ * daemon's --exit-grace) is answered from the daemon's snapshot of its
+ * executable file mappings, if it kept one (see vmaq_track()): then
+ * exited is set, and an address outside them is VMAQ_UNKNOWN_EXITED.
  */
 int vmaq_normalize(struct vmaq_client *client, pid_t pid, const uint64_t *addresses, size_t n_addresses,
                    unsigned flags, uint64_t start_time, struct vmaq_normalization **ret);
@@ -177,6 +184,17 @@ int vmaq_normalize_maps_fd(struct vmaq_client *client, int maps_fd, const uint64
 /* Addresses of the calling process: vmaq_normalize_maps_fd() on /proc/self/maps, which needs no privilege. */
 int vmaq_normalize_self(struct vmaq_client *client, const uint64_t *addresses, size_t n_addresses, unsigned flags,
                         struct vmaq_normalization **ret);
+
+/*
+ * Ask the daemon to take a snapshot of the executable file mappings of
+ * process @pid now, so that vmaq_normalize() with VMAQ_NORMALIZE_PIN can
+ * answer for them after the process exits. @start_time 0: whichever
+ * process @pid is; else the call fails with -ESTALE unless it is the one
+ * that started then. On success *ret_start_time (may be NULL) is the
+ * process's start time, to pin later calls with. -EBUSY if the daemon's
+ * snapshot memory cannot hold it.
+ */
+int vmaq_track(struct vmaq_client *client, pid_t pid, uint64_t start_time, uint64_t *ret_start_time);
 
 /* --- ListMappings ---------------------------------------------------------- */
 
@@ -244,6 +262,11 @@ struct vmaq_status {
         uint64_t refused_memory;                /* requests over the memory budget */
         uint64_t refused_timeouts;              /* requests past the request timeout */
         uint64_t refused_idle;                  /* connections closed for making no progress */
+        /* Snapshots of executable mappings, for exited processes; 0 from a daemon too old to keep them. */
+        uint64_t snapshots_held;                /* of cached and exited processes */
+        uint64_t snapshots_exited;              /* of exited processes */
+        uint64_t snapshot_memory_used;          /* bytes they hold */
+        uint64_t snapshot_memory_max;
 };
 
 /* The daemon's state and counters; free *ret with vmaq_status_free(). */

@@ -195,6 +195,8 @@ static const char *unknown_to_string(enum vmaq_unknown u) {
                 return "anonymous";
         case VMAQ_UNKNOWN_SPECIAL:
                 return "special";
+        case VMAQ_UNKNOWN_EXITED:
+                return "exited";
         default:
                 return "other";
         }

@@ -147,6 +147,7 @@ static void assert_same_as_core(const struct vmaq_normalization *got, const Norm
                         [NORM_UNMAPPED] = VMAQ_UNKNOWN_UNMAPPED,
                         [NORM_ANONYMOUS] = VMAQ_UNKNOWN_ANONYMOUS,
                         [NORM_SPECIAL] = VMAQ_UNKNOWN_SPECIAL,
+                        [NORM_EXITED] = VMAQ_UNKNOWN_EXITED,
                 };
 
                 ck_assert_uint_eq(g->address, addrs[i]);
@@ -388,6 +389,70 @@ START_TEST(test_normalize_pin) {
         ck_assert_str_eq(vmaq_errmsg(c), expected);
 
         test_child_stop(&child);
+        vmaq_close(TAKE_PTR(c));
+        daemon_stop(d);
+}
+END_TEST
+
+/* A tracked process, once gone, is answered from its snapshot when pinned. */
+START_TEST(test_track) {
+        _cleanup_(vmaq_closep) struct vmaq_client *c = NULL;
+        _cleanup_(vmaq_normalization_freep) struct vmaq_normalization *live = NULL, *gone = NULL, *none = NULL;
+        _cleanup_(vmaq_status_freep) struct vmaq_status *s = NULL;
+        int64_t deadline = now_ms() + 10000;
+        uint64_t a[_A_MAX], st = 0, st2 = 0;
+        TestChild child;
+        Daemon *d;
+        pid_t pid;
+
+        d = daemon_start(ARGS("--exit-grace", "600"));
+        test_child_spawn(&child);
+        child_addresses(&child, a);
+        c = connect_ok(d);
+
+        ck_assert_int_eq(vmaq_track(c, child.pid, 0, &st), 0);
+        ck_assert_uint_gt(st, 0);
+        ck_assert_int_eq(vmaq_track(c, child.pid, st, &st2), 0);
+        ck_assert_uint_eq(st2, st);
+        ck_assert_int_eq(vmaq_track(c, child.pid, st + 1, NULL), -ESTALE);
+        ck_assert_int_eq(vmaq_normalize(c, child.pid, a, _A_MAX, VMAQ_NORMALIZE_PIN, st, &live), 0);
+        ck_assert(!live->exited);
+        pid = child.pid;
+        test_child_stop(&child);
+
+        /* Bounded: the daemon learns of the exit from the process's pidfd. */
+        for (;;) {
+                ck_assert_int_eq(vmaq_get_status(c, &s), 0);
+                ck_assert_uint_eq(s->snapshot_memory_max, 16U << 20);
+                if (s->snapshots_exited == 1)
+                        break;
+                ck_assert(now_ms() < deadline);
+                vmaq_status_free(TAKE_PTR(s));
+                (void) poll(NULL, 0, 10);
+        }
+        ck_assert_uint_eq(s->snapshots_held, 1);
+        ck_assert_uint_gt(s->snapshot_memory_used, 0);
+
+        ck_assert_msg(vmaq_normalize(c, pid, a, _A_MAX, VMAQ_NORMALIZE_PIN, st, &gone) == 0, "%s", vmaq_errmsg(c));
+        ck_assert(gone->exited);
+        ck_assert_uint_eq(gone->start_time, st);
+        ck_assert_uint_eq(gone->n_results, _A_MAX);
+        for (size_t i = 0; i < _A_MAX; i++) {
+                const struct vmaq_result *g = &gone->results[i], *l = &live->results[i];
+
+                ck_assert_uint_eq(g->address, a[i]);
+                if (i == A_CODE || i == A_VDSO) {
+                        ck_assert_int_eq(g->unknown, VMAQ_NORMALIZED);
+                        ck_assert_uint_eq(g->offset, l->offset);
+                        ck_assert_str_eq(gone->modules[g->module].path, live->modules[l->module].path);
+                        ck_assert_uint_eq(gone->modules[g->module].build_id_len,
+                                          live->modules[l->module].build_id_len);
+                } else
+                        ck_assert_int_eq(g->unknown, VMAQ_UNKNOWN_EXITED);
+        }
+
+        ck_assert_int_eq(vmaq_normalize(c, pid, a, 1, 0, 0, &none), -ESRCH);
+        ck_assert_int_eq(vmaq_track(c, pid, st, NULL), -ESRCH);
         vmaq_close(TAKE_PTR(c));
         daemon_stop(d);
 }
@@ -1336,6 +1401,7 @@ static Suite *libvmaq_suite(void) {
         add_test(s, "normalize-pin", test_normalize_pin, NULL);
         add_test(s, "normalize-batch", test_normalize_batch, NULL);
         add_test(s, "normalize-fds", test_normalize_fds, NULL);
+        add_test(s, "track", test_track, NULL);
         add_test(s, "list-mappings", test_list_mappings, "layout");
         add_test(s, "list-mappings-flags", test_list_mappings_flags, NULL);
         add_test(s, "list-mappings-parts", test_list_mappings_parts, NULL);
