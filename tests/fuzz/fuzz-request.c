@@ -325,6 +325,36 @@ static void fuzz_list_mappings(const VarlinkCall *call) {
         FUZZ_CHECK(again.start == req.start);
 }
 
+/* A Track call decodes, re-encodes and decodes again to the same request. */
+static void fuzz_track(const VarlinkCall *call) {
+        _cleanup_(varlink_call_done) VarlinkCall resent = {};
+        ProtoTrackRequest req = {}, again = {};
+        struct json_object *parameters = NULL;
+        const char *parameter = NULL;
+        int r;
+
+        r = proto_track_request_decode(call->parameters, &req, &parameter);
+        if (r < 0) {
+                check_invalid_parameter(r, parameter, 0);
+                return;
+        }
+        FUZZ_CHECK(r == 0);
+        FUZZ_CHECK(req.pid > 0);
+        FUZZ_CHECK(req.pin == json_object_object_get_ex(call->parameters, "start_time", NULL));
+
+        r = proto_track_request_encode(&req, &parameters);
+        if (r == -ENOMEM)
+                return;
+        FUZZ_CHECK(r == 0);
+        resend_call(PROTO_METHOD_TRACK, parameters, &resent);
+
+        r = proto_track_request_decode(resent.parameters, &again, &parameter);
+        FUZZ_CHECK(r == 0);
+        FUZZ_CHECK(again.pid == req.pid);
+        FUZZ_CHECK(again.pin == req.pin);
+        FUZZ_CHECK(!req.pin || again.start_time == req.start_time);
+}
+
 static void fuzz_interface_description(const VarlinkCall *call) {
         _cleanup_free_ char *text = NULL;
         struct json_object *reply = NULL, *name;
@@ -426,6 +456,9 @@ static void fuzz_request(const char *msg, size_t size) {
                 break;
         case PROTO_METHOD_LIST_MAPPINGS:
                 fuzz_list_mappings(&call);
+                break;
+        case PROTO_METHOD_TRACK:
+                fuzz_track(&call);
                 break;
         default:
                 break;
