@@ -1116,11 +1116,12 @@ static bool manager_snapshot_make_room(Manager *m, size_t add, size_t sub) {
 }
 
 int manager_track_proc(Manager *m, CachedProc *cp, const Normalization *n, const uint64_t *addrs, size_t n_addrs,
-                       bool force) {
+                       bool build_ids, bool force) {
         _cleanup_(snapshot_unrefp) Snapshot *held = NULL, *snapshot = NULL;
         _cleanup_free_ SnapshotRecord *rec = NULL;
         Proc *p = cp->proc;
         NormalizeOptions opts = {
+                .flags = build_ids ? NORMALIZE_BUILD_IDS : 0,
                 .build_id_cache = m->build_ids,
                 .max_build_id_reads = m->config.max_build_id_reads,
         };
@@ -1135,7 +1136,8 @@ int manager_track_proc(Manager *m, CachedProc *cp, const Normalization *n, const
         pthread_mutex_unlock(&m->procs_lock);
 
         if (!force) {
-                if (held && (!n || !snapshot_is_stale(held, addrs, n_addrs, n)))
+                if (held && (!build_ids || snapshot_has_build_ids(held)) &&
+                    (!n || !snapshot_is_stale(held, addrs, n_addrs, n)))
                         return 0;
                 /* One that could not be kept is tried again once the address space changed. */
                 if (cp->track_failed && cp->track_generation == proc_generation(p))
@@ -1144,7 +1146,7 @@ int manager_track_proc(Manager *m, CachedProc *cp, const Normalization *n, const
 
         if (n) {
                 /* Of the process the answer described, or none. */
-                opts.flags = NORMALIZE_PIN;
+                opts.flags |= NORMALIZE_PIN;
                 opts.start_time = n->start_time;
         }
         rec = calloc(1, sizeof(*rec));

@@ -320,16 +320,18 @@ int manager_recheck_proc(Manager *m, const Peer *peer, Proc *p);
 
 /*
  * From a worker holding @cp: keep a snapshot of its executable mappings,
- * taking one if it has none, if @force, or if @n (the answer the core just
- * gave for the @n_addrs addresses @addrs; NULL: none) shows a mapping its
- * snapshot lacks. Returns 1 if one was taken, 0 if the one held stands;
+ * taking one if it has none, if @force, if @build_ids and it has none, or
+ * if @n (the answer the core just gave for the @n_addrs addresses @addrs;
+ * NULL: none) shows a mapping its snapshot lacks. A new one reads build
+ * IDs with @build_ids only: a request that asked for none reads no file.
+ * Returns 1 if one was taken, 0 if the one held stands;
  * -ENOBUFS if the snapshot memory cannot hold it (the oldest exited
  * processes' went first), -E2BIG if it is too large, -ESTALE if the
  * process is no longer the one @n described, and the errors of
  * snapshot_take() and policy_read_target().
  */
 int manager_track_proc(Manager *m, CachedProc *cp, const Normalization *n, const uint64_t *addrs, size_t n_addrs,
-                       bool force);
+                       bool build_ids, bool force);
 /*
  * From a worker: the snapshot of the exited process @pid that started at
  * @start_time, if the daemon kept it and @peer may read it as it could

@@ -616,7 +616,7 @@ static int method_normalize(Call *call) {
 
         /* Keep what the process maps, for when it is gone; a maps fd's Proc is the call's alone. */
         if (h.cp) {
-                r = manager_track_proc(m, h.cp, n, req.addresses, req.n_addresses, false);
+                r = manager_track_proc(m, h.cp, n, req.addresses, req.n_addresses, req.build_ids, false);
                 if (r < 0)
                         log_debug_errno(m->log_level, r, "Failed to keep a snapshot of pid %d, ignoring: %m",
                                         (int) proc_pid(p));
@@ -763,7 +763,7 @@ static int method_list_mappings(Call *call) {
                 return r;
 
         if (h.cp) {
-                r = manager_track_proc(m, h.cp, NULL, NULL, 0, false);
+                r = manager_track_proc(m, h.cp, NULL, NULL, 0, req.build_ids, false);
                 if (r < 0)
                         log_debug_errno(m->log_level, r, "Failed to keep a snapshot of pid %d, ignoring: %m",
                                         (int) proc_pid(p));
@@ -822,7 +822,7 @@ static int method_track(Call *call) {
          * and the start time it is checked against, are of that one.
          */
         generation = proc_generation(p);
-        r = manager_track_proc(m, h.cp, NULL, NULL, 0, true);
+        r = manager_track_proc(m, h.cp, NULL, NULL, 0, true, true);
         if (r >= 0 && req.pin && proc_start_time(p) != req.start_time)
                 r = -ESTALE;
         if (r >= 0 || IN_SET(r, -ESRCH, -ENXIO, -ESTALE, -EACCES)) {

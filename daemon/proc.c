@@ -1416,7 +1416,8 @@ static int proc_walk_once(ProcCall *c, unsigned flags, ProcVmaFn fn, void *userd
                         memcpy(name, v.name, v.name_len + 1);
                         v.name = name;
                 }
-                if ((flags & PROC_LIST_BUILD_IDS) && n_skipped < INT_MAX)
+                if ((flags & PROC_LIST_BUILD_IDS) && n_skipped < INT_MAX &&
+                    (!(flags & PROC_LIST_EXEC_BUILD_IDS) || (v.perms & VMA_PERM_EXEC)))
                         n_skipped += proc_walk_build_id(c, &v, &last);
 
                 *ret_emitted = true;

@@ -209,6 +209,7 @@ enum {
         PROC_LIST_EXEC_ONLY     = 1 << 0,       /* only VMAs with VMA_PERM_EXEC */
         PROC_LIST_BUILD_IDS     = 1 << 1,       /* fill Vma.build_id for file-backed VMAs */
         PROC_LIST_RESTART       = 1 << 2,       /* @fn takes NULL: the walk may start over */
+        PROC_LIST_EXEC_BUILD_IDS = 1 << 3,      /* with PROC_LIST_BUILD_IDS: only for VMAs with VMA_PERM_EXEC */
 };
 
 /*

@@ -45,6 +45,7 @@ struct Snapshot {
         size_t blob_size, allocated_blob;
         size_t n_files;
         size_t max_size;                /* while it is taken; 0: no limit */
+        bool build_ids;                 /* taken with build IDs */
 };
 
 static void snapshot_reset(Snapshot *s) {
@@ -85,6 +86,10 @@ uint64_t snapshot_start_time(const Snapshot *s) {
 
 size_t snapshot_n_mappings(const Snapshot *s) {
         return s->n_entries;
+}
+
+bool snapshot_has_build_ids(const Snapshot *s) {
+        return s->build_ids;
 }
 
 size_t snapshot_size(const Snapshot *s) {
@@ -267,7 +272,10 @@ int snapshot_take(Proc *p, const NormalizeOptions *opts, size_t max_size, Snapsh
         if (max_size > 0 && snapshot_size(s) > max_size)
                 return -E2BIG;
 
-        r = proc_foreach_vma(p, PROC_LIST_BUILD_IDS | PROC_LIST_RESTART, opts, snapshot_add_vma, s);
+        /* Only the executable mappings' build IDs are kept: the files of the others are not read. */
+        s->build_ids = !opts || (opts->flags & NORMALIZE_BUILD_IDS);
+        r = proc_foreach_vma(p, PROC_LIST_RESTART | (s->build_ids ? PROC_LIST_BUILD_IDS | PROC_LIST_EXEC_BUILD_IDS : 0),
+                             opts, snapshot_add_vma, s);
         if (r < 0)
                 return r;
         r = snapshot_number_files(s);

@@ -30,9 +30,11 @@ typedef struct Snapshot Snapshot;
 /*
  * Walk the process of @p once and keep its executable file mappings, with
  * their build IDs as proc_foreach_vma() reads them with @opts (may be
- * NULL: its pin, cache and max_build_id_reads are used). @max_size (0: no
- * limit) bounds what the snapshot may hold: -E2BIG when it would hold
- * more. Besides those, the errors of proc_foreach_vma().
+ * NULL: its pin, cache and max_build_id_reads are used) when @opts is NULL
+ * or has NORMALIZE_BUILD_IDS in its flags; the files of the other mappings
+ * are never read. @max_size (0: no limit) bounds what the snapshot may
+ * hold: -E2BIG when it would hold more. Besides those, the errors of
+ * proc_foreach_vma().
  */
 int snapshot_take(Proc *p, const NormalizeOptions *opts, size_t max_size, Snapshot **ret);
 Snapshot *snapshot_ref(Snapshot *s);
@@ -44,6 +46,8 @@ pid_t snapshot_pid(const Snapshot *s);
 uint64_t snapshot_start_time(const Snapshot *s);
 /* The executable file mappings it holds. */
 size_t snapshot_n_mappings(const Snapshot *s);
+/* Whether it was taken with build IDs. */
+bool snapshot_has_build_ids(const Snapshot *s);
 /* The heap bytes it holds, itself included. */
 size_t snapshot_size(const Snapshot *s);
 

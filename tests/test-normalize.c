@@ -174,6 +174,42 @@ START_TEST(test_query_function) {
 }
 END_TEST
 
+/* The executable's mappings, in a walk with build IDs for executable VMAs only. */
+typedef struct ExecBuildIds {
+        const char *exe;
+        unsigned n_exec, n_other;
+} ExecBuildIds;
+
+static int exec_build_ids_cb(const Vma *v, void *userdata) {
+        ExecBuildIds *e = userdata;
+
+        if (v->kind != VMA_KIND_FILE || strcmp(v->name, e->exe) != 0)
+                return 0;
+        if (v->perms & VMA_PERM_EXEC) {
+                ck_assert_uint_eq(v->build_id_len, 20);
+                e->n_exec++;
+        } else {
+                /* The same file: only the flag kept its build ID from being read for these. */
+                ck_assert_uint_eq(v->build_id_len, 0);
+                ck_assert(!v->build_id_skipped);
+                e->n_other++;
+        }
+        return 0;
+}
+
+START_TEST(test_foreach_exec_build_ids) {
+        _cleanup_(proc_freep) Proc *p = open_proc(getpid());
+        char exe[PATH_MAX];
+        ExecBuildIds e = { .exe = exe };
+
+        test_self_exe(exe);
+        ck_assert_int_eq(proc_foreach_vma(p, PROC_LIST_BUILD_IDS | PROC_LIST_EXEC_BUILD_IDS, NULL,
+                                          exec_build_ids_cb, &e), 0);
+        ck_assert_uint_ge(e.n_exec, 1);
+        ck_assert_uint_ge(e.n_other, 1);
+}
+END_TEST
+
 static int count_exec_cb(const Vma *v, void *userdata) {
         ck_assert(v->perms & VMA_PERM_EXEC);
         (*(unsigned *) userdata)++;
@@ -2162,6 +2198,7 @@ static Suite *normalize_suite(bool have_ioctl) {
         tcase_add_test(tc, test_query_unmapped);
         tcase_add_test(tc, test_query_function);
         tcase_add_test(tc, test_foreach_flags);
+        tcase_add_test(tc, test_foreach_exec_build_ids);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("layout");

@@ -244,6 +244,28 @@ START_TEST(test_stale) {
 }
 END_TEST
 
+/* Taken without build IDs, it has none, and says so; the mappings are the same. */
+START_TEST(test_no_build_ids) {
+        _cleanup_(proc_freep) Proc *p = open_proc(getpid());
+        _cleanup_(snapshot_unrefp) Snapshot *with = NULL, *without = NULL;
+        _cleanup_(normalization_freep) Normalization *a = NULL, *b = NULL;
+        NormalizeOptions none = {}, some = { .flags = NORMALIZE_BUILD_IDS };
+        uint64_t addr = (uint64_t) (uintptr_t) &test_marker_function;
+
+        ck_assert_int_eq(snapshot_take(p, &none, 0, &without), 0);
+        ck_assert_int_eq(snapshot_take(p, &some, 0, &with), 0);
+        ck_assert(!snapshot_has_build_ids(without));
+        ck_assert(snapshot_has_build_ids(with));
+        ck_assert_uint_eq(snapshot_n_mappings(without), snapshot_n_mappings(with));
+
+        a = from_snapshot(without, &addr, 1, NORMALIZE_BUILD_IDS);
+        b = from_snapshot(with, &addr, 1, NORMALIZE_BUILD_IDS);
+        ck_assert_uint_eq(a->modules[0].build_id_len, 0);
+        ck_assert_uint_eq(b->modules[0].build_id_len, 20);
+        ck_assert_uint_eq(a->results[0].offset, b->results[0].offset);
+}
+END_TEST
+
 START_TEST(test_size) {
         _cleanup_(proc_freep) Proc *p = open_proc(getpid());
         _cleanup_(snapshot_unrefp) Snapshot *s = NULL, *empty = NULL;
@@ -324,6 +346,9 @@ static Suite *snapshot_suite(void) {
         suite_add_tcase(s, tc);
         tc = tcase_create("stale");
         tcase_add_test(tc, test_stale);
+        suite_add_tcase(s, tc);
+        tc = tcase_create("no_build_ids");
+        tcase_add_test(tc, test_no_build_ids);
         suite_add_tcase(s, tc);
         tc = tcase_create("size");
         tcase_add_test(tc, test_size);
