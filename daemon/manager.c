@@ -14,6 +14,7 @@
 #include <sys/pidfd.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/un.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
@@ -58,9 +59,28 @@ struct SnapshotRecord {
         uint64_t start_time;
         uint64_t expire_usec;           /* CLOCK_MONOTONIC, once exited */
         size_t size;                    /* charged to Manager.snapshot_memory */
+        uint64_t pidfs_ino;             /* of its pidfds, unique to the process on pidfs; 0: not known */
         Snapshot *snapshot;
         PolicyTarget target;
 };
+
+#ifndef PID_FS_MAGIC
+#define PID_FS_MAGIC 0x50494446
+#endif
+
+/*
+ * The inode of the pidfd @fd, where pidfds live on pidfs (Linux 6.9): one
+ * per process, never reused while the system runs. 0 before (every pidfd
+ * shares one anonymous inode), or when it cannot be told.
+ */
+static uint64_t pidfd_inode(int fd) {
+        struct statfs sfs;
+        struct stat st;
+
+        if (fstatfs(fd, &sfs) < 0 || sfs.f_type != PID_FS_MAGIC || fstat(fd, &st) < 0)
+                return 0;
+        return (uint64_t) st.st_ino;
+}
 
 /* What a record's entry in Manager.exited takes besides the record: counted with it. */
 #define SNAPSHOT_ENTRY_SIZE 64U
@@ -1164,6 +1184,7 @@ int manager_track_proc(Manager *m, CachedProc *cp, const Normalization *n, const
                 goto fail;
 
         rec->manager = m;
+        rec->pidfs_ino = pidfd_inode(cp->pidfd);
         rec->pid = snapshot_pid(snapshot);
         rec->start_time = snapshot_start_time(snapshot);
         rec->size = sizeof(SnapshotRecord) + SNAPSHOT_ENTRY_SIZE + snapshot_size(snapshot);
@@ -1196,20 +1217,31 @@ fail:
         return r;
 }
 
-int manager_lookup_exited(Manager *m, const Peer *peer, pid_t pid, uint64_t start_time, Snapshot **ret) {
+/* With procs_lock held: the record of the exited process whose pidfds have inode @ino. */
+static SnapshotRecord *manager_find_exited_inode(Manager *m, uint64_t ino) {
+        if (ino == 0)
+                return NULL;
+        for (SnapshotRecord *rec = m->exited_newest; rec; rec = rec->older)
+                if (rec->pidfs_ino == ino)
+                        return rec;
+        return NULL;
+}
+
+/* @pid (0: none) and @start_time, else @pidfd (-1: none): the snapshot of an exited process, for @peer. */
+static int manager_lookup(Manager *m, const Peer *peer, pid_t pid, uint64_t start_time, int pidfd, Snapshot **ret) {
         SnapshotRecord *rec = NULL;
         CachedProc *cp;
         int r = 0;
 
-        /* Its pids are of another namespace: never look them up as ours. */
-        if (peer->foreign_pidns)
-                return -EXDEV;
         if (!m->exited)
                 return -ESRCH;
 
         pthread_mutex_lock(&m->procs_lock);
-        rec = lru_get(m->exited, &(SnapshotKey) { .pid = (uint64_t) pid, .start_time = start_time });
-        if (!rec) {
+        if (pid > 0)
+                rec = lru_get(m->exited, &(SnapshotKey) { .pid = (uint64_t) pid, .start_time = start_time });
+        if (!rec && pidfd >= 0)
+                rec = manager_find_exited_inode(m, pidfd_inode(pidfd));
+        if (!rec && pid > 0) {
                 /* Exited, but the loop has not handled it yet: its record is still with the cache. */
                 cp = lru_get(m->procs, &pid);
                 if (cp && cp->record && cp->record->start_time == start_time &&
@@ -1224,6 +1256,18 @@ int manager_lookup_exited(Manager *m, const Peer *peer, pid_t pid, uint64_t star
                 *ret = snapshot_ref(rec->snapshot);
         pthread_mutex_unlock(&m->procs_lock);
         return r;
+}
+
+int manager_lookup_exited(Manager *m, const Peer *peer, pid_t pid, uint64_t start_time, Snapshot **ret) {
+        /* Its pids are of another namespace: never look them up as ours. */
+        if (peer->foreign_pidns)
+                return -EXDEV;
+        return manager_lookup(m, peer, pid, start_time, -1, ret);
+}
+
+int manager_lookup_exited_pidfd(Manager *m, const Peer *peer, int pidfd, pid_t pid, uint64_t start_time,
+                                Snapshot **ret) {
+        return manager_lookup(m, peer, pid, start_time, pidfd, ret);
 }
 
 void manager_snapshot_stats(Manager *m, size_t *ret_held, size_t *ret_exited, size_t *ret_memory) {

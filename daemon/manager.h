@@ -340,6 +340,14 @@ int manager_track_proc(Manager *m, CachedProc *cp, const Normalization *n, const
  * in another pid namespace).
  */
 int manager_lookup_exited(Manager *m, const Peer *peer, pid_t pid, uint64_t start_time, Snapshot **ret);
+/*
+ * The same for the process of the pidfd @pidfd a client sent, from any pid
+ * namespace: by @pid (ours, 0: not known) and @start_time when the process
+ * was found before it went (a zombie), else by the pidfd itself, which
+ * needs pidfs (Linux 6.9) to be told from other processes' pidfds.
+ */
+int manager_lookup_exited_pidfd(Manager *m, const Peer *peer, int pidfd, pid_t pid, uint64_t start_time,
+                                Snapshot **ret);
 /* The counters of the snapshots, as one consistent reading. */
 void manager_snapshot_stats(Manager *m, size_t *ret_held, size_t *ret_exited, size_t *ret_memory);
 size_t manager_proc_cache_size(Manager *m);

@@ -214,6 +214,7 @@ typedef struct ProcHandle {
         Manager *manager;
         CachedProc *cp;
         Proc *own;
+        pid_t pid;                      /* to tell the client in errors: the pid the call names, if any */
 } ProcHandle;
 
 static Proc *proc_handle_get(ProcHandle *h) {
@@ -272,9 +273,12 @@ static int call_open_maps(Call *call, unsigned index, ProcHandle *h) {
 /*
  * The process a call names, by @target: its pid, a pidfd or a maps fd sent
  * with it (@fd_index). > 0 with @h holding it, or 0 when the caller got an
- * error reply instead.
+ * error reply instead. With @ret_gone, a pid or pidfd whose process is gone
+ * (-ESRCH, -ENXIO) gets no reply: 0 with the error in *ret_gone, for the
+ * caller to answer, from a snapshot maybe.
  */
-static int call_acquire(Call *call, ProtoTarget target, pid_t pid, unsigned fd_index, ProcHandle *h) {
+static int call_acquire(Call *call, ProtoTarget target, pid_t pid, unsigned fd_index, ProcHandle *h,
+                        int *ret_gone) {
         int r;
 
         r = call_check_fds(call, proto_target_to_string(target), target == PROTO_TARGET_PID ? -1 : (int64_t) fd_index);
@@ -295,6 +299,11 @@ static int call_acquire(Call *call, ProtoTarget target, pid_t pid, unsigned fd_i
                 return call_open_maps(call, fd_index, h);
         default:
                 return -EINVAL;
+        }
+        h->pid = pid;
+        if (r < 0 && ret_gone && IN_SET(r, -ESRCH, -ENXIO)) {
+                *ret_gone = r;
+                return 0;
         }
         if (r < 0)
                 return call_error_errno(call, r, pid, NULL);
@@ -530,21 +539,29 @@ static int call_normalize_reply(Call *call, Normalization *n_in, bool exited) {
 }
 
 /*
- * The process the call pinned is gone (@error: -ESRCH, -ENXIO or -ESTALE):
- * answer from its snapshot if one was kept and the client may read it. > 0
- * if answered, 0 if not kept (the caller answers @error), or the reply's
- * failure.
+ * The process the call named is gone (@error: -ESRCH, -ENXIO or -ESTALE):
+ * answer from its snapshot if one was kept and the client may read it. By
+ * pid, only a call pinned with start_time names one process; a pidfd always
+ * does, found by @p (NULL: not found before it went). > 0 if answered, 0 if
+ * not kept (the caller answers @error), or the reply's failure.
  */
-static int call_normalize_exited(Call *call, const ProtoNormalizeRequest *req, int error) {
+static int call_normalize_exited(Call *call, const ProtoNormalizeRequest *req, const ProcHandle *h, const Proc *p,
+                                 int error) {
         _cleanup_(snapshot_unrefp) Snapshot *s = NULL;
         Normalization *n = NULL;
         int r;
 
-        if (!req->pin || !IN_SET(error, -ESRCH, -ENXIO, -ESTALE))
+        if (!IN_SET(error, -ESRCH, -ENXIO, -ESTALE))
                 return 0;
-        r = manager_lookup_exited(call->manager, call->peer, req->pid, req->start_time, &s);
+        if (req->target == PROTO_TARGET_PID && req->pin)
+                r = manager_lookup_exited(call->manager, call->peer, req->pid, req->start_time, &s);
+        else if (req->target == PROTO_TARGET_PIDFD)
+                r = manager_lookup_exited_pidfd(call->manager, call->peer, call->job->fds[req->fd_index],
+                                                p ? proc_pid(p) : 0, p ? proc_start_time(p) : 0, &s);
+        else
+                return 0;
         if (r == -EACCES) {
-                r = call_error_errno(call, r, req->pid, NULL);
+                r = call_error_errno(call, r, h->pid, NULL);
                 return r < 0 ? r : 1;
         }
         if (r < 0)
@@ -565,31 +582,24 @@ static int method_normalize(Call *call) {
         const char *parameter = NULL;
         NormalizeOptions opts;
         unsigned generation;
+        int r, k, gone = 0;
         Proc *p;
-        int r, k;
 
         r = proto_normalize_request_decode(call->varlink->parameters, &call->varlink->packed,
                                            m->config.max_addresses, &req, &parameter);
         if (r < 0)
                 return call_invalid_parameter(call, r, parameter, m->config.max_addresses);
 
-        if (req.target == PROTO_TARGET_PID) {
-                /* By pid, it may be an exited process whose snapshot is kept. */
-                r = call_check_fds(call, "pid", -1);
-                if (r <= 0)
-                        return r;
-                r = manager_acquire_proc(m, call->peer, req.pid, &h.cp);
-                if (r < 0) {
-                        k = call_normalize_exited(call, &req, r);
-                        if (k != 0)
-                                return k < 0 ? k : 0;
-                        return call_error_errno(call, r, req.pid, NULL);
-                }
-        } else {
-                r = call_acquire(call, req.target, req.pid, req.fd_index, &h);
-                if (r <= 0)
-                        return r;
+        r = call_acquire(call, req.target, req.pid, req.fd_index, &h, &gone);
+        if (r == 0 && gone < 0) {
+                /* It may be an exited process whose snapshot is kept. */
+                k = call_normalize_exited(call, &req, &h, NULL, gone);
+                if (k != 0)
+                        return k < 0 ? k : 0;
+                return call_error_errno(call, gone, h.pid, NULL);
         }
+        if (r <= 0)
+                return r;
         p = proc_handle_get(&h);
 
         opts = (NormalizeOptions) {
@@ -602,8 +612,8 @@ static int method_normalize(Call *call) {
         };
         generation = proc_generation(p);
         r = proc_normalize(p, req.addresses, req.n_addresses, &opts, &n);
-        if (r < 0 && req.target == PROTO_TARGET_PID) {
-                k = call_normalize_exited(call, &req, r);
+        if (r < 0 && h.cp) {
+                k = call_normalize_exited(call, &req, &h, p, r);
                 if (k != 0) {
                         manager_release_proc(m, TAKE_PTR(h.cp), r != -ESTALE);
                         return k < 0 ? k : 0;
@@ -730,7 +740,7 @@ static int method_list_mappings(Call *call) {
         if (r < 0)
                 return call_invalid_parameter(call, r, parameter, 0);
 
-        r = call_acquire(call, req.target, req.pid, req.fd_index, &h);
+        r = call_acquire(call, req.target, req.pid, req.fd_index, &h, NULL);
         if (r <= 0)
                 return r;
         p = proc_handle_get(&h);
@@ -812,7 +822,7 @@ static int method_track(Call *call) {
         if (r < 0)
                 return call_invalid_parameter(call, r, parameter, 0);
 
-        r = call_acquire(call, PROTO_TARGET_PID, req.pid, 0, &h);
+        r = call_acquire(call, PROTO_TARGET_PID, req.pid, 0, &h, NULL);
         if (r <= 0)
                 return r;
         p = proc_handle_get(&h);

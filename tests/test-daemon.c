@@ -43,6 +43,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -2873,6 +2874,59 @@ START_TEST(test_fd_pidfd_foreign) {
 }
 END_TEST
 
+/*
+ * A pidfd names its process after it exited too: answered from its
+ * snapshot while it is a zombie, and once reaped where pidfds tell
+ * processes apart (pidfs, Linux 6.9).
+ */
+START_TEST(test_post_mortem_pidfd) {
+        Daemon *d = daemon_start(ARGS("--exit-grace", "600"));
+        _cleanup_(client_freep) Client *c = client_connect(d);
+        _cleanup_(json_object_putp) struct json_object *live = NULL, *zombie = NULL, *reaped = NULL;
+        uint64_t code = (uintptr_t) test_marker_function, offset = 0;
+        _cleanup_close_ int pidfd = -EBADF;
+        const char *unknown = NULL;
+        struct json_object *m;
+        struct statfs sfs;
+        int ctl, status;
+        pid_t pid;
+
+        pid = spawn_waiting_child(&ctl, NULL, NULL);
+        pidfd = pidfd_open(pid, 0);
+        ck_assert_int_ge(pidfd, 0);
+        live = normalize_by_fd(c, "pidfd", pidfd, code);
+        ck_assert(!json_has(reply_parameters(live), "exited"));
+
+        /* Exited, not reaped: the daemon learns of it through its own pidfd. */
+        close(ctl);
+        ck_assert_int_eq(waitid(P_PID, (id_t) pid, &(siginfo_t) {}, WEXITED | WNOWAIT), 0);
+        wait_snapshots(c, "exited", 1);
+        zombie = normalize_by_fd(c, "pidfd", pidfd, code);
+        ck_assert(json_get_bool(reply_parameters(zombie), "exited"));
+        ck_assert_int_eq(json_get_u64(reply_parameters(zombie), "pid"), pid);
+        m = result_module(reply_parameters(zombie), 0, &offset, &unknown);
+        ck_assert_ptr_nonnull(m);
+        ck_assert_uint_eq(offset, single_offset(live));
+        ck_assert_str_eq(json_get_string(m, "path"), single_module_path(live));
+
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        reaped = normalize_by_fd(c, "pidfd", pidfd, code);
+        ck_assert_int_eq(fstatfs(pidfd, &sfs), 0);
+        if (sfs.f_type != 0x50494446 /* PID_FS_MAGIC */) {
+                /* Every pidfd shares one inode: the process cannot be told, and is gone. */
+                fprintf(stderr, "SKIP: post-mortem-pidfd: a reaped process's pidfd needs pidfs (Linux 6.9)\n");
+                reply_error(reaped, "io.vmaq.NoSuchProcess");
+        } else {
+                ck_assert(json_get_bool(reply_parameters(reaped), "exited"));
+                m = result_module(reply_parameters(reaped), 0, &offset, &unknown);
+                ck_assert_ptr_nonnull(m);
+                ck_assert_uint_eq(offset, single_offset(live));
+        }
+
+        daemon_stop(d);
+}
+END_TEST
+
 /* --- tests: the socket ------------------------------------------------------- */
 
 /* The path of executable @name found through $PATH, or NULL. No ck_assert(): the runner uses it. */
@@ -4072,6 +4126,7 @@ static Suite *daemon_suite(void) {
         tcase_add_test(tc, test_post_mortem);
         tcase_add_test(tc, test_post_mortem_expiry);
         tcase_add_test(tc, test_post_mortem_memory);
+        tcase_add_test(tc, test_post_mortem_pidfd);
 
         tc = tcase(s, "lifecycle");
         tcase_add_test(tc, test_exit_between_calls);
