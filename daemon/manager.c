@@ -61,8 +61,17 @@ struct SnapshotRecord {
         size_t size;                    /* charged to Manager.snapshot_memory */
         uint64_t pidfs_ino;             /* of its pidfds, unique to the process on pidfs; 0: not known */
         Snapshot *snapshot;
+        /*
+         * Last: allocated only up to the parents it has (of USERNS_DEPTH_MAX),
+         * which most processes have none of. Only ever read through a pointer.
+         */
         PolicyTarget target;
 };
+
+/* The bytes of @t that hold something: its parents array only as far as it is used. */
+static size_t policy_target_used_size(const PolicyTarget *t) {
+        return offsetof(PolicyTarget, parents) + t->n_parents * sizeof(t->parents[0]);
+}
 
 #ifndef PID_FS_MAGIC
 #define PID_FS_MAGIC 0x50494446
@@ -1139,6 +1148,8 @@ int manager_track_proc(Manager *m, CachedProc *cp, const Normalization *n, const
                        bool build_ids, bool force) {
         _cleanup_(snapshot_unrefp) Snapshot *held = NULL, *snapshot = NULL;
         _cleanup_free_ SnapshotRecord *rec = NULL;
+        PolicyTarget target;
+        size_t record_size;
         Proc *p = cp->proc;
         NormalizeOptions opts = {
                 .flags = build_ids ? NORMALIZE_BUILD_IDS : 0,
@@ -1169,9 +1180,6 @@ int manager_track_proc(Manager *m, CachedProc *cp, const Normalization *n, const
                 opts.flags |= NORMALIZE_PIN;
                 opts.start_time = n->start_time;
         }
-        rec = calloc(1, sizeof(*rec));
-        if (!rec)
-                return -ENOMEM;
         r = snapshot_take(p, &opts, m->config.max_snapshot_memory / 4, &snapshot);
         if (r >= 0)
                 /*
@@ -1179,15 +1187,20 @@ int manager_track_proc(Manager *m, CachedProc *cp, const Normalization *n, const
                  * credentials of the address space walked, or of one a later
                  * exec made, which a setuid program only makes stricter.
                  */
-                r = policy_read_target(proc_dir_fd(p), &rec->target);
+                r = policy_read_target(proc_dir_fd(p), &target);
         if (r < 0)
                 goto fail;
+        record_size = offsetof(SnapshotRecord, target) + policy_target_used_size(&target);
+        rec = calloc(1, record_size);
+        if (!rec)
+                return -ENOMEM;
+        memcpy(&rec->target, &target, policy_target_used_size(&target));
 
         rec->manager = m;
         rec->pidfs_ino = pidfd_inode(cp->pidfd);
         rec->pid = snapshot_pid(snapshot);
         rec->start_time = snapshot_start_time(snapshot);
-        rec->size = sizeof(SnapshotRecord) + SNAPSHOT_ENTRY_SIZE + snapshot_size(snapshot);
+        rec->size = record_size + SNAPSHOT_ENTRY_SIZE + snapshot_size(snapshot);
         rec->snapshot = TAKE_PTR(snapshot);
 
         pthread_mutex_lock(&m->procs_lock);

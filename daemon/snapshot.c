@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,23 +98,55 @@ size_t snapshot_size(const Snapshot *s) {
                s->allocated_others * sizeof(SnapshotRange) + s->allocated_blob;
 }
 
+/* Shrink @*array of @*allocated elements of @size bytes to the @n it holds; kept as it is if that fails. */
+static void shrink_array(void **array, size_t *allocated, size_t size, size_t n) {
+        void *p;
+
+        if (n == *allocated)
+                return;
+        if (n == 0) {
+                *array = mfree(*array);
+                *allocated = 0;
+                return;
+        }
+        p = realloc(*array, n * size);
+        if (p) {
+                *array = p;
+                *allocated = n;
+        }
+}
+
+static void snapshot_trim(Snapshot *s) {
+        shrink_array((void **) &s->entries, &s->allocated_entries, sizeof(SnapshotEntry), s->n_entries);
+        shrink_array((void **) &s->others, &s->allocated_others, sizeof(SnapshotRange), s->n_others);
+        shrink_array((void **) &s->blob, &s->allocated_blob, 1, s->blob_size);
+}
+
 /* Grow @*array of @*allocated elements of @size bytes to hold @n, within the snapshot's limit. */
-static int snapshot_grow(Snapshot *s, void **array, size_t *allocated, size_t size, size_t n) {
+/* The bytes it holds once trimmed: what its arrays use, not what they were grown to. */
+static size_t snapshot_used_size(const Snapshot *s) {
+        return sizeof(*s) + s->n_entries * sizeof(SnapshotEntry) + s->n_others * sizeof(SnapshotRange) +
+               s->blob_size;
+}
+
+/*
+ * Grow @*array of @*allocated elements of @size bytes, @used of them in use,
+ * to hold @n, within the snapshot's limit. The limit is on what it holds
+ * once trimmed: the doubling may take up to twice that while it is taken.
+ */
+static int snapshot_grow(Snapshot *s, void **array, size_t *allocated, size_t size, size_t used, size_t n) {
         size_t a;
         void *p;
 
+        assert(n >= used);
+        if (s->max_size > 0 && snapshot_used_size(s) + (n - used) * size > s->max_size)
+                return -E2BIG;
         if (n <= *allocated)
                 return 0;
         a = MAX(*allocated * 2, (size_t) 16);
         a = MAX(a, n);
         if (a > UINT32_MAX / size)
                 return -E2BIG;
-        if (s->max_size > 0 && snapshot_size(s) + (a - *allocated) * size > s->max_size) {
-                /* Just what it needs, then: the doubling must not be what breaks the limit. */
-                a = n;
-                if (snapshot_size(s) + (a - *allocated) * size > s->max_size)
-                        return -E2BIG;
-        }
         p = realloc(*array, a * size);
         if (!p)
                 return -ENOMEM;
@@ -128,7 +161,7 @@ static int snapshot_blob_add(Snapshot *s, const void *data, size_t len, uint32_t
 
         if (len > UINT32_MAX - s->blob_size)
                 return -E2BIG;
-        r = snapshot_grow(s, (void **) &s->blob, &s->allocated_blob, 1, s->blob_size + len);
+        r = snapshot_grow(s, (void **) &s->blob, &s->allocated_blob, 1, s->blob_size, s->blob_size + len);
         if (r < 0)
                 return r;
         memcpy(s->blob + s->blob_size, data, len);
@@ -168,7 +201,7 @@ static int snapshot_add_vma(const Vma *v, void *userdata) {
                         return 0;
                 }
                 r = snapshot_grow(s, (void **) &s->others, &s->allocated_others, sizeof(SnapshotRange),
-                                  s->n_others + 1);
+                                  s->n_others, s->n_others + 1);
                 if (r < 0)
                         return r;
                 s->others[s->n_others++] = (SnapshotRange) { .start = v->start, .end = v->end };
@@ -176,7 +209,7 @@ static int snapshot_add_vma(const Vma *v, void *userdata) {
         }
 
         r = snapshot_grow(s, (void **) &s->entries, &s->allocated_entries, sizeof(SnapshotEntry),
-                          s->n_entries + 1);
+                          s->n_entries, s->n_entries + 1);
         if (r < 0)
                 return r;
         last = s->n_entries > 0 ? &s->entries[s->n_entries - 1] : NULL;
@@ -286,6 +319,8 @@ int snapshot_take(Proc *p, const NormalizeOptions *opts, size_t max_size, Snapsh
         s->pid = proc_pid(p);
         s->start_time = proc_start_time(p);
         s->max_size = 0;
+        /* It never grows again: give back what the growing left over. */
+        snapshot_trim(s);
         *ret = TAKE_PTR(s);
         return 0;
 }
@@ -439,9 +474,18 @@ int snapshot_normalize(const Snapshot *s, const uint64_t *addrs, size_t n, unsig
 }
 
 bool snapshot_is_stale(const Snapshot *s, const uint64_t *addrs, size_t n_addrs, const Normalization *n) {
+        _cleanup_free_ bool *checked = NULL;
+
         if (n->start_time != s->start_time || n->reattached)
                 return true;
 
+        /*
+         * Every batch pays for this: one look per module (at the first
+         * address of it), not per address. A file the snapshot has, mapped
+         * once more elsewhere, goes unseen until an answer's first address
+         * of it lies there; after the exit, addresses there are "exited".
+         */
+        checked = calloc(MAX(n->n_modules, (size_t) 1), sizeof(bool));
         for (size_t i = 0; i < MIN(n_addrs, n->n_results); i++) {
                 const NormResult *res = &n->results[i];
                 const SnapshotEntry *e;
@@ -449,6 +493,11 @@ bool snapshot_is_stale(const Snapshot *s, const uint64_t *addrs, size_t n_addrs,
 
                 if (res->kind != NORM_MODULE || res->module >= n->n_modules)
                         continue;
+                if (checked) {
+                        if (checked[res->module])
+                                continue;
+                        checked[res->module] = true;
+                }
                 m = &n->modules[res->module];
                 e = snapshot_find(s, addrs[i]);
                 if (!e) {

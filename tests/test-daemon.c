@@ -2627,7 +2627,8 @@ END_TEST
 
 /* A process named by its pidfd: the answer of a call by pid, and none once it is gone. */
 START_TEST(test_fd_pidfd) {
-        Daemon *d = daemon_start(NULL);
+        /* Without the post-mortem window (see test_post_mortem_pidfd): a gone process is gone. */
+        Daemon *d = daemon_start(ARGS("--exit-grace", "0"));
         _cleanup_(client_freep) Client *c = client_connect(d);
         _cleanup_(json_object_putp) struct json_object *by_pid = NULL, *by_fd = NULL;
         _cleanup_free_ char *call = NULL;

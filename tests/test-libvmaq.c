@@ -283,7 +283,8 @@ START_TEST(test_normalize_fds) {
         TestChild child;
         Daemon *d;
 
-        d = daemon_start(NULL);
+        /* Without the post-mortem window: a gone process is gone. */
+        d = daemon_start(ARGS("--exit-grace", "0"));
         test_child_spawn(&child);
         child_addresses(&child, a);
         c = connect_ok(d);
