@@ -24,8 +24,7 @@ typedef struct PidnsTable {
         PidnsClient client;
         uid_t owner;                    /* the user whose request made it */
         uint64_t last_used;             /* a tick of PidnsIndex.clock */
-        uint64_t last_scan_usec;
-        bool scanned;                   /* last_scan_usec is set */
+        uint64_t scan_tat;              /* see gcra_allows() */
         bool scanning;                  /* a scan for it runs, without the lock */
         Lru *pids;                      /* its pid -> ours, as uintptr_t */
 } PidnsTable;
@@ -36,8 +35,7 @@ struct PidnsIndex {
         PidnsLimits limits;
         PidnsTable **tables;            /* limits.max_namespaces slots, NULL: free */
         uint64_t clock;
-        uint64_t last_scan_usec;
-        bool any_scan;
+        uint64_t scan_tat;              /* of all namespaces together */
         uint64_t hits, stale, scans, scans_refused;
 };
 
@@ -439,16 +437,36 @@ static void table_forget(PidnsIndex *x, const PidnsClient *client, pid_t pid, pi
                 (void) lru_remove(t->pids, &pid);
 }
 
-/* Whether a scan for @t may start now: then it is marked as running. */
+/*
+ * A bucket of @burst scans, one back per @interval, kept as the time at
+ * which it will be full again (@tat, 0: full), as GCRA does: a scan may
+ * start once that is at most (@burst - 1) intervals ahead. Intervals and
+ * bursts are capped (at some 12 days, and 2^20) so that none of this
+ * overflows.
+ */
+#define GCRA_INTERVAL_MAX (UINT64_C(1) << 40)
+#define GCRA_BURST_MAX ((size_t) 1 << 20)
+
+static bool gcra_allows(uint64_t tat, uint64_t now, uint64_t interval, size_t burst) {
+        uint64_t slack = (uint64_t) (MIN(MAX(burst, (size_t) 1), GCRA_BURST_MAX) - 1) * MIN(interval, GCRA_INTERVAL_MAX);
+
+        return tat <= now || tat - now <= slack;
+}
+
+static void gcra_take(uint64_t *tat, uint64_t now, uint64_t interval) {
+        *tat = MAX(*tat, now) + MIN(interval, GCRA_INTERVAL_MAX);
+}
+
+/* Whether a scan for @t may start now: then it is taken from both buckets. */
 static bool scan_allowed(PidnsIndex *x, PidnsTable *t) {
+        const PidnsLimits *l = &x->limits;
         uint64_t now = now_usec();
 
-        if (t->scanned && now - t->last_scan_usec < x->limits.scan_interval_usec)
+        if (!gcra_allows(t->scan_tat, now, l->scan_interval_usec, l->scan_burst) ||
+            !gcra_allows(x->scan_tat, now, l->global_scan_interval_usec, l->global_scan_burst))
                 return false;
-        if (x->any_scan && now - x->last_scan_usec < x->limits.global_scan_interval_usec)
-                return false;
-        t->scanned = x->any_scan = true;
-        t->last_scan_usec = x->last_scan_usec = now;
+        gcra_take(&t->scan_tat, now, l->scan_interval_usec);
+        gcra_take(&x->scan_tat, now, l->global_scan_interval_usec);
         return true;
 }
 

@@ -42,18 +42,28 @@ typedef struct PidnsClient {
         unsigned level;
 } PidnsClient;
 
+/*
+ * Scans come from buckets: one per namespace, of @scan_burst scans that
+ * come back one per @scan_interval_usec, and one for all namespaces alike
+ * (@global_*). A burst of 0 counts as 1; intervals over 2^40 us (some 12
+ * days) count as that, bursts over 2^20 as that.
+ */
 typedef struct PidnsLimits {
         size_t max_namespaces;          /* namespace tables */
         size_t max_entries;             /* pids in one table */
-        uint64_t scan_interval_usec;    /* between two scans for one namespace */
-        uint64_t global_scan_interval_usec;     /* between two scans for any */
+        uint64_t scan_interval_usec;
+        size_t scan_burst;
+        uint64_t global_scan_interval_usec;
+        size_t global_scan_burst;
 } PidnsLimits;
 
 #define PIDNS_LIMITS_DEFAULT ((PidnsLimits) {                   \
         .max_namespaces = 64,                                   \
         .max_entries = 1024,                                    \
         .scan_interval_usec = 250U * 1000U,                     \
+        .scan_burst = 4,                                        \
         .global_scan_interval_usec = 50U * 1000U,               \
+        .global_scan_burst = 4,                                 \
 })
 
 typedef struct PidnsStats {

@@ -541,6 +541,18 @@ START_TEST(test_rate_limit) {
         ck_assert_uint_eq(st.scans, 1);
         ck_assert_uint_eq(st.scans_refused, 1);
 
+        /* A burst of three, then none until one comes back. */
+        z = pidns_index_free(z);
+        ck_assert_int_eq(pidns_index_new(&z, &(PidnsLimits) {
+                        .max_namespaces = 8, .max_entries = 64, .scan_interval_usec = ONCE_USEC, .scan_burst = 3,
+                }), 0);
+        for (unsigned i = 0; i < 5; i++)
+                ck_assert_int_eq(translate(z, &ca, 1000 + i, &got), -ESRCH);
+        pidns_index_stats(z, &st);
+        ck_assert_uint_eq(st.scans, 3);
+        ck_assert_uint_eq(st.scans_refused, 2);
+        z = pidns_index_free(z);
+
         /* Without a limit, a process that came after the last scan is found by the next. */
         nest_spawn(&late, 1, 0);
         ck_assert_int_eq(pidns_index_new(&z, &UNLIMITED), 0);
