@@ -732,6 +732,19 @@ int connection_new(Connection **ret, Manager *m, int fd) {
          */
         c->peer.foreign_pidns = policy_peer_namespaces(fd, c->peer.cred.pid, &pidns, &c->peer.client.userns) < 0 ||
                                 !ns_id_equal(&pidns, &m->pidns);
+        if (c->peer.foreign_pidns) {
+                /* Its pids are translated, if we know its namespace for sure; else they are refused. */
+                r = policy_peer_pidns(fd, c->peer.cred.pid, &c->peer.pidns.ns, &c->peer.pidns.level);
+                if (r >= 0 && (c->peer.pidns.level == 0 || !ns_id_equal(&c->peer.pidns.ns, &pidns)))
+                        r = -ESRCH;
+                if (r < 0) {
+                        c->peer.pidns = (PidnsClient) {};
+                        log_ratelimit(&m->log_refused, m->log_level, LOG_INFO, r,
+                                      "Cannot tell the pid namespace of client pid %d uid %u, "
+                                      "refusing its calls about pids: %m",
+                                      (int) c->peer.cred.pid, (unsigned) c->peer.cred.uid);
+                }
+        }
 
         r = sd_event_add_io(m->event, &c->io_source, fd, EPOLLIN, connection_on_io, c);
         if (r < 0)

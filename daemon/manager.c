@@ -305,6 +305,9 @@ int manager_new(Manager **ret, const ManagerConfig *config) {
                 if (r < 0)
                         return log_error_errno(m->log_level, r, "Failed to allocate the exited processes: %m");
         }
+        r = pidns_index_new(&m->pidns_index, &PIDNS_LIMITS_DEFAULT);
+        if (r < 0)
+                return log_error_errno(m->log_level, r, "Failed to allocate the pid namespace index: %m");
 
         m->proc_exit_fd = epoll_create1(EPOLL_CLOEXEC);
         if (m->proc_exit_fd < 0)
@@ -376,6 +379,7 @@ Manager *manager_free(Manager *m) {
         lru_free(m->exited);
         lru_free(m->users);
         build_id_cache_free(m->build_ids);
+        pidns_index_free(m->pidns_index);
         safe_close(m->proc_exit_fd);
         pthread_mutex_destroy(&m->procs_lock);
         sd_event_unref(m->event);
@@ -1315,8 +1319,22 @@ static int manager_on_proc_exit(sd_event_source *s, int fd, uint32_t revents, vo
         return 0;
 }
 
-/* Open @pid afresh, checked before anything else is opened for it. */
-static int manager_open_proc(Manager *m, const Peer *peer, pid_t pid, CachedProc **ret) {
+/*
+ * For a peer in another pid namespace: whether the process behind @dir_fd,
+ * which pins it, is the one the peer calls @peer_pid.
+ */
+static int manager_check_pidns(const Peer *peer, pid_t peer_pid, int dir_fd) {
+        int r;
+
+        /* A pidfd names its process exactly: there is no pid of the peer's to check. */
+        if (!peer->foreign_pidns || peer_pid <= 0)
+                return 0;
+        r = pidns_verify(dir_fd, &peer->pidns, peer_pid);
+        return r == -EBADMSG ? -ESRCH : r;
+}
+
+/* Open @pid afresh (@peer_pid as @peer calls it), checked before anything else is opened for it. */
+static int manager_open_proc(Manager *m, const Peer *peer, pid_t pid, pid_t peer_pid, CachedProc **ret) {
         _cleanup_close_ int dir_fd = -EBADF, pidfd = -EBADF;
         CachedProc *cp;
         int r;
@@ -1324,6 +1342,9 @@ static int manager_open_proc(Manager *m, const Peer *peer, pid_t pid, CachedProc
         dir_fd = proc_open_dir(pid);
         if (dir_fd < 0)
                 return dir_fd;
+        r = manager_check_pidns(peer, peer_pid, dir_fd);
+        if (r < 0)
+                return r;
         if (!peer->privileged) {
                 r = policy_check_target(dir_fd, &peer->client);
                 if (r < 0)
@@ -1362,7 +1383,7 @@ static int manager_open_proc(Manager *m, const Peer *peer, pid_t pid, CachedProc
          * the address space we hold, or of a later one.
          */
         if (r >= 0)
-                r = manager_recheck_proc(m, peer, cp->proc);
+                r = manager_recheck_proc_pid(m, peer, peer_pid, cp->proc);
         if (r < 0) {
                 cached_proc_unref(cp);
                 return r;
@@ -1372,8 +1393,11 @@ static int manager_open_proc(Manager *m, const Peer *peer, pid_t pid, CachedProc
         return 0;
 }
 
-/* @pid, a pid of our namespace. */
-static int manager_acquire(Manager *m, const Peer *peer, pid_t pid, CachedProc **ret) {
+/*
+ * @pid, a pid of our namespace, which @peer calls @peer_pid (0: it named
+ * the process otherwise, by a pidfd).
+ */
+static int manager_acquire(Manager *m, const Peer *peer, pid_t pid, pid_t peer_pid, CachedProc **ret) {
         CachedProc *cp, *fresh;
         int r;
 
@@ -1388,7 +1412,7 @@ static int manager_acquire(Manager *m, const Peer *peer, pid_t pid, CachedProc *
 
         if (cp) {
                 /* The policy first: a refused client must learn nothing, the cache included. */
-                r = manager_recheck_proc(m, peer, cp->proc);
+                r = manager_recheck_proc_pid(m, peer, peer_pid, cp->proc);
                 if (r >= 0) {
                         manager_count(&m->proc_cache_hits);
                         *ret = cp;
@@ -1401,7 +1425,7 @@ static int manager_acquire(Manager *m, const Peer *peer, pid_t pid, CachedProc *
         }
 
         /* Not cached, or in use by another request: open our own. */
-        r = manager_open_proc(m, peer, pid, &fresh);
+        r = manager_open_proc(m, peer, pid, peer_pid, &fresh);
         if (r < 0)
                 return r;
         manager_count(&m->proc_cache_misses);
@@ -1426,10 +1450,18 @@ static int manager_acquire(Manager *m, const Peer *peer, pid_t pid, CachedProc *
         return 0;
 }
 
-int manager_acquire_proc(Manager *m, const Peer *peer, pid_t pid, CachedProc **ret) {
-        if (peer->foreign_pidns)
-                return -EXDEV;
-        return manager_acquire(m, peer, pid, ret);
+int manager_acquire_proc(Manager *m, const Peer *peer, pid_t peer_pid, CachedProc **ret) {
+        pid_t pid = peer_pid;
+        int r;
+
+        if (peer->foreign_pidns) {
+                if (peer->pidns.level == 0)
+                        return -EXDEV;
+                r = pidns_translate(m->pidns_index, &peer->pidns, peer->cred.uid, peer_pid, &pid);
+                if (r < 0)
+                        return r == -EINVAL ? -ESRCH : r;
+        }
+        return manager_acquire(m, peer, pid, peer_pid, ret);
 }
 
 /* Whether @fd is a pidfd, by the kernel's name for it ("anon_inode:[pidfd]", or "pidfd:[...]" on pidfs). */
@@ -1472,7 +1504,7 @@ int manager_acquire_pidfd(Manager *m, const Peer *peer, int pidfd, CachedProc **
         for (unsigned attempt = 0; attempt < 2; attempt++) {
                 CachedProc *cp;
 
-                r = manager_acquire(m, peer, pid, &cp);
+                r = manager_acquire(m, peer, pid, 0, &cp);
                 if (r < 0)
                         return r;
                 r = pidfd_get_pid(pidfd, &now);
@@ -1525,4 +1557,14 @@ int manager_recheck_proc(Manager *m, const Peer *peer, Proc *p) {
                 return 0;
 
         return policy_check_target(proc_dir_fd(p), &peer->client);
+}
+
+int manager_recheck_proc_pid(Manager *m, const Peer *peer, pid_t pid, Proc *p) {
+        int r;
+
+        /* First: about a process it cannot see, the peer learns nothing but that. */
+        r = manager_check_pidns(peer, pid, proc_dir_fd(p));
+        if (r < 0)
+                return r;
+        return manager_recheck_proc(m, peer, p);
 }

@@ -30,6 +30,7 @@
 #include "log.h"
 #include "lru.h"
 #include "macro.h"
+#include "pidns.h"
 #include "policy.h"
 #include "proc.h"
 #include "snapshot.h"
@@ -88,6 +89,7 @@ typedef struct Peer {
         struct ucred cred;
         bool privileged;                /* may query any process */
         bool foreign_pidns;             /* pids it sends mean other processes */
+        PidnsClient pidns;              /* with foreign_pidns: its namespace; level 0: unknown, refused */
         PolicyClient client;            /* for the access check of the unprivileged */
 } Peer;
 
@@ -258,6 +260,7 @@ struct Manager {
         SnapshotRecord *exited_oldest, *exited_newest;
         sd_event_source *exited_timer_source;
         size_t n_snapshots, n_exited, snapshot_memory;
+        PidnsIndex *pidns_index;        /* foreign peers' pids -> ours; locks itself */
         uint64_t start_usec;
         /* Counters: updated with atomics, workers count too. */
         uint64_t requests, errors, denied;
@@ -298,11 +301,14 @@ void manager_uncharge(Manager *m, UserShare *user, bool privileged, size_t size)
 
 /*
  * From a worker: the process @pid as @peer may see it, checked by the
- * policy before anything is opened for it or taken from the cache. The
- * handle is the caller's until manager_release_proc(); its Proc is used by
- * no one else meanwhile.
- * Errors: -EXDEV (peer in another pid namespace), -EACCES, -ESRCH (also
- * for a thread id), and those of proc_open().
+ * policy before anything is opened for it or taken from the cache. For a
+ * peer in another pid namespace, @pid is the pid in its namespace: the
+ * process must be in that namespace or below it, and is looked up by ours
+ * (proc_pid() of the handle's Proc). The handle is the caller's until
+ * manager_release_proc(); its Proc is used by no one else meanwhile.
+ * Errors: -EXDEV (peer in another pid namespace that could not be told),
+ * -EACCES, -ESRCH (also for a thread id, and a pid not in the peer's
+ * namespace), and those of proc_open().
  */
 int manager_acquire_proc(Manager *m, const Peer *peer, pid_t pid, CachedProc **ret);
 /*
@@ -350,6 +356,8 @@ int manager_lookup_exited_pidfd(Manager *m, const Peer *peer, int pidfd, pid_t p
                                 Snapshot **ret);
 /* The counters of the snapshots, as one consistent reading. */
 void manager_snapshot_stats(Manager *m, size_t *ret_held, size_t *ret_exited, size_t *ret_memory);
+/* As manager_recheck_proc(), and that @p is still the process @peer calls @pid (-ESRCH if not). */
+int manager_recheck_proc_pid(Manager *m, const Peer *peer, pid_t pid, Proc *p);
 size_t manager_proc_cache_size(Manager *m);
 
 /*

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <json-c/json.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -310,27 +311,38 @@ static int call_acquire(Call *call, ProtoTarget target, pid_t pid, unsigned fd_i
         return 1;
 }
 
-/* The pid to tell the client: none (0) for a client in another pid namespace, whose pids differ. */
-static pid_t call_reply_pid(Call *call, const Proc *p) {
-        return call->peer->foreign_pidns ? 0 : proc_pid(p);
+/*
+ * The pid to tell the client about @p: for a client in another pid
+ * namespace, the pid it named the process by (0 for a pidfd); else ours (0
+ * for a maps fd).
+ */
+static pid_t call_reply_pid(Call *call, const ProcHandle *h, const Proc *p) {
+        return call->peer->foreign_pidns ? h->pid : proc_pid(p);
 }
 
 /*
- * After the core answered with @r: drop dead processes, re-check access if
- * the address space was replaced (an exec may have made it setuid). > 0 if
- * the answer may be sent, else as call_acquire().
+ * After the core answered with @r about what the client calls @pid: drop
+ * dead processes, re-check access if the address space was replaced (an
+ * exec may have made it setuid; or, the process gone, the Proc found
+ * another by its pid, which for a client in another pid namespace may lie
+ * outside it). > 0 if the answer may be sent, else as call_acquire().
  */
 static int call_finish(Call *call, ProcHandle *h, int r, bool reattached) {
         Proc *p = proc_handle_get(h);
-        pid_t pid = call_reply_pid(call, p);
+        pid_t pid = call_reply_pid(call, h, p);
         int k = 1;
+
+        /* A failure about another process than the one it named (ProcessChanged) must not reach it either. */
+        if (reattached && call->peer->foreign_pidns && r < 0 && r != -ESRCH && r != -ENXIO &&
+            manager_recheck_proc_pid(call->manager, call->peer, h->pid, p) == -ESRCH)
+                r = -ESRCH;
 
         if (r == -ESRCH || r == -ENXIO)
                 k = call_error_errno(call, r, pid, NULL);
         else if (r < 0)
                 k = call_error_errno(call, r, pid, p);
         else if (reattached) {
-                r = manager_recheck_proc(call->manager, call->peer, p);
+                r = manager_recheck_proc_pid(call->manager, call->peer, h->pid, p);
                 if (r < 0)
                         k = call_error_errno(call, r, pid, NULL);
         }
@@ -339,6 +351,32 @@ static int call_finish(Call *call, ProcHandle *h, int r, bool reattached) {
                 return k;
         }
         return 1;
+}
+
+/*
+ * The answer about our @host_pid, in the pid the client named it by: they
+ * differ for a client in another pid namespace, whose /proc shows the
+ * process's map_files under its own pid.
+ */
+static int normalization_speak_pid(Normalization *n, pid_t host_pid, pid_t pid) {
+        n->pid = pid;
+        if (pid == host_pid)
+                return 0;
+        for (size_t i = 0; i < n->n_modules; i++) {
+                char *path = n->modules[i].map_files, *s;
+                const char *rest = path ? strstr(path, "/map_files/") : NULL;
+
+                /* No pid to name it by (a pidfd from another namespace): no path either. */
+                if (pid <= 0)
+                        n->modules[i].map_files = mfree(path);
+                if (!rest || pid <= 0)
+                        continue;
+                if (asprintf(&s, "/proc/%d%s", (int) pid, rest) < 0)
+                        return -ENOMEM;
+                free(path);
+                n->modules[i].map_files = s;
+        }
+        return 0;
 }
 
 static ProtoModule module_to_proto(const NormModule *nm) {
@@ -570,6 +608,8 @@ static int call_normalize_exited(Call *call, const ProtoNormalizeRequest *req, c
         r = snapshot_normalize(s, req->addresses, req->n_addresses, req->build_ids ? NORMALIZE_BUILD_IDS : 0, &n);
         if (r < 0)
                 return r;
+        if (call->peer->foreign_pidns)
+                n->pid = h->pid;
         r = call_normalize_reply(call, n, true);
         return r < 0 ? r : 1;
 }
@@ -622,7 +662,9 @@ static int method_normalize(Call *call) {
         r = call_finish(call, &h, r, proc_generation(p) != generation);
         if (r <= 0)
                 return r;
-        n->pid = call_reply_pid(call, p);
+        r = normalization_speak_pid(n, proc_pid(p), call_reply_pid(call, &h, p));
+        if (r < 0)
+                return r;
 
         /* Keep what the process maps, for when it is gone; a maps fd's Proc is the call's alone. */
         if (h.cp) {
@@ -804,7 +846,7 @@ static int method_list_mappings(Call *call) {
 
         if (call->varlink->oneway)
                 return 0;
-        return proto_list_mappings_reply_format(call_reply_pid(call, p), proc_start_time(p), mappings, list.n, list.full,
+        return proto_list_mappings_reply_format(call_reply_pid(call, &h, p), proc_start_time(p), mappings, list.n, list.full,
                                                 list.next, &call->job->reply, &call->job->reply_size);
 }
 
@@ -847,7 +889,7 @@ static int method_track(Call *call) {
         if (r < 0)
                 return r;
 
-        r = proto_track_reply_encode(proc_pid(p), proc_start_time(p), &reply);
+        r = proto_track_reply_encode(call_reply_pid(call, &h, p), proc_start_time(p), &reply);
         if (r < 0)
                 return r;
         return call_reply(call, reply);

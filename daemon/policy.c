@@ -16,6 +16,7 @@
 
 #include "macro.h"
 #include "parse-util.h"
+#include "pidns.h"
 #include "policy.h"
 
 #ifndef SO_PEERPIDFD
@@ -315,5 +316,40 @@ int policy_peer_namespaces(int fd, pid_t pid, NsId *ret_pidns, NsId *ret_userns)
 
         *ret_pidns = pidns;
         *ret_userns = userns;
+        return 0;
+}
+
+int policy_peer_pidns(int fd, pid_t pid, NsId *ret_ns, unsigned *ret_level) {
+        _cleanup_close_ int pidfd = -EBADF, dir_fd = -EBADF;
+        socklen_t len = sizeof(pidfd);
+        PidnsClient client;
+        char path[32];
+        pid_t p;
+        int r;
+
+        if (pid <= 0)
+                return -ESRCH;
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) < 0)
+                return errno == ENOPROTOOPT ? -EOPNOTSUPP : errno == ESRCH ? -ESRCH : -errno;
+        r = pidfd_get_pid(pidfd, &p);
+        if (r < 0)
+                return r;
+        if (p != pid)
+                return -ESRCH;
+
+        snprintf(path, sizeof(path), "/proc/%d", (int) pid);
+        dir_fd = open(path, O_PATH|O_DIRECTORY|O_CLOEXEC);
+        if (dir_fd < 0)
+                return errno_proc(errno);
+        r = pidns_read_client(dir_fd, &client);
+        if (r < 0)
+                return r;
+
+        /* Still alive, so the /proc/PID we just read was the peer's. */
+        if (pidfd_send_signal(pidfd, 0, NULL, 0) < 0 && errno != EPERM)
+                return errno == ESRCH ? -ESRCH : -errno;
+
+        *ret_ns = client.ns;
+        *ret_level = client.level;
         return 0;
 }

@@ -24,7 +24,9 @@
  *   state.
  *
  * Pids are only meaningful in one pid namespace: a client in another one
- * is refused (-EXDEV), never answered about the wrong process.
+ * has its pids translated (pidns.h), which needs its namespace for sure
+ * (policy_peer_pidns()); one whose namespace cannot be told is refused
+ * (-EXDEV), never answered about the wrong process.
  */
 
 #include <stdbool.h>
@@ -114,3 +116,15 @@ int policy_peer_namespaces(int fd, pid_t pid, NsId *ret_pidns, NsId *ret_userns)
  * (its fdinfo has no pid).
  */
 int pidfd_get_pid(int fd, pid_t *ret);
+
+/*
+ * The pid namespace of the peer of the connected socket @fd, whose
+ * SO_PEERCRED pid is @pid, and how many levels below ours it lies (from
+ * its NSpid line), tied to the peer itself through SO_PEERPIDFD: without
+ * it, the process holding @pid now may be another one, of another
+ * namespace, whose pids we would then translate.
+ *
+ * Errors: -ESRCH       the peer is gone, or not visible in our pid namespace
+ *         -EOPNOTSUPP  the kernel lacks SO_PEERPIDFD
+ */
+int policy_peer_pidns(int fd, pid_t pid, NsId *ret_ns, unsigned *ret_level);

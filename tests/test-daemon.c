@@ -2478,9 +2478,13 @@ END_TEST
 
 #define FOREIGN "io.vmaq.ForeignPidNamespace"
 
+/*
+ * A client in a pid namespace below the daemon's is answered in its own
+ * pids: about itself, pid 1 there, and never about a process outside it.
+ */
 START_TEST(test_foreign_pid_namespace) {
         Daemon *d = daemon_start(NULL);
-        pid_t pid;
+        pid_t outer = getpid(), pid;
 
         pid = fork_child();
         if (pid == 0) {
@@ -2493,23 +2497,42 @@ START_TEST(test_foreign_pid_namespace) {
                 if (inner == 0) {
                         Client *c = NULL;
                         struct json_object *r, *p;
+                        char exe[PATH_MAX];
+                        ssize_t n;
 
                         CHILD_CHECK(prctl(PR_SET_PDEATHSIG, SIGKILL) == 0);
                         CHILD_CHECK(getpid() == 1);
+                        /* Our /proc is still the daemon's: there we are under our pid of its namespace. */
+                        n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+                        CHILD_CHECK(n > 0);
+                        exe[n] = '\0';
                         CHILD_CHECK(client_open(d->socket_path, 0, &c) == 0);
 
-                        /* Served, but pids mean other processes here: refused, never answered wrongly. */
                         r = client_call_raw(c, "{\"method\":\"org.varlink.service.GetInfo\"}", TIMEOUT_MS);
                         CHILD_CHECK(r && !error_name(r));
+                        /* Ourselves by our pid here: the answer speaks of pid 1, not of our pid outside. */
                         r = client_call_raw(c, normalize_one(1, (uintptr_t) test_marker_function),
                                             TIMEOUT_MS);
-                        CHILD_CHECK(r && error_name(r) && streq(error_name(r), FOREIGN));
+                        CHILD_CHECK(r && !error_name(r));
                         CHILD_CHECK(json_object_object_get_ex(r, "parameters", &p));
-                        CHILD_CHECK(json_object_is_type(p, json_type_object));
-                        CHILD_CHECK(json_object_object_length(p) == 0);
+                        CHILD_CHECK(json_object_get_int64(json_object_object_get(p, "pid")) == 1);
+                        CHILD_CHECK(single_module_path(r) && streq(single_module_path(r), exe));
                         r = client_call_raw(c, "{\"method\":\"io.vmaq.ListMappings\","
                                                "\"parameters\":{\"pid\":1}}", TIMEOUT_MS);
-                        CHILD_CHECK(r && error_name(r) && streq(error_name(r), FOREIGN));
+                        CHILD_CHECK(r && !error_name(r));
+                        CHILD_CHECK(json_object_object_get_ex(r, "parameters", &p));
+                        CHILD_CHECK(json_object_get_int64(json_object_object_get(p, "pid")) == 1);
+                        /* Nobody else is here: not pid 2, and not the test's pid outside. */
+                        r = client_call_raw(c, normalize_one(2, (uintptr_t) test_marker_function),
+                                            TIMEOUT_MS);
+                        CHILD_CHECK(r && error_name(r) && streq(error_name(r), "io.vmaq.NoSuchProcess"));
+                        CHILD_CHECK(json_object_object_get_ex(r, "parameters", &p));
+                        CHILD_CHECK(json_object_get_int64(json_object_object_get(p, "pid")) == 2);
+                        r = client_call_raw(c, normalize_one(outer, (uintptr_t) test_marker_function),
+                                            TIMEOUT_MS);
+                        CHILD_CHECK(r && error_name(r) && streq(error_name(r), "io.vmaq.NoSuchProcess"));
+                        CHILD_CHECK(json_object_object_get_ex(r, "parameters", &p));
+                        CHILD_CHECK(json_object_get_int64(json_object_object_get(p, "pid")) == outer);
                         _exit(EXIT_SUCCESS);
                 }
                 CHILD_CHECK(waitpid(inner, &status, 0) == inner);
@@ -2924,6 +2947,50 @@ START_TEST(test_post_mortem_pidfd) {
                 ck_assert_uint_eq(offset, single_offset(live));
         }
 
+        daemon_stop(d);
+}
+END_TEST
+
+/*
+ * A peer that is gone before the daemon takes its connection cannot be
+ * tied to a pid namespace: its calls about pids are refused, never
+ * answered in the wrong namespace's pids. The daemon is stopped meanwhile,
+ * so that it takes the connection only once the peer is gone.
+ */
+START_TEST(test_unresolved_pid_namespace) {
+        _cleanup_(client_freep) Client *c = NULL;
+        _cleanup_(json_object_putp) struct json_object *r = NULL;
+        _cleanup_free_ char *msg = NULL;
+        Daemon *d = daemon_start(NULL);
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        pid_t pid;
+
+        c = calloc(1, sizeof(*c));
+        ck_assert_ptr_nonnull(c);
+        c->fd = socket(AF_UNIX, SOCK_STREAM|SOCK_CLOEXEC, 0);
+        ck_assert_int_ge(c->fd, 0);
+        strcpy(sa.sun_path, d->socket_path);
+
+        ck_assert_int_eq(kill(d->pid, SIGSTOP), 0);
+        pid = fork_child();
+        if (pid == 0) {
+                /* Our socket, connected by a process that then exits: the peer is it. */
+                CHILD_CHECK(connect(c->fd, (struct sockaddr *) &sa, sizeof(sa)) == 0);
+                _exit(EXIT_SUCCESS);
+        }
+        assert_child_ok(pid, CLIENT_TIMEOUT_MS);
+        ck_assert_int_eq(kill(d->pid, SIGCONT), 0);
+
+        msg = normalize_one(getpid(), (uintptr_t) test_marker_function);
+        r = client_call_raw(c, msg, TIMEOUT_MS);
+        ck_assert_ptr_nonnull(r);
+        reply_error(r, FOREIGN);
+        json_object_put(r);
+        r = client_call_raw(c, "{\"method\":\"org.varlink.service.GetInfo\"}", TIMEOUT_MS);
+        ck_assert_ptr_nonnull(r);
+        ck_assert_ptr_null(error_name(r));
+
+        assert_serves(d);
         daemon_stop(d);
 }
 END_TEST
@@ -4146,6 +4213,8 @@ static Suite *daemon_suite(void) {
 
         tc = root_tcase(s, "pid-namespace", "unshare(CLONE_NEWPID) needs root");
         tcase_add_test(tc, test_foreign_pid_namespace);
+        tc = tcase(s, "unresolved-pid-namespace");
+        tcase_add_test(tc, test_unresolved_pid_namespace);
 
         tc = tcase(s, "fds");
         tcase_add_test(tc, test_fd_maps);
