@@ -20,7 +20,8 @@
  *   -EINVAL      invalid parameter                (org.varlink.service.InvalidParameter):
  *                a pid below 1, no addresses; also from the library itself
  *                for a NULL argument or an unknown flag
- *   -EXDEV       the caller is in another pid namespace (io.vmaq.ForeignPidNamespace)
+ *   -EXDEV       the caller is in a pid namespace the daemon cannot tell
+ *                (io.vmaq.ForeignPidNamespace)
  *   -EOPNOTSUPP, -EADDRNOTAVAIL  method or interface unknown to the daemon
  *   -EIO         the daemon failed internally     (io.vmaq.InternalError)
  *   -EUSERS      the daemon refused the connection: its user, or all

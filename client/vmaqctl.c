@@ -297,8 +297,8 @@ static ExitStatus call_error(struct vmaq_client *c, int r, pid_t pid, uint64_t s
                 fprintf(stderr, "%s: vmaqd refused a parameter%s%s\n", name, detail[0] ? ": " : "", detail);
                 break;
         case EXDEV:
-                fprintf(stderr, "%s: foreign pid namespace: vmaqd runs in another pid namespace and cannot "
-                        "answer about pid %d\n", name, (int) pid);
+                fprintf(stderr, "%s: foreign pid namespace: vmaqd cannot tell which pid namespace this client "
+                        "is in (it needs SO_PEERPIDFD, Linux 6.5) and cannot answer about pid %d\n", name, (int) pid);
                 break;
         case EOPNOTSUPP:
         case EADDRNOTAVAIL:

@@ -1407,7 +1407,7 @@ static void error_reply_describe(ProtoErrorReply *e) {
                          (unsigned long long) d->start_time);
                 break;
         case PROTO_ERROR_FOREIGN_PID_NAMESPACE:
-                snprintf(what, sizeof(what), "client in another pid namespace than the daemon");
+                snprintf(what, sizeof(what), "client in a pid namespace the daemon cannot tell");
                 break;
         case PROTO_ERROR_INTERNAL:
                 snprintf(what, sizeof(what), "internal error of the daemon: errno %d", d->error);

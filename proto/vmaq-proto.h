@@ -65,7 +65,7 @@ typedef enum ProtoError {
         PROTO_ERROR_NO_ADDRESS_SPACE,           /* io.vmaq.NoAddressSpace (pid) */
         PROTO_ERROR_PERMISSION_DENIED,          /* io.vmaq.PermissionDenied (pid) */
         PROTO_ERROR_PROCESS_CHANGED,            /* io.vmaq.ProcessChanged (pid, start_time: the current one) */
-        PROTO_ERROR_FOREIGN_PID_NAMESPACE,      /* io.vmaq.ForeignPidNamespace (): client in another pid namespace */
+        PROTO_ERROR_FOREIGN_PID_NAMESPACE,      /* io.vmaq.ForeignPidNamespace (): client's pid namespace unknown */
         PROTO_ERROR_INTERNAL,                   /* io.vmaq.InternalError (errno) */
         PROTO_ERROR_TOO_MANY_CONNECTIONS,       /* io.vmaq.TooManyConnections (reason, limit) */
         PROTO_ERROR_MEMORY_LIMIT,               /* io.vmaq.MemoryLimitReached (limit): try again later */

@@ -1294,7 +1294,7 @@ static const struct {
         /* Well-formed ones, for the mapping of the rest of the table. */
         { "{\"error\":\"org.example.Weird\",\"parameters\":{}}", -EPROTO, "unknown error (org.example.Weird)" },
         { "{\"error\":\"io.vmaq.ForeignPidNamespace\",\"parameters\":{}}", -EXDEV,
-          "client in another pid namespace than the daemon (io.vmaq.ForeignPidNamespace)" },
+          "client in a pid namespace the daemon cannot tell (io.vmaq.ForeignPidNamespace)" },
         { "{\"error\":\"io.vmaq.InternalError\",\"parameters\":{\"errno\":12}}", -EIO,
           "internal error of the daemon: errno 12 (io.vmaq.InternalError)" },
         { "{\"error\":\"org.varlink.service.MethodNotFound\",\"parameters\":{\"method\":\"io.vmaq.Normalize\"}}",
