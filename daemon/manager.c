@@ -244,6 +244,8 @@ int manager_new(Manager **ret, const ManagerConfig *config) {
         r = policy_namespace(0, "pid", &m->pidns);
         if (r >= 0)
                 r = policy_namespace(0, "user", &m->userns);
+        if (r >= 0)
+                r = policy_namespace(0, "mnt", &m->mntns);
         if (r < 0)
                 return log_error_errno(m->log_level, r, "Failed to identify our namespaces: %m");
 

@@ -223,6 +223,7 @@ struct Manager {
         VarlinkLimits request_limits;   /* what a request may hold, checked before it is parsed */
         gid_t privileged_gid;           /* (gid_t) -1: no such group */
         NsId pidns, userns;
+        NsId mntns;                     /* targets in another get host paths */
         sd_event *event;
         int listen_fd;
         bool socket_bound;              /* we bound it (not socket activation): unlink at exit */

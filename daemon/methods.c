@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "log.h"
@@ -379,10 +380,39 @@ static int normalization_speak_pid(Normalization *n, pid_t host_pid, pid_t pid) 
         return 0;
 }
 
+/*
+ * The paths of a process in another mount namespace than ours name files
+ * there: add where they are from ours, through its root. Not for a client
+ * in another pid namespace, which would learn our pid of the process and
+ * could not open the path. A target whose namespace we cannot read (gone)
+ * gets none.
+ */
+static int normalization_add_host_paths(Call *call, Proc *p, Normalization *n) {
+        const NsId *ours = &call->manager->mntns;
+        struct stat st;
+
+        if (call->peer->foreign_pidns || fstatat(proc_dir_fd(p), "ns/mnt", &st, 0) < 0 ||
+            (st.st_dev == ours->dev && st.st_ino == ours->ino))
+                return 0;
+        for (size_t i = 0; i < n->n_modules; i++) {
+                NormModule *nm = &n->modules[i];
+
+                /* A deleted file is not there under its name: map_files reaches it. */
+                if (nm->vdso || nm->deleted || nm->path[0] != '/')
+                        continue;
+                if (asprintf(&nm->host_path, "/proc/%d/root%s", (int) proc_pid(p), nm->path) < 0) {
+                        nm->host_path = NULL;
+                        return -ENOMEM;
+                }
+        }
+        return 0;
+}
+
 static ProtoModule module_to_proto(const NormModule *nm) {
         return (ProtoModule) {
                 .path = nm->path,
                 .map_files = nm->map_files,
+                .host_path = nm->host_path,
                 .build_id = nm->build_id,
                 .build_id_len = nm->build_id_len,
                 .build_id_skipped = nm->build_id_skipped,
@@ -475,7 +505,8 @@ static int reply_stream_new(Normalization *n, bool exited, ReplyStream **ret) {
                   PART_RESULTS * (sizeof(ProtoModule) + sizeof(ProtoResult));
         for (size_t i = 0; i < n->n_modules; i++)
                 s->size += strlen(n->modules[i].path) + 1 +
-                           (n->modules[i].map_files ? strlen(n->modules[i].map_files) + 1 : 0);
+                           (n->modules[i].map_files ? strlen(n->modules[i].map_files) + 1 : 0) +
+                           (n->modules[i].host_path ? strlen(n->modules[i].host_path) + 1 : 0);
 
         *ret = TAKE_PTR(s);
         return 0;
@@ -663,6 +694,8 @@ static int method_normalize(Call *call) {
         if (r <= 0)
                 return r;
         r = normalization_speak_pid(n, proc_pid(p), call_reply_pid(call, &h, p));
+        if (r >= 0)
+                r = normalization_add_host_paths(call, p, n);
         if (r < 0)
                 return r;
 

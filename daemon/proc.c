@@ -816,6 +816,7 @@ Normalization *normalization_free(Normalization *n) {
         for (size_t i = 0; i < n->n_modules; i++) {
                 free(n->modules[i].path);
                 free(n->modules[i].map_files);
+                free(n->modules[i].host_path);
         }
         free(n->modules);
         free(n->results);

@@ -113,6 +113,7 @@ typedef struct NormResult {
 typedef struct NormModule {
         char *path;             /* as the process sees it; "[vdso]" for the vDSO */
         char *map_files;        /* "/proc/PID/map_files/START-END", when asked for */
+        char *host_path;        /* not filled by the core: a caller's, freed with the rest */
         uint64_t inode;
         uint32_t dev_major;
         uint32_t dev_minor;

@@ -807,6 +807,8 @@ static void module_write(JsonWriter *w, const ProtoModule *m) {
         write_bool(w, "vdso", m->vdso);
         if (m->map_files)
                 write_string(w, "map_files", m->map_files);
+        if (m->host_path)
+                write_string(w, "host_path", m->host_path);
         write_u64(w, "dev_major", m->dev_major);
         write_u64(w, "dev_minor", m->dev_minor);
         write_u64(w, "inode", m->inode);
@@ -947,7 +949,8 @@ size_t proto_mapping_size_max(size_t path_len) {
 }
 
 size_t proto_module_size_max(const ProtoModule *m) {
-        return ENTRY_SIZE_MAX + 6 * strlen(m->path) + (m->map_files ? 6 * strlen(m->map_files) : 0);
+        return ENTRY_SIZE_MAX + 6 * strlen(m->path) + (m->map_files ? 6 * strlen(m->map_files) : 0) +
+               (m->host_path ? 16 + 6 * strlen(m->host_path) : 0);
 }
 
 size_t proto_result_size_max(void) {
@@ -1507,6 +1510,7 @@ static int module_decode(struct json_object *o, ProtoModule *ret, uint8_t *id_st
                 { "deleted",   field_bool,     offsetof(ModuleTarget, m.deleted),   true  },
                 { "vdso",      field_bool,     offsetof(ModuleTarget, m.vdso),      true  },
                 { "map_files", field_string,   offsetof(ModuleTarget, m.map_files), false },
+                { "host_path", field_string,   offsetof(ModuleTarget, m.host_path), false },
                 { "dev_major", field_u32,      offsetof(ModuleTarget, m.dev_major), true  },
                 { "dev_minor", field_u32,      offsetof(ModuleTarget, m.dev_minor), true  },
                 { "inode",     field_u64,      offsetof(ModuleTarget, m.inode),     true  },

@@ -234,6 +234,7 @@ int proto_normalize_request_format(const ProtoNormalizeRequest *req, bool more, 
 typedef struct ProtoModule {
         const char *path;
         const char *map_files;                  /* NULL: not asked for, or the vDSO */
+        const char *host_path;                  /* NULL: none, the daemon's path is the process's */
         const uint8_t *build_id;                /* NULL or build_id_len == 0: none */
         size_t build_id_len;
         bool build_id_skipped;                  /* not read: the call read as many files as it may */
@@ -263,7 +264,7 @@ typedef struct ProtoNormalizeReply {
 /*
  * Format a whole reply message {"parameters": {"pid", "start_time",
  * "modules": [{"path", "build_id": "hex" | null, "build_id_skipped"?,
- * "deleted", "vdso", "map_files"?, "dev_major", "dev_minor", "inode"}],
+ * "deleted", "vdso", "map_files"?, "host_path"?, "dev_major", "dev_minor", "inode"}],
  * "results": [{"module", "offset"} | {"unknown"}]}} (plus "continues":
  * true when @continues), NUL-terminated as on the wire: *ret_size counts
  * the NUL. "build_id_skipped": true is sent only when set, and so is

@@ -2478,6 +2478,16 @@ END_TEST
 
 #define FOREIGN "io.vmaq.ForeignPidNamespace"
 
+/* The first module of a Normalize reply, or NULL. No ck_assert(): forked clients use it. */
+static struct json_object *module_of(struct json_object *r) {
+        struct json_object *p, *modules;
+
+        if (!r || !json_object_object_get_ex(r, "parameters", &p) ||
+            !json_object_object_get_ex(p, "modules", &modules) || json_object_array_length(modules) < 1)
+                return NULL;
+        return json_object_array_get_idx(modules, 0);
+}
+
 /*
  * A client in a pid namespace below the daemon's is answered in its own
  * pids: about itself, pid 1 there, and never about a process outside it.
@@ -2533,6 +2543,12 @@ START_TEST(test_foreign_pid_namespace) {
                         CHILD_CHECK(r && error_name(r) && streq(error_name(r), "io.vmaq.NoSuchProcess"));
                         CHILD_CHECK(json_object_object_get_ex(r, "parameters", &p));
                         CHILD_CHECK(json_object_get_int64(json_object_object_get(p, "pid")) == outer);
+                        /* In a mount namespace of our own: no host path, which would tell our pid outside. */
+                        CHILD_CHECK(unshare(CLONE_NEWNS) == 0);
+                        r = client_call_raw(c, normalize_one(1, (uintptr_t) test_marker_function),
+                                            TIMEOUT_MS);
+                        CHILD_CHECK(single_module_path(r) && streq(single_module_path(r), exe));
+                        CHILD_CHECK(!json_has(module_of(r), "host_path"));
                         _exit(EXIT_SUCCESS);
                 }
                 CHILD_CHECK(waitpid(inner, &status, 0) == inner);
@@ -2947,6 +2963,66 @@ START_TEST(test_post_mortem_pidfd) {
                 ck_assert_uint_eq(offset, single_offset(live));
         }
 
+        daemon_stop(d);
+}
+END_TEST
+
+/*
+ * A target in another mount namespace than the daemon's gets a host path
+ * for each module, through its root; one in the daemon's gets none, and
+ * its reply is as it always was.
+ */
+START_TEST(test_host_path) {
+        _cleanup_(client_freep) Client *c = NULL;
+        _cleanup_free_ char *exe = NULL, *want = NULL, *msg_other = NULL, *msg_same = NULL;
+        Daemon *d = daemon_start(NULL);
+        int ready[2], ctl[2];
+        pid_t other, same;
+        char b;
+
+        exe = realpath("/proc/self/exe", NULL);
+        ck_assert_ptr_nonnull(exe);
+        ck_assert_int_eq(pipe2(ready, O_CLOEXEC), 0);
+        ck_assert_int_eq(pipe2(ctl, O_CLOEXEC), 0);
+        other = fork_child();
+        if (other == 0) {
+                close(ready[0]);
+                close(ctl[1]);
+                CHILD_CHECK(unshare(CLONE_NEWNS) == 0);
+                close(ready[1]);
+                (void) read(ctl[0], &b, 1);
+                _exit(EXIT_SUCCESS);
+        }
+        close(ready[1]);
+        ck_assert_int_eq(read(ready[0], &b, 1), 0);
+        close(ready[0]);
+        same = fork_child();
+        if (same == 0) {
+                close(ctl[1]);
+                (void) read(ctl[0], &b, 1);
+                _exit(EXIT_SUCCESS);
+        }
+        close(ctl[0]);
+
+        c = client_connect(d);
+        ck_assert_int_ge(asprintf(&want, "/proc/%d/root%s", (int) other, exe), 0);
+        msg_other = normalize_one(other, (uintptr_t) test_marker_function);
+        msg_same = normalize_one(same, (uintptr_t) test_marker_function);
+        {
+                _cleanup_(json_object_putp) struct json_object *r = client_call_raw(c, msg_other, TIMEOUT_MS);
+
+                ck_assert_str_eq(single_module_path(r), exe);
+                ck_assert_str_eq(json_get_string(module_of(r), "host_path"), want);
+        }
+        {
+                _cleanup_(json_object_putp) struct json_object *r = client_call_raw(c, msg_same, TIMEOUT_MS);
+
+                ck_assert_str_eq(single_module_path(r), exe);
+                ck_assert(!json_has(module_of(r), "host_path"));
+        }
+        close(ctl[1]);
+        assert_child_ok(other, CLIENT_TIMEOUT_MS);
+        assert_child_ok(same, CLIENT_TIMEOUT_MS);
         daemon_stop(d);
 }
 END_TEST
@@ -4213,6 +4289,7 @@ static Suite *daemon_suite(void) {
 
         tc = root_tcase(s, "pid-namespace", "unshare(CLONE_NEWPID) needs root");
         tcase_add_test(tc, test_foreign_pid_namespace);
+        tcase_add_test(tc, test_host_path);
         tc = tcase(s, "unresolved-pid-namespace");
         tcase_add_test(tc, test_unresolved_pid_namespace);
 

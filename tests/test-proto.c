@@ -1335,6 +1335,46 @@ START_TEST(test_normalize_reply_encode) {
 }
 END_TEST
 
+/* "host_path" only where set, after "map_files"; read back; counted in the size bound. */
+START_TEST(test_normalize_reply_host_path) {
+        _cleanup_(json_object_putp) struct json_object *o = NULL;
+        const ProtoModule mod = {
+                .path = "/usr/lib/libc.so.6",
+                .map_files = "/proc/7/map_files/1000-2000",
+                .host_path = "/proc/4242/root/usr/lib/libc.so.6",
+                .dev_major = 8,
+                .inode = 9,
+        };
+        const ProtoResult res = { .module = 0, .offset = 16 };
+        ProtoNormalizeReply reply = {};
+        struct json_object *p = NULL;
+        const char *error = NULL, *field = NULL;
+        char *msg = NULL;
+        size_t size = 0;
+
+        ck_assert_int_eq(proto_normalize_reply_format(&(ProtoNormalizeReply) {
+                        .pid = 7, .n_modules = 1, .modules = &mod, .n_results = 1, .results = &res,
+                }, 0, false, &msg, &size), 0);
+        ck_assert_uint_le(size, proto_module_size_max(&mod) + proto_result_size_max() + 256);
+        ck_assert_int_eq(varlink_json_parse(msg, size - 1, NULL, &o), 0);
+        assert_reply_message(TAKE_PTR(msg), size,
+                     "{\"pid\":7,\"start_time\":0,\"modules\":["
+                     "{\"path\":\"/usr/lib/libc.so.6\",\"build_id\":null,\"deleted\":false,\"vdso\":false,"
+                     "\"map_files\":\"/proc/7/map_files/1000-2000\","
+                     "\"host_path\":\"/proc/4242/root/usr/lib/libc.so.6\","
+                     "\"dev_major\":8,\"dev_minor\":0,\"inode\":9}],"
+                     "\"results\":[{\"module\":0,\"offset\":16}]}");
+
+        ck_assert_int_eq(proto_reply_split(o, &error, &p, NULL, &field), 0);
+        ck_assert_ptr_null(error);
+        ck_assert_int_eq(proto_normalize_reply_decode(p, NULL, 0, &reply, &field), 0);
+        ck_assert_uint_eq(reply.n_modules, 1);
+        ck_assert_str_eq(reply.modules[0].host_path, "/proc/4242/root/usr/lib/libc.so.6");
+        ck_assert_str_eq(reply.modules[0].map_files, "/proc/7/map_files/1000-2000");
+        proto_normalize_reply_done(&reply);
+}
+END_TEST
+
 /* An answer from an exited process's snapshot says so; every other answer is as before. */
 START_TEST(test_normalize_reply_exited) {
         static const ProtoResult results[] = {
@@ -2968,6 +3008,7 @@ static Suite *proto_suite(void) {
         tcase_add_test(tc, test_normalize_reply_encode);
         tcase_add_test(tc, test_normalize_reply_empty);
         tcase_add_test(tc, test_normalize_reply_exited);
+        tcase_add_test(tc, test_normalize_reply_host_path);
         tcase_add_test(tc, test_build_id_skipped);
         tcase_add_test(tc, test_reply_size_max);
         tcase_add_test(tc, test_normalize_reply_u64);
