@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -318,6 +319,102 @@ START_TEST(test_peer_namespaces) {
 }
 END_TEST
 
+/* A listening socket "s" in the new directory @dir (a mkdtemp() template). */
+static int listen_tmp(char *dir, struct sockaddr_un *sa) {
+        int fd;
+
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        snprintf(sa->sun_path, sizeof(sa->sun_path), "%s/s", dir);
+        fd = socket(AF_UNIX, SOCK_STREAM|SOCK_CLOEXEC, 0);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(bind(fd, (struct sockaddr *) sa, sizeof(*sa)), 0);
+        ck_assert_int_eq(listen(fd, 4), 0);
+        return fd;
+}
+
+/*
+ * A child that connects to @sa from a pid namespace of its own, then
+ * waits for @wait_fd (the read end of a pipe; -EBADF: not) to close, and
+ * exits 0. Its parent, in ours, is returned: it exits with its status.
+ */
+static pid_t spawn_peer_in_pidns(const struct sockaddr_un *sa, int wait_fd, int close_fd) {
+        pid_t outer;
+
+        outer = fork();
+        ck_assert_int_ge(outer, 0);
+        if (outer == 0) {
+                pid_t inner;
+                int status;
+
+                safe_close(close_fd);
+                if (unshare(CLONE_NEWPID) < 0)
+                        _exit(EXIT_FAILURE);
+                inner = fork();
+                if (inner < 0)
+                        _exit(EXIT_FAILURE);
+                if (inner == 0) {
+                        int c = socket(AF_UNIX, SOCK_STREAM|SOCK_CLOEXEC, 0);
+                        char b;
+
+                        if (c < 0 || connect(c, (const struct sockaddr *) sa, sizeof(*sa)) < 0)
+                                _exit(EXIT_FAILURE);
+                        if (wait_fd >= 0)
+                                (void) read(wait_fd, &b, 1);
+                        _exit(EXIT_SUCCESS);
+                }
+                _exit(waitpid(inner, &status, 0) == inner && WIFEXITED(status) && WEXITSTATUS(status) == 0 ?
+                      0 : 1);
+        }
+        return outer;
+}
+
+/* A live peer's pid namespace and its depth: ours for a socketpair, one below for a peer in a child. */
+START_TEST(test_peer_pidns) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        _cleanup_close_ int listen_fd = -EBADF, fd = -EBADF;
+        char dir[] = "/tmp/test-policy-XXXXXX", path[64];
+        NsId ns = {}, ours = {};
+        socklen_t len = sizeof(struct ucred);
+        struct ucred cred;
+        unsigned level = 99, our_level;
+        struct stat st;
+        int fds[2], ctl[2], status;
+        pid_t outer;
+
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM|SOCK_CLOEXEC, 0, fds), 0);
+        ck_assert_int_eq(getsockopt(fds[0], SOL_SOCKET, SO_PEERCRED, &cred, &len), 0);
+        ck_assert_int_eq(policy_peer_pidns(fds[0], cred.pid, &ns, &our_level), 0);
+        ck_assert_int_eq(policy_namespace(0, "pid", &ours), 0);
+        ck_assert(ns_id_equal(&ns, &ours));
+        ck_assert_int_eq(policy_peer_pidns(fds[0], 0, &ns, &level), -ESRCH);
+        ck_assert_int_eq(policy_peer_pidns(fds[0], cred.pid + 1, &ns, &level), -ESRCH);
+        close(fds[0]);
+        close(fds[1]);
+
+        listen_fd = listen_tmp(dir, &sa);
+        ck_assert_int_eq(pipe2(ctl, O_CLOEXEC), 0);
+        outer = spawn_peer_in_pidns(&sa, ctl[0], ctl[1]);
+        close(ctl[0]);
+
+        fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len), 0);
+        ck_assert_int_eq(policy_peer_pidns(fd, cred.pid, &ns, &level), 0);
+        ck_assert_uint_eq(level, our_level + 1);
+        snprintf(path, sizeof(path), "/proc/%d/ns/pid", (int) cred.pid);
+        ck_assert_int_eq(stat(path, &st), 0);
+        ck_assert_uint_eq(ns.ino, st.st_ino);
+        ck_assert_uint_eq(ns.dev, st.st_dev);
+        ck_assert(!ns_id_equal(&ns, &ours));
+
+        close(ctl[1]);
+        ck_assert_int_eq(waitpid(outer, &status, 0), outer);
+        ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        unlink(sa.sun_path);
+        rmdir(dir);
+}
+END_TEST
+
 /*
  * The peer connects from another pid namespace and exits; a process of
  * ours takes over its pid before the connection is looked at. The
@@ -334,31 +431,8 @@ START_TEST(test_peer_pid_reused) {
         pid_t outer, reuser = -1;
         int status, r;
 
-        ck_assert_ptr_nonnull(mkdtemp(dir));
-        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/s", dir);
-        listen_fd = socket(AF_UNIX, SOCK_STREAM|SOCK_CLOEXEC, 0);
-        ck_assert_int_ge(listen_fd, 0);
-        ck_assert_int_eq(bind(listen_fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
-        ck_assert_int_eq(listen(listen_fd, 4), 0);
-
-        outer = fork();
-        ck_assert_int_ge(outer, 0);
-        if (outer == 0) {
-                pid_t inner;
-
-                if (unshare(CLONE_NEWPID) < 0)
-                        _exit(EXIT_FAILURE);
-                inner = fork();
-                if (inner < 0)
-                        _exit(EXIT_FAILURE);
-                if (inner == 0) {
-                        int c = socket(AF_UNIX, SOCK_STREAM|SOCK_CLOEXEC, 0);
-
-                        _exit(c >= 0 && connect(c, (struct sockaddr *) &sa, sizeof(sa)) >= 0 ? 0 : 1);
-                }
-                _exit(waitpid(inner, &status, 0) == inner && WIFEXITED(status) && WEXITSTATUS(status) == 0 ?
-                      0 : 1);
-        }
+        listen_fd = listen_tmp(dir, &sa);
+        outer = spawn_peer_in_pidns(&sa, -EBADF, -EBADF);
         ck_assert_int_eq(waitpid(outer, &status, 0), outer);
         ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 
@@ -391,6 +465,13 @@ START_TEST(test_peer_pid_reused) {
         ck_assert_int_eq(policy_namespace(0, "pid", &ours), 0);
         ck_assert_msg(r == -ESRCH || (r == 0 && !ns_id_equal(&pidns, &ours)),
                       "answered %d with our own pid namespace: the reused pid was trusted", r);
+        /* What translating its pids takes must be the peer's for sure: it is gone. */
+        {
+                unsigned level = 99;
+
+                ck_assert_int_eq(policy_peer_pidns(fd, cred.pid, &pidns, &level), -ESRCH);
+                ck_assert_uint_eq(level, 99);
+        }
 
         kill(reuser, SIGKILL);
         ck_assert_int_eq(waitpid(reuser, NULL, 0), reuser);
@@ -416,6 +497,11 @@ static Suite *policy_suite(bool root) {
                 tc = tcase_create("target");
                 tcase_add_test(tc, test_check_target);
                 tcase_add_test(tc, test_check_zombie);
+                suite_add_tcase(s, tc);
+
+                tc = tcase_create("peer-pidns");
+                tcase_set_timeout(tc, 60);
+                tcase_add_test(tc, test_peer_pidns);
                 suite_add_tcase(s, tc);
 
                 tc = tcase_create("peer-pid-reused");
