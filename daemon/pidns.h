@@ -84,7 +84,9 @@ DEFINE_CLEANUP(PidnsIndex *, pidns_index_free);
  * when found. Never answers for a process outside the client's namespace.
  *
  * Errors: -ESRCH  no such process in the client's namespace, or not known
- *                 and the rate limit allows no scan now
+ *                 and the rate limit allows no scan now; also, when more
+ *                 namespaces or processes are asked about than the limits
+ *                 hold, for a process whose entry went before it was used
  *         -EINVAL @pid is not positive, or @client's level is 0 or too deep
  */
 int pidns_translate(PidnsIndex *x, const PidnsClient *client, uid_t uid, pid_t pid, pid_t *ret_host_pid);
