@@ -21,6 +21,7 @@
 
 #include "log.h"
 #include "manager.h"
+#include "pidns.h"
 #include "policy.h"
 #include "vmaq-proto.h"
 
@@ -60,6 +61,8 @@ struct SnapshotRecord {
         uint64_t expire_usec;           /* CLOCK_MONOTONIC, once exited */
         size_t size;                    /* charged to Manager.snapshot_memory */
         uint64_t pidfs_ino;             /* of its pidfds, unique to the process on pidfs; 0: not known */
+        PidnsClient pidns;              /* its own pid namespace (level 0: not known) */
+        pid_t pidns_pid;                /* and its pid there, for clients of that namespace */
         Snapshot *snapshot;
         /*
          * Last: allocated only up to the parents it has (of USERNS_DEPTH_MAX),
@@ -1204,6 +1207,9 @@ int manager_track_proc(Manager *m, CachedProc *cp, const Normalization *n, const
 
         rec->manager = m;
         rec->pidfs_ino = pidfd_inode(cp->pidfd);
+        /* For clients in its namespace, which ask by its pid there; none if it cannot be read. */
+        if (pidns_read_process(proc_dir_fd(p), &rec->pidns, &rec->pidns_pid) < 0)
+                rec->pidns = (PidnsClient) {};
         rec->pid = snapshot_pid(snapshot);
         rec->start_time = snapshot_start_time(snapshot);
         rec->size = record_size + SNAPSHOT_ENTRY_SIZE + snapshot_size(snapshot);
@@ -1277,11 +1283,42 @@ static int manager_lookup(Manager *m, const Peer *peer, pid_t pid, uint64_t star
         return r;
 }
 
+/*
+ * With procs_lock held: the record of the exited process that @peer, in
+ * another pid namespace, calls @pid. Only a process that was in the
+ * peer's own namespace is found so (the common case of a container), not
+ * one nested below it.
+ */
+static SnapshotRecord *manager_find_exited_foreign(Manager *m, const Peer *peer, pid_t pid, uint64_t start_time) {
+        for (SnapshotRecord *rec = m->exited_newest; rec; rec = rec->older)
+                if (rec->start_time == start_time && rec->pidns_pid == pid && rec->pidns.level > 0 &&
+                    rec->pidns.level == peer->pidns.level && ns_id_equal(&rec->pidns.ns, &peer->pidns.ns))
+                        return rec;
+        return NULL;
+}
+
 int manager_lookup_exited(Manager *m, const Peer *peer, pid_t pid, uint64_t start_time, Snapshot **ret) {
+        SnapshotRecord *rec;
+        int r = 0;
+
+        if (!peer->foreign_pidns)
+                return manager_lookup(m, peer, pid, start_time, -1, ret);
+
         /* Its pids are of another namespace: never look them up as ours. */
-        if (peer->foreign_pidns)
+        if (peer->pidns.level == 0)
                 return -EXDEV;
-        return manager_lookup(m, peer, pid, start_time, -1, ret);
+        if (!m->exited)
+                return -ESRCH;
+        pthread_mutex_lock(&m->procs_lock);
+        rec = manager_find_exited_foreign(m, peer, pid, start_time);
+        if (!rec)
+                r = -ESRCH;
+        else if (!peer->privileged)
+                r = policy_check_client(&rec->target, &peer->client);
+        if (r >= 0)
+                *ret = snapshot_ref(rec->snapshot);
+        pthread_mutex_unlock(&m->procs_lock);
+        return r;
 }
 
 int manager_lookup_exited_pidfd(Manager *m, const Peer *peer, int pidfd, pid_t pid, uint64_t start_time,

@@ -266,7 +266,7 @@ int pidns_verify(int dir_fd, const PidnsClient *client, pid_t pid) {
         return found == pid ? 0 : -ESRCH;
 }
 
-int pidns_read_client(int dir_fd, PidnsClient *ret) {
+int pidns_read_process(int dir_fd, PidnsClient *ret, pid_t *ret_pid) {
         _cleanup_close_ int fd = -EBADF;
         pid_t nspid[PIDNS_LEVEL_MAX + 1];
         NsId id = {};
@@ -282,7 +282,13 @@ int pidns_read_client(int dir_fd, PidnsClient *ret) {
         if (r < 0)
                 return r;
         *ret = (PidnsClient) { .ns = id, .level = (unsigned) n - 1 };
+        if (ret_pid)
+                *ret_pid = nspid[n - 1];
         return 0;
+}
+
+int pidns_read_client(int dir_fd, PidnsClient *ret) {
+        return pidns_read_process(dir_fd, ret, NULL);
 }
 
 /* Open our /proc/@pid and check it is what @client calls @pid. */

@@ -107,6 +107,8 @@ int pidns_verify(int dir_fd, const PidnsClient *client, pid_t pid);
  * Errors: -ESRCH (gone), -EBADMSG (no NSpid line, or too deep).
  */
 int pidns_read_client(int dir_fd, PidnsClient *ret);
+/* The same, and the process's pid in its own namespace in *ret_pid (may be NULL). */
+int pidns_read_process(int dir_fd, PidnsClient *ret, pid_t *ret_pid);
 
 /*
  * The pids of the "NSpid:" line of a /proc/PID/status text, outermost

@@ -2561,6 +2561,102 @@ START_TEST(test_foreign_pid_namespace) {
 }
 END_TEST
 
+/* How many exited processes the daemon holds snapshots of, by GetStatus; -1 on failure. For forked clients. */
+static int64_t exited_snapshots(Client *c) {
+        struct json_object *r, *p, *snap, *v;
+
+        r = client_call_raw(c, "{\"method\":\"io.vmaq.GetStatus\"}", TIMEOUT_MS);
+        if (!r || error_name(r) || !json_object_object_get_ex(r, "parameters", &p) ||
+            !json_object_object_get_ex(p, "snapshots", &snap) || !json_object_object_get_ex(snap, "exited", &v))
+                return -1;
+        return json_object_get_int64(v);
+}
+
+/*
+ * A client in a container is answered about a process of its namespace
+ * that exited, by the pid and start time it knew it by, and never without
+ * the start time.
+ */
+START_TEST(test_foreign_post_mortem) {
+        Daemon *d = daemon_start(ARGS("--exit-grace", "600"));
+        pid_t pid;
+
+        pid = fork_child();
+        if (pid == 0) {
+                pid_t inner;
+                int status;
+
+                CHILD_CHECK(unshare(CLONE_NEWPID) == 0);
+                inner = fork();
+                CHILD_CHECK(inner >= 0);
+                if (inner == 0) {
+                        uint64_t code = (uintptr_t) test_marker_function, st, offset;
+                        struct json_object *r, *p, *res;
+                        char *pinned = NULL, *unpinned;
+                        int ctl[2];
+                        Client *c = NULL;
+                        pid_t target;
+
+                        CHILD_CHECK(prctl(PR_SET_PDEATHSIG, SIGKILL) == 0);
+                        CHILD_CHECK(pipe2(ctl, O_CLOEXEC) == 0);
+                        target = fork();
+                        CHILD_CHECK(target >= 0);
+                        if (target == 0) {
+                                char b;
+
+                                close(ctl[1]);
+                                (void) read(ctl[0], &b, 1);
+                                _exit(EXIT_SUCCESS);
+                        }
+                        close(ctl[0]);
+                        CHILD_CHECK(target == 2);
+                        CHILD_CHECK(client_open(d->socket_path, 0, &c) == 0);
+
+                        /* Alive: answered, and a snapshot taken. */
+                        unpinned = normalize_one(target, code);
+                        r = client_call_raw(c, unpinned, TIMEOUT_MS);
+                        CHILD_CHECK(r && !error_name(r));
+                        CHILD_CHECK(json_object_object_get_ex(r, "parameters", &p));
+                        st = (uint64_t) json_object_get_int64(json_object_object_get(p, "start_time"));
+                        res = json_object_array_get_idx(json_object_object_get(p, "results"), 0);
+                        offset = (uint64_t) json_object_get_int64(json_object_object_get(res, "offset"));
+                        CHILD_CHECK(asprintf(&pinned, "{\"method\":\"io.vmaq.Normalize\",\"parameters\":{\"pid\":2,"
+                                                      "\"addresses\":[%" PRIu64 "],\"start_time\":%" PRIu64 "}}",
+                                             code, st) > 0);
+
+                        close(ctl[1]);
+                        CHILD_CHECK(waitpid(target, &status, 0) == target);
+                        {
+                                int64_t deadline = now_ms() + TIMEOUT_MS;
+
+                                while (exited_snapshots(c) != 1) {
+                                        CHILD_CHECK(now_ms() < deadline);
+                                        (void) poll(NULL, 0, 10);
+                                }
+                        }
+
+                        /* Gone: by its pid here and start time, from the snapshot; in our pids. */
+                        r = client_call_raw(c, pinned, TIMEOUT_MS);
+                        CHILD_CHECK(r && !error_name(r));
+                        CHILD_CHECK(json_object_object_get_ex(r, "parameters", &p));
+                        CHILD_CHECK(json_object_get_boolean(json_object_object_get(p, "exited")));
+                        CHILD_CHECK(json_object_get_int64(json_object_object_get(p, "pid")) == 2);
+                        res = json_object_array_get_idx(json_object_object_get(p, "results"), 0);
+                        CHILD_CHECK((uint64_t) json_object_get_int64(json_object_object_get(res, "offset")) == offset);
+                        /* A pid alone is no process once it is gone. */
+                        r = client_call_raw(c, unpinned, TIMEOUT_MS);
+                        CHILD_CHECK(r && error_name(r) && streq(error_name(r), "io.vmaq.NoSuchProcess"));
+                        _exit(EXIT_SUCCESS);
+                }
+                CHILD_CHECK(waitpid(inner, &status, 0) == inner);
+                _exit(WIFEXITED(status) ? WEXITSTATUS(status) : EXIT_FAILURE);
+        }
+        assert_child_ok(pid, CLIENT_TIMEOUT_MS);
+
+        daemon_stop(d);
+}
+END_TEST
+
 /* --- tests: file descriptors sent with a call -------------------------------- */
 
 #define BAD_FD "io.vmaq.BadFileDescriptor"
@@ -4289,6 +4385,7 @@ static Suite *daemon_suite(void) {
 
         tc = root_tcase(s, "pid-namespace", "unshare(CLONE_NEWPID) needs root");
         tcase_add_test(tc, test_foreign_pid_namespace);
+        tcase_add_test(tc, test_foreign_post_mortem);
         tcase_add_test(tc, test_host_path);
         tc = tcase(s, "unresolved-pid-namespace");
         tcase_add_test(tc, test_unresolved_pid_namespace);
