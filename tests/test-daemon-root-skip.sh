@@ -31,6 +31,7 @@ cat "$work/out"
 [ $status -eq 77 ] || { echo "FAIL: $prog exited with $status without root, expected 77"; exit 1; }
 cat >"$work/expected" <<'END'
 SKIP: access-control: needs root to become nobody
+SKIP: post-mortem-reuse: clone3() with set_tid needs root
 SKIP: pid-namespace: unshare(CLONE_NEWPID) needs root
 SKIP: fds-root: needs root to become nobody and to unshare(CLONE_NEWPID)
 SKIP: hostile-denied: needs root to become nobody

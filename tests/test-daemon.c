@@ -39,6 +39,7 @@
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <linux/kcmp.h>
+#include <linux/sched.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -1763,6 +1764,87 @@ START_TEST(test_post_mortem) {
         r = track(c, pid, st);
         ck_assert_int_eq(json_get_u64(reply_error(r, "io.vmaq.NoSuchProcess"), "pid"), pid);
 
+        daemon_stop(d);
+}
+END_TEST
+
+/*
+ * A new process that gets the pid of an exited one is never answered from
+ * the old one's snapshot: only a call pinned to the old start time is.
+ * The pid is taken again on purpose, with clone3()'s set_tid.
+ */
+START_TEST(test_post_mortem_pid_reuse) {
+        Daemon *d = daemon_start(ARGS("--exit-grace", "600"));
+        _cleanup_(client_freep) Client *c = client_connect(d);
+        _cleanup_(json_object_putp) struct json_object *r = NULL;
+        _cleanup_free_ char *old_pin = NULL, *new_pin = NULL, *unpinned = NULL;
+        uint64_t code = (uintptr_t) test_marker_function, st_old, st_new;
+        struct clone_args args = { .exit_signal = SIGCHLD };
+        int ctl[2], old_ctl;
+        pid_t old, again;
+
+        old = spawn_waiting_child(&old_ctl, NULL, NULL);
+        st_old = core_start_time(old);
+        r = track(c, old, st_old);
+        ck_assert_uint_eq(json_get_u64(reply_parameters(r), "start_time"), st_old);
+        close(old_ctl);
+        assert_child_ok(old, TIMEOUT_MS);
+        wait_snapshots(c, "exited", 1);
+
+        /*
+         * Start times count clock ticks: one started in the same tick would
+         * be the same process to a pid and start time (a pidfd tells them
+         * apart). Wait for the next tick, bounded.
+         */
+        {
+                int64_t deadline = now_ms() + TIMEOUT_MS;
+                long hz = sysconf(_SC_CLK_TCK);
+
+                for (;;) {
+                        struct timespec ts;
+
+                        ck_assert_int_eq(clock_gettime(CLOCK_BOOTTIME, &ts), 0);
+                        if ((uint64_t) ts.tv_sec * (uint64_t) hz + (uint64_t) ts.tv_nsec / (1000000000U / hz) >
+                            st_old + 1)
+                                break;
+                        ck_assert(now_ms() < deadline);
+                        (void) poll(NULL, 0, 1);
+                }
+        }
+
+        ck_assert_int_eq(pipe2(ctl, O_CLOEXEC), 0);
+        args.set_tid = (uintptr_t) &old;
+        args.set_tid_size = 1;
+        again = (pid_t) syscall(SYS_clone3, &args, sizeof(args));
+        if (again == 0) {
+                char b;
+
+                close(ctl[1]);
+                (void) read(ctl[0], &b, 1);
+                _exit(EXIT_SUCCESS);
+        }
+        ck_assert_msg(again == old, "clone3() with set_tid %d: %s", (int) old, strerror(errno));
+        close(ctl[0]);
+        st_new = core_start_time(again);
+        ck_assert_uint_ne(st_new, st_old);
+
+        /* The pid alone, and with the new start time: the new process, live. */
+        unpinned = normalize_one(again, code);
+        r = (json_object_put(r), client_call(c, "%s", unpinned));
+        ck_assert(!json_has(reply_parameters(r), "exited"));
+        ck_assert_uint_eq(json_get_u64(reply_parameters(r), "start_time"), st_new);
+        new_pin = normalize_pinned(again, &code, 1, st_new);
+        r = (json_object_put(r), client_call(c, "%s", new_pin));
+        ck_assert(!json_has(reply_parameters(r), "exited"));
+        ck_assert_uint_eq(json_get_u64(reply_parameters(r), "start_time"), st_new);
+        /* The old start time: the old process, from its snapshot. */
+        old_pin = normalize_pinned(old, &code, 1, st_old);
+        r = (json_object_put(r), client_call(c, "%s", old_pin));
+        ck_assert(json_get_bool(reply_parameters(r), "exited"));
+        ck_assert_uint_eq(json_get_u64(reply_parameters(r), "start_time"), st_old);
+
+        close(ctl[1]);
+        assert_child_ok(again, TIMEOUT_MS);
         daemon_stop(d);
 }
 END_TEST
@@ -4382,6 +4464,9 @@ static Suite *daemon_suite(void) {
         tcase_add_test(tc, test_stop_flushes_replies);
         tcase_add_test(tc, test_idle_timeout);
         tcase_add_test(tc, test_stuck_reader_timeout);
+
+        tc = root_tcase(s, "post-mortem-reuse", "clone3() with set_tid needs root");
+        tcase_add_test(tc, test_post_mortem_pid_reuse);
 
         tc = root_tcase(s, "pid-namespace", "unshare(CLONE_NEWPID) needs root");
         tcase_add_test(tc, test_foreign_pid_namespace);
