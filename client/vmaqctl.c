@@ -62,7 +62,10 @@ static void help(void) {
                "                          here, with our own access\n"
                "  maps [--exec-only] [--no-build-ids] PID\n"
                "                          List the mappings of PID\n"
-               "  status                  Show the daemon's state\n\n"
+               "  status                  Show the daemon's state\n"
+               "  track [--start-time T] PID\n"
+               "                          Have the daemon keep a snapshot of PID's executable\n"
+               "                          mappings now, to answer for them after it exits\n\n"
                "Options:\n"
                "  -h --help               Show this help\n"
                "     --version            Show the version\n"
@@ -823,6 +826,54 @@ static ExitStatus verb_status(int argc, char *argv[]) {
         return finish_output();
 }
 
+/* --- track ------------------------------------------------------------------------ */
+
+static ExitStatus verb_track(int argc, char *argv[]) {
+        static const struct option options[] = {
+                COMMON_OPTIONS,
+                { "start-time", required_argument, NULL, ARG_START_TIME },
+                {}
+        };
+        _cleanup_(vmaq_closep) struct vmaq_client *c = NULL;
+        uint64_t start_time = 0, got = 0;
+        ExitStatus e;
+        pid_t pid;
+        int o, r;
+
+        optind = 0;
+        while ((o = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+                switch (o) {
+                case ARG_START_TIME:
+                        if (parse_u64(optarg, 10, &start_time) < 0 || start_time == 0)
+                                return usage_error("invalid --start-time '%s': a positive decimal number", optarg);
+                        break;
+                default:
+                        r = parse_common_option(o, optarg, argv);
+                        if (r <= 0)
+                                return common_option_exit(r);
+                }
+        if (optind >= argc)
+                return usage_error("track needs a PID");
+        e = parse_pid_arg(argv[optind], &pid);
+        if (e != EXIT_OK)
+                return e;
+        if (optind + 1 < argc)
+                return usage_error("unexpected argument '%s' to track", argv[optind + 1]);
+
+        e = connect_daemon(&c);
+        if (e != EXIT_OK)
+                return e;
+        r = vmaq_track(c, pid, start_time, &got);
+        if (r < 0)
+                return call_error(c, r, pid, start_time);
+
+        if (arg_json)
+                printf("{\"pid\": %d, \"start_time\": %" PRIu64 "}\n", (int) pid, got);
+        else
+                printf("pid %d, start time %" PRIu64 ": snapshot kept\n", (int) pid, got);
+        return finish_output();
+}
+
 /* --- main ------------------------------------------------------------------------ */
 
 int main(int argc, char *argv[]) {
@@ -837,6 +888,7 @@ int main(int argc, char *argv[]) {
                 { "normalize", verb_normalize },
                 { "maps",      verb_maps },
                 { "status",    verb_status },
+                { "track",     verb_track },
         };
         int o, r;
 

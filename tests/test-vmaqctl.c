@@ -697,6 +697,33 @@ START_TEST(test_normalize_fds) {
 }
 END_TEST
 
+/* track: the snapshot is kept, and said so with the start time to pin later calls with. */
+START_TEST(test_track) {
+        Daemon *d = daemon_start(NULL);
+        TestChild *tc = spawn_test_child();
+        _cleanup_(normalization_freep) Normalization *n = NULL;
+        _cleanup_(run_done) Run human = {}, json = {}, wrong = {};
+        _cleanup_free_ char *pid = xasprintf("%d", (int) tc->pid);
+        _cleanup_free_ char *want = NULL, *want_json = NULL, *st1 = NULL;
+
+        n = core_normalize(tc->pid, &tc->file_addr, 1, 0);
+        want = xasprintf("pid %s, start time %" PRIu64 ": snapshot kept\n", pid, n->start_time);
+        want_json = xasprintf("{\"pid\": %s, \"start_time\": %" PRIu64 "}\n", pid, n->start_time);
+        st1 = xasprintf("%" PRIu64, n->start_time + 1);
+
+        ctl_ok(ARGS("--socket", d->socket_path, "track", pid), &human);
+        ck_assert_str_eq(human.out, want);
+        ctl_ok(ARGS("--socket", d->socket_path, "--json", "track", pid), &json);
+        ck_assert_str_eq(json.out, want_json);
+        ctl_expect(NULL, ARGS("--socket", d->socket_path, "track", "--start-time", st1, pid), EXIT_DAEMON_ERROR,
+                   &wrong);
+        ck_assert_msg(startswith(wrong.err, "vmaqctl: process changed: pid "), "stderr: %s", wrong.err);
+
+        test_child_stop(tc);
+        daemon_stop(d);
+}
+END_TEST
+
 START_TEST(test_normalize_stdin) {
         Daemon *d = daemon_start(NULL);
         TestChild *tc = spawn_test_child();
@@ -1072,6 +1099,10 @@ START_TEST(test_usage_errors) {
                 ARGS("--socket", s, "maps", "x"),
                 ARGS("--socket", s, "maps", "1", "2"),
                 ARGS("--socket", s, "maps", "--no-such-option", "1"),
+                ARGS("--socket", s, "track"),
+                ARGS("--socket", s, "track", "x"),
+                ARGS("--socket", s, "track", "1", "2"),
+                ARGS("--socket", s, "track", "--start-time", "0", "1"),
         };
 
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
@@ -1278,6 +1309,7 @@ static Suite *vmaqctl_suite(void) {
                 { "normalize_json",     test_normalize_json },
                 { "normalize_start_time", test_normalize_start_time },
                 { "normalize_fds",      test_normalize_fds },
+                { "track",              test_track },
                 { "normalize_stdin",    test_normalize_stdin },
                 { "normalize_odd_path", test_normalize_odd_path },
                 { "maps",               test_maps },
