@@ -387,23 +387,38 @@ static int normalization_speak_pid(Normalization *n, pid_t host_pid, pid_t pid) 
  * could not open the path. A target whose namespace we cannot read (gone)
  * gets none.
  */
-static int normalization_add_host_paths(Call *call, Proc *p, Normalization *n) {
+static bool call_wants_host_paths(Call *call, Proc *p) {
         const NsId *ours = &call->manager->mntns;
         struct stat st;
 
-        if (call->peer->foreign_pidns || fstatat(proc_dir_fd(p), "ns/mnt", &st, 0) < 0 ||
-            (st.st_dev == ours->dev && st.st_ino == ours->ino))
+        return !call->peer->foreign_pidns && fstatat(proc_dir_fd(p), "ns/mnt", &st, 0) >= 0 &&
+               (st.st_dev != ours->dev || st.st_ino != ours->ino);
+}
+
+/* The host path of a file @path of @p, into *ret; NULL for none (a deleted file is not there under its name). */
+static int host_path_of(Proc *p, const char *path, bool deleted, char **ret) {
+        *ret = NULL;
+        if (deleted || path[0] != '/')
+                return 0;
+        if (asprintf(ret, "/proc/%d/root%s", (int) proc_pid(p), path) < 0) {
+                *ret = NULL;
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+static int normalization_add_host_paths(Call *call, Proc *p, Normalization *n) {
+        if (!call_wants_host_paths(call, p))
                 return 0;
         for (size_t i = 0; i < n->n_modules; i++) {
                 NormModule *nm = &n->modules[i];
+                int r;
 
-                /* A deleted file is not there under its name: map_files reaches it. */
-                if (nm->vdso || nm->deleted || nm->path[0] != '/')
+                if (nm->vdso)
                         continue;
-                if (asprintf(&nm->host_path, "/proc/%d/root%s", (int) proc_pid(p), nm->path) < 0) {
-                        nm->host_path = NULL;
-                        return -ENOMEM;
-                }
+                r = host_path_of(p, nm->path, nm->deleted, &nm->host_path);
+                if (r < 0)
+                        return r;
         }
         return 0;
 }
@@ -713,6 +728,7 @@ static int method_normalize(Call *call) {
 typedef struct MappingItem {
         char perms[5];
         char *path;
+        char *host_path;
         size_t build_id_len;
         uint8_t build_id[BUILD_ID_MAX];
         Vma vma;
@@ -730,13 +746,16 @@ typedef struct MappingList {
         size_t n_skipped;               /* build IDs not read: over the call's cap */
         bool full;
         uint64_t next;
+        Proc *host_paths;               /* the process in another mount namespace, whose files get host paths */
 } MappingList;
 
 
 /* Forget the mappings taken so far, keeping the limits. */
 static void mapping_list_reset(MappingList *l) {
-        for (size_t i = 0; i < l->n; i++)
+        for (size_t i = 0; i < l->n; i++) {
                 free(l->items[i].path);
+                free(l->items[i].host_path);
+        }
         l->n = l->used = l->n_skipped = 0;
         l->full = false;
 }
@@ -757,7 +776,7 @@ static int mapping_list_add(const Vma *v, void *userdata) {
                 return 0;
         }
 
-        size = proto_mapping_size_max(v->name_len);
+        size = proto_mapping_size_max(v->name_len, l->host_paths);
         if (l->n > 0 && size > l->budget - l->used) {
                 l->full = true;
                 l->next = v->start;
@@ -787,6 +806,14 @@ static int mapping_list_add(const Vma *v, void *userdata) {
                 it->path = strdup(v->name);
                 if (!it->path)
                         return -ENOMEM;
+        }
+        if (l->host_paths && v->kind == VMA_KIND_FILE) {
+                int r = host_path_of(l->host_paths, v->name, v->deleted, &it->host_path);
+
+                if (r < 0) {
+                        free(it->path);
+                        return r;
+                }
         }
         l->n++;
         return 0;
@@ -838,6 +865,8 @@ static int method_list_mappings(Call *call) {
                         return call_refuse_memory(call, limit);
         }
 
+        if (call_wants_host_paths(call, p))
+                list.host_paths = p;
         generation = proc_generation(p);
         r = proc_foreach_vma(p, PROC_LIST_RESTART | (req.exec_only ? PROC_LIST_EXEC_ONLY : 0) |
                              (req.build_ids ? PROC_LIST_BUILD_IDS : 0), &opts, mapping_list_add, &list);
@@ -869,6 +898,7 @@ static int method_list_mappings(Call *call) {
                         .dev_minor = it->vma.dev_minor,
                         .perms = it->perms,
                         .path = it->path,
+                        .host_path = it->host_path,
                         .kind = vma_kind_names[it->vma.kind],
                         .deleted = it->vma.deleted,
                         .build_id = it->vma.build_id,

@@ -927,6 +927,8 @@ static void mapping_write(JsonWriter *w, const ProtoMapping *m) {
         write_u64(w, "inode", m->inode);
         if (m->path)
                 write_string(w, "path", m->path);
+        if (m->host_path)
+                write_string(w, "host_path", m->host_path);
         write_string(w, "kind", m->kind);
         write_bool(w, "deleted", m->deleted);
         write_build_id(w, m->build_id, m->build_id_len);
@@ -944,8 +946,11 @@ static void mapping_write(JsonWriter *w, const ProtoMapping *m) {
 /* The reply around them: pid, start_time, next, the keys of the arrays. */
 #define REPLY_SIZE_MAX 256U
 
-size_t proto_mapping_size_max(size_t path_len) {
-        return ENTRY_SIZE_MAX + 6 * path_len;
+/* "/proc/", a pid and "/root" before the path. */
+#define HOST_PATH_PREFIX_MAX 32U
+
+size_t proto_mapping_size_max(size_t path_len, bool host_path) {
+        return ENTRY_SIZE_MAX + 6 * path_len + (host_path ? 16 + 6 * (HOST_PATH_PREFIX_MAX + path_len) : 0);
 }
 
 size_t proto_module_size_max(const ProtoModule *m) {
@@ -981,7 +986,8 @@ int proto_list_mappings_reply_format(pid_t pid, uint64_t start_time, const Proto
                 r = mapping_check(&mappings[i]);
                 if (r < 0)
                         return r;
-                size += proto_mapping_size_max(mappings[i].path ? strlen(mappings[i].path) : 0);
+                size += proto_mapping_size_max(mappings[i].path ? strlen(mappings[i].path) : 0, false) +
+                        (mappings[i].host_path ? 16 + 6 * strlen(mappings[i].host_path) : 0);
         }
 
         json_writer_init(&w, size);
@@ -1850,6 +1856,7 @@ static int mapping_decode(struct json_object *o, ProtoMapping *ret, uint8_t *id_
                 { "dev_minor", field_u32,      offsetof(MappingTarget, m.dev_minor), true  },
                 { "inode",     field_u64,      offsetof(MappingTarget, m.inode),     true  },
                 { "path",      field_string,   offsetof(MappingTarget, m.path),      false },
+                { "host_path", field_string,   offsetof(MappingTarget, m.host_path), false },
                 { "kind",      field_string,   offsetof(MappingTarget, m.kind),      true  },
                 { "deleted",   field_bool,     offsetof(MappingTarget, m.deleted),   true  },
                 { "build_id",  field_build_id, offsetof(MappingTarget, id),          true  },

@@ -321,6 +321,7 @@ typedef struct ProtoMapping {
         uint32_t dev_minor;
         const char *perms;                      /* "r-xp" */
         const char *path;                       /* NULL: no name */
+        const char *host_path;                  /* as for ProtoModule */
         const char *kind;                       /* "file", "anonymous", "special", "vdso" */
         bool deleted;
         const uint8_t *build_id;
@@ -331,7 +332,7 @@ typedef struct ProtoMapping {
 /*
  * Format a whole reply message, as proto_normalize_reply_format(), of
  * {"pid", "start_time", "mappings": [{"start", "end", "perms", "offset",
- * "dev_major", "dev_minor", "inode", "path"?, "kind", "deleted",
+ * "dev_major", "dev_minor", "inode", "path"?, "host_path"?, "kind", "deleted",
  * "build_id": "hex" | null, "build_id_skipped"?}], "next"?}. With
  * @has_next, "next" is where the mappings left out of this reply begin:
  * the client asks again from there.
@@ -346,7 +347,8 @@ int proto_list_mappings_reply_format(pid_t pid, uint64_t start_time, const Proto
  * hold (each byte may become a six-byte escape): one mapping whose path has
  * @path_len bytes (0: none), and a ListMappings reply without its mappings.
  */
-size_t proto_mapping_size_max(size_t path_len);
+/* With @host_path, room for a "host_path" of "/proc/PID/root" and the path. */
+size_t proto_mapping_size_max(size_t path_len, bool host_path);
 size_t proto_list_mappings_reply_size_max(void);
 
 /* --- io.vmaq.GetStatus -------------------------------------------------- */

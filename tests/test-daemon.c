@@ -3198,6 +3198,31 @@ START_TEST(test_host_path) {
                 ck_assert_str_eq(single_module_path(r), exe);
                 ck_assert(!json_has(module_of(r), "host_path"));
         }
+        /* ListMappings too: each file mapping of the other one, none of ours. */
+        for (unsigned k = 0; k < 2; k++) {
+                _cleanup_(json_object_putp) struct json_object *r = NULL;
+                struct json_object *mappings;
+                size_t n_files = 0;
+
+                r = client_call(c, "{\"method\":\"io.vmaq.ListMappings\",\"parameters\":{\"pid\":%d}}",
+                                (int) (k == 0 ? other : same));
+                mappings = json_get_array(reply_parameters(r), "mappings");
+                for (size_t i = 0; i < json_object_array_length(mappings); i++) {
+                        struct json_object *m = json_object_array_get_idx(mappings, i);
+                        _cleanup_free_ char *host = NULL;
+                        bool file = streq(json_get_string(m, "kind"), "file") && !json_get_bool(m, "deleted");
+
+                        if (k == 1 || !file) {
+                                ck_assert(!json_has(m, "host_path"));
+                                continue;
+                        }
+                        ck_assert_int_ge(asprintf(&host, "/proc/%d/root%s", (int) other, json_get_string(m, "path")), 0);
+                        ck_assert_str_eq(json_get_string(m, "host_path"), host);
+                        n_files++;
+                }
+                if (k == 0)
+                        ck_assert_uint_gt(n_files, 0);
+        }
         close(ctl[1]);
         assert_child_ok(other, CLIENT_TIMEOUT_MS);
         assert_child_ok(same, CLIENT_TIMEOUT_MS);

@@ -1443,7 +1443,7 @@ START_TEST(test_reply_size_max) {
 
                 ck_assert_int_eq(proto_list_mappings_reply_format(INT32_MAX, UINT64_MAX, &m, 1, true, UINT64_MAX,
                                                                   &msg, &size), 0);
-                ck_assert_uint_le(size, proto_list_mappings_reply_size_max() + proto_mapping_size_max(strlen(path)));
+                ck_assert_uint_le(size, proto_list_mappings_reply_size_max() + proto_mapping_size_max(strlen(path), false));
         }
         free(msg);
         msg = NULL;

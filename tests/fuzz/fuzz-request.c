@@ -582,7 +582,8 @@ static size_t list_mappings_size_max(const ProtoMapping *mappings, size_t n) {
         size_t size = proto_list_mappings_reply_size_max();
 
         for (size_t i = 0; i < n; i++)
-                size += proto_mapping_size_max(mappings[i].path ? strlen(mappings[i].path) : 0);
+                size += proto_mapping_size_max(mappings[i].path ? strlen(mappings[i].path) : 0, false) +
+                        (mappings[i].host_path ? 16 + 6 * strlen(mappings[i].host_path) : 0);
         return size;
 }
 
