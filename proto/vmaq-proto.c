@@ -535,6 +535,7 @@ int proto_normalize_request_decode(struct json_object *parameters, VarlinkPacked
                 { "addresses",  field_addresses, offsetof(NormalizeTarget, addresses),      false },
                 { "build_ids",  field_bool,      offsetof(NormalizeTarget, req.build_ids),  false },
                 { "map_files",  field_bool,      offsetof(NormalizeTarget, req.map_files),  false },
+                { "htlhash",    field_bool,      offsetof(NormalizeTarget, req.htlhash),    false },
                 { "start_time", field_u64,       offsetof(NormalizeTarget, req.start_time), false },
         };
         NormalizeTarget t = {
@@ -773,6 +774,8 @@ int proto_normalize_request_format(const ProtoNormalizeRequest *req, bool more, 
         json_writer_array_close(&w);
         write_bool(&w, "build_ids", req->build_ids);
         write_bool(&w, "map_files", req->map_files);
+        if (req->htlhash)
+                write_bool(&w, "htlhash", true);
         if (req->pin)
                 write_u64(&w, "start_time", req->start_time);
         json_writer_object_close(&w);
@@ -791,8 +794,13 @@ static void write_build_id(JsonWriter *w, const uint8_t *id, size_t len) {
                 json_writer_hex(w, id, len);
 }
 
+/* The values of Module.elf_type. */
+static const char *const elf_types[] = { "exec", "dyn", "other" };
+
 static int module_check(const ProtoModule *m) {
         if (!m->path || (m->build_id && m->build_id_len > VMAQ_BUILD_ID_MAX))
+                return -EINVAL;
+        if (m->elf_type && !string_in(m->elf_type, elf_types, ELEMENTSOF(elf_types)))
                 return -EINVAL;
         return 0;
 }
@@ -812,25 +820,68 @@ static void module_write(JsonWriter *w, const ProtoModule *m) {
         write_u64(w, "dev_major", m->dev_major);
         write_u64(w, "dev_minor", m->dev_minor);
         write_u64(w, "inode", m->inode);
+        if (m->elf_type)
+                write_string(w, "elf_type", m->elf_type);
+        if (m->go_build_id)
+                write_string(w, "go_build_id", m->go_build_id);
+        if (m->has_htlhash) {
+                json_writer_key(w, "htlhash");
+                json_writer_hex(w, m->htlhash, sizeof(m->htlhash));
+        }
+        if (m->has_package) {
+                const ProtoPackage *pk = &m->package;
+                const struct {
+                        const char *key, *value;
+                } f[] = {
+                        { "type", pk->type },
+                        { "name", pk->name },
+                        { "version", pk->version },
+                        { "architecture", pk->architecture },
+                        { "os", pk->os },
+                        { "osVersion", pk->os_version },
+                        { "debugInfoUrl", pk->debug_info_url },
+                };
+
+                json_writer_key(w, "package");
+                json_writer_object_open(w);
+                for (size_t i = 0; i < ELEMENTSOF(f); i++)
+                        if (f[i].value)
+                                write_string(w, f[i].key, f[i].value);
+                json_writer_object_close(w);
+        }
         json_writer_object_close(w);
 }
 
 /* The values of Result.unknown in proto/io.vmaq.varlink. */
 static const char *const unknown_kinds[] = { "unmapped", "anonymous", "special", "exited" };
 
+/* The values of Result.no_elf_address. */
+static const char *const no_elf_address_kinds[] = { "not_elf", "outside_load_segments", "unreadable" };
+
 static int result_check(const ProtoResult *res, size_t n_modules) {
         if (res->unknown ? !string_in(res->unknown, unknown_kinds, ELEMENTSOF(unknown_kinds))
                          : res->module >= n_modules)
                 return -EINVAL;
+        if ((res->has_elf_address || res->no_elf_address) && res->unknown)
+                return -EINVAL;
+        if (res->no_elf_address &&
+            (res->has_elf_address || !string_in(res->no_elf_address, no_elf_address_kinds,
+                                                ELEMENTSOF(no_elf_address_kinds))))
+                return -EINVAL;
         return 0;
 }
 
-/* {"module":4294967295,"offset":18446744073709551615}, or {"unknown":"anonymous"}, and a comma. */
-#define RESULT_SIZE_MAX 64U
+/*
+ * {"module":4294967295,"offset":18446744073709551615,"elf_address":18446744073709551615},
+ * {"module":…,"offset":…,"no_elf_address":"outside_load_segments"} or
+ * {"unknown":"anonymous"}, and a comma.
+ */
+#define RESULT_SIZE_MAX 128U
 
 /* The form results_read() takes: there are many results, and they are written and read a lot. */
 static void result_write(JsonWriter *w, const ProtoResult *res) {
-        static const char module[] = "{\"module\":", offset[] = ",\"offset\":", unknown[] = "{\"unknown\":\"";
+        static const char module[] = "{\"module\":", offset[] = ",\"offset\":", unknown[] = "{\"unknown\":\"",
+                elf_address[] = ",\"elf_address\":", no_elf_address[] = ",\"no_elf_address\":\"";
         char *p = json_writer_value_begin(w, RESULT_SIZE_MAX);
 
         if (!p)
@@ -845,6 +896,15 @@ static void result_write(JsonWriter *w, const ProtoResult *res) {
                 p = json_format_u64(p, res->module);
                 p = mempcpy(p, offset, sizeof(offset) - 1);
                 p = json_format_u64(p, res->offset);
+                if (res->has_elf_address) {
+                        p = mempcpy(p, elf_address, sizeof(elf_address) - 1);
+                        p = json_format_u64(p, res->elf_address);
+                } else if (res->no_elf_address) {
+                        /* One of no_elf_address_kinds: nothing to escape. */
+                        p = mempcpy(p, no_elf_address, sizeof(no_elf_address) - 1);
+                        p = mempcpy(p, res->no_elf_address, strlen(res->no_elf_address));
+                        *p++ = '"';
+                }
                 *p++ = '}';
         }
         json_writer_value_end(w, p);
@@ -953,9 +1013,22 @@ size_t proto_mapping_size_max(size_t path_len, bool host_path) {
         return ENTRY_SIZE_MAX + 6 * path_len + (host_path ? 16 + 6 * (HOST_PATH_PREFIX_MAX + path_len) : 0);
 }
 
+/* A string member: its key, quotes and comma, and each byte at most a six-byte escape. */
+static size_t member_size_max(const char *s) {
+        return s ? 32 + 6 * strlen(s) : 0;
+}
+
 size_t proto_module_size_max(const ProtoModule *m) {
-        return ENTRY_SIZE_MAX + 6 * strlen(m->path) + (m->map_files ? 6 * strlen(m->map_files) : 0) +
-               (m->host_path ? 16 + 6 * strlen(m->host_path) : 0);
+        size_t size = ENTRY_SIZE_MAX + 6 * strlen(m->path) + (m->map_files ? 6 * strlen(m->map_files) : 0) +
+                      member_size_max(m->host_path) + member_size_max(m->elf_type) +
+                      member_size_max(m->go_build_id) + (m->has_htlhash ? 32 + 2 * PROTO_HTLHASH_SIZE : 0);
+
+        if (m->has_package)
+                size += 16 + member_size_max(m->package.type) + member_size_max(m->package.name) +
+                        member_size_max(m->package.version) + member_size_max(m->package.architecture) +
+                        member_size_max(m->package.os) + member_size_max(m->package.os_version) +
+                        member_size_max(m->package.debug_info_url);
+        return size;
 }
 
 size_t proto_result_size_max(void) {
@@ -1503,6 +1576,52 @@ int proto_error_reply_decode(const char *name, struct json_object *parameters, P
         return 0;
 }
 
+/* "htlhash": 16 bytes in lowercase hex, into a ProtoModule. */
+static int field_htlhash(struct json_object *v, void *p) {
+        ProtoModule *m = p;
+        const char *s;
+
+        if (json_get_string(v, &s) < 0 || strlen(s) != 2 * PROTO_HTLHASH_SIZE)
+                return -EINVAL;
+        for (size_t i = 0; i < PROTO_HTLHASH_SIZE; i++) {
+                int hi = unhex(s[2 * i]), lo = unhex(s[2 * i + 1]);
+
+                if (hi < 0 || lo < 0)
+                        return -EINVAL;
+                m->htlhash[i] = (uint8_t) (hi << 4 | lo);
+        }
+        m->has_htlhash = true;
+        return 0;
+}
+
+/* "package": an object of strings, into a ProtoModule; members not ours, or not strings, are ignored. */
+static int field_package(struct json_object *v, void *p) {
+        ProtoModule *m = p;
+        struct {
+                const char *key;
+                const char **value;
+        } f[] = {
+                { "type", &m->package.type },
+                { "name", &m->package.name },
+                { "version", &m->package.version },
+                { "architecture", &m->package.architecture },
+                { "os", &m->package.os },
+                { "osVersion", &m->package.os_version },
+                { "debugInfoUrl", &m->package.debug_info_url },
+        };
+
+        if (!json_object_is_type(v, json_type_object))
+                return -EINVAL;
+        for (size_t i = 0; i < ELEMENTSOF(f); i++) {
+                struct json_object *s;
+
+                if (json_object_object_get_ex(v, f[i].key, &s) && json_object_is_type(s, json_type_string))
+                        *f[i].value = json_object_get_string(s);
+        }
+        m->has_package = true;
+        return 0;
+}
+
 typedef struct ModuleTarget {
         ProtoModule m;
         BuildIdTarget id;
@@ -1520,6 +1639,10 @@ static int module_decode(struct json_object *o, ProtoModule *ret, uint8_t *id_st
                 { "dev_major", field_u32,      offsetof(ModuleTarget, m.dev_major), true  },
                 { "dev_minor", field_u32,      offsetof(ModuleTarget, m.dev_minor), true  },
                 { "inode",     field_u64,      offsetof(ModuleTarget, m.inode),     true  },
+                { "elf_type",  field_string,   offsetof(ModuleTarget, m.elf_type),  false },
+                { "go_build_id", field_string, offsetof(ModuleTarget, m.go_build_id), false },
+                { "htlhash",   field_htlhash,  offsetof(ModuleTarget, m),           false },
+                { "package",   field_package,  offsetof(ModuleTarget, m),           false },
         };
         ModuleTarget t = { .id.bytes = id_storage };
         int r;
@@ -1531,6 +1654,8 @@ static int module_decode(struct json_object *o, ProtoModule *ret, uint8_t *id_st
         r = dispatch_reply_fields(o, fields, ELEMENTSOF(fields), &t, ret_field);
         if (r < 0)
                 return r;
+        /* A later daemon may know more types: not one of ours is none. */
+        t.m.elf_type = t.m.elf_type ? string_pick(t.m.elf_type, elf_types, ELEMENTSOF(elf_types)) : NULL;
 
         t.m.build_id = t.id.len > 0 ? id_storage : NULL;
         t.m.build_id_len = t.id.len;
@@ -1542,6 +1667,8 @@ typedef struct ResultTarget {
         uint32_t module;
         uint64_t offset;
         const char *unknown;
+        uint64_t elf_address;
+        const char *no_elf_address;
 } ResultTarget;
 
 static int result_decode(struct json_object *o, size_t n_modules, ProtoResult *ret, const char **ret_field) {
@@ -1549,9 +1676,11 @@ static int result_decode(struct json_object *o, size_t n_modules, ProtoResult *r
                 { "module",  field_u32,    offsetof(ResultTarget, module),  false },
                 { "offset",  field_u64,    offsetof(ResultTarget, offset),  false },
                 { "unknown", field_string, offsetof(ResultTarget, unknown), false },
+                { "elf_address", field_u64, offsetof(ResultTarget, elf_address), false },
+                { "no_elf_address", field_string, offsetof(ResultTarget, no_elf_address), false },
         };
         ResultTarget t = {};
-        bool has_module, has_offset;
+        bool has_module, has_offset, has_elf_address;
         int r;
 
         if (!json_object_is_type(o, json_type_object)) {
@@ -1564,9 +1693,10 @@ static int result_decode(struct json_object *o, size_t n_modules, ProtoResult *r
 
         has_module = json_object_object_get_ex(o, "module", NULL);
         has_offset = json_object_object_get_ex(o, "offset", NULL);
+        has_elf_address = json_object_object_get_ex(o, "elf_address", NULL);
         if (t.unknown) {
                 /* One or the other: a result with both would be ambiguous. */
-                if (has_module || has_offset) {
+                if (has_module || has_offset || has_elf_address || t.no_elf_address) {
                         set_field(ret_field, "unknown");
                         return -EBADMSG;
                 }
@@ -1591,7 +1721,17 @@ static int result_decode(struct json_object *o, size_t n_modules, ProtoResult *r
         *ret = (ProtoResult) {
                 .module = t.module,
                 .offset = t.offset,
+                .has_elf_address = has_elf_address,
+                .elf_address = t.elf_address,
         };
+        if (t.no_elf_address) {
+                ret->no_elf_address = string_pick(t.no_elf_address, no_elf_address_kinds,
+                                                  ELEMENTSOF(no_elf_address_kinds));
+                if (!ret->no_elf_address || has_elf_address) {
+                        set_field(ret_field, "no_elf_address");
+                        return -EBADMSG;
+                }
+        }
         return 0;
 }
 
@@ -1639,6 +1779,22 @@ static bool skip_u64(const char **p, const char *end, uint64_t *ret) {
         return true;
 }
 
+/* One of the @n strings @kinds at *p, up to its closing '"', which is skipped too. */
+static bool skip_kind(const char **p, const char *end, const char *const *kinds, size_t n, const char **ret) {
+        const char *q = memchr(*p, '"', (size_t) (end - *p));
+        char kind[32];
+
+        if (!q || (size_t) (q - *p) >= sizeof(kind))
+                return false;
+        memcpy(kind, *p, (size_t) (q - *p));
+        kind[q - *p] = '\0';
+        *ret = string_pick(kind, kinds, n);
+        if (!*ret)
+                return false;
+        *p = q + 1;
+        return true;
+}
+
 /*
  * VarlinkSpanReader for a Normalize reply's results, in the form the
  * daemon writes them: {"module":N,"offset":N} and {"unknown":"kind"},
@@ -1677,18 +1833,18 @@ static int results_read(void *userdata, const char *text, size_t size, size_t *r
                                     !skip_literal(&p, end, ",\"offset\":") || !skip_u64(&p, end, &res->offset))
                                         return -EAGAIN;
                                 res->module = (uint32_t) module;
+                                if (skip_literal(&p, end, ",\"elf_address\":")) {
+                                        if (!skip_u64(&p, end, &res->elf_address))
+                                                return -EAGAIN;
+                                        res->has_elf_address = true;
+                                } else if (skip_literal(&p, end, ",\"no_elf_address\":\"")) {
+                                        if (!skip_kind(&p, end, no_elf_address_kinds, ELEMENTSOF(no_elf_address_kinds),
+                                                       &res->no_elf_address))
+                                                return -EAGAIN;
+                                }
                         } else if (skip_literal(&p, end, "{\"unknown\":\"")) {
-                                const char *q = memchr(p, '"', (size_t) (end - p));
-                                char kind[16];
-
-                                if (!q || (size_t) (q - p) >= sizeof(kind))
+                                if (!skip_kind(&p, end, unknown_kinds, ELEMENTSOF(unknown_kinds), &res->unknown))
                                         return -EAGAIN;
-                                memcpy(kind, p, (size_t) (q - p));
-                                kind[q - p] = '\0';
-                                res->unknown = string_pick(kind, unknown_kinds, ELEMENTSOF(unknown_kinds));
-                                if (!res->unknown)
-                                        return -EAGAIN;
-                                p = q + 1;
                         } else
                                 return -EAGAIN;
                         if (!skip_literal(&p, end, "}"))

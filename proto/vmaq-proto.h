@@ -199,6 +199,7 @@ typedef struct ProtoNormalizeRequest {
         size_t n_addresses;
         bool build_ids;                         /* default true */
         bool map_files;                         /* default false */
+        bool htlhash;                           /* default false */
         bool pin;                               /* start_time given */
         uint64_t start_time;
 } ProtoNormalizeRequest;
@@ -207,7 +208,7 @@ typedef struct ProtoNormalizeRequest {
  * Decode Normalize parameters: one of "pid" (1..INT32_MAX), "pidfd" and
  * "maps_fd" (indexes of fds, 0..INT32_MAX), "addresses" (required array of
  * integers or address strings, 1..@max_addresses entries), "build_ids"
- * (bool), "map_files" (bool), "start_time" (integer; not with "maps_fd",
+ * (bool), "map_files" (bool), "htlhash" (bool), "start_time" (integer; not with "maps_fd",
  * whose fd is bound to one address space already). With none of the three,
  * *ret_parameter is "pid"; with two, the second.
  * Unknown parameters are refused. With @packed (NULL: none) valid, an
@@ -231,6 +232,19 @@ void proto_normalize_request_done(ProtoNormalizeRequest *req);
  */
 int proto_normalize_request_format(const ProtoNormalizeRequest *req, bool more, char **ret, size_t *ret_size);
 
+/* The fields of a file's package note (systemd's .note.package), each NULL when absent. */
+typedef struct ProtoPackage {
+        const char *type;                       /* "deb", "rpm", ... */
+        const char *name;
+        const char *version;
+        const char *architecture;
+        const char *os;
+        const char *os_version;                 /* "osVersion" */
+        const char *debug_info_url;             /* "debugInfoUrl" */
+} ProtoPackage;
+
+#define PROTO_HTLHASH_SIZE 16U
+
 typedef struct ProtoModule {
         const char *path;
         const char *map_files;                  /* NULL: not asked for, or the vDSO */
@@ -243,12 +257,27 @@ typedef struct ProtoModule {
         uint32_t dev_major;
         uint32_t dev_minor;
         uint64_t inode;
+        /* What a symbolizer needs of an ELF file; all absent for other files, or when not asked for. */
+        const char *elf_type;                   /* "exec", "dyn", "other"; NULL: not known */
+        const char *go_build_id;                /* NULL: none */
+        bool has_htlhash;
+        uint8_t htlhash[PROTO_HTLHASH_SIZE];
+        bool has_package;
+        ProtoPackage package;
 } ProtoModule;
 
 typedef struct ProtoResult {
         const char *unknown;                    /* NULL: normalized; else "unmapped", "anonymous", "special", "exited" */
         uint32_t module;                        /* index into modules */
         uint64_t offset;
+        /*
+         * Of a normalized address in an ELF file, asked for: its ELF
+         * virtual address, or why there is none ("not_elf",
+         * "outside_load_segments", "unreadable"). Neither: not asked.
+         */
+        bool has_elf_address;
+        uint64_t elf_address;
+        const char *no_elf_address;
 } ProtoResult;
 
 typedef struct ProtoNormalizeReply {

@@ -1375,6 +1375,149 @@ START_TEST(test_normalize_reply_host_path) {
 }
 END_TEST
 
+/*
+ * What symbolizers need: a module's ELF type, Go build ID, htlhash and
+ * package note, a result's ELF address or why it has none. Read back the
+ * same through the results reader and through json-c.
+ */
+START_TEST(test_normalize_reply_elf) {
+        ProtoModule mods[2] = {
+                {
+                        .path = "/usr/bin/app",
+                        .dev_major = 8,
+                        .inode = 9,
+                        .elf_type = "dyn",
+                        .go_build_id = "abc/def",
+                        .has_htlhash = true,
+                        .htlhash = { 0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77,
+                                     0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff },
+                        .has_package = true,
+                        .package = { .type = "deb", .name = "app", .os_version = "12",
+                                     .debug_info_url = "https://debuginfod.example" },
+                },
+                { .path = "/data", .dev_major = 8, .inode = 10 },
+        };
+        const ProtoResult results[] = {
+                { .module = 0, .offset = 0x1010, .has_elf_address = true, .elf_address = 0x401010 },
+                { .module = 0, .offset = 0x99000, .no_elf_address = "outside_load_segments" },
+                { .module = 1, .offset = 4, .no_elf_address = "not_elf" },
+                { .module = 0, .offset = 0, .has_elf_address = true, .elf_address = UINT64_MAX },
+                { .unknown = "anonymous" },
+        };
+        static const char expected[] =
+                "{\"pid\":7,\"start_time\":0,\"modules\":["
+                "{\"path\":\"/usr/bin/app\",\"build_id\":null,\"deleted\":false,\"vdso\":false,"
+                "\"dev_major\":8,\"dev_minor\":0,\"inode\":9,\"elf_type\":\"dyn\",\"go_build_id\":\"abc/def\","
+                "\"htlhash\":\"00112233445566778899aabbccddeeff\","
+                "\"package\":{\"type\":\"deb\",\"name\":\"app\",\"osVersion\":\"12\","
+                "\"debugInfoUrl\":\"https://debuginfod.example\"}},"
+                "{\"path\":\"/data\",\"build_id\":null,\"deleted\":false,\"vdso\":false,"
+                "\"dev_major\":8,\"dev_minor\":0,\"inode\":10}],"
+                "\"results\":[{\"module\":0,\"offset\":4112,\"elf_address\":4198416},"
+                "{\"module\":0,\"offset\":626688,\"no_elf_address\":\"outside_load_segments\"},"
+                "{\"module\":1,\"offset\":4,\"no_elf_address\":\"not_elf\"},"
+                "{\"module\":0,\"offset\":0,\"elf_address\":18446744073709551615},"
+                "{\"unknown\":\"anonymous\"}]}";
+        ProtoNormalizeReply out = {
+                .pid = 7, .n_modules = 2, .modules = mods, .n_results = ELEMENTSOF(results), .results = results,
+        };
+        char *msg = NULL;
+        size_t size = 0;
+
+        ck_assert_int_eq(proto_normalize_reply_format(&out, 0, false, &msg, &size), 0);
+        ck_assert_uint_le(size, proto_normalize_reply_size_max(&out));
+        {
+                _cleanup_free_ char *copy = strdup(msg);
+
+                ck_assert_ptr_nonnull(copy);
+                /* Both readers: the results reader takes them as written, json-c the rest. */
+                for (unsigned fast = 0; fast < 2; fast++) {
+                        _cleanup_(json_object_putp) struct json_object *o = NULL;
+                        _cleanup_(proto_results_done) ProtoResults read = {};
+                        ProtoNormalizeReply back = {};
+                        struct json_object *p = NULL;
+                        const char *error = NULL, *field = NULL;
+
+                        if (fast)
+                                ck_assert_int_eq(proto_reply_parse(copy, size - 1, &o, &read), 0);
+                        else
+                                ck_assert_int_eq(varlink_json_parse(copy, size - 1, NULL, &o), 0);
+                        ck_assert(read.valid == (bool) fast);
+                        ck_assert_int_eq(proto_reply_split(o, &error, &p, NULL, &field), 0);
+                        ck_assert_int_eq(proto_normalize_reply_decode(p, fast ? &read : NULL, 0, &back, &field), 0);
+                        ck_assert_uint_eq(back.n_results, ELEMENTSOF(results));
+                        for (size_t i = 0; i < ELEMENTSOF(results); i++) {
+                                ck_assert_int_eq(back.results[i].has_elf_address, results[i].has_elf_address);
+                                ck_assert_uint_eq(back.results[i].elf_address, results[i].elf_address);
+                                ck_assert_pstr_eq(back.results[i].no_elf_address, results[i].no_elf_address);
+                        }
+                        ck_assert_str_eq(back.modules[0].elf_type, "dyn");
+                        ck_assert_str_eq(back.modules[0].go_build_id, "abc/def");
+                        ck_assert(back.modules[0].has_htlhash);
+                        ck_assert_mem_eq(back.modules[0].htlhash, mods[0].htlhash, PROTO_HTLHASH_SIZE);
+                        ck_assert(back.modules[0].has_package);
+                        ck_assert_str_eq(back.modules[0].package.type, "deb");
+                        ck_assert_str_eq(back.modules[0].package.debug_info_url, "https://debuginfod.example");
+                        ck_assert_ptr_null(back.modules[0].package.version);
+                        ck_assert_ptr_null(back.modules[1].elf_type);
+                        ck_assert(!back.modules[1].has_htlhash && !back.modules[1].has_package);
+                        proto_normalize_reply_done(&back);
+                }
+        }
+        assert_reply_message(TAKE_PTR(msg), size, expected);
+
+        /* What the encoder refuses: an unknown type, a reason with an address, a reason of ours not. */
+        mods[0].elf_type = "core";
+        ck_assert_int_eq(proto_normalize_reply_format(&out, 0, false, &msg, &size), -EINVAL);
+        mods[0].elf_type = "exec";
+        {
+                ProtoResult bad[] = { { .module = 0, .has_elf_address = true, .no_elf_address = "not_elf" } };
+
+                out.results = bad;
+                out.n_results = 1;
+                ck_assert_int_eq(proto_normalize_reply_format(&out, 0, false, &msg, &size), -EINVAL);
+                bad[0] = (ProtoResult) { .module = 0, .no_elf_address = "nope" };
+                ck_assert_int_eq(proto_normalize_reply_format(&out, 0, false, &msg, &size), -EINVAL);
+                bad[0] = (ProtoResult) { .unknown = "unmapped", .no_elf_address = "not_elf" };
+                ck_assert_int_eq(proto_normalize_reply_format(&out, 0, false, &msg, &size), -EINVAL);
+        }
+}
+END_TEST
+
+/* Results that say too much, or an unknown reason: refused by the decoder. */
+static const char *const bad_elf_results[] = {
+        "[{\"module\":0,\"offset\":1,\"elf_address\":2,\"no_elf_address\":\"not_elf\"}]",
+        "[{\"module\":0,\"offset\":1,\"no_elf_address\":\"whatever\"}]",
+        "[{\"unknown\":\"unmapped\",\"elf_address\":2}]",
+        "[{\"unknown\":\"unmapped\",\"no_elf_address\":\"not_elf\"}]",
+        "[{\"module\":0,\"offset\":1,\"elf_address\":-2}]",
+};
+
+START_TEST(test_normalize_reply_elf_bad) {
+        _cleanup_free_ char *text = NULL;
+        const char *field = NULL;
+        int fast;
+
+        ck_assert_int_ge(asprintf(&text, "{\"parameters\":{\"pid\":1,\"start_time\":2,\"modules\":[{\"path\":\"/a\","
+                                         "\"build_id\":null,\"deleted\":false,\"vdso\":false,\"dev_major\":0,"
+                                         "\"dev_minor\":0,\"inode\":1}],\"results\":%s}}", bad_elf_results[_i]), 0);
+        for (fast = 0; fast < 2; fast++) {
+                _cleanup_(json_object_putp) struct json_object *o = NULL;
+                _cleanup_(proto_results_done) ProtoResults read = {};
+                ProtoNormalizeReply back = {};
+                struct json_object *p = NULL;
+                const char *error = NULL;
+
+                if (fast)
+                        ck_assert_int_eq(proto_reply_parse(text, strlen(text), &o, &read), 0);
+                else
+                        ck_assert_int_eq(varlink_json_parse(text, strlen(text), NULL, &o), 0);
+                ck_assert_int_eq(proto_reply_split(o, &error, &p, NULL, &field), 0);
+                ck_assert_int_eq(proto_normalize_reply_decode(p, fast ? &read : NULL, 0, &back, &field), -EBADMSG);
+        }
+}
+END_TEST
+
 /* An answer from an exited process's snapshot says so; every other answer is as before. */
 START_TEST(test_normalize_reply_exited) {
         static const ProtoResult results[] = {
@@ -3009,6 +3152,8 @@ static Suite *proto_suite(void) {
         tcase_add_test(tc, test_normalize_reply_empty);
         tcase_add_test(tc, test_normalize_reply_exited);
         tcase_add_test(tc, test_normalize_reply_host_path);
+        tcase_add_test(tc, test_normalize_reply_elf);
+        tcase_add_loop_test(tc, test_normalize_reply_elf_bad, 0, ELEMENTSOF(bad_elf_results));
         tcase_add_test(tc, test_build_id_skipped);
         tcase_add_test(tc, test_reply_size_max);
         tcase_add_test(tc, test_normalize_reply_u64);
