@@ -579,41 +579,120 @@ static int parts_add(Parts *p, struct json_object *message, ProtoNormalizeReply 
         return 0;
 }
 
+/* The package note fields, in the order of ModuleExtra.package. */
+static const char *const package_fields[] = {
+        "type", "name", "version", "architecture", "os", "osVersion", "debugInfoUrl",
+};
+
+/* What a module and a result have beyond their public structs, for the accessors. */
+typedef struct ModuleExtra {
+        enum vmaq_elf_type elf_type;
+        const char *go_build_id;
+        bool has_htlhash;
+        uint8_t htlhash[VMAQ_HTLHASH_SIZE];
+        const char *package[ELEMENTSOF(package_fields)];
+} ModuleExtra;
+
+typedef struct ResultExtra {
+        uint64_t elf_address;
+        int elf_error;                          /* 0: elf_address holds; else as vmaq_result_elf_address() */
+} ResultExtra;
+
+/* A normalization as libvmaq allocates it: the public struct first, then what only accessors show. */
+typedef struct NormalizationFull {
+        struct vmaq_normalization public;
+        ModuleExtra *modules;
+        ResultExtra *results;
+} NormalizationFull;
+
+static const char *const *package_values(const ProtoPackage *pk, const char *ret[static ELEMENTSOF(package_fields)]) {
+        ret[0] = pk->type;
+        ret[1] = pk->name;
+        ret[2] = pk->version;
+        ret[3] = pk->architecture;
+        ret[4] = pk->os;
+        ret[5] = pk->os_version;
+        ret[6] = pk->debug_info_url;
+        return ret;
+}
+
+static enum vmaq_elf_type elf_type_from_string(const char *s) {
+        if (!s)
+                return VMAQ_ELF_UNKNOWN;
+        if (strcmp(s, "exec") == 0)
+                return VMAQ_ELF_EXEC;
+        if (strcmp(s, "dyn") == 0)
+                return VMAQ_ELF_DYN;
+        return VMAQ_ELF_OTHER;
+}
+
+static int elf_error_from_result(const ProtoResult *res) {
+        if (res->has_elf_address)
+                return 0;
+        if (!res->no_elf_address)
+                return -ENODATA;
+        if (strcmp(res->no_elf_address, "not_elf") == 0)
+                return -ENOEXEC;
+        if (strcmp(res->no_elf_address, "outside_load_segments") == 0)
+                return -ERANGE;
+        return -EIO;
+}
+
 static int normalization_build(const Parts *p, const uint64_t *addresses, struct vmaq_normalization **ret) {
         struct vmaq_normalization *n;
+        NormalizationFull *full;
         struct vmaq_result *results;
         struct vmaq_module *modules;
+        ModuleExtra *mx;
+        ResultExtra *rx;
         size_t k = 0, l = 0;
         Block b = {};
 
-        block_count_array(&b, 1, sizeof(struct vmaq_normalization));
+        block_count_array(&b, 1, sizeof(NormalizationFull));
         block_count_array(&b, p->n_results, sizeof(struct vmaq_result));
         block_count_array(&b, p->n_modules, sizeof(struct vmaq_module));
+        block_count_array(&b, p->n_modules, sizeof(ModuleExtra));
+        block_count_array(&b, p->n_results, sizeof(ResultExtra));
         for (size_t i = 0; i < p->n; i++)
                 for (size_t j = 0; j < p->replies[i].n_modules; j++) {
                         const ProtoModule *m = &p->replies[i].modules[j];
+                        const char *pkg[ELEMENTSOF(package_fields)];
 
                         block_count_string(&b, m->path);
                         block_count_string(&b, m->map_files);
                         block_count(&b, m->build_id_len);
+                        block_count_string(&b, m->go_build_id);
+                        if (m->has_package)
+                                for (size_t f = 0; f < ELEMENTSOF(package_fields); f++)
+                                        block_count_string(&b, package_values(&m->package, pkg)[f]);
                 }
         if (block_alloc(&b) < 0)
                 return -ENOMEM;
 
-        n = block_take(&b, 1, sizeof(*n));
+        full = block_take(&b, 1, sizeof(*full));
+        n = &full->public;
         results = block_take(&b, p->n_results, sizeof(*results));
         modules = block_take(&b, p->n_modules, sizeof(*modules));
+        mx = block_take(&b, p->n_modules, sizeof(*mx));
+        rx = block_take(&b, p->n_results, sizeof(*rx));
+        full->modules = mx;
+        full->results = rx;
 
         for (size_t i = 0; i < p->n; i++) {
                 const ProtoNormalizeReply *reply = &p->replies[i];
 
-                for (size_t j = 0; j < reply->n_results; j++, k++)
+                for (size_t j = 0; j < reply->n_results; j++, k++) {
                         results[k] = (struct vmaq_result) {
                                 .address = addresses[k],
                                 .unknown = unknown_from_string(reply->results[j].unknown),
                                 .module = reply->results[j].unknown ? 0 : reply->results[j].module,
                                 .offset = reply->results[j].unknown ? 0 : reply->results[j].offset,
                         };
+                        rx[k] = (ResultExtra) {
+                                .elf_address = reply->results[j].elf_address,
+                                .elf_error = elf_error_from_result(&reply->results[j]),
+                        };
+                }
                 for (size_t j = 0; j < reply->n_modules; j++, l++) {
                         const ProtoModule *m = &reply->modules[j];
 
@@ -628,6 +707,19 @@ static int normalization_build(const Parts *p, const uint64_t *addresses, struct
                                 .dev_minor = m->dev_minor,
                                 .inode = m->inode,
                         };
+                        mx[l] = (ModuleExtra) {
+                                .elf_type = elf_type_from_string(m->elf_type),
+                                .go_build_id = block_string(&b, m->go_build_id),
+                                .has_htlhash = m->has_htlhash,
+                        };
+                        memcpy(mx[l].htlhash, m->htlhash, sizeof(mx[l].htlhash));
+                        if (m->has_package) {
+                                const char *pkg[ELEMENTSOF(package_fields)];
+
+                                package_values(&m->package, pkg);
+                                for (size_t f = 0; f < ELEMENTSOF(package_fields); f++)
+                                        mx[l].package[f] = block_string(&b, pkg[f]);
+                        }
                 }
         }
 
@@ -658,7 +750,8 @@ static int normalize(struct vmaq_client *client, ProtoTarget target, pid_t pid, 
                 return -EINVAL;
         if (!ret || (!addresses && n_addresses > 0))
                 return fail(client, -EINVAL, "invalid argument");
-        if (flags & ~(unsigned) (VMAQ_NORMALIZE_NO_BUILD_IDS | VMAQ_NORMALIZE_MAP_FILES | VMAQ_NORMALIZE_PIN))
+        if (flags & ~(unsigned) (VMAQ_NORMALIZE_NO_BUILD_IDS | VMAQ_NORMALIZE_MAP_FILES | VMAQ_NORMALIZE_PIN |
+                                 VMAQ_NORMALIZE_HTLHASH))
                 return fail(client, -EINVAL, "unknown flags 0x%x", flags);
 
         /* A large batch comes back in parts: neither side holds the whole answer as text. */
@@ -673,6 +766,7 @@ static int normalize(struct vmaq_client *client, ProtoTarget target, pid_t pid, 
                         .n_addresses = n_addresses,
                         .build_ids = !(flags & VMAQ_NORMALIZE_NO_BUILD_IDS),
                         .map_files = flags & VMAQ_NORMALIZE_MAP_FILES,
+                        .htlhash = flags & VMAQ_NORMALIZE_HTLHASH,
                         .pin = flags & VMAQ_NORMALIZE_PIN,
                         .start_time = start_time,
                 }, stream, &request, &request_size);
@@ -770,6 +864,62 @@ _public_ int vmaq_normalize_self(struct vmaq_client *client, const uint64_t *add
                 return fail(client, r, "failed to open /proc/self/maps: %s", strerror(-r));
         }
         return vmaq_normalize_maps_fd(client, fd, addresses, n_addresses, flags, ret);
+}
+
+static const NormalizationFull *normalization_full(const struct vmaq_normalization *n) {
+        return (const NormalizationFull *) n;
+}
+
+static const ModuleExtra *module_extra(const struct vmaq_normalization *n, size_t module) {
+        if (!n || module >= n->n_modules)
+                return NULL;
+        return &normalization_full(n)->modules[module];
+}
+
+_public_ enum vmaq_elf_type vmaq_module_elf_type(const struct vmaq_normalization *n, size_t module) {
+        const ModuleExtra *x = module_extra(n, module);
+
+        return x ? x->elf_type : VMAQ_ELF_UNKNOWN;
+}
+
+_public_ const char *vmaq_module_go_build_id(const struct vmaq_normalization *n, size_t module) {
+        const ModuleExtra *x = module_extra(n, module);
+
+        return x ? x->go_build_id : NULL;
+}
+
+_public_ int vmaq_module_htlhash(const struct vmaq_normalization *n, size_t module, uint8_t ret[VMAQ_HTLHASH_SIZE]) {
+        const ModuleExtra *x = module_extra(n, module);
+
+        if (!x || !ret)
+                return -EINVAL;
+        if (!x->has_htlhash)
+                return -ENODATA;
+        memcpy(ret, x->htlhash, VMAQ_HTLHASH_SIZE);
+        return 0;
+}
+
+_public_ const char *vmaq_module_package(const struct vmaq_normalization *n, size_t module, const char *field) {
+        const ModuleExtra *x = module_extra(n, module);
+
+        if (!x || !field)
+                return NULL;
+        for (size_t f = 0; f < ELEMENTSOF(package_fields); f++)
+                if (strcmp(field, package_fields[f]) == 0)
+                        return x->package[f];
+        return NULL;
+}
+
+_public_ int vmaq_result_elf_address(const struct vmaq_normalization *n, size_t result, uint64_t *ret) {
+        const ResultExtra *x;
+
+        if (!n || !ret || result >= n->n_results)
+                return -EINVAL;
+        x = &normalization_full(n)->results[result];
+        if (x->elf_error < 0)
+                return x->elf_error;
+        *ret = x->elf_address;
+        return 0;
 }
 
 _public_ void vmaq_normalization_free(struct vmaq_normalization *n) {

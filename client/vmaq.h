@@ -111,6 +111,7 @@ enum {
         VMAQ_NORMALIZE_NO_BUILD_IDS = 1 << 0,   /* do not look up build IDs */
         VMAQ_NORMALIZE_MAP_FILES    = 1 << 1,   /* fill vmaq_module.map_files */
         VMAQ_NORMALIZE_PIN          = 1 << 2,   /* fail with -ESTALE unless start_time matches */
+        VMAQ_NORMALIZE_HTLHASH      = 1 << 3,   /* compute each file's htlhash: vmaq_module_htlhash() */
 };
 
 enum vmaq_unknown {
@@ -164,6 +165,44 @@ struct vmaq_normalization {
 int vmaq_normalize(struct vmaq_client *client, pid_t pid, const uint64_t *addresses, size_t n_addresses,
                    unsigned flags, uint64_t start_time, struct vmaq_normalization **ret);
 void vmaq_normalization_free(struct vmaq_normalization *n);
+
+/*
+ * What symbolizers need, for module @module (an index into n->modules) or
+ * result @result (into n->results) of @n. Functions rather than fields, so
+ * that the structs above keep their layout. The daemon gives them with build
+ * IDs (not with VMAQ_NORMALIZE_NO_BUILD_IDS), for ELF files it can read.
+ */
+enum vmaq_elf_type {
+        VMAQ_ELF_UNKNOWN = 0,                   /* not ELF, not asked for, or the daemon could not tell */
+        VMAQ_ELF_EXEC,                          /* ET_EXEC: a program linked to a fixed address */
+        VMAQ_ELF_DYN,                           /* ET_DYN: a shared library or position-independent program */
+        VMAQ_ELF_OTHER,
+};
+enum vmaq_elf_type vmaq_module_elf_type(const struct vmaq_normalization *n, size_t module);
+/* The Go build ID of the module's file, or NULL. Valid as long as @n. */
+const char *vmaq_module_go_build_id(const struct vmaq_normalization *n, size_t module);
+/*
+ * The htlhash of the module's file (with VMAQ_NORMALIZE_HTLHASH): the first
+ * 16 bytes of SHA-256 over its first and last 4 KiB and its length, into
+ * @ret. 0; -ENODATA when there is none; -EINVAL for a bad index.
+ */
+#define VMAQ_HTLHASH_SIZE 16
+int vmaq_module_htlhash(const struct vmaq_normalization *n, size_t module, uint8_t ret[VMAQ_HTLHASH_SIZE]);
+/*
+ * A field of the module's package note (systemd's .note.package): "type",
+ * "name", "version", "architecture", "os", "osVersion" or "debugInfoUrl".
+ * NULL when absent. Valid as long as @n.
+ */
+const char *vmaq_module_package(const struct vmaq_normalization *n, size_t module, const char *field);
+/*
+ * The ELF virtual address of a normalized result, the one addr2line and
+ * llvm-symbolizer take: its offset, through the PT_LOAD segment whose file
+ * bytes cover it. 0 with *ret set; -ENOEXEC the file is not ELF; -ERANGE no
+ * PT_LOAD covers the offset; -EIO the daemon could not read the file's
+ * headers; -ENODATA not known (not asked for, an older daemon, or an
+ * unknown result); -EINVAL a bad index.
+ */
+int vmaq_result_elf_address(const struct vmaq_normalization *n, size_t result, uint64_t *ret);
 
 /*
  * vmaq_normalize() for the process behind a file descriptor, sent to the

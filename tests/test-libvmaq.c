@@ -1221,6 +1221,68 @@ static int call_fake(bool read_request, const char *reply, size_t size, size_t n
         return r;
 }
 
+/* What the daemon says for symbolizers, through the accessors; nothing of it for an older daemon's answer. */
+START_TEST(test_elf_accessors) {
+        static const char reply[] =
+                "{\"parameters\":{\"pid\":1,\"start_time\":2,\"modules\":["
+                "{\"path\":\"/bin/a\",\"build_id\":\"ab\",\"deleted\":false,\"vdso\":false,\"dev_major\":1,"
+                "\"dev_minor\":2,\"inode\":3,\"elf_type\":\"exec\",\"go_build_id\":\"go/id\","
+                "\"htlhash\":\"000102030405060708090a0b0c0d0e0f\","
+                "\"package\":{\"name\":\"a\",\"osVersion\":\"12\",\"future\":\"x\",\"version\":7}},"
+                "{\"path\":\"/data\",\"build_id\":null,\"deleted\":false,\"vdso\":false,\"dev_major\":1,"
+                "\"dev_minor\":2,\"inode\":4}],"
+                "\"results\":[{\"module\":0,\"offset\":4112,\"elf_address\":4198416},"
+                "{\"module\":0,\"offset\":9,\"no_elf_address\":\"outside_load_segments\"},"
+                "{\"module\":1,\"offset\":1,\"no_elf_address\":\"not_elf\"},"
+                "{\"module\":1,\"offset\":2,\"no_elf_address\":\"unreadable\"},"
+                "{\"module\":1,\"offset\":3},"
+                "{\"unknown\":\"anonymous\"}]}}";
+        _cleanup_(vmaq_closep) struct vmaq_client *c = NULL;
+        _cleanup_(vmaq_normalization_freep) struct vmaq_normalization *n = NULL;
+        _cleanup_close_ int listen_fd = -EBADF;
+        uint64_t addrs[6] = { 1, 2, 3, 4, 5, 6 }, a = 0;
+        uint8_t h[VMAQ_HTLHASH_SIZE];
+        char path[PATH_MAX];
+        pid_t pid;
+
+        listen_fd = listen_socket("fake.sock", path);
+        pid = fake_server(listen_fd, true, reply, sizeof(reply));
+        ck_assert_int_eq(vmaq_connect(&c, path), 0);
+        ck_assert_int_eq(vmaq_normalize(c, 1, addrs, ELEMENTSOF(addrs), VMAQ_NORMALIZE_HTLHASH, 0, &n), 0);
+        wait_child_ok(pid);
+        ck_assert_int_eq(unlink(path), 0);
+
+        ck_assert_int_eq(vmaq_module_elf_type(n, 0), VMAQ_ELF_EXEC);
+        ck_assert_int_eq(vmaq_module_elf_type(n, 1), VMAQ_ELF_UNKNOWN);
+        ck_assert_int_eq(vmaq_module_elf_type(n, 2), VMAQ_ELF_UNKNOWN);
+        ck_assert_str_eq(vmaq_module_go_build_id(n, 0), "go/id");
+        ck_assert_ptr_null(vmaq_module_go_build_id(n, 1));
+        ck_assert_int_eq(vmaq_module_htlhash(n, 0, h), 0);
+        for (size_t i = 0; i < sizeof(h); i++)
+                ck_assert_uint_eq(h[i], i);
+        ck_assert_int_eq(vmaq_module_htlhash(n, 1, h), -ENODATA);
+        ck_assert_int_eq(vmaq_module_htlhash(n, 2, h), -EINVAL);
+        ck_assert_str_eq(vmaq_module_package(n, 0, "name"), "a");
+        ck_assert_str_eq(vmaq_module_package(n, 0, "osVersion"), "12");
+        ck_assert_ptr_null(vmaq_module_package(n, 0, "version"));       /* not a string */
+        ck_assert_ptr_null(vmaq_module_package(n, 0, "future"));        /* not one of ours */
+        ck_assert_ptr_null(vmaq_module_package(n, 1, "name"));
+
+        ck_assert_int_eq(vmaq_result_elf_address(n, 0, &a), 0);
+        ck_assert_uint_eq(a, 4198416);
+        ck_assert_int_eq(vmaq_result_elf_address(n, 1, &a), -ERANGE);
+        ck_assert_int_eq(vmaq_result_elf_address(n, 2, &a), -ENOEXEC);
+        ck_assert_int_eq(vmaq_result_elf_address(n, 3, &a), -EIO);
+        ck_assert_int_eq(vmaq_result_elf_address(n, 4, &a), -ENODATA);
+        ck_assert_int_eq(vmaq_result_elf_address(n, 5, &a), -ENODATA);
+        ck_assert_int_eq(vmaq_result_elf_address(n, 6, &a), -EINVAL);
+        ck_assert_int_eq(vmaq_result_elf_address(NULL, 0, &a), -EINVAL);
+        /* The public structs say what they always said. */
+        ck_assert_uint_eq(n->results[0].offset, 4112);
+        ck_assert_str_eq(n->modules[1].path, "/data");
+}
+END_TEST
+
 /* The daemon reads the call, then goes away. */
 START_TEST(test_hangup_after_request) {
         char msg[512];
@@ -1402,6 +1464,7 @@ static Suite *libvmaq_suite(void) {
         add_test(s, "normalize-pin", test_normalize_pin, NULL);
         add_test(s, "normalize-batch", test_normalize_batch, NULL);
         add_test(s, "normalize-fds", test_normalize_fds, NULL);
+        add_test(s, "elf-accessors", test_elf_accessors, NULL);
         add_test(s, "track", test_track, NULL);
         add_test(s, "list-mappings", test_list_mappings, "layout");
         add_test(s, "list-mappings-flags", test_list_mappings_flags, NULL);
