@@ -586,6 +586,7 @@ static const char *const package_fields[] = {
 
 /* What a module and a result have beyond their public structs, for the accessors. */
 typedef struct ModuleExtra {
+        const char *host_path;
         enum vmaq_elf_type elf_type;
         const char *go_build_id;
         bool has_htlhash;
@@ -662,6 +663,7 @@ static int normalization_build(const Parts *p, const uint64_t *addresses, struct
                         block_count_string(&b, m->map_files);
                         block_count(&b, m->build_id_len);
                         block_count_string(&b, m->go_build_id);
+                        block_count_string(&b, m->host_path);
                         if (m->has_package)
                                 for (size_t f = 0; f < ELEMENTSOF(package_fields); f++)
                                         block_count_string(&b, package_values(&m->package, pkg)[f]);
@@ -708,6 +710,7 @@ static int normalization_build(const Parts *p, const uint64_t *addresses, struct
                                 .inode = m->inode,
                         };
                         mx[l] = (ModuleExtra) {
+                                .host_path = block_string(&b, m->host_path),
                                 .elf_type = elf_type_from_string(m->elf_type),
                                 .go_build_id = block_string(&b, m->go_build_id),
                                 .has_htlhash = m->has_htlhash,
@@ -880,6 +883,12 @@ _public_ enum vmaq_elf_type vmaq_module_elf_type(const struct vmaq_normalization
         const ModuleExtra *x = module_extra(n, module);
 
         return x ? x->elf_type : VMAQ_ELF_UNKNOWN;
+}
+
+_public_ const char *vmaq_module_host_path(const struct vmaq_normalization *n, size_t module) {
+        const ModuleExtra *x = module_extra(n, module);
+
+        return x ? x->host_path : NULL;
 }
 
 _public_ const char *vmaq_module_go_build_id(const struct vmaq_normalization *n, size_t module) {

@@ -179,6 +179,11 @@ enum vmaq_elf_type {
         VMAQ_ELF_OTHER,
 };
 enum vmaq_elf_type vmaq_module_elf_type(const struct vmaq_normalization *n, size_t module);
+/*
+ * Where the daemon's side reaches the module's file, when the process is in
+ * another mount namespace ("/proc/PID/root/..."), or NULL. Valid as long as @n.
+ */
+const char *vmaq_module_host_path(const struct vmaq_normalization *n, size_t module);
 /* The Go build ID of the module's file, or NULL. Valid as long as @n. */
 const char *vmaq_module_go_build_id(const struct vmaq_normalization *n, size_t module);
 /*

@@ -55,6 +55,7 @@ static void help(void) {
                "Ask vmaqd to normalize the addresses of a process to file offsets and build IDs.\n\n"
                "Commands:\n"
                "  normalize [--no-build-ids] [--map-files] [--start-time T] [--pidfd|--maps-fd]\n"
+               "            [--format=text|json|build-id|addr2line]\n"
                "            PID ADDR...   Normalize addresses of PID; ADDR is 0x... (hex) or\n"
                "                          decimal, \"-\" reads addresses from standard input,\n"
                "                          one per line. --pidfd sends a pidfd of PID instead of\n"
@@ -330,6 +331,7 @@ enum {
         ARG_EXEC_ONLY,
         ARG_PIDFD,
         ARG_MAPS_FD,
+        ARG_FORMAT,
 };
 
 #define COMMON_OPTIONS                                                  \
@@ -484,6 +486,12 @@ static void print_normalization_json(const struct vmaq_normalization *n, bool ma
                         printf(", \"offset\": %" PRIu64 ", \"build_id\": ", res->offset);
                         json_print_build_id(m->build_id, m->build_id_len);
                         printf(", \"deleted\": %s", m->deleted ? "true" : "false");
+                        {
+                                uint64_t a;
+
+                                if (vmaq_result_elf_address(n, i, &a) >= 0)
+                                        printf(", \"elf_address\": %" PRIu64, a);
+                        }
                         if (map_files) {
                                 fputs(", \"map_files\": ", stdout);
                                 json_print_string_or_null(m->map_files);
@@ -493,6 +501,94 @@ static void print_normalization_json(const struct vmaq_normalization *n, bool ma
                         printf("\"unknown\": \"%s\"}", unknown_to_string(res->unknown));
         }
         fputs("]}\n", stdout);
+}
+
+/* What normalize --format= takes. */
+static const char *const output_formats[] = { "text", "json", "build-id", "addr2line", NULL };
+
+static bool strv_contains(const char *const *strv, const char *s) {
+        for (; *strv; strv++)
+                if (strcmp(*strv, s) == 0)
+                        return true;
+        return false;
+}
+
+/* The path a symbolizer on this side opens: the host path of a file in another mount namespace. */
+static const char *module_open_path(const struct vmaq_normalization *n, size_t module) {
+        return vmaq_module_host_path(n, module) ?: n->modules[module].path ?: "";
+}
+
+/* @s with each blank, quote and backslash escaped by a backslash, as xargs(1) reads its arguments. */
+static void print_xargs_word(const char *s) {
+        for (; *s; s++) {
+                if (strchr(" \t\n\v\f\r'\"\\", *s))
+                        putchar('\\');
+                putchar(*s);
+        }
+}
+
+/*
+ * One line per address, in input order: "BUILD_ID ELF_ADDRESS PATH", what
+ * debuginfod-based symbolizers need; "-" for what the address has not (a
+ * file without build ID or ELF address), and "- - [REASON]" for an address
+ * in no file.
+ */
+static void print_normalization_build_id(const struct vmaq_normalization *n) {
+        for (size_t i = 0; i < n->n_results; i++) {
+                const struct vmaq_result *res = &n->results[i];
+                const struct vmaq_module *m;
+                uint64_t a;
+
+                if (res->unknown != VMAQ_NORMALIZED || res->module >= n->n_modules) {
+                        printf("- - [%s]\n", unknown_to_string(res->unknown));
+                        continue;
+                }
+                m = &n->modules[res->module];
+                if (m->build_id_len > 0)
+                        print_hex(m->build_id, m->build_id_len);
+                else
+                        putchar('-');
+                if (vmaq_result_elf_address(n, i, &a) >= 0)
+                        printf(" 0x%" PRIx64 " ", a);
+                else
+                        fputs(" - ", stdout);
+                human_print_path(module_open_path(n, res->module));
+                putchar('\n');
+        }
+}
+
+/* Addresses on one addr2line line at most, so that the lines stay short for xargs(1). */
+#define ADDR2LINE_BATCH 256U
+
+/*
+ * Per file, lines "-e PATH ADDR...": the ELF addresses of the addresses in
+ * it, as addr2line(1) takes them, for "xargs -L1 addr2line -f". Addresses
+ * without an ELF address are left out.
+ */
+static void print_normalization_addr2line(const struct vmaq_normalization *n) {
+        for (size_t m = 0; m < n->n_modules; m++) {
+                size_t on_line = 0;
+
+                for (size_t i = 0; i < n->n_results; i++) {
+                        const struct vmaq_result *res = &n->results[i];
+                        uint64_t a;
+
+                        if (res->unknown != VMAQ_NORMALIZED || res->module != m ||
+                            vmaq_result_elf_address(n, i, &a) < 0)
+                                continue;
+                        if (on_line == 0) {
+                                fputs("-e ", stdout);
+                                print_xargs_word(module_open_path(n, m));
+                        }
+                        printf(" 0x%" PRIx64, a);
+                        if (++on_line == ADDR2LINE_BATCH) {
+                                putchar('\n');
+                                on_line = 0;
+                        }
+                }
+                if (on_line > 0)
+                        putchar('\n');
+        }
 }
 
 static void print_normalization_human(const struct vmaq_normalization *n, bool map_files) {
@@ -531,10 +627,12 @@ static ExitStatus verb_normalize(int argc, char *argv[]) {
                 { "start-time",   required_argument, NULL, ARG_START_TIME },
                 { "pidfd",        no_argument,       NULL, ARG_PIDFD },
                 { "maps-fd",      no_argument,       NULL, ARG_MAPS_FD },
+                { "format",       required_argument, NULL, ARG_FORMAT },
                 {}
         };
         _cleanup_(vmaq_closep) struct vmaq_client *c = NULL;
         _cleanup_(vmaq_normalization_freep) struct vmaq_normalization *n = NULL;
+        const char *format = NULL;
         _cleanup_(addresses_done) Addresses addrs = {};
         _cleanup_close_ int fd = -EBADF;
         bool by_pidfd = false, by_maps_fd = false;
@@ -564,12 +662,20 @@ static ExitStatus verb_normalize(int argc, char *argv[]) {
                 case ARG_MAPS_FD:
                         by_maps_fd = true;
                         break;
+                case ARG_FORMAT:
+                        if (!strv_contains(output_formats, optarg))
+                                return usage_error("invalid --format '%s': text, json, build-id or addr2line",
+                                                   optarg);
+                        format = optarg;
+                        break;
                 default:
                         r = parse_common_option(o, optarg, argv);
                         if (r <= 0)
                                 return common_option_exit(r);
                 }
 
+        if (format && arg_json && strcmp(format, "json") != 0)
+                return usage_error("--json and --format=%s exclude each other", format);
         if (by_pidfd && by_maps_fd)
                 return usage_error("--pidfd and --maps-fd exclude each other");
         if ((by_pidfd || by_maps_fd) && (flags & VMAQ_NORMALIZE_PIN))
@@ -625,8 +731,12 @@ static ExitStatus verb_normalize(int argc, char *argv[]) {
         if (r < 0)
                 return call_error(c, r, pid, start_time);
 
-        if (arg_json)
+        if (format ? strcmp(format, "json") == 0 : arg_json)
                 print_normalization_json(n, flags & VMAQ_NORMALIZE_MAP_FILES);
+        else if (format && strcmp(format, "build-id") == 0)
+                print_normalization_build_id(n);
+        else if (format && strcmp(format, "addr2line") == 0)
+                print_normalization_addr2line(n);
         else
                 print_normalization_human(n, flags & VMAQ_NORMALIZE_MAP_FILES);
         return finish_output();

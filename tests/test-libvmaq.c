@@ -1225,7 +1225,8 @@ static int call_fake(bool read_request, const char *reply, size_t size, size_t n
 START_TEST(test_elf_accessors) {
         static const char reply[] =
                 "{\"parameters\":{\"pid\":1,\"start_time\":2,\"modules\":["
-                "{\"path\":\"/bin/a\",\"build_id\":\"ab\",\"deleted\":false,\"vdso\":false,\"dev_major\":1,"
+                "{\"path\":\"/bin/a\",\"build_id\":\"ab\",\"deleted\":false,\"vdso\":false,"
+                "\"host_path\":\"/proc/9/root/bin/a\",\"dev_major\":1,"
                 "\"dev_minor\":2,\"inode\":3,\"elf_type\":\"exec\",\"go_build_id\":\"go/id\","
                 "\"htlhash\":\"000102030405060708090a0b0c0d0e0f\","
                 "\"package\":{\"name\":\"a\",\"osVersion\":\"12\",\"future\":\"x\",\"version\":7}},"
@@ -1252,6 +1253,8 @@ START_TEST(test_elf_accessors) {
         wait_child_ok(pid);
         ck_assert_int_eq(unlink(path), 0);
 
+        ck_assert_str_eq(vmaq_module_host_path(n, 0), "/proc/9/root/bin/a");
+        ck_assert_ptr_null(vmaq_module_host_path(n, 1));
         ck_assert_int_eq(vmaq_module_elf_type(n, 0), VMAQ_ELF_EXEC);
         ck_assert_int_eq(vmaq_module_elf_type(n, 1), VMAQ_ELF_UNKNOWN);
         ck_assert_int_eq(vmaq_module_elf_type(n, 2), VMAQ_ELF_UNKNOWN);
