@@ -30,8 +30,12 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+
 #include "elf-note.h"
 #include "macro.h"
+#include "sha256.h"
+#include "string-table.h"
 
 /*
  * elf-note.h spells out the bytes of the reads before the table, so that
@@ -67,6 +71,15 @@ typedef struct ElfLayout {
         size_t p_align;
         size_t shdr_size;
         size_t sh_info;
+        size_t e_type;
+        size_t e_shnum;
+        size_t p_vaddr;
+        size_t p_memsz;
+        size_t p_flags;
+        size_t sh_type;
+        size_t sh_offset;
+        size_t sh_size;
+        size_t sh_addralign;
 } ElfLayout;
 
 static const ElfLayout elf_layout_32 = {
@@ -84,6 +97,15 @@ static const ElfLayout elf_layout_32 = {
         .p_align = offsetof(Elf32_Phdr, p_align),
         .shdr_size = sizeof(Elf32_Shdr),
         .sh_info = offsetof(Elf32_Shdr, sh_info),
+        .e_type = offsetof(Elf32_Ehdr, e_type),
+        .e_shnum = offsetof(Elf32_Ehdr, e_shnum),
+        .p_vaddr = offsetof(Elf32_Phdr, p_vaddr),
+        .p_memsz = offsetof(Elf32_Phdr, p_memsz),
+        .p_flags = offsetof(Elf32_Phdr, p_flags),
+        .sh_type = offsetof(Elf32_Shdr, sh_type),
+        .sh_offset = offsetof(Elf32_Shdr, sh_offset),
+        .sh_size = offsetof(Elf32_Shdr, sh_size),
+        .sh_addralign = offsetof(Elf32_Shdr, sh_addralign),
 };
 
 static const ElfLayout elf_layout_64 = {
@@ -101,6 +123,15 @@ static const ElfLayout elf_layout_64 = {
         .p_align = offsetof(Elf64_Phdr, p_align),
         .shdr_size = sizeof(Elf64_Shdr),
         .sh_info = offsetof(Elf64_Shdr, sh_info),
+        .e_type = offsetof(Elf64_Ehdr, e_type),
+        .e_shnum = offsetof(Elf64_Ehdr, e_shnum),
+        .p_vaddr = offsetof(Elf64_Phdr, p_vaddr),
+        .p_memsz = offsetof(Elf64_Phdr, p_memsz),
+        .p_flags = offsetof(Elf64_Phdr, p_flags),
+        .sh_type = offsetof(Elf64_Shdr, sh_type),
+        .sh_offset = offsetof(Elf64_Shdr, sh_offset),
+        .sh_size = offsetof(Elf64_Shdr, sh_size),
+        .sh_addralign = offsetof(Elf64_Shdr, sh_addralign),
 };
 
 /* One parse: the reader and what e_ident told us. */
@@ -512,4 +543,559 @@ int elf_build_id_from_fd(int fd, uint64_t base, uint64_t size, uint8_t ret[stati
                 return -EINVAL;
 
         return elf_read_build_id(elf_file_read, &f, size, ret);
+}
+
+/* --- ELF facts -------------------------------------------------------------- */
+
+static const char *const elf_type_table[_ELF_TYPE_MAX] = {
+        [ELF_TYPE_NOT_ELF] = "not-elf",
+        [ELF_TYPE_MALFORMED] = "malformed",
+        [ELF_TYPE_EXEC] = "exec",
+        [ELF_TYPE_DYN] = "dyn",
+        [ELF_TYPE_OTHER] = "other",
+};
+
+DEFINE_STRING_TABLE_LOOKUP(elf_type, ElfType);
+
+static const char *const elf_package_field_table[_ELF_PACKAGE_FIELD_MAX] = {
+        [ELF_PACKAGE_TYPE] = "type",
+        [ELF_PACKAGE_NAME] = "name",
+        [ELF_PACKAGE_VERSION] = "version",
+        [ELF_PACKAGE_ARCHITECTURE] = "architecture",
+        [ELF_PACKAGE_OS] = "os",
+        [ELF_PACKAGE_OS_VERSION] = "osVersion",
+        [ELF_PACKAGE_DEBUG_INFO_URL] = "debugInfoUrl",
+};
+
+DEFINE_STRING_TABLE_LOOKUP(elf_package_field, ElfPackageField);
+
+/* The Go toolchain's note: name "Go", type 4, the build ID string as descriptor. */
+#define ELF_NOTE_NAME_GO "Go"
+#define ELF_NOTE_NAME_GO_SIZE sizeof(ELF_NOTE_NAME_GO)
+#ifndef NT_GO_BUILDID
+#define NT_GO_BUILDID 4U
+#endif
+
+/* systemd's package metadata note (.note.package): name "FDO", a JSON object as descriptor. */
+#define ELF_NOTE_NAME_FDO "FDO"
+#define ELF_NOTE_NAME_FDO_SIZE sizeof(ELF_NOTE_NAME_FDO)
+#ifndef NT_FDO_PACKAGING_METADATA
+#define NT_FDO_PACKAGING_METADATA 0xcafe1a7eU
+#endif
+
+static void json_object_putp(struct json_object **o) {
+        if (*o)
+                (void) json_object_put(*o);
+}
+
+/* The package JSON is a flat object: a little nesting is allowed, so that a richer one still parses. */
+#define ELF_PACKAGE_JSON_DEPTH 4
+
+ElfInfo *elf_info_ref(ElfInfo *i) {
+        if (i)
+                __atomic_add_fetch(&i->n_ref, 1, __ATOMIC_RELAXED);
+        return i;
+}
+
+ElfInfo *elf_info_unref(ElfInfo *i) {
+        if (!i)
+                return NULL;
+        if (__atomic_sub_fetch(&i->n_ref, 1, __ATOMIC_ACQ_REL) > 0)
+                return NULL;
+
+        free(i->loads);
+        free(i->go_build_id);
+        for (size_t f = 0; f < _ELF_PACKAGE_FIELD_MAX; f++)
+                free(i->package[f]);
+        free(i);
+        return NULL;
+}
+
+/* One facts parse: the image, the budgets left, what was found so far. */
+typedef struct ElfInfoParse {
+        ElfImage img;
+        ElfInfo *info;
+        uint64_t note_bytes_left;
+        /* The PT_NOTE segments walked, so that sections inside them are not read again. */
+        unsigned n_walked;
+        uint64_t walked_off[ELF_PT_NOTE_MAX];
+        uint64_t walked_size[ELF_PT_NOTE_MAX];
+        bool have_package;
+} ElfInfoParse;
+
+static bool elf_info_parse_complete(const ElfInfoParse *p) {
+        return p->info->build_id_len > 0 && p->info->go_build_id && p->have_package;
+}
+
+static int elf_info_take_go_build_id(ElfInfo *info, const uint8_t *desc, uint32_t descsz) {
+        size_t n = descsz;
+        char *s;
+
+        /* Go writes the string without a NUL; a padded or terminated one is the same ID. */
+        while (n > 0 && desc[n - 1] == 0)
+                n--;
+        if (n == 0 || n > GO_BUILD_ID_MAX)
+                return 0;
+        for (size_t i = 0; i < n; i++)
+                if (desc[i] < 0x20 || desc[i] > 0x7e)
+                        return 0;
+
+        s = strndup((const char *) desc, n);
+        if (!s)
+                return -ENOMEM;
+        info->go_build_id = s;
+        info->memory += n + 1;
+        return 0;
+}
+
+/*
+ * Parse the package note's descriptor: a NUL-terminated JSON object. Only
+ * the string fields we know are kept, each at most ELF_PACKAGE_STRING_MAX
+ * bytes and without an embedded NUL; anything else in it is ignored. A
+ * descriptor that is not such an object is ignored as a whole. Returns 1
+ * when the note was taken, 0 when ignored, -ENOMEM.
+ */
+static int elf_info_take_package(ElfInfo *info, const uint8_t *desc, uint32_t descsz) {
+        _cleanup_(json_object_putp) struct json_object *obj = NULL;
+        struct json_tokener *tok;
+        size_t len;
+
+        if (descsz == 0 || descsz > ELF_PACKAGE_NOTE_MAX)
+                return 0;
+        len = strnlen((const char *) desc, descsz);
+        if (len == 0)
+                return 0;
+
+        tok = json_tokener_new_ex(ELF_PACKAGE_JSON_DEPTH);
+        if (!tok)
+                return -ENOMEM;
+        json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+        obj = json_tokener_parse_ex(tok, (const char *) desc, (int) len);
+        if (!obj || json_tokener_get_error(tok) != json_tokener_success ||
+            json_tokener_get_parse_end(tok) != len) {
+                json_tokener_free(tok);
+                return 0;
+        }
+        json_tokener_free(tok);
+        if (!json_object_is_type(obj, json_type_object))
+                return 0;
+
+        for (size_t f = 0; f < _ELF_PACKAGE_FIELD_MAX; f++) {
+                struct json_object *v;
+                const char *s;
+                size_t n;
+
+                if (!json_object_object_get_ex(obj, elf_package_field_table[f], &v) ||
+                    !json_object_is_type(v, json_type_string))
+                        continue;
+                s = json_object_get_string(v);
+                n = (size_t) json_object_get_string_len(v);
+                if (n == 0 || n > ELF_PACKAGE_STRING_MAX || strlen(s) != n)
+                        continue;
+                info->package[f] = strndup(s, n);
+                if (!info->package[f])
+                        return -ENOMEM;
+                info->memory += n + 1;
+        }
+        return 1;
+}
+
+/*
+ * Walk the notes of one note segment or section, as elf_image_find_note()
+ * does, taking the first of each kind we keep that is still missing.
+ * Stops quietly at a note that runs past the end. Returns 0 or -ENOMEM.
+ */
+static int elf_info_walk_notes(ElfInfoParse *p, const uint8_t *notes, uint64_t size, uint64_t align) {
+        ElfInfo *info = p->info;
+        uint64_t pos = 0;
+        int r;
+
+        for (;;) {
+                uint64_t name_off, desc_off, next;
+                uint32_t namesz, descsz, type;
+                const uint8_t *name, *desc;
+
+                if (size - pos < ELF_NHDR_SIZE)
+                        return 0;
+
+                namesz = elf_image_get32(&p->img, notes + pos);
+                descsz = elf_image_get32(&p->img, notes + pos + 4);
+                type = elf_image_get32(&p->img, notes + pos + 8);
+
+                name_off = pos + ELF_NHDR_SIZE;
+                if (namesz > size - name_off)
+                        return 0;
+                if (!elf_align_up(name_off + namesz, align, &desc_off) ||
+                    desc_off > size ||
+                    descsz > size - desc_off)
+                        return 0;
+                name = notes + name_off;
+                desc = notes + desc_off;
+
+                if (type == NT_GNU_BUILD_ID && namesz == ELF_NOTE_NAME_GNU_SIZE &&
+                    memcmp(name, ELF_NOTE_NAME_GNU, ELF_NOTE_NAME_GNU_SIZE) == 0) {
+                        if (info->build_id_len == 0 && descsz > 0 && descsz <= BUILD_ID_MAX) {
+                                memcpy(info->build_id, desc, descsz);
+                                info->build_id_len = (uint8_t) descsz;
+                        }
+                } else if (type == NT_GO_BUILDID && namesz == ELF_NOTE_NAME_GO_SIZE &&
+                           memcmp(name, ELF_NOTE_NAME_GO, ELF_NOTE_NAME_GO_SIZE) == 0) {
+                        if (!info->go_build_id) {
+                                r = elf_info_take_go_build_id(info, desc, descsz);
+                                if (r < 0)
+                                        return r;
+                        }
+                } else if (type == NT_FDO_PACKAGING_METADATA && namesz == ELF_NOTE_NAME_FDO_SIZE &&
+                           memcmp(name, ELF_NOTE_NAME_FDO, ELF_NOTE_NAME_FDO_SIZE) == 0) {
+                        if (!p->have_package) {
+                                r = elf_info_take_package(info, desc, descsz);
+                                if (r < 0)
+                                        return r;
+                                if (r > 0)
+                                        p->have_package = true;
+                        }
+                }
+
+                if (!elf_align_up(desc_off + descsz, align, &next) || next >= size)
+                        return 0;
+                pos = next;
+        }
+}
+
+/*
+ * Read the @size bytes of notes at @off, within the shared budget, and
+ * walk them. Out of bounds or over the budget: not read, 0. Returns 0,
+ * -ENOMEM or an error of the read callback.
+ */
+static int elf_info_read_notes(ElfInfoParse *p, uint64_t off, uint64_t size, uint64_t align) {
+        _cleanup_free_ uint8_t *notes = NULL;
+        int r;
+
+        if (!elf_image_contains(&p->img, off, size) || size < ELF_NHDR_SIZE)
+                return 0;
+        if (size > p->note_bytes_left)
+                return 0;
+        p->note_bytes_left -= size;
+
+        notes = malloc(size);
+        if (!notes)
+                return -ENOMEM;
+        r = elf_image_read(&p->img, off, notes, size);
+        if (r < 0)
+                return r;
+
+        return elf_info_walk_notes(p, notes, size, align == 8 ? 8 : 4);
+}
+
+static int elf_info_add_load(ElfInfoParse *p, const uint8_t *phdr) {
+        const ElfLayout *l = p->img.layout;
+        ElfInfo *info = p->info;
+
+        if (info->n_loads >= ELF_LOAD_MAX) {
+                info->loads_truncated = true;
+                return 0;
+        }
+        if (!info->loads) {
+                info->loads = calloc(ELF_LOAD_MAX, sizeof(ElfLoad));
+                if (!info->loads)
+                        return -ENOMEM;
+        }
+
+        info->loads[info->n_loads++] = (ElfLoad) {
+                .offset = elf_image_get_word(&p->img, phdr + l->p_offset),
+                .vaddr = elf_image_get_word(&p->img, phdr + l->p_vaddr),
+                .filesz = elf_image_get_word(&p->img, phdr + l->p_filesz),
+                .memsz = elf_image_get_word(&p->img, phdr + l->p_memsz),
+                .flags = elf_image_get32(&p->img, phdr + l->p_flags),
+        };
+        return 0;
+}
+
+/* Shrink the PT_LOAD array to what it holds, and count it. */
+static int elf_info_trim_loads(ElfInfo *info) {
+        ElfLoad *a;
+
+        if (!info->loads)
+                return 0;
+
+        a = reallocarray(info->loads, info->n_loads, sizeof(ElfLoad));
+        if (a)
+                info->loads = a;
+        info->memory += info->n_loads * sizeof(ElfLoad);
+        return 0;
+}
+
+/*
+ * The program headers: PT_LOADs kept, PT_NOTEs walked. Returns 0, 1 when
+ * the ELF header or table does not hold (the image is malformed), or a
+ * negative errno.
+ */
+static int elf_info_parse_phdrs(ElfInfoParse *p, const uint8_t *ehdr) {
+        const ElfLayout *l = p->img.layout;
+        _cleanup_free_ uint8_t *phdrs = NULL;
+        uint64_t phoff, phnum, table_size;
+        uint16_t phentsize;
+        unsigned pt_notes = 0;
+        int r;
+
+        r = elf_image_count_phdrs(&p->img, ehdr, &phnum);
+        if (r == -EBADMSG)
+                return 1;
+        if (r < 0)
+                return r;
+        if (phnum == 0)
+                return 0;
+
+        phoff = elf_image_get_word(&p->img, ehdr + l->e_phoff);
+        phentsize = elf_image_get16(&p->img, ehdr + l->e_phentsize);
+        if (phentsize < l->phdr_size)
+                return 1;
+        table_size = phnum * phentsize;
+        if (table_size > ELF_PHDR_TABLE_MAX || !elf_image_contains(&p->img, phoff, table_size))
+                return 1;
+
+        phdrs = malloc(table_size);
+        if (!phdrs)
+                return -ENOMEM;
+        r = elf_image_read(&p->img, phoff, phdrs, table_size);
+        if (r < 0)
+                return r;
+
+        for (uint64_t i = 0; i < phnum; i++) {
+                const uint8_t *phdr = phdrs + i * phentsize;
+                uint64_t off, size;
+
+                switch (elf_image_get32(&p->img, phdr + l->p_type)) {
+                case PT_LOAD:
+                        r = elf_info_add_load(p, phdr);
+                        if (r < 0)
+                                return r;
+                        break;
+                case PT_NOTE:
+                        if (pt_notes >= ELF_PT_NOTE_MAX || elf_info_parse_complete(p))
+                                break;
+                        pt_notes++;
+                        off = elf_image_get_word(&p->img, phdr + l->p_offset);
+                        size = elf_image_get_word(&p->img, phdr + l->p_filesz);
+                        p->walked_off[p->n_walked] = off;
+                        p->walked_size[p->n_walked] = size;
+                        p->n_walked++;
+                        r = elf_info_read_notes(p, off, size, elf_image_get_word(&p->img, phdr + l->p_align));
+                        if (r < 0)
+                                return r;
+                        break;
+                }
+        }
+
+        return 0;
+}
+
+static bool elf_info_parse_walked(const ElfInfoParse *p, uint64_t off, uint64_t size) {
+        for (unsigned i = 0; i < p->n_walked; i++)
+                if (off >= p->walked_off[i] && off - p->walked_off[i] <= p->walked_size[i] &&
+                    size <= p->walked_size[i] - (off - p->walked_off[i]))
+                        return true;
+        return false;
+}
+
+/*
+ * The fallback: the SHT_NOTE sections of the section header table. A table
+ * that does not hold is ignored: the section headers are not needed to
+ * run the image, so strip tools and packers leave odd ones.
+ */
+static int elf_info_parse_shdrs(ElfInfoParse *p, const uint8_t *ehdr) {
+        const ElfLayout *l = p->img.layout;
+        _cleanup_free_ uint8_t *shdrs = NULL;
+        uint64_t shoff, table_size;
+        uint16_t shnum, shentsize;
+        unsigned sh_notes = 0;
+        int r;
+
+        shoff = elf_image_get_word(&p->img, ehdr + l->e_shoff);
+        shnum = elf_image_get16(&p->img, ehdr + l->e_shnum);
+        shentsize = elf_image_get16(&p->img, ehdr + l->e_shentsize);
+        if (shoff == 0 || shnum == 0 || shentsize < l->shdr_size)
+                return 0;
+        table_size = (uint64_t) shnum * shentsize;
+        if (table_size > ELF_SHDR_TABLE_MAX || !elf_image_contains(&p->img, shoff, table_size))
+                return 0;
+
+        shdrs = malloc(table_size);
+        if (!shdrs)
+                return -ENOMEM;
+        r = elf_image_read(&p->img, shoff, shdrs, table_size);
+        if (r < 0)
+                return r;
+
+        for (uint64_t i = 0; i < shnum && sh_notes < ELF_SH_NOTE_MAX && !elf_info_parse_complete(p); i++) {
+                const uint8_t *shdr = shdrs + i * shentsize;
+                uint64_t off, size;
+
+                if (elf_image_get32(&p->img, shdr + l->sh_type) != SHT_NOTE)
+                        continue;
+                off = elf_image_get_word(&p->img, shdr + l->sh_offset);
+                size = elf_image_get_word(&p->img, shdr + l->sh_size);
+                if (elf_info_parse_walked(p, off, size))
+                        continue;
+                sh_notes++;
+                r = elf_info_read_notes(p, off, size, elf_image_get_word(&p->img, shdr + l->sh_addralign));
+                if (r < 0)
+                        return r;
+        }
+
+        return 0;
+}
+
+/* SHA-256 over the first and last HTLHASH_CHUNK bytes (the whole image, twice, if shorter) and the size. */
+static int elf_info_htlhash(ElfInfoParse *p) {
+        uint8_t chunk[HTLHASH_CHUNK], digest[SHA256_DIGEST_SIZE], be[8];
+        uint64_t n = MIN(p->img.size, (uint64_t) HTLHASH_CHUNK);
+        Sha256 s;
+        int r;
+
+        sha256_init(&s);
+        if (n > 0) {
+                r = elf_image_read(&p->img, 0, chunk, n);
+                if (r < 0)
+                        return r;
+                sha256_update(&s, chunk, n);
+                r = elf_image_read(&p->img, p->img.size - n, chunk, n);
+                if (r < 0)
+                        return r;
+                sha256_update(&s, chunk, n);
+        }
+        for (size_t i = 0; i < 8; i++)
+                be[i] = (uint8_t) (p->img.size >> (56 - 8 * i));
+        sha256_update(&s, be, sizeof(be));
+        sha256_final(&s, digest);
+
+        memcpy(p->info->htlhash, digest, HTLHASH_SIZE);
+        p->info->has_htlhash = true;
+        return 0;
+}
+
+static int elf_info_parse(ElfInfoParse *p) {
+        ElfInfo *info = p->info;
+        uint8_t ehdr[sizeof(Elf64_Ehdr)];
+        uint16_t type;
+        int r;
+
+        r = elf_image_identify(&p->img);
+        if (r == -ENOEXEC) {
+                info->type = ELF_TYPE_NOT_ELF;
+                return 0;
+        }
+        info->type = ELF_TYPE_MALFORMED;
+        if (r == -EBADMSG)
+                return 0;
+        if (r < 0)
+                return r;
+
+        if (p->img.size < p->img.layout->ehdr_size)
+                return 0;
+        r = elf_image_read(&p->img, 0, ehdr, p->img.layout->ehdr_size);
+        if (r < 0)
+                return r;
+
+        r = elf_info_parse_phdrs(p, ehdr);
+        if (r < 0)
+                return r;
+        if (r > 0) {
+                /* Nothing of a malformed image is kept: its loads and notes are not to be trusted. */
+                info->loads = mfree(info->loads);
+                info->n_loads = 0;
+                info->loads_truncated = false;
+                return 0;
+        }
+
+        if (!elf_info_parse_complete(p)) {
+                r = elf_info_parse_shdrs(p, ehdr);
+                if (r < 0)
+                        return r;
+        }
+
+        type = elf_image_get16(&p->img, ehdr + p->img.layout->e_type);
+        info->type = type == ET_EXEC ? ELF_TYPE_EXEC :
+                     type == ET_DYN ? ELF_TYPE_DYN : ELF_TYPE_OTHER;
+        return 0;
+}
+
+int elf_read_info(ElfReadFn read, void *userdata, uint64_t size, unsigned flags, ElfInfo **ret) {
+        _cleanup_(elf_info_unrefp) ElfInfo *info = NULL;
+        ElfInfoParse p = {
+                .img = {
+                        .read = read,
+                        .userdata = userdata,
+                        .size = size,
+                },
+                .note_bytes_left = ELF_NOTE_BYTES_MAX,
+        };
+        int r;
+
+        assert(read);
+        assert(ret);
+
+        info = calloc(1, sizeof(*info));
+        if (!info)
+                return -ENOMEM;
+        info->n_ref = 1;
+        info->memory = sizeof(*info);
+        p.info = info;
+
+        r = elf_info_parse(&p);
+        if (r < 0)
+                return r;
+        r = elf_info_trim_loads(info);
+        if (r < 0)
+                return r;
+
+        if (flags & ELF_INFO_HTLHASH) {
+                r = elf_info_htlhash(&p);
+                if (r < 0)
+                        return r;
+        }
+
+        *ret = TAKE_PTR(info);
+        return 0;
+}
+
+int elf_info_from_buffer(const void *buf, size_t size, unsigned flags, ElfInfo **ret) {
+        ElfBuffer b = {
+                .data = buf,
+                .size = size,
+        };
+
+        assert(buf || size == 0);
+
+        return elf_read_info(elf_buffer_read, &b, size, flags, ret);
+}
+
+int elf_info_from_fd(int fd, uint64_t base, uint64_t size, unsigned flags, ElfInfo **ret) {
+        ElfFile f = {
+                .fd = fd,
+                .base = base,
+        };
+
+        if (fd < 0)
+                return -EBADF;
+        if (size > UINT64_MAX - base)
+                return -EINVAL;
+
+        return elf_read_info(elf_file_read, &f, size, flags, ret);
+}
+
+int elf_info_offset_to_vaddr(const ElfInfo *i, uint64_t offset, uint64_t *ret) {
+        assert(i);
+        assert(ret);
+
+        for (size_t k = 0; k < i->n_loads; k++) {
+                const ElfLoad *l = &i->loads[k];
+
+                if (offset >= l->offset && offset - l->offset < l->filesz) {
+                        *ret = offset - l->offset + l->vaddr;
+                        return 0;
+                }
+        }
+
+        return i->loads_truncated ? -E2BIG : -ENOENT;
 }

@@ -12,8 +12,12 @@
  * the work one image can cause is bounded by the limits below.
  */
 
+#include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "macro.h"
 
 /* Longest build ID we keep. GNU ld writes 16 (md5/uuid) or 20 (sha1). */
 #define BUILD_ID_MAX 64
@@ -106,3 +110,148 @@ int elf_build_id_from_buffer(const void *buf, size_t size, uint8_t ret[static BU
  *   other     -errno from pread(), e.g. -EACCES
  */
 int elf_build_id_from_fd(int fd, uint64_t base, uint64_t size, uint8_t ret[static BUILD_ID_MAX]);
+
+/*
+ * ELF facts: one bounded parse of an image for what a symbolizer needs of
+ * it besides the addresses: its type, its PT_LOAD segments (to turn file
+ * offsets into ELF virtual addresses), its GNU and Go build IDs and the
+ * systemd package note, and on request its htlhash.
+ *
+ * Notes are looked for in the PT_NOTE segments first, then, for those
+ * still missing, in the SHT_NOTE sections the section header table
+ * lists, so that an image whose note is in a section no segment covers
+ * keeps it. Sections lying inside a PT_NOTE segment already walked are
+ * not read again.
+ */
+
+typedef enum ElfType {
+        ELF_TYPE_NOT_ELF,       /* no ELF magic, or an unknown EI_CLASS or EI_DATA */
+        ELF_TYPE_MALFORMED,     /* ELF magic, but the ELF header or program header table does not hold */
+        ELF_TYPE_EXEC,          /* ET_EXEC */
+        ELF_TYPE_DYN,           /* ET_DYN: PIE executables and shared libraries */
+        ELF_TYPE_OTHER,         /* any other e_type: ET_REL, ET_CORE, ... */
+        _ELF_TYPE_MAX,
+        _ELF_TYPE_INVALID = -EINVAL,
+} ElfType;
+
+/* "not-elf", "malformed", "exec", "dyn", "other". */
+const char *elf_type_to_string(ElfType t);
+ElfType elf_type_from_string(const char *s);
+
+/* The PT_LOAD headers kept, in program header order; more are counted in loads_truncated. */
+#define ELF_LOAD_MAX 64U
+/* Longest Go build ID kept; longer ones, or any not printable ASCII, are ignored. */
+#define GO_BUILD_ID_MAX 128U
+/* Largest package note descriptor parsed, and longest string field of it kept. */
+#define ELF_PACKAGE_NOTE_MAX (4U * 1024U)
+#define ELF_PACKAGE_STRING_MAX 256U
+/* Largest section header table read (1024 ELF64 headers), and most SHT_NOTE sections looked at. */
+#define ELF_SHDR_TABLE_MAX (64U * 1024U)
+#define ELF_SH_NOTE_MAX 16U
+/* The htlhash: the first HTLHASH_SIZE bytes of a SHA-256 over HTLHASH_CHUNK bytes at each end. */
+#define HTLHASH_SIZE 16U
+#define HTLHASH_CHUNK 4096U
+
+/*
+ * The most elf_read_info() costs, whatever the image claims: the reads of
+ * elf_read_build_id(), one for the section header table, one per SHT_NOTE
+ * section looked at, two for the htlhash. The note bytes budget
+ * (ELF_NOTE_BYTES_MAX) is shared by segments and sections.
+ */
+#define ELF_INFO_READS_MAX (ELF_READS_MAX + 1U + ELF_SH_NOTE_MAX + 2U)
+#define ELF_INFO_BYTES_MAX (ELF_BYTES_MAX + ELF_SHDR_TABLE_MAX + 2U * HTLHASH_CHUNK)
+
+typedef struct ElfLoad {
+        uint64_t offset;        /* p_offset */
+        uint64_t vaddr;         /* p_vaddr */
+        uint64_t filesz;        /* p_filesz: the bytes of the segment that are in the file */
+        uint64_t memsz;         /* p_memsz */
+        uint32_t flags;         /* p_flags: PF_R, PF_W, PF_X */
+} ElfLoad;
+
+/* The string fields of the package note kept, by their JSON key (elf_package_field_to_string()). */
+typedef enum ElfPackageField {
+        ELF_PACKAGE_TYPE,               /* "type" */
+        ELF_PACKAGE_NAME,               /* "name" */
+        ELF_PACKAGE_VERSION,            /* "version" */
+        ELF_PACKAGE_ARCHITECTURE,       /* "architecture" */
+        ELF_PACKAGE_OS,                 /* "os" */
+        ELF_PACKAGE_OS_VERSION,         /* "osVersion" */
+        ELF_PACKAGE_DEBUG_INFO_URL,     /* "debugInfoUrl" */
+        _ELF_PACKAGE_FIELD_MAX,
+        _ELF_PACKAGE_FIELD_INVALID = -EINVAL,
+} ElfPackageField;
+
+const char *elf_package_field_to_string(ElfPackageField f);
+ElfPackageField elf_package_field_from_string(const char *s);
+
+/*
+ * What one parse found. Immutable once returned and reference counted
+ * (atomically), so that a cache and any number of answers, in any
+ * threads, can share one.
+ */
+typedef struct ElfInfo {
+        unsigned n_ref;
+        ElfType type;
+        bool loads_truncated;           /* more PT_LOAD headers than ELF_LOAD_MAX */
+        bool has_htlhash;
+        uint8_t build_id_len;           /* 0: none found */
+        uint8_t build_id[BUILD_ID_MAX];
+        uint8_t htlhash[HTLHASH_SIZE];
+        size_t n_loads;
+        ElfLoad *loads;
+        char *go_build_id;              /* NULL: none */
+        char *package[_ELF_PACKAGE_FIELD_MAX];  /* NULL: missing, not a string, or too long */
+        size_t memory;                  /* bytes held, this struct included */
+} ElfInfo;
+
+ElfInfo *elf_info_ref(ElfInfo *i);
+/* Drop a reference; frees on the last. Accepts NULL; returns NULL. */
+ElfInfo *elf_info_unref(ElfInfo *i);
+DEFINE_CLEANUP(ElfInfo *, elf_info_unref);
+
+enum {
+        ELF_INFO_HTLHASH = 1 << 0,      /* compute the htlhash, for any file, ELF or not */
+};
+
+/*
+ * Parse the image of @size bytes read through @read. On success returns 0
+ * and a new ElfInfo in *ret, also for an image that is not ELF or is
+ * malformed (see ElfType; such an image has no loads and no notes, but an
+ * htlhash when asked). Calls @read at most ELF_INFO_READS_MAX times for
+ * at most ELF_INFO_BYTES_MAX bytes in all.
+ *
+ * The notes are best effort, unlike elf_read_build_id(): a PT_NOTE segment
+ * or SHT_NOTE section out of bounds or over the budgets above is not
+ * read, and a walk of notes stops at the first note that runs past its
+ * segment or section; what was found stays. The first note of each kind
+ * wins. A GNU build ID longer than BUILD_ID_MAX, a Go build ID longer than
+ * GO_BUILD_ID_MAX or not printable ASCII, a package note over
+ * ELF_PACKAGE_NOTE_MAX or not a JSON object are ignored. The section
+ * header table is read only when a note is still missing after the
+ * segments, and only with e_shnum (not the extended count of sh_size of
+ * section 0).
+ *
+ * Errors:
+ *   -ENOMEM   out of memory
+ *   other     passed up from @read
+ */
+int elf_read_info(ElfReadFn read, void *userdata, uint64_t size, unsigned flags, ElfInfo **ret);
+
+/* elf_read_info() on an in-memory image. */
+int elf_info_from_buffer(const void *buf, size_t size, unsigned flags, ElfInfo **ret);
+
+/* elf_read_info() on @fd, as elf_build_id_from_fd() reads it, with its errors. */
+int elf_info_from_fd(int fd, uint64_t base, uint64_t size, unsigned flags, ElfInfo **ret);
+
+/*
+ * The ELF virtual address of file offset @offset: offset - p_offset +
+ * p_vaddr of the first PT_LOAD, in program header order, that covers it,
+ * i.e. with p_offset <= offset < p_offset + p_filesz. Bytes past p_filesz
+ * (up to p_memsz, such as .bss) are not in the file, so no offset maps to
+ * them. The sum is modulo 2^64, as the loader computes it. Returns 0 and
+ * *ret, or:
+ *   -ENOENT   no PT_LOAD covers @offset (always so for an image that is not ELF)
+ *   -E2BIG    none of the ELF_LOAD_MAX PT_LOADs kept does, and there were more
+ */
+int elf_info_offset_to_vaddr(const ElfInfo *i, uint64_t offset, uint64_t *ret);

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <link.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -29,6 +30,7 @@
 #include "check-run.h"
 #include "elf-note.h"
 #include "macro.h"
+#include "sha256.h"
 
 /*
  * Room for the largest image we build: a program header table of
@@ -1304,6 +1306,656 @@ START_TEST(test_vdso) {
 }
 END_TEST
 
+/* --- ELF facts ------------------------------------------------------------ */
+
+#define SHDR_SET(im, shoff, idx, field, v)                                               \
+        image_put((im), (shoff) + (idx) * IMAGE_SIZEOF(im, Shdr) + IMAGE_FIELD(im, Shdr, field), \
+                  (v), IMAGE_FIELD_SIZE(im, Shdr, field))
+
+static ElfInfo *info_parse(const Image *im, unsigned flags) {
+        ElfInfo *info = NULL;
+        CountingReader c = { .im = im, .fail_at = UINT32_MAX };
+
+        ck_assert_int_eq(elf_read_info(counting_read, &c, im->size, flags, &info), 0);
+        ck_assert_ptr_nonnull(info);
+        ck_assert_uint_le(c.calls, ELF_INFO_READS_MAX);
+        ck_assert_uint_le(c.bytes, ELF_INFO_BYTES_MAX);
+        return info;
+}
+
+/* The reference image: its type, its one PT_LOAD, its build ID, nothing else. */
+START_TEST(test_info_ref) {
+        _cleanup_(elf_info_unrefp) ElfInfo *info = NULL;
+        Image im;
+
+        image_build(&im, _i, id20, sizeof(id20), 4);
+        PHDR_SET(&im, 0, p_vaddr, 0x400000);
+        PHDR_SET(&im, 0, p_flags, PF_R | PF_X);
+        info = info_parse(&im, 0);
+
+        ck_assert_int_eq(info->type, ELF_TYPE_DYN);
+        ck_assert_uint_eq(info->n_loads, 1);
+        ck_assert(!info->loads_truncated);
+        ck_assert_uint_eq(info->loads[0].offset, 0);
+        ck_assert_uint_eq(info->loads[0].vaddr, 0x400000);
+        ck_assert_uint_eq(info->loads[0].filesz, im.notes_end);
+        ck_assert_uint_eq(info->loads[0].flags, PF_R | PF_X);
+        ck_assert_uint_eq(info->build_id_len, 20);
+        ck_assert_mem_eq(info->build_id, id20, 20);
+        ck_assert_ptr_null(info->go_build_id);
+        for (size_t f = 0; f < _ELF_PACKAGE_FIELD_MAX; f++)
+                ck_assert_ptr_null(info->package[f]);
+        ck_assert(!info->has_htlhash);
+        ck_assert_uint_eq(info->memory, sizeof(ElfInfo) + sizeof(ElfLoad));
+}
+END_TEST
+
+/* e_type, and what is not ELF or not whole. */
+START_TEST(test_info_types) {
+        static const struct {
+                uint16_t e_type;
+                ElfType type;
+        } types[] = {
+                { ET_EXEC, ELF_TYPE_EXEC },
+                { ET_DYN, ELF_TYPE_DYN },
+                { ET_REL, ELF_TYPE_OTHER },
+                { ET_CORE, ELF_TYPE_OTHER },
+                { ET_NONE, ELF_TYPE_OTHER },
+        };
+        Image im;
+
+        for (size_t k = 0; k < ELEMENTSOF(types); k++) {
+                _cleanup_(elf_info_unrefp) ElfInfo *info = NULL;
+
+                image_build(&im, _i, id16, sizeof(id16), 4);
+                EHDR_SET(&im, e_type, types[k].e_type);
+                info = info_parse(&im, 0);
+                ck_assert_int_eq(info->type, types[k].type);
+                ck_assert_uint_eq(info->build_id_len, 16);
+        }
+
+        {
+                _cleanup_(elf_info_unrefp) ElfInfo *info = NULL;
+
+                image_build(&im, _i, id16, sizeof(id16), 4);
+                im.data[0] = 0x7e;
+                info = info_parse(&im, 0);
+                ck_assert_int_eq(info->type, ELF_TYPE_NOT_ELF);
+                ck_assert_uint_eq(info->n_loads, 0);
+                ck_assert_uint_eq(info->build_id_len, 0);
+        }
+        {
+                _cleanup_(elf_info_unrefp) ElfInfo *info = NULL;
+
+                /* The table past the end: nothing of the image is kept. */
+                image_build(&im, _i, id16, sizeof(id16), 4);
+                EHDR_SET(&im, e_phoff, im.size);
+                info = info_parse(&im, 0);
+                ck_assert_int_eq(info->type, ELF_TYPE_MALFORMED);
+                ck_assert_uint_eq(info->n_loads, 0);
+                ck_assert_ptr_null(info->loads);
+        }
+        {
+                _cleanup_(elf_info_unrefp) ElfInfo *info = NULL;
+
+                image_build(&im, _i, id16, sizeof(id16), 4);
+                im.size = 20;
+                info = info_parse(&im, 0);
+                ck_assert_int_eq(info->type, ELF_TYPE_MALFORMED);
+        }
+
+        ck_assert_str_eq(elf_type_to_string(ELF_TYPE_EXEC), "exec");
+        ck_assert_str_eq(elf_type_to_string(ELF_TYPE_NOT_ELF), "not-elf");
+        ck_assert_int_eq(elf_type_from_string("dyn"), ELF_TYPE_DYN);
+        ck_assert_int_eq(elf_type_from_string("nope"), -EINVAL);
+        ck_assert_ptr_null(elf_type_to_string(_ELF_TYPE_MAX));
+}
+END_TEST
+
+/* A PT_NOTE with a Go build ID and a package note besides the GNU one. */
+static size_t image_build_notes(Image *im, unsigned variant, const char *go, const char *package) {
+        size_t pos = IMAGE_NOTES_OFF;
+
+        image_init(im, variant);
+        image_set_phdrs(im, 2);
+        pos = image_put_note(im, pos, 4, "GNU", 4, NT_GNU_BUILD_ID, id20, sizeof(id20));
+        if (go)
+                pos = image_put_note(im, pos, 4, "Go", 3, 4, go, (uint32_t) strlen(go));
+        if (package)
+                pos = image_put_note(im, pos, 4, "FDO", 4, 0xcafe1a7e, package, (uint32_t) strlen(package) + 1);
+        image_put_phdr(im, 0, PT_LOAD, 0, pos, 0x1000);
+        image_put_phdr(im, 1, PT_NOTE, IMAGE_NOTES_OFF, pos - IMAGE_NOTES_OFF, 4);
+        return pos;
+}
+
+START_TEST(test_info_notes) {
+        _cleanup_(elf_info_unrefp) ElfInfo *info = NULL;
+        Image im;
+
+        image_build_notes(&im, _i, "abc/def-GHI_123",
+                          "{\"type\":\"deb\",\"name\":\"coreutils\",\"version\":\"9.1-1\","
+                          "\"architecture\":\"amd64\",\"os\":\"debian\",\"osVersion\":12,"
+                          "\"debugInfoUrl\":\"https://debuginfod.debian.net\",\"extra\":[1,2]}");
+        info = info_parse(&im, 0);
+
+        ck_assert_uint_eq(info->build_id_len, 20);
+        ck_assert_str_eq(info->go_build_id, "abc/def-GHI_123");
+        ck_assert_str_eq(info->package[ELF_PACKAGE_TYPE], "deb");
+        ck_assert_str_eq(info->package[ELF_PACKAGE_NAME], "coreutils");
+        ck_assert_str_eq(info->package[ELF_PACKAGE_VERSION], "9.1-1");
+        ck_assert_str_eq(info->package[ELF_PACKAGE_ARCHITECTURE], "amd64");
+        ck_assert_str_eq(info->package[ELF_PACKAGE_OS], "debian");
+        /* Not a string: ignored. */
+        ck_assert_ptr_null(info->package[ELF_PACKAGE_OS_VERSION]);
+        ck_assert_str_eq(info->package[ELF_PACKAGE_DEBUG_INFO_URL], "https://debuginfod.debian.net");
+        ck_assert_str_eq(elf_package_field_to_string(ELF_PACKAGE_OS_VERSION), "osVersion");
+        ck_assert_int_eq(elf_package_field_from_string("debugInfoUrl"), ELF_PACKAGE_DEBUG_INFO_URL);
+}
+END_TEST
+
+/* Go build IDs and package notes we refuse, each with the GNU build ID still found. */
+START_TEST(test_info_notes_refused) {
+        static const struct {
+                const char *go;
+                const char *package;
+        } vectors[] = {
+                { "tab\there", "[\"not\",\"an\",\"object\"]" },
+                { "\x7f", "{\"name\":\"x\"" },                          /* truncated JSON */
+                { "", "{\"name\":\"x\"} trailing" },
+                { "é", "{\"name\":\"a\\u0000b\"}" },                    /* embedded NUL */
+                { NULL, "{\"a\":{\"b\":{\"c\":{\"d\":{\"e\":1}}}},\"name\":\"deep\"}" },
+                { NULL, "" },
+        };
+        char long_go[GO_BUILD_ID_MAX + 2];
+        Image im;
+
+        for (size_t k = 0; k < ELEMENTSOF(vectors); k++) {
+                _cleanup_(elf_info_unrefp) ElfInfo *info = NULL;
+
+                image_build_notes(&im, _i, vectors[k].go, vectors[k].package);
+                info = info_parse(&im, 0);
+                ck_assert_uint_eq(info->build_id_len, 20);
+                ck_assert_ptr_null(info->go_build_id);
+                ck_assert_ptr_null(info->package[ELF_PACKAGE_NAME]);
+        }
+
+        /* GO_BUILD_ID_MAX is kept, one more is not. */
+        memset(long_go, 'g', sizeof(long_go));
+        long_go[GO_BUILD_ID_MAX] = '\0';
+        {
+                _cleanup_(elf_info_unrefp) ElfInfo *info = NULL;
+
+                image_build_notes(&im, _i, long_go, NULL);
+                info = info_parse(&im, 0);
+                ck_assert_uint_eq(strlen(info->go_build_id), GO_BUILD_ID_MAX);
+        }
+        long_go[GO_BUILD_ID_MAX] = 'g';
+        long_go[GO_BUILD_ID_MAX + 1] = '\0';
+        {
+                _cleanup_(elf_info_unrefp) ElfInfo *info = NULL;
+
+                image_build_notes(&im, _i, long_go, NULL);
+                info = info_parse(&im, 0);
+                ck_assert_ptr_null(info->go_build_id);
+        }
+
+        /* A string field of ELF_PACKAGE_STRING_MAX + 1 bytes is dropped, the others kept. */
+        {
+                _cleanup_(elf_info_unrefp) ElfInfo *info = NULL;
+                char json[ELF_PACKAGE_STRING_MAX + 64];
+
+                snprintf(json, sizeof(json), "{\"os\":\"fedora\",\"name\":\"%0*d\"}",
+                         (int) ELF_PACKAGE_STRING_MAX + 1, 0);
+                image_build_notes(&im, _i, NULL, json);
+                info = info_parse(&im, 0);
+                ck_assert_ptr_null(info->package[ELF_PACKAGE_NAME]);
+                ck_assert_str_eq(info->package[ELF_PACKAGE_OS], "fedora");
+        }
+}
+END_TEST
+
+/*
+ * No PT_NOTE: the notes are found through the section header table, in
+ * SHT_NOTE sections, and only there; other section types are not read.
+ */
+START_TEST(test_info_sections) {
+        _cleanup_(elf_info_unrefp) ElfInfo *info = NULL;
+        const size_t shoff = 0x800;
+        size_t pos = IMAGE_NOTES_OFF, bid_end, go_start;
+        Image im;
+
+        image_init(&im, _i);
+        image_set_phdrs(&im, 1);
+        pos = image_put_note(&im, pos, 4, "GNU", 4, NT_GNU_BUILD_ID, id16, sizeof(id16));
+        bid_end = pos;
+        go_start = pos = ALIGN_POW2(pos + 40, 8);
+        pos = image_put_note(&im, pos, 4, "Go", 3, 4, "go-id", 5);
+        image_put_phdr(&im, 0, PT_LOAD, 0, 0x100, 0x1000);
+
+        EHDR_SET(&im, e_shoff, shoff);
+        EHDR_SET(&im, e_shnum, 4);
+        im.size = MAX(im.size, shoff + 4 * IMAGE_SIZEOF(&im, Shdr));
+        /* 0: SHN_UNDEF; 1: a PROGBITS over the notes; 2, 3: the note sections. */
+        SHDR_SET(&im, shoff, 1, sh_type, SHT_PROGBITS);
+        SHDR_SET(&im, shoff, 1, sh_offset, IMAGE_NOTES_OFF);
+        SHDR_SET(&im, shoff, 1, sh_size, 12);
+        SHDR_SET(&im, shoff, 2, sh_type, SHT_NOTE);
+        SHDR_SET(&im, shoff, 2, sh_offset, IMAGE_NOTES_OFF);
+        SHDR_SET(&im, shoff, 2, sh_size, bid_end - IMAGE_NOTES_OFF);
+        SHDR_SET(&im, shoff, 2, sh_addralign, 4);
+        SHDR_SET(&im, shoff, 3, sh_type, SHT_NOTE);
+        SHDR_SET(&im, shoff, 3, sh_offset, go_start);
+        SHDR_SET(&im, shoff, 3, sh_size, pos - go_start);
+        SHDR_SET(&im, shoff, 3, sh_addralign, 4);
+
+        /* elf_read_build_id() looks at segments only. */
+        {
+                uint8_t id[BUILD_ID_MAX];
+
+                ck_assert_int_eq(image_parse(&im, id), 0);
+        }
+
+        info = info_parse(&im, 0);
+        ck_assert_int_eq(info->type, ELF_TYPE_DYN);
+        ck_assert_uint_eq(info->build_id_len, 16);
+        ck_assert_mem_eq(info->build_id, id16, 16);
+        ck_assert_str_eq(info->go_build_id, "go-id");
+        info = elf_info_unref(info);
+
+        /* A table that does not hold is ignored, the rest kept. */
+        EHDR_SET(&im, e_shoff, im.size - 8);
+        info = info_parse(&im, 0);
+        ck_assert_int_eq(info->type, ELF_TYPE_DYN);
+        ck_assert_uint_eq(info->n_loads, 1);
+        ck_assert_uint_eq(info->build_id_len, 0);
+        info = elf_info_unref(info);
+
+        EHDR_SET(&im, e_shoff, shoff);
+        EHDR_SET(&im, e_shentsize, 8);
+        info = info_parse(&im, 0);
+        ck_assert_uint_eq(info->build_id_len, 0);
+        info = elf_info_unref(info);
+
+        /* A note section running past the end is not read; the next one is. */
+        EHDR_SET(&im, e_shentsize, IMAGE_SIZEOF(&im, Shdr));
+        SHDR_SET(&im, shoff, 2, sh_size, 0x100000);
+        info = info_parse(&im, 0);
+        ck_assert_uint_eq(info->build_id_len, 0);
+        ck_assert_str_eq(info->go_build_id, "go-id");
+}
+END_TEST
+
+/* A section inside a PT_NOTE segment already walked is not read again. */
+START_TEST(test_info_sections_walked) {
+        _cleanup_(elf_info_unrefp) ElfInfo *info = NULL;
+        const size_t shoff = 0x800;
+        size_t end;
+        CountingReader c = { .fail_at = UINT32_MAX };
+        Image im;
+
+        end = image_build_notes(&im, _i, NULL, NULL);
+        EHDR_SET(&im, e_shoff, shoff);
+        EHDR_SET(&im, e_shnum, 2);
+        im.size = MAX(im.size, shoff + 2 * IMAGE_SIZEOF(&im, Shdr));
+        SHDR_SET(&im, shoff, 1, sh_type, SHT_NOTE);
+        SHDR_SET(&im, shoff, 1, sh_offset, IMAGE_NOTES_OFF);
+        SHDR_SET(&im, shoff, 1, sh_size, end - IMAGE_NOTES_OFF);
+
+        c.im = &im;
+        ck_assert_int_eq(elf_read_info(counting_read, &c, im.size, 0, &info), 0);
+        ck_assert_uint_eq(info->build_id_len, 20);
+        /* e_ident, ELF header, program headers, the PT_NOTE, the section headers. */
+        ck_assert_uint_eq(c.calls, 5);
+}
+END_TEST
+
+/* More PT_LOADs than kept. */
+START_TEST(test_info_load_limit) {
+        _cleanup_(elf_info_unrefp) ElfInfo *info = NULL;
+        const unsigned n = ELF_LOAD_MAX + 3;
+        uint64_t vaddr;
+        Image im;
+
+        image_init(&im, _i);
+        image_set_phdrs(&im, n);
+        for (unsigned k = 0; k < n; k++) {
+                image_put_phdr(&im, k, PT_LOAD, 0x1000 * k, 0x100, 0x1000);
+                PHDR_SET(&im, k, p_vaddr, 0x10000 + 0x1000 * k);
+        }
+        info = info_parse(&im, 0);
+        ck_assert_uint_eq(info->n_loads, ELF_LOAD_MAX);
+        ck_assert(info->loads_truncated);
+        ck_assert_int_eq(elf_info_offset_to_vaddr(info, 0x1000 * (ELF_LOAD_MAX - 1) + 5, &vaddr), 0);
+        ck_assert_uint_eq(vaddr, 0x10000 + 0x1000 * (ELF_LOAD_MAX - 1) + 5);
+        ck_assert_int_eq(elf_info_offset_to_vaddr(info, 0x1000 * ELF_LOAD_MAX + 5, &vaddr), -E2BIG);
+        ck_assert_uint_eq(info->memory, sizeof(ElfInfo) + ELF_LOAD_MAX * sizeof(ElfLoad));
+}
+END_TEST
+
+/* Offsets against PT_LOADs: the end of p_filesz, bss, holes, overlaps, order. */
+START_TEST(test_offset_to_vaddr) {
+        ElfLoad loads[] = {
+                /* Out of order on purpose, the second overlapping the first's end. */
+                { .offset = 0x3000, .vaddr = 0x403000, .filesz = 0x800, .memsz = 0x5000 },
+                { .offset = 0x0, .vaddr = 0x400000, .filesz = 0x1234, .memsz = 0x1234 },
+                { .offset = 0x1000, .vaddr = 0x900000, .filesz = 0x2000, .memsz = 0x2000 },
+                /* bss only: no file bytes. */
+                { .offset = 0x5000, .vaddr = 0x600000, .filesz = 0, .memsz = 0x1000 },
+                /* wraps: the loader's sum is modulo 2^64 */
+                { .offset = 0x8000, .vaddr = UINT64_MAX - 0xf, .filesz = 0x100, .memsz = 0x100 },
+        };
+        ElfInfo info = {
+                .type = ELF_TYPE_DYN,
+                .n_loads = ELEMENTSOF(loads),
+                .loads = loads,
+        };
+        static const struct {
+                uint64_t offset;
+                int r;
+                uint64_t vaddr;
+        } vectors[] = {
+                { 0x0, 0, 0x400000 },
+                { 0x1233, 0, 0x401233 },        /* p_offset + p_filesz - 1 */
+                { 0x1234, 0, 0x900234 },        /* p_filesz end: the next that covers it */
+                { 0x2fff, 0, 0x901fff },
+                { 0x3000, 0, 0x403000 },        /* first in program header order wins */
+                { 0x37ff, 0, 0x4037ff },
+                { 0x3800, -ENOENT, 0 },         /* past p_filesz, inside p_memsz */
+                { 0x4fff, -ENOENT, 0 },
+                { 0x5000, -ENOENT, 0 },         /* bss-only segment */
+                { 0x8010, 0, 0 },               /* wraps to 0 */
+                { 0x80ff, 0, 0xef },
+                { 0x8100, -ENOENT, 0 },
+                { UINT64_MAX, -ENOENT, 0 },
+        };
+
+        for (size_t k = 0; k < ELEMENTSOF(vectors); k++) {
+                uint64_t vaddr = 0xdead;
+
+                ck_assert_int_eq(elf_info_offset_to_vaddr(&info, vectors[k].offset, &vaddr), vectors[k].r);
+                ck_assert_uint_eq(vaddr, vectors[k].r == 0 ? vectors[k].vaddr : 0xdead);
+        }
+
+        info.n_loads = 0;
+        {
+                uint64_t vaddr;
+
+                ck_assert_int_eq(elf_info_offset_to_vaddr(&info, 0, &vaddr), -ENOENT);
+        }
+}
+END_TEST
+
+/* The htlhash, by its definition, for sizes around HTLHASH_CHUNK; any file, ELF or not. */
+START_TEST(test_info_htlhash) {
+        static const size_t sizes[] = { 0, 1, 100, HTLHASH_CHUNK - 1, HTLHASH_CHUNK, HTLHASH_CHUNK + 1,
+                                        2 * HTLHASH_CHUNK, 3 * HTLHASH_CHUNK + 17 };
+        static uint8_t data[3 * HTLHASH_CHUNK + 17];
+
+        for (size_t i = 0; i < sizeof(data); i++)
+                data[i] = (uint8_t) (i * 7 + i / 251);
+
+        for (size_t k = 0; k < ELEMENTSOF(sizes); k++) {
+                _cleanup_(elf_info_unrefp) ElfInfo *info = NULL;
+                size_t n = sizes[k], head = MIN(n, (size_t) HTLHASH_CHUNK);
+                uint8_t expected[SHA256_DIGEST_SIZE], be[8];
+                Sha256 s;
+
+                sha256_init(&s);
+                sha256_update(&s, data, head);
+                sha256_update(&s, data + n - head, head);
+                for (size_t i = 0; i < 8; i++)
+                        be[i] = (uint8_t) ((uint64_t) n >> (56 - 8 * i));
+                sha256_update(&s, be, 8);
+                sha256_final(&s, expected);
+
+                ck_assert_int_eq(elf_info_from_buffer(data, n, ELF_INFO_HTLHASH, &info), 0);
+                ck_assert_int_eq(info->type, ELF_TYPE_NOT_ELF);
+                ck_assert(info->has_htlhash);
+                ck_assert_mem_eq(info->htlhash, expected, HTLHASH_SIZE);
+                info = elf_info_unref(info);
+
+                ck_assert_int_eq(elf_info_from_buffer(data, n, 0, &info), 0);
+                ck_assert(!info->has_htlhash);
+        }
+
+        /* A known value: SHA-256("abc" "abc" 00 00 00 00 00 00 00 03), its first 16 bytes. */
+        {
+                _cleanup_(elf_info_unrefp) ElfInfo *info = NULL;
+                static const uint8_t abc_expected[16] = {
+                        0xa7, 0xe7, 0x9e, 0x8a, 0x85, 0xda, 0x69, 0xba,
+                        0xd5, 0xc3, 0xfe, 0xa2, 0x09, 0x34, 0x2a, 0xc9,
+                };
+
+                ck_assert_int_eq(elf_info_from_buffer("abc", 3, ELF_INFO_HTLHASH, &info), 0);
+                ck_assert_mem_eq(info->htlhash, abc_expected, 16);
+        }
+}
+END_TEST
+
+/* A read error fails the parse; nothing is returned. */
+START_TEST(test_info_read_error) {
+        ElfInfo *info = NULL;
+        Image im;
+
+        image_build(&im, _i, id20, sizeof(id20), 4);
+        for (unsigned fail_at = 0; fail_at < 4; fail_at++) {
+                CountingReader c = { .im = &im, .fail_at = fail_at };
+
+                ck_assert_int_eq(elf_read_info(counting_read, &c, im.size, 0, &info), -ENXIO);
+                ck_assert_ptr_null(info);
+        }
+}
+END_TEST
+
+/* --- real binaries, built here -------------------------------------------- */
+
+static bool have_tools;
+
+/* Run @cmd with sh; fail the test unless it exits 0. */
+static void run(const char *fmt, ...) __attribute__((__format__(__printf__, 1, 2)));
+static void run(const char *fmt, ...) {
+        _cleanup_free_ char *cmd = NULL;
+        va_list ap;
+        int r;
+
+        va_start(ap, fmt);
+        ck_assert_int_ge(vasprintf(&cmd, fmt, ap), 0);
+        va_end(ap);
+        r = system(cmd);
+        ck_assert_msg(r == 0, "'%s' failed: %d", cmd, r);
+}
+
+static void write_file(const char *path, const void *p, size_t n) {
+        _cleanup_(fclosep) FILE *f = fopen(path, "we");
+
+        ck_assert_ptr_nonnull(f);
+        ck_assert_uint_eq(fwrite(p, 1, n, f), n);
+}
+
+/* A note as objcopy --add-section takes it: header, padded name, padded descriptor. */
+static size_t note_bytes(uint8_t *buf, const char *name, uint32_t type, const void *desc, uint32_t descsz) {
+        uint32_t namesz = (uint32_t) strlen(name) + 1, h[3] = { namesz, descsz, type };
+        size_t pos = 0;
+
+        memcpy(buf, h, sizeof(h));
+        pos = sizeof(h);
+        memset(buf + pos, 0, ALIGN_POW2(namesz, 4U) + ALIGN_POW2(descsz, 4U));
+        memcpy(buf + pos, name, namesz);
+        pos += ALIGN_POW2(namesz, 4U);
+        memcpy(buf + pos, desc, descsz);
+        return pos + ALIGN_POW2(descsz, 4U);
+}
+
+static ElfInfo *info_of_file(const char *path, unsigned flags, int *ret_build_id_len, uint8_t id[static BUILD_ID_MAX]) {
+        _cleanup_close_ int fd = -EBADF;
+        ElfInfo *info = NULL;
+        struct stat st;
+
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(fstat(fd, &st), 0);
+        ck_assert_int_eq(elf_info_from_fd(fd, 0, st.st_size, flags, &info), 0);
+        *ret_build_id_len = elf_build_id_from_fd(fd, 0, st.st_size, id);
+        return info;
+}
+
+static bool info_has_exec_load(const ElfInfo *info) {
+        for (size_t k = 0; k < info->n_loads; k++)
+                if (info->loads[k].flags & PF_X)
+                        return true;
+        return false;
+}
+
+static const char test_program[] = "int main(void) { return 0; }\n";
+
+START_TEST(test_built_binaries) {
+        static const struct {
+                const char *name;
+                const char *flags;
+                ElfType type;
+                bool build_id;
+                size_t min_loads;
+        } builds[] = {
+                { "pie", "-fPIE -pie", ELF_TYPE_DYN, true, 2 },
+                { "nopie", "-fno-PIE -no-pie", ELF_TYPE_EXEC, true, 2 },
+                { "sepcode", "-Wl,-z,separate-code", ELF_TYPE_DYN, true, 4 },
+                { "nobid", "-Wl,--build-id=none", ELF_TYPE_DYN, false, 2 },
+                { "shared", "-shared -fPIC", ELF_TYPE_DYN, true, 2 },
+        };
+        char dir[] = "/tmp/test-elf-XXXXXX";
+
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        run("printf '%%s' '%s' > %s/t.c", test_program, dir);
+
+        for (size_t k = 0; k < ELEMENTSOF(builds); k++) {
+                _cleanup_(elf_info_unrefp) ElfInfo *info = NULL;
+                _cleanup_free_ char *path = NULL;
+                uint8_t id[BUILD_ID_MAX];
+                int len;
+
+                ck_assert_int_ge(asprintf(&path, "%s/%s", dir, builds[k].name), 0);
+                run("gcc -O1 %s -o %s %s/t.c", builds[k].flags, path, dir);
+                info = info_of_file(path, ELF_INFO_HTLHASH, &len, id);
+
+                ck_assert_msg(info->type == builds[k].type, "%s: type %s", builds[k].name,
+                              elf_type_to_string(info->type));
+                ck_assert_uint_ge(info->n_loads, builds[k].min_loads);
+                ck_assert(!info->loads_truncated);
+                ck_assert(info_has_exec_load(info));
+                ck_assert(info->has_htlhash);
+                ck_assert_ptr_null(info->go_build_id);
+                if (builds[k].build_id) {
+                        ck_assert_int_eq(len, 20);
+                        ck_assert_uint_eq(info->build_id_len, 20);
+                        ck_assert_mem_eq(info->build_id, id, 20);
+                } else {
+                        ck_assert_int_eq(len, 0);
+                        ck_assert_uint_eq(info->build_id_len, 0);
+                }
+        }
+
+        run("rm -rf %s", dir);
+}
+END_TEST
+
+/*
+ * Notes that only the section headers lead to: a build ID, a Go build ID
+ * and a package note added by objcopy to a binary linked without a build
+ * ID. objcopy makes no segment for a section it adds, so no PT_NOTE holds
+ * them.
+ */
+START_TEST(test_built_notes) {
+        static const uint8_t bid[20] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20 };
+        static const char go[] = "Zf3kq_9u1/abcdEFGH-ijkl/mnop";
+        static const char pkg[] = "{\"type\":\"rpm\",\"name\":\"hello\",\"version\":\"1.0-1.fc40\","
+                                  "\"architecture\":\"x86_64\",\"osCpe\":\"cpe:/o:fedoraproject:fedora:40\"}";
+        _cleanup_(elf_info_unrefp) ElfInfo *info = NULL;
+        char dir[] = "/tmp/test-elf-XXXXXX";
+        _cleanup_free_ char *path = NULL;
+        uint8_t buf[512], id[BUILD_ID_MAX];
+        size_t n;
+        int len;
+
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        run("printf '%%s' '%s' > %s/t.c", test_program, dir);
+        run("gcc -O1 -Wl,--build-id=none -o %s/t %s/t.c", dir, dir);
+
+        n = note_bytes(buf, "GNU", NT_GNU_BUILD_ID, bid, sizeof(bid));
+        ck_assert_int_ge(asprintf(&path, "%s/bid.note", dir), 0);
+        write_file(path, buf, n);
+        path = mfree(path);
+        n = note_bytes(buf, "Go", 4, go, sizeof(go) - 1);
+        ck_assert_int_ge(asprintf(&path, "%s/go.note", dir), 0);
+        write_file(path, buf, n);
+        path = mfree(path);
+        n = note_bytes(buf, "FDO", 0xcafe1a7e, pkg, sizeof(pkg));
+        ck_assert_int_ge(asprintf(&path, "%s/pkg.note", dir), 0);
+        write_file(path, buf, n);
+        path = mfree(path);
+
+        run("cd %s && objcopy --add-section .note.gnu.build-id=bid.note "
+            "--add-section .note.go.buildid=go.note --add-section .note.package=pkg.note t t2", dir);
+        ck_assert_int_ge(asprintf(&path, "%s/t2", dir), 0);
+        info = info_of_file(path, 0, &len, id);
+
+        /* Not in any PT_NOTE: the segment-only reader finds nothing. */
+        ck_assert_int_eq(len, 0);
+        ck_assert_int_eq(info->type, ELF_TYPE_DYN);
+        ck_assert_uint_eq(info->build_id_len, 20);
+        ck_assert_mem_eq(info->build_id, bid, 20);
+        ck_assert_str_eq(info->go_build_id, go);
+        ck_assert_str_eq(info->package[ELF_PACKAGE_TYPE], "rpm");
+        ck_assert_str_eq(info->package[ELF_PACKAGE_NAME], "hello");
+        ck_assert_str_eq(info->package[ELF_PACKAGE_VERSION], "1.0-1.fc40");
+        ck_assert_str_eq(info->package[ELF_PACKAGE_ARCHITECTURE], "x86_64");
+        ck_assert_ptr_null(info->package[ELF_PACKAGE_OS]);
+        info = elf_info_unref(info);
+
+        /* The same, made allocated, as Go's linker does for its note. */
+        run("cd %s && objcopy --add-section .note.go.buildid=go.note "
+            "--set-section-flags .note.go.buildid=alloc,readonly t t3 2>/dev/null", dir);
+        path = mfree(path);
+        ck_assert_int_ge(asprintf(&path, "%s/t3", dir), 0);
+        info = info_of_file(path, 0, &len, id);
+        ck_assert_str_eq(info->go_build_id, go);
+        ck_assert_uint_eq(info->build_id_len, 0);
+
+        run("rm -rf %s", dir);
+}
+END_TEST
+
+/* The distribution's libc, as the loader has it mapped in this process. */
+static int libc_visit(struct dl_phdr_info *i, size_t size, void *userdata) {
+        char **ret = userdata;
+
+        if (i->dlpi_name && strstr(i->dlpi_name, "/libc.so")) {
+                *ret = strdup(i->dlpi_name);
+                return 1;
+        }
+        return 0;
+}
+
+START_TEST(test_libc) {
+        _cleanup_(elf_info_unrefp) ElfInfo *info = NULL;
+        _cleanup_free_ char *path = NULL;
+        uint8_t id[BUILD_ID_MAX];
+        int len;
+
+        ck_assert_int_eq(dl_iterate_phdr(libc_visit, &path), 1);
+        ck_assert_ptr_nonnull(path);
+        info = info_of_file(path, 0, &len, id);
+        ck_assert_int_eq(info->type, ELF_TYPE_DYN);
+        ck_assert_int_gt(len, 0);
+        ck_assert_uint_eq(info->build_id_len, (size_t) len);
+        ck_assert_mem_eq(info->build_id, id, (size_t) len);
+        ck_assert_uint_ge(info->n_loads, 2);
+        ck_assert(info_has_exec_load(info));
+        /* The loader's view: its first PT_LOAD maps offset 0 at vaddr 0 (a DSO). */
+        ck_assert_uint_eq(info->loads[0].offset, 0);
+        ck_assert_uint_eq(info->loads[0].vaddr, 0);
+}
+END_TEST
+
 static Suite *elf_suite(bool have_vdso) {
         Suite *s;
         TCase *tc;
@@ -1338,6 +1990,21 @@ static Suite *elf_suite(bool have_vdso) {
         ADD_TCASE("self_exe", test_self_exe, 1);
         if (have_vdso)
                 ADD_TCASE("vdso", test_vdso, 1);
+        ADD_TCASE("info_ref", test_info_ref, VARIANTS);
+        ADD_TCASE("info_types", test_info_types, VARIANTS);
+        ADD_TCASE("info_notes", test_info_notes, VARIANTS);
+        ADD_TCASE("info_notes_refused", test_info_notes_refused, VARIANTS);
+        ADD_TCASE("info_sections", test_info_sections, VARIANTS);
+        ADD_TCASE("info_sections_walked", test_info_sections_walked, VARIANTS);
+        ADD_TCASE("info_load_limit", test_info_load_limit, VARIANTS);
+        ADD_TCASE("offset_to_vaddr", test_offset_to_vaddr, 1);
+        ADD_TCASE("info_htlhash", test_info_htlhash, 1);
+        ADD_TCASE("info_read_error", test_info_read_error, VARIANTS);
+        if (have_tools) {
+                ADD_TCASE("built_binaries", test_built_binaries, 1);
+                ADD_TCASE("built_notes", test_built_notes, 1);
+        }
+        ADD_TCASE("libc", test_libc, 1);
 
 #undef ADD_TCASE
 
@@ -1357,8 +2024,13 @@ int main(void) {
         if (!have_vdso)
                 fprintf(stderr, "No vDSO in this process (valgrind, vdso=0?), skipping the vdso test.\n");
 
+        /* The binaries built at run time need gcc and objcopy. */
+        have_tools = system("command -v gcc >/dev/null 2>&1 && command -v objcopy >/dev/null 2>&1") == 0;
+        if (!have_tools)
+                fprintf(stderr, "No gcc or objcopy, skipping the tests on built binaries.\n");
+
         r = check_run(elf_suite(have_vdso));
-        if (r == EXIT_SUCCESS && !have_vdso)
+        if (r == EXIT_SUCCESS && (!have_vdso || !have_tools))
                 return 77;
         return r;
 }
