@@ -155,6 +155,13 @@ int lru_remove(Lru *l, const void *key) {
         return 1;
 }
 
+int lru_remove_oldest(Lru *l) {
+        if (!l->oldest)
+                return 0;
+        lru_drop(l, lru_find(l, l->oldest->key));
+        return 1;
+}
+
 size_t lru_size(const Lru *l) {
         return l->size;
 }

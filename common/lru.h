@@ -34,5 +34,8 @@ int lru_put(Lru *l, const void *key, void *value);
 /* Remove @key, freeing its value. Returns 1 if it was there, 0 if not. */
 int lru_remove(Lru *l, const void *key);
 
+/* Remove the least recently used entry, freeing its value. Returns 1 if there was one, 0 if empty. */
+int lru_remove_oldest(Lru *l);
+
 size_t lru_size(const Lru *l);
 size_t lru_max(const Lru *l);

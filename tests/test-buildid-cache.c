@@ -164,6 +164,138 @@ static void *worker(void *userdata) {
  * Threads hammering one cache smaller than their keys (so that entries are
  * evicted all the time): every answer is right, and every lookup counted.
  */
+/* An ElfInfo as a parse leaves it, of @type, with a build ID of @id_len bytes of @fill. */
+static ElfInfo *info_new(ElfType type, size_t id_len, uint8_t fill, size_t n_loads) {
+        ElfInfo *i;
+
+        i = calloc(1, sizeof(*i));
+        ck_assert_ptr_nonnull(i);
+        i->n_ref = 1;
+        i->type = type;
+        i->build_id_len = (uint8_t) id_len;
+        memset(i->build_id, fill, id_len);
+        i->memory = sizeof(*i);
+        if (n_loads > 0) {
+                i->loads = calloc(n_loads, sizeof(ElfLoad));
+                ck_assert_ptr_nonnull(i->loads);
+                i->n_loads = n_loads;
+                i->memory += n_loads * sizeof(ElfLoad);
+        }
+        return i;
+}
+
+/* Facts are remembered, negative ones too, and answer build ID lookups. */
+START_TEST(test_info) {
+        _cleanup_(build_id_cache_freep) BuildIdCache *c = NULL;
+        FileIdentity f1 = file(1), f2 = file(2), f3 = file(3);
+        ElfInfo *dyn, *not_elf, *got = NULL;
+        uint8_t id[BUILD_ID_MAX];
+        BuildIdCacheStats st;
+
+        ck_assert_int_eq(build_id_cache_new(&c, 8), 0);
+        dyn = info_new(ELF_TYPE_DYN, 20, 0xab, 3);
+        not_elf = info_new(ELF_TYPE_NOT_ELF, 0, 0, 0);
+
+        ck_assert_int_eq(build_id_cache_lookup_info(c, &f1, &got), -ENOENT);
+        ck_assert_int_eq(build_id_cache_insert_info(c, &f1, dyn), 0);
+        ck_assert_int_eq(build_id_cache_insert_info(c, &f2, not_elf), 0);
+        /* The cache holds references of its own. */
+        ck_assert_uint_eq(dyn->n_ref, 2);
+        dyn = elf_info_unref(dyn);
+        not_elf = elf_info_unref(not_elf);
+
+        ck_assert_int_eq(build_id_cache_lookup_info(c, &f1, &got), 0);
+        ck_assert_int_eq(got->type, ELF_TYPE_DYN);
+        ck_assert_uint_eq(got->n_loads, 3);
+        ck_assert_uint_eq(got->n_ref, 2);
+        got = elf_info_unref(got);
+
+        /* "Not ELF" is an answer, not a miss. */
+        ck_assert_int_eq(build_id_cache_lookup_info(c, &f2, &got), 0);
+        ck_assert_int_eq(got->type, ELF_TYPE_NOT_ELF);
+        got = elf_info_unref(got);
+
+        /* The build ID lookup answers from the facts: 20 bytes, and "none" for f2. */
+        memset(id, 0, sizeof(id));
+        ck_assert_int_eq(build_id_cache_lookup(c, &f1, id), 20);
+        ck_assert_uint_eq(id[0], 0xab);
+        ck_assert_uint_eq(id[19], 0xab);
+        ck_assert_int_eq(build_id_cache_lookup(c, &f2, id), 0);
+
+        /* A build ID alone is no facts. */
+        ck_assert_int_eq(build_id_cache_insert(c, &f3, id, 0), 0);
+        ck_assert_int_eq(build_id_cache_lookup(c, &f3, id), 0);
+        ck_assert_int_eq(build_id_cache_lookup_info(c, &f3, &got), -ENOENT);
+        ck_assert_ptr_null(got);
+
+        build_id_cache_stats(c, &st);
+        ck_assert_uint_eq(st.size, 3);
+        ck_assert_uint_gt(st.bytes, 2 * sizeof(ElfInfo) + 3 * sizeof(ElfLoad));
+        ck_assert_uint_eq(st.max_bytes, 8 * BUILD_ID_CACHE_BYTES_PER_ENTRY);
+}
+END_TEST
+
+/* The byte budget: the least recently used go first; what a caller holds stays valid. */
+START_TEST(test_info_bytes) {
+        _cleanup_(build_id_cache_freep) BuildIdCache *c = NULL;
+        _cleanup_(elf_info_unrefp) ElfInfo *held = NULL;
+        ElfInfo *big, *got = NULL;
+        BuildIdCacheStats st;
+        size_t entry_bytes;
+
+        ck_assert_int_eq(build_id_cache_new(&c, 100), 0);
+
+        /* Find what one entry of 10 loads costs, then allow three. */
+        big = info_new(ELF_TYPE_DYN, 20, 1, 10);
+        ck_assert_int_eq(build_id_cache_insert_info(c, &(FileIdentity) { .inode = 1 }, big), 0);
+        build_id_cache_stats(c, &st);
+        entry_bytes = st.bytes;
+        ck_assert_uint_gt(entry_bytes, big->memory);
+        ck_assert_int_eq(build_id_cache_set_max_bytes(c, 3 * entry_bytes), 0);
+        ck_assert_int_eq(build_id_cache_set_max_bytes(c, 0), -EINVAL);
+
+        for (uint64_t k = 2; k <= 5; k++)
+                ck_assert_int_eq(build_id_cache_insert_info(c, &(FileIdentity) { .inode = k }, big), 0);
+        build_id_cache_stats(c, &st);
+        ck_assert_uint_eq(st.size, 3);
+        ck_assert_uint_eq(st.bytes, 3 * entry_bytes);
+        ck_assert_int_eq(build_id_cache_lookup_info(c, &(FileIdentity) { .inode = 2 }, &got), -ENOENT);
+        ck_assert_int_eq(build_id_cache_lookup_info(c, &(FileIdentity) { .inode = 3 }, &held), 0);
+
+        /* Replacing an entry counts it once. */
+        ck_assert_int_eq(build_id_cache_insert_info(c, &(FileIdentity) { .inode = 3 }, big), 0);
+        build_id_cache_stats(c, &st);
+        ck_assert_uint_eq(st.bytes, 3 * entry_bytes);
+
+        /* Shrinking evicts; the reference we hold outlives its entry. */
+        ck_assert_int_eq(build_id_cache_set_max_bytes(c, entry_bytes), 0);
+        build_id_cache_stats(c, &st);
+        ck_assert_uint_eq(st.size, 1);
+        ck_assert_uint_eq(st.bytes, entry_bytes);
+        ck_assert_uint_eq(held->n_loads, 10);
+
+        /* An entry larger than the whole budget is refused, and nothing else goes. */
+        {
+                ElfInfo *huge = info_new(ELF_TYPE_DYN, 0, 0, 64);
+
+                ck_assert_int_eq(build_id_cache_insert_info(c, &(FileIdentity) { .inode = 9 }, huge), -E2BIG);
+                ck_assert_uint_eq(huge->n_ref, 1);
+                elf_info_unref(huge);
+        }
+        build_id_cache_stats(c, &st);
+        ck_assert_uint_eq(st.size, 1);
+
+        /* Plain build IDs count too. */
+        ck_assert_int_eq(build_id_cache_set_max_bytes(c, 1), 0);
+        ck_assert_int_eq(build_id_cache_insert(c, &(FileIdentity) { .inode = 10 }, NULL, 0), -E2BIG);
+        build_id_cache_stats(c, &st);
+        ck_assert_uint_eq(st.size, 0);
+        ck_assert_uint_eq(st.bytes, 0);
+
+        elf_info_unref(big);
+}
+END_TEST
+
 START_TEST(test_threads) {
         _cleanup_(build_id_cache_freep) BuildIdCache *c = NULL;
         Worker w[N_THREADS];
@@ -200,6 +332,11 @@ static Suite *build_id_cache_suite(void) {
 
         tc = tcase_create("cache");
         tcase_add_test(tc, test_lookup_insert);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("info");
+        tcase_add_test(tc, test_info);
+        tcase_add_test(tc, test_info_bytes);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("threads");

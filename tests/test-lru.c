@@ -48,8 +48,17 @@ START_TEST(test_lru_basic) {
         ck_assert_uint_eq(freed[1], 2);
         ck_assert_uint_eq(lru_size(l), 2);
 
-        l = lru_free(l);
+        /* The oldest of 0 and 3 is 0: used before 3 was put. */
+        ck_assert_int_eq(lru_remove_oldest(l), 1);
         ck_assert_uint_eq(freed[0], 1);
+        ck_assert_uint_eq(lru_size(l), 1);
+        k = 3;
+        ck_assert_ptr_eq(lru_get(l, &k), &freed[3]);
+        k = 0;
+        ck_assert_int_eq(lru_put(l, &k, &freed[0]), 0);
+
+        l = lru_free(l);
+        ck_assert_uint_eq(freed[0], 2);
         ck_assert_uint_eq(freed[3], 1);
 }
 END_TEST
