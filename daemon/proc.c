@@ -61,6 +61,10 @@ struct Proc {
         uint64_t vdso_end;
         size_t vdso_build_id_len;
         uint8_t vdso_build_id[BUILD_ID_MAX];
+        /* The vDSO's ELF facts, once read in this address space, for the range they were read at. */
+        ElfInfo *vdso_info;
+        uint64_t vdso_info_start;
+        uint64_t vdso_info_end;
 
         /* The automatic strategy's estimates, in ns; 0: not measured yet. */
         double ioctl_ns;                /* per lookup */
@@ -79,6 +83,17 @@ static const char *const norm_kind_table[_NORM_KIND_MAX] = {
 };
 
 DEFINE_STRING_TABLE_LOOKUP(norm_kind, NormKind);
+
+static const char *const norm_vaddr_table[_NORM_VADDR_MAX] = {
+        [NORM_VADDR_NONE] = "none",
+        [NORM_VADDR_OK] = "ok",
+        [NORM_VADDR_NOT_ELF] = "not-elf",
+        [NORM_VADDR_NOT_LOADED] = "not-loaded",
+        [NORM_VADDR_UNREADABLE] = "unreadable",
+        [NORM_VADDR_SKIPPED] = "skipped",
+};
+
+DEFINE_STRING_TABLE_LOOKUP(norm_vaddr, NormVaddr);
 
 /* A file of a dead process's /proc directory is gone, not missing. */
 static int openat_proc(int dir_fd, const char *name, int flags) {
@@ -177,6 +192,7 @@ static int proc_attach(Proc *p, int dir_fd) {
         p->start_time = start_time;
         p->generation++;
         p->vdso_known = false;
+        p->vdso_info = elf_info_unref(p->vdso_info);
         return 0;
 }
 
@@ -256,6 +272,7 @@ Proc *proc_free(Proc *p) {
                 return NULL;
         vma_source_free(p->source);
         safe_close(p->dir_fd);
+        elf_info_unref(p->vdso_info);
         free(p);
         return NULL;
 }
@@ -810,6 +827,131 @@ static int proc_vma_build_id(ProcCall *c, const Vma *v, uint8_t ret[static BUILD
         return r;
 }
 
+/*
+ * Read the vDSO's ELF facts from the process's memory, with the same check
+ * as proc_read_vdso_build_id() that the image read is the vDSO of @v.
+ */
+static int proc_read_vdso_info(Proc *p, const Vma *v, ElfInfo **ret) {
+        _cleanup_(elf_info_unrefp) ElfInfo *info = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        int r;
+
+        fd = openat_proc(p->dir_fd, "mem", O_RDONLY);
+        if (fd < 0)
+                return fd;
+        r = elf_info_from_fd(fd, v->start, v->end - v->start, 0, &info);
+        if (r < 0)
+                return r;
+
+        if (vma_source_backend(p->source) == VMA_BACKEND_IOCTL) {
+                Vma k;
+
+                r = vma_source_find(p->source, v->start, VMA_FIND_LIVE, &k);
+                if (r < 0)
+                        return r;
+                if (r == 0 || k.kind != VMA_KIND_VDSO || k.start != v->start || k.end != v->end)
+                        return -ESTALE;
+        }
+
+        *ret = TAKE_PTR(info);
+        return 0;
+}
+
+/*
+ * The ELF facts of the file (or vDSO) behind @v, for NORMALIZE_ELF: from
+ * the call's cache (for the vDSO: the Proc's, for its address space),
+ * else read from the file's headers, opened as for a build ID read
+ * without the kernel (proc_open_vma_file(): the regular file mapped, no
+ * other), within the call's read budget. Cached only under the same proof
+ * as proc_vma_build_id(): the fd read has the key's identity and did not
+ * change while read. A cached entry without an htlhash does not answer a
+ * call that wants one. Returns 0 and a reference in *ret; -EBADF for a
+ * Proc without a process directory; -EDQUOT over the budget; other errors
+ * when the file could not be read.
+ */
+static int proc_vma_elf_info(ProcCall *c, const Vma *v, unsigned flags, ElfInfo **ret) {
+        _cleanup_(elf_info_unrefp) ElfInfo *info = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        BuildIdCache *cache = c->cache;
+        Proc *p = c->proc;
+        bool htlhash = flags & NORMALIZE_HTLHASH, cacheable = false;
+        FileIdentity key, read_file;
+        struct stat before, after;
+        int r;
+
+        if (p->dir_fd < 0)
+                return -EBADF;
+
+        if (v->kind == VMA_KIND_VDSO) {
+                if (p->vdso_info && p->vdso_info_start == v->start && p->vdso_info_end == v->end) {
+                        *ret = elf_info_ref(p->vdso_info);
+                        return 0;
+                }
+                if (!proc_call_take_read(c))
+                        return -EDQUOT;
+                r = proc_read_vdso_info(p, v, &info);
+                if (r < 0)
+                        return r;
+                elf_info_unref(p->vdso_info);
+                p->vdso_info = elf_info_ref(info);
+                p->vdso_info_start = v->start;
+                p->vdso_info_end = v->end;
+                *ret = TAKE_PTR(info);
+                return 0;
+        }
+        if (v->kind != VMA_KIND_FILE)
+                return -EINVAL;
+
+        if (cache && proc_vma_file_identity(p, v, &key) >= 0) {
+                r = build_id_cache_lookup_info(cache, &key, &info);
+                if (r >= 0 && (!htlhash || info->has_htlhash)) {
+                        *ret = TAKE_PTR(info);
+                        return 0;
+                }
+                info = elf_info_unref(info);
+                cacheable = true;
+        }
+
+        if (!proc_call_take_read(c))
+                return -EDQUOT;
+
+        fd = proc_open_vma_file(c, v, &before);
+        if (fd < 0)
+                return fd;
+        r = elf_info_from_fd(fd, 0, (uint64_t) before.st_size, htlhash ? ELF_INFO_HTLHASH : 0, &info);
+        if (r < 0)
+                return r;
+        if (fstat(fd, &after) < 0)
+                return -errno;
+        if (!stat_same_contents(&before, &after))
+                return -ESTALE;
+
+        read_file = file_identity_from_stat(&after);
+        if (cacheable && file_identity_equal(&read_file, &key))
+                (void) build_id_cache_insert_info(cache, &key, info);
+
+        *ret = TAKE_PTR(info);
+        return 0;
+}
+
+/* The ELF virtual address of @res's offset in module @m, or why there is none. */
+static void norm_result_set_vaddr(const NormModule *m, NormResult *res) {
+        if (m->elf_status != NORM_VADDR_OK) {
+                res->vaddr_status = m->elf_status;
+                return;
+        }
+        if (IN_SET(m->elf->type, ELF_TYPE_NOT_ELF, ELF_TYPE_MALFORMED)) {
+                res->vaddr_status = NORM_VADDR_NOT_ELF;
+                return;
+        }
+        if (elf_info_offset_to_vaddr(m->elf, res->offset, &res->vaddr) < 0) {
+                res->vaddr = 0;
+                res->vaddr_status = NORM_VADDR_NOT_LOADED;
+                return;
+        }
+        res->vaddr_status = NORM_VADDR_OK;
+}
+
 Normalization *normalization_free(Normalization *n) {
         if (!n)
                 return NULL;
@@ -817,6 +959,7 @@ Normalization *normalization_free(Normalization *n) {
                 free(n->modules[i].path);
                 free(n->modules[i].map_files);
                 free(n->modules[i].host_path);
+                elf_info_unref(n->modules[i].elf);
         }
         free(n->modules);
         free(n->results);
@@ -997,7 +1140,22 @@ static int normalize_module(NormalizeState *s, const Vma *v, uint32_t *ret) {
                 return -ENOMEM;
         }
 
-        if (s->opts->flags & NORMALIZE_BUILD_IDS) {
+        if (s->opts->flags & (NORMALIZE_ELF | NORMALIZE_HTLHASH)) {
+                /* The read may reuse the source's name buffer: keep our copy. */
+                Vma copy = *v;
+
+                copy.name = m->path;
+                /* Like build IDs, facts are best effort: no failure fails the request. */
+                r = proc_vma_elf_info(s->call, &copy, s->opts->flags, &m->elf);
+                m->elf_status = r >= 0 ? NORM_VADDR_OK :
+                                r == -EDQUOT ? NORM_VADDR_SKIPPED : NORM_VADDR_UNREADABLE;
+        }
+
+        if ((s->opts->flags & NORMALIZE_BUILD_IDS) && m->elf) {
+                /* The facts were read from this very file: no second read for its build ID. */
+                m->build_id_len = m->elf->build_id_len;
+                memcpy(m->build_id, m->elf->build_id, m->build_id_len);
+        } else if (s->opts->flags & NORMALIZE_BUILD_IDS) {
                 /* The lookup may reuse the source's name buffer: keep our copy. */
                 Vma copy = *v;
 
@@ -1115,8 +1273,11 @@ static int normalize_once(NormalizeState *s, const AddrIndex *sorted, size_t n) 
                 }
 
                 *res = window;
-                if (window.kind == NORM_MODULE)
+                if (window.kind == NORM_MODULE) {
                         res->offset = a - vma_start + vma_offset;
+                        if (s->opts->flags & (NORMALIZE_ELF | NORMALIZE_HTLHASH))
+                                norm_result_set_vaddr(&out->modules[window.module], res);
+                }
         }
 
         return 0;
@@ -1126,6 +1287,7 @@ static void normalization_reset(Normalization *n) {
         for (size_t i = 0; i < n->n_modules; i++) {
                 free(n->modules[i].path);
                 free(n->modules[i].map_files);
+                elf_info_unref(n->modules[i].elf);
         }
         n->n_modules = 0;
         n->n_lookups = 0;

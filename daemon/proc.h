@@ -84,10 +84,36 @@ typedef enum NormKind {
 const char *norm_kind_to_string(NormKind k);
 NormKind norm_kind_from_string(const char *s);
 
+/*
+ * Whether a result has an ELF virtual address (NormResult.vaddr), and why
+ * not. Only results of kind NORM_MODULE of a call with NORMALIZE_ELF get
+ * anything but NONE. The module-level reasons (UNREADABLE, SKIPPED) are
+ * also in NormModule.elf_status.
+ */
+typedef enum NormVaddr {
+        NORM_VADDR_NONE,        /* not asked for (no NORMALIZE_ELF), or not a NORM_MODULE result */
+        NORM_VADDR_OK,          /* vaddr holds the ELF virtual address of the offset */
+        NORM_VADDR_NOT_ELF,     /* the file is not ELF, or its headers are malformed */
+        NORM_VADDR_NOT_LOADED,  /* no PT_LOAD covers the offset within p_filesz (or the image has
+                                 * more than ELF_LOAD_MAX PT_LOADs, none of those kept does) */
+        NORM_VADDR_UNREADABLE,  /* the file's headers could not be read: no access to the file, it
+                                 * changed meanwhile, or a Proc on a maps fd alone (no files read) */
+        NORM_VADDR_SKIPPED,     /* not read: the call reached max_build_id_reads */
+        _NORM_VADDR_MAX,
+        _NORM_VADDR_INVALID = -EINVAL,
+} NormVaddr;
+
+/* "none", "ok", "not-elf", "not-loaded", "unreadable", "skipped". */
+const char *norm_vaddr_to_string(NormVaddr v);
+NormVaddr norm_vaddr_from_string(const char *s);
+
 typedef struct NormResult {
         NormKind kind;
         uint32_t module;        /* index into Normalization.modules, for NORM_MODULE */
         uint64_t offset;        /* file offset, or offset into the vDSO image */
+        uint64_t vaddr;         /* with vaddr_status NORM_VADDR_OK: the ELF virtual address, see
+                                 * elf_info_offset_to_vaddr(); else 0 */
+        NormVaddr vaddr_status;
 } NormResult;
 
 /*
@@ -122,6 +148,16 @@ typedef struct NormModule {
         size_t build_id_len;    /* 0: not asked for, or not available */
         uint8_t build_id[BUILD_ID_MAX];
         bool build_id_skipped;  /* not read: the call reached max_build_id_reads */
+        /*
+         * With NORMALIZE_ELF: the file's (or vDSO image's) ELF facts,
+         * shared with the cache, immutable, unref'd with the rest: its
+         * type, PT_LOADs, GNU and Go build IDs, package note fields, and
+         * with NORMALIZE_HTLHASH its htlhash (for files, not the vDSO).
+         * NULL when not asked for or not read; elf_status says which:
+         * NONE, OK (elf set), UNREADABLE or SKIPPED.
+         */
+        ElfInfo *elf;
+        NormVaddr elf_status;
 } NormModule;
 
 typedef struct Normalization {
@@ -144,6 +180,20 @@ enum {
         NORMALIZE_BUILD_IDS     = 1 << 0,       /* fill NormModule.build_id */
         NORMALIZE_MAP_FILES     = 1 << 1,       /* fill NormModule.map_files */
         NORMALIZE_PIN           = 1 << 2,       /* fail with -ESTALE unless start time matches */
+        /*
+         * Fill NormModule.elf and each NORM_MODULE result's vaddr. Costs a
+         * read of each file's headers (the kernel gives build IDs, not
+         * the rest), through the same checked open as build IDs read
+         * without the kernel, counted in max_build_id_reads, and
+         * remembered in build_id_cache. With NORMALIZE_BUILD_IDS too, a
+         * module whose facts were read takes its build ID from them,
+         * without a second read. A Proc from proc_open_maps() reads no
+         * files: its file modules are NORM_VADDR_UNREADABLE (the vDSO is
+         * read from memory only with a process directory too).
+         */
+        NORMALIZE_ELF           = 1 << 3,
+        /* With NORMALIZE_ELF (implied): also compute the htlhash of each file (ElfInfo.htlhash). */
+        NORMALIZE_HTLHASH       = 1 << 4,
 };
 
 typedef struct NormalizeOptions {

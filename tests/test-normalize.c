@@ -2192,6 +2192,364 @@ START_TEST(test_exec_loop) {
 }
 END_TEST
 
+/* --- ELF facts and virtual addresses --------------------------------------- */
+
+static const char elf_target_src[] =
+        "#include <dlfcn.h>\n"
+        "#include <stdio.h>\n"
+        "#include <unistd.h>\n"
+        "int bss_var;\n"
+        "__attribute__((noinline)) int target_func(int x) { return x * 3 + bss_var; }\n"
+        "int main(int argc, char **argv) {\n"
+        "        void *lib_func = 0;\n"
+        "        char c;\n"
+        "        if (argc > 1) {\n"
+        "                void *h = dlopen(argv[1], RTLD_NOW);\n"
+        "                if (!h || !(lib_func = dlsym(h, \"lib_func\")))\n"
+        "                        return 2;\n"
+        "        }\n"
+        "        printf(\"%p %p %p\\n\", (void *) target_func, lib_func, (void *) &bss_var);\n"
+        "        fflush(stdout);\n"
+        "        (void) read(0, &c, 1);\n"
+        "        return target_func(c);\n"
+        "}\n";
+
+static const char elf_lib_src[] =
+        "__attribute__((noinline)) int lib_func(int x) { return x + 7; }\n";
+
+static bool have_gcc(void) {
+        return system("command -v gcc >/dev/null 2>&1 && command -v nm >/dev/null 2>&1") == 0;
+}
+
+static void elf_write(const char *path, const char *text) {
+        FILE *f = fopen(path, "we");
+
+        ck_assert_ptr_nonnull(f);
+        ck_assert_int_ge(fputs(text, f), 0);
+        ck_assert_int_eq(fclose(f), 0);
+}
+
+static void elf_sh(const char *cmd) {
+        int r = system(cmd);
+
+        ck_assert_msg(r == 0, "'%s' failed: %d", cmd, r);
+}
+
+/* The value of symbol @sym in @path, from nm. */
+static uint64_t nm_value(const char *path, const char *sym) {
+        _cleanup_free_ char *cmd = NULL;
+        char line[256];
+        uint64_t v = 0;
+        bool found = false;
+        FILE *f;
+
+        ck_assert_int_ge(asprintf(&cmd, "nm '%s'", path), 0);
+        f = popen(cmd, "re");
+        ck_assert_ptr_nonnull(f);
+        while (fgets(line, sizeof(line), f)) {
+                char name[128], type;
+                unsigned long long x;
+
+                if (sscanf(line, "%llx %c %127s", &x, &type, name) == 3 && strcmp(name, sym) == 0) {
+                        v = x;
+                        found = true;
+                }
+        }
+        ck_assert_int_eq(pclose(f), 0);
+        ck_assert_msg(found, "no %s in %s", sym, path);
+        return v;
+}
+
+typedef struct ElfTarget {
+        pid_t pid;
+        int stdin_fd;
+        uint64_t func;
+        uint64_t lib_func;
+        uint64_t bss;
+} ElfTarget;
+
+/* Run @exe (with @lib to dlopen, or NULL) and read the addresses it reports. */
+static void elf_target_start(ElfTarget *t, const char *exe, const char *lib) {
+        int in[2], out[2];
+        char line[256];
+        FILE *f;
+
+        ck_assert_int_eq(pipe2(in, O_CLOEXEC), 0);
+        ck_assert_int_eq(pipe2(out, O_CLOEXEC), 0);
+        t->pid = fork();
+        ck_assert_int_ge(t->pid, 0);
+        if (t->pid == 0) {
+                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+                if (dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0)
+                        _exit(127);
+                execl(exe, exe, lib, (char *) NULL);
+                _exit(127);
+        }
+        close(in[0]);
+        close(out[1]);
+        t->stdin_fd = in[1];
+
+        f = fdopen(out[0], "re");
+        ck_assert_ptr_nonnull(f);
+        ck_assert_ptr_nonnull(fgets(line, sizeof(line), f));
+        fclose(f);
+        {
+                unsigned long long a, b, c;
+
+                ck_assert_int_eq(sscanf(line, "%llx %llx %llx", &a, &b, &c), 3);
+                t->func = a;
+                t->lib_func = b;
+                t->bss = c;
+        }
+}
+
+static void elf_target_stop(ElfTarget *t) {
+        int status;
+
+        close(t->stdin_fd);
+        ck_assert_int_eq(waitpid(t->pid, &status, 0), t->pid);
+}
+
+/* The build ID of @path, read independently of the ELF facts parser. */
+static size_t file_build_id(const char *path, uint8_t id[static BUILD_ID_MAX]) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        struct stat st;
+        int r;
+
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(fstat(fd, &st), 0);
+        r = elf_build_id_from_fd(fd, 0, st.st_size, id);
+        ck_assert_int_gt(r, 0);
+        return (size_t) r;
+}
+
+static void assert_elf_module(const Normalization *n, size_t i, const char *path, ElfType type) {
+        const NormModule *m = result_module(n, i);
+        uint8_t id[BUILD_ID_MAX];
+        size_t len;
+
+        ck_assert_int_eq(m->elf_status, NORM_VADDR_OK);
+        ck_assert_ptr_nonnull(m->elf);
+        ck_assert_msg(m->elf->type == type, "%s: %s", path, elf_type_to_string(m->elf->type));
+        len = file_build_id(path, id);
+        ck_assert_uint_eq(m->build_id_len, len);
+        ck_assert_mem_eq(m->build_id, id, len);
+        ck_assert_uint_eq(m->elf->build_id_len, len);
+}
+
+/*
+ * For an executable built here (PIE or not) and a library it dlopens: the
+ * ELF address of an address inside a function is the function's symbol
+ * value plus the offset into it.
+ */
+START_TEST(test_elf_vaddr) {
+        static const char *const exe_flags[] = { "-fPIE -pie", "-fno-PIE -no-pie", "-fPIE -pie -Wl,-z,separate-code" };
+        char dir[] = "/tmp/test-norm-elf-XXXXXX", cmd[1024], exe[64], lib[64];
+
+        if (!have_gcc()) {
+                fprintf(stderr, "SKIP: no gcc or nm: ELF address tests not run\n");
+                return;
+        }
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        snprintf(exe, sizeof(exe), "%s/t", dir);
+        snprintf(lib, sizeof(lib), "%s/lib.so", dir);
+        snprintf(cmd, sizeof(cmd), "%s/t.c", dir);
+        elf_write(cmd, elf_target_src);
+        snprintf(cmd, sizeof(cmd), "%s/lib.c", dir);
+        elf_write(cmd, elf_lib_src);
+        snprintf(cmd, sizeof(cmd), "gcc -O1 -shared -fPIC -o %s %s/lib.c", lib, dir);
+        elf_sh(cmd);
+
+        for (size_t k = 0; k < ELEMENTSOF(exe_flags); k++) {
+                _cleanup_(normalization_freep) Normalization *n = NULL, *plain = NULL;
+                _cleanup_(proc_freep) Proc *p = NULL;
+                uint64_t func_value, lib_value, addrs[5];
+                bool pie = k != 1;
+                ElfTarget t;
+
+                snprintf(cmd, sizeof(cmd), "gcc -O1 %s -o %s %s/t.c -ldl", exe_flags[k], exe, dir);
+                elf_sh(cmd);
+                func_value = nm_value(exe, "target_func");
+                lib_value = nm_value(lib, "lib_func");
+
+                elf_target_start(&t, exe, lib);
+                addrs[0] = t.func;
+                addrs[1] = t.func + 3;
+                addrs[2] = t.lib_func + 1;
+                addrs[3] = t.lib_func;
+                addrs[4] = t.bss;
+
+                p = open_proc(t.pid);
+                n = normalize(p, addrs, ELEMENTSOF(addrs), NORMALIZE_BUILD_IDS | NORMALIZE_ELF);
+
+                for (size_t i = 0; i < 4; i++)
+                        ck_assert_int_eq(n->results[i].vaddr_status, NORM_VADDR_OK);
+                ck_assert_uint_eq(n->results[0].vaddr, func_value);
+                ck_assert_uint_eq(n->results[1].vaddr, func_value + 3);
+                ck_assert_uint_eq(n->results[2].vaddr, lib_value + 1);
+                ck_assert_uint_eq(n->results[3].vaddr, lib_value);
+                if (!pie)
+                        /* Not relocated: the ELF address is the address. */
+                        ck_assert_uint_eq(n->results[0].vaddr, t.func);
+
+                assert_elf_module(n, 0, exe, pie ? ELF_TYPE_DYN : ELF_TYPE_EXEC);
+                assert_elf_module(n, 2, lib, ELF_TYPE_DYN);
+
+                /*
+                 * bss_var lies past p_filesz of the data segment: in the file's
+                 * last page it is in a file mapping, yet no file byte.
+                 */
+                if (n->results[4].kind == NORM_MODULE) {
+                        ck_assert_int_eq(n->results[4].vaddr_status, NORM_VADDR_NOT_LOADED);
+                        ck_assert_uint_eq(n->results[4].vaddr, 0);
+                }
+
+                /* Without NORMALIZE_ELF: no facts, and the same answer otherwise. */
+                plain = normalize(p, addrs, ELEMENTSOF(addrs), NORMALIZE_BUILD_IDS);
+                for (size_t i = 0; i < ELEMENTSOF(addrs); i++) {
+                        ck_assert_int_eq(plain->results[i].vaddr_status, NORM_VADDR_NONE);
+                        ck_assert_uint_eq(plain->results[i].vaddr, 0);
+                        ck_assert_int_eq(plain->results[i].kind, n->results[i].kind);
+                        ck_assert_uint_eq(plain->results[i].offset, n->results[i].offset);
+                }
+                for (size_t i = 0; i < plain->n_modules; i++) {
+                        ck_assert_ptr_null(plain->modules[i].elf);
+                        ck_assert_int_eq(plain->modules[i].elf_status, NORM_VADDR_NONE);
+                        ck_assert_uint_eq(plain->modules[i].build_id_len, n->modules[i].build_id_len);
+                        ck_assert_mem_eq(plain->modules[i].build_id, n->modules[i].build_id,
+                                         n->modules[i].build_id_len);
+                }
+
+                elf_target_stop(&t);
+        }
+
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+        elf_sh(cmd);
+}
+END_TEST
+
+/* The test child's layout: a file that is not ELF, our own code, the vDSO; the htlhash. */
+START_TEST(test_elf_layout) {
+        _cleanup_(normalization_freep) Normalization *n = NULL;
+        _cleanup_(proc_freep) Proc *p = NULL;
+        _cleanup_(elf_info_unrefp) ElfInfo *self = NULL;
+        char exe[PATH_MAX];
+        uint64_t addrs[4], vaddr;
+        TestChild c;
+
+        test_child_spawn(&c);
+        addrs[0] = c.file_addr + 5;
+        addrs[1] = c.code_addr;
+        addrs[2] = c.vdso_addr + 0x10;
+        addrs[3] = c.anon_addr;
+
+        p = open_proc(c.pid);
+        n = normalize(p, addrs, ELEMENTSOF(addrs), NORMALIZE_HTLHASH);
+
+        /* The data file: read, not ELF; its htlhash is there all the same. */
+        ck_assert_int_eq(n->results[0].kind, NORM_MODULE);
+        ck_assert_int_eq(n->results[0].vaddr_status, NORM_VADDR_NOT_ELF);
+        ck_assert_int_eq(result_module(n, 0)->elf->type, ELF_TYPE_NOT_ELF);
+        ck_assert(result_module(n, 0)->elf->has_htlhash);
+        /* No build IDs asked for: none filled. */
+        ck_assert_uint_eq(result_module(n, 0)->build_id_len, 0);
+
+        /* Our own executable: the parse of it here agrees. */
+        test_self_exe(exe);
+        {
+                _cleanup_close_ int fd = open(exe, O_RDONLY | O_CLOEXEC);
+                struct stat st;
+
+                ck_assert_int_ge(fd, 0);
+                ck_assert_int_eq(fstat(fd, &st), 0);
+                ck_assert_int_eq(elf_info_from_fd(fd, 0, st.st_size, ELF_INFO_HTLHASH, &self), 0);
+        }
+        ck_assert_int_eq(n->results[1].vaddr_status, NORM_VADDR_OK);
+        ck_assert_int_eq(elf_info_offset_to_vaddr(self, n->results[1].offset, &vaddr), 0);
+        ck_assert_uint_eq(n->results[1].vaddr, vaddr);
+        ck_assert_int_eq(result_module(n, 1)->elf->type, self->type);
+        ck_assert_mem_eq(result_module(n, 1)->elf->htlhash, self->htlhash, HTLHASH_SIZE);
+
+        /* The vDSO, read from memory. */
+        ck_assert_int_eq(n->results[2].kind, NORM_MODULE);
+        ck_assert_int_eq(n->results[2].vaddr_status, NORM_VADDR_OK);
+        ck_assert(result_module(n, 2)->vdso);
+        ck_assert_int_eq(result_module(n, 2)->elf->type, ELF_TYPE_DYN);
+        ck_assert_int_eq(elf_info_offset_to_vaddr(result_module(n, 2)->elf, 0x10, &vaddr), 0);
+        ck_assert_uint_eq(n->results[2].vaddr, vaddr);
+
+        ck_assert_int_eq(n->results[3].kind, NORM_ANONYMOUS);
+        ck_assert_int_eq(n->results[3].vaddr_status, NORM_VADDR_NONE);
+
+        ck_assert_str_eq(norm_vaddr_to_string(NORM_VADDR_NOT_LOADED), "not-loaded");
+        ck_assert_int_eq(norm_vaddr_from_string("unreadable"), NORM_VADDR_UNREADABLE);
+        ck_assert_int_eq(norm_vaddr_from_string("bogus"), -EINVAL);
+
+        test_child_stop(&c);
+}
+END_TEST
+
+/* A maps fd alone reads no files; a read budget skips; a cache answers the second call. */
+START_TEST(test_elf_maps_fd_budget_cache) {
+        _cleanup_(build_id_cache_freep) BuildIdCache *cache = NULL;
+        _cleanup_(proc_freep) Proc *p = NULL, *q = NULL;
+        char path[64];
+        uint64_t addrs[2];
+        TestChild c;
+        int fd;
+
+        test_child_spawn(&c);
+        addrs[0] = c.code_addr;
+        addrs[1] = c.file_addr;
+
+        snprintf(path, sizeof(path), "/proc/%d/maps", (int) c.pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(proc_open_maps(&q, fd, TEST_BACKEND), 0);
+        {
+                _cleanup_(normalization_freep) Normalization *n = normalize(q, addrs, 2, NORMALIZE_ELF);
+
+                for (size_t i = 0; i < 2; i++) {
+                        ck_assert_int_eq(n->results[i].kind, NORM_MODULE);
+                        ck_assert_int_eq(n->results[i].vaddr_status, NORM_VADDR_UNREADABLE);
+                        ck_assert_ptr_null(result_module(n, i)->elf);
+                        ck_assert_int_eq(result_module(n, i)->elf_status, NORM_VADDR_UNREADABLE);
+                }
+        }
+
+        p = open_proc(c.pid);
+        ck_assert_int_eq(build_id_cache_new(&cache, 16), 0);
+        for (unsigned round = 0; round < 2; round++) {
+                _cleanup_(normalization_freep) Normalization *n = NULL;
+                NormalizeOptions opts = {
+                        .flags = NORMALIZE_ELF | NORMALIZE_BUILD_IDS,
+                        .build_id_cache = cache,
+                        .max_build_id_reads = 1,
+                };
+                BuildIdCacheStats st;
+
+                ck_assert_int_eq(proc_normalize(p, addrs, 2, &opts, &n), 0);
+                /* The first module (lowest address: the executable) takes the one read. */
+                ck_assert_int_eq(n->results[0].vaddr_status, NORM_VADDR_OK);
+                build_id_cache_stats(cache, &st);
+                if (round == 0 || geteuid() != 0) {
+                        ck_assert_int_eq(n->results[1].vaddr_status, NORM_VADDR_SKIPPED);
+                        ck_assert_int_eq(result_module(n, 1)->elf_status, NORM_VADDR_SKIPPED);
+                        ck_assert(result_module(n, 1)->build_id_skipped);
+                } else {
+                        /*
+                         * With map_files (root), the first call cached the
+                         * executable: this call's read goes to the file.
+                         */
+                        ck_assert_int_eq(n->results[1].vaddr_status, NORM_VADDR_NOT_ELF);
+                        ck_assert_uint_ge(st.hits, 1);
+                }
+        }
+
+        test_child_stop(&c);
+}
+END_TEST
+
 static Suite *normalize_suite(bool have_ioctl) {
         Suite *s = suite_create("normalize");
         TCase *tc;
@@ -2257,6 +2615,13 @@ static Suite *normalize_suite(bool have_ioctl) {
                 suite_add_tcase(s, tc);
         } else
                 fprintf(stderr, "NOTE: backend comparison not run: the kernel lacks PROCMAP_QUERY\n");
+
+        tc = tcase_create("elf");
+        tcase_add_test(tc, test_elf_vaddr);
+        tcase_add_test(tc, test_elf_layout);
+        tcase_add_test(tc, test_elf_maps_fd_budget_cache);
+        tcase_set_timeout(tc, 120);
+        suite_add_tcase(s, tc);
 
         tc = tcase_create("identity");
         tcase_add_test(tc, test_start_time);
