@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 /*
- * GNU build ID lookup in ELF images.
+ * GNU build ID lookup in ELF images, and the facts parse (elf_read_info())
+ * that also collects the type, PT_LOADs and other notes.
  *
  * The image is untrusted: it may be a file an unprivileged user planted or
  * the memory of a process we inspect, and every read of it may be a
@@ -764,8 +765,9 @@ static int elf_info_walk_notes(ElfInfoParse *p, const uint8_t *notes, uint64_t s
 
 /*
  * Read the @size bytes of notes at @off, within the shared budget, and
- * walk them. Out of bounds or over the budget: not read, 0. Returns 0,
- * -ENOMEM or an error of the read callback.
+ * walk them. Returns 1 when read and walked; 0 when not read (out of
+ * bounds, over the budget, too small for a note); -ENOMEM or an error of
+ * the read callback.
  */
 static int elf_info_read_notes(ElfInfoParse *p, uint64_t off, uint64_t size, uint64_t align) {
         _cleanup_free_ uint8_t *notes = NULL;
@@ -784,7 +786,10 @@ static int elf_info_read_notes(ElfInfoParse *p, uint64_t off, uint64_t size, uin
         if (r < 0)
                 return r;
 
-        return elf_info_walk_notes(p, notes, size, align == 8 ? 8 : 4);
+        r = elf_info_walk_notes(p, notes, size, align == 8 ? 8 : 4);
+        if (r < 0)
+                return r;
+        return 1;
 }
 
 static int elf_info_add_load(ElfInfoParse *p, const uint8_t *phdr) {
@@ -877,12 +882,14 @@ static int elf_info_parse_phdrs(ElfInfoParse *p, const uint8_t *ehdr) {
                         pt_notes++;
                         off = elf_image_get_word(&p->img, phdr + l->p_offset);
                         size = elf_image_get_word(&p->img, phdr + l->p_filesz);
-                        p->walked_off[p->n_walked] = off;
-                        p->walked_size[p->n_walked] = size;
-                        p->n_walked++;
                         r = elf_info_read_notes(p, off, size, elf_image_get_word(&p->img, phdr + l->p_align));
                         if (r < 0)
                                 return r;
+                        if (r > 0) {
+                                p->walked_off[p->n_walked] = off;
+                                p->walked_size[p->n_walked] = size;
+                                p->n_walked++;
+                        }
                         break;
                 }
         }

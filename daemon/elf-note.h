@@ -2,7 +2,8 @@
 #pragma once
 
 /*
- * Reading the GNU build ID of an ELF image.
+ * Reading the GNU build ID of an ELF image, and the facts a symbolizer
+ * needs of it (elf_read_info(), below).
  *
  * The image is reached through a read callback so the same bounds-checked
  * parser serves files (pread), another process's memory (/proc/PID/mem,

@@ -1606,6 +1606,15 @@ START_TEST(test_info_sections_walked) {
         ck_assert_uint_eq(info->build_id_len, 20);
         /* e_ident, ELF header, program headers, the PT_NOTE, the section headers. */
         ck_assert_uint_eq(c.calls, 5);
+        info = elf_info_unref(info);
+
+        /* A PT_NOTE that could not be read does not hide the section at its place. */
+        PHDR_SET(&im, 1, p_filesz, 0x100000);
+        c = (CountingReader) { .im = &im, .fail_at = UINT32_MAX };
+        ck_assert_int_eq(elf_read_info(counting_read, &c, im.size, 0, &info), 0);
+        ck_assert_uint_eq(info->build_id_len, 20);
+        ck_assert_mem_eq(info->build_id, id20, 20);
+        ck_assert_uint_eq(c.calls, 5);
 }
 END_TEST
 
