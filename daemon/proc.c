@@ -477,12 +477,29 @@ static int proc_open_vma_file(ProcCall *c, const Vma *v, struct stat *ret_st) {
  * unless it exec'd since we found @v: the ioctl backend can tell cheaply,
  * by finding the same vDSO again after the read, also in a text pass; the
  * text backend cannot without disturbing its pass, and relies on the next
- * pass noticing.
+ * pass noticing. Called after the read: 0, or -ESTALE when the image read
+ * may not be @v's.
  */
+static int proc_vdso_check(Proc *p, const Vma *v) {
+        Vma k;
+        int r;
+
+        if (vma_source_backend(p->source) != VMA_BACKEND_IOCTL)
+                return 0;
+
+        r = vma_source_find(p->source, v->start, VMA_FIND_LIVE, &k);
+        if (r < 0)
+                return r;
+        if (r == 0 || k.kind != VMA_KIND_VDSO || k.start != v->start || k.end != v->end)
+                return -ESTALE;
+        return 0;
+}
+
+/* The vDSO's build ID, read from memory and checked with proc_vdso_check(). */
 static int proc_read_vdso_build_id(Proc *p, const Vma *v, uint8_t ret[static BUILD_ID_MAX]) {
         _cleanup_close_ int fd = -EBADF;
         uint8_t id[BUILD_ID_MAX];
-        int r;
+        int r, q;
 
         fd = openat_proc(p->dir_fd, "mem", O_RDONLY);
         if (fd < 0)
@@ -490,17 +507,9 @@ static int proc_read_vdso_build_id(Proc *p, const Vma *v, uint8_t ret[static BUI
         r = elf_build_id_from_fd(fd, v->start, v->end - v->start, id);
         if (r < 0)
                 return r;
-
-        if (vma_source_backend(p->source) == VMA_BACKEND_IOCTL) {
-                Vma k;
-                int q;
-
-                q = vma_source_find(p->source, v->start, VMA_FIND_LIVE, &k);
-                if (q < 0)
-                        return q;
-                if (q == 0 || k.kind != VMA_KIND_VDSO || k.start != v->start || k.end != v->end)
-                        return -ESTALE;
-        }
+        q = proc_vdso_check(p, v);
+        if (q < 0)
+                return q;
 
         memcpy(ret, id, (size_t) r);
         return r;
@@ -827,10 +836,7 @@ static int proc_vma_build_id(ProcCall *c, const Vma *v, uint8_t ret[static BUILD
         return r;
 }
 
-/*
- * Read the vDSO's ELF facts from the process's memory, with the same check
- * as proc_read_vdso_build_id() that the image read is the vDSO of @v.
- */
+/* The vDSO's ELF facts, read from memory and checked with proc_vdso_check(). */
 static int proc_read_vdso_info(Proc *p, const Vma *v, ElfInfo **ret) {
         _cleanup_(elf_info_unrefp) ElfInfo *info = NULL;
         _cleanup_close_ int fd = -EBADF;
@@ -842,16 +848,9 @@ static int proc_read_vdso_info(Proc *p, const Vma *v, ElfInfo **ret) {
         r = elf_info_from_fd(fd, v->start, v->end - v->start, 0, &info);
         if (r < 0)
                 return r;
-
-        if (vma_source_backend(p->source) == VMA_BACKEND_IOCTL) {
-                Vma k;
-
-                r = vma_source_find(p->source, v->start, VMA_FIND_LIVE, &k);
-                if (r < 0)
-                        return r;
-                if (r == 0 || k.kind != VMA_KIND_VDSO || k.start != v->start || k.end != v->end)
-                        return -ESTALE;
-        }
+        r = proc_vdso_check(p, v);
+        if (r < 0)
+                return r;
 
         *ret = TAKE_PTR(info);
         return 0;

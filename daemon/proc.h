@@ -152,7 +152,9 @@ typedef struct NormModule {
          * With NORMALIZE_ELF: the file's (or vDSO image's) ELF facts,
          * shared with the cache, immutable, unref'd with the rest: its
          * type, PT_LOADs, GNU and Go build IDs, package note fields, and
-         * with NORMALIZE_HTLHASH its htlhash (for files, not the vDSO).
+         * with NORMALIZE_HTLHASH its htlhash (for files, not the vDSO;
+         * has_htlhash may also be set without the flag, by a cache entry
+         * read with it: encode it only when asked).
          * NULL when not asked for or not read; elf_status says which:
          * NONE, OK (elf set), UNREADABLE or SKIPPED.
          */
