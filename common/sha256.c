@@ -66,6 +66,10 @@ void sha256_update(Sha256 *s, const void *data, size_t n) {
         assert(s);
         assert(p || n == 0);
 
+        /* Nothing to do; and memcpy() takes no NULL, even for 0 bytes. */
+        if (n == 0)
+                return;
+
         s->length += n;
 
         if (s->fill > 0) {
