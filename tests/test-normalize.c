@@ -2519,15 +2519,16 @@ START_TEST(test_elf_maps_fd_budget_cache) {
 
         p = open_proc(c.pid);
         ck_assert_int_eq(build_id_cache_new(&cache, 16), 0);
-        for (unsigned round = 0; round < 2; round++) {
+        for (unsigned round = 0; round < 3; round++) {
                 _cleanup_(normalization_freep) Normalization *n = NULL;
                 NormalizeOptions opts = {
                         .flags = NORMALIZE_ELF | NORMALIZE_BUILD_IDS,
                         .build_id_cache = cache,
                         .max_build_id_reads = 1,
                 };
-                BuildIdCacheStats st;
+                BuildIdCacheStats st, before;
 
+                build_id_cache_stats(cache, &before);
                 ck_assert_int_eq(proc_normalize(p, addrs, 2, &opts, &n), 0);
                 /* The first module (lowest address: the executable) takes the one read. */
                 ck_assert_int_eq(n->results[0].vaddr_status, NORM_VADDR_OK);
@@ -2543,6 +2544,12 @@ START_TEST(test_elf_maps_fd_budget_cache) {
                          */
                         ck_assert_int_eq(n->results[1].vaddr_status, NORM_VADDR_NOT_ELF);
                         ck_assert_uint_ge(st.hits, 1);
+                        /*
+                         * The third call reads nothing: both answers come
+                         * from the cache, "not ELF" too.
+                         */
+                        if (round == 2)
+                                ck_assert_uint_eq(st.hits - before.hits, 2);
                 }
         }
 
