@@ -204,11 +204,13 @@ typedef struct NormalizeOptions {
         BuildIdCache *build_id_cache;   /* optional: remembers build IDs across calls */
         /*
          * How many images (files, the vDSO) one call may read for build
-         * IDs; 0: no limit. Cache hits are not reads, nor is the vDSO once
+         * IDs and, with NORMALIZE_ELF, for ELF facts (one read of a file
+         * serves both); 0: no limit. Cache hits are not reads, nor is the vDSO once
          * the Proc has read it in this address space; reads over every pass
          * of a call count (an exec during it starts it over). Past the
          * limit, modules get no build ID and are marked build_id_skipped,
-         * so that a caller can tell "not read" from "none".
+         * so that a caller can tell "not read" from "none"; with
+         * NORMALIZE_ELF their elf_status is NORM_VADDR_SKIPPED.
          */
         size_t max_build_id_reads;
         /* proc_foreach_vma(): walk from the VMA that covers or follows this address. */
