@@ -423,8 +423,24 @@ static int normalization_add_host_paths(Call *call, Proc *p, Normalization *n) {
         return 0;
 }
 
-static ProtoModule module_to_proto(const NormModule *nm) {
-        return (ProtoModule) {
+/* What proto/ calls an ELF type; NULL for a file that is not ELF, or malformed. */
+static const char *elf_type_name(ElfType t) {
+        switch (t) {
+        case ELF_TYPE_EXEC:
+                return "exec";
+        case ELF_TYPE_DYN:
+                return "dyn";
+        case ELF_TYPE_OTHER:
+                return "other";
+        default:
+                return NULL;
+        }
+}
+
+/* A module as proto/ sends it; with @htlhash, its htlhash (the cache may have one the call did not ask for). */
+static ProtoModule module_to_proto(const NormModule *nm, bool htlhash) {
+        const ElfInfo *e = nm->elf_status == NORM_VADDR_OK ? nm->elf : NULL;
+        ProtoModule m = {
                 .path = nm->path,
                 .map_files = nm->map_files,
                 .host_path = nm->host_path,
@@ -437,6 +453,45 @@ static ProtoModule module_to_proto(const NormModule *nm) {
                 .dev_minor = nm->dev_minor,
                 .inode = nm->inode,
         };
+        const char **package[_ELF_PACKAGE_FIELD_MAX] = {
+                [ELF_PACKAGE_TYPE] = &m.package.type,
+                [ELF_PACKAGE_NAME] = &m.package.name,
+                [ELF_PACKAGE_VERSION] = &m.package.version,
+                [ELF_PACKAGE_ARCHITECTURE] = &m.package.architecture,
+                [ELF_PACKAGE_OS] = &m.package.os,
+                [ELF_PACKAGE_OS_VERSION] = &m.package.os_version,
+                [ELF_PACKAGE_DEBUG_INFO_URL] = &m.package.debug_info_url,
+        };
+
+        if (!e)
+                return m;
+        m.elf_type = elf_type_name(e->type);
+        m.go_build_id = e->go_build_id;
+        if (htlhash && e->has_htlhash) {
+                m.has_htlhash = true;
+                memcpy(m.htlhash, e->htlhash, sizeof(m.htlhash));
+        }
+        for (size_t f = 0; f < _ELF_PACKAGE_FIELD_MAX; f++)
+                if (e->package[f]) {
+                        *package[f] = e->package[f];
+                        m.has_package = true;
+                }
+        return m;
+}
+
+/* Why a result has no ELF address, as proto/ says it; NULL when it has one, or was not asked. */
+static const char *no_elf_address_name(NormVaddr v) {
+        switch (v) {
+        case NORM_VADDR_NOT_ELF:
+                return "not_elf";
+        case NORM_VADDR_NOT_LOADED:
+                return "outside_load_segments";
+        case NORM_VADDR_UNREADABLE:
+        case NORM_VADDR_SKIPPED:
+                return "unreadable";
+        default:
+                return NULL;
+        }
 }
 
 /* A result as proto/ sends it, its module numbered by @remap (NULL: as the core numbers it). */
@@ -446,6 +501,9 @@ static ProtoResult result_to_proto(const NormResult *nr, const uint32_t *remap) 
         return (ProtoResult) {
                 .module = remap ? remap[nr->module] : nr->module,
                 .offset = nr->offset,
+                .has_elf_address = nr->vaddr_status == NORM_VADDR_OK,
+                .elf_address = nr->vaddr,
+                .no_elf_address = no_elf_address_name(nr->vaddr_status),
         };
 }
 
@@ -468,6 +526,7 @@ struct ReplyStream {
         size_t n_modules_sent;
         size_t size;                    /* the memory all this holds */
         bool exited;                    /* answered from an exited process's snapshot */
+        bool htlhash;                   /* asked for: modules carry their htlhash */
 };
 
 ReplyStream *reply_stream_free(ReplyStream *s) {
@@ -487,7 +546,7 @@ size_t reply_stream_size(const ReplyStream *s) {
 }
 
 /* Take @n, to send in parts. */
-static int reply_stream_new(Normalization *n, bool exited, ReplyStream **ret) {
+static int reply_stream_new(Normalization *n, bool exited, bool htlhash, ReplyStream **ret) {
         _cleanup_(reply_stream_freep) ReplyStream *s = NULL;
         size_t n_sent = 0;
 
@@ -498,6 +557,7 @@ static int reply_stream_new(Normalization *n, bool exited, ReplyStream **ret) {
         }
         s->n = n;
         s->exited = exited;
+        s->htlhash = htlhash;
         s->order = calloc(MAX(n->n_modules, (size_t) 1), sizeof(uint32_t));
         s->remap = calloc(MAX(n->n_modules, (size_t) 1), sizeof(uint32_t));
         s->modules = calloc(PART_RESULTS, sizeof(ProtoModule));
@@ -540,7 +600,8 @@ int reply_stream_next(ReplyStream *s, char **ret, size_t *ret_size) {
                 bool introduces = nr->kind == NORM_MODULE && s->remap[nr->module] == n_modules;
 
                 if (introduces) {
-                        s->modules[n_modules - s->n_modules_sent] = module_to_proto(&n->modules[nr->module]);
+                        s->modules[n_modules - s->n_modules_sent] = module_to_proto(&n->modules[nr->module],
+                                                                                    s->htlhash);
                         add += proto_module_size_max(&s->modules[n_modules - s->n_modules_sent]);
                 }
                 if (end > first && used + add > PART_BYTES)
@@ -568,8 +629,8 @@ int reply_stream_next(ReplyStream *s, char **ret, size_t *ret_size) {
         return continues;
 }
 
-/* Send the answer @n (taken), whole or in parts as the call asked. */
-static int call_normalize_reply(Call *call, Normalization *n_in, bool exited) {
+/* Send the answer @n (taken), whole or in parts as the call asked; with @htlhash, the modules' htlhashes. */
+static int call_normalize_reply(Call *call, Normalization *n_in, bool exited, bool htlhash) {
         _cleanup_(normalization_freep) Normalization *n = n_in;
         _cleanup_free_ ProtoModule *modules = NULL;
         _cleanup_free_ ProtoResult *results = NULL;
@@ -584,7 +645,7 @@ static int call_normalize_reply(Call *call, Normalization *n_in, bool exited) {
                 /* Asked for a stream: the first part now, the rest as the client reads. */
                 _cleanup_(reply_stream_freep) ReplyStream *stream = NULL;
 
-                r = reply_stream_new(TAKE_PTR(n), exited, &stream);
+                r = reply_stream_new(TAKE_PTR(n), exited, htlhash, &stream);
                 if (r < 0)
                         return r;
                 r = reply_stream_next(stream, &call->job->reply, &call->job->reply_size);
@@ -600,7 +661,7 @@ static int call_normalize_reply(Call *call, Normalization *n_in, bool exited) {
         if (!modules || !results)
                 return -ENOMEM;
         for (size_t i = 0; i < n->n_modules; i++)
-                modules[i] = module_to_proto(&n->modules[i]);
+                modules[i] = module_to_proto(&n->modules[i], htlhash);
         for (size_t i = 0; i < n->n_results; i++)
                 results[i] = result_to_proto(&n->results[i], NULL);
 
@@ -656,7 +717,7 @@ static int call_normalize_exited(Call *call, const ProtoNormalizeRequest *req, c
                 return r;
         if (call->peer->foreign_pidns)
                 n->pid = h->pid;
-        r = call_normalize_reply(call, n, true);
+        r = call_normalize_reply(call, n, true, req->htlhash);
         return r < 0 ? r : 1;
 }
 
@@ -689,7 +750,9 @@ static int method_normalize(Call *call) {
         p = proc_handle_get(&h);
 
         opts = (NormalizeOptions) {
-                .flags = (req.build_ids ? NORMALIZE_BUILD_IDS : 0) |
+                /* ELF facts with build IDs: a symbolizer needs both. */
+                .flags = (req.build_ids ? NORMALIZE_BUILD_IDS | NORMALIZE_ELF : 0) |
+                         (req.htlhash ? NORMALIZE_HTLHASH : 0) |
                          (req.map_files ? NORMALIZE_MAP_FILES : 0) |
                          (req.pin ? NORMALIZE_PIN : 0),
                 .start_time = req.start_time,
@@ -722,7 +785,7 @@ static int method_normalize(Call *call) {
                                         (int) proc_pid(p));
         }
 
-        return call_normalize_reply(call, TAKE_PTR(n), false);
+        return call_normalize_reply(call, TAKE_PTR(n), false, req.htlhash);
 }
 
 typedef struct MappingItem {

@@ -19,6 +19,7 @@
 #include <assert.h>
 #include <check.h>
 #include <dirent.h>
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -53,6 +54,7 @@
 #include "check-run.h"
 #include "macro.h"
 #include "proc.h"
+#include "sha256.h"
 #include "stall-fs.h"
 #include "test-daemon-util.h"
 #include "test-util.h"
@@ -167,7 +169,8 @@ static void mixed_addrs(const TestChild *c, uint64_t addrs[static MIXED_N]) {
 /* What the core answers in this process, with the daemon's backend. */
 static Normalization *core_normalize_flags(pid_t pid, const uint64_t *addrs, size_t n, unsigned flags) {
         _cleanup_(proc_freep) Proc *p = NULL;
-        NormalizeOptions opts = { .flags = flags };
+        /* As the daemon asks: ELF facts with build IDs. */
+        NormalizeOptions opts = { .flags = flags | (flags & NORMALIZE_BUILD_IDS ? NORMALIZE_ELF : 0) };
         Normalization *ret = NULL;
         int r;
 
@@ -232,6 +235,25 @@ static void assert_normalize_equals(struct json_object *p, const Normalization *
 
                 ck_assert_msg(!json_has(r, "unknown"), "result %zu: %s", i, json_object_to_json_string(r));
                 ck_assert_uint_eq(json_get_u64(r, "offset"), nr->offset);
+                /* The ELF address, or why there is none, as the core says. */
+                if (nr->vaddr_status == NORM_VADDR_OK)
+                        ck_assert_uint_eq(json_get_u64(r, "elf_address"), nr->vaddr);
+                else
+                        ck_assert(!json_has(r, "elf_address"));
+                switch (nr->vaddr_status) {
+                case NORM_VADDR_NOT_ELF:
+                        ck_assert_str_eq(json_get_string(r, "no_elf_address"), "not_elf");
+                        break;
+                case NORM_VADDR_NOT_LOADED:
+                        ck_assert_str_eq(json_get_string(r, "no_elf_address"), "outside_load_segments");
+                        break;
+                case NORM_VADDR_UNREADABLE:
+                case NORM_VADDR_SKIPPED:
+                        ck_assert_str_eq(json_get_string(r, "no_elf_address"), "unreadable");
+                        break;
+                default:
+                        ck_assert(!json_has(r, "no_elf_address"));
+                }
                 idx = json_get_u64(r, "module");
                 ck_assert_uint_lt(idx, n->n_modules);
                 m = json_object_array_get_idx(modules, idx);
@@ -244,6 +266,16 @@ static void assert_normalize_equals(struct json_object *p, const Normalization *
                 ck_assert_uint_eq(json_get_u64(m, "dev_minor"), nm->dev_minor);
                 ck_assert_uint_eq(json_get_u64(m, "inode"), nm->inode);
                 assert_build_id(m, nm->build_id, nm->build_id_len);
+                if (nm->elf_status == NORM_VADDR_OK && IN_SET(nm->elf->type, ELF_TYPE_EXEC, ELF_TYPE_DYN, ELF_TYPE_OTHER))
+                        ck_assert_str_eq(json_get_string(m, "elf_type"), elf_type_to_string(nm->elf->type));
+                else
+                        ck_assert(!json_has(m, "elf_type"));
+                if (nm->elf_status == NORM_VADDR_OK && nm->elf->go_build_id)
+                        ck_assert_str_eq(json_get_string(m, "go_build_id"), nm->elf->go_build_id);
+                else
+                        ck_assert(!json_has(m, "go_build_id"));
+                /* Not asked for here. */
+                ck_assert(!json_has(m, "htlhash"));
                 if (nm->map_files)
                         ck_assert_str_eq(json_get_string(m, "map_files"), nm->map_files);
                 else
@@ -518,6 +550,65 @@ START_TEST(test_normalize_matches_core) {
         assert_normalize_equals(reply_parameters(reply), n);
 
         test_child_stop(tc);
+        daemon_stop(d);
+}
+END_TEST
+
+/* The first module of a Normalize reply, or NULL. No ck_assert(): forked clients use it. */
+static struct json_object *module_of(struct json_object *r) {
+        struct json_object *p, *modules;
+
+        if (!r || !json_object_object_get_ex(r, "parameters", &p) ||
+            !json_object_object_get_ex(p, "modules", &modules) || json_object_array_length(modules) < 1)
+                return NULL;
+        return json_object_array_get_idx(modules, 0);
+}
+
+/*
+ * With "htlhash": the file's htlhash, computed here from the file itself:
+ * SHA-256 over its first 4 KiB, its last 4 KiB and its length, big-endian.
+ * Without: none. And the test executable's ELF type.
+ */
+START_TEST(test_normalize_htlhash) {
+        Daemon *d = daemon_start(NULL);
+        _cleanup_(client_freep) Client *c = client_connect(d);
+        _cleanup_(json_object_putp) struct json_object *with = NULL, *without = NULL;
+        _cleanup_free_ char *msg = NULL, *plain = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        uint64_t code = (uintptr_t) test_marker_function, be;
+        uint8_t head[4096], tail[4096], digest[SHA256_DIGEST_SIZE];
+        char exe[PATH_MAX], want[2 * 16 + 1];
+        size_t n_head, n_tail;
+        struct stat st;
+        Sha256 h;
+
+        test_self_exe(exe);
+        fd = open(exe, O_RDONLY|O_CLOEXEC);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(fstat(fd, &st), 0);
+        n_head = (size_t) MIN((off_t) sizeof(head), st.st_size);
+        n_tail = n_head;
+        ck_assert_int_eq(pread(fd, head, n_head, 0), (ssize_t) n_head);
+        ck_assert_int_eq(pread(fd, tail, n_tail, st.st_size - (off_t) n_tail), (ssize_t) n_tail);
+        sha256_init(&h);
+        sha256_update(&h, head, n_head);
+        sha256_update(&h, tail, n_tail);
+        be = htobe64((uint64_t) st.st_size);
+        sha256_update(&h, &be, sizeof(be));
+        sha256_final(&h, digest);
+        hex(digest, 16, want);
+
+        ck_assert_int_ge(asprintf(&msg, "{\"method\":\"io.vmaq.Normalize\",\"parameters\":{\"pid\":%d,"
+                                        "\"addresses\":[%" PRIu64 "],\"htlhash\":true}}", (int) getpid(), code), 0);
+        with = client_call(c, "%s", msg);
+        ck_assert_str_eq(single_module_path(with), exe);
+        ck_assert_str_eq(json_get_string(module_of(with), "htlhash"), want);
+        ck_assert_str_eq(json_get_string(module_of(with), "elf_type"), "dyn");
+
+        plain = normalize_one(getpid(), code);
+        without = client_call(c, "%s", plain);
+        ck_assert(!json_has(module_of(without), "htlhash"));
+        ck_assert_str_eq(json_get_string(module_of(without), "elf_type"), "dyn");
         daemon_stop(d);
 }
 END_TEST
@@ -2560,16 +2651,6 @@ END_TEST
 
 #define FOREIGN "io.vmaq.ForeignPidNamespace"
 
-/* The first module of a Normalize reply, or NULL. No ck_assert(): forked clients use it. */
-static struct json_object *module_of(struct json_object *r) {
-        struct json_object *p, *modules;
-
-        if (!r || !json_object_object_get_ex(r, "parameters", &p) ||
-            !json_object_object_get_ex(p, "modules", &modules) || json_object_array_length(modules) < 1)
-                return NULL;
-        return json_object_array_get_idx(modules, 0);
-}
-
 /*
  * A client in a pid namespace below the daemon's is answered in its own
  * pids: about itself, pid 1 there, and never about a process outside it.
@@ -4431,6 +4512,7 @@ static Suite *daemon_suite(void) {
 
         tc = tcase(s, "normalize");
         tcase_add_test(tc, test_normalize_matches_core);
+        tcase_add_test(tc, test_normalize_htlhash);
         tcase_add_test(tc, test_normalize_address_strings);
         tcase_add_test(tc, test_normalize_options);
 

@@ -55,17 +55,22 @@ until "$VMAQCTL" --socket "$work/vmaqd.sock" status >/dev/null 2>&1; do
 done
 ctl() { "$VMAQCTL" --socket "$work/vmaqd.sock" "$@"; }
 
+# The library says where its function is: from the program, a fixed-address
+# one's pointer to a library function is its PLT entry (the canonical address).
 cat >"$work/lib.c" <<'END'
-__attribute__((noinline)) int lib_scale(int x) { return x * 3 + 1; }
+__attribute__((noinline)) static int lib_scale(int x) { return x * 3 + 1; }
+int lib_call(int x) { return lib_scale(x); }
+void *lib_where(void) { return (void *) ((char *) lib_scale + 2); }
 END
 cat >"$work/prog.c" <<'END'
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
-int lib_scale(int x);
+int lib_call(int x);
+void *lib_where(void);
 
-__attribute__((noinline)) int prog_first(int x) { return lib_scale(x) + 7; }
+__attribute__((noinline)) int prog_first(int x) { return lib_call(x) + 7; }
 __attribute__((noinline)) int prog_second(int x) { return prog_first(x) * 5; }
 
 /* Where some addresses inside our functions are, and which: then wait for stdin to close. */
@@ -77,7 +82,7 @@ int main(int argc, char **argv) {
                 return 1;
         fprintf(f, "%p prog_first 4\n", (void *) ((char *) prog_first + 4));
         fprintf(f, "%p prog_second 1\n", (void *) ((char *) prog_second + 1));
-        fprintf(f, "%p lib_scale 2\n", (void *) ((char *) lib_scale + 2));
+        fprintf(f, "%p lib_scale 2\n", lib_where());
         fclose(f);
         rename(argv[1], argv[2]);
         while (read(0, &c, 1) > 0)

@@ -285,7 +285,8 @@ static VmaBackend core_backend(void) {
 
 static Normalization *core_normalize(pid_t pid, const uint64_t *addrs, size_t n, unsigned flags) {
         _cleanup_(proc_freep) Proc *p = NULL;
-        NormalizeOptions opts = { .flags = flags };
+        /* As the daemon asks: ELF facts with build IDs. */
+        NormalizeOptions opts = { .flags = flags | (flags & NORMALIZE_BUILD_IDS ? NORMALIZE_ELF : 0) };
         Normalization *ret = NULL;
         int r;
 
@@ -556,7 +557,13 @@ static void check_json_matches_core(const char *text, const Normalization *n, co
 
                 const NormModule *m = &n->modules[nr->module];
 
-                ck_assert_int_eq(json_object_object_length(res), map_files ? 6 : 5);
+                /* The ELF address when the file has one for it, and nothing else. */
+                if (nr->vaddr_status == NORM_VADDR_OK)
+                        ck_assert_uint_eq(get_u64(res, "elf_address"), nr->vaddr);
+                else
+                        ck_assert(!json_object_object_get_ex(res, "elf_address", NULL));
+                ck_assert_int_eq(json_object_object_length(res),
+                                 (map_files ? 6 : 5) + (nr->vaddr_status == NORM_VADDR_OK));
                 ck_assert_str_eq(get_str(res, "path"), m->path);
                 ck_assert_uint_eq(get_u64(res, "offset"), nr->offset);
                 ck_assert_int_eq(get_bool(res, "deleted"), m->deleted);
