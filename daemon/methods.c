@@ -932,7 +932,8 @@ static int method_list_mappings(Call *call) {
                 list.host_paths = p;
         generation = proc_generation(p);
         r = proc_foreach_vma(p, PROC_LIST_RESTART | (req.exec_only ? PROC_LIST_EXEC_ONLY : 0) |
-                             (req.build_ids ? PROC_LIST_BUILD_IDS : 0), &opts, mapping_list_add, &list);
+                             (req.build_ids ? PROC_LIST_BUILD_IDS | PROC_LIST_ELF : 0), &opts, mapping_list_add,
+                             &list);
         if (r == -ENOBUFS && list.full)
                 r = 0;          /* a full reply: the rest in the next */
         r = call_finish(call, &h, r, proc_generation(p) != generation);
@@ -967,6 +968,7 @@ static int method_list_mappings(Call *call) {
                         .build_id = it->vma.build_id,
                         .build_id_len = it->vma.build_id_len,
                         .build_id_skipped = it->vma.build_id_skipped,
+                        .elf_type = elf_type_name((ElfType) it->vma.elf_type),
                 };
         }
 

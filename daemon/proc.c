@@ -1502,6 +1502,7 @@ typedef struct LastFile {
         uint32_t dev_minor;
         int r;                  /* what proc_vma_build_id() said */
         uint8_t build_id[BUILD_ID_MAX];
+        uint8_t elf_type;       /* with PROC_LIST_ELF */
 } LastFile;
 
 /*
@@ -1511,12 +1512,26 @@ typedef struct LastFile {
  * the same without reading (or counting) it again. Returns 1 if the call
  * may read no more images and @v got none for that.
  */
-static int proc_walk_build_id(ProcCall *c, Vma *v, LastFile *last) {
+static int proc_walk_build_id(ProcCall *c, Vma *v, unsigned flags, LastFile *last) {
         int r;
 
         if (!(last->valid && v->kind == VMA_KIND_FILE && v->inode != 0 && last->inode == v->inode &&
               last->dev_major == v->dev_major && last->dev_minor == v->dev_minor)) {
-                r = proc_vma_build_id(c, v, last->build_id);
+                _cleanup_(elf_info_unrefp) ElfInfo *info = NULL;
+                int k = -ENOENT;
+
+                last->elf_type = 0;
+                /* Best effort, as build IDs: what cannot be read has no type. One read serves both. */
+                if ((flags & PROC_LIST_ELF) && IN_SET(v->kind, VMA_KIND_FILE, VMA_KIND_VDSO))
+                        k = proc_vma_elf_info(c, v, 0, &info);
+                if (k >= 0) {
+                        last->elf_type = (uint8_t) info->type;
+                        memcpy(last->build_id, info->build_id, info->build_id_len);
+                        r = info->build_id_len;
+                } else if (k == -EDQUOT)
+                        r = k;
+                else
+                        r = proc_vma_build_id(c, v, last->build_id);
                 /* Only a file's answer, or the lack of one for the cap, holds for its next VMAs. */
                 last->valid = v->kind == VMA_KIND_FILE && v->inode != 0 && (r >= 0 || r == -EDQUOT);
                 last->inode = v->inode;
@@ -1529,6 +1544,7 @@ static int proc_walk_build_id(ProcCall *c, Vma *v, LastFile *last) {
         v->build_id_len = r > 0 ? (size_t) r : 0;
         memcpy(v->build_id, last->build_id, v->build_id_len);
         v->build_id_skipped = r == -EDQUOT;
+        v->elf_type = last->elf_type;
         return r == -EDQUOT;
 }
 
@@ -1580,7 +1596,7 @@ static int proc_walk_once(ProcCall *c, unsigned flags, ProcVmaFn fn, void *userd
                 }
                 if ((flags & PROC_LIST_BUILD_IDS) && n_skipped < INT_MAX &&
                     (!(flags & PROC_LIST_EXEC_BUILD_IDS) || (v.perms & VMA_PERM_EXEC)))
-                        n_skipped += proc_walk_build_id(c, &v, &last);
+                        n_skipped += proc_walk_build_id(c, &v, flags, &last);
 
                 *ret_emitted = true;
                 r = fn(&v, userdata);

@@ -265,6 +265,13 @@ enum {
         PROC_LIST_BUILD_IDS     = 1 << 1,       /* fill Vma.build_id for file-backed VMAs */
         PROC_LIST_RESTART       = 1 << 2,       /* @fn takes NULL: the walk may start over */
         PROC_LIST_EXEC_BUILD_IDS = 1 << 3,      /* with PROC_LIST_BUILD_IDS: only for VMAs with VMA_PERM_EXEC */
+        /*
+         * With PROC_LIST_BUILD_IDS: fill Vma.elf_type of file-backed VMAs
+         * and the vDSO from their ELF facts, read as NORMALIZE_ELF reads
+         * them (the same cache and read budget); ELF_TYPE_NOT_ELF (0) when
+         * not known.
+         */
+        PROC_LIST_ELF           = 1 << 4,
 };
 
 /*

@@ -94,6 +94,8 @@ typedef struct Vma {
         uint8_t build_id[BUILD_ID_MAX];
         /* Never set by a source: proc_foreach_vma() did not read the build ID, for its cap. */
         bool build_id_skipped;
+        /* Never set by a source: with PROC_LIST_ELF, the file's ElfType (elf-note.h); 0 if not known. */
+        uint8_t elf_type;
 } Vma;
 
 /*

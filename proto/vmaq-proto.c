@@ -971,7 +971,8 @@ static const char *const mapping_kinds[] = { "file", "anonymous", "special", "vd
 
 static int mapping_check(const ProtoMapping *m) {
         if (!m->perms || !string_in(m->kind, mapping_kinds, ELEMENTSOF(mapping_kinds)) ||
-            (m->build_id && m->build_id_len > VMAQ_BUILD_ID_MAX))
+            (m->build_id && m->build_id_len > VMAQ_BUILD_ID_MAX) ||
+            (m->elf_type && !string_in(m->elf_type, elf_types, ELEMENTSOF(elf_types))))
                 return -EINVAL;
         return 0;
 }
@@ -994,6 +995,8 @@ static void mapping_write(JsonWriter *w, const ProtoMapping *m) {
         write_build_id(w, m->build_id, m->build_id_len);
         if (m->build_id_skipped)
                 write_bool(w, "build_id_skipped", true);
+        if (m->elf_type)
+                write_string(w, "elf_type", m->elf_type);
         json_writer_object_close(w);
 }
 
@@ -2013,6 +2016,7 @@ static int mapping_decode(struct json_object *o, ProtoMapping *ret, uint8_t *id_
                 { "inode",     field_u64,      offsetof(MappingTarget, m.inode),     true  },
                 { "path",      field_string,   offsetof(MappingTarget, m.path),      false },
                 { "host_path", field_string,   offsetof(MappingTarget, m.host_path), false },
+                { "elf_type",  field_string,   offsetof(MappingTarget, m.elf_type),  false },
                 { "kind",      field_string,   offsetof(MappingTarget, m.kind),      true  },
                 { "deleted",   field_bool,     offsetof(MappingTarget, m.deleted),   true  },
                 { "build_id",  field_build_id, offsetof(MappingTarget, id),          true  },
@@ -2033,6 +2037,7 @@ static int mapping_decode(struct json_object *o, ProtoMapping *ret, uint8_t *id_
                 set_field(ret_field, "perms");
                 return -EBADMSG;
         }
+        t.m.elf_type = t.m.elf_type ? string_pick(t.m.elf_type, elf_types, ELEMENTSOF(elf_types)) : NULL;
         t.m.kind = string_pick(t.m.kind, mapping_kinds, ELEMENTSOF(mapping_kinds));
         if (!t.m.kind) {
                 set_field(ret_field, "kind");

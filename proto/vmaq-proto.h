@@ -356,13 +356,14 @@ typedef struct ProtoMapping {
         const uint8_t *build_id;
         size_t build_id_len;
         bool build_id_skipped;                  /* as for ProtoModule */
+        const char *elf_type;                   /* as for ProtoModule */
 } ProtoMapping;
 
 /*
  * Format a whole reply message, as proto_normalize_reply_format(), of
  * {"pid", "start_time", "mappings": [{"start", "end", "perms", "offset",
  * "dev_major", "dev_minor", "inode", "path"?, "host_path"?, "kind", "deleted",
- * "build_id": "hex" | null, "build_id_skipped"?}], "next"?}. With
+ * "build_id": "hex" | null, "build_id_skipped"?, "elf_type"?}], "next"?}. With
  * @has_next, "next" is where the mappings left out of this reply begin:
  * the client asks again from there.
  * Errors: -EINVAL a NULL perms, a build ID too long, or "kind" not one of

@@ -800,6 +800,10 @@ static void assert_mappings_equal(struct json_object *mappings, const CoreVmaLis
                         ck_assert_msg(!json_has(m, "path"), "unnamed mapping with a path: %s",
                                       json_object_to_json_string(m));
                 assert_build_id(m, v->build_id, v->build_id_len);
+                if (IN_SET(v->elf_type, ELF_TYPE_EXEC, ELF_TYPE_DYN, ELF_TYPE_OTHER))
+                        ck_assert_str_eq(json_get_string(m, "elf_type"), elf_type_to_string((ElfType) v->elf_type));
+                else
+                        ck_assert(!json_has(m, "elf_type"));
         }
 }
 
@@ -833,6 +837,8 @@ START_TEST(test_list_mappings) {
                 if (json_has(m, "path") && streq(json_get_string(m, "path"), exe)) {
                         ck_assert_str_eq(json_get_string(m, "build_id"), h);
                         ck_assert_str_eq(json_get_string(m, "kind"), "file");
+                        /* The test executable is position-independent. */
+                        ck_assert_str_eq(json_get_string(m, "elf_type"), "dyn");
                         ck_assert_uint_le(json_get_u64(m, "start"), tc->code_addr);
                         ck_assert_uint_gt(json_get_u64(m, "end"), tc->code_addr);
                         n_exe++;
@@ -852,6 +858,8 @@ START_TEST(test_list_mappings) {
                         ck_assert_str_eq(json_get_string(m, "perms"), "r--p");
                         ck_assert_uint_eq(json_get_u64(m, "offset"),
                                           TEST_FILE_MAP_PGOFF * test_page_size());
+                        /* A data file, not ELF: no type. */
+                        ck_assert(!json_has(m, "elf_type"));
                         n_file++;
                 }
         }
@@ -862,8 +870,8 @@ START_TEST(test_list_mappings) {
 
         /* Field by field what the core walks, with and without the filter (the child's map is still). */
         ck_assert_int_eq(proc_open(&proc, tc->pid, test_backend()), 0);
-        ck_assert_int_eq(proc_foreach_vma(proc, PROC_LIST_BUILD_IDS, NULL, core_vma_add, &l_all), 0);
-        ck_assert_int_eq(proc_foreach_vma(proc, PROC_LIST_BUILD_IDS | PROC_LIST_EXEC_ONLY, NULL,
+        ck_assert_int_eq(proc_foreach_vma(proc, PROC_LIST_BUILD_IDS | PROC_LIST_ELF, NULL, core_vma_add, &l_all), 0);
+        ck_assert_int_eq(proc_foreach_vma(proc, PROC_LIST_BUILD_IDS | PROC_LIST_ELF | PROC_LIST_EXEC_ONLY, NULL,
                                           core_vma_add, &l_exec), 0);
         assert_mappings_equal(json_get_array(reply_parameters(all), "mappings"), &l_all);
         assert_mappings_equal(json_get_array(reply_parameters(exec), "mappings"), &l_exec);
