@@ -487,10 +487,21 @@ static void print_normalization_json(const struct vmaq_normalization *n, bool ma
                         json_print_build_id(m->build_id, m->build_id_len);
                         printf(", \"deleted\": %s", m->deleted ? "true" : "false");
                         {
+                                static const char *const types[] = {
+                                        [VMAQ_ELF_EXEC] = "exec", [VMAQ_ELF_DYN] = "dyn", [VMAQ_ELF_OTHER] = "other",
+                                };
+                                enum vmaq_elf_type t = vmaq_module_elf_type(n, res->module);
+                                const char *go = vmaq_module_go_build_id(n, res->module);
                                 uint64_t a;
 
                                 if (vmaq_result_elf_address(n, i, &a) >= 0)
                                         printf(", \"elf_address\": %" PRIu64, a);
+                                if (t > VMAQ_ELF_UNKNOWN && t <= VMAQ_ELF_OTHER)
+                                        printf(", \"elf_type\": \"%s\"", types[t]);
+                                if (go) {
+                                        fputs(", \"go_build_id\": ", stdout);
+                                        json_print_string(go);
+                                }
                         }
                         if (map_files) {
                                 fputs(", \"map_files\": ", stdout);

@@ -10,13 +10,14 @@
 # independent program, one linked to a fixed address, one with separate
 # code segments, one without a build ID, and the shared library they use.
 #
-# Needs a C compiler, addr2line and nm (binutils); skipped (77) otherwise.
+# Needs a C compiler, addr2line, nm and objcopy (binutils); skipped (77)
+# otherwise.
 
 set -eu
 
 : "${VMAQD:?}" "${VMAQCTL:?}"
 
-for tool in "${CC:-cc}" addr2line nm; do
+for tool in "${CC:-cc}" addr2line nm objcopy; do
         command -v "$tool" >/dev/null || { echo "SKIP: $tool is missing (Debian: gcc, binutils)"; exit 77; }
 done
 
@@ -152,3 +153,31 @@ check_variant pie -fPIE -pie
 check_variant no-pie -fno-pie -no-pie
 check_variant separate-code -fPIE -pie -Wl,-z,separate-code
 check_variant no-build-id -fPIE -pie -Wl,--build-id=none
+
+# A Go build ID note, as the Go linker writes it (name "Go", type 4), added
+# to a program the C compiler made: said as the module's go_build_id.
+go_id="goIdAbc/def-123"
+{
+        printf '\003\000\000\000'                   # namesz
+        printf '\017\000\000\000'                   # descsz: 15
+        printf '\004\000\000\000'                   # type: NT_GO_BUILDID
+        printf 'Go\000\000'                           # name, padded to 4
+        printf '%s\000' "$go_id"                      # desc, padded to 16
+} >"$work/go-note"
+"${CC:-cc}" -g -O1 -fPIE -pie -o "$work/prog-go" "$work/prog.c" -L"$work" -lscale -Wl,-rpath,"$work"
+objcopy --add-section .note.go.buildid="$work/go-note" \
+        --set-section-flags .note.go.buildid=alloc,readonly "$work/prog-go" 2>/dev/null
+rm -f "$work/addrs" "$work/fifo"
+mkfifo "$work/fifo"
+"$work/prog-go" "$work/addrs.tmp" "$work/addrs" <"$work/fifo" &
+target=$!
+exec 3>"$work/fifo"
+wait_for "$work/addrs"
+addr=$(head -n1 "$work/addrs" | cut -d' ' -f1)
+ctl --json normalize "$target" "$addr" >"$work/out-json" || fail "go: normalize"
+grep -q "\"go_build_id\": \"$go_id\"" "$work/out-json" || fail "go: $(cat "$work/out-json")"
+grep -q '"elf_type": "dyn"' "$work/out-json" || fail "go: $(cat "$work/out-json")"
+exec 3>&-
+wait "$target" || true
+target=""
+echo "go: the Go build ID is told"

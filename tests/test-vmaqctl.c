@@ -562,8 +562,15 @@ static void check_json_matches_core(const char *text, const Normalization *n, co
                         ck_assert_uint_eq(get_u64(res, "elf_address"), nr->vaddr);
                 else
                         ck_assert(!json_object_object_get_ex(res, "elf_address", NULL));
+                /* Its file's ELF type, when the file is ELF; the test's files have no Go build ID. */
+                if (m->elf_status == NORM_VADDR_OK && IN_SET(m->elf->type, ELF_TYPE_EXEC, ELF_TYPE_DYN))
+                        ck_assert_str_eq(get_str(res, "elf_type"), elf_type_to_string(m->elf->type));
+                else
+                        ck_assert(!json_object_object_get_ex(res, "elf_type", NULL));
+                ck_assert(!json_object_object_get_ex(res, "go_build_id", NULL));
                 ck_assert_int_eq(json_object_object_length(res),
-                                 (map_files ? 6 : 5) + (nr->vaddr_status == NORM_VADDR_OK));
+                                 (map_files ? 6 : 5) + (nr->vaddr_status == NORM_VADDR_OK) +
+                                 json_object_object_get_ex(res, "elf_type", NULL));
                 ck_assert_str_eq(get_str(res, "path"), m->path);
                 ck_assert_uint_eq(get_u64(res, "offset"), nr->offset);
                 ck_assert_int_eq(get_bool(res, "deleted"), m->deleted);
