@@ -1174,6 +1174,9 @@ _public_ int vmaq_get_status(struct vmaq_client *client, struct vmaq_status **re
                 .snapshots_exited = st.snapshots_exited,
                 .snapshot_memory_used = st.snapshot_memory_used,
                 .snapshot_memory_max = st.snapshot_memory_max,
+                .max_addresses = st.max_addresses,
+                .max_message_size = st.max_message_size,
+                .max_reply_size = st.max_reply_size,
         };
 
         *ret = s;

@@ -312,6 +312,10 @@ struct vmaq_status {
         uint64_t snapshots_exited;              /* of exited processes */
         uint64_t snapshot_memory_used;          /* bytes they hold */
         uint64_t snapshot_memory_max;
+        /* What one call may hold; 0 from a daemon too old to tell. */
+        uint64_t max_addresses;                 /* in one vmaq_normalize() call to the daemon */
+        uint64_t max_message_size;              /* bytes of a request */
+        uint64_t max_reply_size;                /* bytes of a reply */
 };
 
 /* The daemon's state and counters; free *ret with vmaq_status_free(). */

@@ -202,6 +202,9 @@ static int method_get_status(Call *call) {
                         .snapshots_exited = exited,
                         .snapshot_memory_used = snapshot_memory,
                         .snapshot_memory_max = m->config.max_snapshot_memory,
+                        .max_addresses = m->config.max_addresses,
+                        .max_message_size = m->config.max_message_size,
+                        .max_reply_size = m->config.max_reply_size,
                 }, &reply);
         if (r < 0)
                 return r;

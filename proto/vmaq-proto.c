@@ -1104,6 +1104,7 @@ static const char *const cache_status_names[] = { "size", "max", "hits", "misses
 static const char *const usage_names[] = { "used", "max" };
 static const char *const refused_names[] = { "connections", "user_connections", "memory", "timeouts", "idle" };
 static const char *const snapshot_names[] = { "held", "exited", "memory_used", "memory_max" };
+static const char *const limit_names[] = { "max_addresses", "max_message_size", "max_reply_size" };
 
 static_assert(offsetof(ProtoStatus, proc_cache_misses) - offsetof(ProtoStatus, proc_cache_size) ==
               3 * sizeof(uint64_t), "ProtoStatus layout");
@@ -1113,6 +1114,8 @@ static_assert(offsetof(ProtoStatus, refused_idle) - offsetof(ProtoStatus, refuse
               4 * sizeof(uint64_t), "ProtoStatus layout");
 static_assert(offsetof(ProtoStatus, snapshot_memory_max) - offsetof(ProtoStatus, snapshots_held) ==
               3 * sizeof(uint64_t), "ProtoStatus layout");
+static_assert(offsetof(ProtoStatus, max_reply_size) - offsetof(ProtoStatus, max_addresses) ==
+              2 * sizeof(uint64_t), "ProtoStatus layout");
 
 int proto_status_encode(const ProtoStatus *status, struct json_object **ret) {
         /* The values of GetStatus.backend in proto/io.vmaq.varlink. */
@@ -1169,6 +1172,13 @@ int proto_status_encode(const ProtoStatus *status, struct json_object **ret) {
                 r = u64_object_encode(snapshot_names, &status->snapshots_held, ELEMENTSOF(snapshot_names), &v);
                 if (r >= 0)
                         r = add(o, "snapshots", v);
+        }
+        if (r >= 0) {
+                struct json_object *v = NULL;
+
+                r = u64_object_encode(limit_names, &status->max_addresses, ELEMENTSOF(limit_names), &v);
+                if (r >= 0)
+                        r = add(o, "limits", v);
         }
         if (r < 0)
                 return r;
@@ -2130,6 +2140,10 @@ static int field_snapshots(struct json_object *v, void *p) {
         return u64_object_decode(v, snapshot_names, ELEMENTSOF(snapshot_names), p);
 }
 
+static int field_limits(struct json_object *v, void *p) {
+        return u64_object_decode(v, limit_names, ELEMENTSOF(limit_names), p);
+}
+
 int proto_track_reply_decode(struct json_object *parameters, pid_t *ret_pid, uint64_t *ret_start_time,
                              const char **ret_field) {
         static const Field fields[] = {
@@ -2167,6 +2181,7 @@ int proto_status_decode(struct json_object *parameters, ProtoStatus *ret, const 
                 { "memory",          field_usage,        offsetof(ProtoStatus, memory_used),         false },
                 { "refused",         field_refused,      offsetof(ProtoStatus, refused_connections), false },
                 { "snapshots",       field_snapshots,    offsetof(ProtoStatus, snapshots_held),      false },
+                { "limits",          field_limits,       offsetof(ProtoStatus, max_addresses),       false },
         };
         ProtoStatus s = {};
         int r;

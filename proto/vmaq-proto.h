@@ -410,6 +410,8 @@ typedef struct ProtoStatus {
          * hold and their limit. One object on the wire, in this order.
          */
         uint64_t snapshots_held, snapshots_exited, snapshot_memory_used, snapshot_memory_max;
+        /* What one call may hold: "limits": {"max_addresses", "max_message_size", "max_reply_size"}. */
+        uint64_t max_addresses, max_message_size, max_reply_size;
 } ProtoStatus;
 
 /* GetStatus and GetInfo take no parameters: -EINVAL with *ret_parameter for any it is given. */
@@ -421,7 +423,8 @@ int proto_empty_request_decode(struct json_object *parameters, const char **ret_
  * "misses"}, "build_id_cache": {...}, "workers": {"used", "max"},
  * "memory": {"used", "max"}, "refused": {"connections", "user_connections",
  * "memory", "timeouts", "idle"}, "requests", "errors", "denied",
- * "snapshots": {"held", "exited", "memory_used", "memory_max"}}.
+ * "snapshots": {"held", "exited", "memory_used", "memory_max"}, "limits":
+ * {"max_addresses", "max_message_size", "max_reply_size"}}.
  * Errors: -EINVAL a NULL version, or backend not "ioctl" or "text"; -ENOMEM.
  */
 int proto_status_encode(const ProtoStatus *status, struct json_object **ret);

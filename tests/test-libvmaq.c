@@ -668,7 +668,8 @@ START_TEST(test_get_status) {
         TestChild child;
         Daemon *d;
 
-        d = daemon_start(ARGS("--max-connections", "7", "--cache-size", "5", "--build-id-cache-size", "9"));
+        d = daemon_start(ARGS("--max-connections", "7", "--cache-size", "5", "--build-id-cache-size", "9",
+                              "--max-addresses", "1234", "--max-reply-size", "70000"));
         test_child_spawn(&child);
         c = connect_ok(d);
 
@@ -679,6 +680,10 @@ START_TEST(test_get_status) {
         ck_assert_str_eq(s->backend, vma_backend_to_string(backend));
         ck_assert_uint_eq(s->connections, 1);
         ck_assert_uint_eq(s->connections_max, 7);
+        /* The limits a client must stay within. */
+        ck_assert_uint_eq(s->max_addresses, 1234);
+        ck_assert_uint_eq(s->max_reply_size, 70000);
+        ck_assert_uint_eq(s->max_message_size, 16U << 20);
         ck_assert_uint_eq(s->proc_cache_size, 0);
         ck_assert_uint_eq(s->proc_cache_max, 5);
         ck_assert_uint_eq(s->proc_cache_hits, 0);

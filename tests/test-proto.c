@@ -1880,6 +1880,9 @@ START_TEST(test_status_encode) {
                 .snapshots_exited = 23,
                 .snapshot_memory_used = 24,
                 .snapshot_memory_max = UINT64_MAX,
+                .max_addresses = 100000,
+                .max_message_size = 16777216,
+                .max_reply_size = 65536,
         };
         struct json_object *o = NULL;
 
@@ -1893,7 +1896,8 @@ START_TEST(test_status_encode) {
                      "\"refused\":{\"connections\":11,\"user_connections\":12,\"memory\":13,\"timeouts\":14,"
                      "\"idle\":15},\"requests\":30,\"errors\":6,\"denied\":1,"
                      "\"snapshots\":{\"held\":22,\"exited\":23,\"memory_used\":24,"
-                     "\"memory_max\":18446744073709551615}}");
+                     "\"memory_max\":18446744073709551615},"
+                     "\"limits\":{\"max_addresses\":100000,\"max_message_size\":16777216,\"max_reply_size\":65536}}");
 
         o = NULL;
         st.backend = "auto";
