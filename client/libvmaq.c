@@ -148,6 +148,9 @@ _public_ int vmaq_connect_timeout(struct vmaq_client **ret, const char *path, ui
         if (fd < 0)
                 return negative_errno();
         r = connect_bounded(fd, &sa, usec);
+        /* -EACCES is the daemon's refusal of a process: a socket we may not open is -EPERM. */
+        if (IN_SET(r, -EACCES, -EPERM))
+                return -EPERM;
         if (r < 0)
                 return r;
 

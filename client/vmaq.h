@@ -2,6 +2,12 @@
 #ifndef VMAQ_H
 #define VMAQ_H
 
+/* The version of libvmaq this header is of, for code that builds against several. */
+#define VMAQ_VERSION_MAJOR 0
+#define VMAQ_VERSION_MINOR 1
+#define VMAQ_VERSION_AT_LEAST(major, minor) \
+        (VMAQ_VERSION_MAJOR > (major) || (VMAQ_VERSION_MAJOR == (major) && VMAQ_VERSION_MINOR >= (minor)))
+
 /*
  * libvmaq: ask vmaqd to normalize addresses of a process to (file, file
  * offset, build ID). See libvmaq(3).
@@ -33,7 +39,10 @@
  *                (io.vmaq.TimedOut); the connection stays usable
  *   -EPROTO      an error the library does not know
  * Errors of the connection:
- *   -ENOENT, -ECONNREFUSED, -EACCES  from connecting: no daemon, or no access
+ *   -ENOENT, -ECONNREFUSED  from connecting: no daemon listens there
+ *   -EPERM       from connecting: the caller may not open the socket (its
+ *                mode, or a directory on its path); -EACCES only ever means
+ *                the daemon's policy refused a process
  *   -ENAMETOOLONG  the socket path does not fit a sockaddr_un
  *   -ETIMEDOUT   from connecting: the daemon's listen backlog stayed full
  *                for the timeout (it is not accepting connections);

@@ -990,6 +990,48 @@ START_TEST(test_connect_errors) {
 }
 END_TEST
 
+/*
+ * A socket the caller may not open is -EPERM, never -EACCES, which is the
+ * policy's refusal of a process. And the header's version is the package's.
+ */
+START_TEST(test_connect_denied) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        _cleanup_close_ int fd = -EBADF;
+        char path[PATH_MAX], version[32];
+        pid_t pid;
+
+        snprintf(version, sizeof(version), "%d.%d", VMAQ_VERSION_MAJOR, VMAQ_VERSION_MINOR);
+        ck_assert_int_eq(strncmp(PACKAGE_VERSION, version, strlen(version)), 0);
+        ck_assert(VMAQ_VERSION_AT_LEAST(0, 0) && VMAQ_VERSION_AT_LEAST(VMAQ_VERSION_MAJOR, VMAQ_VERSION_MINOR));
+        ck_assert(!VMAQ_VERSION_AT_LEAST(VMAQ_VERSION_MAJOR + 1, 0));
+
+        snprintf(path, sizeof(path), "%s/closed.sock", run_dir);
+        fd = socket(AF_UNIX, SOCK_STREAM|SOCK_CLOEXEC, 0);
+        ck_assert_int_ge(fd, 0);
+        strcpy(sa.sun_path, path);
+        ck_assert_int_eq(bind(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        ck_assert_int_eq(listen(fd, 1), 0);
+        ck_assert_int_eq(chmod(path, 0), 0);
+
+        pid = fork_child();
+        if (pid == 0) {
+                struct vmaq_client *c = NULL;
+
+                /* Root opens any socket: be nobody. */
+                if (getuid() == 0) {
+                        CHILD_CHECK(setgroups(0, NULL) == 0);
+                        CHILD_CHECK(setresgid(NOBODY, NOBODY, NOBODY) == 0);
+                        CHILD_CHECK(setresuid(NOBODY, NOBODY, NOBODY) == 0);
+                }
+                CHILD_CHECK(vmaq_connect(&c, path) == -EPERM);
+                CHILD_CHECK(!c);
+                _exit(EXIT_SUCCESS);
+        }
+        wait_child_ok(pid);
+        ck_assert_int_eq(unlink(path), 0);
+}
+END_TEST
+
 /* With no path: $VMAQ_SOCKET. */
 START_TEST(test_connect_env) {
         _cleanup_(vmaq_closep) struct vmaq_client *c = NULL;
@@ -1487,6 +1529,7 @@ static Suite *libvmaq_suite(void) {
         add_test(s, "error-invalid", test_error_invalid, NULL);
         add_test(s, "connect-errors", test_connect_errors, NULL);
         add_test(s, "connect-env", test_connect_env, NULL);
+        add_test(s, "connect-denied", test_connect_denied, NULL);
         add_test(s, "connect-timeout", test_connect_timeout, NULL);
         add_test(s, "timeout-reply", test_timeout_reply, NULL);
         add_test(s, "timeout-send", test_timeout_send, NULL);
