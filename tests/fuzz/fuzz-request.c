@@ -502,15 +502,33 @@ static bool module_eq(const ProtoModule *a, const ProtoModule *b) {
                a->build_id_len == b->build_id_len &&
                (a->build_id_len == 0 || memcmp(a->build_id, b->build_id, a->build_id_len) == 0) &&
                a->build_id_skipped == b->build_id_skipped && a->deleted == b->deleted && a->vdso == b->vdso &&
-               a->dev_major == b->dev_major && a->dev_minor == b->dev_minor && a->inode == b->inode;
+               a->dev_major == b->dev_major && a->dev_minor == b->dev_minor && a->inode == b->inode &&
+               streq_ptr(a->elf_type, b->elf_type) && streq_ptr(a->go_build_id, b->go_build_id) &&
+               a->has_htlhash == b->has_htlhash &&
+               (!a->has_htlhash || memcmp(a->htlhash, b->htlhash, sizeof(a->htlhash)) == 0) &&
+               a->has_package == b->has_package && streq_ptr(a->package.name, b->package.name) &&
+               streq_ptr(a->package.version, b->package.version) &&
+               streq_ptr(a->package.debug_info_url, b->package.debug_info_url) &&
+               streq_ptr(a->host_path, b->host_path);
 }
 
 static bool result_eq(const ProtoResult *a, const ProtoResult *b) {
-        return streq_ptr(a->unknown, b->unknown) && a->module == b->module && a->offset == b->offset;
+        return streq_ptr(a->unknown, b->unknown) && a->module == b->module && a->offset == b->offset &&
+               a->has_elf_address == b->has_elf_address && a->elf_address == b->elf_address &&
+               streq_ptr(a->no_elf_address, b->no_elf_address);
+}
+
+static bool str_in(const char *s, const char *const *strv, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(s, strv[i]) == 0)
+                        return true;
+        return false;
 }
 
 static void check_normalize_reply(const ProtoNormalizeReply *reply) {
-        static const char *const unknown[] = { "unmapped", "anonymous", "special" };
+        static const char *const unknown[] = { "unmapped", "anonymous", "special", "exited" };
+        static const char *const no_elf[] = { "not_elf", "outside_load_segments", "unreadable" };
+        static const char *const elf_types[] = { "exec", "dyn", "other" };
 
         FUZZ_CHECK(reply->pid >= 0);
         FUZZ_CHECK(reply->n_modules == 0 || reply->modules);
@@ -521,15 +539,18 @@ static void check_normalize_reply(const ProtoNormalizeReply *reply) {
                 FUZZ_CHECK(m->path);
                 FUZZ_CHECK(m->build_id_len <= VMAQ_BUILD_ID_MAX);
                 FUZZ_CHECK((m->build_id_len == 0) == !m->build_id);
+                FUZZ_CHECK(!m->elf_type || str_in(m->elf_type, elf_types, ELEMENTSOF(elf_types)));
         }
         for (size_t i = 0; i < reply->n_results; i++) {
                 const ProtoResult *res = &reply->results[i];
 
-                if (res->unknown)
-                        FUZZ_CHECK(strcmp(res->unknown, unknown[0]) == 0 || strcmp(res->unknown, unknown[1]) == 0 ||
-                                   strcmp(res->unknown, unknown[2]) == 0);
-                else
+                if (res->unknown) {
+                        FUZZ_CHECK(str_in(res->unknown, unknown, ELEMENTSOF(unknown)));
+                        FUZZ_CHECK(!res->has_elf_address && !res->no_elf_address);
+                } else
                         FUZZ_CHECK(res->module < reply->n_modules);
+                FUZZ_CHECK(!(res->has_elf_address && res->no_elf_address));
+                FUZZ_CHECK(!res->no_elf_address || str_in(res->no_elf_address, no_elf, ELEMENTSOF(no_elf)));
         }
 }
 
