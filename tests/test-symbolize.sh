@@ -10,14 +10,14 @@
 # independent program, one linked to a fixed address, one with separate
 # code segments, one without a build ID, and the shared library they use.
 #
-# Needs a C compiler, addr2line, nm and objcopy (binutils); skipped (77)
-# otherwise.
+# Needs a C compiler, addr2line, nm, objcopy and strip (binutils); skipped
+# (77) otherwise.
 
 set -eu
 
 : "${VMAQD:?}" "${VMAQCTL:?}"
 
-for tool in "${CC:-cc}" addr2line nm objcopy; do
+for tool in "${CC:-cc}" addr2line nm objcopy strip; do
         command -v "$tool" >/dev/null || { echo "SKIP: $tool is missing (Debian: gcc, binutils)"; exit 77; }
 done
 
@@ -153,6 +153,73 @@ check_variant pie -fPIE -pie
 check_variant no-pie -fno-pie -no-pie
 check_variant separate-code -fPIE -pie -Wl,-z,separate-code
 check_variant no-build-id -fPIE -pie -Wl,--build-id=none
+
+# Stripped: the remote side has the unstripped file (or the debug file) the
+# stripped one was made from; the ELF addresses are the same in both.
+"${CC:-cc}" -g -O1 -fPIE -pie -o "$work/prog-full" "$work/prog.c" -L"$work" -lscale -Wl,-rpath,"$work"
+strip -o "$work/prog-stripped" "$work/prog-full"
+rm -f "$work/addrs" "$work/fifo"
+mkfifo "$work/fifo"
+"$work/prog-stripped" "$work/addrs.tmp" "$work/addrs" <"$work/fifo" &
+target=$!
+exec 3>"$work/fifo"
+wait_for "$work/addrs"
+grep prog_ "$work/addrs" >"$work/addrs-prog"
+# shellcheck disable=SC2046 # a list of addresses
+ctl normalize --format=build-id "$target" $(cut -d' ' -f1 "$work/addrs-prog") >"$work/out-build-id" ||
+        fail "stripped: normalize"
+[ "$(wc -l <"$work/out-build-id")" -eq 2 ] || fail "stripped: $(cat "$work/out-build-id")"
+paste -d' ' "$work/out-build-id" "$work/addrs-prog" | while read -r id elf path addr func delta; do
+        [ "$path" = "$work/prog-stripped" ] || fail "stripped: $path"
+        got=$(addr2line -f -e "$work/prog-full" "$elf" | head -n1)
+        [ "$got" = "$func" ] || fail "stripped: $addr ($elf) is $got in the unstripped file, not $func"
+done
+exec 3>&-
+wait "$target" || true
+target=""
+echo "stripped: symbolized against the file it was stripped from"
+
+# The distribution's C library: the ELF address of getpid() is its value in
+# libc's dynamic symbol table (it has no other).
+cat >"$work/libc.c" <<'END'
+#include <stdio.h>
+#include <unistd.h>
+
+int main(int argc, char **argv) {
+        FILE *f = fopen(argv[1], "w");
+        char c;
+
+        if (!f)
+                return 1;
+        fprintf(f, "%p\n", (void *) ((char *) getpid + 1));
+        fclose(f);
+        rename(argv[1], argv[2]);
+        while (read(0, &c, 1) > 0)
+                ;
+        return 0;
+}
+END
+"${CC:-cc}" -O1 -fPIE -pie -o "$work/prog-libc" "$work/libc.c"
+rm -f "$work/addrs" "$work/fifo"
+mkfifo "$work/fifo"
+"$work/prog-libc" "$work/addrs.tmp" "$work/addrs" <"$work/fifo" &
+target=$!
+exec 3>"$work/fifo"
+wait_for "$work/addrs"
+ctl normalize --format=build-id "$target" "$(cat "$work/addrs")" >"$work/out-build-id" || fail "libc: normalize"
+read -r id elf path <"$work/out-build-id"
+case $path in
+*/libc.so.6) ;;
+*) fail "libc: getpid in $path" ;;
+esac
+value=$(nm -D "$path" | awk '$3 == "getpid" || $3 ~ /^getpid@/ { print $1; exit }')
+[ -n "$value" ] || fail "libc: nm -D knows no getpid in $path"
+[ $((elf)) -eq $((0x$value + 1)) ] || fail "libc: getpid's ELF address $elf, nm -D says 0x$value + 1"
+[ "$id" != "-" ] || fail "libc: no build ID for $path"
+exec 3>&-
+wait "$target" || true
+target=""
+echo "libc: getpid at its dynamic symbol's address"
 
 # A Go build ID note, as the Go linker writes it (name "Go", type 4), added
 # to a program the C compiler made: said as the module's go_build_id.
