@@ -43,6 +43,7 @@ typedef enum ExitStatus {
 
 static const char *arg_socket = NULL;
 static bool arg_json = false;
+static bool arg_decimal = false;
 static uint64_t arg_timeout_usec = VMAQ_DEFAULT_TIMEOUT_USEC;
 
 DEFINE_CLEANUP(struct vmaq_client *, vmaq_close);
@@ -55,9 +56,10 @@ static void help(void) {
                "Ask vmaqd to normalize the addresses of a process to file offsets and build IDs.\n\n"
                "Commands:\n"
                "  normalize [--no-build-ids] [--map-files] [--start-time T] [--pidfd|--maps-fd]\n"
-               "            [--format=text|json|build-id|addr2line]\n"
-               "            PID ADDR...   Normalize addresses of PID; ADDR is 0x... (hex) or\n"
-               "                          decimal, \"-\" reads addresses from standard input,\n"
+               "            [--format=text|json|build-id|addr2line] [--decimal]\n"
+               "            PID ADDR...   Normalize addresses of PID; ADDR is hex, with or\n"
+               "                          without 0x (as perf script prints it), decimal with\n"
+               "                          --decimal; \"-\" reads addresses from standard input,\n"
                "                          one per line. --pidfd sends a pidfd of PID instead of\n"
                "                          its number, --maps-fd its /proc/PID/maps as opened\n"
                "                          here, with our own access\n"
@@ -332,6 +334,7 @@ enum {
         ARG_PIDFD,
         ARG_MAPS_FD,
         ARG_FORMAT,
+        ARG_DECIMAL,
 };
 
 #define COMMON_OPTIONS                                                  \
@@ -396,6 +399,22 @@ static ExitStatus parse_pid_arg(const char *s, pid_t *ret) {
         return EXIT_OK;
 }
 
+/*
+ * An address as vmaqctl takes it: hex, with or without "0x", as perf
+ * script -F ip prints it; decimal only with --decimal.
+ */
+static int parse_input_address(const char *s, uint64_t *ret) {
+        if (arg_decimal)
+                return parse_u64(s, 10, ret);
+        if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
+                s += 2;
+        return parse_u64(s, 16, ret);
+}
+
+static const char *address_syntax(void) {
+        return arg_decimal ? "decimal" : "hex, with or without 0x";
+}
+
 typedef struct Addresses {
         uint64_t *v;
         size_t n, allocated;
@@ -449,13 +468,13 @@ static ExitStatus read_addresses(FILE *f, Addresses *a) {
                         return usage_error("invalid address on line %lu of standard input: contains a NUL byte",
                                            lineno);
                 *e = '\0';
-                if (parse_address(s, &addr) < 0) {
+                if (parse_input_address(s, &addr) < 0) {
                         fprintf(stderr, "%s: invalid address '", PROGRAM_NAME);
                         /* Quoted as given, but without control characters. */
                         for (const unsigned char *p = (const unsigned char *) s; *p; p++)
                                 fputc(*p < 0x20 || *p == 0x7f ? '?' : *p, stderr);
-                        fprintf(stderr, "' on line %lu of standard input: 0x... (hex) or decimal\n"
-                                "See '%s --help'.\n", lineno, PROGRAM_NAME);
+                        fprintf(stderr, "' on line %lu of standard input: %s\n"
+                                "See '%s --help'.\n", lineno, address_syntax(), PROGRAM_NAME);
                         return EXIT_USAGE;
                 }
                 if (addresses_add(a, addr) < 0)
@@ -639,6 +658,7 @@ static ExitStatus verb_normalize(int argc, char *argv[]) {
                 { "pidfd",        no_argument,       NULL, ARG_PIDFD },
                 { "maps-fd",      no_argument,       NULL, ARG_MAPS_FD },
                 { "format",       required_argument, NULL, ARG_FORMAT },
+                { "decimal",      no_argument,       NULL, ARG_DECIMAL },
                 {}
         };
         _cleanup_(vmaq_closep) struct vmaq_client *c = NULL;
@@ -672,6 +692,9 @@ static ExitStatus verb_normalize(int argc, char *argv[]) {
                         break;
                 case ARG_MAPS_FD:
                         by_maps_fd = true;
+                        break;
+                case ARG_DECIMAL:
+                        arg_decimal = true;
                         break;
                 case ARG_FORMAT:
                         if (!strv_contains(output_formats, optarg))
@@ -708,8 +731,8 @@ static ExitStatus verb_normalize(int argc, char *argv[]) {
                                 return e;
                         continue;
                 }
-                if (parse_address(argv[i], &addr) < 0)
-                        return usage_error("invalid ADDR '%s': 0x... (hex) or decimal, up to 2^64-1", argv[i]);
+                if (parse_input_address(argv[i], &addr) < 0)
+                        return usage_error("invalid ADDR '%s': %s, up to 2^64-1", argv[i], address_syntax());
                 if (addresses_add(&addrs, addr) < 0)
                         return out_of_memory();
         }

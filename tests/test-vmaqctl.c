@@ -500,8 +500,11 @@ START_TEST(test_normalize_human) {
         ck_assert_str_eq(r.out, expected);
         run_done(&r);
 
-        /* The documented forms: 12 hex digits, zero-padded. */
-        ctl_ok(ARGS("--socket", d->socket_path, "normalize", pid, "16"), &r);
+        /* The documented forms: 12 hex digits, zero-padded; "2151214" is hex, as from perf script -F ip. */
+        ctl_ok(ARGS("--socket", d->socket_path, "normalize", pid, "2151214"), &r);
+        ck_assert_str_eq(r.out, "0x000002151214: unknown (unmapped)\n");
+        run_done(&r);
+        ctl_ok(ARGS("--socket", d->socket_path, "normalize", "--decimal", pid, "16"), &r);
         ck_assert_str_eq(r.out, "0x000000000010: unknown (unmapped)\n");
         run_done(&r);
         ctl_ok(ARGS("--socket", d->socket_path, "normalize", pid, "0xFFFFFFFFFFFFFFFF"), &r);
@@ -612,8 +615,8 @@ START_TEST(test_normalize_json) {
         bool has_build_id = false;
 
         for (size_t i = 0; i < ELEMENTSOF(addrs); i++)
-                /* Both notations. */
-                snprintf(a[i], sizeof(a[i]), i % 2 ? "%" PRIu64 : "0x%" PRIx64, addrs[i]);
+                /* Hex with and without 0x, as perf script prints it. */
+                snprintf(a[i], sizeof(a[i]), i % 2 ? "%" PRIx64 : "0x%" PRIx64, addrs[i]);
         n = core_normalize(tc->pid, addrs, ELEMENTSOF(addrs), NORMALIZE_BUILD_IDS);
         for (size_t i = 0; i < n->n_modules; i++)
                 has_build_id = has_build_id || n->modules[i].build_id_len > 0;
@@ -748,19 +751,31 @@ START_TEST(test_normalize_stdin) {
         const uint64_t addrs[] = { 0x20, tc->file_addr, tc->code_addr, tc->file_addr, tc->anon_addr, 0x30 };
 
         /* "-" in place: arguments before and after it keep their order. Blank lines are skipped. */
-        input = xasprintf("0x%" PRIx64 "\n\n  %" PRIu64 "\r\n0x%" PRIx64 "\n\n0X%" PRIX64,
+        input = xasprintf("0x%" PRIx64 "\n\n  %" PRIx64 "\r\n0x%" PRIx64 "\n\n0X%" PRIX64,
                           tc->file_addr, tc->code_addr, tc->file_addr, tc->anon_addr);
         n = core_normalize(tc->pid, addrs, ELEMENTSOF(addrs), NORMALIZE_BUILD_IDS);
         ctl_expect(&(RunOptions) { .input = input },
-                   ARGS("--socket", d->socket_path, "--json", "normalize", pid, "0x20", "-", "48"), 0, &r);
+                   ARGS("--socket", d->socket_path, "--json", "normalize", pid, "0x20", "-", "30"), 0, &r);
         ck_assert_str_eq(r.err, "");
         check_json_matches_core(r.out, n, addrs, ELEMENTSOF(addrs), true, false);
         run_done(&r);
 
-        /* Only standard input, human output. */
+        /* Only standard input, human output: hex without 0x, as perf script -F ip prints it. */
         ctl_expect(&(RunOptions) { .input = "16\n" }, ARGS("--socket", d->socket_path, "normalize", pid, "-"),
                    0, &r);
-        ck_assert_str_eq(r.out, "0x000000000010: unknown (unmapped)\n");
+        ck_assert_str_eq(r.out, "0x000000000016: unknown (unmapped)\n");
+        run_done(&r);
+
+        /* --decimal: arguments and lines are decimal, and hex digits are then an error. */
+        ctl_expect(&(RunOptions) { .input = "16\n" },
+                   ARGS("--socket", d->socket_path, "normalize", "--decimal", pid, "-", "32"), 0, &r);
+        ck_assert_str_eq(r.out, "0x000000000010: unknown (unmapped)\n0x000000000020: unknown (unmapped)\n");
+        run_done(&r);
+        ctl_expect(&(RunOptions) { .input = "1a\n" },
+                   ARGS("--socket", d->socket_path, "normalize", "--decimal", pid, "-"), EXIT_USAGE, &r);
+        ck_assert_str_eq(r.out, "");
+        ck_assert_str_eq(r.err, "vmaqctl: invalid address '1a' on line 1 of standard input: decimal\n"
+                                "See 'vmaqctl --help'.\n");
         run_done(&r);
 
         /* A bad line is a usage error naming its number; nothing is asked. */
@@ -826,7 +841,7 @@ START_TEST(test_normalize_odd_path) {
         close(ready[0]);
         a += 0x123;
         pid = xasprintf("%d", (int) child);
-        addr = xasprintf("%" PRIu64, a);
+        addr = xasprintf("0x%" PRIx64, a);
 
         ctl_ok(ARGS("--socket", d->socket_path, "--json", "normalize", "--no-build-ids", pid, addr), &r);
         /* Escaped as JSON requires: no raw control character; the daemon already sent U+FFFD. */
@@ -1102,7 +1117,9 @@ START_TEST(test_usage_errors) {
                 ARGS("--socket", s, "normalize", "1", "zz"),
                 ARGS("--socket", s, "normalize", "1", "0x"),
                 ARGS("--socket", s, "normalize", "1", "0x10000000000000000"),
-                ARGS("--socket", s, "normalize", "1", "18446744073709551616"),
+                ARGS("--socket", s, "normalize", "1", "10000000000000000"),
+                ARGS("--socket", s, "normalize", "--decimal", "1", "18446744073709551616"),
+                ARGS("--socket", s, "normalize", "--decimal", "1", "ff"),
                 ARGS("--socket", s, "normalize", "1", "0x10", " 1"),
                 ARGS("--socket", s, "normalize", "--start-time", "x", "1", "0x10"),
                 ARGS("--socket", s, "normalize", "--bogus", "1", "0x10"),
