@@ -42,7 +42,17 @@ typedef enum ExitStatus {
 } ExitStatus;
 
 static const char *arg_socket = NULL;
-static bool arg_json = false;
+typedef enum JsonMode {
+        JSON_OFF,
+        JSON_SHORT,
+        JSON_PRETTY,
+        _JSON_MODE_MAX,
+        _JSON_MODE_INVALID = -EINVAL,
+} JsonMode;
+
+static JsonMode arg_json = JSON_OFF;
+static bool arg_legend = true;
+static bool arg_quiet = false;
 static bool arg_decimal = false;
 static uint64_t arg_timeout_usec = VMAQ_DEFAULT_TIMEOUT_USEC;
 
@@ -73,7 +83,12 @@ static void help(void) {
                "  -h --help               Show this help\n"
                "     --version            Show the version\n"
                "     --socket=PATH        Connect to PATH (default: $VMAQ_SOCKET, else %2$s)\n"
-               "     --json               Print one JSON document\n"
+               "     --json[=MODE]        Print one JSON document: short (the default, on one\n"
+               "                          line), pretty (indented) or off; errors then also go\n"
+               "                          to standard output as {\"error\": ..., \"message\": ...}\n"
+               "     --no-legend          Do not print the header line of tables\n"
+               "     --no-pager           Accepted for systemd compatibility; vmaqctl never pages\n"
+               "  -q --quiet              Print nothing on success, only the exit status tells\n"
                "     --timeout=SEC        Give up when the daemon does not take the connection,\n"
                "                          or does not answer, within SEC seconds; 0 waits\n"
                "                          forever (default: %3$" PRIu64 ")\n\n"
@@ -184,6 +199,101 @@ static void json_print_build_id(const uint8_t *id, size_t n) {
         putchar('"');
 }
 
+/*
+ * --json=pretty: the JSON printers write the one-line form; for pretty it is
+ * collected and indented here, one member or element a line, two spaces a
+ * level, as json-c's JSON_C_TO_STRING_PRETTY does. stdout is swapped for a
+ * memory stream meanwhile (glibc's stdout is a plain variable), so that the
+ * printers need not know.
+ */
+static FILE *saved_stdout = NULL;
+static char *pretty_buf = NULL;
+static size_t pretty_size = 0;
+
+static void json_begin(void) {
+        FILE *f;
+
+        if (arg_json != JSON_PRETTY || saved_stdout)
+                return;
+        (void) fflush(stdout);
+        f = open_memstream(&pretty_buf, &pretty_size);
+        if (!f)
+                return;         /* printed as it comes, on one line */
+        saved_stdout = stdout;
+        stdout = f;
+}
+
+static void print_indent(unsigned level) {
+        putchar('\n');
+        for (unsigned i = 0; i < level; i++)
+                fputs("  ", stdout);
+}
+
+static void json_reindent(const char *s) {
+        unsigned level = 0;
+        bool in_string = false;
+
+        for (const char *p = s; *p; p++) {
+                if (in_string) {
+                        putchar(*p);
+                        if (*p == '\\' && p[1])
+                                putchar(*++p);
+                        else if (*p == '"')
+                                in_string = false;
+                        continue;
+                }
+                switch (*p) {
+                case '"':
+                        in_string = true;
+                        putchar('"');
+                        break;
+                case '{':
+                case '[': {
+                        const char *q = p + 1;
+
+                        while (*q == ' ')
+                                q++;
+                        if (*q == (*p == '{' ? '}' : ']')) {
+                                putchar(*p);
+                                putchar(*q);
+                                p = q;
+                                break;
+                        }
+                        putchar(*p);
+                        print_indent(++level);
+                        break;
+                }
+                case '}':
+                case ']':
+                        print_indent(level > 0 ? --level : 0);
+                        putchar(*p);
+                        break;
+                case ',':
+                        putchar(',');
+                        print_indent(level);
+                        break;
+                case ':':
+                        fputs(": ", stdout);
+                        break;
+                case ' ':
+                        break;
+                default:
+                        putchar(*p);
+                }
+        }
+}
+
+static void json_end(void) {
+        if (!saved_stdout)
+                return;
+        (void) fclose(stdout);
+        stdout = TAKE_PTR(saved_stdout);
+        if (pretty_buf)
+                json_reindent(pretty_buf);
+        pretty_buf = mfree(pretty_buf);
+        pretty_size = 0;
+}
+
 /* A path for people: control characters would break the line, so they are shown as \xNN. */
 static void human_print_path(const char *s) {
         for (const unsigned char *p = (const unsigned char *) s; *p; p++)
@@ -228,17 +338,89 @@ static const char *socket_display(void) {
         return e && e[0] ? e : VMAQ_DEFAULT_SOCKET;
 }
 
+/*
+ * Report a failure: the message on stderr, and with --json also as
+ * {"error": NAME, "message": "..."} on stdout, as varlinkctl does. NAME is
+ * the Varlink error name the daemon sent, else the errno name of @r.
+ */
+static void report_error(int r, const char *varlink_name, const char *fmt, ...)
+        __attribute__((__format__(__printf__, 3, 4)));
+
+/* The Varlink error name at the end of a libvmaq message, "... (io.vmaq.Foo)", or NULL. */
+static const char *errmsg_varlink_name(const char *detail, char *buf, size_t size) {
+        size_t n = strlen(detail);
+        const char *open;
+
+        if (n < 3 || detail[n - 1] != ')')
+                return NULL;
+        open = strrchr(detail, '(');
+        if (!open || !memchr(open, '.', (size_t) (detail + n - open)) ||
+            (size_t) (detail + n - 1 - (open + 1)) >= size)
+                return NULL;
+        for (const char *p = open + 1; p < detail + n - 1; p++)
+                if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.", *p))
+                        return NULL;
+        memcpy(buf, open + 1, (size_t) (detail + n - 1 - (open + 1)));
+        buf[detail + n - 1 - (open + 1)] = '\0';
+        return buf;
+}
+
+static void report_error(int r, const char *varlink_name, const char *fmt, ...) {
+        char msg[2048];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+
+        fprintf(stderr, "%s: %s\n", PROGRAM_NAME, msg);
+        if (arg_json == JSON_OFF)
+                return;
+        json_begin();
+        fputs("{\"error\": ", stdout);
+        json_print_string(varlink_name ?: strerrorname_np(-r) ?: "EIO");
+        fputs(", \"message\": ", stdout);
+        json_print_string(msg);
+        fputs("}\n", stdout);
+        json_end();
+        (void) fflush(stdout);
+}
+
 /* Connect, with the timeout for the connect and the call; a failure is reported. */
 static ExitStatus connect_daemon(struct vmaq_client **ret) {
         int r;
 
         r = vmaq_connect_timeout(ret, arg_socket, arg_timeout_usec);
         if (r < 0) {
-                fprintf(stderr, "%s: cannot connect to vmaqd at '%s': %s\n", PROGRAM_NAME,
-                        socket_display(), strerror(-r));
+                const char *hint = "";
+
+                /* Not there or not listening: the socket unit starts it. Not ours to open: the group. */
+                if (IN_SET(-r, ENOENT, ECONNREFUSED))
+                        hint = " (is vmaqd running? systemctl start vmaqd.socket)";
+                else if (IN_SET(-r, EACCES, EPERM))
+                        hint = " (ask an administrator to add you to the 'vmaq' group)";
+                report_error(r, NULL, "cannot connect to vmaqd at '%s': %s%s", socket_display(), strerror(-r),
+                             hint);
                 return EXIT_UNREACHABLE;
         }
         return EXIT_OK;
+}
+
+/* We could not open what --pidfd or --maps-fd send: the process is gone, or not ours to open. */
+static ExitStatus open_error(const char *what, pid_t pid) {
+        int r = errno;
+
+        report_error(-r, NULL, "cannot open %s pid %d: %s", what, (int) pid,
+                     r == ENOENT || r == ESRCH ? "no such process" : strerror(r));
+        /* As the daemon would have answered about the pid itself. */
+        return EXIT_DAEMON_ERROR;
+}
+
+/* @detail without a leading @prefix: the message already says so. */
+static const char *strip_prefix(const char *detail, const char *prefix) {
+        size_t n = strlen(prefix);
+
+        return strncmp(detail, prefix, n) == 0 ? detail + n : detail;
 }
 
 /*
@@ -246,75 +428,69 @@ static ExitStatus connect_daemon(struct vmaq_client **ret) {
  * return the exit status: a broken connection is "unreachable", anything
  * else is an answer of the daemon.
  */
-/* We could not open what --pidfd or --maps-fd send: the process is gone, or not ours to open. */
-static ExitStatus open_error(const char *what, pid_t pid) {
-        int r = errno;
-
-        fprintf(stderr, "%s: cannot open %s pid %d: %s\n", PROGRAM_NAME, what, (int) pid,
-                r == ENOENT || r == ESRCH ? "no such process" : strerror(r));
-        /* As the daemon would have answered about the pid itself. */
-        return EXIT_DAEMON_ERROR;
-}
-
 static ExitStatus call_error(struct vmaq_client *c, int r, pid_t pid, uint64_t start_time) {
-        const char *name = PROGRAM_NAME;
         const char *detail = vmaq_errmsg(c);
+        const char *sep;
+        char name_buf[256];
+        const char *name;
 
         if (!detail)
                 detail = "";
+        name = errmsg_varlink_name(detail, name_buf, sizeof(name_buf));
+        sep = detail[0] ? ": " : "";
 
         switch (-r) {
         case ETIMEDOUT:
-                fprintf(stderr, "%s: vmaqd at '%s' did not answer in time\n", name, socket_display());
+                report_error(r, name, "vmaqd at '%s' did not answer in time", socket_display());
                 return EXIT_UNREACHABLE;
         case ECONNRESET:
         case EPIPE:
         case ENOTCONN:
-                fprintf(stderr, "%s: lost the connection to vmaqd at '%s'%s%s\n", name, socket_display(),
-                        detail[0] ? ": " : "", detail);
+                report_error(r, name, "lost the connection to vmaqd at '%s'%s%s", socket_display(), sep, detail);
                 return EXIT_UNREACHABLE;
         case EPROTO:
-                fprintf(stderr, "%s: vmaqd at '%s' sent an invalid reply%s%s\n", name, socket_display(),
-                        detail[0] ? ": " : "", detail);
+                report_error(r, name, "vmaqd at '%s' sent an invalid reply%s%s", socket_display(), sep, detail);
                 return EXIT_UNREACHABLE;
         case ESRCH:
-                fprintf(stderr, "%s: no such process: pid %d\n", name, (int) pid);
+                report_error(r, name, "no such process: pid %d", (int) pid);
                 break;
         case ENXIO:
-                fprintf(stderr, "%s: no address space: pid %d is a kernel thread or a zombie\n", name,
-                        (int) pid);
+                report_error(r, name, "no address space: pid %d is a kernel thread or a zombie", (int) pid);
                 break;
         case EACCES:
-                fprintf(stderr, "%s: permission denied: pid %d belongs to another user or is not dumpable\n",
-                        name, (int) pid);
+        case EPERM:
+                report_error(r, name, "permission denied: pid %d belongs to another user or is not dumpable "
+                             "(ask an administrator to add you to the 'vmaq' group)", (int) pid);
                 break;
         case ESTALE:
-                fprintf(stderr, "%s: process changed: pid %d is no longer the process started at %" PRIu64 "%s%s\n",
-                        name, (int) pid, start_time, detail[0] ? ": " : "", detail);
+                /* The daemon's message starts with "process changed" too: said once. */
+                detail = strip_prefix(detail, "process changed: ");
+                report_error(r, name, "process changed: pid %d is no longer the process started at %" PRIu64
+                             "%s%s", (int) pid, start_time, sep, detail);
                 break;
         case E2BIG:
-                fprintf(stderr, "%s: request too large for vmaqd%s%s\n", name, detail[0] ? ": " : "", detail);
+                report_error(r, name, "request too large for vmaqd%s%s", sep, detail);
                 break;
         case ENOBUFS:
-                fprintf(stderr, "%s: the reply would be too large for vmaqd, ask about fewer addresses%s%s\n",
-                        name, detail[0] ? ": " : "", detail);
+                report_error(r, name, "the reply would be too large for vmaqd, ask about fewer addresses%s%s",
+                             sep, detail);
                 break;
         case EINVAL:
-                fprintf(stderr, "%s: vmaqd refused a parameter%s%s\n", name, detail[0] ? ": " : "", detail);
+                report_error(r, name, "vmaqd refused a parameter%s%s", sep, detail);
                 break;
         case EXDEV:
-                fprintf(stderr, "%s: foreign pid namespace: vmaqd cannot tell which pid namespace this client "
-                        "is in (it needs SO_PEERPIDFD, Linux 6.5) and cannot answer about pid %d\n", name, (int) pid);
+                report_error(r, name, "foreign pid namespace: vmaqd cannot tell which pid namespace this client "
+                             "is in (it needs SO_PEERPIDFD, Linux 6.5) and cannot answer about pid %d", (int) pid);
                 break;
         case EOPNOTSUPP:
         case EADDRNOTAVAIL:
-                fprintf(stderr, "%s: vmaqd does not know this call%s%s\n", name, detail[0] ? ": " : "", detail);
+                report_error(r, name, "vmaqd does not know this call%s%s", sep, detail);
                 break;
         case EIO:
-                fprintf(stderr, "%s: vmaqd failed internally%s%s\n", name, detail[0] ? ": " : "", detail);
+                report_error(r, name, "vmaqd failed internally%s%s", sep, detail);
                 break;
         default:
-                fprintf(stderr, "%s: %s%s%s\n", name, strerror(-r), detail[0] ? ": " : "", detail);
+                report_error(r, name, "%s%s%s", strerror(-r), sep, detail);
                 break;
         }
         return EXIT_DAEMON_ERROR;
@@ -335,14 +511,19 @@ enum {
         ARG_MAPS_FD,
         ARG_FORMAT,
         ARG_DECIMAL,
+        ARG_NO_LEGEND,
+        ARG_NO_PAGER,
 };
 
 #define COMMON_OPTIONS                                                  \
         { "help",    no_argument,       NULL, 'h' },                    \
         { "version", no_argument,       NULL, ARG_VERSION },            \
         { "socket",  required_argument, NULL, ARG_SOCKET },             \
-        { "json",    no_argument,       NULL, ARG_JSON },               \
-        { "timeout", required_argument, NULL, ARG_TIMEOUT }
+        { "json",      optional_argument, NULL, ARG_JSON },           \
+        { "timeout",   required_argument, NULL, ARG_TIMEOUT },        \
+        { "no-legend", no_argument,       NULL, ARG_NO_LEGEND },      \
+        { "no-pager",  no_argument,       NULL, ARG_NO_PAGER },       \
+        { "quiet",     no_argument,       NULL, 'q' }
 
 /*
  * The options every command takes, wherever they appear; anything else
@@ -368,7 +549,26 @@ static int parse_common_option(int c, const char *optarg_, char *argv[]) {
                 arg_socket = optarg_;
                 return 1;
         case ARG_JSON:
-                arg_json = true;
+                /* Plain --json is the one-line form it always was. */
+                if (!optarg_ || strcmp(optarg_, "short") == 0)
+                        arg_json = JSON_SHORT;
+                else if (strcmp(optarg_, "pretty") == 0)
+                        arg_json = JSON_PRETTY;
+                else if (strcmp(optarg_, "off") == 0)
+                        arg_json = JSON_OFF;
+                else {
+                        (void) usage_error("invalid --json '%s': pretty, short or off", optarg_);
+                        return -EINVAL;
+                }
+                return 1;
+        case ARG_NO_LEGEND:
+                arg_legend = false;
+                return 1;
+        case ARG_NO_PAGER:
+                /* vmaqctl never pages; accepted as systemd's tools accept it. */
+                return 1;
+        case 'q':
+                arg_quiet = true;
                 return 1;
         case ARG_TIMEOUT:
                 if (parse_u64(optarg_, 10, &sec) < 0 || sec > UINT64_MAX / 1000000) {
@@ -674,7 +874,7 @@ static ExitStatus verb_normalize(int argc, char *argv[]) {
         int o, r;
 
         optind = 0;
-        while ((o = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+        while ((o = getopt_long(argc, argv, "hq", options, NULL)) >= 0)
                 switch (o) {
                 case ARG_NO_BUILD_IDS:
                         flags |= VMAQ_NORMALIZE_NO_BUILD_IDS;
@@ -765,9 +965,13 @@ static ExitStatus verb_normalize(int argc, char *argv[]) {
         if (r < 0)
                 return call_error(c, r, pid, start_time);
 
-        if (format ? strcmp(format, "json") == 0 : arg_json)
+        if (arg_quiet)
+                return finish_output();
+        if (format ? strcmp(format, "json") == 0 : arg_json != JSON_OFF) {
+                json_begin();
                 print_normalization_json(n, flags & VMAQ_NORMALIZE_MAP_FILES);
-        else if (format && strcmp(format, "build-id") == 0)
+                json_end();
+        } else if (format && strcmp(format, "build-id") == 0)
                 print_normalization_build_id(n);
         else if (format && strcmp(format, "addr2line") == 0)
                 print_normalization_addr2line(n);
@@ -839,7 +1043,7 @@ static ExitStatus verb_maps(int argc, char *argv[]) {
         int o, r;
 
         optind = 0;
-        while ((o = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+        while ((o = getopt_long(argc, argv, "hq", options, NULL)) >= 0)
                 switch (o) {
                 case ARG_EXEC_ONLY:
                         flags |= VMAQ_LIST_EXEC_ONLY;
@@ -868,9 +1072,13 @@ static ExitStatus verb_maps(int argc, char *argv[]) {
         if (r < 0)
                 return call_error(c, r, pid, 0);
 
-        if (arg_json)
+        if (arg_quiet)
+                return finish_output();
+        if (arg_json != JSON_OFF) {
+                json_begin();
                 print_mappings_json(m);
-        else
+                json_end();
+        } else
                 print_mappings_human(m);
         return finish_output();
 }
@@ -948,7 +1156,7 @@ static ExitStatus verb_status(int argc, char *argv[]) {
         int o, r;
 
         optind = 0;
-        while ((o = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+        while ((o = getopt_long(argc, argv, "hq", options, NULL)) >= 0) {
                 r = parse_common_option(o, optarg, argv);
                 if (r <= 0)
                         return common_option_exit(r);
@@ -963,9 +1171,13 @@ static ExitStatus verb_status(int argc, char *argv[]) {
         if (r < 0)
                 return call_error(c, r, 0, 0);
 
-        if (arg_json)
+        if (arg_quiet)
+                return finish_output();
+        if (arg_json != JSON_OFF) {
+                json_begin();
                 print_status_json(s);
-        else
+                json_end();
+        } else
                 print_status_human(s);
         return finish_output();
 }
@@ -985,7 +1197,7 @@ static ExitStatus verb_track(int argc, char *argv[]) {
         int o, r;
 
         optind = 0;
-        while ((o = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+        while ((o = getopt_long(argc, argv, "hq", options, NULL)) >= 0)
                 switch (o) {
                 case ARG_START_TIME:
                         if (parse_u64(optarg, 10, &start_time) < 0 || start_time == 0)
@@ -1011,9 +1223,13 @@ static ExitStatus verb_track(int argc, char *argv[]) {
         if (r < 0)
                 return call_error(c, r, pid, start_time);
 
-        if (arg_json)
+        if (arg_quiet)
+                return finish_output();
+        if (arg_json != JSON_OFF) {
+                json_begin();
                 printf("{\"pid\": %d, \"start_time\": %" PRIu64 "}\n", (int) pid, got);
-        else
+                json_end();
+        } else
                 printf("pid %d, start time %" PRIu64 ": snapshot kept\n", (int) pid, got);
         return finish_output();
 }
@@ -1039,7 +1255,7 @@ int main(int argc, char *argv[]) {
         opterr = 0;
 
         /* "+": the first non-option is the command; its options are parsed by the command. */
-        while ((o = getopt_long(argc, argv, "+h", options, NULL)) >= 0) {
+        while ((o = getopt_long(argc, argv, "+hq", options, NULL)) >= 0) {
                 r = parse_common_option(o, optarg, argv);
                 if (r <= 0)
                         return common_option_exit(r);
