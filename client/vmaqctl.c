@@ -704,7 +704,10 @@ static void print_normalization_json(const struct vmaq_normalization *n, bool ma
                         json_print_string(m->path ?: "");
                         printf(", \"offset\": %" PRIu64 ", \"build_id\": ", res->offset);
                         json_print_build_id(m->build_id, m->build_id_len);
-                        printf(", \"deleted\": %s", m->deleted ? "true" : "false");
+                        printf(", \"deleted\": %s, \"vdso\": %s, \"dev_major\": %" PRIu32
+                               ", \"dev_minor\": %" PRIu32 ", \"inode\": %" PRIu64,
+                               m->deleted ? "true" : "false", m->vdso ? "true" : "false", m->dev_major,
+                               m->dev_minor, m->inode);
                         {
                                 static const char *const types[] = {
                                         [VMAQ_ELF_EXEC] = "exec", [VMAQ_ELF_DYN] = "dyn", [VMAQ_ELF_OTHER] = "other",

@@ -572,11 +572,16 @@ static void check_json_matches_core(const char *text, const Normalization *n, co
                         ck_assert(!json_object_object_get_ex(res, "elf_type", NULL));
                 ck_assert(!json_object_object_get_ex(res, "go_build_id", NULL));
                 ck_assert_int_eq(json_object_object_length(res),
-                                 (map_files ? 6 : 5) + (nr->vaddr_status == NORM_VADDR_OK) +
+                                 (map_files ? 10 : 9) + (nr->vaddr_status == NORM_VADDR_OK) +
                                  json_object_object_get_ex(res, "elf_type", NULL));
                 ck_assert_str_eq(get_str(res, "path"), m->path);
                 ck_assert_uint_eq(get_u64(res, "offset"), nr->offset);
                 ck_assert_int_eq(get_bool(res, "deleted"), m->deleted);
+                /* The file's identity, and whether the offset is into the vDSO image. */
+                ck_assert_int_eq(get_bool(res, "vdso"), m->vdso);
+                ck_assert_uint_eq(get_u64(res, "dev_major"), m->dev_major);
+                ck_assert_uint_eq(get_u64(res, "dev_minor"), m->dev_minor);
+                ck_assert_uint_eq(get_u64(res, "inode"), m->inode);
                 ck_assert(json_object_object_get_ex(res, "build_id", &bid));
                 if (m->build_id_len > 0) {
                         char id[2 * BUILD_ID_MAX + 1];
