@@ -1010,14 +1010,59 @@ static void print_mappings_json(const struct vmaq_mappings *m) {
         fputs("]}\n", stdout);
 }
 
+static int hex_width(uint64_t v, int min) {
+        int w = 1;
+
+        while (v >= 16) {
+                v /= 16;
+                w++;
+        }
+        return w > min ? w : min;
+}
+
+static int dec_width(uint64_t v, int min) {
+        int w = 1;
+
+        while (v >= 10) {
+                v /= 10;
+                w++;
+        }
+        return w > min ? w : min;
+}
+
+/*
+ * A table like /proc/PID/maps, with a header (unless --no-legend) and each
+ * column as wide as its widest cell, start and end as separate columns.
+ */
 static void print_mappings_human(const struct vmaq_mappings *m) {
+        int w_start = (int) strlen("START"), w_end = (int) strlen("END"), w_off = (int) strlen("OFFSET");
+        int w_dev = (int) strlen("DEV"), w_inode = (int) strlen("INODE");
+
         for (size_t i = 0; i < m->n_mappings; i++) {
                 const struct vmaq_mapping *v = &m->mappings[i];
+                int d = hex_width(v->dev_major, 2) + 1 + hex_width(v->dev_minor, 2);
 
-                printf("%08" PRIx64 "-%08" PRIx64 " %.4s %08" PRIx64 " %02" PRIx32 ":%02" PRIx32 " %" PRIu64,
-                       v->start, v->end, v->perms, v->offset, v->dev_major, v->dev_minor, v->inode);
+                w_start = hex_width(v->start, w_start > 8 ? w_start : 8);
+                w_end = hex_width(v->end, w_end > 8 ? w_end : 8);
+                w_off = hex_width(v->offset, w_off > 8 ? w_off : 8);
+                w_dev = d > w_dev ? d : w_dev;
+                w_inode = dec_width(v->inode, w_inode);
+        }
+
+        if (arg_legend)
+                printf("%-*s %-*s %-5s %-*s %-*s %-*s PATH\n", w_start, "START", w_end, "END", "PERMS", w_off,
+                       "OFFSET", w_dev, "DEV", w_inode, "INODE");
+
+        for (size_t i = 0; i < m->n_mappings; i++) {
+                const struct vmaq_mapping *v = &m->mappings[i];
+                char dev[2 * 16 + 2];
+
+                snprintf(dev, sizeof(dev), "%02" PRIx32 ":%02" PRIx32, v->dev_major, v->dev_minor);
+                /* No padding after the last cell of a line: no trailing blanks. */
+                printf("%0*" PRIx64 " %0*" PRIx64 " %-5.4s %0*" PRIx64 " %-*s %" PRIu64,
+                       w_start, v->start, w_end, v->end, v->perms, w_off, v->offset, w_dev, dev, v->inode);
                 if (v->path) {
-                        putchar(' ');
+                        printf("%*s ", w_inode - dec_width(v->inode, 1), "");
                         human_print_path(v->path);
                 }
                 if (v->deleted)

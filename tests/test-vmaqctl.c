@@ -935,7 +935,6 @@ START_TEST(test_maps) {
         uint8_t self_id[BUILD_ID_MAX];
         size_t self_id_len = test_self_build_id(self_id);
         char self_hex[2 * BUILD_ID_MAX + 1];
-        size_t lines = 0;
 
         ck_assert_ptr_nonnull(core);
         ck_assert_uint_gt(self_id_len, 0);
@@ -993,21 +992,55 @@ START_TEST(test_maps) {
         run_done(&r);
         json_object_put(TAKE_PTR(o));
 
-        /* Human: one line per mapping, as in /proc/PID/maps. */
+        /* Human: a header, then one line per mapping as in /proc/PID/maps, in aligned columns. */
         ctl_ok(ARGS("--socket", d->socket_path, "maps", "--no-build-ids", pid), &r);
-        for (const char *p = r.out; *p; p++)
-                lines += *p == '\n';
-        ck_assert_uint_eq(lines, core->n);
-        for (size_t i = 0; i < core->n; i++) {
-                const Vma *v = &core->v[i];
-                _cleanup_free_ char *line = NULL;
-                char perms[5];
+        {
+                int w_start = 8, w_end = 8, w_off = 8, w_dev = 5, w_inode = 5;
+                _cleanup_free_ char *want = NULL, *header = NULL;
+                _cleanup_(run_done) Run nl = {};
+                size_t len = 0;
 
-                perms_string(v->perms, perms);
-                line = xasprintf("%08" PRIx64 "-%08" PRIx64 " %s %08" PRIx64 " %02" PRIx32 ":%02" PRIx32 " %" PRIu64
-                                 "%s%s%s\n", v->start, v->end, perms, v->offset, v->dev_major, v->dev_minor,
-                                 v->inode, v->name[0] ? " " : "", v->name, v->deleted ? " (deleted)" : "");
-                ck_assert_msg(strstr(r.out, line), "no line '%s' in:\n%s", line, r.out);
+                for (size_t i = 0; i < core->n; i++) {
+                        const Vma *v = &core->v[i];
+                        char buf[64];
+                        int k;
+
+                        k = snprintf(buf, sizeof(buf), "%" PRIx64, v->start);
+                        w_start = k > w_start ? k : w_start;
+                        k = snprintf(buf, sizeof(buf), "%" PRIx64, v->end);
+                        w_end = k > w_end ? k : w_end;
+                        k = snprintf(buf, sizeof(buf), "%" PRIx64, v->offset);
+                        w_off = k > w_off ? k : w_off;
+                        k = snprintf(buf, sizeof(buf), "%02" PRIx32 ":%02" PRIx32, v->dev_major, v->dev_minor);
+                        w_dev = k > w_dev ? k : w_dev;
+                        k = snprintf(buf, sizeof(buf), "%" PRIu64, v->inode);
+                        w_inode = k > w_inode ? k : w_inode;
+                }
+                header = xasprintf("%-*s %-*s PERMS %-*s %-*s %-*s PATH\n", w_start, "START", w_end, "END", w_off,
+                                   "OFFSET", w_dev, "DEV", w_inode, "INODE");
+                append(&want, &len, header, strlen(header));
+                for (size_t i = 0; i < core->n; i++) {
+                        const Vma *v = &core->v[i];
+                        _cleanup_free_ char *line = NULL, *inode = xasprintf("%" PRIu64, v->inode);
+                        char perms[5], dev[32];
+
+                        perms_string(v->perms, perms);
+                        snprintf(dev, sizeof(dev), "%02" PRIx32 ":%02" PRIx32, v->dev_major, v->dev_minor);
+                        if (v->name[0])
+                                line = xasprintf("%0*" PRIx64 " %0*" PRIx64 " %s  %0*" PRIx64 " %-*s %-*s %s%s\n",
+                                                 w_start, v->start, w_end, v->end, perms, w_off, v->offset, w_dev,
+                                                 dev, w_inode, inode, v->name, v->deleted ? " (deleted)" : "");
+                        else
+                                line = xasprintf("%0*" PRIx64 " %0*" PRIx64 " %s  %0*" PRIx64 " %-*s %s\n",
+                                                 w_start, v->start, w_end, v->end, perms, w_off, v->offset, w_dev,
+                                                 dev, inode);
+                        append(&want, &len, line, strlen(line));
+                }
+                ck_assert_str_eq(r.out, want);
+
+                /* --no-legend: the same without the header. */
+                ctl_ok(ARGS("--socket", d->socket_path, "--no-legend", "maps", "--no-build-ids", pid), &nl);
+                ck_assert_str_eq(nl.out, want + strlen(header));
         }
         run_done(&r);
 
