@@ -1156,12 +1156,70 @@ static void print_status_json(const struct vmaq_status *s) {
                s->refused_timeouts, s->refused_idle, s->requests, s->errors, s->denied);
 }
 
+/* A duration as systemctl shows it: "1h 2min 3s", whole seconds; "250ms" under one. */
+static void format_timespan(char *buf, size_t size, uint64_t usec) {
+        static const struct {
+                const char *suffix;
+                uint64_t sec;
+        } units[] = {
+                { "w",   7 * 24 * 3600 },
+                { "d",   24 * 3600 },
+                { "h",   3600 },
+                { "min", 60 },
+                { "s",   1 },
+        };
+        uint64_t sec = usec / 1000000;
+        size_t n = 0;
+
+        if (sec == 0) {
+                snprintf(buf, size, "%" PRIu64 "ms", usec / 1000);
+                return;
+        }
+        buf[0] = '\0';
+        for (size_t i = 0; i < ELEMENTSOF(units) && n < size; i++) {
+                uint64_t k = sec / units[i].sec;
+                int w;
+
+                if (k == 0)
+                        continue;
+                sec %= units[i].sec;
+                w = snprintf(buf + n, size - n, "%s%" PRIu64 "%s", n > 0 ? " " : "", k, units[i].suffix);
+                if (w < 0)
+                        break;
+                n += (size_t) w;
+        }
+}
+
+/* A size as systemctl shows it: "512B", else one decimal (truncated) of K, M, G, ... of 1024. */
+static void format_bytes(char *buf, size_t size, uint64_t bytes) {
+        static const char suffixes[] = "KMGTPE";
+        uint64_t factor = 1024;
+        size_t i = 0;
+
+        if (bytes < 1024) {
+                snprintf(buf, size, "%" PRIu64 "B", bytes);
+                return;
+        }
+        while (i + 1 < strlen(suffixes) && bytes / factor >= 1024) {
+                factor *= 1024;
+                i++;
+        }
+        snprintf(buf, size, "%" PRIu64 ".%" PRIu64 "%c", bytes / factor, (bytes % factor) * 10 / factor,
+                 suffixes[i]);
+}
+
 static void print_status_human(const struct vmaq_status *s) {
+        char uptime[128], mem_used[32], mem_max[32];
+
+        format_timespan(uptime, sizeof(uptime), s->uptime_usec);
+        format_bytes(mem_used, sizeof(mem_used), s->memory_used);
+        format_bytes(mem_max, sizeof(mem_max), s->memory_max);
+
         fputs("version: ", stdout);
         human_print_path(s->version ?: "");
         fputs("\nbackend: ", stdout);
         human_print_path(s->backend ?: "");
-        printf("\nuptime_usec: %" PRIu64 "\n"
+        printf("\nuptime: %s\n"
                "connections: %" PRIu64 "\n"
                "connections_max: %" PRIu64 "\n"
                "connections_per_user_max: %" PRIu64 "\n"
@@ -1175,8 +1233,8 @@ static void print_status_human(const struct vmaq_status *s) {
                "build_id_cache_misses: %" PRIu64 "\n"
                "workers_used: %" PRIu64 "\n"
                "workers_max: %" PRIu64 "\n"
-               "memory_used: %" PRIu64 "\n"
-               "memory_max: %" PRIu64 "\n"
+               "memory_used: %s\n"
+               "memory_max: %s\n"
                "refused_connections: %" PRIu64 "\n"
                "refused_user_connections: %" PRIu64 "\n"
                "refused_memory: %" PRIu64 "\n"
@@ -1185,10 +1243,10 @@ static void print_status_human(const struct vmaq_status *s) {
                "requests: %" PRIu64 "\n"
                "errors: %" PRIu64 "\n"
                "denied: %" PRIu64 "\n",
-               s->uptime_usec, s->connections, s->connections_max, s->connections_per_user_max,
+               uptime, s->connections, s->connections_max, s->connections_per_user_max,
                s->proc_cache_size, s->proc_cache_max, s->proc_cache_hits, s->proc_cache_misses,
                s->build_id_cache_size, s->build_id_cache_max, s->build_id_cache_hits,
-               s->build_id_cache_misses, s->workers_used, s->workers_max, s->memory_used, s->memory_max,
+               s->build_id_cache_misses, s->workers_used, s->workers_max, mem_used, mem_max,
                s->refused_connections, s->refused_user_connections, s->refused_memory,
                s->refused_timeouts, s->refused_idle, s->requests, s->errors, s->denied);
 }

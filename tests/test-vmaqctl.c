@@ -340,11 +340,57 @@ static pid_t reaped_pid(void) {
 
 /* --- tests: status ---------------------------------------------------------- */
 
+/* Whether @s is a duration as systemctl prints it: "1h 2min 3s", or "250ms" under a second. */
+static bool is_timespan(const char *s, size_t n) {
+        static const char *const units[] = { "w", "d", "h", "min", "s" };
+        size_t i = 0, next_unit = 0, k;
+
+        k = strspn(s, "0123456789");
+        if (k > 0 && k + 2 == n && strncmp(s + k, "ms", 2) == 0)
+                return true;
+        while (i < n) {
+                bool found = false;
+
+                if (i > 0 && s[i++] != ' ')
+                        return false;
+                k = strspn(s + i, "0123456789");
+                if (k == 0)
+                        return false;
+                i += k;
+                /* Each unit at most once, largest first. */
+                for (; next_unit < ELEMENTSOF(units); next_unit++) {
+                        size_t u = strlen(units[next_unit]);
+
+                        if (i + u <= n && strncmp(s + i, units[next_unit], u) == 0 &&
+                            (i + u == n || s[i + u] == ' ')) {
+                                i += u;
+                                next_unit++;
+                                found = true;
+                                break;
+                        }
+                }
+                if (!found)
+                        return false;
+        }
+        return n > 0;
+}
+
+/* Whether @s is a size as systemctl prints it: "512B" or "12.3M". */
+static bool is_size(const char *s, size_t n) {
+        size_t k = strspn(s, "0123456789");
+
+        if (k == 0)
+                return false;
+        if (k + 1 == n && s[k] == 'B')
+                return true;
+        return k + 3 == n && s[k] == '.' && s[k + 1] >= '0' && s[k + 1] <= '9' && strchr("KMGTPE", s[k + 2]);
+}
+
 START_TEST(test_status_human) {
-        Daemon *d = daemon_start(NULL);
+        Daemon *d = daemon_start(ARGS("--max-memory", "1610612736"));
         _cleanup_(run_done) Run r = {};
         static const char *const keys[] = {
-                "uptime_usec", "connections", "connections_max", "connections_per_user_max",
+                "uptime", "connections", "connections_max", "connections_per_user_max",
                 "proc_cache_size", "proc_cache_max", "proc_cache_hits", "proc_cache_misses",
                 "build_id_cache_size", "build_id_cache_max", "build_id_cache_hits", "build_id_cache_misses",
                 "workers_used", "workers_max", "memory_used", "memory_max", "refused_connections",
@@ -364,13 +410,21 @@ START_TEST(test_status_human) {
         p = strchr(p, '\n') + 1;
         for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
                 size_t k = strlen(keys[i]);
-                const char *e = strchr(p, '\n');
+                const char *e = strchr(p, '\n'), *v;
+                size_t n;
 
                 ck_assert_ptr_nonnull(e);
                 ck_assert_msg(strncmp(p, keys[i], k) == 0 && p[k] == ':' && p[k + 1] == ' ',
                               "expected '%s: ' in line '%.*s'", keys[i], (int) (e - p), p);
-                ck_assert_msg(strspn(p + k + 2, "0123456789") == (size_t) (e - p - k - 2),
-                              "not a number: '%.*s'", (int) (e - p), p);
+                v = p + k + 2;
+                n = (size_t) (e - v);
+                /* The uptime as a duration, memory as sizes, the rest as counts. */
+                if (streq(keys[i], "uptime"))
+                        ck_assert_msg(is_timespan(v, n), "not a duration: '%.*s'", (int) (e - p), p);
+                else if (startswith(keys[i], "memory_"))
+                        ck_assert_msg(is_size(v, n), "not a size: '%.*s'", (int) (e - p), p);
+                else
+                        ck_assert_msg(strspn(v, "0123456789") == n, "not a number: '%.*s'", (int) (e - p), p);
                 p = e + 1;
         }
         ck_assert_str_eq(p, "");
@@ -380,7 +434,18 @@ START_TEST(test_status_human) {
         ck_assert_ptr_nonnull(strstr(r.out, "\nconnections: 1\n"));
         ck_assert_ptr_nonnull(strstr(r.out, "\nconnections_max: 4096\n"));
         ck_assert_ptr_nonnull(strstr(r.out, "\nconnections_per_user_max: 256\n"));
-        ck_assert_ptr_nonnull(strstr(r.out, "\nmemory_max: 268435456\n"));
+        /* 1.5 GiB. */
+        ck_assert_ptr_nonnull(strstr(r.out, "\nmemory_max: 1.5G\n"));
+
+        /* The checker itself. */
+        ck_assert(is_timespan("1h 2min 3s", 10));
+        ck_assert(is_timespan("250ms", 5));
+        ck_assert(is_timespan("3s", 2));
+        ck_assert(!is_timespan("3s 1h", 5));
+        ck_assert(!is_timespan("1 h", 3));
+        ck_assert(is_size("256.0M", 6));
+        ck_assert(is_size("512B", 4));
+        ck_assert(!is_size("12M", 3));
 
         daemon_stop(d);
 }
