@@ -67,12 +67,19 @@ static void help(void) {
                "Commands:\n"
                "  normalize [--no-build-ids] [--map-files] [--start-time T] [--pidfd|--maps-fd]\n"
                "            [--format=text|json|build-id|addr2line] [--decimal]\n"
-               "            PID ADDR...   Normalize addresses of PID; ADDR is hex, with or\n"
+               "            PID ADDR...\n"
+               "                          Normalize addresses of PID; ADDR is hex, with or\n"
                "                          without 0x (as perf script prints it), decimal with\n"
                "                          --decimal; \"-\" reads addresses from standard input,\n"
                "                          one per line. --pidfd sends a pidfd of PID instead of\n"
                "                          its number, --maps-fd its /proc/PID/maps as opened\n"
                "                          here, with our own access\n"
+               "  normalize --pid-column [--no-build-ids] [--map-files] [--format=text|json]\n"
+               "            [--decimal] [-]\n"
+               "                          Read \"PID ADDR\" lines from standard input, as\n"
+               "                          perf script -F pid,ip prints them; one call per pid,\n"
+               "                          answers in input order, each with its pid (text:\n"
+               "                          \"PID \" before the line; JSON: \"pid\" in each result)\n"
                "  maps [--exec-only] [--no-build-ids] PID\n"
                "                          List the mappings of PID\n"
                "  status                  Show the daemon's state\n"
@@ -513,6 +520,7 @@ enum {
         ARG_DECIMAL,
         ARG_NO_LEGEND,
         ARG_NO_PAGER,
+        ARG_PID_COLUMN,
 };
 
 #define COMMON_OPTIONS                                                  \
@@ -687,51 +695,141 @@ static ExitStatus read_addresses(FILE *f, Addresses *a) {
         return EXIT_OK;
 }
 
+/* "PID ADDR" lines, as perf script -F pid,ip prints them: @pids and @a grow in step. */
+typedef struct PidAddresses {
+        pid_t *pids;
+        size_t allocated;
+        Addresses addrs;
+} PidAddresses;
+
+static void pid_addresses_done(PidAddresses *p) {
+        free(p->pids);
+        addresses_done(&p->addrs);
+}
+
+static int pid_addresses_add(PidAddresses *p, pid_t pid, uint64_t addr) {
+        if (p->addrs.n == p->allocated) {
+                size_t m = p->allocated ? p->allocated * 2 : 64;
+                pid_t *v;
+
+                if (m < p->allocated || m > SIZE_MAX / sizeof(pid_t))
+                        return -ENOMEM;
+                v = realloc(p->pids, m * sizeof(pid_t));
+                if (!v)
+                        return -ENOMEM;
+                p->pids = v;
+                p->allocated = m;
+        }
+        if (addresses_add(&p->addrs, addr) < 0)
+                return -ENOMEM;
+        p->pids[p->addrs.n - 1] = pid;
+        return 0;
+}
+
+static ExitStatus bad_line(const char *what, const char *s, unsigned long lineno) {
+        fprintf(stderr, "%s: invalid %s '", PROGRAM_NAME, what);
+        for (const unsigned char *q = (const unsigned char *) s; *q; q++)
+                fputc(*q < 0x20 || *q == 0x7f ? '?' : *q, stderr);
+        fprintf(stderr, "' on line %lu of standard input: \"PID ADDR\" expected, ADDR %s\n"
+                "See '%s --help'.\n", lineno, address_syntax(), PROGRAM_NAME);
+        return EXIT_USAGE;
+}
+
+/* Lines "PID ADDR", separated by spaces or tabs; blank lines are skipped. */
+static ExitStatus read_pid_addresses(FILE *f, PidAddresses *p) {
+        _cleanup_free_ char *line = NULL;
+        size_t allocated = 0;
+        unsigned long lineno = 0;
+        ssize_t n;
+
+        while ((n = getline(&line, &allocated, f)) >= 0) {
+                char *s = line, *e = line + n, *sep;
+                uint64_t addr;
+                pid_t pid;
+
+                lineno++;
+                while (e > s && (e[-1] == '\n' || e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t'))
+                        e--;
+                while (s < e && (*s == ' ' || *s == '\t'))
+                        s++;
+                if (s == e)
+                        continue;
+                if (memchr(s, '\0', (size_t) (e - s)))
+                        return usage_error("invalid line %lu of standard input: contains a NUL byte", lineno);
+                *e = '\0';
+                sep = s + strcspn(s, " \t");
+                if (*sep == '\0')
+                        return bad_line("line", s, lineno);
+                *sep++ = '\0';
+                while (*sep == ' ' || *sep == '\t')
+                        sep++;
+                if (parse_pid(s, &pid) < 0)
+                        return bad_line("PID", s, lineno);
+                if (parse_input_address(sep, &addr) < 0)
+                        return bad_line("ADDR", sep, lineno);
+                if (pid_addresses_add(p, pid, addr) < 0)
+                        return out_of_memory();
+        }
+        if (ferror(f)) {
+                fprintf(stderr, "%s: failed to read standard input: %m\n", PROGRAM_NAME);
+                return EXIT_USAGE;
+        }
+        return EXIT_OK;
+}
+
 /* --- normalize ------------------------------------------------------------------- */
+
+/* Result @i of @n as a JSON object; with @with_pid, the process's pid and start time first. */
+static void print_result_json(const struct vmaq_normalization *n, size_t i, bool map_files, bool with_pid) {
+        const struct vmaq_result *res = &n->results[i];
+
+        putchar('{');
+        if (with_pid)
+                printf("\"pid\": %d, \"start_time\": %" PRIu64 ", ", (int) n->pid, n->start_time);
+        printf("\"address\": %" PRIu64 ", ", res->address);
+        if (res->unknown == VMAQ_NORMALIZED && res->module < n->n_modules) {
+                const struct vmaq_module *m = &n->modules[res->module];
+
+                fputs("\"path\": ", stdout);
+                json_print_string(m->path ?: "");
+                printf(", \"offset\": %" PRIu64 ", \"build_id\": ", res->offset);
+                json_print_build_id(m->build_id, m->build_id_len);
+                printf(", \"deleted\": %s, \"vdso\": %s, \"dev_major\": %" PRIu32
+                       ", \"dev_minor\": %" PRIu32 ", \"inode\": %" PRIu64,
+                       m->deleted ? "true" : "false", m->vdso ? "true" : "false", m->dev_major,
+                       m->dev_minor, m->inode);
+                {
+                        static const char *const types[] = {
+                                [VMAQ_ELF_EXEC] = "exec", [VMAQ_ELF_DYN] = "dyn", [VMAQ_ELF_OTHER] = "other",
+                        };
+                        enum vmaq_elf_type t = vmaq_module_elf_type(n, res->module);
+                        const char *go = vmaq_module_go_build_id(n, res->module);
+                        uint64_t a;
+
+                        if (vmaq_result_elf_address(n, i, &a) >= 0)
+                                printf(", \"elf_address\": %" PRIu64, a);
+                        if (t > VMAQ_ELF_UNKNOWN && t <= VMAQ_ELF_OTHER)
+                                printf(", \"elf_type\": \"%s\"", types[t]);
+                        if (go) {
+                                fputs(", \"go_build_id\": ", stdout);
+                                json_print_string(go);
+                        }
+                }
+                if (map_files) {
+                        fputs(", \"map_files\": ", stdout);
+                        json_print_string_or_null(m->map_files);
+                }
+                putchar('}');
+        } else
+                printf("\"unknown\": \"%s\"}", unknown_to_string(res->unknown));
+}
 
 static void print_normalization_json(const struct vmaq_normalization *n, bool map_files) {
         printf("{\"pid\": %d, \"start_time\": %" PRIu64 ", \"results\": [", (int) n->pid, n->start_time);
         for (size_t i = 0; i < n->n_results; i++) {
-                const struct vmaq_result *res = &n->results[i];
-
                 if (i > 0)
                         fputs(", ", stdout);
-                printf("{\"address\": %" PRIu64 ", ", res->address);
-                if (res->unknown == VMAQ_NORMALIZED && res->module < n->n_modules) {
-                        const struct vmaq_module *m = &n->modules[res->module];
-
-                        fputs("\"path\": ", stdout);
-                        json_print_string(m->path ?: "");
-                        printf(", \"offset\": %" PRIu64 ", \"build_id\": ", res->offset);
-                        json_print_build_id(m->build_id, m->build_id_len);
-                        printf(", \"deleted\": %s, \"vdso\": %s, \"dev_major\": %" PRIu32
-                               ", \"dev_minor\": %" PRIu32 ", \"inode\": %" PRIu64,
-                               m->deleted ? "true" : "false", m->vdso ? "true" : "false", m->dev_major,
-                               m->dev_minor, m->inode);
-                        {
-                                static const char *const types[] = {
-                                        [VMAQ_ELF_EXEC] = "exec", [VMAQ_ELF_DYN] = "dyn", [VMAQ_ELF_OTHER] = "other",
-                                };
-                                enum vmaq_elf_type t = vmaq_module_elf_type(n, res->module);
-                                const char *go = vmaq_module_go_build_id(n, res->module);
-                                uint64_t a;
-
-                                if (vmaq_result_elf_address(n, i, &a) >= 0)
-                                        printf(", \"elf_address\": %" PRIu64, a);
-                                if (t > VMAQ_ELF_UNKNOWN && t <= VMAQ_ELF_OTHER)
-                                        printf(", \"elf_type\": \"%s\"", types[t]);
-                                if (go) {
-                                        fputs(", \"go_build_id\": ", stdout);
-                                        json_print_string(go);
-                                }
-                        }
-                        if (map_files) {
-                                fputs(", \"map_files\": ", stdout);
-                                json_print_string_or_null(m->map_files);
-                        }
-                        putchar('}');
-                } else
-                        printf("\"unknown\": \"%s\"}", unknown_to_string(res->unknown));
+                print_result_json(n, i, map_files, false);
         }
         fputs("]}\n", stdout);
 }
@@ -824,32 +922,125 @@ static void print_normalization_addr2line(const struct vmaq_normalization *n) {
         }
 }
 
+/* The line of result @i of @n. */
+static void print_result_human(const struct vmaq_normalization *n, size_t i, bool map_files) {
+        const struct vmaq_result *res = &n->results[i];
+
+        printf("0x%012" PRIx64 ": ", res->address);
+        if (res->unknown == VMAQ_NORMALIZED && res->module < n->n_modules) {
+                const struct vmaq_module *m = &n->modules[res->module];
+
+                printf("file offset 0x%" PRIx64 " in ", res->offset);
+                human_print_path(m->path ?: "");
+                if (m->deleted)
+                        fputs(" (deleted)", stdout);
+                if (m->build_id_len > 0) {
+                        fputs(" (build ID ", stdout);
+                        print_hex(m->build_id, m->build_id_len);
+                        putchar(')');
+                }
+                if (map_files && m->map_files) {
+                        fputs(" (map file ", stdout);
+                        human_print_path(m->map_files);
+                        putchar(')');
+                }
+                putchar('\n');
+        } else
+                printf("unknown (%s)\n", unknown_to_string(res->unknown));
+}
+
 static void print_normalization_human(const struct vmaq_normalization *n, bool map_files) {
-        for (size_t i = 0; i < n->n_results; i++) {
-                const struct vmaq_result *res = &n->results[i];
+        for (size_t i = 0; i < n->n_results; i++)
+                print_result_human(n, i, map_files);
+}
 
-                printf("0x%012" PRIx64 ": ", res->address);
-                if (res->unknown == VMAQ_NORMALIZED && res->module < n->n_modules) {
-                        const struct vmaq_module *m = &n->modules[res->module];
+/*
+ * --pid-column: one call per pid, in the order the pids first appear, with
+ * that pid's addresses in input order; then every answer in input order,
+ * each line (text) or object (JSON) with its pid.
+ */
+static ExitStatus normalize_by_pid(const PidAddresses *in, unsigned flags, bool json) {
+        _cleanup_(vmaq_closep) struct vmaq_client *c = NULL;
+        struct vmaq_normalization **norms = NULL;
+        size_t *group = NULL, *index = NULL, n_groups = 0;
+        size_t n = in->addrs.n;
+        uint64_t *batch = NULL;
+        ExitStatus e = EXIT_OK;
+        int r;
 
-                        printf("file offset 0x%" PRIx64 " in ", res->offset);
-                        human_print_path(m->path ?: "");
-                        if (m->deleted)
-                                fputs(" (deleted)", stdout);
-                        if (m->build_id_len > 0) {
-                                fputs(" (build ID ", stdout);
-                                print_hex(m->build_id, m->build_id_len);
-                                putchar(')');
-                        }
-                        if (map_files && m->map_files) {
-                                fputs(" (map file ", stdout);
-                                human_print_path(m->map_files);
-                                putchar(')');
-                        }
-                        putchar('\n');
-                } else
-                        printf("unknown (%s)\n", unknown_to_string(res->unknown));
+        norms = calloc(n, sizeof(*norms));
+        group = calloc(n, sizeof(*group));
+        index = calloc(n, sizeof(*index));
+        batch = calloc(n, sizeof(*batch));
+        if (!norms || !group || !index || !batch) {
+                e = out_of_memory();
+                goto finish;
         }
+
+        /* Quadratic in the number of pids only: a trace has few processes and many addresses. */
+        for (size_t i = 0; i < n; i++) {
+                size_t g;
+
+                for (g = 0; g < i; g++)
+                        if (in->pids[g] == in->pids[i])
+                                break;
+                group[i] = g < i ? group[g] : n_groups++;
+        }
+
+        e = connect_daemon(&c);
+        if (e != EXIT_OK)
+                goto finish;
+
+        for (size_t g = 0, first = 0; g < n_groups; g++) {
+                size_t k = 0;
+
+                while (group[first] != g)
+                        first++;
+                for (size_t i = first; i < n; i++)
+                        if (group[i] == g) {
+                                index[i] = k;
+                                batch[k++] = in->addrs.v[i];
+                        }
+                r = vmaq_normalize(c, in->pids[first], batch, k, flags, 0, &norms[g]);
+                if (r < 0) {
+                        e = call_error(c, r, in->pids[first], 0);
+                        goto finish;
+                }
+        }
+
+        if (!arg_quiet) {
+                if (json) {
+                        json_begin();
+                        fputs("{\"results\": [", stdout);
+                }
+                for (size_t i = 0; i < n; i++) {
+                        const struct vmaq_normalization *nm = norms[group[i]];
+
+                        if (json) {
+                                if (i > 0)
+                                        fputs(", ", stdout);
+                                print_result_json(nm, index[i], flags & VMAQ_NORMALIZE_MAP_FILES, true);
+                        } else {
+                                printf("%d ", (int) nm->pid);
+                                print_result_human(nm, index[i], flags & VMAQ_NORMALIZE_MAP_FILES);
+                        }
+                }
+                if (json) {
+                        fputs("]}\n", stdout);
+                        json_end();
+                }
+        }
+        e = finish_output();
+
+finish:
+        if (norms)
+                for (size_t g = 0; g < n_groups; g++)
+                        vmaq_normalization_free(norms[g]);
+        free(norms);
+        free(group);
+        free(index);
+        free(batch);
+        return e;
 }
 
 static ExitStatus verb_normalize(int argc, char *argv[]) {
@@ -862,6 +1053,7 @@ static ExitStatus verb_normalize(int argc, char *argv[]) {
                 { "maps-fd",      no_argument,       NULL, ARG_MAPS_FD },
                 { "format",       required_argument, NULL, ARG_FORMAT },
                 { "decimal",      no_argument,       NULL, ARG_DECIMAL },
+                { "pid-column",   no_argument,       NULL, ARG_PID_COLUMN },
                 {}
         };
         _cleanup_(vmaq_closep) struct vmaq_client *c = NULL;
@@ -869,7 +1061,7 @@ static ExitStatus verb_normalize(int argc, char *argv[]) {
         const char *format = NULL;
         _cleanup_(addresses_done) Addresses addrs = {};
         _cleanup_close_ int fd = -EBADF;
-        bool by_pidfd = false, by_maps_fd = false;
+        bool by_pidfd = false, by_maps_fd = false, pid_column = false;
         uint64_t start_time = 0;
         unsigned flags = 0;
         ExitStatus e;
@@ -899,6 +1091,9 @@ static ExitStatus verb_normalize(int argc, char *argv[]) {
                 case ARG_DECIMAL:
                         arg_decimal = true;
                         break;
+                case ARG_PID_COLUMN:
+                        pid_column = true;
+                        break;
                 case ARG_FORMAT:
                         if (!strv_contains(output_formats, optarg))
                                 return usage_error("invalid --format '%s': text, json, build-id or addr2line",
@@ -917,6 +1112,23 @@ static ExitStatus verb_normalize(int argc, char *argv[]) {
                 return usage_error("--pidfd and --maps-fd exclude each other");
         if ((by_pidfd || by_maps_fd) && (flags & VMAQ_NORMALIZE_PIN))
                 return usage_error("--start-time needs the PID itself, not --pidfd or --maps-fd");
+        if (pid_column) {
+                _cleanup_(pid_addresses_done) PidAddresses in = {};
+
+                if (by_pidfd || by_maps_fd || (flags & VMAQ_NORMALIZE_PIN))
+                        return usage_error("--pid-column excludes --pidfd, --maps-fd and --start-time");
+                if (format && !strcmp(format, "text") == 0 && !strcmp(format, "json") == 0)
+                        return usage_error("--pid-column prints text or json, not --format=%s", format);
+                if (optind < argc && !(optind + 1 == argc && strcmp(argv[optind], "-") == 0))
+                        return usage_error("--pid-column reads \"PID ADDR\" lines from standard input only, "
+                                           "unexpected '%s'", argv[optind]);
+                e = read_pid_addresses(stdin, &in);
+                if (e != EXIT_OK)
+                        return e;
+                if (in.addrs.n == 0)
+                        return usage_error("no addresses given");
+                return normalize_by_pid(&in, flags, format ? strcmp(format, "json") == 0 : arg_json != JSON_OFF);
+        }
         if (optind >= argc)
                 return usage_error("normalize needs a PID and at least one ADDR");
         e = parse_pid_arg(argv[optind], &pid);

@@ -876,6 +876,107 @@ START_TEST(test_normalize_stdin) {
 }
 END_TEST
 
+/* --pid-column: "PID ADDR" lines as perf script -F pid,ip prints them, answered in input order. */
+START_TEST(test_normalize_pid_column) {
+        Daemon *d = daemon_start(NULL);
+        TestChild *tc = spawn_test_child();
+        _cleanup_(normalization_freep) Normalization *n = NULL;
+        _cleanup_(run_done) Run r = {};
+        _cleanup_(json_object_putp) struct json_object *o = NULL;
+        _cleanup_free_ char *input = NULL, *line = NULL, *want = NULL;
+        pid_t self = getpid();
+        struct json_object *results, *res;
+
+        /* Two pids interleaved, spaces and tabs between the columns, a blank line. */
+        input = xasprintf("%d %" PRIx64 "\n  %d\t10\n\n%d   0x20\n", (int) tc->pid, tc->file_addr, (int) self,
+                          (int) tc->pid);
+        n = core_normalize(tc->pid, &tc->file_addr, 1, NORMALIZE_BUILD_IDS);
+        line = expected_line(n, 0, tc->file_addr);
+        want = xasprintf("%d %s%d 0x000000000010: unknown (unmapped)\n%d 0x000000000020: unknown (unmapped)\n",
+                         (int) tc->pid, line, (int) self, (int) tc->pid);
+        ctl_expect(&(RunOptions) { .input = input },
+                   ARGS("--socket", d->socket_path, "normalize", "--pid-column"), 0, &r);
+        ck_assert_str_eq(r.err, "");
+        ck_assert_str_eq(r.out, want);
+        run_done(&r);
+
+        /* JSON: one array, a "pid" and "start_time" in each result. */
+        ctl_expect(&(RunOptions) { .input = input },
+                   ARGS("--socket", d->socket_path, "--json", "normalize", "--pid-column", "-"), 0, &r);
+        ck_assert_str_eq(r.err, "");
+        o = parse_json(r.out);
+        ck_assert_int_eq(json_object_object_length(o), 1);
+        results = get(o, "results", json_type_array);
+        ck_assert_uint_eq(json_object_array_length(results), 3);
+        res = json_object_array_get_idx(results, 0);
+        ck_assert_int_eq((int) get_u64(res, "pid"), (int) tc->pid);
+        ck_assert_uint_eq(get_u64(res, "start_time"), n->start_time);
+        ck_assert_uint_eq(get_u64(res, "address"), tc->file_addr);
+        ck_assert_str_eq(get_str(res, "path"), tc->file_path);
+        res = json_object_array_get_idx(results, 1);
+        ck_assert_int_eq((int) get_u64(res, "pid"), (int) self);
+        ck_assert_uint_eq(get_u64(res, "address"), 0x10);
+        ck_assert_str_eq(get_str(res, "unknown"), "unmapped");
+        res = json_object_array_get_idx(results, 2);
+        ck_assert_int_eq((int) get_u64(res, "pid"), (int) tc->pid);
+        ck_assert_uint_eq(get_u64(res, "address"), 0x20);
+        run_done(&r);
+
+        /* --decimal applies to the ADDR column. */
+        {
+                _cleanup_free_ char *in = xasprintf("%d 16\n", (int) self);
+                _cleanup_free_ char *out = xasprintf("%d 0x000000000010: unknown (unmapped)\n", (int) self);
+
+                ctl_expect(&(RunOptions) { .input = in },
+                           ARGS("--socket", d->socket_path, "normalize", "--pid-column", "--decimal"), 0, &r);
+                ck_assert_str_eq(r.out, out);
+                run_done(&r);
+                ctl_expect(&(RunOptions) { .input = in },
+                           ARGS("--socket", d->socket_path, "normalize", "--pid-column", "-q"), 0, &r);
+                ck_assert_str_eq(r.out, "");
+                run_done(&r);
+        }
+
+        /* Malformed lines and arguments are usage errors; nothing is asked. */
+        ctl_expect(&(RunOptions) { .input = "1 0x10\n42\n" },
+                   ARGS("--socket", d->socket_path, "normalize", "--pid-column"), EXIT_USAGE, &r);
+        ck_assert_str_eq(r.out, "");
+        ck_assert_str_eq(r.err, "vmaqctl: invalid line '42' on line 2 of standard input: \"PID ADDR\" expected, "
+                                "ADDR hex, with or without 0x\nSee 'vmaqctl --help'.\n");
+        run_done(&r);
+        ctl_expect(&(RunOptions) { .input = "x 0x10\n" },
+                   ARGS("--socket", d->socket_path, "normalize", "--pid-column"), EXIT_USAGE, &r);
+        ck_assert_str_eq(r.err, "vmaqctl: invalid PID 'x' on line 1 of standard input: \"PID ADDR\" expected, "
+                                "ADDR hex, with or without 0x\nSee 'vmaqctl --help'.\n");
+        run_done(&r);
+        ctl_expect(&(RunOptions) { .input = "1 0x10\n" },
+                   ARGS("--socket", d->socket_path, "normalize", "--pid-column", "1", "0x10"), EXIT_USAGE, &r);
+        ck_assert_str_eq(r.err, "vmaqctl: --pid-column reads \"PID ADDR\" lines from standard input only, "
+                                "unexpected '1'\nSee 'vmaqctl --help'.\n");
+        run_done(&r);
+        ctl_expect(&(RunOptions) { .input = "1 0x10\n" },
+                   ARGS("--socket", d->socket_path, "normalize", "--pid-column", "--format=addr2line"),
+                   EXIT_USAGE, &r);
+        ck_assert_str_eq(r.out, "");
+        run_done(&r);
+
+        /* A pid that fails fails the whole command, as a single call would. */
+        {
+                pid_t gone = reaped_pid();
+                _cleanup_free_ char *in = xasprintf("%d 10\n%d 10\n", (int) self, (int) gone);
+                _cleanup_free_ char *msg = xasprintf("vmaqctl: no such process: pid %d\n", (int) gone);
+
+                ctl_expect(&(RunOptions) { .input = in },
+                           ARGS("--socket", d->socket_path, "normalize", "--pid-column"), EXIT_DAEMON_ERROR, &r);
+                ck_assert_str_eq(r.out, "");
+                ck_assert_str_eq(r.err, msg);
+        }
+
+        test_child_stop(tc);
+        daemon_stop(d);
+}
+END_TEST
+
 /* A path with quotes, a backslash, control characters and a byte that is not UTF-8. */
 START_TEST(test_normalize_odd_path) {
         Daemon *d = daemon_start(NULL);
@@ -1567,6 +1668,7 @@ static Suite *vmaqctl_suite(void) {
                 { "normalize_fds",      test_normalize_fds },
                 { "track",              test_track },
                 { "normalize_stdin",    test_normalize_stdin },
+                { "normalize_pid_column", test_normalize_pid_column },
                 { "normalize_odd_path", test_normalize_odd_path },
                 { "maps",               test_maps },
                 { "output_modes",       test_output_modes },
