@@ -1210,6 +1210,34 @@ START_TEST(test_maps) {
         }
         run_done(&r);
 
+        /* --start-time: the mappings only of the process started then. */
+        {
+                _cleanup_(normalization_freep) Normalization *ns = core_normalize(tc->pid, &tc->file_addr, 1, 0);
+                _cleanup_free_ char *st = xasprintf("%" PRIu64, ns->start_time);
+                _cleanup_free_ char *wrong = xasprintf("%" PRIu64, ns->start_time + 1);
+                _cleanup_free_ char *msg = xasprintf("process changed: pid %s is no longer the process started "
+                                                     "at %s: pid %s now has start time %s", pid, wrong, pid, st);
+                _cleanup_free_ char *err = xasprintf("vmaqctl: %s\n", msg);
+                _cleanup_free_ char *json = xasprintf("{\"error\": \"io.vmaq.ProcessChanged\", "
+                                                      "\"message\": \"%s\"}\n", msg);
+                _cleanup_(run_done) Run plain = {};
+
+                ctl_ok(ARGS("--socket", d->socket_path, "maps", "--no-legend", pid), &plain);
+                ctl_ok(ARGS("--socket", d->socket_path, "maps", "--no-legend", "--start-time", st, pid), &r);
+                ck_assert_str_eq(r.out, plain.out);
+                run_done(&r);
+                ctl_expect(NULL, ARGS("--socket", d->socket_path, "maps", "--start-time", wrong, pid),
+                           EXIT_DAEMON_ERROR, &r);
+                ck_assert_str_eq(r.out, "");
+                ck_assert_str_eq(r.err, err);
+                run_done(&r);
+                ctl_expect(NULL, ARGS("--socket", d->socket_path, "--json", "maps", "--start-time", wrong, pid),
+                           EXIT_DAEMON_ERROR, &r);
+                ck_assert_str_eq(r.out, json);
+                ck_assert_str_eq(r.err, err);
+                run_done(&r);
+        }
+
         /* --exec-only: exactly the executable ones. */
         core_vmas(tc->pid, PROC_LIST_EXEC_ONLY, core);
         ck_assert_uint_gt(core->n, 0);
@@ -1434,6 +1462,8 @@ START_TEST(test_usage_errors) {
                 ARGS("--socket", s, "maps", "x"),
                 ARGS("--socket", s, "maps", "1", "2"),
                 ARGS("--socket", s, "maps", "--no-such-option", "1"),
+                ARGS("--socket", s, "maps", "--start-time", "0", "1"),
+                ARGS("--socket", s, "maps", "--start-time", "x", "1"),
                 ARGS("--socket", s, "track"),
                 ARGS("--socket", s, "track", "x"),
                 ARGS("--socket", s, "track", "1", "2"),
