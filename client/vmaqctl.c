@@ -95,7 +95,7 @@ static void help(void) {
                "                          line), pretty (indented) or off; errors then also go\n"
                "                          to standard output as {\"error\": ..., \"message\": ...}\n"
                "     --no-legend          Do not print the header line of tables\n"
-               "     --no-pager           Accepted for systemd compatibility; vmaqctl never pages\n"
+               "     --no-pager           Accepted, as by systemd's tools; vmaqctl never pages\n"
                "  -q --quiet              Print nothing on success, only the exit status tells\n"
                "     --timeout=SEC        Give up when the daemon does not take the connection,\n"
                "                          or does not answer, within SEC seconds; 0 waits\n"
@@ -955,6 +955,18 @@ static void print_normalization_human(const struct vmaq_normalization *n, bool m
                 print_result_human(n, i, map_files);
 }
 
+/* One normalization per pid, freed together. */
+typedef struct Normalizations {
+        struct vmaq_normalization **v;
+        size_t n;
+} Normalizations;
+
+static void normalizations_done(Normalizations *n) {
+        for (size_t i = 0; i < n->n; i++)
+                vmaq_normalization_free(n->v[i]);
+        free(n->v);
+}
+
 /*
  * --pid-column: one call per pid, in the order the pids first appear, with
  * that pid's addresses in input order; then every answer in input order,
@@ -962,21 +974,16 @@ static void print_normalization_human(const struct vmaq_normalization *n, bool m
  */
 static ExitStatus normalize_by_pid(const PidAddresses *in, unsigned flags, bool json) {
         _cleanup_(vmaq_closep) struct vmaq_client *c = NULL;
-        struct vmaq_normalization **norms = NULL;
-        size_t *group = NULL, *index = NULL, n_groups = 0;
-        size_t n = in->addrs.n;
-        uint64_t *batch = NULL;
-        ExitStatus e = EXIT_OK;
+        _cleanup_(normalizations_done) Normalizations norms = {};
+        size_t n = in->addrs.n, n_groups = 0;
+        _cleanup_free_ size_t *group = calloc(n, sizeof(size_t)), *index = calloc(n, sizeof(size_t));
+        _cleanup_free_ uint64_t *batch = calloc(n, sizeof(uint64_t));
+        ExitStatus e;
         int r;
 
-        norms = calloc(n, sizeof(*norms));
-        group = calloc(n, sizeof(*group));
-        index = calloc(n, sizeof(*index));
-        batch = calloc(n, sizeof(*batch));
-        if (!norms || !group || !index || !batch) {
-                e = out_of_memory();
-                goto finish;
-        }
+        norms.v = calloc(n, sizeof(*norms.v));
+        if (!norms.v || !group || !index || !batch)
+                return out_of_memory();
 
         /* Quadratic in the number of pids only: a trace has few processes and many addresses. */
         for (size_t i = 0; i < n; i++) {
@@ -990,7 +997,7 @@ static ExitStatus normalize_by_pid(const PidAddresses *in, unsigned flags, bool 
 
         e = connect_daemon(&c);
         if (e != EXIT_OK)
-                goto finish;
+                return e;
 
         for (size_t g = 0, first = 0; g < n_groups; g++) {
                 size_t k = 0;
@@ -1002,46 +1009,35 @@ static ExitStatus normalize_by_pid(const PidAddresses *in, unsigned flags, bool 
                                 index[i] = k;
                                 batch[k++] = in->addrs.v[i];
                         }
-                r = vmaq_normalize(c, in->pids[first], batch, k, flags, 0, &norms[g]);
-                if (r < 0) {
-                        e = call_error(c, r, in->pids[first], 0);
-                        goto finish;
-                }
+                r = vmaq_normalize(c, in->pids[first], batch, k, flags, 0, &norms.v[g]);
+                if (r < 0)
+                        return call_error(c, r, in->pids[first], 0);
+                norms.n = g + 1;
         }
 
-        if (!arg_quiet) {
-                if (json) {
-                        json_begin();
-                        fputs("{\"results\": [", stdout);
-                }
-                for (size_t i = 0; i < n; i++) {
-                        const struct vmaq_normalization *nm = norms[group[i]];
+        if (arg_quiet)
+                return finish_output();
+        if (json) {
+                json_begin();
+                fputs("{\"results\": [", stdout);
+        }
+        for (size_t i = 0; i < n; i++) {
+                const struct vmaq_normalization *nm = norms.v[group[i]];
 
-                        if (json) {
-                                if (i > 0)
-                                        fputs(", ", stdout);
-                                print_result_json(nm, index[i], flags & VMAQ_NORMALIZE_MAP_FILES, true);
-                        } else {
-                                printf("%d ", (int) nm->pid);
-                                print_result_human(nm, index[i], flags & VMAQ_NORMALIZE_MAP_FILES);
-                        }
-                }
                 if (json) {
-                        fputs("]}\n", stdout);
-                        json_end();
+                        if (i > 0)
+                                fputs(", ", stdout);
+                        print_result_json(nm, index[i], flags & VMAQ_NORMALIZE_MAP_FILES, true);
+                } else {
+                        printf("%d ", (int) nm->pid);
+                        print_result_human(nm, index[i], flags & VMAQ_NORMALIZE_MAP_FILES);
                 }
         }
-        e = finish_output();
-
-finish:
-        if (norms)
-                for (size_t g = 0; g < n_groups; g++)
-                        vmaq_normalization_free(norms[g]);
-        free(norms);
-        free(group);
-        free(index);
-        free(batch);
-        return e;
+        if (json) {
+                fputs("]}\n", stdout);
+                json_end();
+        }
+        return finish_output();
 }
 
 static ExitStatus verb_normalize(int argc, char *argv[]) {

@@ -1661,6 +1661,10 @@ START_TEST(test_help_version) {
         ctl_ok(ARGS("--help"), &r);
         ck_assert_msg(strstr(r.out, "normalize") && strstr(r.out, "maps") && strstr(r.out, "status") &&
                       strstr(r.out, "Exit status"), "%s", r.out);
+        /* Every option is documented. */
+        ck_assert_msg(strstr(r.out, "--decimal") && strstr(r.out, "--pid-column") && strstr(r.out, "--json[=MODE]") &&
+                      strstr(r.out, "--no-legend") && strstr(r.out, "--no-pager") && strstr(r.out, "-q --quiet") &&
+                      strstr(r.out, "hex, with or\n                          without 0x"), "%s", r.out);
         run_done(&r);
 
         ctl_ok(ARGS("-h"), &r);
