@@ -1264,12 +1264,16 @@ static void print_mappings_human(const struct vmaq_mappings *m) {
 
         for (size_t i = 0; i < m->n_mappings; i++) {
                 const struct vmaq_mapping *v = &m->mappings[i];
-                char dev[2 * 16 + 2];
+                char start[17], end[17], off[17], dev[2 * 16 + 2];
 
+                /* Each cell as /proc/PID/maps writes it, padded with blanks to the column. */
+                snprintf(start, sizeof(start), "%08" PRIx64, v->start);
+                snprintf(end, sizeof(end), "%08" PRIx64, v->end);
+                snprintf(off, sizeof(off), "%08" PRIx64, v->offset);
                 snprintf(dev, sizeof(dev), "%02" PRIx32 ":%02" PRIx32, v->dev_major, v->dev_minor);
                 /* No padding after the last cell of a line: no trailing blanks. */
-                printf("%0*" PRIx64 " %0*" PRIx64 " %-5.4s %0*" PRIx64 " %-*s %" PRIu64,
-                       w_start, v->start, w_end, v->end, v->perms, w_off, v->offset, w_dev, dev, v->inode);
+                printf("%-*s %-*s %-5.4s %-*s %-*s %" PRIu64,
+                       w_start, start, w_end, end, v->perms, w_off, off, w_dev, dev, v->inode);
                 if (v->path) {
                         printf("%*s ", w_inode - dec_width(v->inode, 1), "");
                         human_print_path(v->path);

@@ -1190,16 +1190,21 @@ START_TEST(test_maps) {
                         _cleanup_free_ char *line = NULL, *inode = xasprintf("%" PRIu64, v->inode);
                         char perms[5], dev[32];
 
+                        char start[17], end[17], off[17];
+
                         perms_string(v->perms, perms);
+                        /* The cells as in /proc/PID/maps, left-aligned in their columns. */
+                        snprintf(start, sizeof(start), "%08" PRIx64, v->start);
+                        snprintf(end, sizeof(end), "%08" PRIx64, v->end);
+                        snprintf(off, sizeof(off), "%08" PRIx64, v->offset);
                         snprintf(dev, sizeof(dev), "%02" PRIx32 ":%02" PRIx32, v->dev_major, v->dev_minor);
                         if (v->name[0])
-                                line = xasprintf("%0*" PRIx64 " %0*" PRIx64 " %s  %0*" PRIx64 " %-*s %-*s %s%s\n",
-                                                 w_start, v->start, w_end, v->end, perms, w_off, v->offset, w_dev,
-                                                 dev, w_inode, inode, v->name, v->deleted ? " (deleted)" : "");
+                                line = xasprintf("%-*s %-*s %s  %-*s %-*s %-*s %s%s\n", w_start, start, w_end, end,
+                                                 perms, w_off, off, w_dev, dev, w_inode, inode, v->name,
+                                                 v->deleted ? " (deleted)" : "");
                         else
-                                line = xasprintf("%0*" PRIx64 " %0*" PRIx64 " %s  %0*" PRIx64 " %-*s %s\n",
-                                                 w_start, v->start, w_end, v->end, perms, w_off, v->offset, w_dev,
-                                                 dev, inode);
+                                line = xasprintf("%-*s %-*s %s  %-*s %-*s %s\n", w_start, start, w_end, end, perms,
+                                                 w_off, off, w_dev, dev, inode);
                         append(&want, &len, line, strlen(line));
                 }
                 ck_assert_str_eq(r.out, want);
