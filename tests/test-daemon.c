@@ -2847,6 +2847,9 @@ static bool daemon_holds(const Daemon *d, int fd) {
                 if (e->d_name[0] == '.')
                         continue;
                 r = syscall(SYS_kcmp, d->pid, getpid(), KCMP_FILE, atoi(e->d_name), fd);
+                /* Closed since we read the directory: not held, then. */
+                if (r < 0 && errno == EBADF)
+                        continue;
                 ck_assert_msg(r >= 0, "kcmp: %s", strerror(errno));
                 found = r == 0;
         }

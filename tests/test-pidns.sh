@@ -81,8 +81,8 @@ T=$(cat "$W/pid")
 # ListMappings: the file mappings, as the target saw them.
 awk '$6 ~ /^\// { print $1, $2, $3, $6 }' "$W/maps" >"$W/want-maps"
 [ -s "$W/want-maps" ] || fail "the target reported no file mappings"
-ctl maps --no-build-ids "$T" >"$W/maps-out" || fail "maps $T failed"
-awk '$6 ~ /^\// { print $1, $2, $3, $6 }' "$W/maps-out" >"$W/got-maps"
+ctl maps --no-legend --no-build-ids "$T" >"$W/maps-out" || fail "maps $T failed"
+awk '$7 ~ /^\// { print $1 "-" $2, $3, $4, $7 }' "$W/maps-out" >"$W/got-maps"
 cmp "$W/want-maps" "$W/got-maps" || { diff "$W/want-maps" "$W/got-maps"; fail "maps differ"; }
 
 # Normalize: an address 16 bytes into each file mapping, in one call.
@@ -90,7 +90,7 @@ addrs=""
 : >"$W/want-norm"
 while read -r range perms off path; do
         a=$(( 0x${range%-*} + 16 ))
-        addrs="$addrs $a"
+        addrs="$addrs $(printf '0x%x' "$a")"
         printf '0x%012x: file offset 0x%x in %s\n' "$a" $(( 0x$off + 16 )) "$path" >>"$W/want-norm"
 done <"$W/want-maps"
 # shellcheck disable=SC2086
