@@ -1378,13 +1378,23 @@ static void print_status_json(const struct vmaq_status *s) {
                ", \"memory\": {\"used\": %" PRIu64 ", \"max\": %" PRIu64 "}"
                ", \"refused\": {\"connections\": %" PRIu64 ", \"user_connections\": %" PRIu64
                ", \"memory\": %" PRIu64 ", \"timeouts\": %" PRIu64 ", \"idle\": %" PRIu64 "}"
-               ", \"requests\": %" PRIu64 ", \"errors\": %" PRIu64 ", \"denied\": %" PRIu64 "}\n",
+               ", \"requests\": %" PRIu64 ", \"errors\": %" PRIu64 ", \"denied\": %" PRIu64,
                s->uptime_usec, s->connections, s->connections_max, s->connections_per_user_max,
                s->proc_cache_size, s->proc_cache_max, s->proc_cache_hits, s->proc_cache_misses,
                s->build_id_cache_size, s->build_id_cache_max, s->build_id_cache_hits,
                s->build_id_cache_misses, s->workers_used, s->workers_max, s->memory_used, s->memory_max,
                s->refused_connections, s->refused_user_connections, s->refused_memory,
                s->refused_timeouts, s->refused_idle, s->requests, s->errors, s->denied);
+
+        /* A daemon too old to tell says 0: then leave them out. */
+        if (s->max_addresses > 0)
+                printf(", \"limits\": {\"max_addresses\": %" PRIu64 ", \"max_message_size\": %" PRIu64
+                       ", \"max_reply_size\": %" PRIu64 "}", s->max_addresses, s->max_message_size, s->max_reply_size);
+        if (s->snapshot_memory_max > 0)
+                printf(", \"snapshots\": {\"held\": %" PRIu64 ", \"exited\": %" PRIu64 ", \"memory_used\": %" PRIu64
+                       ", \"memory_max\": %" PRIu64 "}", s->snapshots_held, s->snapshots_exited,
+                       s->snapshot_memory_used, s->snapshot_memory_max);
+        puts("}");
 }
 
 /* A duration as systemctl shows it: "1h 2min 3s", whole seconds; "250ms" under one. */
@@ -1480,6 +1490,27 @@ static void print_status_human(const struct vmaq_status *s) {
                s->build_id_cache_misses, s->workers_used, s->workers_max, mem_used, mem_max,
                s->refused_connections, s->refused_user_connections, s->refused_memory,
                s->refused_timeouts, s->refused_idle, s->requests, s->errors, s->denied);
+
+        /* A daemon too old to tell says 0: then leave them out. */
+        if (s->max_addresses > 0) {
+                char message[32], reply[32];
+
+                format_bytes(message, sizeof(message), s->max_message_size);
+                format_bytes(reply, sizeof(reply), s->max_reply_size);
+                printf("max_addresses: %" PRIu64 "\n"
+                       "max_message_size: %s\n"
+                       "max_reply_size: %s\n", s->max_addresses, message, reply);
+        }
+        if (s->snapshot_memory_max > 0) {
+                char used[32], max[32];
+
+                format_bytes(used, sizeof(used), s->snapshot_memory_used);
+                format_bytes(max, sizeof(max), s->snapshot_memory_max);
+                printf("snapshots_held: %" PRIu64 "\n"
+                       "snapshots_exited: %" PRIu64 "\n"
+                       "snapshot_memory_used: %s\n"
+                       "snapshot_memory_max: %s\n", s->snapshots_held, s->snapshots_exited, used, max);
+        }
 }
 
 static ExitStatus verb_status(int argc, char *argv[]) {

@@ -395,7 +395,8 @@ START_TEST(test_status_human) {
                 "build_id_cache_size", "build_id_cache_max", "build_id_cache_hits", "build_id_cache_misses",
                 "workers_used", "workers_max", "memory_used", "memory_max", "refused_connections",
                 "refused_user_connections", "refused_memory", "refused_timeouts", "refused_idle",
-                "requests", "errors", "denied",
+                "requests", "errors", "denied", "max_addresses", "max_message_size", "max_reply_size",
+                "snapshots_held", "snapshots_exited", "snapshot_memory_used", "snapshot_memory_max",
         };
         _cleanup_free_ char *version = xasprintf("version: %s\n", PACKAGE_VERSION);
         const char *p;
@@ -421,7 +422,8 @@ START_TEST(test_status_human) {
                 /* The uptime as a duration, memory as sizes, the rest as counts. */
                 if (streq(keys[i], "uptime"))
                         ck_assert_msg(is_timespan(v, n), "not a duration: '%.*s'", (int) (e - p), p);
-                else if (startswith(keys[i], "memory_"))
+                else if (startswith(keys[i], "memory_") || startswith(keys[i], "snapshot_memory_") ||
+                         startswith(keys[i], "max_message") || startswith(keys[i], "max_reply"))
                         ck_assert_msg(is_size(v, n), "not a size: '%.*s'", (int) (e - p), p);
                 else
                         ck_assert_msg(strspn(v, "0123456789") == n, "not a number: '%.*s'", (int) (e - p), p);
@@ -436,6 +438,9 @@ START_TEST(test_status_human) {
         ck_assert_ptr_nonnull(strstr(r.out, "\nconnections_per_user_max: 256\n"));
         /* 1.5 GiB. */
         ck_assert_ptr_nonnull(strstr(r.out, "\nmemory_max: 1.5G\n"));
+        /* The limits of a call. */
+        ck_assert_ptr_nonnull(strstr(r.out, "\nmax_addresses: 100000\n"));
+        ck_assert_ptr_nonnull(strstr(r.out, "\nmax_message_size: 16.0M\n"));
 
         /* The checker itself. */
         ck_assert(is_timespan("1h 2min 3s", 10));
@@ -461,7 +466,9 @@ START_TEST(test_status_json) {
         /* --json is accepted before and after the command. */
         ctl_ok(ARGS("--socket", d->socket_path, "--json", "status"), &r);
         o = parse_json(r.out);
-        ck_assert_int_eq(json_object_object_length(o), 14);
+        ck_assert_int_eq(json_object_object_length(o), 16);
+        ck_assert_uint_eq(get_u64(get(o, "limits", json_type_object), "max_addresses"), 100000);
+        ck_assert_uint_eq(get_u64(get(o, "snapshots", json_type_object), "memory_max"), 16U << 20);
         ck_assert_str_eq(get_str(o, "version"), PACKAGE_VERSION);
         backend = get_str(o, "backend");
         ck_assert(streq(backend, "ioctl") || streq(backend, "text"));
