@@ -27,9 +27,49 @@ libdir=$(dirname "$(find "$work/root" -name 'libvmaq.so.0' | head -n1)")
 sbindir=$(dirname "$(find "$work/root" -name vmaqd -type f | head -n1)")
 
 # Everything the README promises is installed.
-for f in vmaq.h libvmaq.so.0 libvmaq.pc vmaqctl vmaqd vmaqd.8 vmaqctl.1 libvmaq.3; do
+for f in vmaq.h libvmaq.so.0 libvmaq.pc vmaqctl vmaqd vmaqd.8 vmaqctl.1 libvmaq.3 PROTOCOL.md \
+         vmaqd.service vmaqd.socket vmaqd.conf; do
         [ -n "$(find "$work/root" -name "$f" | head -n1)" ] || { echo "not installed: $f"; exit 1; }
 done
+
+# The unit starts the vmaqd that was installed, from the same prefix.
+unit=$(find "$work/root" -name vmaqd.service | head -n1)
+exec_start=$(sed -n 's/^ExecStart=//p' "$unit")
+[ "$work/root$exec_start" = "$sbindir/vmaqd" ] || {
+        echo "ExecStart=$exec_start, but vmaqd was installed as ${sbindir#"$work/root"}/vmaqd"
+        exit 1
+}
+prefix=${sbindir%/sbin}
+case $unit in
+"$prefix"/lib/systemd/system/vmaqd.service) ;;
+*) echo "note: unit installed as ${unit#"$work/root"}, not under the prefix (--with-systemdsystemunitdir?)" ;;
+esac
+echo "ExecStart=$exec_start is the installed vmaqd"
+
+# ldconfig runs after a live install as root only, never into DESTDIR.
+grep -q "LDCONFIG skipped: DESTDIR is set" "$work/install.log" || {
+        echo "the ldconfig hook did not say it skipped for DESTDIR:"
+        cat "$work/install.log"
+        exit 1
+}
+make -s -C "$abs_top_builddir" install-exec-hook LDCONFIG="echo would run ldconfig" >"$work/hook.log" 2>&1
+if [ "$(id -u)" -eq 0 ]; then
+        grep -q "^would run ldconfig$" "$work/hook.log" || { echo "ldconfig would not run:"; cat "$work/hook.log"; exit 1; }
+else
+        grep -q "LDCONFIG skipped: not root" "$work/hook.log" || { echo "hook did not skip:"; cat "$work/hook.log"; exit 1; }
+fi
+echo "ldconfig hook: skipped with DESTDIR; otherwise: $(tr '\n' ' ' < "$work/hook.log")"
+
+# libvmaq.pc alone is enough: vmaq.h needs no json-c headers, and only a
+# static link needs json-c, named in Libs.private. PKG_CONFIG_LIBDIR
+# replaces the system's .pc directories: json-c.pc is not on the path.
+pc() { PKG_CONFIG_LIBDIR="$pcdir" PKG_CONFIG_PATH="" PKG_CONFIG_SYSROOT_DIR="$work/root" pkg-config "$@"; }
+pc --cflags --libs libvmaq >"$work/pc.out" 2>&1 || { echo "pkg-config libvmaq fails alone:"; cat "$work/pc.out"; exit 1; }
+grep -q -- '-lvmaq' "$work/pc.out" || { echo "no -lvmaq:"; cat "$work/pc.out"; exit 1; }
+! grep -q -- '-ljson-c' "$work/pc.out" || { echo "json-c in a shared link:"; cat "$work/pc.out"; exit 1; }
+pc --static --libs libvmaq >"$work/pc-static.out" 2>&1 || { cat "$work/pc-static.out"; exit 1; }
+grep -q -- '-ljson-c' "$work/pc-static.out" || { echo "no -ljson-c for a static link:"; cat "$work/pc-static.out"; exit 1; }
+echo "pkg-config libvmaq: $(cat "$work/pc.out"); --static: $(cat "$work/pc-static.out")"
 
 # What is installed is linked as hard as configure found the linker can:
 # relocations resolved at load time (BIND_NOW), then read-only (GNU_RELRO).
@@ -62,8 +102,8 @@ echo "installed vmaqd, vmaqctl and libvmaq: GNU_RELRO checked: $relro, BIND_NOW 
 sed -n '/^<!-- example:/,/^```$/p' "$abs_top_srcdir/README.md" | sed '1,2d;$d' > "$work/example.c"
 [ -s "$work/example.c" ] || { echo "no example found in README.md"; exit 1; }
 
-cflags=$(PKG_CONFIG_PATH="$pcdir" PKG_CONFIG_SYSROOT_DIR="$work/root" pkg-config --cflags libvmaq)
-libs=$(PKG_CONFIG_PATH="$pcdir" PKG_CONFIG_SYSROOT_DIR="$work/root" pkg-config --libs libvmaq)
+cflags=$(pc --cflags libvmaq)
+libs=$(pc --libs libvmaq)
 # shellcheck disable=SC2086 # flags lists
 # A library built with sanitizers needs their runtime in the program too.
 ${CC:-cc} -Wall -Werror ${SANITIZER_CFLAGS:-} "$work/example.c" $cflags $libs -o "$work/example"
