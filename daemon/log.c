@@ -3,10 +3,36 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "parse-util.h"
+
+static pthread_once_t journal_once = PTHREAD_ONCE_INIT;
+static bool stderr_is_journal;
+
+static void check_journal(void) {
+        const char *e = getenv("JOURNAL_STREAM");
+        unsigned long long dev, ino;
+        struct stat st;
+        int n = 0;
+
+        /* systemd sets "DEV:INO" of the stream it connected to stderr; a child
+         * that inherited the variable but not the stream must not use it. */
+        if (!e || sscanf(e, "%llu:%llu%n", &dev, &ino, &n) != 2 || e[n] != '\0')
+                return;
+        if (fstat(STDERR_FILENO, &st) < 0)
+                return;
+        stderr_is_journal = (unsigned long long) st.st_dev == dev &&
+                            (unsigned long long) st.st_ino == ino;
+}
+
+bool log_to_journal(void) {
+        (void) pthread_once(&journal_once, check_journal);
+        return stderr_is_journal;
+}
 
 int log_internal(int max_level, int level, int error, const char *format, ...) {
         char buf[2048];
@@ -20,7 +46,10 @@ int log_internal(int max_level, int level, int error, const char *format, ...) {
         va_start(ap, format);
         vsnprintf(buf, sizeof(buf), format, ap);
         va_end(ap);
-        fprintf(stderr, "<%d>%s\n", level, buf);
+        if (log_to_journal())
+                fprintf(stderr, "<%d>%s\n", level, buf);
+        else
+                fprintf(stderr, "%s: %s\n", program_invocation_short_name, buf);
 
         return error;
 }

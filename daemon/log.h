@@ -2,8 +2,10 @@
 #pragma once
 
 /*
- * Logging of the service layer: one line per message on stderr, prefixed
- * with its syslog priority as "<N>" so that the journal keeps the level.
+ * Logging of the service layer: one line per message on stderr. When stderr
+ * is the journal ($JOURNAL_STREAM names its device and inode), each line is
+ * prefixed with its syslog priority as "<N>" so that the journal keeps the
+ * level; on a terminal or a file, with the program name ("vmaqd: ").
  * Messages above @max_level are dropped. The core never logs.
  */
 
@@ -21,6 +23,9 @@
  */
 int log_internal(int max_level, int level, int error, const char *format, ...)
         __attribute__((__format__(printf, 4, 5)));
+
+/* Whether stderr is the journal's stream, as checked once at the first call. */
+bool log_to_journal(void);
 
 /* "debug", "info", "notice", "warning", "err", "crit", "alert", "emerg" or a number 0-7. */
 int log_level_from_string(const char *s);

@@ -92,7 +92,7 @@ static int parse_count(const char *name, const char *s, uint64_t max, uint64_t *
 
         r = parse_u64(s, 10, &v);
         if (r < 0 || v == 0 || v > max) {
-                fprintf(stderr, "Invalid value for --%s: '%s' (1..%llu).\n", name, s, (unsigned long long) max);
+                log_error(LOG_DEBUG, "Invalid value for --%s: '%s' (1..%llu).", name, s, (unsigned long long) max);
                 return -EINVAL;
         }
         *ret = v;
@@ -157,7 +157,7 @@ static int parse_argv(int argc, char *argv[]) {
                         return 0;
                 case ARG_SOCKET:
                         if (optarg[0] != '/') {
-                                fprintf(stderr, "--socket needs an absolute path.\n");
+                                log_error(LOG_DEBUG, "--socket needs an absolute path.");
                                 return -EINVAL;
                         }
                         arg_socket = optarg;
@@ -165,14 +165,14 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_BACKEND:
                         arg_backend = vma_backend_from_string(optarg);
                         if (arg_backend < 0) {
-                                fprintf(stderr, "Unknown backend '%s'.\n", optarg);
+                                log_error(LOG_DEBUG, "Unknown backend '%s'.", optarg);
                                 return -EINVAL;
                         }
                         break;
                 case ARG_LOG_LEVEL:
                         arg_log_level = log_level_from_string(optarg);
                         if (arg_log_level < 0) {
-                                fprintf(stderr, "Unknown log level '%s'.\n", optarg);
+                                log_error(LOG_DEBUG, "Unknown log level '%s'.", optarg);
                                 return -EINVAL;
                         }
                         break;
@@ -191,7 +191,7 @@ static int parse_argv(int argc, char *argv[]) {
                         if (r < 0)
                                 return r;
                         if (arg_max_reply_size < 65536) {
-                                fprintf(stderr, "--max-reply-size must be at least 65536.\n");
+                                log_error(LOG_DEBUG, "--max-reply-size must be at least 65536.");
                                 return -EINVAL;
                         }
                         break;
@@ -268,7 +268,7 @@ static int parse_argv(int argc, char *argv[]) {
                 }
 
         if (optind < argc) {
-                fprintf(stderr, "Unexpected argument '%s', see --help.\n", argv[optind]);
+                log_error(LOG_DEBUG, "Unexpected argument '%s', see --help.", argv[optind]);
                 return -EINVAL;
         }
         return 1;

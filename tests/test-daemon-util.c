@@ -214,6 +214,8 @@ void daemon_exec(Daemon *d, const char *const *argv) {
         pid_t pid = fork_child();
 
         if (pid == 0) {
+                char stream[64];
+                struct stat st;
                 int fd;
 
                 fd = open(d->log_path, O_WRONLY|O_CREAT|O_APPEND|O_CLOEXEC, 0644);
@@ -221,6 +223,13 @@ void daemon_exec(Daemon *d, const char *const *argv) {
                         _exit(127);
                 fd = open("/dev/null", O_RDONLY|O_CLOEXEC);
                 if (fd < 0 || dup2(fd, STDIN_FILENO) < 0)
+                        _exit(127);
+                /* The log file stands in for the journal: lines keep their "<N>" levels. */
+                if (fstat(STDERR_FILENO, &st) < 0)
+                        _exit(127);
+                snprintf(stream, sizeof(stream), "%llu:%llu",
+                         (unsigned long long) st.st_dev, (unsigned long long) st.st_ino);
+                if (setenv("JOURNAL_STREAM", stream, 1) < 0)
                         _exit(127);
                 if (setenv("NOTIFY_SOCKET", d->notify_path, 1) < 0)
                         _exit(127);
