@@ -719,7 +719,7 @@ int connection_new(Connection **ret, Manager *m, int fd) {
         if (r < 0)
                 goto fail;
         c->peer.privileged = policy_is_privileged(c->peer.cred.uid, c->peer.cred.gid, groups, n_groups,
-                                                  m->privileged_gid);
+                                                  manager_privileged_gid(m));
         c->peer.client = (PolicyClient) {
                 .uid = c->peer.cred.uid,
                 .gid = c->peer.cred.gid,

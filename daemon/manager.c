@@ -232,17 +232,9 @@ int manager_new(Manager **ret, const ManagerConfig *config) {
                 return log_error_errno(m->log_level, r, "Backend '%s' is not usable: %m",
                                        vma_backend_to_string(config->backend));
 
-        if (config->group && config->group[0]) {
-                struct group *g;
-
-                errno = 0;
-                g = getgrnam(config->group);
-                if (g)
-                        m->privileged_gid = g->gr_gid;
-                else
-                        log_info(m->log_level, "Group '%s' does not exist: only root may query any process.",
-                                 config->group);
-        }
+        if (config->group && config->group[0] && manager_privileged_gid(m) == (gid_t) -1)
+                log_info(m->log_level, "Group '%s' does not exist (yet): only root may query any process.",
+                         config->group);
 
         r = policy_namespace(0, "pid", &m->pidns);
         if (r >= 0)
@@ -467,6 +459,44 @@ static uint64_t manager_now(Manager *m) {
 
         (void) sd_event_now(m->event, CLOCK_MONOTONIC, &now);
         return now;
+}
+
+/* The group's gid, or (gid_t) -1: none, or it could not be read. */
+static gid_t group_lookup(const char *name) {
+        size_t size = 1024;
+
+        for (;;) {
+                _cleanup_free_ char *buf = malloc(size);
+                struct group grp, *g = NULL;
+                int r;
+
+                if (!buf)
+                        return (gid_t) -1;
+                r = getgrnam_r(name, &grp, buf, size, &g);
+                if (r == ERANGE && size < 1024U * 1024U) {
+                        size *= 4;
+                        continue;
+                }
+                return r == 0 && g ? g->gr_gid : (gid_t) -1;
+        }
+}
+
+gid_t manager_privileged_gid(Manager *m) {
+        uint64_t now;
+
+        if (!m->config.group || !m->config.group[0])
+                return (gid_t) -1;
+
+        /* The group may be created (sysusers, a package) or removed after we
+         * started: look it up again when a client connects, at most once a
+         * second, so that a flood of connections costs no NSS storm. */
+        now = m->event ? manager_now(m) : 0;
+        if (m->privileged_gid_usec != 0 && now != 0 && now - m->privileged_gid_usec < 1000000U)
+                return m->privileged_gid;
+
+        m->privileged_gid = group_lookup(m->config.group);
+        m->privileged_gid_usec = now;
+        return m->privileged_gid;
 }
 
 /*

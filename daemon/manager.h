@@ -221,7 +221,8 @@ struct Manager {
         int log_level;
         VmaBackend backend;
         VarlinkLimits request_limits;   /* what a request may hold, checked before it is parsed */
-        gid_t privileged_gid;           /* (gid_t) -1: no such group */
+        gid_t privileged_gid;           /* (gid_t) -1: no such group; see manager_privileged_gid() */
+        uint64_t privileged_gid_usec;   /* CLOCK_MONOTONIC of its last lookup, 0: never */
         NsId pidns, userns;
         NsId mntns;                     /* targets in another get host paths */
         sd_event *event;
@@ -275,6 +276,13 @@ int manager_new(Manager **ret, const ManagerConfig *config);
 /* Returns NULL; leaves what busy workers still use allocated (see worker_pool_stop()). */
 Manager *manager_free(Manager *m);
 DEFINE_CLEANUP(Manager *, manager_free);
+
+/*
+ * The gid of the privileged group (--group), or (gid_t) -1 when there is
+ * none. Looked up by name again at most once a second, so that a group
+ * created or removed after start takes effect for the next client.
+ */
+gid_t manager_privileged_gid(Manager *m);
 
 /* Take the socket from systemd, or bind it. Then serve until told to stop. Returns 0 on a clean stop. */
 int manager_listen(Manager *m);
