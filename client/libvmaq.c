@@ -41,6 +41,7 @@ struct vmaq_client {
         int fd;
         uint64_t timeout_usec;                  /* 0: wait forever */
         bool broken;                            /* the stream is out of step: only close is left */
+        size_t max_addresses;                   /* the daemon's limit, once it refused more; 0: not known */
         char *in;                               /* read past the last reply: the next ones of a stream */
         size_t in_size;
         char errmsg[512];
@@ -415,6 +416,10 @@ static int call_receive(struct vmaq_client *c, uint64_t deadline, ProtoResults *
                 r = proto_error_reply_decode(error, reply_parameters, &e, &field);
                 if (r < 0)
                         return fail(c, -EPROTO, "invalid error reply '%s': bad '%s'", error, field);
+                /* Too many addresses: the limit, for calls to come in batches. */
+                if (e.error == PROTO_ERROR_REQUEST_TOO_LARGE && e.details.parameter &&
+                    strcmp(e.details.parameter, "addresses") == 0 && e.details.limit > 0 && e.details.limit <= SIZE_MAX)
+                        c->max_addresses = (size_t) e.details.limit;
                 return fail(c, e.error_errno, "%s", e.message);
         }
 
@@ -550,11 +555,19 @@ static int parts_reserve(struct json_object ***messages, void **replies, size_t 
 }
 
 /* The replies of one Normalize call: one, or those of a stream, each part of the results and modules. */
+/*
+ * The replies of one answer: the parts of a stream, and of the calls of a
+ * batch too large for one. A call's results number its modules from 0;
+ * the modules of its parts follow each other.
+ */
 typedef struct Parts {
         ProtoNormalizeReply *replies;
         struct json_object **messages;          /* their strings point into these */
-        size_t n, allocated;
+        size_t *bases;                          /* of each reply, its call's first module among all */
+        size_t n, allocated, allocated_bases;
         size_t n_results, n_modules;
+        size_t n_calls;
+        size_t call_base;                       /* the current call's first module */
 } Parts;
 
 static void parts_done(Parts *p) {
@@ -564,6 +577,13 @@ static void parts_done(Parts *p) {
         }
         free(p->replies);
         free(p->messages);
+        free(p->bases);
+}
+
+/* Start the replies of another call. */
+static void parts_begin_call(Parts *p) {
+        p->call_base = p->n_modules;
+        p->n_calls++;
 }
 
 /* Take @message and @reply. */
@@ -573,8 +593,17 @@ static int parts_add(Parts *p, struct json_object *message, ProtoNormalizeReply 
         r = parts_reserve(&p->messages, (void **) &p->replies, sizeof(*p->replies), p->n, &p->allocated);
         if (r < 0)
                 return r;
+        if (p->n == p->allocated_bases) {
+                size_t *b = reallocarray(p->bases, p->allocated, sizeof(size_t));
+
+                if (!b)
+                        return -ENOMEM;
+                p->bases = b;
+                p->allocated_bases = p->allocated;
+        }
         p->messages[p->n] = message;
         p->replies[p->n] = *reply;
+        p->bases[p->n] = p->call_base;
         *reply = (ProtoNormalizeReply) {};
         p->n++;
         p->n_results += p->replies[p->n - 1].n_results;
@@ -642,15 +671,83 @@ static int elf_error_from_result(const ProtoResult *res) {
         return -EIO;
 }
 
+static uint64_t module_hash(const ProtoModule *m) {
+        uint64_t h = UINT64_C(14695981039346656037);
+        const uint64_t v[] = { m->inode, m->dev_major, m->dev_minor, m->vdso, m->deleted };
+
+        for (size_t i = 0; i < ELEMENTSOF(v); i++)
+                h = (h ^ v[i]) * UINT64_C(1099511628211);
+        for (const char *c = m->path; *c; c++)
+                h = (h ^ (uint8_t) *c) * UINT64_C(1099511628211);
+        return h;
+}
+
+static bool module_same(const ProtoModule *a, const ProtoModule *b) {
+        return a->inode == b->inode && a->dev_major == b->dev_major && a->dev_minor == b->dev_minor &&
+               a->vdso == b->vdso && a->deleted == b->deleted && strcmp(a->path, b->path) == 0;
+}
+
+/*
+ * Where each module of @p, in reply order, goes in the answer: a file the
+ * calls of a batch each named is one module of the answer. *ret_n is how
+ * many there are. One call names each file once: nothing to merge then.
+ */
+static int modules_merge(const Parts *p, size_t **ret, size_t *ret_n) {
+        _cleanup_free_ const ProtoModule **raw = NULL;
+        _cleanup_free_ size_t *slots = NULL, *to = NULL;
+        size_t n_slots = 16, n_final = 0, l = 0;
+
+        to = calloc(MAX(p->n_modules, (size_t) 1), sizeof(size_t));
+        if (!to)
+                return -ENOMEM;
+        if (p->n_calls <= 1) {
+                for (size_t i = 0; i < p->n_modules; i++)
+                        to[i] = i;
+                *ret_n = p->n_modules;
+                *ret = TAKE_PTR(to);
+                return 0;
+        }
+
+        while (n_slots < 2 * p->n_modules)
+                n_slots *= 2;
+        raw = calloc(MAX(p->n_modules, (size_t) 1), sizeof(*raw));
+        slots = malloc(n_slots * sizeof(size_t));
+        if (!raw || !slots)
+                return -ENOMEM;
+        memset(slots, 0xff, n_slots * sizeof(size_t));
+
+        for (size_t i = 0; i < p->n; i++)
+                for (size_t j = 0; j < p->replies[i].n_modules; j++, l++) {
+                        const ProtoModule *m = &p->replies[i].modules[j];
+                        size_t s = (size_t) module_hash(m) & (n_slots - 1);
+
+                        while (slots[s] != SIZE_MAX && !module_same(raw[slots[s]], m))
+                                s = (s + 1) & (n_slots - 1);
+                        if (slots[s] == SIZE_MAX) {
+                                slots[s] = n_final;
+                                raw[n_final++] = m;
+                        }
+                        to[l] = slots[s];
+                }
+
+        *ret_n = n_final;
+        *ret = TAKE_PTR(to);
+        return 0;
+}
+
 static int normalization_build(const Parts *p, const uint64_t *addresses, struct vmaq_normalization **ret) {
+        _cleanup_free_ size_t *to = NULL;
         struct vmaq_normalization *n;
         NormalizationFull *full;
         struct vmaq_result *results;
         struct vmaq_module *modules;
         ModuleExtra *mx;
         ResultExtra *rx;
-        size_t k = 0, l = 0;
+        size_t k = 0, l = 0, n_final = 0, next = 0, raw = 0;
         Block b = {};
+
+        if (modules_merge(p, &to, &n_final) < 0)
+                return -ENOMEM;
 
         block_count_array(&b, 1, sizeof(NormalizationFull));
         block_count_array(&b, p->n_results, sizeof(struct vmaq_result));
@@ -690,7 +787,8 @@ static int normalization_build(const Parts *p, const uint64_t *addresses, struct
                         results[k] = (struct vmaq_result) {
                                 .address = addresses[k],
                                 .unknown = unknown_from_string(reply->results[j].unknown),
-                                .module = reply->results[j].unknown ? 0 : reply->results[j].module,
+                                .module = reply->results[j].unknown ? 0 :
+                                          (uint32_t) to[p->bases[i] + reply->results[j].module],
                                 .offset = reply->results[j].unknown ? 0 : reply->results[j].offset,
                         };
                         rx[k] = (ResultExtra) {
@@ -698,9 +796,13 @@ static int normalization_build(const Parts *p, const uint64_t *addresses, struct
                                 .elf_error = elf_error_from_result(&reply->results[j]),
                         };
                 }
-                for (size_t j = 0; j < reply->n_modules; j++, l++) {
+                for (size_t j = 0; j < reply->n_modules; j++) {
                         const ProtoModule *m = &reply->modules[j];
 
+                        /* One an earlier call named too, or the next of the answer. */
+                        if (to[raw++] < next)
+                                continue;
+                        l = next++;
                         modules[l] = (struct vmaq_module) {
                                 .path = block_string(&b, m->path),
                                 .map_files = block_string(&b, m->map_files),
@@ -734,8 +836,8 @@ static int normalization_build(const Parts *p, const uint64_t *addresses, struct
                 .start_time = p->replies[0].start_time,
                 .n_results = p->n_results,
                 .results = p->n_results > 0 ? results : NULL,
-                .n_modules = p->n_modules,
-                .modules = p->n_modules > 0 ? modules : NULL,
+                .n_modules = n_final,
+                .modules = n_final > 0 ? modules : NULL,
                 .exited = p->replies[0].exited,
         };
         *ret = n;
@@ -743,22 +845,17 @@ static int normalization_build(const Parts *p, const uint64_t *addresses, struct
 }
 
 /* Normalize for the process @target names: @pid, or the pidfd or maps fd @fd, sent with the call. */
-static int normalize(struct vmaq_client *client, ProtoTarget target, pid_t pid, int fd, const uint64_t *addresses,
-                     size_t n_addresses, unsigned flags, uint64_t start_time, struct vmaq_normalization **ret) {
-        _cleanup_(parts_done) Parts parts = {};
+/* One call for @n_addresses addresses, its replies added to @parts. */
+static int normalize_call(struct vmaq_client *client, ProtoTarget target, pid_t pid, int fd,
+                          const uint64_t *addresses, size_t n_addresses, unsigned flags, uint64_t start_time,
+                          Parts *p) {
         _cleanup_free_ char *request = NULL;
-        size_t request_size = 0;
+        size_t request_size = 0, results_before = p->n_results;
         uint64_t deadline;
         bool stream, continues = false;
         int r;
 
-        if (!client)
-                return -EINVAL;
-        if (!ret || (!addresses && n_addresses > 0))
-                return fail(client, -EINVAL, "invalid argument");
-        if (flags & ~(unsigned) (VMAQ_NORMALIZE_NO_BUILD_IDS | VMAQ_NORMALIZE_MAP_FILES | VMAQ_NORMALIZE_PIN |
-                                 VMAQ_NORMALIZE_HTLHASH))
-                return fail(client, -EINVAL, "unknown flags 0x%x", flags);
+        parts_begin_call(p);
 
         /* A large batch comes back in parts: neither side holds the whole answer as text. */
         stream = n_addresses > NORMALIZE_STREAM_MIN;
@@ -795,33 +892,79 @@ static int normalize(struct vmaq_client *client, ProtoTarget target, pid_t pid, 
                         return r;
 
                 /* A bad part in the middle of a stream leaves the rest of it unread. */
-                r = proto_normalize_reply_decode(parameters, &results, parts.n_modules, &reply, &field);
+                r = proto_normalize_reply_decode(parameters, &results, p->n_modules - p->call_base, &reply, &field);
                 if (r < 0)
                         client->broken = client->broken || continues;
                 if (r == -ENOMEM)
                         return fail(client, r, "out of memory");
                 if (r < 0)
                         return fail(client, -EPROTO, "invalid Normalize reply: bad '%s'", field);
-                if (parts.n > 0 && (reply.pid != parts.replies[0].pid ||
-                                    reply.start_time != parts.replies[0].start_time ||
-                                    reply.exited != parts.replies[0].exited))
+                /* All parts, and all calls of a batch, are about one process. */
+                if (p->n > 0 && (reply.pid != p->replies[0].pid ||
+                                 reply.start_time != p->replies[0].start_time ||
+                                 reply.exited != p->replies[0].exited))
                         return fail_broken(client, -EPROTO, "invalid Normalize reply: parts of different processes");
-                if (continues && reply.n_results > n_addresses - parts.n_results)
+                if (continues && reply.n_results > n_addresses - (p->n_results - results_before))
                         return fail_broken(client, -EPROTO, "invalid Normalize reply: more results than addresses");
-                if (continues && parts.n + 1 >= NORMALIZE_PARTS_MAX)
+                if (continues && p->n + 1 >= NORMALIZE_PARTS_MAX)
                         return fail_broken(client, -EPROTO, "invalid Normalize reply: more than %u parts",
                                            NORMALIZE_PARTS_MAX);
 
-                r = parts_add(&parts, message, &reply);
+                r = parts_add(p, message, &reply);
                 if (r < 0)
                         return fail_broken(client, r, "out of memory");
                 TAKE_PTR(message);
         } while (continues);
 
-        if (parts.n_results != n_addresses)
+        if (p->n_results - results_before != n_addresses)
                 return fail(client, -EPROTO, "invalid Normalize reply: %zu results for %zu addresses",
-                            parts.n_results, n_addresses);
+                            p->n_results - results_before, n_addresses);
+        return 0;
+}
 
+static int normalize(struct vmaq_client *client, ProtoTarget target, pid_t pid, int fd, const uint64_t *addresses,
+                     size_t n_addresses, unsigned flags, uint64_t start_time, struct vmaq_normalization **ret) {
+        _cleanup_(parts_done) Parts parts = {};
+        size_t limit;
+        int r;
+
+        if (!client)
+                return -EINVAL;
+        if (!ret || (!addresses && n_addresses > 0))
+                return fail(client, -EINVAL, "invalid argument");
+        if (flags & ~(unsigned) (VMAQ_NORMALIZE_NO_BUILD_IDS | VMAQ_NORMALIZE_MAP_FILES | VMAQ_NORMALIZE_PIN |
+                                 VMAQ_NORMALIZE_HTLHASH))
+                return fail(client, -EINVAL, "unknown flags 0x%x", flags);
+
+        /* More addresses than the daemon takes in one call (it said so before): batches at once. */
+        limit = client->max_addresses;
+        if (limit == 0 || n_addresses <= limit) {
+                r = normalize_call(client, target, pid, fd, addresses, n_addresses, flags, start_time, &parts);
+                if (r != -E2BIG || client->max_addresses == 0 || client->max_addresses >= n_addresses) {
+                        if (r < 0)
+                                return r;
+                        goto build;
+                }
+                /* Refused for its count, which told the limit: again, in batches. */
+                parts_done(&parts);
+                parts = (Parts) {};
+                limit = client->max_addresses;
+        }
+
+        for (size_t off = 0; off < n_addresses; off += limit) {
+                size_t n = MIN(limit, n_addresses - off);
+
+                /* Each call after the first about the process the first answered for, not a later one of its pid. */
+                if (off > 0 && target == PROTO_TARGET_PID) {
+                        flags |= VMAQ_NORMALIZE_PIN;
+                        start_time = parts.replies[0].start_time;
+                }
+                r = normalize_call(client, target, pid, fd, addresses + off, n, flags, start_time, &parts);
+                if (r < 0)
+                        return r;
+        }
+
+build:
         r = normalization_build(&parts, addresses, ret);
         if (r < 0)
                 return fail(client, r, "out of memory");

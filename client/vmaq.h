@@ -22,7 +22,10 @@
  *   -EACCES      not allowed to query the process (io.vmaq.PermissionDenied)
  *   -ESTALE      the pid names another process than the pinned start time
  *                                                 (io.vmaq.ProcessChanged)
- *   -E2BIG       request over the daemon's limits (io.vmaq.RequestTooLarge)
+ *   -E2BIG       request over the daemon's limits (io.vmaq.RequestTooLarge);
+ *                never for the number of addresses: vmaq_normalize() asks in
+ *                batches of the daemon's --max-addresses, learned from its
+ *                first refusal, and answers as one call would
  *   -EINVAL      invalid parameter                (org.varlink.service.InvalidParameter):
  *                a pid below 1, no addresses; also from the library itself
  *                for a NULL argument or an unknown flag

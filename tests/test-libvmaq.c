@@ -821,30 +821,42 @@ START_TEST(test_error_permission_denied) {
 }
 END_TEST
 
-START_TEST(test_error_too_many_addresses) {
+/*
+ * More addresses than the daemon takes in one call: libvmaq learns the
+ * limit from the refusal and asks in batches, pinned to the process the
+ * first answered for, and the answer is the one a single call would give,
+ * each file once.
+ */
+START_TEST(test_batches_over_the_limit) {
         _cleanup_(vmaq_closep) struct vmaq_client *c = NULL;
-        _cleanup_(vmaq_normalization_freep) struct vmaq_normalization *n = NULL;
+        _cleanup_(vmaq_normalization_freep) struct vmaq_normalization *n = NULL, *again = NULL, *ten = NULL;
+        _cleanup_(normalization_freep) Normalization *want = NULL;
         _cleanup_(vmaq_status_freep) struct vmaq_status *s = NULL;
-        uint64_t addrs[11];
+        uint64_t a[_A_MAX], addrs[3 * _A_MAX + 1];
         TestChild child;
         Daemon *d;
 
-        d = daemon_start(ARGS("--max-addresses", "10"));
+        d = daemon_start(ARGS("--max-addresses", "4"));
         test_child_spawn(&child);
+        child_addresses(&child, a);
         c = connect_ok(d);
+        /* Every kind of address, each file in several batches. */
         for (size_t i = 0; i < ELEMENTSOF(addrs); i++)
-                addrs[i] = child.file_addr + i;
+                addrs[i] = a[i % _A_MAX];
 
-        ck_assert_int_eq(vmaq_normalize(c, child.pid, addrs, 11, 0, 0, &n), -E2BIG);
-        ck_assert_ptr_null(n);
-        ck_assert_str_eq(vmaq_errmsg(c),
-                         "request too large: more 'addresses' than the limit of 10 (io.vmaq.RequestTooLarge)");
-
-        /* The connection stays usable. */
-        ck_assert_int_eq(vmaq_normalize(c, child.pid, addrs, 10, 0, 0, &n), 0);
-        ck_assert_uint_eq(n->n_results, 10);
-        ck_assert_int_eq(vmaq_get_status(c, &s), 0);
+        ck_assert_int_eq(vmaq_normalize(c, child.pid, addrs, ELEMENTSOF(addrs), 0, 0, &n), 0);
         ck_assert_str_eq(vmaq_errmsg(c), "");
+        want = core_normalize(child.pid, addrs, ELEMENTSOF(addrs), NORMALIZE_BUILD_IDS | NORMALIZE_ELF);
+        assert_same_as_core(n, want, addrs, ELEMENTSOF(addrs));
+        ck_assert_uint_eq(n->start_time, want->start_time);
+
+        /* The limit known now, straight to batches; at the limit, one call. */
+        ck_assert_int_eq(vmaq_normalize(c, child.pid, addrs, ELEMENTSOF(addrs), 0, 0, &again), 0);
+        assert_same_as_core(again, want, addrs, ELEMENTSOF(addrs));
+        ck_assert_int_eq(vmaq_normalize(c, child.pid, addrs, 4, 0, 0, &ten), 0);
+        ck_assert_uint_eq(ten->n_results, 4);
+        ck_assert_int_eq(vmaq_get_status(c, &s), 0);
+        ck_assert_uint_eq(s->max_addresses, 4);
 
         test_child_stop(&child);
         vmaq_close(TAKE_PTR(c));
@@ -1523,7 +1535,7 @@ static Suite *libvmaq_suite(void) {
         add_test(s, "error-no-such-process", test_error_no_such_process, NULL);
         add_test(s, "error-zombie", test_error_zombie, NULL);
         add_test(s, "error-permission-denied", test_error_permission_denied, NULL);
-        add_test(s, "error-too-many-addresses", test_error_too_many_addresses, NULL);
+        add_test(s, "batches-over-the-limit", test_batches_over_the_limit, NULL);
         add_test(s, "error-message-too-large", test_error_message_too_large, NULL);
         add_test(s, "error-too-many-connections", test_error_too_many_connections, NULL);
         add_test(s, "error-invalid", test_error_invalid, NULL);
