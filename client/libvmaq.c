@@ -1182,7 +1182,9 @@ static int pages_join(const Pages *p, ProtoListMappingsReply *ret, ProtoMapping 
         return 0;
 }
 
-_public_ int vmaq_list_mappings(struct vmaq_client *client, pid_t pid, unsigned flags, struct vmaq_mappings **ret) {
+/* With @pin, the first part too is pinned to @start_time. */
+static int list_mappings(struct vmaq_client *client, pid_t pid, unsigned flags, bool pin, uint64_t start_time,
+                         struct vmaq_mappings **ret) {
         _cleanup_(pages_done) Pages pages = {};
         _cleanup_free_ ProtoMapping *all = NULL;
         ProtoListMappingsReply joined;
@@ -1211,8 +1213,8 @@ _public_ int vmaq_list_mappings(struct vmaq_client *client, pid_t pid, unsigned 
                                 .pid = pid,
                                 .exec_only = flags & VMAQ_LIST_EXEC_ONLY,
                                 .build_ids = !(flags & VMAQ_LIST_NO_BUILD_IDS),
-                                .pin = pages.n > 0,
-                                .start_time = pages.n > 0 ? pages.replies[0].start_time : 0,
+                                .pin = pin || pages.n > 0,
+                                .start_time = pages.n > 0 ? pages.replies[0].start_time : start_time,
                                 .start = start,
                         }, &parameters);
                 if (r < 0)
@@ -1254,6 +1256,15 @@ _public_ int vmaq_list_mappings(struct vmaq_client *client, pid_t pid, unsigned 
 
         client->errmsg[0] = '\0';
         return 0;
+}
+
+_public_ int vmaq_list_mappings(struct vmaq_client *client, pid_t pid, unsigned flags, struct vmaq_mappings **ret) {
+        return list_mappings(client, pid, flags, false, 0, ret);
+}
+
+_public_ int vmaq_list_mappings_pinned(struct vmaq_client *client, pid_t pid, unsigned flags, uint64_t start_time,
+                                       struct vmaq_mappings **ret) {
+        return list_mappings(client, pid, flags, true, start_time, ret);
 }
 
 _public_ void vmaq_mappings_free(struct vmaq_mappings *m) {

@@ -287,6 +287,9 @@ struct vmaq_mappings {
  * the answer, to be freed with vmaq_mappings_free().
  */
 int vmaq_list_mappings(struct vmaq_client *client, pid_t pid, unsigned flags, struct vmaq_mappings **ret);
+/* The same, or -ESTALE unless the process's start time is @start_time (as VMAQ_NORMALIZE_PIN). */
+int vmaq_list_mappings_pinned(struct vmaq_client *client, pid_t pid, unsigned flags, uint64_t start_time,
+                              struct vmaq_mappings **ret);
 void vmaq_mappings_free(struct vmaq_mappings *m);
 
 /* --- GetStatus ------------------------------------------------------------- */

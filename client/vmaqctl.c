@@ -1335,21 +1335,12 @@ static ExitStatus verb_maps(int argc, char *argv[]) {
         e = connect_daemon(&c);
         if (e != EXIT_OK)
                 return e;
-        r = vmaq_list_mappings(c, pid, flags, &m);
+        if (start_time != 0)
+                r = vmaq_list_mappings_pinned(c, pid, flags, start_time, &m);
+        else
+                r = vmaq_list_mappings(c, pid, flags, &m);
         if (r < 0)
-                return call_error(c, r, pid, 0);
-        /*
-         * libvmaq has no pin for ListMappings, but the reply names the start
-         * time of the very process whose mappings it lists: one that is not T
-         * is not the process asked about, and its mappings are not shown.
-         */
-        if (start_time != 0 && m->start_time != start_time) {
-                report_error(-ESTALE, "io.vmaq.ProcessChanged",
-                             "process changed: pid %d is no longer the process started at %" PRIu64
-                             ": pid %d now has start time %" PRIu64, (int) pid, start_time, (int) pid,
-                             m->start_time);
-                return EXIT_DAEMON_ERROR;
-        }
+                return call_error(c, r, pid, start_time);
 
         if (arg_quiet)
                 return finish_output();

@@ -579,6 +579,28 @@ START_TEST(test_list_mappings) {
 }
 END_TEST
 
+/* Pinned to a start time: the process that started then, or -ESTALE. */
+START_TEST(test_list_mappings_pinned) {
+        _cleanup_(vmaq_closep) struct vmaq_client *c = NULL;
+        _cleanup_(vmaq_mappings_freep) struct vmaq_mappings *m = NULL, *pinned = NULL, *wrong = NULL;
+        TestChild child;
+        Daemon *d;
+
+        d = daemon_start(NULL);
+        test_child_spawn(&child);
+        c = connect_ok(d);
+        ck_assert_int_eq(vmaq_list_mappings(c, child.pid, 0, &m), 0);
+        ck_assert_int_eq(vmaq_list_mappings_pinned(c, child.pid, 0, m->start_time, &pinned), 0);
+        ck_assert_uint_eq(pinned->start_time, m->start_time);
+        ck_assert_uint_eq(pinned->n_mappings, m->n_mappings);
+        ck_assert_int_eq(vmaq_list_mappings_pinned(c, child.pid, 0, m->start_time + 1, &wrong), -ESTALE);
+        ck_assert_ptr_null(wrong);
+        test_child_stop(&child);
+        vmaq_close(TAKE_PTR(c));
+        daemon_stop(d);
+}
+END_TEST
+
 START_TEST(test_list_mappings_flags) {
         _cleanup_(vmaq_closep) struct vmaq_client *c = NULL;
         _cleanup_(vmaq_mappings_freep) struct vmaq_mappings *exec = NULL, *no_ids = NULL;
@@ -1530,6 +1552,7 @@ static Suite *libvmaq_suite(void) {
         add_test(s, "track", test_track, NULL);
         add_test(s, "list-mappings", test_list_mappings, "layout");
         add_test(s, "list-mappings-flags", test_list_mappings_flags, NULL);
+        add_test(s, "list-mappings-pinned", test_list_mappings_pinned, NULL);
         add_test(s, "list-mappings-parts", test_list_mappings_parts, NULL);
         add_test(s, "get-status", test_get_status, NULL);
         add_test(s, "error-no-such-process", test_error_no_such_process, NULL);

@@ -1227,8 +1227,10 @@ START_TEST(test_maps) {
                 _cleanup_(normalization_freep) Normalization *ns = core_normalize(tc->pid, &tc->file_addr, 1, 0);
                 _cleanup_free_ char *st = xasprintf("%" PRIu64, ns->start_time);
                 _cleanup_free_ char *wrong = xasprintf("%" PRIu64, ns->start_time + 1);
+                /* Pinned in the call: the daemon's refusal, said once. */
                 _cleanup_free_ char *msg = xasprintf("process changed: pid %s is no longer the process started "
-                                                     "at %s: pid %s now has start time %s", pid, wrong, pid, st);
+                                                     "at %s: pid %s now has start time %s (io.vmaq.ProcessChanged)",
+                                                     pid, wrong, pid, st);
                 _cleanup_free_ char *err = xasprintf("vmaqctl: %s\n", msg);
                 _cleanup_free_ char *json = xasprintf("{\"error\": \"io.vmaq.ProcessChanged\", "
                                                       "\"message\": \"%s\"}\n", msg);
