@@ -1289,6 +1289,22 @@ static void print_mappings_human(const struct vmaq_mappings *m) {
         }
 }
 
+/* The one argument after the options of @verb: a PID. */
+static ExitStatus parse_only_pid(int argc, char *argv[], const char *verb, pid_t *ret) {
+        if (optind >= argc)
+                return usage_error("%s needs a PID", verb);
+        if (optind + 1 < argc)
+                return usage_error("unexpected argument '%s' after the PID", argv[optind + 1]);
+        return parse_pid_arg(argv[optind], ret);
+}
+
+/* --start-time=T of maps and track: clock ticks, and never 0, which means no pin. */
+static ExitStatus parse_start_time_arg(const char *arg, uint64_t *ret) {
+        if (parse_u64(arg, 10, ret) < 0 || *ret == 0)
+                return usage_error("invalid --start-time '%s': a positive decimal number", arg);
+        return EXIT_OK;
+}
+
 static ExitStatus verb_maps(int argc, char *argv[]) {
         static const struct option options[] = {
                 COMMON_OPTIONS,
@@ -1315,8 +1331,9 @@ static ExitStatus verb_maps(int argc, char *argv[]) {
                         flags |= VMAQ_LIST_NO_BUILD_IDS;
                         break;
                 case ARG_START_TIME:
-                        if (parse_u64(optarg, 10, &start_time) < 0 || start_time == 0)
-                                return usage_error("invalid --start-time '%s': a positive decimal number", optarg);
+                        e = parse_start_time_arg(optarg, &start_time);
+                        if (e != EXIT_OK)
+                                return e;
                         break;
                 default:
                         r = parse_common_option(o, optarg, argv);
@@ -1324,13 +1341,9 @@ static ExitStatus verb_maps(int argc, char *argv[]) {
                                 return common_option_exit(r);
                 }
 
-        if (optind >= argc)
-                return usage_error("maps needs a PID");
-        e = parse_pid_arg(argv[optind], &pid);
+        e = parse_only_pid(argc, argv, "maps", &pid);
         if (e != EXIT_OK)
                 return e;
-        if (optind + 1 < argc)
-                return usage_error("unexpected argument '%s' after the PID", argv[optind + 1]);
 
         e = connect_daemon(&c);
         if (e != EXIT_OK)
@@ -1559,21 +1572,18 @@ static ExitStatus verb_track(int argc, char *argv[]) {
         while ((o = getopt_long(argc, argv, "hq", options, NULL)) >= 0)
                 switch (o) {
                 case ARG_START_TIME:
-                        if (parse_u64(optarg, 10, &start_time) < 0 || start_time == 0)
-                                return usage_error("invalid --start-time '%s': a positive decimal number", optarg);
+                        e = parse_start_time_arg(optarg, &start_time);
+                        if (e != EXIT_OK)
+                                return e;
                         break;
                 default:
                         r = parse_common_option(o, optarg, argv);
                         if (r <= 0)
                                 return common_option_exit(r);
                 }
-        if (optind >= argc)
-                return usage_error("track needs a PID");
-        e = parse_pid_arg(argv[optind], &pid);
+        e = parse_only_pid(argc, argv, "track", &pid);
         if (e != EXIT_OK)
                 return e;
-        if (optind + 1 < argc)
-                return usage_error("unexpected argument '%s' to track", argv[optind + 1]);
 
         e = connect_daemon(&c);
         if (e != EXIT_OK)
