@@ -134,11 +134,12 @@ bool job_disarm_direct(Job *job);
  * What a job takes while it runs, charged once its message is scanned and
  * before anything is built: per value json-c builds, its parse tree (about
  * 90 bytes) and what is decoded from it; per address the scan packed, the
- * address, the core's result and proto's, and the reply's text (at most 64
- * bytes a result).
+ * address and its sort entries (40 bytes), the core's result (32) and
+ * proto's (48), and the reply's text (at most 128 bytes a result, with its
+ * ELF address).
  */
 #define JOB_BYTES_PER_VALUE 256U
-#define JOB_BYTES_PER_ADDRESS 128U
+#define JOB_BYTES_PER_ADDRESS 256U
 /*
  * Charged with the scan's share before the job starts, so that a small
  * request waits for memory there rather than being refused after its scan:
