@@ -634,9 +634,17 @@ typedef struct ResultExtra {
 /* A normalization as libvmaq allocates it: the public struct first, then what only accessors show. */
 typedef struct NormalizationFull {
         struct vmaq_normalization public;
-        ModuleExtra *modules;
-        ResultExtra *results;
+        struct vmaq_result *results;
+        struct vmaq_module *modules;
+        ResultExtra *result_extras;
+        ModuleExtra *module_extras;
 } NormalizationFull;
+
+/* Mappings likewise. */
+typedef struct MappingsFull {
+        struct vmaq_mappings public;
+        struct vmaq_mapping *mappings;
+} MappingsFull;
 
 static const char *const *package_values(const ProtoPackage *pk, const char *ret[static ELEMENTSOF(package_fields)]) {
         ret[0] = pk->type;
@@ -777,8 +785,10 @@ static int normalization_build(const Parts *p, const uint64_t *addresses, struct
         modules = block_take(&b, p->n_modules, sizeof(*modules));
         mx = block_take(&b, p->n_modules, sizeof(*mx));
         rx = block_take(&b, p->n_results, sizeof(*rx));
-        full->modules = mx;
-        full->results = rx;
+        full->results = results;
+        full->modules = modules;
+        full->result_extras = rx;
+        full->module_extras = mx;
 
         for (size_t i = 0; i < p->n; i++) {
                 const ProtoNormalizeReply *reply = &p->replies[i];
@@ -835,9 +845,7 @@ static int normalization_build(const Parts *p, const uint64_t *addresses, struct
                 .pid = p->replies[0].pid,
                 .start_time = p->replies[0].start_time,
                 .n_results = p->n_results,
-                .results = p->n_results > 0 ? results : NULL,
                 .n_modules = n_final,
-                .modules = n_final > 0 ? modules : NULL,
                 .exited = p->replies[0].exited,
         };
         *ret = n;
@@ -1019,10 +1027,22 @@ static const NormalizationFull *normalization_full(const struct vmaq_normalizati
         return (const NormalizationFull *) n;
 }
 
-static const ModuleExtra *module_extra(const struct vmaq_normalization *n, size_t module) {
+_public_ const struct vmaq_result *vmaq_result_get(const struct vmaq_normalization *n, size_t result) {
+        if (!n || result >= n->n_results)
+                return NULL;
+        return &normalization_full(n)->results[result];
+}
+
+_public_ const struct vmaq_module *vmaq_module_get(const struct vmaq_normalization *n, size_t module) {
         if (!n || module >= n->n_modules)
                 return NULL;
         return &normalization_full(n)->modules[module];
+}
+
+static const ModuleExtra *module_extra(const struct vmaq_normalization *n, size_t module) {
+        if (!n || module >= n->n_modules)
+                return NULL;
+        return &normalization_full(n)->module_extras[module];
 }
 
 _public_ enum vmaq_elf_type vmaq_module_elf_type(const struct vmaq_normalization *n, size_t module) {
@@ -1070,7 +1090,7 @@ _public_ int vmaq_result_elf_address(const struct vmaq_normalization *n, size_t 
 
         if (!n || !ret || result >= n->n_results)
                 return -EINVAL;
-        x = &normalization_full(n)->results[result];
+        x = &normalization_full(n)->result_extras[result];
         if (x->elf_error < 0)
                 return x->elf_error;
         *ret = x->elf_address;
@@ -1082,11 +1102,11 @@ _public_ void vmaq_normalization_free(struct vmaq_normalization *n) {
 }
 
 static int mappings_build(const ProtoListMappingsReply *reply, struct vmaq_mappings **ret) {
-        struct vmaq_mappings *m;
         struct vmaq_mapping *mappings;
+        MappingsFull *m;
         Block b = {};
 
-        block_count_array(&b, 1, sizeof(struct vmaq_mappings));
+        block_count_array(&b, 1, sizeof(MappingsFull));
         block_count_array(&b, reply->n_mappings, sizeof(struct vmaq_mapping));
         for (size_t i = 0; i < reply->n_mappings; i++) {
                 block_count_string(&b, reply->mappings[i].path);
@@ -1119,13 +1139,15 @@ static int mappings_build(const ProtoListMappingsReply *reply, struct vmaq_mappi
                 memcpy(mappings[i].perms, p->perms, 4);
         }
 
-        *m = (struct vmaq_mappings) {
-                .pid = reply->pid,
-                .start_time = reply->start_time,
-                .n_mappings = reply->n_mappings,
-                .mappings = reply->n_mappings > 0 ? mappings : NULL,
+        *m = (MappingsFull) {
+                .public = {
+                        .pid = reply->pid,
+                        .start_time = reply->start_time,
+                        .n_mappings = reply->n_mappings,
+                },
+                .mappings = mappings,
         };
-        *ret = m;
+        *ret = &m->public;
         return 0;
 }
 
@@ -1265,6 +1287,12 @@ _public_ int vmaq_list_mappings(struct vmaq_client *client, pid_t pid, unsigned 
 _public_ int vmaq_list_mappings_pinned(struct vmaq_client *client, pid_t pid, unsigned flags, uint64_t start_time,
                                        struct vmaq_mappings **ret) {
         return list_mappings(client, pid, flags, true, start_time, ret);
+}
+
+_public_ const struct vmaq_mapping *vmaq_mapping_get(const struct vmaq_mappings *m, size_t mapping) {
+        if (!m || mapping >= m->n_mappings)
+                return NULL;
+        return &((const MappingsFull *) m)->mappings[mapping];
 }
 
 _public_ void vmaq_mappings_free(struct vmaq_mappings *m) {

@@ -4,7 +4,7 @@
 
 /* The version of libvmaq this header is of, for code that builds against several. */
 #define VMAQ_VERSION_MAJOR 0
-#define VMAQ_VERSION_MINOR 1
+#define VMAQ_VERSION_MINOR 2
 #define VMAQ_VERSION_AT_LEAST(major, minor) \
         (VMAQ_VERSION_MAJOR > (major) || (VMAQ_VERSION_MAJOR == (major) && VMAQ_VERSION_MINOR >= (minor)))
 
@@ -64,6 +64,12 @@
  * IDs, freed with its *_free() function (which accepts NULL). Nothing in it
  * points into the connection. *ret is written only on success (NULL on
  * failure for vmaq_connect()).
+ *
+ * ABI: the library allocates every struct it hands out, and a later
+ * version may add fields at the end of any of them. So the elements of an
+ * answer (results, modules, mappings) are reached one by one through
+ * vmaq_result_get(), vmaq_module_get() and vmaq_mapping_get(), never as an
+ * array indexed with the caller's idea of their size.
  *
  * Threads: a connection may be used by one thread at a time. Use one
  * connection per thread, or serialize calls with a lock. Results are plain
@@ -157,11 +163,17 @@ struct vmaq_normalization {
         pid_t pid;
         uint64_t start_time;                    /* of the process answered about */
         size_t n_results;                       /* one per address, in input order */
-        const struct vmaq_result *results;
         size_t n_modules;                       /* each file once */
-        const struct vmaq_module *modules;
         int exited;                             /* answered from the snapshot of the exited process */
 };
+
+/*
+ * Result @result of @n (0 to n_results - 1) and module @module (0 to
+ * n_modules - 1; a result's module field is such an index). NULL for an
+ * index out of range or a NULL @n. Valid as long as @n.
+ */
+const struct vmaq_result *vmaq_result_get(const struct vmaq_normalization *n, size_t result);
+const struct vmaq_module *vmaq_module_get(const struct vmaq_normalization *n, size_t module);
 
 /*
  * Normalize @n_addresses addresses of process @pid. With VMAQ_NORMALIZE_PIN
@@ -179,10 +191,10 @@ int vmaq_normalize(struct vmaq_client *client, pid_t pid, const uint64_t *addres
 void vmaq_normalization_free(struct vmaq_normalization *n);
 
 /*
- * What symbolizers need, for module @module (an index into n->modules) or
- * result @result (into n->results) of @n. Functions rather than fields, so
- * that the structs above keep their layout. The daemon gives them with build
- * IDs (not with VMAQ_NORMALIZE_NO_BUILD_IDS), for ELF files it can read.
+ * What symbolizers need, for module @module or result @result of @n (the
+ * indexes of vmaq_module_get() and vmaq_result_get()). The daemon gives
+ * them with build IDs (not with VMAQ_NORMALIZE_NO_BUILD_IDS), for ELF
+ * files it can read.
  */
 enum vmaq_elf_type {
         VMAQ_ELF_UNKNOWN = 0,                   /* not ELF, not asked for, or the daemon could not tell */
@@ -278,9 +290,11 @@ struct vmaq_mapping {
 struct vmaq_mappings {
         pid_t pid;
         uint64_t start_time;
-        size_t n_mappings;
-        const struct vmaq_mapping *mappings;
+        size_t n_mappings;                      /* in address order */
 };
+
+/* Mapping @mapping of @m (0 to n_mappings - 1), or NULL when out of range. Valid as long as @m. */
+const struct vmaq_mapping *vmaq_mapping_get(const struct vmaq_mappings *m, size_t mapping);
 
 /*
  * List the mappings of process @pid in address order. On success *ret holds

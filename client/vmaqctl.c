@@ -782,14 +782,14 @@ static ExitStatus read_pid_addresses(FILE *f, PidAddresses *p) {
 
 /* Result @i of @n as a JSON object; with @with_pid, the process's pid and start time first. */
 static void print_result_json(const struct vmaq_normalization *n, size_t i, bool map_files, bool with_pid) {
-        const struct vmaq_result *res = &n->results[i];
+        const struct vmaq_result *res = vmaq_result_get(n, i);
 
         putchar('{');
         if (with_pid)
                 printf("\"pid\": %d, \"start_time\": %" PRIu64 ", ", (int) n->pid, n->start_time);
         printf("\"address\": %" PRIu64 ", ", res->address);
         if (res->unknown == VMAQ_NORMALIZED && res->module < n->n_modules) {
-                const struct vmaq_module *m = &n->modules[res->module];
+                const struct vmaq_module *m = vmaq_module_get(n, res->module);
 
                 fputs("\"path\": ", stdout);
                 json_print_string(m->path ?: "");
@@ -847,7 +847,7 @@ static bool strv_contains(const char *const *strv, const char *s) {
 
 /* The path a symbolizer on this side opens: the host path of a file in another mount namespace. */
 static const char *module_open_path(const struct vmaq_normalization *n, size_t module) {
-        return vmaq_module_host_path(n, module) ?: n->modules[module].path ?: "";
+        return vmaq_module_host_path(n, module) ?: vmaq_module_get(n, module)->path ?: "";
 }
 
 /* @s with each blank, quote and backslash escaped by a backslash, as xargs(1) reads its arguments. */
@@ -867,7 +867,7 @@ static void print_xargs_word(const char *s) {
  */
 static void print_normalization_build_id(const struct vmaq_normalization *n) {
         for (size_t i = 0; i < n->n_results; i++) {
-                const struct vmaq_result *res = &n->results[i];
+                const struct vmaq_result *res = vmaq_result_get(n, i);
                 const struct vmaq_module *m;
                 uint64_t a;
 
@@ -875,7 +875,7 @@ static void print_normalization_build_id(const struct vmaq_normalization *n) {
                         printf("- - [%s]\n", unknown_to_string(res->unknown));
                         continue;
                 }
-                m = &n->modules[res->module];
+                m = vmaq_module_get(n, res->module);
                 if (m->build_id_len > 0)
                         print_hex(m->build_id, m->build_id_len);
                 else
@@ -902,7 +902,7 @@ static void print_normalization_addr2line(const struct vmaq_normalization *n) {
                 size_t on_line = 0;
 
                 for (size_t i = 0; i < n->n_results; i++) {
-                        const struct vmaq_result *res = &n->results[i];
+                        const struct vmaq_result *res = vmaq_result_get(n, i);
                         uint64_t a;
 
                         if (res->unknown != VMAQ_NORMALIZED || res->module != m ||
@@ -925,11 +925,11 @@ static void print_normalization_addr2line(const struct vmaq_normalization *n) {
 
 /* The line of result @i of @n. */
 static void print_result_human(const struct vmaq_normalization *n, size_t i, bool map_files) {
-        const struct vmaq_result *res = &n->results[i];
+        const struct vmaq_result *res = vmaq_result_get(n, i);
 
         printf("0x%012" PRIx64 ": ", res->address);
         if (res->unknown == VMAQ_NORMALIZED && res->module < n->n_modules) {
-                const struct vmaq_module *m = &n->modules[res->module];
+                const struct vmaq_module *m = vmaq_module_get(n, res->module);
 
                 printf("file offset 0x%" PRIx64 " in ", res->offset);
                 human_print_path(m->path ?: "");
@@ -1197,7 +1197,7 @@ static ExitStatus verb_normalize(int argc, char *argv[]) {
 static void print_mappings_json(const struct vmaq_mappings *m) {
         printf("{\"pid\": %d, \"start_time\": %" PRIu64 ", \"mappings\": [", (int) m->pid, m->start_time);
         for (size_t i = 0; i < m->n_mappings; i++) {
-                const struct vmaq_mapping *v = &m->mappings[i];
+                const struct vmaq_mapping *v = vmaq_mapping_get(m, i);
                 char perms[sizeof(v->perms)];
 
                 memcpy(perms, v->perms, sizeof(perms));
@@ -1248,7 +1248,7 @@ static void print_mappings_human(const struct vmaq_mappings *m) {
         int w_dev = (int) strlen("DEV"), w_inode = (int) strlen("INODE");
 
         for (size_t i = 0; i < m->n_mappings; i++) {
-                const struct vmaq_mapping *v = &m->mappings[i];
+                const struct vmaq_mapping *v = vmaq_mapping_get(m, i);
                 int d = hex_width(v->dev_major, 2) + 1 + hex_width(v->dev_minor, 2);
 
                 w_start = hex_width(v->start, w_start > 8 ? w_start : 8);
@@ -1263,7 +1263,7 @@ static void print_mappings_human(const struct vmaq_mappings *m) {
                        "OFFSET", w_dev, "DEV", w_inode, "INODE");
 
         for (size_t i = 0; i < m->n_mappings; i++) {
-                const struct vmaq_mapping *v = &m->mappings[i];
+                const struct vmaq_mapping *v = vmaq_mapping_get(m, i);
                 char start[17], end[17], off[17], dev[2 * 16 + 2];
 
                 /* Each cell as /proc/PID/maps writes it, padded with blanks to the column. */

@@ -23,11 +23,11 @@ make -s -C "$abs_top_builddir" install DESTDIR="$work/root" >"$work/install.log"
         exit 1
 }
 pcdir=$(dirname "$(find "$work/root" -name libvmaq.pc | head -n1)")
-libdir=$(dirname "$(find "$work/root" -name 'libvmaq.so.0' | head -n1)")
+libdir=$(dirname "$(find "$work/root" -name 'libvmaq.so.2' | head -n1)")
 sbindir=$(dirname "$(find "$work/root" -name vmaqd -type f | head -n1)")
 
 # Everything the README promises is installed.
-for f in vmaq.h libvmaq.so.0 libvmaq.pc vmaqctl vmaqd vmaqd.8 vmaqctl.1 libvmaq.3 PROTOCOL.md \
+for f in vmaq.h libvmaq.so.2 libvmaq.pc vmaqctl vmaqd vmaqd.8 vmaqctl.1 libvmaq.3 PROTOCOL.md \
          vmaqd.service vmaqd.socket vmaqd.conf; do
         [ -n "$(find "$work/root" -name "$f" | head -n1)" ] || { echo "not installed: $f"; exit 1; }
 done
@@ -85,7 +85,7 @@ if $relro || $now; then
         command -v readelf >/dev/null || { echo "readelf is missing (Debian: binutils)"; exit 1; }
 fi
 for f in "$sbindir/vmaqd" "$(find "$work/root" -name vmaqctl -type f | head -n1)" \
-         "$(readlink -f "$libdir/libvmaq.so.0")"; do
+         "$(readlink -f "$libdir/libvmaq.so.2")"; do
         if $relro; then
                 readelf -lW "$f" | grep -q '^ *GNU_RELRO ' || { echo "no GNU_RELRO segment: $f"; exit 1; }
         fi
@@ -130,3 +130,16 @@ line 2 | grep -q ": /.*libc\.so\.6 offset 0x[0-9a-f]* build ID [0-9a-f]\{40\}$" 
 [ "$(line 3)" = "0x10: unknown" ] || { echo "line 3 wrong"; exit 1; }
 [ "$(wc -l < "$work/out")" -eq 3 ] || { echo "expected 3 lines"; exit 1; }
 echo "example built against the installed tree and answered correctly"
+
+# The ABI: the soname the libtool version gives, and exactly the symbols
+# client/libvmaq.sym lists, each in its version node.
+command -v readelf >/dev/null || { echo "readelf is missing (Debian: binutils)"; exit 1; }
+lib=$(readlink -f "$libdir/libvmaq.so.2")
+readelf -dW "$lib" | grep -q '(SONAME) .*\[libvmaq\.so\.2\]' || { echo "soname is not libvmaq.so.2"; exit 1; }
+awk '/^[A-Z0-9_]+ \{/ { node = $1 } /^ +vmaq_[a-z_]+;$/ { sub(/;/, ""); print $1 "@@" node }' \
+        "$abs_top_srcdir/client/libvmaq.sym" | sort > "$work/want.sym"
+readelf --dyn-syms -W "$lib" | awk '$5 == "GLOBAL" && $7 != "UND" && $8 ~ /^vmaq_/ { print $8 }' \
+        | sort > "$work/have.sym"
+[ -s "$work/want.sym" ] || { echo "no symbols found in libvmaq.sym"; exit 1; }
+diff -u "$work/want.sym" "$work/have.sym" || { echo "exported symbols differ from libvmaq.sym"; exit 1; }
+echo "libvmaq.so.2 exports the $(wc -l < "$work/want.sym") symbols of libvmaq.sym"

@@ -140,7 +140,7 @@ static void assert_same_as_core(const struct vmaq_normalization *got, const Norm
                 got_of[i] = want_of[i] = SIZE_MAX;
 
         for (size_t i = 0; i < n; i++) {
-                const struct vmaq_result *g = &got->results[i];
+                const struct vmaq_result *g = vmaq_result_get(got, i);
                 const NormResult *w = &want->results[i];
                 static const enum vmaq_unknown kinds[] = {
                         [NORM_MODULE] = VMAQ_NORMALIZED,
@@ -161,7 +161,7 @@ static void assert_same_as_core(const struct vmaq_normalization *got, const Norm
                         ck_assert_uint_eq(want_of[g->module], SIZE_MAX);
                         got_of[w->module] = g->module;
                         want_of[g->module] = w->module;
-                        assert_same_module(&got->modules[g->module], &want->modules[w->module]);
+                        assert_same_module(vmaq_module_get(got, g->module), &want->modules[w->module]);
                 } else
                         ck_assert_uint_eq(g->module, got_of[w->module]);
         }
@@ -211,38 +211,38 @@ START_TEST(test_normalize) {
 
         /* And what that is, independently of the core. */
         ck_assert_int_eq(n->pid, child.pid);
-        ck_assert_int_eq(n->results[A_FILE].unknown, VMAQ_NORMALIZED);
-        ck_assert_uint_eq(n->results[A_FILE].offset, TEST_FILE_MAP_PGOFF * ps + 100);
-        m = &n->modules[n->results[A_FILE].module];
+        ck_assert_int_eq(vmaq_result_get(n, A_FILE)->unknown, VMAQ_NORMALIZED);
+        ck_assert_uint_eq(vmaq_result_get(n, A_FILE)->offset, TEST_FILE_MAP_PGOFF * ps + 100);
+        m = vmaq_module_get(n, vmaq_result_get(n, A_FILE)->module);
         ck_assert_str_eq(m->path, child.file_path);
         ck_assert_int_eq(m->deleted, 0);
         ck_assert_int_eq(m->vdso, 0);
         ck_assert_ptr_nonnull(m->map_files);
         ck_assert_int_eq(strncmp(m->map_files, "/proc/", 6), 0);
-        ck_assert_uint_eq(n->results[A_FILE_END].module, n->results[A_FILE].module);
-        ck_assert_uint_eq(n->results[A_FILE_END].offset, (TEST_FILE_MAP_PGOFF + 2) * ps - 1);
+        ck_assert_uint_eq(vmaq_result_get(n, A_FILE_END)->module, vmaq_result_get(n, A_FILE)->module);
+        ck_assert_uint_eq(vmaq_result_get(n, A_FILE_END)->offset, (TEST_FILE_MAP_PGOFF + 2) * ps - 1);
 
-        ck_assert_int_eq(n->results[A_DELETED].unknown, VMAQ_NORMALIZED);
-        ck_assert_uint_eq(n->results[A_DELETED].offset, 0);
-        ck_assert_int_eq(n->modules[n->results[A_DELETED].module].deleted, 1);
+        ck_assert_int_eq(vmaq_result_get(n, A_DELETED)->unknown, VMAQ_NORMALIZED);
+        ck_assert_uint_eq(vmaq_result_get(n, A_DELETED)->offset, 0);
+        ck_assert_int_eq(vmaq_module_get(n, vmaq_result_get(n, A_DELETED)->module)->deleted, 1);
 
-        ck_assert_int_eq(n->results[A_ANON].unknown, VMAQ_UNKNOWN_ANONYMOUS);
-        ck_assert_int_eq(n->results[A_UNMAPPED].unknown, VMAQ_UNKNOWN_UNMAPPED);
-        ck_assert_int_eq(n->results[A_HEAP].unknown, VMAQ_UNKNOWN_SPECIAL);
-        ck_assert_int_eq(n->results[A_STACK].unknown, VMAQ_UNKNOWN_SPECIAL);
-        ck_assert_int_eq(n->results[A_ZERO].unknown, VMAQ_UNKNOWN_UNMAPPED);
+        ck_assert_int_eq(vmaq_result_get(n, A_ANON)->unknown, VMAQ_UNKNOWN_ANONYMOUS);
+        ck_assert_int_eq(vmaq_result_get(n, A_UNMAPPED)->unknown, VMAQ_UNKNOWN_UNMAPPED);
+        ck_assert_int_eq(vmaq_result_get(n, A_HEAP)->unknown, VMAQ_UNKNOWN_SPECIAL);
+        ck_assert_int_eq(vmaq_result_get(n, A_STACK)->unknown, VMAQ_UNKNOWN_SPECIAL);
+        ck_assert_int_eq(vmaq_result_get(n, A_ZERO)->unknown, VMAQ_UNKNOWN_UNMAPPED);
 
         test_self_exe(self_path);
         self_id_len = test_self_build_id(self_id);
-        m = &n->modules[n->results[A_CODE].module];
+        m = vmaq_module_get(n, vmaq_result_get(n, A_CODE)->module);
         ck_assert_str_eq(m->path, self_path);
         ck_assert_uint_eq(m->build_id_len, self_id_len);
         if (self_id_len > 0)
                 ck_assert_mem_eq(m->build_id, self_id, self_id_len);
 
-        ck_assert_int_eq(n->results[A_VDSO].unknown, VMAQ_NORMALIZED);
-        ck_assert_uint_eq(n->results[A_VDSO].offset, 0);
-        m = &n->modules[n->results[A_VDSO].module];
+        ck_assert_int_eq(vmaq_result_get(n, A_VDSO)->unknown, VMAQ_NORMALIZED);
+        ck_assert_uint_eq(vmaq_result_get(n, A_VDSO)->offset, 0);
+        m = vmaq_module_get(n, vmaq_result_get(n, A_VDSO)->module);
         ck_assert_str_eq(m->path, "[vdso]");
         ck_assert_int_eq(m->vdso, 1);
         ck_assert_ptr_null(m->map_files);
@@ -257,17 +257,17 @@ END_TEST
 static void assert_same_results(const struct vmaq_normalization *got, const struct vmaq_normalization *want) {
         ck_assert_uint_eq(got->n_results, want->n_results);
         for (size_t i = 0; i < got->n_results; i++) {
-                const struct vmaq_result *g = &got->results[i], *w = &want->results[i];
+                const struct vmaq_result *g = vmaq_result_get(got, i), *w = vmaq_result_get(want, i);
 
                 ck_assert_uint_eq(g->address, w->address);
                 ck_assert_int_eq(g->unknown, w->unknown);
                 if (w->unknown != VMAQ_NORMALIZED)
                         continue;
                 ck_assert_uint_eq(g->offset, w->offset);
-                ck_assert_str_eq(got->modules[g->module].path, want->modules[w->module].path);
-                ck_assert_int_eq(got->modules[g->module].deleted, want->modules[w->module].deleted);
-                ck_assert_int_eq(got->modules[g->module].vdso, want->modules[w->module].vdso);
-                ck_assert_uint_eq(got->modules[g->module].inode, want->modules[w->module].inode);
+                ck_assert_str_eq(vmaq_module_get(got, g->module)->path, vmaq_module_get(want, w->module)->path);
+                ck_assert_int_eq(vmaq_module_get(got, g->module)->deleted, vmaq_module_get(want, w->module)->deleted);
+                ck_assert_int_eq(vmaq_module_get(got, g->module)->vdso, vmaq_module_get(want, w->module)->vdso);
+                ck_assert_uint_eq(vmaq_module_get(got, g->module)->inode, vmaq_module_get(want, w->module)->inode);
         }
 }
 
@@ -305,14 +305,14 @@ START_TEST(test_normalize_fds) {
         ck_assert_uint_eq(by_maps->start_time, 0);
         /* Nothing but the map is opened: no map_files paths. */
         for (size_t i = 0; i < by_maps->n_modules; i++)
-                ck_assert_ptr_null(by_maps->modules[i].map_files);
+                ck_assert_ptr_null(vmaq_module_get(by_maps, i)->map_files);
         ck_assert_int_ge(fcntl(pidfd, F_GETFD), 0);
         ck_assert_int_ge(fcntl(maps, F_GETFD), 0);
 
         ck_assert_int_eq(vmaq_normalize_self(c, &code, 1, 0, &self), 0);
         ck_assert_int_eq(vmaq_normalize(c, getpid(), &code, 1, 0, 0, &self_by_pid), 0);
         assert_same_results(self, self_by_pid);
-        ck_assert_int_eq(self->results[0].unknown, VMAQ_NORMALIZED);
+        ck_assert_int_eq(vmaq_result_get(self, 0)->unknown, VMAQ_NORMALIZED);
 
         /* What the caller and the daemon refuse. */
         ck_assert_int_eq(vmaq_normalize_pidfd(c, pidfd, a, 1, VMAQ_NORMALIZE_PIN, &bad), -EINVAL);
@@ -353,9 +353,9 @@ START_TEST(test_normalize_no_build_ids) {
         assert_same_as_core(n, want, a, _A_MAX);
         ck_assert_uint_gt(n->n_modules, 0);
         for (size_t i = 0; i < n->n_modules; i++) {
-                ck_assert_uint_eq(n->modules[i].build_id_len, 0);
-                ck_assert_ptr_null(n->modules[i].build_id);
-                ck_assert_ptr_null(n->modules[i].map_files);
+                ck_assert_uint_eq(vmaq_module_get(n, i)->build_id_len, 0);
+                ck_assert_ptr_null(vmaq_module_get(n, i)->build_id);
+                ck_assert_ptr_null(vmaq_module_get(n, i)->map_files);
         }
 
         test_child_stop(&child);
@@ -439,15 +439,15 @@ START_TEST(test_track) {
         ck_assert_uint_eq(gone->start_time, st);
         ck_assert_uint_eq(gone->n_results, _A_MAX);
         for (size_t i = 0; i < _A_MAX; i++) {
-                const struct vmaq_result *g = &gone->results[i], *l = &live->results[i];
+                const struct vmaq_result *g = vmaq_result_get(gone, i), *l = vmaq_result_get(live, i);
 
                 ck_assert_uint_eq(g->address, a[i]);
                 if (i == A_CODE || i == A_VDSO) {
                         ck_assert_int_eq(g->unknown, VMAQ_NORMALIZED);
                         ck_assert_uint_eq(g->offset, l->offset);
-                        ck_assert_str_eq(gone->modules[g->module].path, live->modules[l->module].path);
-                        ck_assert_uint_eq(gone->modules[g->module].build_id_len,
-                                          live->modules[l->module].build_id_len);
+                        ck_assert_str_eq(vmaq_module_get(gone, g->module)->path, vmaq_module_get(live, l->module)->path);
+                        ck_assert_uint_eq(vmaq_module_get(gone, g->module)->build_id_len,
+                                          vmaq_module_get(live, l->module)->build_id_len);
                 } else
                         ck_assert_int_eq(g->unknown, VMAQ_UNKNOWN_EXITED);
         }
@@ -488,7 +488,7 @@ START_TEST(test_normalize_batch) {
                 want = core_normalize(child.pid, addrs, sizes[k], NORMALIZE_BUILD_IDS);
                 assert_same_as_core(n, want, addrs, sizes[k]);
                 for (size_t i = 0; i < sizes[k]; i += 2)
-                        ck_assert_uint_eq(n->results[i].offset,
+                        ck_assert_uint_eq(vmaq_result_get(n, i)->offset,
                                           TEST_FILE_MAP_PGOFF * test_page_size() + (i / 2) % span);
                 vmaq_normalization_free(TAKE_PTR(n));
                 want = normalization_free(want);
@@ -504,8 +504,8 @@ END_TEST
 
 static const struct vmaq_mapping *find_mapping(const struct vmaq_mappings *m, uint64_t addr) {
         for (size_t i = 0; i < m->n_mappings; i++)
-                if (m->mappings[i].start <= addr && addr < m->mappings[i].end)
-                        return &m->mappings[i];
+                if (vmaq_mapping_get(m, i)->start <= addr && addr < vmaq_mapping_get(m, i)->end)
+                        return vmaq_mapping_get(m, i);
         return NULL;
 }
 
@@ -527,11 +527,13 @@ START_TEST(test_list_mappings) {
         ck_assert_int_eq(m->pid, child.pid);
         ck_assert_uint_gt(m->start_time, 0);
         ck_assert_uint_gt(m->n_mappings, 5);
+        ck_assert_ptr_null(vmaq_mapping_get(m, m->n_mappings));
+        ck_assert_ptr_null(vmaq_mapping_get(NULL, 0));
         for (size_t i = 0; i < m->n_mappings; i++) {
-                ck_assert_uint_lt(m->mappings[i].start, m->mappings[i].end);
+                ck_assert_uint_lt(vmaq_mapping_get(m, i)->start, vmaq_mapping_get(m, i)->end);
                 if (i > 0)
-                        ck_assert_uint_le(m->mappings[i - 1].end, m->mappings[i].start);
-                ck_assert_uint_eq(strlen(m->mappings[i].perms), 4);
+                        ck_assert_uint_le(vmaq_mapping_get(m, i - 1)->end, vmaq_mapping_get(m, i)->start);
+                ck_assert_uint_eq(strlen(vmaq_mapping_get(m, i)->perms), 4);
         }
 
         ck_assert_int_eq(stat(child.file_path, &st), 0);
@@ -618,7 +620,7 @@ START_TEST(test_list_mappings_flags) {
         ck_assert_int_eq(vmaq_list_mappings(c, child.pid, VMAQ_LIST_EXEC_ONLY, &exec), 0);
         ck_assert_uint_gt(exec->n_mappings, 0);
         for (size_t i = 0; i < exec->n_mappings; i++)
-                ck_assert_int_eq(exec->mappings[i].perms[2], 'x');
+                ck_assert_int_eq(vmaq_mapping_get(exec, i)->perms[2], 'x');
         ck_assert_ptr_null(find_mapping(exec, child.file_addr));
 
         test_self_exe(self_path);
@@ -633,8 +635,8 @@ START_TEST(test_list_mappings_flags) {
         ck_assert_int_eq(vmaq_list_mappings(c, child.pid, VMAQ_LIST_NO_BUILD_IDS, &no_ids), 0);
         ck_assert_uint_gt(no_ids->n_mappings, exec->n_mappings);
         for (size_t i = 0; i < no_ids->n_mappings; i++) {
-                ck_assert_uint_eq(no_ids->mappings[i].build_id_len, 0);
-                ck_assert_ptr_null(no_ids->mappings[i].build_id);
+                ck_assert_uint_eq(vmaq_mapping_get(no_ids, i)->build_id_len, 0);
+                ck_assert_ptr_null(vmaq_mapping_get(no_ids, i)->build_id);
         }
 
         test_child_stop(&child);
@@ -664,11 +666,11 @@ START_TEST(test_list_mappings_parts) {
         ck_assert_uint_eq(b->n_mappings, a->n_mappings);
         ck_assert_uint_eq(b->start_time, a->start_time);
         for (size_t i = 0; i < a->n_mappings; i++) {
-                ck_assert_uint_eq(b->mappings[i].start, a->mappings[i].start);
-                ck_assert_uint_eq(b->mappings[i].end, a->mappings[i].end);
-                ck_assert_str_eq(b->mappings[i].perms, a->mappings[i].perms);
-                ck_assert_pstr_eq(b->mappings[i].path, a->mappings[i].path);
-                ck_assert_uint_eq(b->mappings[i].build_id_len, a->mappings[i].build_id_len);
+                ck_assert_uint_eq(vmaq_mapping_get(b, i)->start, vmaq_mapping_get(a, i)->start);
+                ck_assert_uint_eq(vmaq_mapping_get(b, i)->end, vmaq_mapping_get(a, i)->end);
+                ck_assert_str_eq(vmaq_mapping_get(b, i)->perms, vmaq_mapping_get(a, i)->perms);
+                ck_assert_pstr_eq(vmaq_mapping_get(b, i)->path, vmaq_mapping_get(a, i)->path);
+                ck_assert_uint_eq(vmaq_mapping_get(b, i)->build_id_len, vmaq_mapping_get(a, i)->build_id_len);
         }
 
         close(ctl);
@@ -1361,9 +1363,15 @@ START_TEST(test_elf_accessors) {
         ck_assert_int_eq(vmaq_result_elf_address(n, 5, &a), -ENODATA);
         ck_assert_int_eq(vmaq_result_elf_address(n, 6, &a), -EINVAL);
         ck_assert_int_eq(vmaq_result_elf_address(NULL, 0, &a), -EINVAL);
-        /* The public structs say what they always said. */
-        ck_assert_uint_eq(n->results[0].offset, 4112);
-        ck_assert_str_eq(n->modules[1].path, "/data");
+        /* The elements, one by one; nothing past the ends. */
+        ck_assert_uint_eq(vmaq_result_get(n, 0)->offset, 4112);
+        ck_assert_str_eq(vmaq_module_get(n, 1)->path, "/data");
+        ck_assert_ptr_nonnull(vmaq_result_get(n, n->n_results - 1));
+        ck_assert_ptr_null(vmaq_result_get(n, n->n_results));
+        ck_assert_ptr_nonnull(vmaq_module_get(n, n->n_modules - 1));
+        ck_assert_ptr_null(vmaq_module_get(n, n->n_modules));
+        ck_assert_ptr_null(vmaq_result_get(NULL, 0));
+        ck_assert_ptr_null(vmaq_module_get(NULL, 0));
 }
 END_TEST
 

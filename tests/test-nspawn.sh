@@ -126,8 +126,8 @@ esac
 vmaqctl=$(find "$stage/usr" -name vmaqctl -type f -perm -u+x | head -n1)
 [ -n "$vmaqctl" ] || fail "vmaqctl is not installed under /usr"
 vmaqctl=${vmaqctl#"$stage"}
-libdir=$(find "$stage/usr" -name libvmaq.so.0 | head -n1)
-[ -n "$libdir" ] || fail "libvmaq.so.0 is not installed under /usr"
+libdir=$(find "$stage/usr" -name libvmaq.so.2 | head -n1)
+[ -n "$libdir" ] || fail "libvmaq.so.2 is not installed under /usr"
 # The container's /etc is empty: no ld.so.cache, no /usr/local/lib in the path.
 libdir=$(dirname "${libdir#"$stage"}")
 echo "ok: units, sysusers.d file, $execstart and $vmaqctl in the stage"
