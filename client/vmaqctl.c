@@ -968,21 +968,46 @@ static void normalizations_done(Normalizations *n) {
 }
 
 /*
+ * A failure of a call that concerns only the process asked about: the
+ * Varlink error name and the reason, or NULL for any other failure.
+ */
+static const char *process_error(int r, const char **ret_reason) {
+        switch (-r) {
+        case ESRCH:
+                *ret_reason = "no such process";
+                return "io.vmaq.NoSuchProcess";
+        case ENXIO:
+                *ret_reason = "no address space";
+                return "io.vmaq.NoAddressSpace";
+        case EACCES:
+                *ret_reason = "permission denied";
+                return "io.vmaq.PermissionDenied";
+        default:
+                return NULL;
+        }
+}
+
+/*
  * --pid-column: one call per pid, in the order the pids first appear, with
  * that pid's addresses in input order; then every answer in input order,
- * each line (text) or object (JSON) with its pid.
+ * each line (text) or object (JSON) with its pid. A trace has processes
+ * that exited since, or that the caller may not ask about: their addresses
+ * are answered with the error, the others as usual, and the exit status
+ * says that some failed. Any other failure ends the command, as a single
+ * call's would.
  */
 static ExitStatus normalize_by_pid(const PidAddresses *in, unsigned flags, bool json) {
         _cleanup_(vmaq_closep) struct vmaq_client *c = NULL;
         _cleanup_(normalizations_done) Normalizations norms = {};
-        size_t n = in->addrs.n, n_groups = 0;
+        size_t n = in->addrs.n, n_groups = 0, n_failed = 0;
         _cleanup_free_ size_t *group = calloc(n, sizeof(size_t)), *index = calloc(n, sizeof(size_t));
         _cleanup_free_ uint64_t *batch = calloc(n, sizeof(uint64_t));
+        _cleanup_free_ int *failure = calloc(n, sizeof(int));
         ExitStatus e;
         int r;
 
         norms.v = calloc(n, sizeof(*norms.v));
-        if (!norms.v || !group || !index || !batch)
+        if (!norms.v || !group || !index || !batch || !failure)
                 return out_of_memory();
 
         /* Quadratic in the number of pids only: a trace has few processes and many addresses. */
@@ -1010,13 +1035,21 @@ static ExitStatus normalize_by_pid(const PidAddresses *in, unsigned flags, bool 
                                 batch[k++] = in->addrs.v[i];
                         }
                 r = vmaq_normalize(c, in->pids[first], batch, k, flags, 0, &norms.v[g]);
-                if (r < 0)
-                        return call_error(c, r, in->pids[first], 0);
                 norms.n = g + 1;
+                if (r < 0) {
+                        const char *reason = NULL;
+
+                        if (!process_error(r, &reason))
+                                return call_error(c, r, in->pids[first], 0);
+                        fprintf(stderr, "%s: no answers for pid %d: %s\n", PROGRAM_NAME, (int) in->pids[first],
+                                reason);
+                        failure[g] = r;
+                        n_failed++;
+                }
         }
 
         if (arg_quiet)
-                return finish_output();
+                return n_failed > 0 ? EXIT_DAEMON_ERROR : finish_output();
         if (json) {
                 json_begin();
                 fputs("{\"results\": [", stdout);
@@ -1024,11 +1057,20 @@ static ExitStatus normalize_by_pid(const PidAddresses *in, unsigned flags, bool 
         for (size_t i = 0; i < n; i++) {
                 const struct vmaq_normalization *nm = norms.v[group[i]];
 
-                if (json) {
-                        if (i > 0)
-                                fputs(", ", stdout);
+                if (json && i > 0)
+                        fputs(", ", stdout);
+                if (failure[group[i]] < 0) {
+                        const char *reason = NULL, *name = process_error(failure[group[i]], &reason);
+
+                        if (json)
+                                printf("{\"pid\": %d, \"address\": %" PRIu64 ", \"error\": \"%s\"}",
+                                       (int) in->pids[i], in->addrs.v[i], name);
+                        else
+                                printf("%d 0x%012" PRIx64 ": error (%s)\n", (int) in->pids[i], in->addrs.v[i],
+                                       reason);
+                } else if (json)
                         print_result_json(nm, index[i], flags & VMAQ_NORMALIZE_MAP_FILES, true);
-                } else {
+                else {
                         printf("%d ", (int) nm->pid);
                         print_result_human(nm, index[i], flags & VMAQ_NORMALIZE_MAP_FILES);
                 }
@@ -1037,7 +1079,10 @@ static ExitStatus normalize_by_pid(const PidAddresses *in, unsigned flags, bool 
                 fputs("]}\n", stdout);
                 json_end();
         }
-        return finish_output();
+        e = finish_output();
+        if (e == EXIT_OK && n_failed > 0)
+                return EXIT_DAEMON_ERROR;
+        return e;
 }
 
 static ExitStatus verb_normalize(int argc, char *argv[]) {
@@ -1114,7 +1159,7 @@ static ExitStatus verb_normalize(int argc, char *argv[]) {
 
                 if (by_pidfd || by_maps_fd || (flags & VMAQ_NORMALIZE_PIN))
                         return usage_error("--pid-column excludes --pidfd, --maps-fd and --start-time");
-                if (format && !strcmp(format, "text") == 0 && !strcmp(format, "json") == 0)
+                if (format && strcmp(format, "text") != 0 && strcmp(format, "json") != 0)
                         return usage_error("--pid-column prints text or json, not --format=%s", format);
                 if (optind < argc && !(optind + 1 == argc && strcmp(argv[optind], "-") == 0))
                         return usage_error("--pid-column reads \"PID ADDR\" lines from standard input only, "

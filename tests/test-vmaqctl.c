@@ -974,16 +974,46 @@ START_TEST(test_normalize_pid_column) {
         ck_assert_str_eq(r.out, "");
         run_done(&r);
 
-        /* A pid that fails fails the whole command, as a single call would. */
+        /*
+         * A pid that exited (or that we may not ask about) costs its own
+         * addresses only: they are answered with the error, the others as
+         * usual, and the exit status says that some failed.
+         */
         {
                 pid_t gone = reaped_pid();
-                _cleanup_free_ char *in = xasprintf("%d 10\n%d 10\n", (int) self, (int) gone);
-                _cleanup_free_ char *msg = xasprintf("vmaqctl: no such process: pid %d\n", (int) gone);
+                _cleanup_free_ char *in = xasprintf("%d 10\n%d 20\n%d 30\n", (int) self, (int) gone, (int) self);
+                _cleanup_free_ char *msg = xasprintf("vmaqctl: no answers for pid %d: no such process\n", (int) gone);
+                _cleanup_free_ char *out = xasprintf("%d 0x000000000010: unknown (unmapped)\n"
+                                                     "%d 0x000000000020: error (no such process)\n"
+                                                     "%d 0x000000000030: unknown (unmapped)\n",
+                                                     (int) self, (int) gone, (int) self);
 
                 ctl_expect(&(RunOptions) { .input = in },
                            ARGS("--socket", d->socket_path, "normalize", "--pid-column"), EXIT_DAEMON_ERROR, &r);
-                ck_assert_str_eq(r.out, "");
+                ck_assert_str_eq(r.out, out);
                 ck_assert_str_eq(r.err, msg);
+                run_done(&r);
+
+                ctl_expect(&(RunOptions) { .input = in },
+                           ARGS("--socket", d->socket_path, "--json=short", "normalize", "--pid-column"),
+                           EXIT_DAEMON_ERROR, &r);
+                ck_assert_str_eq(r.err, msg);
+                json_object_put(o);
+                o = parse_json(r.out);
+                results = get(o, "results", json_type_array);
+                ck_assert_uint_eq(json_object_array_length(results), 3);
+                res = json_object_array_get_idx(results, 1);
+                ck_assert_int_eq((int) get_u64(res, "pid"), (int) gone);
+                ck_assert_uint_eq(get_u64(res, "address"), 0x20);
+                ck_assert_str_eq(get_str(res, "error"), "io.vmaq.NoSuchProcess");
+                ck_assert_str_eq(get_str(json_object_array_get_idx(results, 2), "unknown"), "unmapped");
+                run_done(&r);
+
+                ctl_expect(&(RunOptions) { .input = in },
+                           ARGS("--socket", d->socket_path, "-q", "normalize", "--pid-column"), EXIT_DAEMON_ERROR,
+                           &r);
+                ck_assert_str_eq(r.out, "");
+                run_done(&r);
         }
 
         test_child_stop(tc);
@@ -1432,7 +1462,7 @@ START_TEST(test_reply_too_large) {
         Daemon *d = daemon_start(ARGS("--max-reply-size", "65536"));
         _cleanup_(run_done) Run r = {};
         _cleanup_free_ char *self = xasprintf("%d", (int) getpid());
-        _cleanup_free_ char *input = malloc(2000 * 24);
+        _cleanup_free_ char *input = malloc(2000 * 40);
         size_t len = 0;
 
         ck_assert_ptr_nonnull(input);
@@ -1444,6 +1474,16 @@ START_TEST(test_reply_too_large) {
         ck_assert_str_eq(r.err, "vmaqctl: the reply would be too large for vmaqd, ask about fewer addresses: "
                                 "reply too large: over the limit of 65536 bytes, ask for less "
                                 "(io.vmaq.ReplyTooLarge)\n");
+        run_done(&r);
+
+        /* With --pid-column too: only a failure about the process itself leaves the others answered. */
+        len = 0;
+        for (size_t i = 0; i < 2000; i++)
+                len += (size_t) sprintf(input + len, "%s %#" PRIxPTR "\n", self, (uintptr_t) test_marker_function + i);
+        ctl_expect(&(RunOptions) { .input = input }, ARGS("--socket", d->socket_path, "normalize", "--pid-column"),
+                   EXIT_DAEMON_ERROR, &r);
+        ck_assert_str_eq(r.out, "");
+        ck_assert(startswith(r.err, "vmaqctl: the reply would be too large for vmaqd"));
         daemon_stop(d);
 }
 END_TEST
