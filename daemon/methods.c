@@ -31,6 +31,12 @@ typedef struct Call {
         VarlinkCall *varlink;
         size_t charged;                 /* of the memory budget, while the call runs */
         size_t refused_limit;           /* the limit the parse's reservation hit */
+        /* For the debug log of the request: what it asked about, and whether it was answered with an error. */
+        bool has_target;
+        ProtoTarget target;
+        pid_t target_pid;
+        size_t n_addresses;
+        bool failed;
 } Call;
 
 /*
@@ -52,6 +58,7 @@ static int call_refuse_memory(Call *call, size_t limit) {
         Job *job = call->job;
 
         manager_count(&call->manager->refused_memory);
+        call->failed = true;
         log_ratelimit(&call->manager->log_refused, call->manager->log_level, LOG_WARNING, 0,
                       "Refusing a request of pid %d uid %u: memory limit of %zu bytes reached.",
                       (int) job->peer.cred.pid, (unsigned) job->peer.cred.uid, limit);
@@ -71,6 +78,7 @@ static int call_reply(Call *call, struct json_object *parameters) {
 }
 
 static int call_error(Call *call, ProtoError e, const ProtoErrorDetails *details) {
+        call->failed = true;
         if (call->varlink->oneway)
                 return 0;
         manager_count(&call->manager->errors);
@@ -286,6 +294,9 @@ static int call_acquire(Call *call, ProtoTarget target, pid_t pid, unsigned fd_i
                         int *ret_gone) {
         int r;
 
+        call->has_target = true;
+        call->target = target;
+        call->target_pid = pid;
         r = call_check_fds(call, proto_target_to_string(target), target == PROTO_TARGET_PID ? -1 : (int64_t) fd_index);
         if (r <= 0)
                 return r;
@@ -739,6 +750,7 @@ static int method_normalize(Call *call) {
                                            m->config.max_addresses, &req, &parameter);
         if (r < 0)
                 return call_invalid_parameter(call, r, parameter, m->config.max_addresses);
+        call->n_addresses = req.n_addresses;
 
         r = call_acquire(call, req.target, req.pid, req.fd_index, &h, &gone);
         if (r == 0 && gone < 0) {
@@ -1042,6 +1054,29 @@ static int call_reserve_parse(void *userdata, size_t n_values, size_t n_packed) 
         return call_try_reserve(call, size, call->job->alone, &call->refused_limit) < 0 ? -ENOBUFS : 0;
 }
 
+/*
+ * One debug line per request: who asked what about which process, and how
+ * it was answered; an error as the reply the client got (a short message,
+ * every string in it escaped as JSON).
+ */
+static void log_request(const Call *call, const char *method) {
+        const Job *job = call->job;
+        char about[128] = "", count[48] = "";
+
+        if (call->has_target && call->target == PROTO_TARGET_PID)
+                snprintf(about, sizeof(about), " about pid %d", (int) call->target_pid);
+        else if (call->has_target)
+                snprintf(about, sizeof(about), " about the %s sent", proto_target_to_string(call->target));
+        if (call->n_addresses > 0)
+                snprintf(count, sizeof(count), ", %zu address%s", call->n_addresses,
+                         call->n_addresses == 1 ? "" : "es");
+        log_debug(call->manager->log_level, "Request of pid %d uid %u: %s%s%s: %s%.*s.", (int) job->peer.cred.pid,
+                  (unsigned) job->peer.cred.uid, method, about, count,
+                  !call->failed ? "answered" : job->reply ? "" : "error, no reply (oneway)",
+                  call->failed && job->reply ? (int) MIN(job->reply_size, (size_t) 1024) : 0,
+                  call->failed && job->reply ? job->reply : "");
+}
+
 static int method_run(Call *call, const char *message, size_t size) {
         VarlinkLimits limits = call->manager->request_limits;
         VarlinkCall v = {};
@@ -1052,22 +1087,23 @@ static int method_run(Call *call, const char *message, size_t size) {
         limits.reserve = call_reserve_parse;
         limits.userdata = call;
         r = proto_call_parse(message, size, &limits, &v);
-        if (r == -ENOBUFS)
+        if (r == -ENOBUFS) {
                 /* Nothing was built, the framing is intact: the connection carries on. */
-                return call_refuse_memory(call, call->refused_limit);
-        if (r == -E2BIG)
+                r = call_refuse_memory(call, call->refused_limit);
+                goto finish;
+        }
+        if (r == -E2BIG) {
                 /*
                  * Refused before it was built, for holding more values than
                  * the addresses a request may carry. The framing is intact:
                  * the connection carries on.
                  */
-                return call_error(call, PROTO_ERROR_REQUEST_TOO_LARGE, &(ProtoErrorDetails) {
+                r = call_error(call, PROTO_ERROR_REQUEST_TOO_LARGE, &(ProtoErrorDetails) {
                                 .parameter = "addresses",
                                 .limit = call->manager->config.max_addresses,
                         });
-        if (r >= 0)
-                /* Now it is known whether the call wants a reply, even one that gives up on it. */
-                __atomic_store_n(&call->job->oneway, v.oneway, __ATOMIC_RELEASE);
+                goto finish;
+        }
         if (r < 0) {
                 /* The stream cannot be trusted any more: answer and close. */
                 log_debug_errno(call->manager->log_level, r, "Invalid message from pid %d: %m",
@@ -1077,6 +1113,8 @@ static int method_run(Call *call, const char *message, size_t size) {
                                 .reason = r == -EBADMSG ? "not valid JSON" : "not a Varlink call",
                         });
         }
+        /* Now it is known whether the call wants a reply, even one that gives up on it. */
+        __atomic_store_n(&call->job->oneway, v.oneway, __ATOMIC_RELEASE);
 
         /*
          * Only Normalize streams: a call of another method that asked for
@@ -1120,6 +1158,9 @@ static int method_run(Call *call, const char *message, size_t size) {
                         r = -EINVAL;
                 }
 
+finish:
+        if (r >= 0 && call->manager->log_level >= LOG_DEBUG)
+                log_request(call, v.method ?: "a call too large to read");
         varlink_call_done(&v);
         return r;
 }
