@@ -726,7 +726,8 @@ static int call_normalize_exited(Call *call, const ProtoNormalizeRequest *req, c
         if (r < 0)
                 return 0;
 
-        r = snapshot_normalize(s, req->addresses, req->n_addresses, req->build_ids ? NORMALIZE_BUILD_IDS : 0, &n);
+        r = snapshot_normalize(s, req->addresses, req->n_addresses,
+                               req->build_ids ? NORMALIZE_BUILD_IDS | NORMALIZE_ELF : 0, &n);
         if (r < 0)
                 return r;
         if (call->peer->foreign_pidns)

@@ -933,8 +933,7 @@ static int proc_vma_elf_info(ProcCall *c, const Vma *v, unsigned flags, ElfInfo 
         return 0;
 }
 
-/* The ELF virtual address of @res's offset in module @m, or why there is none. */
-static void norm_result_set_vaddr(const NormModule *m, NormResult *res) {
+void norm_result_set_vaddr(const NormModule *m, NormResult *res) {
         if (m->elf_status != NORM_VADDR_OK) {
                 res->vaddr_status = m->elf_status;
                 return;
@@ -1502,6 +1501,7 @@ typedef struct LastFile {
         uint32_t dev_minor;
         int r;                  /* what proc_vma_build_id() said */
         uint8_t build_id[BUILD_ID_MAX];
+        ElfInfo *elf;           /* with PROC_LIST_ELF: what was read, if anything */
         uint8_t elf_type;       /* with PROC_LIST_ELF */
 } LastFile;
 
@@ -1521,6 +1521,7 @@ static int proc_walk_build_id(ProcCall *c, Vma *v, unsigned flags, LastFile *las
                 int k = -ENOENT;
 
                 last->elf_type = 0;
+                last->elf = elf_info_unref(last->elf);
                 /* Best effort, as build IDs: what cannot be read has no type. One read serves both. */
                 if ((flags & PROC_LIST_ELF) && IN_SET(v->kind, VMA_KIND_FILE, VMA_KIND_VDSO))
                         k = proc_vma_elf_info(c, v, 0, &info);
@@ -1528,6 +1529,7 @@ static int proc_walk_build_id(ProcCall *c, Vma *v, unsigned flags, LastFile *las
                         last->elf_type = (uint8_t) info->type;
                         memcpy(last->build_id, info->build_id, info->build_id_len);
                         r = info->build_id_len;
+                        last->elf = TAKE_PTR(info);
                 } else if (k == -EDQUOT)
                         r = k;
                 else
@@ -1545,7 +1547,12 @@ static int proc_walk_build_id(ProcCall *c, Vma *v, unsigned flags, LastFile *las
         memcpy(v->build_id, last->build_id, v->build_id_len);
         v->build_id_skipped = r == -EDQUOT;
         v->elf_type = last->elf_type;
+        v->elf = last->elf;
         return r == -EDQUOT;
+}
+
+static void last_file_done(LastFile *last) {
+        last->elf = elf_info_unref(last->elf);
 }
 
 /*
@@ -1558,7 +1565,7 @@ static int proc_walk_build_id(ProcCall *c, Vma *v, unsigned flags, LastFile *las
 static int proc_walk_once(ProcCall *c, unsigned flags, ProcVmaFn fn, void *userdata,
                           bool *ret_emitted, bool *ret_by_fn) {
         Proc *p = c->proc;
-        LastFile last = {};
+        _cleanup_(last_file_done) LastFile last = {};
         char name[PATH_MAX];
         uint64_t addr = c->start;
         int r, n_skipped = 0;

@@ -176,6 +176,12 @@ typedef struct Normalization {
 } Normalization;
 
 Normalization *normalization_free(Normalization *n);
+
+/*
+ * Set @res->vaddr and ->vaddr_status from its offset and module @m (its
+ * ->elf and ->elf_status), as proc_normalize() does with NORMALIZE_ELF.
+ */
+void norm_result_set_vaddr(const NormModule *m, NormResult *res);
 DEFINE_CLEANUP(Normalization *, normalization_free);
 
 enum {

@@ -22,6 +22,7 @@ typedef struct SnapshotEntry {
         uint32_t path;                  /* offset into the blob, NUL-terminated */
         uint32_t build_id;              /* offset into the blob, of build_id_len bytes */
         uint32_t file;                  /* the index of its file: one per module proc_normalize() would make */
+        ElfInfo *elf;                   /* the file's ELF facts, a reference; NULL when not read */
         uint8_t build_id_len;
         bool build_id_skipped;
         bool deleted;
@@ -45,17 +46,22 @@ struct Snapshot {
         char *blob;
         size_t blob_size, allocated_blob;
         size_t n_files;
+        size_t elf_memory;              /* of the ELF facts it keeps alive, each counted once a run of entries */
         size_t max_size;                /* while it is taken; 0: no limit */
-        bool build_ids;                 /* taken with build IDs */
+        bool build_ids;                 /* taken with build IDs, and ELF facts */
 };
 
 static void snapshot_reset(Snapshot *s) {
+        for (size_t i = 0; i < s->n_entries; i++)
+                s->entries[i].elf = elf_info_unref(s->entries[i].elf);
         s->n_entries = s->n_others = s->blob_size = 0;
+        s->elf_memory = 0;
 }
 
 static Snapshot *snapshot_free(Snapshot *s) {
         if (!s)
                 return NULL;
+        snapshot_reset(s);
         free(s->entries);
         free(s->others);
         free(s->blob);
@@ -95,7 +101,7 @@ bool snapshot_has_build_ids(const Snapshot *s) {
 
 size_t snapshot_size(const Snapshot *s) {
         return sizeof(*s) + s->allocated_entries * sizeof(SnapshotEntry) +
-               s->allocated_others * sizeof(SnapshotRange) + s->allocated_blob;
+               s->allocated_others * sizeof(SnapshotRange) + s->allocated_blob + s->elf_memory;
 }
 
 /* Shrink @*array of @*allocated elements of @size bytes to the @n it holds; kept as it is if that fails. */
@@ -126,7 +132,7 @@ static void snapshot_trim(Snapshot *s) {
 /* The bytes it holds once trimmed: what its arrays use, not what they were grown to. */
 static size_t snapshot_used_size(const Snapshot *s) {
         return sizeof(*s) + s->n_entries * sizeof(SnapshotEntry) + s->n_others * sizeof(SnapshotRange) +
-               s->blob_size;
+               s->blob_size + s->elf_memory;
 }
 
 /*
@@ -226,6 +232,7 @@ static int snapshot_add_vma(const Vma *v, void *userdata) {
                 .deleted = v->deleted,
                 .vdso = v->kind == VMA_KIND_VDSO,
         };
+
         /* The mappings of one file follow each other: share its strings with the last one. */
         if (last && vma_same_file(v, last, s->blob) && last->deleted == e->deleted &&
             last->build_id_len == e->build_id_len &&
@@ -239,6 +246,13 @@ static int snapshot_add_vma(const Vma *v, void *userdata) {
                 if (r < 0)
                         return r;
         }
+        /* Shared with the cache; counted as if the snapshot alone kept them, which it may. */
+        if (v->elf && !(last && last->elf == v->elf)) {
+                if (s->max_size > 0 && snapshot_used_size(s) + sizeof(SnapshotEntry) + v->elf->memory > s->max_size)
+                        return -E2BIG;
+                s->elf_memory += v->elf->memory;
+        }
+        e->elf = elf_info_ref(v->elf);
         s->n_entries++;
         return 0;
 }
@@ -307,7 +321,8 @@ int snapshot_take(Proc *p, const NormalizeOptions *opts, size_t max_size, Snapsh
 
         /* Only the executable mappings' build IDs are kept: the files of the others are not read. */
         s->build_ids = !opts || (opts->flags & NORMALIZE_BUILD_IDS);
-        r = proc_foreach_vma(p, PROC_LIST_RESTART | (s->build_ids ? PROC_LIST_BUILD_IDS | PROC_LIST_EXEC_BUILD_IDS : 0),
+        r = proc_foreach_vma(p, PROC_LIST_RESTART | (s->build_ids ? PROC_LIST_BUILD_IDS | PROC_LIST_EXEC_BUILD_IDS |
+                                                     PROC_LIST_ELF : 0),
                              opts, snapshot_add_vma, s);
         if (r < 0)
                 return r;
@@ -409,6 +424,12 @@ static int snapshot_module(const Snapshot *s, const SnapshotEntry *e, unsigned f
                 m->build_id_skipped = e->build_id_skipped;
                 out->n_build_ids_skipped += e->build_id_skipped;
         }
+        /* Only a snapshot taken with build IDs read the files: else there is nothing to tell. */
+        if ((flags & NORMALIZE_ELF) && s->build_ids) {
+                m->elf = elf_info_ref(e->elf);
+                m->elf_status = e->elf ? NORM_VADDR_OK :
+                                e->build_id_skipped ? NORM_VADDR_SKIPPED : NORM_VADDR_UNREADABLE;
+        }
         module_of_file[e->file] = (uint32_t) out->n_modules;
         *ret = (uint32_t) out->n_modules++;
         return 0;
@@ -467,6 +488,8 @@ int snapshot_normalize(const Snapshot *s, const uint64_t *addrs, size_t n, unsig
                 r = snapshot_module(s, e, flags, out, &allocated, module_of_file, &res->module);
                 if (r < 0)
                         return r;
+                if (flags & NORMALIZE_ELF)
+                        norm_result_set_vaddr(&out->modules[res->module], res);
         }
 
         *ret = TAKE_PTR(out);

@@ -7,7 +7,8 @@
  *
  * It keeps, per executable mapping of a file (the vDSO included), its
  * range, file offset, file identity, path and build ID, sorted by start,
- * with the paths in one blob; and the ranges of the process's other file
+ * with the paths in one blob, and a reference to the file's ELF facts
+ * (shared with the build-ID cache, counted in its size); and the ranges of the process's other file
  * mappings, only to tell that an address there is not a change the
  * snapshot missed. Nothing else: anonymous and special mappings are not
  * kept, nor any data of the process.
@@ -29,10 +30,10 @@ typedef struct Snapshot Snapshot;
 
 /*
  * Walk the process of @p once and keep its executable file mappings, with
- * their build IDs as proc_foreach_vma() reads them with @opts (may be
- * NULL: its pin, cache and max_build_id_reads are used) when @opts is NULL
- * or has NORMALIZE_BUILD_IDS in its flags; the files of the other mappings
- * are never read. @max_size (0: no limit) bounds what the snapshot may
+ * their build IDs and ELF facts as proc_foreach_vma() reads them with
+ * @opts (may be NULL: its pin, cache and max_build_id_reads are used) when
+ * @opts is NULL or has NORMALIZE_BUILD_IDS in its flags; the files of the
+ * other mappings are never read. @max_size (0: no limit) bounds what the snapshot may
  * hold: -E2BIG when it would hold more. Besides those, the errors of
  * proc_foreach_vma().
  */
@@ -57,7 +58,9 @@ size_t snapshot_size(const Snapshot *s);
  * mapping is NORM_MODULE with its file offset, any other NORM_EXITED.
  * Modules are numbered as proc_normalize() numbers them, in the order of
  * their lowest address asked about; with NORMALIZE_BUILD_IDS in @flags
- * they carry the build IDs kept, and never map_files. ->reattached is
+ * they carry the build IDs kept, and never map_files; with NORMALIZE_ELF,
+ * of a snapshot taken with build IDs, their ELF facts, and each result
+ * its ELF virtual address as proc_normalize() gives it. ->reattached is
  * false, ->n_lookups counts the mappings found, ->strategy is AUTO.
  */
 int snapshot_normalize(const Snapshot *s, const uint64_t *addrs, size_t n, unsigned flags, Normalization **ret);

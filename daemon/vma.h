@@ -96,6 +96,12 @@ typedef struct Vma {
         bool build_id_skipped;
         /* Never set by a source: with PROC_LIST_ELF, the file's ElfType (elf-note.h); 0 if not known. */
         uint8_t elf_type;
+        /*
+         * Never set by a source: with PROC_LIST_ELF, the file's ELF facts,
+         * borrowed for the callback (take a reference to keep them); NULL
+         * if not read.
+         */
+        ElfInfo *elf;
 } Vma;
 
 /*

@@ -1754,6 +1754,13 @@ static struct json_object *track(Client *c, pid_t pid, uint64_t start_time) {
 }
 
 /* The module of result @i of a Normalize reply's parameters @p, or NULL for an unknown one (its reason in *ret_unknown). */
+static struct json_object *result_at(struct json_object *p, size_t i) {
+        struct json_object *res = json_object_array_get_idx(json_get_array(p, "results"), i);
+
+        ck_assert_ptr_nonnull(res);
+        return res;
+}
+
 static struct json_object *result_module(struct json_object *p, size_t i, uint64_t *ret_offset, const char **ret_unknown) {
         struct json_object *res = json_object_array_get_idx(json_get_array(p, "results"), i);
 
@@ -1840,6 +1847,10 @@ START_TEST(test_post_mortem) {
                 ck_assert_str_eq(json_object_to_json_string(json_object_object_get(m, "build_id")),
                                  json_object_to_json_string(json_object_object_get(lm, "build_id")));
                 ck_assert_uint_eq(json_get_u64(m, "inode"), json_get_u64(lm, "inode"));
+                ck_assert_str_eq(json_get_string(m, "elf_type"), json_get_string(lm, "elf_type"));
+                /* What a symbolizer takes, as the live answer gave it. */
+                ck_assert_uint_eq(json_get_u64(result_at(p, i), "elf_address"),
+                                  json_get_u64(result_at(reply_parameters(live), i), "elf_address"));
         }
         /* The live answer had a module for the read-only data: the snapshot has not. */
         ck_assert_ptr_nonnull(result_module(reply_parameters(live), 2, &(uint64_t) { 0 }, &(const char *) { NULL }));

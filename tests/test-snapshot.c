@@ -41,12 +41,40 @@ static Snapshot *take(Proc *p) {
         return s;
 }
 
-static Normalization *live(Proc *p, const uint64_t *addrs, size_t n) {
-        NormalizeOptions opts = { .flags = NORMALIZE_BUILD_IDS };
+static Normalization *live_flags(Proc *p, const uint64_t *addrs, size_t n, unsigned flags) {
+        NormalizeOptions opts = { .flags = flags };
         Normalization *out = NULL;
 
         ck_assert_int_eq(proc_normalize(p, addrs, n, &opts, &out), 0);
         return out;
+}
+
+static Normalization *live(Proc *p, const uint64_t *addrs, size_t n) {
+        return live_flags(p, addrs, n, NORMALIZE_BUILD_IDS);
+}
+
+/* With NORMALIZE_ELF: each result's ELF address and each module's ELF type as the live answer had them. */
+static void assert_same_elf(const Normalization *got, const Normalization *want) {
+        size_t n_ok = 0;
+
+        for (size_t i = 0; i < got->n_results; i++) {
+                const NormResult *g = &got->results[i], *w = &want->results[i];
+
+                if (w->kind != NORM_MODULE)
+                        continue;
+                ck_assert_int_eq(g->vaddr_status, w->vaddr_status);
+                ck_assert_uint_eq(g->vaddr, w->vaddr);
+                n_ok += g->vaddr_status == NORM_VADDR_OK;
+        }
+        ck_assert_uint_gt(n_ok, 0);
+        for (size_t i = 0; i < got->n_modules; i++) {
+                const NormModule *g = &got->modules[i], *w = &want->modules[i];
+
+                ck_assert_int_eq(g->elf_status, w->elf_status);
+                ck_assert_int_eq(!!g->elf, !!w->elf);
+                if (g->elf)
+                        ck_assert_int_eq(g->elf->type, w->elf->type);
+        }
 }
 
 static Normalization *from_snapshot(const Snapshot *s, const uint64_t *addrs, size_t n, unsigned flags) {
@@ -142,6 +170,17 @@ START_TEST(test_self) {
                 ck_assert(got->modules[got->results[6].module].vdso);
         ck_assert_str_eq(norm_kind_to_string(NORM_EXITED), "exited");
 
+        /* With ELF facts, as live. */
+        {
+                _cleanup_(normalization_freep) Normalization *want_elf = NULL, *got_elf = NULL;
+
+                want_elf = live_flags(p, addrs, ELEMENTSOF(addrs), NORMALIZE_BUILD_IDS | NORMALIZE_ELF);
+                got_elf = from_snapshot(s, addrs, ELEMENTSOF(addrs), NORMALIZE_BUILD_IDS | NORMALIZE_ELF);
+                assert_same_modules(got_elf, want_elf);
+                assert_same_elf(got_elf, want_elf);
+                ck_assert_int_eq(got_elf->results[1].vaddr_status, NORM_VADDR_OK);
+        }
+
         /* Without build IDs asked for, none. */
         normalization_free(got);
         got = from_snapshot(s, addrs, ELEMENTSOF(addrs), 0);
@@ -167,13 +206,17 @@ START_TEST(test_child_after_exit) {
         addrs[2] = c.anon_addr;
         addrs[3] = c.vdso_addr ? c.vdso_addr : c.code_addr;
         addrs[4] = c.unmapped_addr;
-        want = live(p, addrs, ELEMENTSOF(addrs));
+        want = live_flags(p, addrs, ELEMENTSOF(addrs), NORMALIZE_BUILD_IDS | NORMALIZE_ELF);
         ck_assert(!snapshot_is_stale(s, addrs, ELEMENTSOF(addrs), want));
         proc_free(p);
         test_child_stop(&c);
 
-        /* The child is gone: the snapshot still answers for it. */
-        got = from_snapshot(s, addrs, ELEMENTSOF(addrs), NORMALIZE_BUILD_IDS);
+        /* The child is gone: the snapshot still answers for it, ELF addresses included. */
+        got = from_snapshot(s, addrs, ELEMENTSOF(addrs), NORMALIZE_BUILD_IDS | NORMALIZE_ELF);
+        ck_assert_int_eq(got->results[0].vaddr_status, NORM_VADDR_OK);
+        ck_assert_uint_eq(got->results[0].vaddr, want->results[0].vaddr);
+        ck_assert_int_eq(got->results[3].vaddr_status, want->results[3].vaddr_status);
+        ck_assert_uint_eq(got->results[3].vaddr, want->results[3].vaddr);
         ck_assert_int_eq(want->results[1].kind, NORM_MODULE);
         ck_assert_int_eq(got->results[0].kind, NORM_MODULE);
         ck_assert_uint_eq(got->results[0].offset, want->results[0].offset);
