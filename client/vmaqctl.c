@@ -967,6 +967,19 @@ static void normalizations_done(Normalizations *n) {
         free(n->v);
 }
 
+typedef struct PidLine {
+        pid_t pid;
+        size_t line;
+} PidLine;
+
+static int pid_line_compare(const void *x, const void *y) {
+        const PidLine *a = x, *b = y;
+
+        if (a->pid != b->pid)
+                return a->pid < b->pid ? -1 : 1;
+        return (a->line > b->line) - (a->line < b->line);
+}
+
 /*
  * A failure of a call that concerns only the process asked about: the
  * Varlink error name and the reason, or NULL for any other failure.
@@ -988,8 +1001,8 @@ static const char *process_error(int r, const char **ret_reason) {
 }
 
 /*
- * --pid-column: one call per pid, in the order the pids first appear, with
- * that pid's addresses in input order; then every answer in input order,
+ * --pid-column: one call per pid, in pid order, with that pid's addresses
+ * in input order; then every answer in input order,
  * each line (text) or object (JSON) with its pid. A trace has processes
  * that exited since, or that the caller may not ask about: their addresses
  * are answered with the error, the others as usual, and the exit status
@@ -1003,46 +1016,40 @@ static ExitStatus normalize_by_pid(const PidAddresses *in, unsigned flags, bool 
         _cleanup_free_ size_t *group = calloc(n, sizeof(size_t)), *index = calloc(n, sizeof(size_t));
         _cleanup_free_ uint64_t *batch = calloc(n, sizeof(uint64_t));
         _cleanup_free_ int *failure = calloc(n, sizeof(int));
+        _cleanup_free_ PidLine *order = calloc(n, sizeof(PidLine));
         ExitStatus e;
         int r;
 
         norms.v = calloc(n, sizeof(*norms.v));
-        if (!norms.v || !group || !index || !batch || !failure)
+        if (!norms.v || !group || !index || !batch || !failure || !order)
                 return out_of_memory();
 
-        /* Quadratic in the number of pids only: a trace has few processes and many addresses. */
-        for (size_t i = 0; i < n; i++) {
-                size_t g;
-
-                for (g = 0; g < i; g++)
-                        if (in->pids[g] == in->pids[i])
-                                break;
-                group[i] = g < i ? group[g] : n_groups++;
-        }
+        /* The lines in pid order, each pid's in input order: a group of lines per pid. */
+        for (size_t i = 0; i < n; i++)
+                order[i] = (PidLine) { .pid = in->pids[i], .line = i };
+        qsort(order, n, sizeof(PidLine), pid_line_compare);
 
         e = connect_daemon(&c);
         if (e != EXIT_OK)
                 return e;
 
-        for (size_t g = 0, first = 0; g < n_groups; g++) {
-                size_t k = 0;
+        for (size_t first = 0, end; first < n; first = end) {
+                pid_t pid = order[first].pid;
+                size_t g = n_groups++;
 
-                while (group[first] != g)
-                        first++;
-                for (size_t i = first; i < n; i++)
-                        if (group[i] == g) {
-                                index[i] = k;
-                                batch[k++] = in->addrs.v[i];
-                        }
-                r = vmaq_normalize(c, in->pids[first], batch, k, flags, 0, &norms.v[g]);
+                for (end = first; end < n && order[end].pid == pid; end++) {
+                        group[order[end].line] = g;
+                        index[order[end].line] = end - first;
+                        batch[end - first] = in->addrs.v[order[end].line];
+                }
+                r = vmaq_normalize(c, pid, batch, end - first, flags, 0, &norms.v[g]);
                 norms.n = g + 1;
                 if (r < 0) {
                         const char *reason = NULL;
 
                         if (!process_error(r, &reason))
-                                return call_error(c, r, in->pids[first], 0);
-                        fprintf(stderr, "%s: no answers for pid %d: %s\n", PROGRAM_NAME, (int) in->pids[first],
-                                reason);
+                                return call_error(c, r, pid, 0);
+                        fprintf(stderr, "%s: no answers for pid %d: %s\n", PROGRAM_NAME, (int) pid, reason);
                         failure[g] = r;
                         n_failed++;
                 }
