@@ -897,16 +897,35 @@ static void print_normalization_build_id(const struct vmaq_normalization *n) {
  * it, as addr2line(1) takes them, for "xargs -L1 addr2line -f". Addresses
  * without an ELF address are left out.
  */
-static void print_normalization_addr2line(const struct vmaq_normalization *n) {
-        for (size_t m = 0; m < n->n_modules; m++) {
+static int print_normalization_addr2line(const struct vmaq_normalization *n) {
+        /* The results by module, each module's in input order: a counting sort. */
+        _cleanup_free_ size_t *first = calloc(n->n_modules + 1, sizeof(size_t));
+        _cleanup_free_ size_t *by_module = calloc(MAX(n->n_results, (size_t) 1), sizeof(size_t));
+
+        if (!first || !by_module)
+                return -ENOMEM;
+        for (size_t i = 0; i < n->n_results; i++) {
+                const struct vmaq_result *res = vmaq_result_get(n, i);
+
+                if (res->unknown == VMAQ_NORMALIZED && res->module < n->n_modules)
+                        first[res->module + 1]++;
+        }
+        for (size_t m = 0; m < n->n_modules; m++)
+                first[m + 1] += first[m];
+        for (size_t i = 0, *next = first; i < n->n_results; i++) {
+                const struct vmaq_result *res = vmaq_result_get(n, i);
+
+                if (res->unknown == VMAQ_NORMALIZED && res->module < n->n_modules)
+                        by_module[next[res->module]++] = i;
+        }
+        /* Filling moved each module's start to the next's: module m's results now end at first[m]. */
+        for (size_t m = 0, begin = 0; m < n->n_modules; begin = first[m], m++) {
                 size_t on_line = 0;
 
-                for (size_t i = 0; i < n->n_results; i++) {
-                        const struct vmaq_result *res = vmaq_result_get(n, i);
+                for (size_t k = begin; k < first[m]; k++) {
                         uint64_t a;
 
-                        if (res->unknown != VMAQ_NORMALIZED || res->module != m ||
-                            vmaq_result_elf_address(n, i, &a) < 0)
+                        if (vmaq_result_elf_address(n, by_module[k], &a) < 0)
                                 continue;
                         if (on_line == 0) {
                                 fputs("-e ", stdout);
@@ -921,6 +940,7 @@ static void print_normalization_addr2line(const struct vmaq_normalization *n) {
                 if (on_line > 0)
                         putchar('\n');
         }
+        return 0;
 }
 
 /* The line of result @i of @n. */
@@ -1237,9 +1257,10 @@ static ExitStatus verb_normalize(int argc, char *argv[]) {
                 json_end();
         } else if (format && strcmp(format, "build-id") == 0)
                 print_normalization_build_id(n);
-        else if (format && strcmp(format, "addr2line") == 0)
-                print_normalization_addr2line(n);
-        else
+        else if (format && strcmp(format, "addr2line") == 0) {
+                if (print_normalization_addr2line(n) < 0)
+                        return out_of_memory();
+        } else
                 print_normalization_human(n, flags & VMAQ_NORMALIZE_MAP_FILES);
         return finish_output();
 }
