@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -441,25 +443,25 @@ START_TEST(test_peer_pid_reused) {
         ck_assert_int_eq(getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len), 0);
         ck_assert_int_gt(cred.pid, 1);
 
-        /* Hand the dead peer's pid to a process of ours: the next fork gets ns_last_pid + 1. */
-        for (unsigned attempt = 0; attempt < 50 && reuser != cred.pid; attempt++) {
-                char last[32];
+        /*
+         * Hand the dead peer's pid to a process of ours, by name: clone3()'s
+         * set_tid, which no other fork on the machine can race as it can
+         * race a write of ns_last_pid.
+         */
+        {
+                struct clone_args args = {
+                        .exit_signal = SIGCHLD,
+                        .set_tid = (uintptr_t) &cred.pid,
+                        .set_tid_size = 1,
+                };
 
-                if (reuser > 0) {
-                        /* Another pid: someone forked in between. Try again. */
-                        kill(reuser, SIGKILL);
-                        ck_assert_int_eq(waitpid(reuser, NULL, 0), reuser);
-                }
-                snprintf(last, sizeof(last), "%d", (int) cred.pid - 1);
-                ck_assert_int_eq(write_file("/proc/sys/kernel/ns_last_pid", last), 0);
-                reuser = fork();
-                ck_assert_int_ge(reuser, 0);
+                reuser = (pid_t) syscall(SYS_clone3, &args, sizeof(args));
                 if (reuser == 0) {
                         pause();
                         _exit(EXIT_SUCCESS);
                 }
+                ck_assert_msg(reuser == cred.pid, "clone3() with set_tid %d: %s", (int) cred.pid, strerror(errno));
         }
-        ck_assert_int_eq(reuser, cred.pid);
 
         r = policy_peer_namespaces(fd, cred.pid, &pidns, &userns);
         ck_assert_int_eq(policy_namespace(0, "pid", &ours), 0);
