@@ -16,6 +16,7 @@
 
 #include "log.h"
 #include "manager.h"
+#include "reply.h"
 #include "varlink.h"
 #include "vmaq-proto.h"
 
@@ -437,90 +438,6 @@ static int normalization_add_host_paths(Call *call, Proc *p, Normalization *n) {
         return 0;
 }
 
-/* What proto/ calls an ELF type; NULL for a file that is not ELF, or malformed. */
-static const char *elf_type_name(ElfType t) {
-        switch (t) {
-        case ELF_TYPE_EXEC:
-                return "exec";
-        case ELF_TYPE_DYN:
-                return "dyn";
-        case ELF_TYPE_OTHER:
-                return "other";
-        default:
-                return NULL;
-        }
-}
-
-/* A module as proto/ sends it; with @htlhash, its htlhash (the cache may have one the call did not ask for). */
-static ProtoModule module_to_proto(const NormModule *nm, bool htlhash) {
-        const ElfInfo *e = nm->elf_status == NORM_VADDR_OK ? nm->elf : NULL;
-        ProtoModule m = {
-                .path = nm->path,
-                .map_files = nm->map_files,
-                .host_path = nm->host_path,
-                .build_id = nm->build_id,
-                .build_id_len = nm->build_id_len,
-                .build_id_skipped = nm->build_id_skipped,
-                .deleted = nm->deleted,
-                .vdso = nm->vdso,
-                .dev_major = nm->dev_major,
-                .dev_minor = nm->dev_minor,
-                .inode = nm->inode,
-        };
-        const char **package[_ELF_PACKAGE_FIELD_MAX] = {
-                [ELF_PACKAGE_TYPE] = &m.package.type,
-                [ELF_PACKAGE_NAME] = &m.package.name,
-                [ELF_PACKAGE_VERSION] = &m.package.version,
-                [ELF_PACKAGE_ARCHITECTURE] = &m.package.architecture,
-                [ELF_PACKAGE_OS] = &m.package.os,
-                [ELF_PACKAGE_OS_VERSION] = &m.package.os_version,
-                [ELF_PACKAGE_DEBUG_INFO_URL] = &m.package.debug_info_url,
-        };
-
-        if (!e)
-                return m;
-        m.elf_type = elf_type_name(e->type);
-        m.go_build_id = e->go_build_id;
-        if (htlhash && e->has_htlhash) {
-                m.has_htlhash = true;
-                memcpy(m.htlhash, e->htlhash, sizeof(m.htlhash));
-        }
-        for (size_t f = 0; f < _ELF_PACKAGE_FIELD_MAX; f++)
-                if (e->package[f]) {
-                        *package[f] = e->package[f];
-                        m.has_package = true;
-                }
-        return m;
-}
-
-/* Why a result has no ELF address, as proto/ says it; NULL when it has one, or was not asked. */
-static const char *no_elf_address_name(NormVaddr v) {
-        switch (v) {
-        case NORM_VADDR_NOT_ELF:
-                return "not_elf";
-        case NORM_VADDR_NOT_LOADED:
-                return "outside_load_segments";
-        case NORM_VADDR_UNREADABLE:
-        case NORM_VADDR_SKIPPED:
-                return "unreadable";
-        default:
-                return NULL;
-        }
-}
-
-/* A result as proto/ sends it, its module numbered by @remap (NULL: as the core numbers it). */
-static ProtoResult result_to_proto(const NormResult *nr, const uint32_t *remap) {
-        if (nr->kind != NORM_MODULE)
-                return (ProtoResult) { .unknown = norm_kind_to_string(nr->kind) };
-        return (ProtoResult) {
-                .module = remap ? remap[nr->module] : nr->module,
-                .offset = nr->offset,
-                .has_elf_address = nr->vaddr_status == NORM_VADDR_OK,
-                .elf_address = nr->vaddr,
-                .no_elf_address = no_elf_address_name(nr->vaddr_status),
-        };
-}
-
 /*
  * A Normalize answer sent in parts: each of at most PART_RESULTS results
  * and about PART_BYTES, with the modules its results name first. Modules
@@ -614,7 +531,7 @@ int reply_stream_next(ReplyStream *s, char **ret, size_t *ret_size) {
                 bool introduces = nr->kind == NORM_MODULE && s->remap[nr->module] == n_modules;
 
                 if (introduces) {
-                        s->modules[n_modules - s->n_modules_sent] = module_to_proto(&n->modules[nr->module],
+                        s->modules[n_modules - s->n_modules_sent] = reply_module(&n->modules[nr->module],
                                                                                     s->htlhash);
                         add += proto_module_size_max(&s->modules[n_modules - s->n_modules_sent]);
                 }
@@ -622,7 +539,7 @@ int reply_stream_next(ReplyStream *s, char **ret, size_t *ret_size) {
                         break;
                 used += add;
                 n_modules += introduces;
-                s->results[end - first] = result_to_proto(nr, s->remap);
+                s->results[end - first] = reply_result(nr, s->remap);
         }
 
         continues = end < n->n_results;
@@ -675,9 +592,9 @@ static int call_normalize_reply(Call *call, Normalization *n_in, bool exited, bo
         if (!modules || !results)
                 return -ENOMEM;
         for (size_t i = 0; i < n->n_modules; i++)
-                modules[i] = module_to_proto(&n->modules[i], htlhash);
+                modules[i] = reply_module(&n->modules[i], htlhash);
         for (size_t i = 0; i < n->n_results; i++)
-                results[i] = result_to_proto(&n->results[i], NULL);
+                results[i] = reply_result(&n->results[i], NULL);
 
         out = (ProtoNormalizeReply) {
                 .pid = n->pid,
@@ -984,7 +901,7 @@ static int method_list_mappings(Call *call) {
                         .build_id = it->vma.build_id,
                         .build_id_len = it->vma.build_id_len,
                         .build_id_skipped = it->vma.build_id_skipped,
-                        .elf_type = elf_type_name((ElfType) it->vma.elf_type),
+                        .elf_type = reply_elf_type_name((ElfType) it->vma.elf_type),
                 };
         }
 

@@ -56,6 +56,7 @@
 #include "macro.h"
 #include "proc.h"
 #include "procmap-query.h"
+#include "reply.h"
 #include "varlink.h"
 #include "vmaq-proto.h"
 #include "vmaq.h"
@@ -460,8 +461,9 @@ static Normalization *core_normalize(Target *t, Proc *p, const Batch *b) {
         Normalization *out = NULL;
         int r;
 
+        /* What the daemon asks for a Normalize with build IDs. */
         r = proc_normalize(p, b->addrs, b->n, &(NormalizeOptions) {
-                        .flags = NORMALIZE_BUILD_IDS,
+                        .flags = NORMALIZE_BUILD_IDS | NORMALIZE_ELF,
                         .build_id_cache = t->build_ids,
                         .max_build_id_reads = MAX_BUILD_ID_READS,
                 }, &out);
@@ -568,7 +570,7 @@ static ProtoNormalizeRequest batch_request(const Target *t, const Batch *b) {
         };
 }
 
-/* The reply's text for @n, built as daemon/methods.c method_normalize() builds it. */
+/* The reply's text for @n, built as daemon/methods.c builds a whole one. */
 static int reply_format(const Normalization *n, char **ret, size_t *ret_size) {
         _cleanup_free_ ProtoModule *modules = NULL;
         _cleanup_free_ ProtoResult *results = NULL;
@@ -577,31 +579,10 @@ static int reply_format(const Normalization *n, char **ret, size_t *ret_size) {
         results = calloc(MAX(n->n_results, (size_t) 1), sizeof(ProtoResult));
         if (!modules || !results)
                 return -ENOMEM;
-        for (size_t i = 0; i < n->n_modules; i++) {
-                const NormModule *nm = &n->modules[i];
-
-                modules[i] = (ProtoModule) {
-                        .path = nm->path,
-                        .map_files = nm->map_files,
-                        .build_id = nm->build_id,
-                        .build_id_len = nm->build_id_len,
-                        .build_id_skipped = nm->build_id_skipped,
-                        .deleted = nm->deleted,
-                        .vdso = nm->vdso,
-                        .dev_major = nm->dev_major,
-                        .dev_minor = nm->dev_minor,
-                        .inode = nm->inode,
-                };
-        }
-        for (size_t i = 0; i < n->n_results; i++) {
-                const NormResult *nr = &n->results[i];
-
-                results[i] = (ProtoResult) {
-                        .unknown = nr->kind == NORM_MODULE ? NULL : norm_kind_to_string(nr->kind),
-                        .module = nr->module,
-                        .offset = nr->offset,
-                };
-        }
+        for (size_t i = 0; i < n->n_modules; i++)
+                modules[i] = reply_module(&n->modules[i], false);
+        for (size_t i = 0; i < n->n_results; i++)
+                results[i] = reply_result(&n->results[i], NULL);
         return proto_normalize_reply_format(&(ProtoNormalizeReply) {
                         .pid = n->pid,
                         .start_time = n->start_time,
