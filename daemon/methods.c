@@ -643,8 +643,10 @@ static int call_normalize_exited(Call *call, const ProtoNormalizeRequest *req, c
         if (r < 0)
                 return 0;
 
+        /* ELF facts with build IDs or htlhash, as a live answer has them. */
         r = snapshot_normalize(s, req->addresses, req->n_addresses,
-                               req->build_ids ? NORMALIZE_BUILD_IDS | NORMALIZE_ELF : 0, &n);
+                               (req->build_ids ? NORMALIZE_BUILD_IDS : 0) |
+                               (req->build_ids || req->htlhash ? NORMALIZE_ELF : 0), &n);
         if (r < 0)
                 return r;
         if (call->peer->foreign_pidns)
@@ -793,7 +795,9 @@ static int mapping_list_add(const Vma *v, void *userdata) {
         if (v->build_id_skipped)
                 l->n_skipped++;
         it = &l->items[l->n];
+        /* The walk's ELF facts are borrowed, for this call only: the reply gets elf_type instead. */
         *it = (MappingItem) { .vma = *v };
+        it->vma.elf = NULL;
         it->perms[0] = (v->perms & VMA_PERM_READ) ? 'r' : '-';
         it->perms[1] = (v->perms & VMA_PERM_WRITE) ? 'w' : '-';
         it->perms[2] = (v->perms & VMA_PERM_EXEC) ? 'x' : '-';

@@ -1789,8 +1789,8 @@ START_TEST(test_post_mortem) {
         };
         /* Which of them only the live process could answer. */
         static const bool kept[] = { true, true, false, false, false, true };
-        _cleanup_free_ char *pinned = NULL, *unpinned = NULL, *other = NULL, *streamed = NULL;
-        struct json_object *p;
+        _cleanup_free_ char *pinned = NULL, *unpinned = NULL, *other = NULL, *streamed = NULL, *plain = NULL;
+        struct json_object *p, *m0;
         uint64_t st;
         int ctl;
         pid_t pid;
@@ -1854,6 +1854,23 @@ START_TEST(test_post_mortem) {
         }
         /* The live answer had a module for the read-only data: the snapshot has not. */
         ck_assert_ptr_nonnull(result_module(reply_parameters(live), 2, &(uint64_t) { 0 }, &(const char *) { NULL }));
+
+        /* Asked for htlhash without build IDs: the ELF facts all the same, as live. */
+        plain = strdup(pinned);
+        ck_assert_ptr_nonnull(plain);
+        plain[strlen(plain) - 2] = '\0';
+        r = (json_object_put(r), NULL);
+        r = client_call(c, "%s,\"build_ids\":false,\"htlhash\":true}}", plain);
+        p = reply_parameters(r);
+        ck_assert(json_get_bool(p, "exited"));
+        m0 = result_module(p, 0, &(uint64_t) { 0 }, &(const char *) { NULL });
+        ck_assert_ptr_nonnull(m0);
+        (void) json_get(m0, "build_id", json_type_null);
+        ck_assert_str_eq(json_get_string(m0, "elf_type"),
+                         json_get_string(result_module(reply_parameters(live), 0, &(uint64_t) { 0 },
+                                                       &(const char *) { NULL }), "elf_type"));
+        ck_assert_uint_eq(json_get_u64(result_at(p, 0), "elf_address"),
+                          json_get_u64(result_at(reply_parameters(live), 0), "elf_address"));
 
         /* In parts too, each saying so. */
         streamed = strdup(pinned);
