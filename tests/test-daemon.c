@@ -4412,7 +4412,7 @@ START_TEST(test_memory_budget) {
         ck_assert_uint_ge(status_cache(r, "refused", "memory"), n_refused);
         ck_assert_uint_le(status_cache(r, "memory", "used"), budget);
         peak = daemon_memory_kib(d, "VmHWM");
-#if defined(__SANITIZE_ADDRESS__)
+#if TEST_ASAN
         /* ASan's quarantine and shadow memory: the resident size measures ASan, not the budget. */
         (void) before;
         (void) peak;
@@ -4459,7 +4459,7 @@ START_TEST(test_costly_messages) {
                 ck_assert_str_eq(json_get_string(reply_error(r, "io.vmaq.RequestTooLarge"), "parameter"),
                                  "addresses");
         }
-#if defined(__SANITIZE_ADDRESS__)
+#if TEST_ASAN
         /* ASan keeps freed memory in quarantine: resident sizes say nothing about the daemon then. */
         daemon_stop(d);
         return;

@@ -54,7 +54,7 @@ fi
 env -u JOURNAL_STREAM "$VMAQD" --socket "$work/vmaqd.sock" --log-level debug 2>"$work/debug" &
 daemon=$!
 i=0
-until [ -S "$work/vmaqd.sock" ]; do
+until "$VMAQCTL" --socket "$work/vmaqd.sock" status >/dev/null 2>&1; do
         i=$((i + 1))
         [ $i -le 100 ] || fail "vmaqd did not start" "$work/debug"
         sleep 0.1

@@ -9,6 +9,22 @@
 
 #include "elf-note.h"
 
+/*
+ * Built with AddressSanitizer (GCC says so with __SANITIZE_ADDRESS__, clang
+ * with __has_feature): resident sizes then measure ASan's shadow memory and
+ * quarantine, not the program.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#  define TEST_ASAN 1
+#elif defined(__has_feature)
+#  if __has_feature(address_sanitizer)
+#    define TEST_ASAN 1
+#  endif
+#endif
+#ifndef TEST_ASAN
+#  define TEST_ASAN 0
+#endif
+
 #define TEST_FILE_PAGES 4
 #define TEST_FILE_MAP_PGOFF 2           /* the child maps pages 2 and 3 of the file */
 
