@@ -541,6 +541,23 @@ int connection_update_timer(Connection *c) {
         return sd_event_source_set_enabled(c->timer_source, SD_EVENT_ONESHOT);
 }
 
+/*
+ * Watch the socket for @events in the manager's set; none takes it out: an
+ * empty mask would still report a hang-up, again and again while a job runs.
+ */
+static int connection_watch(Connection *c, uint32_t events) {
+        struct epoll_event ev = { .events = events, .data.ptr = c };
+        int op;
+
+        if (events == c->io_events)
+                return 0;
+        op = c->io_events == 0 ? EPOLL_CTL_ADD : events == 0 ? EPOLL_CTL_DEL : EPOLL_CTL_MOD;
+        if (epoll_ctl(c->manager->connections_fd, op, c->fd, &ev) < 0)
+                return -errno;
+        c->io_events = events;
+        return 0;
+}
+
 static int connection_update(Connection *c) {
         uint32_t events = 0;
         int r;
@@ -558,23 +575,20 @@ static int connection_update(Connection *c) {
             (c->closing || !connection_has_message(c)))
                 return -ECONNRESET;
 
-        /* An empty mask would still report a hang-up, again and again while a job runs. */
-        if (events == 0)
-                r = sd_event_source_set_enabled(c->io_source, SD_EVENT_OFF);
-        else {
-                r = sd_event_source_set_io_events(c->io_source, events);
-                if (r >= 0)
-                        r = sd_event_source_set_enabled(c->io_source, SD_EVENT_ON);
-        }
+        r = connection_watch(c, events);
         if (r < 0)
                 return r;
         return connection_update_timer(c);
 }
 
-static int connection_on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        Connection *c = userdata;
+void connection_dispatch(Connection *c, uint32_t revents) {
         Manager *m = c->manager;
         int r;
+
+        /* Watched for less since the batch was taken: what is no longer asked for waits. */
+        if (c->io_events == 0)
+                return;
+        revents &= c->io_events | EPOLLHUP | EPOLLERR;
 
         /*
          * Hung up both ways: nothing we could answer would arrive. Its job, if
@@ -603,13 +617,12 @@ static int connection_on_io(sd_event_source *s, int fd, uint32_t revents, void *
         if (r < 0)
                 goto fail;
         manager_dispatch(m);
-        return 0;
+        return;
 
 fail:
         if (r != -ECONNRESET && r != -EPIPE)
                 log_debug_errno(m->log_level, r, "Connection of pid %d closed: %m", (int) c->peer.cred.pid);
         manager_connection_closed(m, c);
-        return 0;
 }
 
 int connection_drain(Connection *c) {
@@ -746,7 +759,7 @@ int connection_new(Connection **ret, Manager *m, int fd) {
                 }
         }
 
-        r = sd_event_add_io(m->event, &c->io_source, fd, EPOLLIN, connection_on_io, c);
+        r = connection_watch(c, EPOLLIN);
         if (r < 0)
                 goto fail;
         c->deadline_base = connection_now(c);
@@ -766,7 +779,15 @@ fail:
 Connection *connection_free(Connection *c) {
         if (!c)
                 return NULL;
-        sd_event_source_disable_unref(c->io_source);
+        /*
+         * Out of the set before the socket closes: a worker may hold a dup of
+         * it, which would keep it there. And out of the batch being dispatched.
+         */
+        if (c->io_events != 0)
+                (void) epoll_ctl(c->manager->connections_fd, EPOLL_CTL_DEL, c->fd, NULL);
+        for (size_t i = c->manager->connection_event_next; i < c->manager->n_connection_events; i++)
+                if (c->manager->connection_events[i].data.ptr == c)
+                        c->manager->connection_events[i].data.ptr = NULL;
         sd_event_source_disable_unref(c->timer_source);
         safe_close(c->fd);
         if (c->user)

@@ -207,6 +207,7 @@ static size_t manager_fit_fds(Manager *m) {
 static size_t manager_job_cost(Manager *m, size_t size);
 static int manager_on_workers(sd_event_source *s, int fd, uint32_t revents, void *userdata);
 static int manager_on_proc_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata);
+static int manager_on_connections(sd_event_source *s, int fd, uint32_t revents, void *userdata);
 
 int manager_new(Manager **ret, const ManagerConfig *config) {
         _cleanup_(manager_freep) Manager *m = NULL;
@@ -220,6 +221,7 @@ int manager_new(Manager **ret, const ManagerConfig *config) {
         m->log_level = config->log_level;
         m->listen_fd = -EBADF;
         m->proc_exit_fd = -EBADF;
+        m->connections_fd = -EBADF;
         m->privileged_gid = (gid_t) -1;
         proto_request_limits(config->max_addresses, &m->request_limits);
         pthread_mutex_init(&m->procs_lock, NULL);
@@ -307,7 +309,8 @@ int manager_new(Manager **ret, const ManagerConfig *config) {
                 return log_error_errno(m->log_level, r, "Failed to allocate the pid namespace index: %m");
 
         m->proc_exit_fd = epoll_create1(EPOLL_CLOEXEC);
-        if (m->proc_exit_fd < 0)
+        m->connections_fd = epoll_create1(EPOLL_CLOEXEC);
+        if (m->proc_exit_fd < 0 || m->connections_fd < 0)
                 return log_error_errno(m->log_level, -errno, "Failed to create an epoll set: %m");
 
         r = sd_event_default(&m->event);
@@ -322,6 +325,9 @@ int manager_new(Manager **ret, const ManagerConfig *config) {
         if (r >= 0)
                 r = sd_event_add_io(m->event, &m->proc_exit_source, m->proc_exit_fd, EPOLLIN,
                                     manager_on_proc_exit, m);
+        if (r >= 0)
+                r = sd_event_add_io(m->event, &m->connections_source, m->connections_fd, EPOLLIN,
+                                    manager_on_connections, m);
         if (r < 0)
                 return log_error_errno(m->log_level, r, "Failed to watch the workers: %m");
 
@@ -354,6 +360,7 @@ Manager *manager_free(Manager *m) {
         sd_event_source_disable_unref(m->exit_timer_source);
         sd_event_source_disable_unref(m->workers_source);
         sd_event_source_disable_unref(m->proc_exit_source);
+        sd_event_source_disable_unref(m->connections_source);
         sd_event_source_disable_unref(m->exited_timer_source);
         if (m->socket_bound)
                 (void) unlink(m->config.socket_path);
@@ -378,6 +385,7 @@ Manager *manager_free(Manager *m) {
         build_id_cache_free(m->build_ids);
         pidns_index_free(m->pidns_index);
         safe_close(m->proc_exit_fd);
+        safe_close(m->connections_fd);
         pthread_mutex_destroy(&m->procs_lock);
         sd_event_unref(m->event);
         free(m);
@@ -755,6 +763,33 @@ static int manager_on_workers(sd_event_source *s, int fd, uint32_t revents, void
 /* --- connections ------------------------------------------------------------------ */
 
 static int manager_on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata);
+
+/*
+ * Sockets that are ready, a batch at a time: the loop dispatches this source
+ * again while more are, between its other sources.
+ */
+static int manager_on_connections(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Manager *m = userdata;
+        int n;
+
+        n = epoll_wait(fd, m->connection_events, ELEMENTSOF(m->connection_events), 0);
+        if (n < 0) {
+                if (errno != EINTR)
+                        log_ratelimit(&m->log_accept, m->log_level, LOG_WARNING, -errno,
+                                      "Failed to wait for the connections: %m");
+                return 0;
+        }
+        m->n_connection_events = (size_t) n;
+        /* A connection closed meanwhile is taken out of the batch (NULL): see connection_free(). */
+        for (m->connection_event_next = 0; m->connection_event_next < m->n_connection_events;) {
+                const struct epoll_event *ev = &m->connection_events[m->connection_event_next++];
+
+                if (ev->data.ptr)
+                        connection_dispatch(ev->data.ptr, ev->events);
+        }
+        m->n_connection_events = m->connection_event_next = 0;
+        return 0;
+}
 
 void manager_connection_closed(Manager *m, Connection *c) {
         bool trim = c->in_allocated + c->out_allocated >= TRIM_THRESHOLD;

@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <systemd/sd-event.h>
@@ -55,6 +56,13 @@
 #define DEFAULT_MAX_SNAPSHOT_MEMORY (16U * 1024U * 1024U)
 #define DEFAULT_GROUP "vmaq"
 #define DEFAULT_SOCKET_MODE 0666
+
+/*
+ * Connection events taken per dispatch of the loop. The kernel hands out
+ * ready sockets in turn, a still-ready one after the others: each dispatch
+ * costs its batch, not every busy connection.
+ */
+#define CONNECTION_EVENTS_BATCH 64
 
 typedef struct ManagerConfig {
         const char *socket_path;
@@ -191,7 +199,7 @@ struct Connection {
         Connection *ready_prev, *ready_next;    /* waiting for a worker */
         bool ready;
         int fd;
-        sd_event_source *io_source;
+        uint32_t io_events;             /* as watched in the manager's connections_fd; 0: not in it */
         sd_event_source *timer_source;
         Peer peer;
         UserShare *user;
@@ -236,6 +244,14 @@ struct Manager {
         sd_event_source *workers_source;
         sd_event_source *proc_exit_source;
         int proc_exit_fd;               /* epoll set of the cached processes' pidfds */
+        /*
+         * The connections' sockets, in an epoll set of their own: the loop
+         * sees one source, and each dispatch takes a batch of them.
+         */
+        sd_event_source *connections_source;
+        int connections_fd;
+        struct epoll_event connection_events[CONNECTION_EVENTS_BATCH];
+        size_t n_connection_events, connection_event_next;  /* the batch being dispatched */
         WorkerPool *workers;
         size_t jobs_per_user, jobs_per_privileged_user, jobs_unprivileged;
         size_t n_jobs, n_unprivileged_jobs;
@@ -391,6 +407,8 @@ void manager_dispatch(Manager *m);
 /* connection.c */
 int connection_new(Connection **ret, Manager *m, int fd);
 Connection *connection_free(Connection *c);
+/* Handle what its socket reported (EPOLL* flags). May close it, and others. */
+void connection_dispatch(Connection *c, uint32_t revents);
 /* Answer the requests already received, read no more. -ECONNRESET when nothing is left to do. */
 int connection_drain(Connection *c);
 /* Arm the connection's deadline for its state: none while its job runs or waits for a worker. */

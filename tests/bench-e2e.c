@@ -68,6 +68,10 @@
 #define BUILD_ID_CACHE_SIZE 4096        /* the daemon's defaults */
 #define MAX_BUILD_ID_READS 256
 #define CONCURRENT_SECONDS 1.0
+#define N_BUSY 4000                     /* connections that keep a GetStatus in flight */
+#define BUSY_SECONDS 2.0
+#define BUSY_PROBE_MS 20
+#define BUSY_PROBES_MAX 100             /* BUSY_SECONDS / BUSY_PROBE_MS */
 
 /*
  * Each median: at least MIN_SAMPLES calls and MIN_SECONDS, at most
@@ -727,9 +731,11 @@ static int daemon_launch(Bench *b) {
                 if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0 || dup2(fd, STDERR_FILENO) < 0 ||
                     setrlimit(RLIMIT_NOFILE, &rl) < 0)
                         _exit(EXIT_FAILURE);
+                /* One user holds the busy connections below: its share of them is raised. */
                 execl(b->vmaqd, b->vmaqd, "--socket", b->socket_path, "--log-level", "warning",
                       "--backend", "ioctl", "--max-addresses", max_addresses,
-                      "--max-reply-size", max_reply, "--idle-timeout", "3600", (char *) NULL);
+                      "--max-reply-size", max_reply, "--idle-timeout", "3600",
+                      "--max-connections-per-user", "4096", (char *) NULL);
                 _exit(127);
         }
         b->daemon = pid;
@@ -1010,6 +1016,86 @@ static double concurrent_rate(const Bench *b, const Target *t, const Batch *batc
         return (double) calls * batch->n / longest;
 }
 
+/*
+ * @n connections of one process, each keeping a GetStatus in flight (the
+ * next is sent when its reply arrives), for BUSY_SECONDS; meanwhile another
+ * connection asks GetStatus every BUSY_PROBE_MS. Returns the replies per
+ * second the busy ones got, and in *ret_probe_ns the median round trip of
+ * the probe's calls.
+ */
+static void send_status_call(int fd, const char *what) {
+        static const char call[] = "{\"method\":\"io.vmaq.GetStatus\"}";
+        int r = write_all(fd, call, sizeof(call));
+
+        if (r < 0)
+                die(what, r);
+}
+
+static double busy_connections(const Bench *b, unsigned n, double *ret_probe_ns) {
+        _cleanup_free_ struct pollfd *p = xmalloc(n * sizeof(*p));
+        double probes[BUSY_PROBES_MAX];
+        double t0, next_probe, elapsed;
+        size_t n_probes = 0;
+        uint64_t replies = 0;
+        char buf[8192];
+        int probe;
+
+        for (unsigned i = 0; i < n; i++) {
+                p[i] = (struct pollfd) { .fd = connect_to(b->socket_path), .events = POLLIN };
+                if (p[i].fd < 0)
+                        die("connecting the busy connections", -p[i].fd);
+                send_status_call(p[i].fd, "busy GetStatus");
+        }
+        probe = connect_to(b->socket_path);
+        if (probe < 0)
+                die("connecting the probe", -probe);
+
+        t0 = now();
+        next_probe = t0;
+        while (now() - t0 < BUSY_SECONDS) {
+                if (now() >= next_probe && n_probes < ELEMENTSOF(probes)) {
+                        double start = now();
+                        size_t got = 0;
+
+                        send_status_call(probe, "probe GetStatus");
+                        do {
+                                ssize_t k = recv(probe, buf + got, sizeof(buf) - got, 0);
+
+                                if (k <= 0)
+                                        die("probe reply", k < 0 ? errno : EPIPE);
+                                got += (size_t) k;
+                        } while (!memchr(buf, '\0', got) && got < sizeof(buf));
+                        probes[n_probes++] = (now() - start) * 1e9;
+                        next_probe = now() + BUSY_PROBE_MS / 1000.0;
+                }
+                if (poll(p, n, BUSY_PROBE_MS) <= 0)
+                        continue;
+                for (unsigned i = 0; i < n; i++) {
+                        ssize_t k;
+
+                        if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
+                                continue;
+                        k = recv(p[i].fd, buf, sizeof(buf), MSG_DONTWAIT);
+                        if (k <= 0)
+                                die("busy reply", k < 0 ? errno : EPIPE);
+                        /* A reply may come in several reads: its NUL ends it. */
+                        for (ssize_t j = 0; j < k; j++)
+                                if (buf[j] == '\0') {
+                                        replies++;
+                                        send_status_call(p[i].fd, "busy GetStatus");
+                                }
+                }
+        }
+        elapsed = now() - t0;
+
+        for (unsigned i = 0; i < n; i++)
+                close(p[i].fd);
+        close(probe);
+        qsort(probes, n_probes, sizeof(double), compare_double);
+        *ret_probe_ns = n_probes > 0 ? probes[n_probes / 2] : 0;
+        return (double) replies / elapsed;
+}
+
 /* --- memory ---------------------------------------------------------------------- */
 
 static int clear_peak(pid_t pid) {
@@ -1229,6 +1315,7 @@ int main(int argc, char *argv[]) {
         uint64_t idle, cold_before, peak, cold_after, warm_before = 0, warm_peak = 0;
         uint64_t cached_before = 0, cached_after = 0, cached = 0;
         double rates[ELEMENTSOF(client_counts)], per_cached, status_ns, start = now();
+        double busy_rate, busy_probe_ns;
         uint64_t calls[ELEMENTSOF(client_counts)], busy[ELEMENTSOF(client_counts)];
         struct json_object *targets, *conc, *mem, *ratios;
         const char *json_path = getenv("BENCH_JSON") ?: "bench-e2e.json";
@@ -1250,6 +1337,9 @@ int main(int argc, char *argv[]) {
                 return r < 0 ? EXIT_FAILURE : 77;
         }
         (void) signal(SIGPIPE, SIG_IGN);
+        /* Room for the busy connections. */
+        if (setrlimit(RLIMIT_NOFILE, &(struct rlimit) { 16384, 16384 }) < 0)
+                die("RLIMIT_NOFILE", errno);
 
         snprintf(b.dir, sizeof(b.dir), "/tmp/vmaqd-bench-e2e-XXXXXX");
         if (!mkdtemp(b.dir))
@@ -1315,6 +1405,12 @@ int main(int argc, char *argv[]) {
                "  budget, MemoryLimitReached, and retried on a new connection after 1 ms)\n\n",
                big->batches[BATCH_10K].n, CONCURRENT_SECONDS);
 
+        /* Many connections at once, each with a call in flight: what one more caller waits. */
+        busy_rate = busy_connections(&b, N_BUSY, &busy_probe_ns);
+        printf("busy connections: %u, each with a GetStatus in flight: %.0f replies/s; meanwhile another\n"
+               "  connection's GetStatus took %.1f ms (median), %.0fx an idle one\n\n",
+               N_BUSY, busy_rate, busy_probe_ns / 1e6, busy_probe_ns / status_ns);
+
         /* Cold: a fresh daemon, whose first call is the 100,000 addresses. */
         bench_restart(&b);
         cold_before = proc_status_bytes(b.daemon, "VmRSS");
@@ -1357,6 +1453,7 @@ int main(int argc, char *argv[]) {
                 printf("  64 clients / 1 client                    %8.2fx\n", rates[2] / rates[0]);
                 printf("  peak RSS / wire bytes at 100,000         %8.2fx\n", r_peak);
                 printf("  (peak - RSS before) / wire bytes         %8.2fx\n", r_peak_growth);
+                printf("  GetStatus among %u busy / idle         %8.0fx\n", N_BUSY, busy_probe_ns / status_ns);
                 printf("Ratios (small process):\n");
                 printf("  10,000 e2e / ioctl floor                 %8.2fx\n",
                        small->batches[BATCH_10K].ns[ROW_E2E] / small->batches[BATCH_10K].ns[ROW_IOCTL_FLOOR]);
@@ -1387,6 +1484,14 @@ int main(int argc, char *argv[]) {
                         json_object_array_add(conc, c);
                 }
                 json_object_object_add(root, "concurrency", conc);
+                {
+                        struct json_object *bc = json_object_new_object();
+
+                        json_add_uint(bc, "connections", N_BUSY);
+                        json_add_double(bc, "replies_per_second", busy_rate);
+                        json_add_double(bc, "probe_getstatus_ns", busy_probe_ns);
+                        json_object_object_add(root, "busy_connections", bc);
+                }
 
                 mem = json_object_new_object();
                 json_add_uint(mem, "idle_rss_bytes", idle);
@@ -1414,6 +1519,7 @@ int main(int argc, char *argv[]) {
                 json_add_double(ratios, "clients_64_vs_1", rates[2] / rates[0]);
                 json_add_double(ratios, "peak_rss_vs_wire_bytes_100000", r_peak);
                 json_add_double(ratios, "peak_growth_vs_wire_bytes_100000", r_peak_growth);
+                json_add_double(ratios, "getstatus_busy_vs_idle", busy_probe_ns / status_ns);
                 json_object_object_add(root, "ratios", ratios);
         }
         json_add_double(root, "seconds", now() - start);
