@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -68,10 +69,49 @@ static void connection_uncharge(Connection *c, size_t size) {
         c->charged -= size;
 }
 
+/*
+ * A message buffer past the first chunk is a mapping of its own, given back
+ * to the system as soon as it is freed. From the heap, the buffers clients
+ * make us grow, and that are then refused and freed, would leave it
+ * fragmented and resident past the budget: glibc raises its mmap threshold
+ * each time such a buffer is freed, up to 32 MiB. The first chunks, on
+ * every connection, stay on the heap, as small requests' buffers do.
+ */
+static bool message_buffer_mapped(size_t size) {
+        return size > READ_CHUNK;
+}
+
+/* Resize @p of @size bytes to @new_size; NULL on failure, @p then untouched. */
+static char *message_buffer_resize(char *p, size_t size, size_t new_size) {
+        void *q;
+
+        if (!message_buffer_mapped(new_size))
+                return message_buffer_mapped(size) ? NULL : realloc(p, new_size);
+        if (message_buffer_mapped(size)) {
+                q = mremap(p, size, new_size, MREMAP_MAYMOVE);
+                return q == MAP_FAILED ? NULL : q;
+        }
+        q = mmap(NULL, new_size, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0);
+        if (q == MAP_FAILED)
+                return NULL;
+        if (size > 0)
+                memcpy(q, p, size);
+        free(p);
+        return q;
+}
+
+void message_buffer_free(char *p, size_t size) {
+        if (p && message_buffer_mapped(size))
+                (void) munmap(p, size);
+        else
+                free(p);
+}
+
 /* Nothing left to read or to write in a buffer: give its memory back. */
 static void connection_release_input(Connection *c) {
         connection_uncharge(c, c->in_allocated);
-        c->in = mfree(c->in);
+        message_buffer_free(c->in, c->in_allocated);
+        c->in = NULL;
         c->in_start = c->in_end = c->in_allocated = c->in_scanned = 0;
 }
 
@@ -247,15 +287,17 @@ int connection_take_job(Connection *c, Job **ret) {
         if (start + len + 1 == c->in + c->in_end) {
                 /* The message is all there is: the job takes the buffer, and its charge. */
                 job->buffer = TAKE_PTR(c->in);
+                job->buffer_size = c->in_allocated;
                 job->message = start;
                 job->buffer_charged = c->in_allocated;
                 c->charged -= c->in_allocated;
                 c->in_start = c->in_end = c->in_allocated = c->in_scanned = 0;
         } else {
                 /* More follows: copy this one out. The caller charges the copy. */
-                job->buffer = malloc(len + 1);
+                job->buffer = message_buffer_resize(NULL, 0, len + 1);
                 if (!job->buffer)
                         return -ENOMEM;
+                job->buffer_size = len + 1;
                 memcpy(job->buffer, start, len + 1);
                 job->message = job->buffer;
                 job->copied = true;
@@ -468,7 +510,7 @@ static int connection_read(Connection *c) {
                         connection_out_of_memory(c, over);
                         return 0;
                 }
-                p = realloc(c->in, want);
+                p = message_buffer_resize(c->in, c->in_allocated, want);
                 if (!p) {
                         connection_uncharge(c, want - c->in_allocated);
                         return -ENOMEM;
@@ -794,7 +836,7 @@ Connection *connection_free(Connection *c) {
                 manager_uncharge(c->manager, c->user, c->peer.privileged, c->charged);
         connection_close_fds(c);
         reply_stream_free(c->stream);
-        free(c->in);
+        message_buffer_free(c->in, c->in_allocated);
         free(c->out);
         free(c);
         return NULL;

@@ -709,7 +709,7 @@ Job *job_free(Job *job) {
                 safe_close(job->fds[i]);
         manager_release_fds(job->manager, job->user, job->n_fds);
         safe_close(job->direct_fd);
-        free(job->buffer);
+        message_buffer_free(job->buffer, job->buffer_size);
         free(job->reply);
         reply_stream_free(job->stream);
         free(job);
@@ -739,7 +739,8 @@ static int manager_on_workers(sd_event_source *s, int fd, uint32_t revents, void
                 }
                 manager_uncharge(m, job->user, job->peer.privileged, job->work_charged + job->buffer_charged);
                 job->work_charged = job->buffer_charged = 0;
-                job->buffer = mfree(job->buffer);
+                message_buffer_free(job->buffer, job->buffer_size);
+                job->buffer = NULL;
                 job->message = NULL;
                 if (job->connection) {
                         job->connection->job = NULL;

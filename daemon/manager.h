@@ -173,6 +173,7 @@ struct Job {
         UserShare *user;
         Peer peer;                      /* a copy: the job may outlive its connection */
         char *buffer;                   /* holds the message; freed once it is parsed */
+        size_t buffer_size;             /* allocated: see message_buffer_free() */
         const char *message;            /* NUL-terminated, in buffer */
         size_t size;                    /* without the NUL */
         size_t buffer_charged;          /* of the memory budget: for buffer */
@@ -407,6 +408,8 @@ void manager_dispatch(Manager *m);
 /* connection.c */
 int connection_new(Connection **ret, Manager *m, int fd);
 Connection *connection_free(Connection *c);
+/* Free a connection's message buffer of @size bytes, or a job's: the larger ones are mappings. */
+void message_buffer_free(char *p, size_t size);
 /* Handle what its socket reported (EPOLL* flags). May close it, and others. */
 void connection_dispatch(Connection *c, uint32_t revents);
 /* Answer the requests already received, read no more. -ECONNRESET when nothing is left to do. */
