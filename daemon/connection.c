@@ -15,6 +15,7 @@
  * with MemoryLimitReached.
  */
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -81,10 +82,19 @@ static bool message_buffer_mapped(size_t size) {
         return size > READ_CHUNK;
 }
 
-/* Resize @p of @size bytes to @new_size; NULL on failure, @p then untouched. */
+size_t message_buffer_size(size_t size) {
+        /* A mapping takes whole pages: what is charged is what it takes. */
+        return message_buffer_mapped(size) ? ALIGN_POW2(size, (size_t) sysconf(_SC_PAGESIZE)) : size;
+}
+
+/*
+ * Grow @p of @size bytes to @new_size, both as message_buffer_size() gives
+ * them; NULL on failure, @p then untouched.
+ */
 static char *message_buffer_resize(char *p, size_t size, size_t new_size) {
         void *q;
 
+        assert(new_size >= size);
         if (!message_buffer_mapped(new_size))
                 return message_buffer_mapped(size) ? NULL : realloc(p, new_size);
         if (message_buffer_mapped(size)) {
@@ -294,10 +304,10 @@ int connection_take_job(Connection *c, Job **ret) {
                 c->in_start = c->in_end = c->in_allocated = c->in_scanned = 0;
         } else {
                 /* More follows: copy this one out. The caller charges the copy. */
-                job->buffer = message_buffer_resize(NULL, 0, len + 1);
+                job->buffer_size = message_buffer_size(len + 1);
+                job->buffer = message_buffer_resize(NULL, 0, job->buffer_size);
                 if (!job->buffer)
                         return -ENOMEM;
-                job->buffer_size = len + 1;
                 memcpy(job->buffer, start, len + 1);
                 job->message = job->buffer;
                 job->copied = true;
@@ -500,7 +510,8 @@ static int connection_read(Connection *c) {
                 c->in_start = 0;
         }
         if (c->in_allocated - c->in_end < READ_CHUNK && c->in_allocated < limit) {
-                size_t want = MIN(MAX(c->in_allocated * 2, c->in_end + READ_CHUNK), limit), over = 0;
+                size_t want = message_buffer_size(MIN(MAX(c->in_allocated * 2, c->in_end + READ_CHUNK), limit));
+                size_t over = 0;
                 char *p;
 
                 /* The first chunk is every connection's; beyond it, the budget decides. */

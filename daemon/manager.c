@@ -660,7 +660,7 @@ void manager_dispatch(Manager *m) {
                  */
                 size = connection_message_size(c, &last);
                 cost = manager_job_cost(m, size);
-                copy = last ? 0 : size + 1;
+                copy = last ? 0 : message_buffer_size(size + 1);
                 /*
                  * A user with nothing running is let through anyway: its own
                  * received messages may be what holds its share, and only

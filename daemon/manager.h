@@ -408,7 +408,9 @@ void manager_dispatch(Manager *m);
 /* connection.c */
 int connection_new(Connection **ret, Manager *m, int fd);
 Connection *connection_free(Connection *c);
-/* Free a connection's message buffer of @size bytes, or a job's: the larger ones are mappings. */
+/* The bytes a message buffer of @size takes, and is charged: the larger ones are mappings, in pages. */
+size_t message_buffer_size(size_t size);
+/* Free a connection's message buffer of @size bytes (as message_buffer_size() gives it), or a job's. */
 void message_buffer_free(char *p, size_t size);
 /* Handle what its socket reported (EPOLL* flags). May close it, and others. */
 void connection_dispatch(Connection *c, uint32_t revents);
