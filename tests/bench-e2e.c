@@ -33,6 +33,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
@@ -45,6 +46,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -72,6 +74,7 @@
 #define BUSY_SECONDS 2.0
 #define BUSY_PROBE_MS 20
 #define BUSY_PROBES_MAX 100             /* BUSY_SECONDS / BUSY_PROBE_MS */
+#define BUSY_OTHER_UID 65534            /* nobody: another user than the busy connections' */
 
 /*
  * Each median: at least MIN_SAMPLES calls and MIN_SECONDS, at most
@@ -1016,13 +1019,6 @@ static double concurrent_rate(const Bench *b, const Target *t, const Batch *batc
         return (double) calls * batch->n / longest;
 }
 
-/*
- * @n connections of one process, each keeping a GetStatus in flight (the
- * next is sent when its reply arrives), for BUSY_SECONDS; meanwhile another
- * connection asks GetStatus every BUSY_PROBE_MS. Returns the replies per
- * second the busy ones got, and in *ret_probe_ns the median round trip of
- * the probe's calls.
- */
 static void send_status_call(int fd, const char *what) {
         static const char call[] = "{\"method\":\"io.vmaq.GetStatus\"}";
         int r = write_all(fd, call, sizeof(call));
@@ -1031,14 +1027,59 @@ static void send_status_call(int fd, const char *what) {
                 die(what, r);
 }
 
-static double busy_connections(const Bench *b, unsigned n, double *ret_probe_ns) {
-        _cleanup_free_ struct pollfd *p = xmalloc(n * sizeof(*p));
-        double probes[BUSY_PROBES_MAX];
-        double t0, next_probe, elapsed;
+/*
+ * The probe of busy_connections(), in a child of its own running as @uid:
+ * once @go reads EOF, GetStatus every BUSY_PROBE_MS for BUSY_SECONDS; the
+ * median round trip goes to @result.
+ */
+_Noreturn static void probe_main(const Bench *b, uid_t uid, int go, int result) {
+        double probes[BUSY_PROBES_MAX], t0, median;
         size_t n_probes = 0;
+        char buf[8192];
+        int fd;
+
+        if (uid != 0 && (setgroups(0, NULL) < 0 || setresgid(uid, uid, uid) < 0 || setresuid(uid, uid, uid) < 0))
+                die("becoming the probe's user", errno);
+        fd = connect_to(b->socket_path);
+        if (fd < 0)
+                die("connecting the probe", fd);
+        (void) read(go, buf, 1);
+
+        t0 = now();
+        while (now() - t0 < BUSY_SECONDS && n_probes < ELEMENTSOF(probes)) {
+                double start = now();
+                size_t got = 0;
+
+                send_status_call(fd, "probe GetStatus");
+                do {
+                        ssize_t k = recv(fd, buf + got, sizeof(buf) - got, 0);
+
+                        if (k <= 0)
+                                die("probe reply", k < 0 ? errno : EPIPE);
+                        got += (size_t) k;
+                } while (!memchr(buf, '\0', got) && got < sizeof(buf));
+                probes[n_probes++] = (now() - start) * 1e9;
+                (void) poll(NULL, 0, BUSY_PROBE_MS);
+        }
+        qsort(probes, n_probes, sizeof(double), compare_double);
+        median = n_probes > 0 ? probes[n_probes / 2] : 0;
+        _exit(write(result, &median, sizeof(median)) == sizeof(median) ? EXIT_SUCCESS : EXIT_FAILURE);
+}
+
+/*
+ * @n connections of this process, each keeping a GetStatus in flight (the
+ * next is sent when its reply arrives), for BUSY_SECONDS; meanwhile a
+ * child running as @probe_uid asks GetStatus every BUSY_PROBE_MS. Returns
+ * the replies per second the busy ones got, and in *ret_probe_ns the
+ * median round trip of the probe's calls.
+ */
+static double busy_connections(const Bench *b, unsigned n, uid_t probe_uid, double *ret_probe_ns) {
+        _cleanup_free_ struct pollfd *p = xmalloc(n * sizeof(*p));
+        double t0, elapsed;
         uint64_t replies = 0;
         char buf[8192];
-        int probe;
+        int go[2], result[2];
+        pid_t pid;
 
         for (unsigned i = 0; i < n; i++) {
                 p[i] = (struct pollfd) { .fd = connect_to(b->socket_path), .events = POLLIN };
@@ -1046,28 +1087,22 @@ static double busy_connections(const Bench *b, unsigned n, double *ret_probe_ns)
                         die("connecting the busy connections", -p[i].fd);
                 send_status_call(p[i].fd, "busy GetStatus");
         }
-        probe = connect_to(b->socket_path);
-        if (probe < 0)
-                die("connecting the probe", -probe);
+        if (pipe2(go, O_CLOEXEC) < 0 || pipe2(result, O_CLOEXEC) < 0)
+                die("pipe", errno);
+        pid = fork();
+        if (pid < 0)
+                die("fork", errno);
+        if (pid == 0) {
+                close(go[1]);
+                close(result[0]);
+                probe_main(b, probe_uid, go[0], result[1]);
+        }
+        close(go[0]);
+        close(result[1]);
+        close(go[1]);
 
         t0 = now();
-        next_probe = t0;
         while (now() - t0 < BUSY_SECONDS) {
-                if (now() >= next_probe && n_probes < ELEMENTSOF(probes)) {
-                        double start = now();
-                        size_t got = 0;
-
-                        send_status_call(probe, "probe GetStatus");
-                        do {
-                                ssize_t k = recv(probe, buf + got, sizeof(buf) - got, 0);
-
-                                if (k <= 0)
-                                        die("probe reply", k < 0 ? errno : EPIPE);
-                                got += (size_t) k;
-                        } while (!memchr(buf, '\0', got) && got < sizeof(buf));
-                        probes[n_probes++] = (now() - start) * 1e9;
-                        next_probe = now() + BUSY_PROBE_MS / 1000.0;
-                }
                 if (poll(p, n, BUSY_PROBE_MS) <= 0)
                         continue;
                 for (unsigned i = 0; i < n; i++) {
@@ -1088,11 +1123,12 @@ static double busy_connections(const Bench *b, unsigned n, double *ret_probe_ns)
         }
         elapsed = now() - t0;
 
+        if (read_exact(result[0], ret_probe_ns, sizeof(*ret_probe_ns)) < 0)
+                die("the probe's result", EIO);
+        close(result[0]);
+        (void) waitpid(pid, NULL, 0);
         for (unsigned i = 0; i < n; i++)
                 close(p[i].fd);
-        close(probe);
-        qsort(probes, n_probes, sizeof(double), compare_double);
-        *ret_probe_ns = n_probes > 0 ? probes[n_probes / 2] : 0;
         return (double) replies / elapsed;
 }
 
@@ -1315,7 +1351,7 @@ int main(int argc, char *argv[]) {
         uint64_t idle, cold_before, peak, cold_after, warm_before = 0, warm_peak = 0;
         uint64_t cached_before = 0, cached_after = 0, cached = 0;
         double rates[ELEMENTSOF(client_counts)], per_cached, status_ns, start = now();
-        double busy_rate, busy_probe_ns;
+        double busy_rate, busy_rate_other, busy_probe_ns, busy_other_ns;
         uint64_t calls[ELEMENTSOF(client_counts)], busy[ELEMENTSOF(client_counts)];
         struct json_object *targets, *conc, *mem, *ratios;
         const char *json_path = getenv("BENCH_JSON") ?: "bench-e2e.json";
@@ -1342,7 +1378,8 @@ int main(int argc, char *argv[]) {
                 die("RLIMIT_NOFILE", errno);
 
         snprintf(b.dir, sizeof(b.dir), "/tmp/vmaqd-bench-e2e-XXXXXX");
-        if (!mkdtemp(b.dir))
+        /* Open to the other user that probes the busy connections. */
+        if (!mkdtemp(b.dir) || chmod(b.dir, 0755) < 0)
                 die("mkdtemp", errno);
         snprintf(b.socket_path, sizeof(b.socket_path), "%s/vmaqd.sock", b.dir);
         bench_cleanup_target = &b;
@@ -1406,10 +1443,13 @@ int main(int argc, char *argv[]) {
                big->batches[BATCH_10K].n, CONCURRENT_SECONDS);
 
         /* Many connections at once, each with a call in flight: what one more caller waits. */
-        busy_rate = busy_connections(&b, N_BUSY, &busy_probe_ns);
-        printf("busy connections: %u, each with a GetStatus in flight: %.0f replies/s; meanwhile another\n"
-               "  connection's GetStatus took %.1f ms (median), %.0fx an idle one\n\n",
-               N_BUSY, busy_rate, busy_probe_ns / 1e6, busy_probe_ns / status_ns);
+        busy_rate = busy_connections(&b, N_BUSY, 0, &busy_probe_ns);
+        busy_rate_other = busy_connections(&b, N_BUSY, BUSY_OTHER_UID, &busy_other_ns);
+        printf("busy connections: %u of root, each with a GetStatus in flight: %.0f replies/s; meanwhile\n"
+               "  GetStatus on another connection of root took %.1f ms (median), %.0fx an idle one;\n"
+               "  of another user (%.0f replies/s to root): %.2f ms, %.1fx\n\n",
+               N_BUSY, busy_rate, busy_probe_ns / 1e6, busy_probe_ns / status_ns, busy_rate_other,
+               busy_other_ns / 1e6, busy_other_ns / status_ns);
 
         /* Cold: a fresh daemon, whose first call is the 100,000 addresses. */
         bench_restart(&b);
@@ -1454,6 +1494,7 @@ int main(int argc, char *argv[]) {
                 printf("  peak RSS / wire bytes at 100,000         %8.2fx\n", r_peak);
                 printf("  (peak - RSS before) / wire bytes         %8.2fx\n", r_peak_growth);
                 printf("  GetStatus among %u busy / idle         %8.0fx\n", N_BUSY, busy_probe_ns / status_ns);
+                printf("  the same, of another user / idle         %8.1fx\n", busy_other_ns / status_ns);
                 printf("Ratios (small process):\n");
                 printf("  10,000 e2e / ioctl floor                 %8.2fx\n",
                        small->batches[BATCH_10K].ns[ROW_E2E] / small->batches[BATCH_10K].ns[ROW_IOCTL_FLOOR]);
@@ -1490,6 +1531,8 @@ int main(int argc, char *argv[]) {
                         json_add_uint(bc, "connections", N_BUSY);
                         json_add_double(bc, "replies_per_second", busy_rate);
                         json_add_double(bc, "probe_getstatus_ns", busy_probe_ns);
+                        json_add_double(bc, "other_user_replies_per_second", busy_rate_other);
+                        json_add_double(bc, "other_user_probe_getstatus_ns", busy_other_ns);
                         json_object_object_add(root, "busy_connections", bc);
                 }
 
@@ -1520,6 +1563,7 @@ int main(int argc, char *argv[]) {
                 json_add_double(ratios, "peak_rss_vs_wire_bytes_100000", r_peak);
                 json_add_double(ratios, "peak_growth_vs_wire_bytes_100000", r_peak_growth);
                 json_add_double(ratios, "getstatus_busy_vs_idle", busy_probe_ns / status_ns);
+                json_add_double(ratios, "getstatus_busy_other_user_vs_idle", busy_other_ns / status_ns);
                 json_object_object_add(root, "ratios", ratios);
         }
         json_add_double(root, "seconds", now() - start);
