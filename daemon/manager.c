@@ -103,6 +103,25 @@ typedef struct SnapshotKey {
         uint64_t start_time;
 } SnapshotKey;
 
+/* An exited process as a client of its pid namespace knows it. Compared by its bytes: zero it first. */
+typedef struct SnapshotNsKey {
+        NsId ns;
+        uint64_t start_time;
+        uint32_t level;
+        int32_t pid;
+} SnapshotNsKey;
+
+static SnapshotNsKey snapshot_ns_key(const PidnsClient *ns, pid_t pid, uint64_t start_time) {
+        SnapshotNsKey key;
+
+        memset(&key, 0, sizeof(key));
+        key.ns = ns->ns;
+        key.start_time = start_time;
+        key.level = ns->level;
+        key.pid = pid;
+        return key;
+}
+
 struct CachedProc {
         unsigned n_ref;                 /* the cache's, and the worker's using it */
         pid_t pid;
@@ -134,6 +153,16 @@ static void snapshot_record_free(SnapshotRecord *rec) {
 static void snapshot_record_unexit(void *p) {
         SnapshotRecord *rec = p;
         Manager *m = rec->manager;
+
+        /* Out of the indexes too, where they still lead to it. */
+        if (rec->pidfs_ino != 0 && lru_get(m->exited_by_inode, &rec->pidfs_ino) == rec)
+                (void) lru_remove(m->exited_by_inode, &rec->pidfs_ino);
+        if (rec->pidns.level > 0) {
+                SnapshotNsKey key = snapshot_ns_key(&rec->pidns, rec->pidns_pid, rec->start_time);
+
+                if (lru_get(m->exited_by_ns, &key) == rec)
+                        (void) lru_remove(m->exited_by_ns, &key);
+        }
 
         if (rec->older)
                 rec->older->newer = rec->newer;
@@ -301,6 +330,15 @@ int manager_new(Manager **ret, const ManagerConfig *config) {
                 size_t max = MIN(config->max_snapshot_memory / sizeof(SnapshotRecord) + 1, (size_t) 65536);
 
                 r = lru_new(&m->exited, sizeof(SnapshotKey), max, snapshot_record_unexit);
+                /*
+                 * Indexes of the same records, which leave them as the table
+                 * does: one more, for the record that goes in before the
+                 * table evicts its oldest.
+                 */
+                if (r >= 0)
+                        r = lru_new(&m->exited_by_inode, sizeof(uint64_t), max + 1, NULL);
+                if (r >= 0)
+                        r = lru_new(&m->exited_by_ns, sizeof(SnapshotNsKey), max + 1, NULL);
                 if (r < 0)
                         return log_error_errno(m->log_level, r, "Failed to allocate the exited processes: %m");
         }
@@ -381,6 +419,8 @@ Manager *manager_free(Manager *m) {
 
         lru_free(m->procs);
         lru_free(m->exited);
+        lru_free(m->exited_by_inode);
+        lru_free(m->exited_by_ns);
         lru_free(m->users);
         build_id_cache_free(m->build_ids);
         pidns_index_free(m->pidns_index);
@@ -1170,6 +1210,7 @@ static int manager_on_exited_timer(sd_event_source *s, uint64_t usec, void *user
 /* Move the snapshot of the exited @cp to the exited processes: on the loop, with procs_lock held. */
 static void manager_keep_exited(Manager *m, CachedProc *cp) {
         SnapshotRecord *rec = cp->record;
+        SnapshotNsKey ns_key;
         SnapshotKey key;
         uint64_t now;
         int r;
@@ -1180,8 +1221,17 @@ static void manager_keep_exited(Manager *m, CachedProc *cp) {
         key = (SnapshotKey) { .pid = (uint64_t) rec->pid, .start_time = rec->start_time };
         /* A record of the same process, had one come back from a cache entry: the newer stays. */
         (void) lru_remove(m->exited, &key);
-        if (lru_put(m->exited, &key, rec) < 0)
+        ns_key = snapshot_ns_key(&rec->pidns, rec->pidns_pid, rec->start_time);
+        if (rec->pidfs_ino != 0 && lru_put(m->exited_by_inode, &rec->pidfs_ino, rec) < 0)
                 return;
+        if ((rec->pidns.level > 0 && lru_put(m->exited_by_ns, &ns_key, rec) < 0) ||
+            lru_put(m->exited, &key, rec) < 0) {
+                if (rec->pidfs_ino != 0)
+                        (void) lru_remove(m->exited_by_inode, &rec->pidfs_ino);
+                if (rec->pidns.level > 0)
+                        (void) lru_remove(m->exited_by_ns, &ns_key);
+                return;
+        }
         cp->record = NULL;
         rec->expire_usec = now + m->config.exit_grace_usec;
         rec->older = m->exited_newest;
@@ -1310,12 +1360,7 @@ fail:
 
 /* With procs_lock held: the record of the exited process whose pidfds have inode @ino. */
 static SnapshotRecord *manager_find_exited_inode(Manager *m, uint64_t ino) {
-        if (ino == 0)
-                return NULL;
-        for (SnapshotRecord *rec = m->exited_newest; rec; rec = rec->older)
-                if (rec->pidfs_ino == ino)
-                        return rec;
-        return NULL;
+        return ino != 0 ? lru_get(m->exited_by_inode, &ino) : NULL;
 }
 
 /* @pid (0: none) and @start_time, else @pidfd (-1: none): the snapshot of an exited process, for @peer. */
@@ -1356,11 +1401,9 @@ static int manager_lookup(Manager *m, const Peer *peer, pid_t pid, uint64_t star
  * one nested below it.
  */
 static SnapshotRecord *manager_find_exited_foreign(Manager *m, const Peer *peer, pid_t pid, uint64_t start_time) {
-        for (SnapshotRecord *rec = m->exited_newest; rec; rec = rec->older)
-                if (rec->start_time == start_time && rec->pidns_pid == pid && rec->pidns.level > 0 &&
-                    rec->pidns.level == peer->pidns.level && ns_id_equal(&rec->pidns.ns, &peer->pidns.ns))
-                        return rec;
-        return NULL;
+        SnapshotNsKey key = snapshot_ns_key(&peer->pidns, pid, start_time);
+
+        return peer->pidns.level > 0 ? lru_get(m->exited_by_ns, &key) : NULL;
 }
 
 int manager_lookup_exited(Manager *m, const Peer *peer, pid_t pid, uint64_t start_time, Snapshot **ret) {

@@ -277,6 +277,8 @@ struct Manager {
          * which expire after the grace.
          */
         Lru *exited;                    /* SnapshotKey -> SnapshotRecord */
+        Lru *exited_by_inode;           /* their pidfds' inode -> the same records */
+        Lru *exited_by_ns;              /* SnapshotNsKey (as their pid namespace knows them) -> the same */
         SnapshotRecord *exited_oldest, *exited_newest;
         sd_event_source *exited_timer_source;
         size_t n_snapshots, n_exited, snapshot_memory;
