@@ -46,6 +46,8 @@
 /* After a job that held this much, give the freed memory back to the system, once a second at most. */
 #define TRIM_THRESHOLD (1U * 1024U * 1024U)
 #define TRIM_INTERVAL_USEC (1U * 1000000U)
+/* Threads that may run jobs given up on, beyond --workers: per worker. */
+#define ABANDONED_PER_WORKER 3U
 
 /*
  * A snapshot of a process's executable mappings, and what the policy
@@ -237,6 +239,7 @@ static size_t manager_job_cost(Manager *m, size_t size);
 static int manager_on_workers(sd_event_source *s, int fd, uint32_t revents, void *userdata);
 static int manager_on_proc_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata);
 static int manager_on_connections(sd_event_source *s, int fd, uint32_t revents, void *userdata);
+static int manager_on_abandon(sd_event_source *s, uint64_t usec, void *userdata);
 
 int manager_new(Manager **ret, const ManagerConfig *config) {
         _cleanup_(manager_freep) Manager *m = NULL;
@@ -311,7 +314,8 @@ int manager_new(Manager **ret, const ManagerConfig *config) {
                                                "quarter must hold %zu bytes, so at least %zu.",
                                                config->max_memory, largest, largest * 4);
         }
-        r = worker_pool_new(&m->workers, config->workers);
+        /* Room for the spare threads of abandoned jobs: threads start as jobs need them. */
+        r = worker_pool_new(&m->workers, config->workers * (1 + ABANDONED_PER_WORKER));
         if (r < 0)
                 return log_error_errno(m->log_level, r, "Failed to set up the workers: %m");
 
@@ -366,6 +370,12 @@ int manager_new(Manager **ret, const ManagerConfig *config) {
         if (r >= 0)
                 r = sd_event_add_io(m->event, &m->connections_source, m->connections_fd, EPOLLIN,
                                     manager_on_connections, m);
+        if (r >= 0) {
+                r = sd_event_add_time(m->event, &m->abandon_timer, CLOCK_MONOTONIC, UINT64_MAX, 0,
+                                      manager_on_abandon, m);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(m->abandon_timer, SD_EVENT_OFF);
+        }
         if (r < 0)
                 return log_error_errno(m->log_level, r, "Failed to watch the workers: %m");
 
@@ -399,6 +409,7 @@ Manager *manager_free(Manager *m) {
         sd_event_source_disable_unref(m->workers_source);
         sd_event_source_disable_unref(m->proc_exit_source);
         sd_event_source_disable_unref(m->connections_source);
+        sd_event_source_disable_unref(m->abandon_timer);
         sd_event_source_disable_unref(m->exited_timer_source);
         if (m->socket_bound)
                 (void) unlink(m->config.socket_path);
@@ -636,6 +647,61 @@ static size_t manager_job_cost(Manager *m, size_t size) {
 }
 
 /*
+ * A job past its deadline runs on, stuck in the kernel maybe (a FUSE file
+ * that never answers), its connection answered TimedOut or gone: it keeps
+ * its thread and counts against its user's share of jobs until it
+ * returns, but no longer against the workers nor the unprivileged users'
+ * share, which a few uids would otherwise fill with stuck jobs and lock
+ * every other user out. A spare thread takes its place, up to
+ * ABANDONED_PER_WORKER per worker; past that, it counts on as before.
+ */
+static void manager_running_remove(Manager *m, Job *job) {
+        if (job->running_prev)
+                job->running_prev->running_next = job->running_next;
+        else
+                m->running_first = job->running_next;
+        if (job->running_next)
+                job->running_next->running_prev = job->running_prev;
+        else
+                m->running_last = job->running_prev;
+        job->running_prev = job->running_next = NULL;
+}
+
+static void manager_arm_abandon(Manager *m) {
+        if (!m->running_first || m->n_abandoned >= m->config.workers * ABANDONED_PER_WORKER) {
+                (void) sd_event_source_set_enabled(m->abandon_timer, SD_EVENT_OFF);
+                return;
+        }
+        (void) sd_event_source_set_time(m->abandon_timer, m->running_first->deadline_usec);
+        (void) sd_event_source_set_enabled(m->abandon_timer, SD_EVENT_ONESHOT);
+}
+
+static int manager_on_abandon(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        size_t n = 0;
+
+        while (m->running_first && m->running_first->deadline_usec <= usec &&
+               m->n_abandoned < m->config.workers * ABANDONED_PER_WORKER) {
+                Job *job = m->running_first;
+
+                manager_running_remove(m, job);
+                job->abandoned = true;
+                m->n_abandoned++;
+                m->n_jobs--;
+                if (!job->peer.privileged)
+                        m->n_unprivileged_jobs--;
+                n++;
+        }
+        if (n > 0)
+                log_debug(m->log_level, "%zu requests past their deadline run on, on spare threads.", n);
+        manager_arm_abandon(m);
+        /* Their places are free: what waits for them may start. */
+        if (n > 0)
+                manager_dispatch(m);
+        return 0;
+}
+
+/*
  * Start the job of @c now, @cost charged for its work and @copy for a copy
  * of its message, if it needs one. Returns 0, or a negative errno when @c
  * must be closed.
@@ -664,8 +730,17 @@ static int manager_start(Manager *m, Connection *c, size_t cost, size_t copy) {
         if (r < 0)
                 return log_error_errno(m->log_level, r, "Failed to hand a request to a worker: %m");
 
-        c->job = TAKE_PTR(job);
         c->request_since = manager_now(m);
+        job->deadline_usec = c->request_since + m->config.request_timeout_usec;
+        job->running_prev = m->running_last;
+        if (m->running_last)
+                m->running_last->running_next = job;
+        else
+                m->running_first = job;
+        m->running_last = job;
+        if (m->running_first == job)
+                manager_arm_abandon(m);
+        c->job = TAKE_PTR(job);
         c->user->n_jobs++;
         m->n_jobs++;
         if (!c->peer.privileged)
@@ -765,9 +840,21 @@ static int manager_on_workers(sd_event_source *s, int fd, uint32_t revents, void
 
                 next = i->next;
                 job->user->n_jobs--;
-                m->n_jobs--;
-                if (!job->peer.privileged)
-                        m->n_unprivileged_jobs--;
+                if (job->abandoned) {
+                        m->n_abandoned--;
+                        job->abandoned = false;
+                        /* A spare thread came back: the next past its deadline may have one. */
+                        manager_arm_abandon(m);
+                } else {
+                        bool first = m->running_first == job;
+
+                        manager_running_remove(m, job);
+                        if (first)
+                                manager_arm_abandon(m);
+                        m->n_jobs--;
+                        if (!job->peer.privileged)
+                                m->n_unprivileged_jobs--;
+                }
                 trim = trim || job->size >= TRIM_THRESHOLD || job->reply_size >= TRIM_THRESHOLD;
 
                 /* Its message and working memory go back; what its reply holds is charged instead. */

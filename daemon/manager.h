@@ -192,6 +192,9 @@ struct Job {
         bool alone;                     /* its user had no other job running when it started */
         bool oneway;                    /* atomic: set by the worker once the call is parsed */
         bool shutdown;                  /* the stream is broken: close after the reply */
+        bool abandoned;                 /* given up on (timed out) while it ran: see manager_on_abandon() */
+        Job *running_prev, *running_next;       /* in Manager.running while not abandoned */
+        uint64_t deadline_usec;         /* CLOCK_MONOTONIC: --request-timeout after it started */
 };
 
 struct Connection {
@@ -255,7 +258,10 @@ struct Manager {
         size_t n_connection_events, connection_event_next;  /* the batch being dispatched */
         WorkerPool *workers;
         size_t jobs_per_user, jobs_per_privileged_user, jobs_unprivileged;
-        size_t n_jobs, n_unprivileged_jobs;
+        size_t n_jobs, n_unprivileged_jobs;     /* running, the abandoned ones not counted */
+        size_t n_abandoned;                     /* given up on, still running: each holds a spare thread */
+        Job *running_first, *running_last;      /* the others, in the order they started: of their deadlines */
+        sd_event_source *abandon_timer;         /* at the first one's deadline */
         size_t connections_per_privileged_user, connections_unprivileged;
         size_t n_unprivileged_connections;
         /* The memory budget and its shares; what is used is atomic, workers charge it too. */

@@ -4296,6 +4296,86 @@ START_TEST(test_stalled_target) {
 }
 END_TEST
 
+/*
+ * A request stuck past its deadline holds its thread, not the others'
+ * places. With one worker, root's request stuck in a FUSE read, whose
+ * client hung up, would keep every other user waiting for as long as the
+ * file system holds it; after --request-timeout it runs on a spare thread
+ * and nobody's call is answered. Root itself still waits: its share is
+ * its stuck request's.
+ */
+START_TEST(test_stuck_past_deadline) {
+        Daemon *d = daemon_start(ARGS("--workers", "1", "--request-timeout", "1"));
+        _cleanup_(client_freep) Client *stuck = client_connect(d), *other = NULL;
+        _cleanup_(json_object_putp) struct json_object *r = NULL;
+        _cleanup_free_ char *msg = NULL;
+        uint64_t addr = 0;
+        int ready[2];
+        pid_t target, client;
+        StallFs fs;
+
+        ck_assert_int_eq(unshare(CLONE_NEWNS), 0);
+        ck_assert_int_eq(mount(NULL, "/", NULL, MS_REC|MS_PRIVATE, NULL), 0);
+        ck_assert_int_eq(stall_fs_mount(&fs, run_dir), 0);
+
+        ck_assert_int_eq(pipe2(ready, O_CLOEXEC), 0);
+        target = fork_child();
+        if (target == 0) {
+                int fd = open(fs.file, O_RDONLY|O_CLOEXEC);
+                void *p;
+
+                CHILD_CHECK(fd >= 0);
+                p = mmap(NULL, 8192, PROT_READ, MAP_PRIVATE, fd, 0);
+                CHILD_CHECK(p != MAP_FAILED);
+                addr = (uintptr_t) p;
+                CHILD_CHECK(write(ready[1], &addr, sizeof(addr)) == sizeof(addr));
+                for (;;)
+                        pause();
+        }
+        close(ready[1]);
+        ck_assert_int_eq(read(ready[0], &addr, sizeof(addr)), sizeof(addr));
+        close(ready[0]);
+
+        /* Stuck in the read, and its client gone: no connection's timer will ever speak for it. */
+        msg = normalize_one(target, addr + 16);
+        ck_assert_int_eq(client_send(stuck, msg), 0);
+        ck_assert_int_eq(stall_fs_wait_read(&fs, TIMEOUT_MS), 0);
+        stuck = client_free(stuck);
+
+        /* Another user is answered once the deadline is past, the read still held. */
+        client = fork_child();
+        if (client == 0) {
+                Client *nc = NULL;
+                struct json_object *info;
+
+                drop_to_nobody();
+                CHILD_CHECK(client_open(d->socket_path, 0, &nc) == 0);
+                info = client_call_raw(nc, "{\"method\":\"org.varlink.service.GetInfo\"}", CLIENT_TIMEOUT_MS);
+                CHILD_CHECK(info && json_object_object_get_ex(info, "parameters", NULL));
+                _exit(EXIT_SUCCESS);
+        }
+        assert_child_ok(client, CLIENT_TIMEOUT_MS);
+
+        /* Root's own share is its stuck request's: its next call waits for it to come back. */
+        other = client_connect(d);
+        ck_assert_int_eq(client_send(other, "{\"method\":\"org.varlink.service.GetInfo\"}"), 0);
+        {
+                _cleanup_free_ char *m = NULL;
+                int k = client_read(other, NO_REPLY_MS, &m);
+
+                ck_assert_msg(k != 1, "answered while its share was held: %s", m);
+        }
+        stall_fs_unmount(&fs);
+        r = client_reply(other);
+        ck_assert(json_object_object_get_ex(r, "parameters", NULL));
+
+        kill(target, SIGKILL);
+        (void) wait_child(target, TIMEOUT_MS);
+        assert_serves(d);
+        daemon_stop(d);
+}
+END_TEST
+
 /* The daemon's resident memory, "VmRSS" or its peak "VmHWM", in KiB. */
 static uint64_t daemon_memory_kib(const Daemon *d, const char *field) {
         char path[64], line[256];
@@ -4657,10 +4737,11 @@ static Suite *daemon_suite(void) {
         tcase_add_test(tc, test_connection_shares);
 
         tc = root_tcase(s, "hostile-stalled", "needs root to mount a FUSE file system");
-        if (access("/dev/fuse", R_OK|W_OK) >= 0)
+        if (access("/dev/fuse", R_OK|W_OK) >= 0) {
                 tcase_add_test(tc, test_stalled_target);
-        else if (geteuid() == 0)
-                fprintf(stderr, "NOTE: hostile-stalled: no /dev/fuse, the stalled target test does not run\n");
+                tcase_add_test(tc, test_stuck_past_deadline);
+        } else if (geteuid() == 0)
+                fprintf(stderr, "NOTE: hostile-stalled: no /dev/fuse, the stalled target tests do not run\n");
 
         tc = tcase(s, "socket");
         if (activate)
