@@ -669,7 +669,6 @@ void connection_dispatch(Connection *c, uint32_t revents) {
         r = connection_update(c);
         if (r < 0)
                 goto fail;
-        manager_dispatch(m);
         return;
 
 fail:

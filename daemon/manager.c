@@ -916,6 +916,8 @@ static int manager_on_connections(sd_event_source *s, int fd, uint32_t revents, 
                         connection_dispatch(ev->data.ptr, ev->events);
         }
         m->n_connection_events = m->connection_event_next = 0;
+        /* Once for the batch: a walk of what waits costs the ready connections, not each event. */
+        manager_dispatch(m);
         return 0;
 }
 

@@ -420,7 +420,7 @@ Connection *connection_free(Connection *c);
 size_t message_buffer_size(size_t size);
 /* Free a connection's message buffer of @size bytes (as message_buffer_size() gives it), or a job's. */
 void message_buffer_free(char *p, size_t size);
-/* Handle what its socket reported (EPOLL* flags). May close it, and others. */
+/* Handle what its socket reported (EPOLL* flags). May close it; the caller dispatches the jobs it queued. */
 void connection_dispatch(Connection *c, uint32_t revents);
 /* Answer the requests already received, read no more. -ECONNRESET when nothing is left to do. */
 int connection_drain(Connection *c);
