@@ -4179,30 +4179,24 @@ static void assert_daemon_idle(const Daemon *d) {
         ck_assert_msg(used < 40, "the daemon used %" PRIu64 " ticks of CPU in a second of nothing to do", used);
 }
 
-START_TEST(test_stalled_target) {
-        Daemon *d = daemon_start(ARGS("--idle-timeout", "10", "--request-timeout", "2"));
-        TestChild *tc = spawn_test_child();
-        _cleanup_(client_freep) Client *stuck = client_connect(d), *other = client_connect(d), *gone = NULL;
-        _cleanup_(json_object_putp) struct json_object *r = NULL, *idle = NULL;
-        _cleanup_free_ char *msg = NULL, *m = NULL;
-        char exe[PATH_MAX];
-        int ready[2], k;
+/*
+ * Mount a StallFs in a mount namespace of the test's own (the mount goes
+ * with it, whatever becomes of the test) and start a target that maps its
+ * file: the target's pid, and in *ret_addr where the file is mapped.
+ */
+static pid_t stalled_target(StallFs *fs, uint64_t *ret_addr) {
         uint64_t addr = 0;
-        int64_t deadline;
-        StallFs fs;
+        int ready[2];
         pid_t target;
 
-        /* In a mount namespace of the test's own: the mount goes with it, whatever becomes of the test. */
         ck_assert_int_eq(unshare(CLONE_NEWNS), 0);
         ck_assert_int_eq(mount(NULL, "/", NULL, MS_REC|MS_PRIVATE, NULL), 0);
-        ck_assert_int_eq(stall_fs_mount(&fs, run_dir), 0);
-        test_self_exe(exe);
+        ck_assert_int_eq(stall_fs_mount(fs, run_dir), 0);
 
-        /* The target maps the file and reports where. */
         ck_assert_int_eq(pipe2(ready, O_CLOEXEC), 0);
         target = fork_child();
         if (target == 0) {
-                int fd = open(fs.file, O_RDONLY|O_CLOEXEC);
+                int fd = open(fs->file, O_RDONLY|O_CLOEXEC);
                 void *p;
 
                 CHILD_CHECK(fd >= 0);
@@ -4216,6 +4210,25 @@ START_TEST(test_stalled_target) {
         close(ready[1]);
         ck_assert_int_eq(read(ready[0], &addr, sizeof(addr)), sizeof(addr));
         close(ready[0]);
+        *ret_addr = addr;
+        return target;
+}
+
+START_TEST(test_stalled_target) {
+        Daemon *d = daemon_start(ARGS("--idle-timeout", "10", "--request-timeout", "2"));
+        TestChild *tc = spawn_test_child();
+        _cleanup_(client_freep) Client *stuck = client_connect(d), *other = client_connect(d), *gone = NULL;
+        _cleanup_(json_object_putp) struct json_object *r = NULL, *idle = NULL;
+        _cleanup_free_ char *msg = NULL, *m = NULL;
+        char exe[PATH_MAX];
+        uint64_t addr = 0;
+        int64_t deadline;
+        StallFs fs;
+        pid_t target;
+        int k;
+
+        target = stalled_target(&fs, &addr);
+        test_self_exe(exe);
 
         /* What the daemon holds when nothing but a GetStatus runs. */
         idle = get_status(other);
@@ -4310,31 +4323,10 @@ START_TEST(test_stuck_past_deadline) {
         _cleanup_(json_object_putp) struct json_object *r = NULL;
         _cleanup_free_ char *msg = NULL;
         uint64_t addr = 0;
-        int ready[2];
         pid_t target, client;
         StallFs fs;
 
-        ck_assert_int_eq(unshare(CLONE_NEWNS), 0);
-        ck_assert_int_eq(mount(NULL, "/", NULL, MS_REC|MS_PRIVATE, NULL), 0);
-        ck_assert_int_eq(stall_fs_mount(&fs, run_dir), 0);
-
-        ck_assert_int_eq(pipe2(ready, O_CLOEXEC), 0);
-        target = fork_child();
-        if (target == 0) {
-                int fd = open(fs.file, O_RDONLY|O_CLOEXEC);
-                void *p;
-
-                CHILD_CHECK(fd >= 0);
-                p = mmap(NULL, 8192, PROT_READ, MAP_PRIVATE, fd, 0);
-                CHILD_CHECK(p != MAP_FAILED);
-                addr = (uintptr_t) p;
-                CHILD_CHECK(write(ready[1], &addr, sizeof(addr)) == sizeof(addr));
-                for (;;)
-                        pause();
-        }
-        close(ready[1]);
-        ck_assert_int_eq(read(ready[0], &addr, sizeof(addr)), sizeof(addr));
-        close(ready[0]);
+        target = stalled_target(&fs, &addr);
 
         /* Stuck in the read, and its client gone: no connection's timer will ever speak for it. */
         msg = normalize_one(target, addr + 16);
