@@ -96,7 +96,7 @@ static char *message_buffer_resize(char *p, size_t size, size_t new_size) {
 
         assert(new_size >= size);
         if (!message_buffer_mapped(new_size))
-                return message_buffer_mapped(size) ? NULL : realloc(p, new_size);
+                return realloc(p, new_size);    /* then neither is @p */
         if (message_buffer_mapped(size)) {
                 q = mremap(p, size, new_size, MREMAP_MAYMOVE);
                 return q == MAP_FAILED ? NULL : q;

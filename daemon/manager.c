@@ -377,7 +377,7 @@ int manager_new(Manager **ret, const ManagerConfig *config) {
                         r = sd_event_source_set_enabled(m->abandon_timer, SD_EVENT_OFF);
         }
         if (r < 0)
-                return log_error_errno(m->log_level, r, "Failed to watch the workers: %m");
+                return log_error_errno(m->log_level, r, "Failed to set up the event sources: %m");
 
         *ret = TAKE_PTR(m);
         return 0;
@@ -655,7 +655,34 @@ static size_t manager_job_cost(Manager *m, size_t size) {
  * every other user out. A spare thread takes its place, up to
  * ABANDONED_PER_WORKER per worker; past that, it counts on as before.
  */
+static bool manager_may_abandon(const Manager *m) {
+        return m->n_abandoned < m->config.workers * ABANDONED_PER_WORKER;
+}
+
+static void manager_arm_abandon(Manager *m) {
+        if (!m->running_first || !manager_may_abandon(m)) {
+                (void) sd_event_source_set_enabled(m->abandon_timer, SD_EVENT_OFF);
+                return;
+        }
+        (void) sd_event_source_set_time(m->abandon_timer, m->running_first->deadline_usec);
+        (void) sd_event_source_set_enabled(m->abandon_timer, SD_EVENT_ONESHOT);
+}
+
+/* Deadlines are --request-timeout after the start: appended, the list stays in their order. */
+static void manager_running_add(Manager *m, Job *job) {
+        job->running_prev = m->running_last;
+        if (m->running_last)
+                m->running_last->running_next = job;
+        else
+                m->running_first = job;
+        m->running_last = job;
+        if (m->running_first == job)
+                manager_arm_abandon(m);
+}
+
 static void manager_running_remove(Manager *m, Job *job) {
+        bool first = m->running_first == job;
+
         if (job->running_prev)
                 job->running_prev->running_next = job->running_next;
         else
@@ -665,23 +692,15 @@ static void manager_running_remove(Manager *m, Job *job) {
         else
                 m->running_last = job->running_prev;
         job->running_prev = job->running_next = NULL;
-}
-
-static void manager_arm_abandon(Manager *m) {
-        if (!m->running_first || m->n_abandoned >= m->config.workers * ABANDONED_PER_WORKER) {
-                (void) sd_event_source_set_enabled(m->abandon_timer, SD_EVENT_OFF);
-                return;
-        }
-        (void) sd_event_source_set_time(m->abandon_timer, m->running_first->deadline_usec);
-        (void) sd_event_source_set_enabled(m->abandon_timer, SD_EVENT_ONESHOT);
+        if (first)
+                manager_arm_abandon(m);
 }
 
 static int manager_on_abandon(sd_event_source *s, uint64_t usec, void *userdata) {
         Manager *m = userdata;
         size_t n = 0;
 
-        while (m->running_first && m->running_first->deadline_usec <= usec &&
-               m->n_abandoned < m->config.workers * ABANDONED_PER_WORKER) {
+        while (m->running_first && m->running_first->deadline_usec <= usec && manager_may_abandon(m)) {
                 Job *job = m->running_first;
 
                 manager_running_remove(m, job);
@@ -732,14 +751,7 @@ static int manager_start(Manager *m, Connection *c, size_t cost, size_t copy) {
 
         c->request_since = manager_now(m);
         job->deadline_usec = c->request_since + m->config.request_timeout_usec;
-        job->running_prev = m->running_last;
-        if (m->running_last)
-                m->running_last->running_next = job;
-        else
-                m->running_first = job;
-        m->running_last = job;
-        if (m->running_first == job)
-                manager_arm_abandon(m);
+        manager_running_add(m, job);
         c->job = TAKE_PTR(job);
         c->user->n_jobs++;
         m->n_jobs++;
@@ -842,15 +854,10 @@ static int manager_on_workers(sd_event_source *s, int fd, uint32_t revents, void
                 job->user->n_jobs--;
                 if (job->abandoned) {
                         m->n_abandoned--;
-                        job->abandoned = false;
                         /* A spare thread came back: the next past its deadline may have one. */
                         manager_arm_abandon(m);
                 } else {
-                        bool first = m->running_first == job;
-
                         manager_running_remove(m, job);
-                        if (first)
-                                manager_arm_abandon(m);
                         m->n_jobs--;
                         if (!job->peer.privileged)
                                 m->n_unprivileged_jobs--;
